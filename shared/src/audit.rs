@@ -1,0 +1,63 @@
+//! The audit log: one JSON line per command that changed something (SPEC §1 "Safety"):
+//! when, OS user, database user, target (redacted), tool, command, arguments (redacted),
+//! outcome. Appended with O_APPEND so concurrent runs do not interleave within a line.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use crate::dburl::ConnectionSettings;
+use crate::output::Envelope;
+
+/// Appends the audit line for `envelope`, run against `db`.
+pub fn append(path: &Path, db: &ConnectionSettings, envelope: &Envelope) -> std::io::Result<()> {
+    let args: Vec<String> = redacted_args(std::env::args().skip(1));
+    let line = serde_json::json!({
+        "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "os_user": os_user(),
+        "db_user": db.user,
+        "target": db.redacted_url(),
+        "tool": envelope.tool,
+        "command": envelope.command,
+        "args": args,
+        "outcome": {
+            "ok": envelope.ok,
+            "exit_code": envelope.exit_code,
+            "error": envelope.error.as_ref().map(|e| e.code.clone()),
+            "duration_ms": envelope.duration_ms,
+        },
+    });
+    let mut text = serde_json::to_string(&line)?;
+    text.push('\n');
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+/// The arguments with URL passwords and registered secrets replaced by `***`.
+pub fn redacted_args(args: impl Iterator<Item = String>) -> Vec<String> {
+    args.map(|a| crate::redact::scrub(&a)).collect()
+}
+
+/// The OS user running pgward.
+pub fn os_user() -> String {
+    if let Ok(u) = std::env::var("USER") {
+        if !u.is_empty() {
+            return u;
+        }
+    }
+    // SAFETY: getuid cannot fail; getpwuid returns NULL or a pointer to static storage,
+    // read at once on this thread.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            return libc::getuid().to_string();
+        }
+        std::ffi::CStr::from_ptr((*pw).pw_name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}

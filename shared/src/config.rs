@@ -1,0 +1,388 @@
+//! Configuration: flags beat environment variables beat `pgward.toml`.
+//!
+//! The flags every binary shares are defined here once ([`GlobalArgs`], [`GuardArgs`]) and
+//! flattened into each binary's clap definition, so `--env` or `--force` mean the same
+//! everywhere. [`Settings`] resolves them against the environment and the config file;
+//! resolution takes the environment as a function so tests need not touch the process's.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::dburl::ConnectionSettings;
+use crate::error::{Error, Result};
+
+/// The config file looked for in the current directory.
+pub const CONFIG_FILE: &str = "pgward.toml";
+/// Selects an environment of the config file, like `--env`.
+pub const ENV_VAR_ENV: &str = "PGWARD_ENV";
+/// The audit log path, like `--audit-log`.
+pub const ENV_VAR_AUDIT_LOG: &str = "PGWARD_AUDIT_LOG";
+/// Prisma's default migrations folder.
+pub const DEFAULT_MIGRATIONS_DIR: &str = "prisma/migrations";
+
+/// How the one document on stdout is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum OutputFormat {
+    /// The JSON envelope (pretty on a terminal).
+    #[default]
+    Json,
+    /// A human summary.
+    Text,
+}
+
+/// Flags every pgward binary takes.
+#[derive(Debug, Clone, clap::Args, Default)]
+pub struct GlobalArgs {
+    /// Database URL (postgresql://USER:PASSWORD@HOST:PORT/DB?schema=S). Default: the
+    /// selected environment's variable, then DATABASE_URL, then PGHOST/PGDATABASE/...
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Config file [default: ./pgward.toml if present]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Environment of the config file to use (also PGWARD_ENV)
+    #[arg(long = "env", global = true, value_name = "NAME")]
+    pub env_name: Option<String>,
+    /// Output format of stdout
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Json)]
+    pub format: OutputFormat,
+    /// No log lines on stderr (errors still print)
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Append an audit line for every change to this file (also PGWARD_AUDIT_LOG)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+}
+
+/// The safety flags of commands that change something.
+#[derive(Debug, Clone, Copy, clap::Args, Default)]
+pub struct GuardArgs {
+    /// Allow a destructive action in a protected environment
+    #[arg(long)]
+    pub force: bool,
+    /// Approve a non-destructive change (deploy) in a protected environment
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `pgward.toml`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The migrations folder, relative to the config file.
+    pub migrations: Option<PathBuf>,
+    /// The audit log, relative to the config file.
+    pub audit_log: Option<PathBuf>,
+    /// Named environments.
+    #[serde(default)]
+    pub env: BTreeMap<String, EnvConfig>,
+}
+
+/// One `[env.NAME]` table.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EnvConfig {
+    /// The variable holding this environment's database URL (the URL never sits in the file).
+    pub database_url_env: Option<String>,
+    /// Backup location: a folder or s3://bucket/prefix.
+    pub backups: Option<String>,
+    /// Destructive actions need --force, deploy needs --yes, seeding is refused.
+    #[serde(default)]
+    pub protected: bool,
+    /// The migrations folder for this environment, relative to the config file.
+    pub migrations: Option<PathBuf>,
+}
+
+/// Flags, environment and config file, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The flags as given.
+    pub args: GlobalArgs,
+    /// The config file, if one was found or given.
+    pub config_path: Option<PathBuf>,
+    /// Its contents (default when there is none).
+    pub config: ConfigFile,
+    /// The selected environment's name.
+    pub env_name: Option<String>,
+    /// The selected environment.
+    pub env: Option<EnvConfig>,
+    database_url: Option<String>,
+    database_url_source: &'static str,
+    pg_env: Option<ConnectionSettings>,
+    audit_log: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Resolves `args` against the environment (`env`) and the config file.
+    pub fn resolve(args: GlobalArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings> {
+        let var = |name: &str| env(name).filter(|v| !v.is_empty());
+        let config_path = match &args.config {
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from(CONFIG_FILE)).filter(|p| p.is_file()),
+        };
+        let config = match &config_path {
+            Some(p) => load_config(p)?,
+            None => ConfigFile::default(),
+        };
+        let env_name = args.env_name.clone().or_else(|| var(ENV_VAR_ENV));
+        let selected = match &env_name {
+            Some(name) => Some(config.env.get(name).cloned().ok_or_else(|| {
+                Error::UnknownEnv {
+                    name: name.clone(),
+                    path: config_path
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "no pgward.toml".into()),
+                    known: config.env.keys().cloned().collect(),
+                }
+            })?),
+            None => None,
+        };
+        let (database_url, database_url_source) = if let Some(url) = &args.database_url {
+            (Some(url.clone()), "--database-url")
+        } else if let Some(var_name) = selected.as_ref().and_then(|e| e.database_url_env.clone()) {
+            let url = var(&var_name).ok_or_else(|| Error::EnvUrlUnset {
+                env: env_name.clone().unwrap_or_default(),
+                var: var_name.clone(),
+            })?;
+            (Some(url), "the environment's variable")
+        } else {
+            (var("DATABASE_URL"), "DATABASE_URL")
+        };
+        let pg_env = if database_url.is_none() {
+            ConnectionSettings::from_pg_env(|k| var(k))?
+        } else {
+            None
+        };
+        let base = config_path
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let audit_log = args
+            .audit_log
+            .clone()
+            .or_else(|| var(ENV_VAR_AUDIT_LOG).map(PathBuf::from))
+            .or_else(|| config.audit_log.as_ref().map(|p| base.join(p)));
+        Ok(Settings {
+            args,
+            config_path,
+            config,
+            env_name,
+            env: selected,
+            database_url,
+            database_url_source,
+            pg_env,
+            audit_log,
+        })
+    }
+
+    /// The connection settings, or an error saying how to give them.
+    pub fn database(&self) -> Result<ConnectionSettings> {
+        match (&self.database_url, &self.pg_env) {
+            (Some(url), _) => ConnectionSettings::from_url(url).map_err(|e| match e {
+                Error::InvalidUrl { reason } => Error::InvalidUrl {
+                    reason: format!("{reason} (from {})", self.database_url_source),
+                },
+                other => other,
+            }),
+            (None, Some(pg)) => Ok(pg.clone()),
+            (None, None) => Err(Error::NoDatabaseUrl),
+        }
+    }
+
+    /// The migrations folder: `--dir`, else the environment's, else the file's, else
+    /// `prisma/migrations`. Paths from the file are relative to the file.
+    pub fn migrations_dir(&self, flag: Option<&Path>) -> PathBuf {
+        if let Some(dir) = flag {
+            return dir.to_path_buf();
+        }
+        let base = self
+            .config_path
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        self.env
+            .as_ref()
+            .and_then(|e| e.migrations.clone())
+            .or_else(|| self.config.migrations.clone())
+            .map(|p| base.join(p))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MIGRATIONS_DIR))
+    }
+
+    /// Whether the selected environment is protected.
+    pub fn protected(&self) -> bool {
+        self.env.as_ref().is_some_and(|e| e.protected)
+    }
+
+    /// The audit log path, if auditing is on.
+    pub fn audit_log(&self) -> Option<&Path> {
+        self.audit_log.as_deref()
+    }
+
+    /// A destructive action (restore over a database, rollback, resolve, prune): in a
+    /// protected environment it needs `--force`, or the database name typed on a terminal.
+    pub fn guard_destructive(&self, action: &str, target: &str, guard: GuardArgs) -> Result<()> {
+        if !self.protected() || guard.force {
+            return Ok(());
+        }
+        if confirm_on_terminal(&format!(
+            "`{action}` on {target} in the protected environment `{}`. Type the database name to continue: ",
+            self.env_name.as_deref().unwrap_or_default()
+        ), target_database(target)) {
+            return Ok(());
+        }
+        Err(Error::NeedsForce {
+            action: action.to_string(),
+            target: target.to_string(),
+            env: self.env_name.clone().unwrap_or_default(),
+        })
+    }
+
+    /// A deploy: in a protected environment it needs `--yes` (`--force` does not stand in
+    /// for it), or the database name typed on a terminal.
+    pub fn guard_deploy(&self, target: &str, guard: GuardArgs) -> Result<()> {
+        if !self.protected() || guard.yes {
+            return Ok(());
+        }
+        if confirm_on_terminal(&format!(
+            "deploy to {target} in the protected environment `{}`. Type the database name to continue: ",
+            self.env_name.as_deref().unwrap_or_default()
+        ), target_database(target)) {
+            return Ok(());
+        }
+        Err(Error::NeedsYes {
+            target: target.to_string(),
+            env: self.env_name.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Something never allowed in a protected environment (seeding).
+    pub fn refuse_if_protected(&self, action: &str) -> Result<()> {
+        if self.protected() {
+            return Err(Error::ProtectedForbidden {
+                action: action.to_string(),
+                env: self.env_name.clone().unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `host:port/db` → `db`.
+fn target_database(target: &str) -> &str {
+    target.rsplit('/').next().unwrap_or(target)
+}
+
+/// Asks on the terminal; false without one.
+fn confirm_on_terminal(prompt: &str, expected: &str) -> bool {
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return false;
+    }
+    eprint!("{prompt}");
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        return false;
+    }
+    line.trim() == expected
+}
+
+fn load_config(path: &Path) -> Result<ConfigFile> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e: toml::de::Error| Error::Config {
+        path: path.into(),
+        reason: e.message().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_config(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("pgward.toml");
+        std::fs::write(&path, text).expect("temp dir is writable");
+        path
+    }
+
+    const CONFIG: &str = r#"
+migrations = "db/migrations"
+[env.staging]
+database_url_env = "STAGING_DATABASE_URL"
+backups = "s3://acme/staging"
+[env.production]
+database_url_env = "PRODUCTION_DATABASE_URL"
+protected = true
+"#;
+
+    #[test]
+    fn flags_beat_environment_beat_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = write_config(dir.path(), CONFIG);
+        let vars = |k: &str| match k {
+            "PGWARD_ENV" => Some("staging".to_string()),
+            "STAGING_DATABASE_URL" => Some("postgresql://u@stage/app".to_string()),
+            "DATABASE_URL" => Some("postgresql://u@default/app".to_string()),
+            _ => None,
+        };
+        let args = GlobalArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(args.clone(), &vars).expect("valid");
+        assert_eq!(s.env_name.as_deref(), Some("staging"));
+        assert_eq!(s.database().expect("url").host.to_string(), "stage");
+        assert_eq!(s.migrations_dir(None), dir.path().join("db/migrations"));
+        assert!(!s.protected());
+
+        let flagged = Settings::resolve(
+            GlobalArgs {
+                database_url: Some("postgresql://u@flag/app".into()),
+                env_name: Some("production".into()),
+                ..args
+            },
+            &|k| match k {
+                "PRODUCTION_DATABASE_URL" => Some("postgresql://u@prod/app".into()),
+                other => vars(other),
+            },
+        )
+        .expect("valid");
+        assert_eq!(flagged.database().expect("url").host.to_string(), "flag");
+        assert!(flagged.protected());
+    }
+
+    #[test]
+    fn unknown_env_unset_variable_and_bad_file_are_usage_errors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = write_config(dir.path(), CONFIG);
+        let with = |env: &str| GlobalArgs {
+            config: Some(path.clone()),
+            env_name: Some(env.into()),
+            ..Default::default()
+        };
+        let err = Settings::resolve(with("prod"), &|_| None).expect_err("unknown env");
+        assert_eq!(err.code(), "UNKNOWN_ENV");
+        assert!(err.hint().contains("production, staging"), "{}", err.hint());
+        let err = Settings::resolve(with("staging"), &|_| None).expect_err("unset var");
+        assert_eq!(err.code(), "ENV_URL_UNSET");
+
+        let bad = write_config(dir.path(), "[env.x]\nprotcted = true\n");
+        let err = Settings::resolve(
+            GlobalArgs {
+                config: Some(bad),
+                ..Default::default()
+            },
+            &|_| None,
+        )
+        .expect_err("typo in key");
+        assert_eq!(err.code(), "CONFIG_INVALID");
+        assert_eq!(err.exit(), crate::Exit::Usage);
+    }
+}

@@ -1,0 +1,358 @@
+//! Opening sessions: TLS as libpq means `sslmode`, errors classified into the exit codes
+//! a user can act on (4: network, authentication, TLS), and every session registered for
+//! cancellation on Ctrl-C.
+//!
+//! The `postgres` crate itself knows only disable/prefer/require and no root certificates,
+//! so verification lives in the rustls configuration built here: verify-full checks chain
+//! and host name, verify-ca the chain only, require and prefer encrypt without checking
+//! (unless a root certificate is given, in which case require verifies the chain, as libpq
+//! does).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use serde::Serialize;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::dburl::{ConnectionSettings, Host, SslMode};
+use crate::error::{error_chain, Error, Result};
+use crate::interrupt::{self, CancelRegistration};
+use crate::sql::quote_ident;
+
+/// The database a command works on, as the JSON envelope's `target` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Target {
+    /// Host name, IP or socket directory.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Database name.
+    pub database: String,
+    /// Role.
+    pub user: String,
+}
+
+impl From<&ConnectionSettings> for Target {
+    fn from(s: &ConnectionSettings) -> Target {
+        Target {
+            host: s.host.to_string(),
+            port: s.port,
+            database: s.dbname.clone(),
+            user: s.user.clone(),
+        }
+    }
+}
+
+/// An open session, cancelled on Ctrl-C.
+pub struct Session {
+    /// The client; run queries on it.
+    pub client: postgres::Client,
+    /// How it was opened.
+    pub settings: ConnectionSettings,
+    /// `server_version_num`, e.g. 150018.
+    pub server_version_num: i32,
+    _cancel: CancelRegistration,
+}
+
+impl Session {
+    /// The schema the session works in (`?schema=` or `public`).
+    pub fn schema(&self) -> &str {
+        self.settings.schema_or_default()
+    }
+}
+
+/// Opens a session with `application_name` set to `app` (e.g. `pgward-migrate`) and, when
+/// the URL names a schema, the search_path set to it.
+pub fn connect(settings: &ConnectionSettings, app: &str) -> Result<Session> {
+    interrupt::check()?;
+    let target = settings.display_target();
+    let mut config = postgres::Config::new();
+    match &settings.host {
+        Host::Tcp(h) => config.host(h),
+        Host::Socket(p) => config.host_path(p),
+    };
+    config
+        .port(settings.port)
+        .user(&settings.user)
+        .dbname(&settings.dbname)
+        .application_name(app)
+        .connect_timeout(settings.connect_timeout);
+    if let Some(pw) = &settings.password {
+        config.password(pw);
+    }
+    let is_socket = matches!(settings.host, Host::Socket(_));
+    config.ssl_mode(match settings.sslmode {
+        _ if is_socket => postgres::config::SslMode::Disable,
+        SslMode::Disable => postgres::config::SslMode::Disable,
+        SslMode::Prefer => postgres::config::SslMode::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+            postgres::config::SslMode::Require
+        }
+    });
+    let tls = MakeRustlsConnect::new(tls_config(settings).map_err(|reason| Error::Tls {
+        target: target.clone(),
+        reason,
+    })?);
+    let mut client = config
+        .connect(tls.clone())
+        .map_err(|e| classify_connect_error(settings, &e))?;
+    let token = client.cancel_token();
+    let cancel = interrupt::on_interrupt(move || {
+        let _ = token.cancel_query(tls.clone());
+    });
+    if let Some(schema) = &settings.schema {
+        client
+            .batch_execute(&format!("SET search_path TO {}", quote_ident(schema)))
+            .map_err(|e| Error::query("setting the search_path to the URL's schema", &e))?;
+    }
+    let server_version_num = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .map_err(|e| Error::query("reading the server version", &e))?
+        .get(0);
+    Ok(Session {
+        client,
+        settings: settings.clone(),
+        server_version_num,
+        _cancel: cancel,
+    })
+}
+
+/// Turns a failed connection attempt into the error a user can act on.
+fn classify_connect_error(settings: &ConnectionSettings, err: &postgres::Error) -> Error {
+    let target = settings.display_target();
+    if let Some(db) = err.as_db_error() {
+        let reason = crate::redact::scrub(db.message());
+        return match db.code().code() {
+            // invalid_password, invalid_authorization_specification
+            "28P01" | "28000" => {
+                if reason.contains("no encryption") && settings.sslmode == SslMode::Disable {
+                    Error::Tls {
+                        target,
+                        reason: format!("the server accepts only TLS connections but sslmode=disable ({reason})"),
+                    }
+                } else {
+                    Error::Auth { target, reason }
+                }
+            }
+            _ => Error::Connect { target, reason },
+        };
+    }
+    let chain = crate::redact::scrub(&error_chain(err));
+    let is_tls = chain.contains("TLS") || chain.contains("certificate");
+    if is_tls {
+        let reason = if chain.contains("NotValidForName") {
+            format!(
+                "the server certificate does not name the host `{}` ({chain})",
+                settings.host
+            )
+        } else if chain.contains("UnknownIssuer") {
+            format!("the server certificate is not signed by a CA in sslrootcert ({chain})")
+        } else if chain.contains("does not support TLS") {
+            format!(
+                "the server does not offer TLS but sslmode={} requires it",
+                sslmode_name(settings.sslmode)
+            )
+        } else {
+            chain
+        };
+        return Error::Tls { target, reason };
+    }
+    let reason = if chain.contains("timeout") || chain.contains("timed out") {
+        format!(
+            "no answer within {} s (connect_timeout): {chain}",
+            settings.connect_timeout.as_secs()
+        )
+    } else {
+        chain
+    };
+    Error::Connect { target, reason }
+}
+
+fn sslmode_name(mode: SslMode) -> &'static str {
+    match mode {
+        SslMode::Disable => "disable",
+        SslMode::Prefer => "prefer",
+        SslMode::Require => "require",
+        SslMode::VerifyCa => "verify-ca",
+        SslMode::VerifyFull => "verify-full",
+    }
+}
+
+/// The rustls client configuration for `sslmode`, `sslrootcert`, `sslcert` and `sslkey`.
+fn tls_config(settings: &ConnectionSettings) -> std::result::Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let verifying = matches!(settings.sslmode, SslMode::VerifyCa | SslMode::VerifyFull)
+        || (settings.sslmode == SslMode::Require && settings.sslrootcert.is_some());
+    let verifier: Arc<dyn ServerCertVerifier> = if verifying {
+        let root_path = root_cert_path(settings)?;
+        let mut roots = RootCertStore::empty();
+        for cert in load_certs(&root_path)? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("sslrootcert {}: {e}", root_path.display()))?;
+        }
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| format!("sslrootcert {}: {e}", root_path.display()))?;
+        if settings.sslmode == SslMode::VerifyFull {
+            webpki
+        } else {
+            Arc::new(ChainOnly(webpki))
+        }
+    } else {
+        Arc::new(EncryptOnly(provider))
+    };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    match (&settings.sslcert, &settings.sslkey) {
+        (Some(cert), Some(key)) => {
+            let certs = load_certs(cert)?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("sslkey {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("sslcert/sslkey: {e}"))
+        }
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// libpq's rule: `sslrootcert`, else `~/.postgresql/root.crt`.
+fn root_cert_path(settings: &ConnectionSettings) -> std::result::Result<PathBuf, String> {
+    if let Some(p) = &settings.sslrootcert {
+        return Ok(p.clone());
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let default = home.join(".postgresql/root.crt");
+    if default.is_file() {
+        Ok(default)
+    } else {
+        Err(format!(
+            "sslmode={} needs the CA certificate: add sslrootcert=/path/to/ca.pem to the URL (or place it at {})",
+            sslmode_name(settings.sslmode),
+            default.display()
+        ))
+    }
+}
+
+fn load_certs(path: &Path) -> std::result::Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read certificate file {}: {e}", path.display()))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("certificate file {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "certificate file {} holds no certificate",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// verify-ca: the chain must lead to a trusted root; the host name is not checked.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// require / prefer: encrypt, accept any certificate (libpq's meaning of these modes), but
+/// still check the handshake signatures so the session key is the server's.
+#[derive(Debug)]
+struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

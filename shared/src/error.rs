@@ -1,0 +1,497 @@
+//! The one error type every pgward binary reports, and the exit codes it maps to.
+//!
+//! Every variant carries a stable SCREAMING_SNAKE code (the JSON `error.code`), an exit
+//! class (SPEC §1 "Exit codes") and a hint that tells the user what to do next. Where the
+//! meaning matches a Prisma error, the message carries the Prisma code too (P3005, P3009,
+//! P3018, ...), so Prisma users recognise it. The table in `docs/errors.md` lists them all.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// The process exit codes, shared by every binary (SPEC §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[repr(i32)]
+pub enum Exit {
+    /// Success; for checks: all clear.
+    Success = 0,
+    /// The operation ran and failed, or checks found errors.
+    Failed = 1,
+    /// Bad flags or bad configuration.
+    Usage = 2,
+    /// Needs attention, nothing broken (pending migrations, drift, old backup).
+    Attention = 3,
+    /// Cannot connect: network, authentication, TLS.
+    Connect = 4,
+    /// Integrity: checksum mismatch, edited or missing applied migration, failed migration.
+    Integrity = 5,
+    /// Refused by a safety guard.
+    Refused = 6,
+    /// Storage: disk full, permission denied, S3 error.
+    Storage = 7,
+    /// Interrupted by SIGINT or SIGTERM, after cleanup.
+    Interrupted = 130,
+}
+
+impl Exit {
+    /// The numeric process exit code.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// Who holds the migration advisory lock, as far as the server tells.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LockHolder {
+    /// Backend process id of the holding session.
+    pub pid: i32,
+    /// `application_name` of the holding session.
+    pub application_name: String,
+    /// The last query the holding session ran.
+    pub query: String,
+    /// State of the holding session (`active`, `idle`, ...).
+    pub state: String,
+}
+
+/// Where a failing statement sits in a migration file (1-based).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SqlPosition {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+}
+
+/// Every error a pgward binary reports to its user.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad flags or flag combinations.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// What to do instead.
+        hint: String,
+    },
+    /// The database URL cannot be understood.
+    #[error("the database URL is not valid: {reason}")]
+    InvalidUrl {
+        /// Why it cannot be parsed (never containing the password).
+        reason: String,
+    },
+    /// No database URL from flags, environment or config.
+    #[error("no database to connect to: neither --database-url, DATABASE_URL nor PGHOST/PGDATABASE is set")]
+    NoDatabaseUrl,
+    /// `pgward.toml` is unreadable or invalid.
+    #[error("the config file {path} is not valid: {reason}")]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `--env` names an environment the config does not define.
+    #[error("the environment `{name}` is not defined in {path}")]
+    UnknownEnv {
+        /// The requested environment.
+        name: String,
+        /// The config file looked in, or "no pgward.toml".
+        path: String,
+        /// The environments the file does define.
+        known: Vec<String>,
+    },
+    /// The variable an environment names for its URL is not set.
+    #[error("the environment `{env}` reads its database URL from ${var}, which is not set")]
+    EnvUrlUnset {
+        /// The environment.
+        env: String,
+        /// The variable it names.
+        var: String,
+    },
+    /// The server cannot be reached (network, DNS, refused, timeout).
+    #[error("cannot connect to {target}: {reason}")]
+    Connect {
+        /// host:port/database, without secrets.
+        target: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server refused the credentials.
+    #[error("authentication failed for {target}: {reason}")]
+    Auth {
+        /// host:port/database, without secrets.
+        target: String,
+        /// The server's message.
+        reason: String,
+    },
+    /// TLS could not be set up or the server certificate was not trusted.
+    #[error("TLS with {target} failed: {reason}")]
+    Tls {
+        /// host:port/database, without secrets.
+        target: String,
+        /// Why (unknown CA, wrong host name, server without TLS, ...).
+        reason: String,
+    },
+    /// A query pgward itself runs failed.
+    #[error("{context}: {message}")]
+    Query {
+        /// What pgward was doing.
+        context: String,
+        /// The server's SQLSTATE, if any.
+        sqlstate: Option<String>,
+        /// The server's message.
+        message: String,
+    },
+    /// The migrations folder does not exist.
+    #[error("the migrations folder {path} does not exist")]
+    MigrationsDirMissing {
+        /// The folder looked for.
+        path: PathBuf,
+    },
+    /// The migrations folder holds no migration.
+    #[error("the migrations folder {path} holds no migration")]
+    MigrationsDirEmpty {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A migration folder lacks its migration.sql (Prisma P3015).
+    #[error("P3015: could not find the migration file at {path}")]
+    MigrationSqlMissing {
+        /// The expected file.
+        path: PathBuf,
+    },
+    /// A migration file is not valid UTF-8.
+    #[error("the migration file {path} is not valid UTF-8 (first bad byte at offset {offset})")]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the first invalid sequence.
+        offset: usize,
+    },
+    /// migration_lock.toml names another provider (Prisma P3019).
+    #[error(
+        "P3019: the migrations in {path} were written for provider `{provider}`, not postgresql"
+    )]
+    ProviderMismatch {
+        /// The lock file.
+        path: PathBuf,
+        /// The provider it names.
+        provider: String,
+    },
+    /// A local file cannot be read or written.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// "read", "write", "create", ...
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A migration failed to apply (Prisma P3018).
+    #[error("P3018: migration `{migration}` failed to apply{}: {message}", position.as_ref().map(|p| format!(" at line {}, column {}", p.line, p.column)).unwrap_or_default())]
+    MigrationFailed {
+        /// The migration folder name.
+        migration: String,
+        /// The server's SQLSTATE.
+        sqlstate: Option<String>,
+        /// The server's message (with detail).
+        message: String,
+        /// The failing statement's position in migration.sql.
+        position: Option<SqlPosition>,
+        /// The failing statement's text (shortened).
+        statement: Option<String>,
+    },
+    /// A failed migration in the history blocks deploy (Prisma P3009).
+    #[error("P3009: migrate found failed migrations in the target database, new migrations will not be applied: {}", names.join(", "))]
+    FailedMigrations {
+        /// The failed migrations.
+        names: Vec<String>,
+    },
+    /// The history no longer matches the folder (edited or missing applied migrations).
+    #[error("the migration history does not match the migrations folder: {summary}")]
+    HistoryDiverged {
+        /// What differs.
+        summary: String,
+    },
+    /// A non-empty schema without migration history (Prisma P3005).
+    #[error("P3005: the database schema `{schema}` is not empty and has no migration history")]
+    SchemaNotEmpty {
+        /// The schema.
+        schema: String,
+        /// The first local migration, for the baseline hint.
+        first_migration: Option<String>,
+    },
+    /// The migration advisory lock is held by another session (Prisma P1002).
+    #[error("P1002: timed out after {waited_ms} ms waiting for the migration lock (pg_advisory_lock(72707369)){}", holder.as_ref().map(|h| format!(", held by pid {} ({})", h.pid, if h.application_name.is_empty() { "no application_name" } else { h.application_name.as_str() })).unwrap_or_default())]
+    LockHeld {
+        /// How long pgward waited.
+        waited_ms: u64,
+        /// The holder, when the server names one.
+        holder: Option<LockHolder>,
+    },
+    /// A destructive action in a protected environment without `--force`.
+    #[error("`{action}` on {target} is destructive and the environment `{env}` is protected")]
+    NeedsForce {
+        /// The action.
+        action: String,
+        /// The database.
+        target: String,
+        /// The protected environment.
+        env: String,
+    },
+    /// A deploy in a protected environment without `--yes`.
+    #[error("deploy to {target} needs approval: the environment `{env}` is protected")]
+    NeedsYes {
+        /// The database.
+        target: String,
+        /// The protected environment.
+        env: String,
+    },
+    /// Something a protected environment never allows (seeding).
+    #[error("`{action}` is never allowed in the protected environment `{env}`")]
+    ProtectedForbidden {
+        /// The action.
+        action: String,
+        /// The environment.
+        env: String,
+    },
+    /// A resolve or rollback request that does not fit the history (Prisma P3008/P3011/P3012/P3017).
+    #[error("{message}")]
+    InvalidHistoryAction {
+        /// The Prisma-style message, code included.
+        message: String,
+        /// What to do instead.
+        hint: String,
+    },
+    /// Rollback reached a migration without down.sql.
+    #[error("migration `{migration}` has no down.sql, so it cannot be rolled back by pgward")]
+    NoDownSql {
+        /// The migration.
+        migration: String,
+    },
+    /// SIGINT or SIGTERM arrived; cleanup is done.
+    #[error("interrupted; the running query was cancelled and nothing half-done was recorded")]
+    Interrupted,
+}
+
+impl Error {
+    /// The stable code printed in the JSON `error.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Usage { .. } => "USAGE",
+            Error::InvalidUrl { .. } => "INVALID_DATABASE_URL",
+            Error::NoDatabaseUrl => "NO_DATABASE_URL",
+            Error::Config { .. } => "CONFIG_INVALID",
+            Error::UnknownEnv { .. } => "UNKNOWN_ENV",
+            Error::EnvUrlUnset { .. } => "ENV_URL_UNSET",
+            Error::Connect { .. } => "CONNECTION_FAILED",
+            Error::Auth { .. } => "AUTHENTICATION_FAILED",
+            Error::Tls { .. } => "TLS_FAILED",
+            Error::Query { .. } => "QUERY_FAILED",
+            Error::MigrationsDirMissing { .. } => "MIGRATIONS_DIR_MISSING",
+            Error::MigrationsDirEmpty { .. } => "MIGRATIONS_DIR_EMPTY",
+            Error::MigrationSqlMissing { .. } => "MIGRATION_SQL_MISSING",
+            Error::NotUtf8 { .. } => "MIGRATION_NOT_UTF8",
+            Error::ProviderMismatch { .. } => "PROVIDER_MISMATCH",
+            Error::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::PermissionDenied => "PERMISSION_DENIED",
+                std::io::ErrorKind::StorageFull => "DISK_FULL",
+                _ => "IO_ERROR",
+            },
+            Error::MigrationFailed { .. } => "MIGRATION_FAILED",
+            Error::FailedMigrations { .. } => "FAILED_MIGRATIONS",
+            Error::HistoryDiverged { .. } => "HISTORY_DIVERGED",
+            Error::SchemaNotEmpty { .. } => "SCHEMA_NOT_EMPTY",
+            Error::LockHeld { .. } => "LOCK_HELD",
+            Error::NeedsForce { .. } => "PROTECTED_NEEDS_FORCE",
+            Error::NeedsYes { .. } => "PROTECTED_NEEDS_YES",
+            Error::ProtectedForbidden { .. } => "PROTECTED_FORBIDDEN",
+            Error::InvalidHistoryAction { .. } => "INVALID_HISTORY_ACTION",
+            Error::NoDownSql { .. } => "NO_DOWN_SQL",
+            Error::Interrupted => "INTERRUPTED",
+        }
+    }
+
+    /// The exit class of this error.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Usage { .. }
+            | Error::InvalidUrl { .. }
+            | Error::NoDatabaseUrl
+            | Error::Config { .. }
+            | Error::UnknownEnv { .. }
+            | Error::EnvUrlUnset { .. }
+            | Error::MigrationsDirMissing { .. }
+            | Error::MigrationsDirEmpty { .. }
+            | Error::MigrationSqlMissing { .. }
+            | Error::NotUtf8 { .. }
+            | Error::ProviderMismatch { .. } => Exit::Usage,
+            Error::Connect { .. } | Error::Auth { .. } | Error::Tls { .. } => Exit::Connect,
+            Error::Query { .. }
+            | Error::MigrationFailed { .. }
+            | Error::InvalidHistoryAction { .. }
+            | Error::NoDownSql { .. } => Exit::Failed,
+            Error::FailedMigrations { .. } | Error::HistoryDiverged { .. } => Exit::Integrity,
+            Error::SchemaNotEmpty { .. }
+            | Error::LockHeld { .. }
+            | Error::NeedsForce { .. }
+            | Error::NeedsYes { .. }
+            | Error::ProtectedForbidden { .. } => Exit::Refused,
+            Error::Io { .. } => Exit::Storage,
+            Error::Interrupted => Exit::Interrupted,
+        }
+    }
+
+    /// What the user should do next.
+    pub fn hint(&self) -> String {
+        match self {
+            Error::Usage { hint, .. } | Error::InvalidHistoryAction { hint, .. } => hint.clone(),
+            Error::InvalidUrl { .. } => "write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE?schema=public; percent-encode special characters in the password (@ is %40, / is %2F)".into(),
+            Error::NoDatabaseUrl => "pass --database-url, set DATABASE_URL, or select an environment of pgward.toml with --env".into(),
+            Error::Config { .. } => "fix the file (see docs/config.md), or point --config at another one".into(),
+            Error::UnknownEnv { known, .. } => if known.is_empty() {
+                "define it as [env.NAME] in pgward.toml, or drop --env / PGWARD_ENV".into()
+            } else {
+                format!("use one of: {}", known.join(", "))
+            },
+            Error::EnvUrlUnset { var, .. } => format!("export {var} with the database URL of that environment"),
+            Error::Connect { .. } => "check that the server runs and that host, port and firewall allow the connection; raise connect_timeout=SECONDS in the URL for slow networks".into(),
+            Error::Auth { .. } => "check the user name and password (percent-encoded in the URL) and pg_hba.conf on the server".into(),
+            Error::Tls { .. } => "check sslmode and sslrootcert: verify-full needs the CA that signed the server certificate and a host name the certificate names; use sslmode=require to encrypt without verifying".into(),
+            Error::Query { .. } => "see the server's message; rerun with the same arguments once the cause is fixed".into(),
+            Error::MigrationsDirMissing { .. } => "pass the folder with --dir, set `migrations` in pgward.toml, or create the first migration with `pgward-migrate new NAME`".into(),
+            Error::MigrationsDirEmpty { .. } => "create the first migration with `pgward-migrate new NAME`, or point --dir at the folder that holds them".into(),
+            Error::MigrationSqlMissing { .. } => "restore the migration.sql file, or delete the folder if the migration was never meant to exist".into(),
+            Error::NotUtf8 { .. } => "save the file as UTF-8 (PostgreSQL receives migrations as UTF-8 text)".into(),
+            Error::ProviderMismatch { .. } => "these migrations are not for PostgreSQL; point --dir at the PostgreSQL migrations".into(),
+            Error::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::PermissionDenied => "check the file's permissions and the user pgward runs as".into(),
+                std::io::ErrorKind::StorageFull => "free disk space, then run again".into(),
+                _ => "check that the path exists and is readable".into(),
+            },
+            Error::MigrationFailed { migration, .. } => format!(
+                "nothing of the failing transaction was kept; fix the migration, then run `pgward-migrate resolve --rolled-back {migration}` and deploy again (or `resolve --applied {migration}` if you applied it by hand)"
+            ),
+            Error::FailedMigrations { names } => format!(
+                "inspect the failure with `pgward-migrate status`; after fixing the database, mark it with `pgward-migrate resolve --rolled-back {}` (or `--applied` if you finished it by hand)",
+                names.first().map(String::as_str).unwrap_or("NAME")
+            ),
+            Error::HistoryDiverged { .. } => "restore the edited or missing migration files from version control; `pgward-migrate status` lists them".into(),
+            Error::SchemaNotEmpty { first_migration, .. } => format!(
+                "baseline the existing database: mark the migrations it already contains as applied with `pgward-migrate resolve --applied {}`",
+                first_migration.as_deref().unwrap_or("<first migration>")
+            ),
+            Error::LockHeld { .. } => "another deploy or resolve is running; wait for it, raise --lock-wait, or end the holding session (pg_terminate_backend(pid)) if it is stuck".into(),
+            Error::NeedsForce { action, target, .. } => format!("rerun with --force to {action} on {target}"),
+            Error::NeedsYes { .. } => "rerun with --yes to approve the deploy (or run it on a terminal to be asked)".into(),
+            Error::ProtectedForbidden { .. } => "seed a non-protected environment (a copy or a staging database) instead".into(),
+            Error::NoDownSql { migration } => format!(
+                "restore the backup taken before it: `pgward-restore --before-migration {migration} --clean` (or write {migration}/down.sql)"
+            ),
+            Error::Interrupted => "run the command again when ready; `pgward-migrate status` shows the state".into(),
+        }
+    }
+
+    /// Extra machine-readable details for the JSON `error.details`.
+    pub fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            Error::MigrationFailed {
+                migration,
+                sqlstate,
+                position,
+                statement,
+                ..
+            } => Some(serde_json::json!({
+                "migration": migration,
+                "sqlstate": sqlstate,
+                "line": position.as_ref().map(|p| p.line),
+                "column": position.as_ref().map(|p| p.column),
+                "statement": statement,
+            })),
+            Error::Query { sqlstate, .. } => Some(serde_json::json!({ "sqlstate": sqlstate })),
+            Error::LockHeld { holder, waited_ms } => {
+                Some(serde_json::json!({ "waited_ms": waited_ms, "holder": holder }))
+            }
+            Error::FailedMigrations { names } => Some(serde_json::json!({ "migrations": names })),
+            Error::NoDownSql { migration } => Some(serde_json::json!({ "migration": migration })),
+            Error::NotUtf8 { path, offset } => {
+                Some(serde_json::json!({ "path": path, "offset": offset }))
+            }
+            Error::MigrationSqlMissing { path } | Error::MigrationsDirMissing { path } => {
+                Some(serde_json::json!({ "path": path }))
+            }
+            _ => None,
+        }
+    }
+
+    /// Shorthand for a usage error.
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Error {
+        Error::Usage {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// Shorthand for a failed query pgward ran itself; an interrupted run becomes
+    /// [`Error::Interrupted`].
+    pub fn query(context: impl Into<String>, err: &postgres::Error) -> Error {
+        if crate::interrupt::requested() {
+            return Error::Interrupted;
+        }
+        let (sqlstate, message) = describe_pg_error(err);
+        Error::Query {
+            context: context.into(),
+            sqlstate,
+            message,
+        }
+    }
+
+    /// Shorthand for a local file error.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// The SQLSTATE and a one-paragraph message (with DETAIL and HINT) of a server error.
+pub fn describe_pg_error(err: &postgres::Error) -> (Option<String>, String) {
+    match err.as_db_error() {
+        Some(db) => {
+            let mut message = db.message().to_string();
+            if let Some(detail) = db.detail() {
+                message.push_str(&format!(" (DETAIL: {detail})"));
+            }
+            if let Some(hint) = db.hint() {
+                message.push_str(&format!(" (HINT: {hint})"));
+            }
+            (Some(db.code().code().to_string()), message)
+        }
+        None => (
+            err.code().map(|c| c.code().to_string()),
+            crate::redact::scrub(&error_chain(err)),
+        ),
+    }
+}
+
+/// An error and its sources, joined with ": ".
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// The result type of every pgward library function.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

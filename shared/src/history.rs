@@ -1,0 +1,270 @@
+//! The `_prisma_migrations` table, byte-compatible with Prisma Migrate, and the advisory
+//! lock Prisma takes around it.
+//!
+//! The table DDL, the row contents and the lock key are Prisma's, so a team can switch
+//! between `prisma migrate deploy` and `pgward-migrate deploy` in either direction. pgward's
+//! own queries name the table schema-qualified, so a migration that changes search_path
+//! cannot send them elsewhere.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::{Error, LockHolder, Result};
+use crate::sql::{quote_ident, quote_literal};
+
+/// Prisma Migrate's advisory lock key (`pg_advisory_lock(72707369)`).
+pub const PRISMA_LOCK_KEY: i64 = 72707369;
+
+/// The history table's name.
+pub const HISTORY_TABLE: &str = "_prisma_migrations";
+
+/// Prisma's DDL for the history table, byte for byte (run with search_path set to the
+/// URL's schema, as Prisma does).
+pub const CREATE_HISTORY_TABLE_SQL: &str = r#"CREATE TABLE "_prisma_migrations" (
+    "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
+    "checksum"              VARCHAR(64) NOT NULL,
+    "finished_at"           TIMESTAMPTZ,
+    "migration_name"        VARCHAR(255) NOT NULL,
+    "logs"                  TEXT,
+    "rolled_back_at"        TIMESTAMPTZ,
+    "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
+);"#;
+
+/// Prisma honours this variable to skip the advisory lock (any value but "" and "0").
+pub const DISABLE_LOCK_ENV: &str = "PRISMA_SCHEMA_DISABLE_ADVISORY_LOCK";
+
+/// One row of `_prisma_migrations`: one attempt to apply one migration.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HistoryRow {
+    /// UUIDv4 of the attempt.
+    pub id: String,
+    /// SHA-256 of migration.sql when it was applied.
+    pub checksum: String,
+    /// When it finished; NULL while running or after a failure.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The migration folder's name.
+    pub migration_name: String,
+    /// The error of a failed attempt.
+    pub logs: Option<String>,
+    /// Set by `resolve --rolled-back`: the attempt no longer counts.
+    pub rolled_back_at: Option<DateTime<Utc>>,
+    /// When the attempt started.
+    pub started_at: DateTime<Utc>,
+    /// Statements applied (Prisma writes 1 for a finished script).
+    pub applied_steps_count: i32,
+}
+
+impl HistoryRow {
+    /// Failed (or died mid-way): neither finished nor rolled back. Blocks deploy.
+    pub fn is_failed(&self) -> bool {
+        self.finished_at.is_none() && self.rolled_back_at.is_none()
+    }
+
+    /// Applied: finished and not rolled back.
+    pub fn is_applied(&self) -> bool {
+        self.finished_at.is_some() && self.rolled_back_at.is_none()
+    }
+
+    /// Counts for the migration's state: not rolled back.
+    pub fn is_current(&self) -> bool {
+        self.rolled_back_at.is_none()
+    }
+}
+
+/// `"schema"."_prisma_migrations"`.
+pub fn qualified_table(schema: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(HISTORY_TABLE))
+}
+
+/// Whether the history table exists in `schema`.
+pub fn table_exists(client: &mut postgres::Client, schema: &str) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p'))",
+            &[&schema, &HISTORY_TABLE],
+        )
+        .map_err(|e| Error::query("checking for the _prisma_migrations table", &e))?;
+    Ok(row.get(0))
+}
+
+/// Whether `schema` exists.
+pub fn schema_exists(client: &mut postgres::Client, schema: &str) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+            &[&schema],
+        )
+        .map_err(|e| Error::query("checking the schema", &e))?;
+    Ok(row.get(0))
+}
+
+/// Creates `schema` if missing and the history table in it with Prisma's exact DDL.
+pub fn create_table(client: &mut postgres::Client, schema: &str) -> Result<()> {
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema_q}; SET search_path TO {schema_q}; {CREATE_HISTORY_TABLE_SQL}",
+            schema_q = quote_ident(schema)
+        ))
+        .map_err(|e| Error::query("creating the _prisma_migrations table", &e))
+}
+
+/// Every row, oldest attempt first.
+pub fn read_rows(client: &mut postgres::Client, schema: &str) -> Result<Vec<HistoryRow>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at, applied_steps_count \
+                 FROM {} ORDER BY started_at, migration_name",
+                qualified_table(schema)
+            ),
+            &[],
+        )
+        .map_err(|e| Error::query("reading _prisma_migrations", &e))?;
+    Ok(rows
+        .iter()
+        .map(|r| HistoryRow {
+            id: r.get(0),
+            checksum: r.get(1),
+            finished_at: r.get(2),
+            migration_name: r.get(3),
+            logs: r.get(4),
+            rolled_back_at: r.get(5),
+            started_at: r.get(6),
+            applied_steps_count: r.get(7),
+        })
+        .collect())
+}
+
+/// Whether `schema` holds no objects of its own (tables, views, sequences, types,
+/// functions), ignoring the history table and what extensions own. Prisma refuses to
+/// deploy into a non-empty schema without history (P3005).
+pub fn schema_is_empty(client: &mut postgres::Client, schema: &str) -> Result<bool> {
+    let row = client
+        .query_one(
+            "WITH ns AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1), \
+             ext AS (SELECT objid FROM pg_catalog.pg_depend WHERE deptype = 'e') \
+             SELECT (SELECT count(*) FROM pg_catalog.pg_class c WHERE c.relnamespace IN (SELECT oid FROM ns) \
+                       AND c.relkind IN ('r','p','v','m','S','f') AND c.relname <> $2 \
+                       AND c.oid NOT IN (SELECT objid FROM ext) \
+                       AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a','i') \
+                                 AND d.refobjid IN (SELECT oid FROM pg_catalog.pg_class WHERE relname = $2 AND relnamespace IN (SELECT oid FROM ns))))) \
+                  + (SELECT count(*) FROM pg_catalog.pg_type t WHERE t.typnamespace IN (SELECT oid FROM ns) \
+                       AND t.typtype IN ('e','d','r','m') AND t.oid NOT IN (SELECT objid FROM ext)) \
+                  + (SELECT count(*) FROM pg_catalog.pg_proc p WHERE p.pronamespace IN (SELECT oid FROM ns) \
+                       AND p.oid NOT IN (SELECT objid FROM ext))",
+            &[&schema, &HISTORY_TABLE],
+        )
+        .map_err(|e| Error::query("checking whether the schema is empty", &e))?;
+    let count: i64 = row.get(0);
+    Ok(count == 0)
+}
+
+/// Whether Prisma's lock-disabling variable is set to a value that disables the lock.
+pub fn lock_disabled(value: Option<&str>) -> bool {
+    matches!(value, Some(v) if !v.is_empty() && v != "0")
+}
+
+/// The migration advisory lock, held by one session until released or disconnected.
+pub struct MigrationLock {
+    held: bool,
+}
+
+impl MigrationLock {
+    /// Takes `pg_advisory_lock(72707369)`, polling for up to `wait`; on timeout names
+    /// the holder. With `disabled` (Prisma's escape hatch) it takes nothing.
+    pub fn acquire(
+        client: &mut postgres::Client,
+        wait: Duration,
+        disabled: bool,
+    ) -> Result<MigrationLock> {
+        if disabled {
+            crate::log::warn(&format!(
+                "{DISABLE_LOCK_ENV} is set: running without the migration advisory lock"
+            ));
+            return Ok(MigrationLock { held: false });
+        }
+        let started = Instant::now();
+        let mut announced = false;
+        loop {
+            crate::interrupt::check()?;
+            let got: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&PRISMA_LOCK_KEY])
+                .map_err(|e| Error::query("taking the migration advisory lock", &e))?
+                .get(0);
+            if got {
+                return Ok(MigrationLock { held: true });
+            }
+            if started.elapsed() >= wait {
+                return Err(Error::LockHeld {
+                    waited_ms: started.elapsed().as_millis() as u64,
+                    holder: lock_holder(client)?,
+                });
+            }
+            if !announced {
+                crate::log::info(&format!(
+                    "the migration lock is held by another session; waiting up to {} ms",
+                    wait.as_millis()
+                ));
+                announced = true;
+            }
+            std::thread::sleep(
+                Duration::from_millis(100).min(wait.saturating_sub(started.elapsed())),
+            );
+        }
+    }
+
+    /// Releases the lock (disconnecting releases it too).
+    pub fn release(mut self, client: &mut postgres::Client) {
+        if self.held {
+            // A failed unlock leaves the lock to the session's end, which is near.
+            let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&PRISMA_LOCK_KEY]);
+            self.held = false;
+        }
+    }
+}
+
+/// The session holding the migration lock in this database, if any.
+pub fn lock_holder(client: &mut postgres::Client) -> Result<Option<LockHolder>> {
+    // A bigint advisory key is stored as classid = high 32 bits, objid = low 32 bits,
+    // objsubid = 1.
+    let rows = client
+        .query(
+            "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.query, ''), coalesce(a.state, '') \
+             FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = $1 AND l.objsubid = 1 \
+               AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) \
+               AND l.pid <> pg_backend_pid()",
+            &[&(PRISMA_LOCK_KEY as u32)],
+        )
+        .map_err(|e| Error::query("looking up the migration lock holder", &e))?;
+    Ok(rows.first().map(|r| LockHolder {
+        pid: r.get(0),
+        application_name: r.get(1),
+        query: crate::redact::scrub(r.get::<_, &str>(2)),
+        state: r.get(3),
+    }))
+}
+
+/// SQL that records a new attempt (Prisma's row shape), for splicing into a transaction.
+pub fn insert_attempt_sql(schema: &str, id: &str, checksum: &str, name: &str) -> String {
+    format!(
+        "INSERT INTO {} (id, checksum, migration_name, started_at, applied_steps_count) VALUES ({}, {}, {}, now(), 0)",
+        qualified_table(schema),
+        quote_literal(id),
+        quote_literal(checksum),
+        quote_literal(name)
+    )
+}
+
+/// SQL that marks an attempt finished (Prisma writes applied_steps_count = 1).
+pub fn finish_attempt_sql(schema: &str, id: &str) -> String {
+    format!(
+        "UPDATE {} SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = {}",
+        qualified_table(schema),
+        quote_literal(id)
+    )
+}

@@ -1,0 +1,441 @@
+//! The one JSON document every binary prints on stdout, and the `main` skeleton that
+//! guarantees it: parse flags (a usage error still prints an envelope), resolve settings,
+//! run the command, print the envelope, append the audit line, exit with the code.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::config::{GlobalArgs, OutputFormat, Settings};
+use crate::connect::{Session, Target};
+use crate::dburl::ConnectionSettings;
+use crate::error::{Error, Exit, Result};
+
+/// pgward's version, printed in every envelope.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Something worth a look that did not stop the command.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Warning {
+    /// Stable SCREAMING_SNAKE code.
+    pub code: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// `error` in the envelope.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ErrorBody {
+    /// Stable SCREAMING_SNAKE code.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+    /// What to do next.
+    pub hint: String,
+    /// Machine-readable details, when the error has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+impl From<&Error> for ErrorBody {
+    fn from(e: &Error) -> ErrorBody {
+        ErrorBody {
+            code: e.code().to_string(),
+            message: crate::redact::scrub(&e.to_string()),
+            hint: crate::redact::scrub(&e.hint()),
+            details: e.details(),
+        }
+    }
+}
+
+/// The document on stdout (SPEC §1 "Output").
+#[derive(Debug, Clone, Serialize)]
+pub struct Envelope {
+    /// `migrate`, `backup`, ...
+    pub tool: String,
+    /// The subcommand.
+    pub command: String,
+    /// pgward's version.
+    pub version: String,
+    /// False when the command failed (exit codes other than 0 and 3).
+    pub ok: bool,
+    /// The exit code the process ends with.
+    pub exit_code: i32,
+    /// When the command started (UTC, RFC 3339).
+    pub started_at: String,
+    /// How long it ran.
+    pub duration_ms: u64,
+    /// The database worked on, if any.
+    pub target: Option<Target>,
+    /// The command's own result (null when it failed before producing one).
+    pub result: serde_json::Value,
+    /// Things worth a look.
+    pub warnings: Vec<Warning>,
+    /// What went wrong, when `ok` is false.
+    pub error: Option<ErrorBody>,
+}
+
+/// What a command returns when it ran to the end.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The command-specific result.
+    pub result: serde_json::Value,
+    /// [`Exit::Success`] or [`Exit::Attention`].
+    pub exit: Exit,
+}
+
+impl Outcome {
+    /// A successful result.
+    pub fn ok(result: impl Serialize) -> Outcome {
+        Outcome {
+            result: to_value(result),
+            exit: Exit::Success,
+        }
+    }
+
+    /// A result that needs attention (exit 3): pending migrations, drift, old backups.
+    pub fn attention(result: impl Serialize) -> Outcome {
+        Outcome {
+            result: to_value(result),
+            exit: Exit::Attention,
+        }
+    }
+}
+
+/// What a command returns when it failed: the error, and any partial result.
+#[derive(Debug)]
+pub struct Failure {
+    /// The error.
+    pub error: Error,
+    /// What the command found before failing (e.g. `status` listing failed migrations).
+    pub result: Option<serde_json::Value>,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure {
+            error,
+            result: None,
+        }
+    }
+}
+
+impl Failure {
+    /// An error with the result gathered so far.
+    pub fn with_result(error: Error, result: impl Serialize) -> Failure {
+        Failure {
+            error,
+            result: Some(to_value(result)),
+        }
+    }
+}
+
+fn to_value(v: impl Serialize) -> serde_json::Value {
+    serde_json::to_value(v)
+        .unwrap_or_else(|e| serde_json::json!({ "serialization_error": e.to_string() }))
+}
+
+/// What a command sees: resolved settings, and a place for warnings and the target.
+pub struct Context {
+    /// Flags, environment and config, resolved.
+    pub settings: Settings,
+    tool: &'static str,
+    command: String,
+    warnings: Mutex<Vec<Warning>>,
+    target: Mutex<Option<Target>>,
+    audited: Mutex<Option<ConnectionSettings>>,
+}
+
+impl Context {
+    /// Adds a warning to the envelope and logs it.
+    pub fn warn(&self, code: &str, message: impl Into<String>) {
+        let message = crate::redact::scrub(&message.into());
+        crate::log::warn(&message);
+        self.warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Warning {
+                code: code.to_string(),
+                message,
+            });
+    }
+
+    /// The connection settings; unknown URL parameters become warnings.
+    pub fn database(&self) -> Result<ConnectionSettings> {
+        let db = self.settings.database()?;
+        for p in &db.unknown_params {
+            self.warn(
+                "UNKNOWN_URL_PARAMETER",
+                format!("the database URL parameter `{p}` is not known to pgward and is ignored"),
+            );
+        }
+        *self.target.lock().unwrap_or_else(|e| e.into_inner()) = Some(Target::from(&db));
+        Ok(db)
+    }
+
+    /// Connects to the configured database as `pgward-<tool>`.
+    pub fn connect(&self) -> Result<Session> {
+        let db = self.database()?;
+        crate::connect::connect(&db, &format!("pgward-{}", self.tool))
+    }
+
+    /// Marks this run as one that changes something: it gets an audit line.
+    pub fn audit(&self, db: &ConnectionSettings) {
+        *self.audited.lock().unwrap_or_else(|e| e.into_inner()) = Some(db.clone());
+    }
+
+    /// The subcommand's name.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+}
+
+/// Parses the flags of a binary; on a usage error prints the envelope (stdout) and clap's
+/// message (stderr) and exits 2. `--help` and `--version` print as usual.
+pub fn parse_args<C: clap::Parser>(tool: &'static str) -> C {
+    match C::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                std::process::exit(0);
+            }
+            let _ = e.print();
+            let error = Error::usage(
+                crate::redact::scrub(e.kind().as_str().unwrap_or("invalid arguments")),
+                format!("see `pgward-{tool} --help`"),
+            );
+            let envelope = Envelope {
+                tool: tool.to_string(),
+                command: String::new(),
+                version: VERSION.to_string(),
+                ok: false,
+                exit_code: Exit::Usage.code(),
+                started_at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+                duration_ms: 0,
+                target: None,
+                result: serde_json::Value::Null,
+                warnings: Vec::new(),
+                error: Some(ErrorBody::from(&error)),
+            };
+            print_envelope(&envelope, OutputFormat::Json);
+            std::process::exit(Exit::Usage.code());
+        }
+    }
+}
+
+/// Runs one command and ends the process: envelope on stdout, audit line, exit code.
+pub fn run(
+    tool: &'static str,
+    command: &str,
+    args: GlobalArgs,
+    body: impl FnOnce(&Context) -> std::result::Result<Outcome, Failure>,
+) -> ! {
+    crate::interrupt::install();
+    crate::log::set_quiet(args.quiet);
+    let started = Instant::now();
+    let started_at: DateTime<Utc> = Utc::now();
+    let format = args.format;
+    let settings = match Settings::resolve(args, &|k| std::env::var(k).ok()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            crate::log::error(&format!("{e}\nhint: {}", e.hint()));
+            print_envelope(
+                &failed_envelope(tool, command, started, started_at, &e),
+                format,
+            );
+            std::process::exit(e.exit().code());
+        }
+    };
+    let ctx = Context {
+        settings,
+        tool,
+        command: command.to_string(),
+        warnings: Mutex::new(Vec::new()),
+        target: Mutex::new(None),
+        audited: Mutex::new(None),
+    };
+    let result = body(&ctx);
+    let warnings = ctx
+        .warnings
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let target = ctx.target.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (exit, result_value, error) = match result {
+        Ok(o) => (o.exit, o.result, None),
+        Err(f) => {
+            // An interrupt turns whatever failed into "interrupted".
+            let error = if crate::interrupt::requested() {
+                Error::Interrupted
+            } else {
+                f.error
+            };
+            crate::log::error(&format!("{error}\nhint: {}", error.hint()));
+            (
+                error.exit(),
+                f.result.unwrap_or(serde_json::Value::Null),
+                Some(ErrorBody::from(&error)),
+            )
+        }
+    };
+    let envelope = Envelope {
+        tool: tool.to_string(),
+        command: command.to_string(),
+        version: VERSION.to_string(),
+        ok: matches!(exit, Exit::Success | Exit::Attention),
+        exit_code: exit.code(),
+        started_at: started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        duration_ms: started.elapsed().as_millis() as u64,
+        target,
+        result: result_value,
+        warnings,
+        error,
+    };
+    if let Some(db) = ctx
+        .audited
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+    {
+        if let Some(path) = ctx.settings.audit_log() {
+            if let Err(e) = crate::audit::append(path, &db, &envelope) {
+                crate::log::error(&format!("cannot write the audit log: {e}"));
+            }
+        }
+    }
+    print_envelope(&envelope, format);
+    std::process::exit(exit.code());
+}
+
+fn failed_envelope(
+    tool: &str,
+    command: &str,
+    started: Instant,
+    started_at: DateTime<Utc>,
+    e: &Error,
+) -> Envelope {
+    Envelope {
+        tool: tool.to_string(),
+        command: command.to_string(),
+        version: VERSION.to_string(),
+        ok: false,
+        exit_code: e.exit().code(),
+        started_at: started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        duration_ms: started.elapsed().as_millis() as u64,
+        target: None,
+        result: serde_json::Value::Null,
+        warnings: Vec::new(),
+        error: Some(ErrorBody::from(e)),
+    }
+}
+
+/// Writes the envelope to stdout; a closed pipe is not an error.
+pub fn print_envelope(envelope: &Envelope, format: OutputFormat) {
+    let text = match format {
+        OutputFormat::Json if std::io::stdout().is_terminal() => {
+            serde_json::to_string_pretty(envelope)
+        }
+        OutputFormat::Json => serde_json::to_string(envelope),
+        OutputFormat::Text => Ok(render_text(envelope)),
+    }
+    .unwrap_or_else(|e| {
+        format!("{{\"ok\":false,\"error\":{{\"code\":\"INTERNAL\",\"message\":\"{e}\"}}}}")
+    });
+    let mut out = std::io::stdout().lock();
+    // ripgrep's rule: a reader that went away (`| head`) is not a failure.
+    let _ = writeln!(out, "{text}").and_then(|_| out.flush());
+}
+
+/// The human summary of an envelope (`--format text`).
+pub fn render_text(e: &Envelope) -> String {
+    let mut out = format!(
+        "pgward-{} {}: {} (exit {}, {} ms)\n",
+        e.tool,
+        e.command,
+        if e.ok { "ok" } else { "FAILED" },
+        e.exit_code,
+        e.duration_ms
+    );
+    if let Some(t) = &e.target {
+        out.push_str(&format!(
+            "target: {}@{}:{}/{}\n",
+            t.user, t.host, t.port, t.database
+        ));
+    }
+    if !e.result.is_null() {
+        render_value(&mut out, &e.result, 0);
+    }
+    for w in &e.warnings {
+        out.push_str(&format!("warning [{}]: {}\n", w.code, w.message));
+    }
+    if let Some(err) = &e.error {
+        out.push_str(&format!(
+            "error [{}]: {}\nhint: {}\n",
+            err.code, err.message, err.hint
+        ));
+    }
+    out.trim_end().to_string()
+}
+
+fn render_value(out: &mut String, v: &serde_json::Value, indent: usize) {
+    let pad = "  ".repeat(indent);
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, val) in map {
+                match val {
+                    serde_json::Value::Object(m) if !m.is_empty() => {
+                        out.push_str(&format!("{pad}{k}:\n"));
+                        render_value(out, val, indent + 1);
+                    }
+                    serde_json::Value::Array(a) if !a.is_empty() => {
+                        out.push_str(&format!("{pad}{k}: ({})\n", a.len()));
+                        render_value(out, val, indent + 1);
+                    }
+                    other => out.push_str(&format!("{pad}{k}: {}\n", scalar(other))),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                match item {
+                    serde_json::Value::Object(m) => {
+                        let line: Vec<String> = m
+                            .iter()
+                            .filter(|(_, v)| !v.is_null())
+                            .map(|(k, v)| format!("{k}={}", scalar(v)))
+                            .collect();
+                        out.push_str(&format!("{pad}- {}\n", line.join(" ")));
+                    }
+                    other => out.push_str(&format!("{pad}- {}\n", scalar(other))),
+                }
+            }
+        }
+        other => out.push_str(&format!("{pad}{}\n", scalar(other))),
+    }
+}
+
+fn scalar(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => {
+            let first = s.lines().next().unwrap_or_default();
+            if s.lines().count() > 1 {
+                format!("{first} …")
+            } else {
+                first.to_string()
+            }
+        }
+        serde_json::Value::Null => "-".into(),
+        serde_json::Value::Array(a) if a.is_empty() => "none".into(),
+        other => other.to_string(),
+    }
+}
