@@ -386,3 +386,9 @@ protected = true
         assert_eq!(err.exit(), crate::Exit::Usage);
     }
 }
+
+/// Parses a duration flag (`10s`, `500ms`, `2min`) for clap.
+pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration like 10s, 500ms or 2min: {e}"))
+}

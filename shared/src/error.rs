@@ -271,6 +271,24 @@ pub enum Error {
         /// The migration.
         migration: String,
     },
+    /// A down.sql or seed file failed; its transaction was rolled back.
+    #[error("{what} failed{}: {message}", position.as_ref().map(|p| format!(" at line {}, column {}", p.line, p.column)).unwrap_or_default())]
+    ScriptFailed {
+        /// Stable code: ROLLBACK_FAILED or SEED_FAILED.
+        code: &'static str,
+        /// Which script ("down.sql of 2024..._x", "seed file 01_users.sql").
+        what: String,
+        /// The server's SQLSTATE.
+        sqlstate: Option<String>,
+        /// The server's message.
+        message: String,
+        /// The failing statement's position in the script.
+        position: Option<SqlPosition>,
+        /// The failing statement, shortened.
+        statement: Option<String>,
+        /// What to do next.
+        hint: String,
+    },
     /// SIGINT or SIGTERM arrived; cleanup is done.
     #[error("interrupted; the running query was cancelled and nothing half-done was recorded")]
     Interrupted,
@@ -310,6 +328,7 @@ impl Error {
             Error::ProtectedForbidden { .. } => "PROTECTED_FORBIDDEN",
             Error::InvalidHistoryAction { .. } => "INVALID_HISTORY_ACTION",
             Error::NoDownSql { .. } => "NO_DOWN_SQL",
+            Error::ScriptFailed { code, .. } => code,
             Error::Interrupted => "INTERRUPTED",
         }
     }
@@ -332,7 +351,8 @@ impl Error {
             Error::Query { .. }
             | Error::MigrationFailed { .. }
             | Error::InvalidHistoryAction { .. }
-            | Error::NoDownSql { .. } => Exit::Failed,
+            | Error::NoDownSql { .. }
+            | Error::ScriptFailed { .. } => Exit::Failed,
             Error::FailedMigrations { .. } | Error::HistoryDiverged { .. } => Exit::Integrity,
             Error::SchemaNotEmpty { .. }
             | Error::LockHeld { .. }
@@ -347,7 +367,9 @@ impl Error {
     /// What the user should do next.
     pub fn hint(&self) -> String {
         match self {
-            Error::Usage { hint, .. } | Error::InvalidHistoryAction { hint, .. } => hint.clone(),
+            Error::Usage { hint, .. }
+            | Error::InvalidHistoryAction { hint, .. }
+            | Error::ScriptFailed { hint, .. } => hint.clone(),
             Error::InvalidUrl { .. } => "write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE?schema=public; percent-encode special characters in the password (@ is %40, / is %2F)".into(),
             Error::NoDatabaseUrl => "pass --database-url, set DATABASE_URL, or select an environment of pgward.toml with --env".into(),
             Error::Config { .. } => "fix the file (see docs/config.md), or point --config at another one".into(),
@@ -405,6 +427,19 @@ impl Error {
                 ..
             } => Some(serde_json::json!({
                 "migration": migration,
+                "sqlstate": sqlstate,
+                "line": position.as_ref().map(|p| p.line),
+                "column": position.as_ref().map(|p| p.column),
+                "statement": statement,
+            })),
+            Error::ScriptFailed {
+                what,
+                sqlstate,
+                position,
+                statement,
+                ..
+            } => Some(serde_json::json!({
+                "script": what,
                 "sqlstate": sqlstate,
                 "line": position.as_ref().map(|p| p.line),
                 "column": position.as_ref().map(|p| p.column),

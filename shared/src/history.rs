@@ -249,22 +249,87 @@ pub fn lock_holder(client: &mut postgres::Client) -> Result<Option<LockHolder>> 
     }))
 }
 
-/// SQL that records a new attempt (Prisma's row shape), for splicing into a transaction.
-pub fn insert_attempt_sql(schema: &str, id: &str, checksum: &str, name: &str) -> String {
+/// SQL that marks an attempt finished (Prisma writes applied_steps_count = 1). An upsert:
+/// a ROLLBACK inside the migration file may have undone the attempt's first row.
+pub fn finish_attempt_sql(schema: &str, attempt: &Attempt) -> String {
     format!(
-        "INSERT INTO {} (id, checksum, migration_name, started_at, applied_steps_count) VALUES ({}, {}, {}, now(), 0)",
+        "INSERT INTO {} (id, checksum, migration_name, started_at, finished_at, applied_steps_count) \
+         VALUES ({}, {}, {}, {}, clock_timestamp(), 1) \
+         ON CONFLICT (id) DO UPDATE SET finished_at = clock_timestamp(), applied_steps_count = 1",
         qualified_table(schema),
-        quote_literal(id),
-        quote_literal(checksum),
+        quote_literal(&attempt.id),
+        quote_literal(&attempt.checksum),
+        quote_literal(&attempt.name),
+        quote_literal(&attempt.started_at.to_rfc3339()),
+    )
+}
+
+/// SQL that records how many statements of a step-by-step attempt are applied.
+pub fn progress_attempt_sql(schema: &str, attempt: &Attempt, steps: usize) -> String {
+    format!(
+        "UPDATE {} SET applied_steps_count = {steps} WHERE id = {}",
+        qualified_table(schema),
+        quote_literal(&attempt.id)
+    )
+}
+
+/// SQL that records a failed attempt with its logs (finished_at stays NULL, as Prisma
+/// records failures).
+pub fn fail_attempt_sql(schema: &str, attempt: &Attempt, logs: &str) -> String {
+    format!(
+        "INSERT INTO {} (id, checksum, migration_name, started_at, logs, applied_steps_count) \
+         VALUES ({}, {}, {}, {}, {}, 0) ON CONFLICT (id) DO UPDATE SET logs = EXCLUDED.logs",
+        qualified_table(schema),
+        quote_literal(&attempt.id),
+        quote_literal(&attempt.checksum),
+        quote_literal(&attempt.name),
+        quote_literal(&attempt.started_at.to_rfc3339()),
+        quote_literal(logs),
+    )
+}
+
+/// SQL that marks every failed attempt of a migration rolled back (`resolve --rolled-back`,
+/// and before a lock-timeout retry).
+pub fn roll_back_failed_sql(schema: &str, name: &str) -> String {
+    format!(
+        "UPDATE {} SET rolled_back_at = now() WHERE migration_name = {} AND finished_at IS NULL AND rolled_back_at IS NULL",
+        qualified_table(schema),
         quote_literal(name)
     )
 }
 
-/// SQL that marks an attempt finished (Prisma writes applied_steps_count = 1).
-pub fn finish_attempt_sql(schema: &str, id: &str) -> String {
-    format!(
-        "UPDATE {} SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = {}",
-        qualified_table(schema),
-        quote_literal(id)
-    )
+/// One attempt to apply a migration: the identity of its history row.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// UUIDv4, the row's id.
+    pub id: String,
+    /// The migration's name.
+    pub name: String,
+    /// migration.sql's checksum.
+    pub checksum: String,
+    /// When the attempt started.
+    pub started_at: DateTime<Utc>,
+}
+
+impl Attempt {
+    /// A new attempt at `name`.
+    pub fn new(name: &str, checksum: &str) -> Attempt {
+        Attempt {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_string(),
+            checksum: checksum.to_string(),
+            started_at: Utc::now(),
+        }
+    }
+
+    /// SQL that records this attempt's start (Prisma's row shape).
+    pub fn insert_sql(&self, schema: &str) -> String {
+        format!(
+            "INSERT INTO {} (id, checksum, migration_name, started_at, applied_steps_count) VALUES ({}, {}, {}, now(), 0)",
+            qualified_table(schema),
+            quote_literal(&self.id),
+            quote_literal(&self.checksum),
+            quote_literal(&self.name)
+        )
+    }
 }

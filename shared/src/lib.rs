@@ -21,5 +21,6 @@ pub mod migrations;
 pub mod output;
 pub mod redact;
 pub mod sql;
+pub mod state;
 
 pub use error::{Error, Exit, Result};

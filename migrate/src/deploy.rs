@@ -1,0 +1,356 @@
+//! `pgward-migrate deploy`: apply pending migrations in Prisma's order, under Prisma's
+//! advisory lock, recording each attempt in `_prisma_migrations` as Prisma does.
+
+use std::path::Path;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use pgward_shared::config::GuardArgs;
+use pgward_shared::connect::Session;
+use pgward_shared::error::{Error, Result};
+use pgward_shared::history::{self, Attempt, MigrationLock};
+use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
+use pgward_shared::output::{Context, Failure, Outcome};
+use pgward_shared::state::MigrationState;
+use pgward_shared::{interrupt, log};
+use serde::Serialize;
+
+use crate::engine::{elapsed_ms, run_script, Bookkeeping, RunMode, ScriptFailure, ScriptPlan};
+
+/// Deploy's options, as the flags give them.
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    /// Apply up to and including this migration only.
+    pub to: Option<String>,
+    /// Say what would happen; change nothing.
+    pub dry_run: bool,
+    /// How long to wait for the advisory lock.
+    pub lock_wait: Duration,
+    /// `SET lock_timeout` on the migration session.
+    pub lock_timeout: Option<Duration>,
+    /// `SET statement_timeout` on the migration session.
+    pub statement_timeout: Option<Duration>,
+    /// Retries of a migration that failed only on lock_timeout.
+    pub retries: u32,
+    /// First back-off before a retry; doubled each time.
+    pub retry_backoff: Duration,
+    /// --force / --yes.
+    pub guard: GuardArgs,
+}
+
+/// One migration deploy applied (or, dry-run, would apply).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployedMigration {
+    /// Folder name.
+    pub name: String,
+    /// How it ran (or would run).
+    #[serde(flatten)]
+    pub mode: RunMode,
+    /// Statements in the file.
+    pub statements: usize,
+    /// Wall time, null in a dry run.
+    pub duration_ms: Option<u64>,
+    /// Lock-timeout retries it needed.
+    pub retries: u32,
+}
+
+/// deploy's `result`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployResult {
+    /// The migrations folder.
+    pub migrations_dir: String,
+    /// The schema holding `_prisma_migrations`.
+    pub schema: String,
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+    /// Applied by this run, in order (dry run: would be applied).
+    pub applied: Vec<DeployedMigration>,
+    /// Applied before this run.
+    pub already_applied: usize,
+    /// Still pending after this run (because of `--to`).
+    pub still_pending: Vec<String>,
+}
+
+/// Runs deploy.
+pub fn deploy(ctx: &Context, dir: &Path, opts: &DeployOptions) -> Result<Outcome, Failure> {
+    let folder = MigrationsFolder::read_non_empty(dir)?;
+    if !folder.has_lock_file {
+        ctx.warn(
+            "NO_MIGRATION_LOCK_FILE",
+            format!(
+                "{} has no migration_lock.toml; the provider is not checked",
+                dir.display()
+            ),
+        );
+    }
+    let db = ctx.database()?;
+    if !opts.dry_run {
+        ctx.settings
+            .guard_deploy(&db.display_target(), opts.guard)?;
+        ctx.audit(&db);
+    }
+    let mut session = ctx.connect()?;
+    let schema = session.schema().to_string();
+    let lock = if opts.dry_run {
+        None
+    } else {
+        Some(MigrationLock::acquire(
+            &mut session.client,
+            opts.lock_wait,
+            history::lock_disabled(std::env::var(history::DISABLE_LOCK_ENV).ok().as_deref()),
+        )?)
+    };
+    let result = deploy_locked(ctx, &mut session, &folder, &schema, opts);
+    if let Some(lock) = lock {
+        lock.release(&mut session.client);
+    }
+    result
+}
+
+fn deploy_locked(
+    ctx: &Context,
+    session: &mut Session,
+    folder: &MigrationsFolder,
+    schema: &str,
+    opts: &DeployOptions,
+) -> Result<Outcome, Failure> {
+    let client = &mut session.client;
+    let table_exists = history::table_exists(client, schema)?;
+    if !table_exists {
+        if history::schema_exists(client, schema)? && !history::schema_is_empty(client, schema)? {
+            return Err(Error::SchemaNotEmpty {
+                schema: schema.to_string(),
+                first_migration: folder.migrations.first().map(|m| m.name.clone()),
+            }
+            .into());
+        }
+        if !opts.dry_run {
+            history::create_table(client, schema)?;
+        }
+    }
+    let rows = if table_exists {
+        history::read_rows(client, schema)?
+    } else {
+        Vec::new()
+    };
+    let state = MigrationState::compare(folder, &rows);
+    if !state.failed.is_empty() {
+        return Err(Failure::with_result(
+            Error::FailedMigrations {
+                names: state.failed.iter().map(|f| f.name.clone()).collect(),
+            },
+            &state,
+        ));
+    }
+    for e in &state.edited {
+        ctx.warn(
+            "EDITED_MIGRATION",
+            format!(
+                "migration `{}` was edited after it was applied (checksum differs)",
+                e.name
+            ),
+        );
+    }
+    for name in &state.missing_locally {
+        ctx.warn(
+            "MISSING_MIGRATION",
+            format!("migration `{name}` is applied but missing from the migrations folder"),
+        );
+    }
+    let (to_apply, still_pending) = select_pending(folder, &state, opts.to.as_deref())?;
+    let mut result = DeployResult {
+        migrations_dir: folder.path.display().to_string(),
+        schema: schema.to_string(),
+        dry_run: opts.dry_run,
+        applied: Vec::new(),
+        already_applied: state.applied.len(),
+        still_pending,
+    };
+    if to_apply.is_empty() {
+        log::info("no pending migrations to apply");
+        return Ok(Outcome::ok(result));
+    }
+    if !opts.dry_run {
+        set_session_timeouts(client, opts)?;
+    }
+    for m in to_apply {
+        if opts.dry_run {
+            let plan = ScriptPlan::new(m.script()?);
+            result.applied.push(DeployedMigration {
+                name: m.name.clone(),
+                statements: plan.statements.len(),
+                mode: plan.mode,
+                duration_ms: None,
+                retries: 0,
+            });
+            continue;
+        }
+        log::info(&format!("applying {}", m.name));
+        match apply_migration(ctx, client, schema, m, opts) {
+            Ok(done) => result.applied.push(done),
+            Err(e) => return Err(Failure::with_result(e, &result)),
+        }
+    }
+    log::info(&format!(
+        "{} migration(s) {}",
+        result.applied.len(),
+        if opts.dry_run {
+            "would be applied"
+        } else {
+            "applied"
+        }
+    ));
+    Ok(Outcome::ok(result))
+}
+
+/// The pending migrations to apply (up to `--to`) and those left pending.
+fn select_pending<'f>(
+    folder: &'f MigrationsFolder,
+    state: &MigrationState,
+    to: Option<&str>,
+) -> Result<(Vec<&'f LocalMigration>, Vec<String>)> {
+    let pending: Vec<&LocalMigration> = state
+        .pending
+        .iter()
+        .filter_map(|name| folder.get(name))
+        .collect();
+    let Some(to) = to else {
+        return Ok((pending, Vec::new()));
+    };
+    if folder.get(to).is_none() {
+        return Err(Error::usage(
+            format!(
+                "--to names `{to}`, which is not in {}",
+                folder.path.display()
+            ),
+            "pass the full folder name of a migration, as `pgward-migrate status` lists it",
+        ));
+    }
+    match pending.iter().position(|m| m.name == to) {
+        Some(i) => Ok((
+            pending[..=i].to_vec(),
+            pending[i + 1..].iter().map(|m| m.name.clone()).collect(),
+        )),
+        None => Ok((Vec::new(), pending.iter().map(|m| m.name.clone()).collect())),
+    }
+}
+
+fn set_session_timeouts(client: &mut postgres::Client, opts: &DeployOptions) -> Result<()> {
+    for (setting, value) in [
+        ("lock_timeout", opts.lock_timeout),
+        ("statement_timeout", opts.statement_timeout),
+    ] {
+        if let Some(v) = value {
+            client
+                .batch_execute(&format!("SET {setting} = {}", v.as_millis().max(1)))
+                .map_err(|e| Error::query(format!("setting {setting}"), &e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies one migration, retrying lock timeouts; records every attempt.
+fn apply_migration(
+    ctx: &Context,
+    client: &mut postgres::Client,
+    schema: &str,
+    m: &LocalMigration,
+    opts: &DeployOptions,
+) -> Result<DeployedMigration> {
+    let script = m.script()?;
+    let plan = ScriptPlan::new(script);
+    let started = Instant::now();
+    let mut retries = 0;
+    loop {
+        let attempt = Attempt::new(&m.name, &m.checksum);
+        let books = Bookkeeping {
+            on_start: Some(attempt.insert_sql(schema)),
+            on_finish: Some(history::finish_attempt_sql(schema, &attempt)),
+            on_progress: Some(Box::new(|n| {
+                history::progress_attempt_sql(schema, &attempt, n)
+            })),
+        };
+        let failure = match run_script(client, script, &plan, &books) {
+            Ok(done) => {
+                return Ok(DeployedMigration {
+                    name: m.name.clone(),
+                    mode: plan.mode.clone(),
+                    statements: done.statements,
+                    duration_ms: Some(elapsed_ms(started)),
+                    retries,
+                })
+            }
+            Err(f) => f,
+        };
+        let interrupted = interrupt::requested();
+        if interrupted && !failure.committed_something {
+            // Nothing reached the database: the migration stays pending, not failed.
+            return Err(Error::Interrupted);
+        }
+        let logs = failure_logs(&m.name, &failure, interrupted);
+        client
+            .batch_execute(&history::fail_attempt_sql(schema, &attempt, &logs))
+            .map_err(|e| Error::query(format!("recording the failure of {}", m.name), &e))?;
+        let safe_to_retry = !failure.committed_something || failure.statements_done == 0;
+        if failure.is_lock_timeout() && !interrupted && retries < opts.retries && safe_to_retry {
+            let backoff = opts.retry_backoff * 2u32.saturating_pow(retries);
+            ctx.warn(
+                "LOCK_TIMEOUT_RETRY",
+                format!(
+                    "{} hit lock_timeout; retry {} of {} in {} ms",
+                    m.name,
+                    retries + 1,
+                    opts.retries,
+                    backoff.as_millis()
+                ),
+            );
+            client
+                .batch_execute(&history::roll_back_failed_sql(schema, &m.name))
+                .map_err(|e| Error::query("marking the timed-out attempt rolled back", &e))?;
+            sleep(backoff);
+            retries += 1;
+            continue;
+        }
+        if interrupted {
+            return Err(Error::Interrupted);
+        }
+        return Err(Error::MigrationFailed {
+            migration: m.name.clone(),
+            sqlstate: failure.sqlstate,
+            message: failure.message,
+            position: failure.position,
+            statement: failure.statement,
+        });
+    }
+}
+
+/// The `logs` text of a failed attempt, readable in `status` and by Prisma users.
+fn failure_logs(name: &str, f: &ScriptFailure, interrupted: bool) -> String {
+    let mut logs = format!("Migration name: {name}\n\n");
+    if interrupted {
+        logs.push_str("Interrupted (SIGINT/SIGTERM) by the operator.\n\n");
+    }
+    if let Some(code) = &f.sqlstate {
+        logs.push_str(&format!("Database error code: {code}\n\n"));
+    }
+    logs.push_str(&format!("Database error:\n{}\n", f.message));
+    if let Some(p) = &f.position {
+        logs.push_str(&format!(
+            "\nPosition: line {}, column {}\n",
+            p.line, p.column
+        ));
+    }
+    if let Some(s) = &f.statement {
+        logs.push_str(&format!("\nStatement:\n{s}\n"));
+    }
+    logs.push_str(&format!(
+        "\nStatements run before the failure: {}{}\n",
+        f.statements_done,
+        if f.committed_something {
+            " (some of the migration was committed: check the schema before resolving)"
+        } else {
+            " (none of it was committed)"
+        }
+    ));
+    logs
+}

@@ -1,0 +1,408 @@
+//! Runs one SQL script the way Prisma runs it, but statement by statement.
+//!
+//! Prisma sends a migration as one simple-protocol query: an implicit transaction that an
+//! explicit `BEGIN` inside the file turns into a regular block, a `COMMIT` ends, and after
+//! which later statements start a new implicit block. This engine reproduces exactly those
+//! transaction boundaries while sending one statement at a time, which buys three things:
+//! the failing statement's line is known; the history row is written inside the same
+//! transaction as the migration's last statements, so "recorded as applied" and "committed
+//! by the server" are one atomic step (Prisma writes them apart and a killed client leaves
+//! a committed migration recorded as failed); and files holding statements that cannot run
+//! in a transaction block (CREATE INDEX CONCURRENTLY, ...) can run step by step.
+
+use std::time::Instant;
+
+use pgward_shared::error::{describe_pg_error, SqlPosition};
+use pgward_shared::sql::{
+    self, byte_offset_of_char, non_transactional_reason, position_of, transaction_control,
+    ParsedStatement, TransactionControl,
+};
+use serde::Serialize;
+
+/// How a script will run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum RunMode {
+    /// Prisma's transaction boundaries, bookkeeping committed with the statements.
+    Transaction,
+    /// One statement at a time, each in its own transaction where it may have one.
+    Statements {
+        /// Why the script cannot run in one transaction.
+        reason: String,
+    },
+    /// The parser rejected the script; it is sent whole, as Prisma would, so the server
+    /// reports the error.
+    Whole {
+        /// The parser's message.
+        parse_error: String,
+    },
+}
+
+/// A script read and planned.
+#[derive(Debug, Clone)]
+pub struct ScriptPlan {
+    /// How it will run.
+    pub mode: RunMode,
+    /// Its statements (empty in [`RunMode::Whole`]).
+    pub statements: Vec<ParsedStatement>,
+}
+
+impl ScriptPlan {
+    /// Parses `script` and decides how it must run.
+    pub fn new(script: &str) -> ScriptPlan {
+        let statements = match sql::parse_statements(script) {
+            Ok(s) => s,
+            Err(e) => {
+                return ScriptPlan {
+                    mode: RunMode::Whole {
+                        parse_error: e.message,
+                    },
+                    statements: Vec::new(),
+                }
+            }
+        };
+        let mode = match step_reason(&statements) {
+            Some(reason) => RunMode::Statements { reason },
+            None => RunMode::Transaction,
+        };
+        ScriptPlan { mode, statements }
+    }
+}
+
+/// Why `statements` cannot share one transaction, if they cannot.
+fn step_reason(statements: &[ParsedStatement]) -> Option<String> {
+    if let Some(reason) = statements
+        .iter()
+        .find_map(|s| non_transactional_reason(&s.node))
+    {
+        return Some(format!("{reason} cannot run inside a transaction block"));
+    }
+    // A value added to an enum cannot be used before the transaction that added it commits.
+    for (i, stmt) in statements.iter().enumerate() {
+        let Some(value) = sql::enum_value_added(&stmt.node) else {
+            continue;
+        };
+        let used_later = statements[i + 1..]
+            .iter()
+            .any(|later| sql::string_literals(&later.text).iter().any(|l| l == value));
+        if used_later {
+            return Some(format!(
+                "the enum value '{value}' is added and used in the same file; it must be committed before use"
+            ));
+        }
+    }
+    None
+}
+
+/// What pgward records around a script, as SQL run inside its transactions.
+#[derive(Default)]
+pub struct Bookkeeping<'a> {
+    /// Records the start: in the first transaction (atomic) or committed first (steps).
+    pub on_start: Option<String>,
+    /// Records success: committed with the last statements.
+    pub on_finish: Option<String>,
+    /// Records progress after n statements (step mode).
+    pub on_progress: Option<Box<dyn Fn(usize) -> String + 'a>>,
+}
+
+/// A script that ran to the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptDone {
+    /// Statements run.
+    pub statements: usize,
+}
+
+/// A script that failed.
+#[derive(Debug, Clone)]
+pub struct ScriptFailure {
+    /// SQLSTATE, if the server sent one.
+    pub sqlstate: Option<String>,
+    /// The server's message.
+    pub message: String,
+    /// Where the failing statement (or the error inside it) is.
+    pub position: Option<SqlPosition>,
+    /// The failing statement, shortened.
+    pub statement: Option<String>,
+    /// Statements that ran before the failing one.
+    pub statements_done: usize,
+    /// Whether anything of the script may have been committed.
+    pub committed_something: bool,
+}
+
+impl ScriptFailure {
+    /// Whether only `lock_timeout` stopped it (SQLSTATE 55P03, lock_not_available).
+    pub fn is_lock_timeout(&self) -> bool {
+        self.sqlstate.as_deref() == Some("55P03")
+    }
+}
+
+/// Longest statement text quoted in errors and logs.
+const STATEMENT_EXCERPT_CHARS: usize = 300;
+
+fn excerpt(text: &str) -> String {
+    if text.chars().count() <= STATEMENT_EXCERPT_CHARS {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(STATEMENT_EXCERPT_CHARS).collect();
+        format!("{cut}…")
+    }
+}
+
+/// Runs `plan` of `script` with `books` on `client`.
+pub fn run_script(
+    client: &mut postgres::Client,
+    script: &str,
+    plan: &ScriptPlan,
+    books: &Bookkeeping<'_>,
+) -> Result<ScriptDone, ScriptFailure> {
+    let mut runner = Runner {
+        client,
+        script,
+        in_block: false,
+        committed_something: false,
+        done: 0,
+    };
+    let result = match &plan.mode {
+        RunMode::Transaction => runner.run_transactional(&plan.statements, books),
+        RunMode::Statements { .. } => runner.run_steps(&plan.statements, books),
+        RunMode::Whole { .. } => runner.run_whole(books),
+    };
+    if result.is_err() {
+        // Leave the session clean for the failure bookkeeping; a failed ROLLBACK means the
+        // session is gone, and then the server has rolled back anyway.
+        let _ = runner.client.batch_execute("ROLLBACK");
+    }
+    result.map(|_| ScriptDone {
+        statements: runner.done,
+    })
+}
+
+struct Runner<'c, 's> {
+    client: &'c mut postgres::Client,
+    script: &'s str,
+    in_block: bool,
+    committed_something: bool,
+    done: usize,
+}
+
+impl Runner<'_, '_> {
+    fn exec(&mut self, sql: &str, stmt: Option<&ParsedStatement>) -> Result<(), ScriptFailure> {
+        self.client
+            .batch_execute(sql)
+            .map_err(|e| self.failure(&e, stmt))
+    }
+
+    fn failure(&self, err: &postgres::Error, stmt: Option<&ParsedStatement>) -> ScriptFailure {
+        let (sqlstate, message) = describe_pg_error(err);
+        let error_char = err.as_db_error().and_then(|db| match db.position() {
+            Some(postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
+            _ => None,
+        });
+        let position = match (stmt, error_char) {
+            (Some(s), Some(p)) => Some(position_of(
+                self.script,
+                s.offset + byte_offset_of_char(&s.text, p),
+            )),
+            (Some(s), None) => Some(position_of(self.script, s.offset)),
+            (None, Some(p)) => Some(position_of(
+                self.script,
+                byte_offset_of_char(self.script, p),
+            )),
+            (None, None) => None,
+        };
+        ScriptFailure {
+            sqlstate,
+            message,
+            position,
+            statement: stmt.map(|s| excerpt(&s.text)),
+            statements_done: self.done,
+            committed_something: self.committed_something,
+        }
+    }
+
+    fn begin(&mut self) -> Result<(), ScriptFailure> {
+        self.exec("BEGIN", None)?;
+        self.in_block = true;
+        Ok(())
+    }
+
+    /// Prisma's implicit-transaction semantics, one statement at a time.
+    fn run_transactional(
+        &mut self,
+        statements: &[ParsedStatement],
+        books: &Bookkeeping<'_>,
+    ) -> Result<(), ScriptFailure> {
+        self.begin()?;
+        if let Some(start) = &books.on_start {
+            self.exec(start, None)?;
+        }
+        for stmt in statements {
+            pgward_shared::interrupt::check().map_err(|_| self.interrupted(stmt))?;
+            match transaction_control(&stmt.node) {
+                // Inside the implicit block, BEGIN turns it into a regular block: nothing
+                // changes for us, the server only warns.
+                Some(TransactionControl::Begin) => {
+                    self.exec(&stmt.text, Some(stmt))?;
+                    self.in_block = true;
+                }
+                Some(TransactionControl::End) => {
+                    let was_in_block = self.in_block;
+                    self.exec(&stmt.text, Some(stmt))?;
+                    self.committed_something |= was_in_block && is_commit(stmt);
+                    self.in_block = false;
+                }
+                Some(TransactionControl::Chain) => {
+                    self.exec(&stmt.text, Some(stmt))?;
+                    self.committed_something |= is_commit(stmt);
+                    self.in_block = true;
+                }
+                Some(TransactionControl::Other) => self.exec(&stmt.text, Some(stmt))?,
+                None => {
+                    if !self.in_block {
+                        self.begin()?;
+                    }
+                    self.exec(&stmt.text, Some(stmt))?;
+                }
+            }
+            self.done += 1;
+        }
+        if !self.in_block {
+            self.begin()?;
+        }
+        if let Some(finish) = &books.on_finish {
+            self.exec(finish, None)?;
+        }
+        self.exec("COMMIT", None)?;
+        self.in_block = false;
+        Ok(())
+    }
+
+    /// One statement at a time; transactional ones each in a transaction with the
+    /// progress record, the last one with the finish record.
+    fn run_steps(
+        &mut self,
+        statements: &[ParsedStatement],
+        books: &Bookkeeping<'_>,
+    ) -> Result<(), ScriptFailure> {
+        if let Some(start) = &books.on_start {
+            self.exec(start, None)?;
+            self.committed_something = true;
+        }
+        let mut finished = false;
+        let last = statements.len().saturating_sub(1);
+        for (i, stmt) in statements.iter().enumerate() {
+            pgward_shared::interrupt::check().map_err(|_| self.interrupted(stmt))?;
+            let control = transaction_control(&stmt.node);
+            if control.is_some() || self.in_block {
+                // The file manages this block itself.
+                self.exec(&stmt.text, Some(stmt))?;
+                self.in_block = match control {
+                    Some(TransactionControl::Begin | TransactionControl::Chain) => true,
+                    Some(TransactionControl::End) => false,
+                    _ => self.in_block,
+                };
+                self.committed_something = true;
+                self.done += 1;
+                continue;
+            }
+            let own_transaction = non_transactional_reason(&stmt.node).is_none();
+            if own_transaction {
+                self.begin()?;
+            }
+            self.exec(&stmt.text, Some(stmt))?;
+            self.done += 1;
+            if let Some(progress) = &books.on_progress {
+                self.exec(&progress(self.done), None)?;
+            }
+            if i == last && own_transaction {
+                if let Some(finish) = &books.on_finish {
+                    self.exec(finish, None)?;
+                }
+                finished = true;
+            }
+            if own_transaction {
+                self.exec("COMMIT", None)?;
+                self.in_block = false;
+            }
+            self.committed_something = true;
+        }
+        if self.in_block {
+            // A BEGIN without COMMIT at the end of the file: Prisma's implicit transaction
+            // would commit it at the end of the query string.
+            self.exec("COMMIT", None)?;
+            self.in_block = false;
+        }
+        if !finished {
+            if let Some(finish) = &books.on_finish {
+                self.exec(finish, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole script as one simple query, as Prisma sends it.
+    fn run_whole(&mut self, books: &Bookkeeping<'_>) -> Result<(), ScriptFailure> {
+        if let Some(start) = &books.on_start {
+            self.exec(start, None)?;
+            self.committed_something = true;
+        }
+        self.exec(self.script, None)?;
+        if let Some(finish) = &books.on_finish {
+            self.exec(finish, None)?;
+        }
+        Ok(())
+    }
+
+    fn interrupted(&self, stmt: &ParsedStatement) -> ScriptFailure {
+        ScriptFailure {
+            sqlstate: Some("57014".into()),
+            message: "interrupted before this statement".into(),
+            position: Some(position_of(self.script, stmt.offset)),
+            statement: Some(excerpt(&stmt.text)),
+            statements_done: self.done,
+            committed_something: self.committed_something,
+        }
+    }
+}
+
+fn is_commit(stmt: &ParsedStatement) -> bool {
+    matches!(
+        &stmt.node,
+        pg_query::NodeEnum::TransactionStmt(t)
+            if t.kind() == pg_query::protobuf::TransactionStmtKind::TransStmtCommit
+    )
+}
+
+/// Milliseconds since `start`.
+pub fn elapsed_ms(start: Instant) -> u64 {
+    start.elapsed().as_millis() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_follow_what_the_file_holds() {
+        assert_eq!(
+            ScriptPlan::new("CREATE TABLE a (id int); INSERT INTO a VALUES (1);").mode,
+            RunMode::Transaction
+        );
+        assert!(matches!(
+            ScriptPlan::new("CREATE INDEX CONCURRENTLY i ON a (id);").mode,
+            RunMode::Statements { .. }
+        ));
+        assert!(matches!(
+            ScriptPlan::new("ALTER TYPE mood ADD VALUE 'meh'; UPDATE t SET m = 'meh';").mode,
+            RunMode::Statements { .. }
+        ));
+        assert_eq!(
+            ScriptPlan::new("ALTER TYPE mood ADD VALUE 'meh';").mode,
+            RunMode::Transaction
+        );
+        assert!(matches!(
+            ScriptPlan::new("CREATE TABLE (").mode,
+            RunMode::Whole { .. }
+        ));
+    }
+}

@@ -1,0 +1,155 @@
+//! `pgward-migrate resolve`: Prisma's way out of a failed migration, with Prisma's rules
+//! and error codes (P3008, P3011, P3012, P3017).
+
+use std::path::Path;
+
+use pgward_shared::config::GuardArgs;
+use pgward_shared::error::{Error, Result};
+use pgward_shared::history::{self, MigrationLock};
+use pgward_shared::migrations::MigrationsFolder;
+use pgward_shared::output::{Context, Failure, Outcome};
+use pgward_shared::sql::quote_literal;
+use serde::Serialize;
+
+/// What resolve records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// `--applied`: the migration was applied by hand; record it finished.
+    Applied,
+    /// `--rolled-back`: the failed attempt was undone by hand; it no longer blocks.
+    RolledBack,
+}
+
+/// resolve's `result`.
+#[derive(Debug, Serialize)]
+pub struct ResolveResult {
+    /// The migration.
+    pub migration: String,
+    /// What was recorded.
+    pub resolution: Resolution,
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+    /// History rows changed or added.
+    pub rows_changed: u64,
+}
+
+/// Runs resolve.
+pub fn resolve(
+    ctx: &Context,
+    dir: &Path,
+    name: &str,
+    resolution: Resolution,
+    dry_run: bool,
+    guard: GuardArgs,
+) -> Result<Outcome, Failure> {
+    let folder = MigrationsFolder::read(dir)?;
+    let db = ctx.database()?;
+    if !dry_run {
+        ctx.settings
+            .guard_destructive("resolve", &db.display_target(), guard)?;
+        ctx.audit(&db);
+    }
+    let mut session = ctx.connect()?;
+    let schema = session.schema().to_string();
+    let client = &mut session.client;
+    let lock = if dry_run {
+        None
+    } else {
+        Some(MigrationLock::acquire(
+            client,
+            std::time::Duration::from_secs(10),
+            history::lock_disabled(std::env::var(history::DISABLE_LOCK_ENV).ok().as_deref()),
+        )?)
+    };
+    let result = resolve_locked(client, &schema, &folder, name, resolution, dry_run);
+    if let Some(lock) = lock {
+        lock.release(client);
+    }
+    Ok(Outcome::ok(result?))
+}
+
+fn resolve_locked(
+    client: &mut postgres::Client,
+    schema: &str,
+    folder: &MigrationsFolder,
+    name: &str,
+    resolution: Resolution,
+    dry_run: bool,
+) -> Result<ResolveResult> {
+    let table_exists = history::table_exists(client, schema)?;
+    let rows = if table_exists {
+        history::read_rows(client, schema)?
+    } else {
+        Vec::new()
+    };
+    let mine: Vec<_> = rows.iter().filter(|r| r.migration_name == name).collect();
+    let table = history::qualified_table(schema);
+    let rows_changed = match resolution {
+        Resolution::Applied => {
+            let Some(m) = folder.get(name) else {
+                return Err(Error::InvalidHistoryAction {
+                    message: format!("P3017: the migration `{name}` could not be found in {}", folder.path.display()),
+                    hint: "pass the whole name of the migration's folder (e.g. 20201207184859_initial_migration)".into(),
+                });
+            };
+            if mine.iter().any(|r| r.is_applied()) {
+                return Err(Error::InvalidHistoryAction {
+                    message: format!("P3008: the migration `{name}` is already recorded as applied in the database"),
+                    hint: "nothing to resolve; `pgward-migrate status` shows the history".into(),
+                });
+            }
+            if dry_run {
+                1 + mine.iter().filter(|r| r.is_failed()).count() as u64
+            } else {
+                if !table_exists {
+                    history::create_table(client, schema)?;
+                }
+                let mut tx = client
+                    .transaction()
+                    .map_err(|e| Error::query("starting the resolve transaction", &e))?;
+                let rolled = tx
+                    .execute(&history::roll_back_failed_sql(schema, name), &[])
+                    .map_err(|e| Error::query("marking failed attempts rolled back", &e))?;
+                tx.batch_execute(&format!(
+                    "INSERT INTO {table} (id, checksum, migration_name, started_at, finished_at, applied_steps_count) \
+                     VALUES ({}, {}, {}, now(), now(), 0)",
+                    quote_literal(&uuid::Uuid::new_v4().to_string()),
+                    quote_literal(&m.checksum),
+                    quote_literal(name)
+                ))
+                .map_err(|e| Error::query("recording the migration as applied", &e))?;
+                tx.commit()
+                    .map_err(|e| Error::query("committing the resolve", &e))?;
+                rolled + 1
+            }
+        }
+        Resolution::RolledBack => {
+            let failed = mine.iter().filter(|r| r.is_failed()).count() as u64;
+            if failed == 0 {
+                let message = if mine.is_empty() {
+                    format!("P3011: migration `{name}` cannot be rolled back because it was never applied to the database")
+                } else {
+                    format!("P3012: migration `{name}` cannot be rolled back because it is not in a failed state")
+                };
+                return Err(Error::InvalidHistoryAction {
+                    message,
+                    hint: "`pgward-migrate status` lists the failed migrations; to revert an applied one use `pgward-migrate rollback`".into(),
+                });
+            }
+            if dry_run {
+                failed
+            } else {
+                client
+                    .execute(&history::roll_back_failed_sql(schema, name), &[])
+                    .map_err(|e| Error::query("marking the migration rolled back", &e))?
+            }
+        }
+    };
+    Ok(ResolveResult {
+        migration: name.to_string(),
+        resolution,
+        dry_run,
+        rows_changed,
+    })
+}

@@ -1,0 +1,208 @@
+//! `pgward-migrate rollback`: run the `down.sql` of the newest applied migrations, newest
+//! first, each in one transaction with the deletion of that migration's history rows.
+//!
+//! Prisma has no state for "reverted after success"; with the rows gone, Prisma and pgward
+//! both see the migration as pending again, so the two tools keep agreeing.
+
+use std::path::Path;
+
+use pgward_shared::config::GuardArgs;
+use pgward_shared::error::{Error, Result};
+use pgward_shared::history::{self, MigrationLock};
+use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
+use pgward_shared::output::{Context, Failure, Outcome};
+use pgward_shared::sql::quote_literal;
+use pgward_shared::state::MigrationState;
+use pgward_shared::{interrupt, log};
+use serde::Serialize;
+
+use crate::engine::{elapsed_ms, run_script, Bookkeeping, RunMode, ScriptPlan};
+
+/// How far to roll back.
+#[derive(Debug, Clone)]
+pub enum RollbackExtent {
+    /// The newest N applied migrations.
+    Steps(usize),
+    /// Everything applied after this migration (which stays applied).
+    To(String),
+}
+
+/// One migration rolled back (or, dry-run, to be).
+#[derive(Debug, Serialize)]
+pub struct RolledBack {
+    /// Folder name.
+    pub name: String,
+    /// How down.sql ran (or would run).
+    #[serde(flatten)]
+    pub mode: RunMode,
+    /// Statements in down.sql.
+    pub statements: usize,
+    /// Wall time, null in a dry run.
+    pub duration_ms: Option<u64>,
+}
+
+/// rollback's `result`.
+#[derive(Debug, Serialize)]
+pub struct RollbackResult {
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+    /// Rolled back, newest first.
+    pub rolled_back: Vec<RolledBack>,
+}
+
+/// Runs rollback.
+pub fn rollback(
+    ctx: &Context,
+    dir: &Path,
+    extent: &RollbackExtent,
+    dry_run: bool,
+    guard: GuardArgs,
+) -> Result<Outcome, Failure> {
+    let folder = MigrationsFolder::read_non_empty(dir)?;
+    let db = ctx.database()?;
+    if !dry_run {
+        ctx.settings
+            .guard_destructive("rollback", &db.display_target(), guard)?;
+        ctx.audit(&db);
+    }
+    let mut session = ctx.connect()?;
+    let schema = session.schema().to_string();
+    let client = &mut session.client;
+    let lock = if dry_run {
+        None
+    } else {
+        Some(MigrationLock::acquire(
+            client,
+            std::time::Duration::from_secs(10),
+            history::lock_disabled(std::env::var(history::DISABLE_LOCK_ENV).ok().as_deref()),
+        )?)
+    };
+    let result = rollback_locked(client, &schema, &folder, extent, dry_run);
+    if let Some(lock) = lock {
+        lock.release(client);
+    }
+    result
+}
+
+fn rollback_locked(
+    client: &mut postgres::Client,
+    schema: &str,
+    folder: &MigrationsFolder,
+    extent: &RollbackExtent,
+    dry_run: bool,
+) -> Result<Outcome, Failure> {
+    let rows = if history::table_exists(client, schema)? {
+        history::read_rows(client, schema)?
+    } else {
+        Vec::new()
+    };
+    let state = MigrationState::compare(folder, &rows);
+    if !state.failed.is_empty() {
+        return Err(Error::FailedMigrations {
+            names: state.failed.iter().map(|f| f.name.clone()).collect(),
+        }
+        .into());
+    }
+    if !state.missing_locally.is_empty() {
+        return Err(Error::HistoryDiverged {
+            summary: state.problem_summary(),
+        }
+        .into());
+    }
+    let targets = select_targets(folder, &state, extent)?;
+    if let Some(m) = targets.iter().find(|m| m.down.is_none()) {
+        return Err(Failure::with_result(
+            Error::NoDownSql {
+                migration: m.name.clone(),
+            },
+            serde_json::json!({ "would_roll_back": targets.iter().map(|m| &m.name).collect::<Vec<_>>() }),
+        ));
+    }
+    let mut result = RollbackResult {
+        dry_run,
+        rolled_back: Vec::new(),
+    };
+    for m in targets {
+        let down = m.read_down()?.unwrap_or_default();
+        let plan = ScriptPlan::new(&down);
+        if dry_run {
+            result.rolled_back.push(RolledBack {
+                name: m.name.clone(),
+                statements: plan.statements.len(),
+                mode: plan.mode,
+                duration_ms: None,
+            });
+            continue;
+        }
+        log::info(&format!("rolling back {}", m.name));
+        let started = std::time::Instant::now();
+        let books = Bookkeeping {
+            on_finish: Some(format!(
+                "DELETE FROM {} WHERE migration_name = {}",
+                history::qualified_table(schema),
+                quote_literal(&m.name)
+            )),
+            ..Default::default()
+        };
+        match run_script(client, &down, &plan, &books) {
+            Ok(done) => result.rolled_back.push(RolledBack {
+                name: m.name.clone(),
+                mode: plan.mode,
+                statements: done.statements,
+                duration_ms: Some(elapsed_ms(started)),
+            }),
+            Err(f) => {
+                let error = if interrupt::requested() {
+                    Error::Interrupted
+                } else {
+                    Error::ScriptFailed {
+                        code: "ROLLBACK_FAILED",
+                        what: format!("down.sql of {}", m.name),
+                        sqlstate: f.sqlstate,
+                        message: f.message,
+                        position: f.position,
+                        statement: f.statement,
+                        hint: if f.committed_something {
+                            format!("part of down.sql was committed (it cannot run in one transaction) and {} is still recorded as applied; finish reverting by hand, then run rollback again or restore a backup", m.name)
+                        } else {
+                            format!("down.sql was rolled back and {} stays applied; fix down.sql and run rollback again, or restore the backup taken before it", m.name)
+                        },
+                    }
+                };
+                return Err(Failure::with_result(error, &result));
+            }
+        }
+    }
+    Ok(Outcome::ok(result))
+}
+
+fn select_targets<'f>(
+    folder: &'f MigrationsFolder,
+    state: &MigrationState,
+    extent: &RollbackExtent,
+) -> Result<Vec<&'f LocalMigration>> {
+    let applied: Vec<&LocalMigration> = state
+        .applied
+        .iter()
+        .filter_map(|a| folder.get(&a.name))
+        .collect();
+    let newer = match extent {
+        RollbackExtent::Steps(n) => {
+            if *n == 0 || *n > applied.len() {
+                return Err(Error::usage(
+                    format!("--steps {n} but {} migration(s) are applied", applied.len()),
+                    "pass --steps between 1 and the number of applied migrations",
+                ));
+            }
+            &applied[applied.len() - n..]
+        }
+        RollbackExtent::To(name) => match applied.iter().position(|m| &m.name == name) {
+            Some(i) => &applied[i + 1..],
+            None => return Err(Error::usage(
+                format!("--to names `{name}`, which is not an applied migration"),
+                "pass the folder name of an applied migration, as `pgward-migrate status` lists it",
+            )),
+        },
+    };
+    Ok(newer.iter().rev().copied().collect())
+}

@@ -1,0 +1,87 @@
+//! `pgward-migrate status`: the folder against the history, with distinct exit codes for
+//! "pending" (3) and "broken" (5), which Prisma reports alike.
+
+use std::path::Path;
+
+use pgward_shared::error::{Error, LockHolder};
+use pgward_shared::history;
+use pgward_shared::migrations::MigrationsFolder;
+use pgward_shared::output::{Context, Failure, Outcome};
+use pgward_shared::state::MigrationState;
+use serde::Serialize;
+
+/// status's `result`.
+#[derive(Debug, Serialize)]
+pub struct StatusResult {
+    /// The migrations folder.
+    pub migrations_dir: String,
+    /// The schema holding `_prisma_migrations`.
+    pub schema: String,
+    /// Whether `_prisma_migrations` exists.
+    pub history_table: bool,
+    /// Migrations in the folder.
+    pub local_migrations: usize,
+    /// The comparison.
+    #[serde(flatten)]
+    pub state: MigrationState,
+    /// Whether everything local is applied and nothing is broken.
+    pub up_to_date: bool,
+    /// Who holds the migration lock right now.
+    pub lock_holder: Option<LockHolder>,
+}
+
+/// Runs status.
+pub fn status(ctx: &Context, dir: &Path) -> Result<Outcome, Failure> {
+    let folder = MigrationsFolder::read_non_empty(dir)?;
+    let mut session = ctx.connect()?;
+    let schema = session.schema().to_string();
+    let client = &mut session.client;
+    let history_table = history::table_exists(client, &schema)?;
+    let rows = if history_table {
+        history::read_rows(client, &schema)?
+    } else {
+        if history::schema_exists(client, &schema)? && !history::schema_is_empty(client, &schema)? {
+            ctx.warn(
+                "NO_HISTORY_NON_EMPTY_SCHEMA",
+                format!("schema `{schema}` has objects but no _prisma_migrations table; deploy will refuse (P3005) until it is baselined"),
+            );
+        }
+        Vec::new()
+    };
+    let state = MigrationState::compare(&folder, &rows);
+    let result = StatusResult {
+        migrations_dir: folder.path.display().to_string(),
+        schema,
+        history_table,
+        local_migrations: folder.migrations.len(),
+        up_to_date: state.pending.is_empty() && !state.has_integrity_problems(),
+        lock_holder: history::lock_holder(client)?,
+        state,
+    };
+    if !result.state.failed.is_empty() {
+        let names = result.state.failed.iter().map(|f| f.name.clone()).collect();
+        return Err(Failure::with_result(
+            Error::FailedMigrations { names },
+            &result,
+        ));
+    }
+    if result.state.has_integrity_problems() {
+        let summary = result.state.problem_summary();
+        return Err(Failure::with_result(
+            Error::HistoryDiverged { summary },
+            &result,
+        ));
+    }
+    if !result.state.pending.is_empty() {
+        ctx.warn(
+            "PENDING_MIGRATIONS",
+            format!(
+                "{} migration(s) pending: {}",
+                result.state.pending.len(),
+                result.state.pending.join(", ")
+            ),
+        );
+        return Ok(Outcome::attention(result));
+    }
+    Ok(Outcome::ok(result))
+}

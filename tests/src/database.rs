@@ -1,0 +1,142 @@
+//! A fresh database per test.
+//!
+//! Tests share one cluster but must not see each other's tables, migration history or
+//! locks, so each works in a database of its own, created empty from `template0` and
+//! dropped again when the test ends (also when it panics).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use postgres::{Client, SimpleQueryMessage};
+
+use crate::cluster::{error_chain, Cluster};
+
+/// An empty database on a test cluster, dropped (`WITH (FORCE)`) when this is dropped.
+#[derive(Debug)]
+pub struct TestDb<'c> {
+    /// The database's name, `t_<counter>_<pid>`: unique within the cluster.
+    pub name: String,
+    cluster: &'c Cluster,
+}
+
+impl<'c> TestDb<'c> {
+    pub(crate) fn create(cluster: &'c Cluster) -> TestDb<'c> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "t_{}_{}",
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            std::process::id()
+        );
+        cluster
+            .client("postgres")
+            .batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE template0",
+                quote_ident(&name)
+            ))
+            .unwrap_or_else(|e| {
+                panic!("could not create test database {name}: {}", error_chain(&e))
+            });
+        TestDb { name, cluster }
+    }
+
+    /// The cluster this database lives on.
+    pub fn cluster(&self) -> &'c Cluster {
+        self.cluster
+    }
+
+    /// A URL over TCP with the superuser's password, the way users pass it:
+    /// `postgresql://pgward:pgward-test-secret-pw@127.0.0.1:PORT/NAME`.
+    pub fn url(&self) -> String {
+        self.cluster.url(&self.name)
+    }
+
+    /// A URL over the unix socket, the socket dir percent-encoded as the host:
+    /// `postgresql://pgward@%2Ftmp%2Fpgward-test-x%2Fsocket:PORT/NAME`.
+    pub fn socket_url(&self) -> String {
+        self.cluster.socket_url(&self.name)
+    }
+
+    /// A new connection over the unix socket as the superuser, without TLS.
+    pub fn client(&self) -> Client {
+        self.cluster.client(&self.name)
+    }
+
+    /// Runs `sql` (any number of statements) with psql over the unix socket and returns
+    /// its unaligned, tuples-only output without the final newline. Panics with psql's
+    /// stderr if any statement fails.
+    pub fn psql(&self, sql: &str) -> String {
+        match self
+            .cluster
+            .try_psql(&self.cluster.socket_conninfo(&self.name), sql)
+        {
+            Ok(stdout) => stdout.trim_end_matches('\n').to_string(),
+            Err(stderr) => panic!("psql on {} failed for:\n{sql}\n{stderr}", self.name),
+        }
+    }
+
+    /// Runs a query that returns exactly one row of one column and returns that value in
+    /// PostgreSQL's text form (`select count(*) from t` gives `"3"`). Panics otherwise,
+    /// and on NULL.
+    pub fn query_one_string(&self, sql: &str) -> String {
+        let messages = self.client().simple_query(sql).unwrap_or_else(|e| {
+            panic!("query on {} failed: {sql}\n{}", self.name, error_chain(&e))
+        });
+        let rows: Vec<_> = messages
+            .iter()
+            .filter_map(|message| match message {
+                SimpleQueryMessage::Row(row) => Some(row),
+                _ => None,
+            })
+            .collect();
+        let [row] = rows.as_slice() else {
+            panic!("expected exactly one row, got {}: {sql}", rows.len());
+        };
+        assert_eq!(row.len(), 1, "expected exactly one column: {sql}");
+        row.get(0)
+            .unwrap_or_else(|| panic!("the value is NULL: {sql}"))
+            .to_string()
+    }
+
+    /// The database's schema as `pg_dump -s --no-owner --no-privileges` prints it, minus
+    /// the `\restrict`/`\unrestrict` lines whose random key changes on every dump (newer
+    /// pg_dump releases print them), so two dumps of the same schema compare equal.
+    pub fn pg_dump_schema(&self) -> String {
+        let mut pg_dump = self.cluster.client_tool("pg_dump");
+        pg_dump
+            .args(["-s", "--no-owner", "--no-privileges", "-d"])
+            .arg(self.cluster.socket_conninfo(&self.name));
+        let output = pg_dump
+            .output()
+            .unwrap_or_else(|e| panic!("could not run {pg_dump:?}: {e}"));
+        assert!(
+            output.status.success(),
+            "pg_dump of {} failed ({}):\n{}",
+            self.name,
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .expect("pg_dump prints UTF-8 for a UTF-8 database")
+            .lines()
+            .filter(|line| !line.starts_with("\\restrict") && !line.starts_with("\\unrestrict"))
+            .map(|line| format!("{line}\n"))
+            .collect()
+    }
+}
+
+impl Drop for TestDb<'_> {
+    fn drop(&mut self) {
+        // Errors are ignored: the cluster may already be gone, and a failing drop must
+        // not turn a test's real panic into an abort.
+        if let Ok(mut client) = self.cluster.connect(crate::SUPERUSER, "postgres") {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_ident(&self.name)
+            ));
+        }
+    }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

@@ -1,0 +1,36 @@
+//! The one end-to-end test harness every pgward test crate shares.
+//!
+//! pgward's binaries only mean something against a real PostgreSQL server, so the
+//! integration tests in `tests/tests/*.rs` run the real `pgward-*` executables against a
+//! throwaway cluster that this crate starts from the machine's PostgreSQL server binaries.
+//! Keeping all of that here means a new end-to-end test is about five lines:
+//!
+//! ```no_run
+//! use pgward_tests::{cluster, run};
+//!
+//! let db = cluster().create_database();
+//! let out = run("migrate", &["status", "--database-url", &db.url()], &[]);
+//! out.assert_code(0);
+//! assert_eq!(out.json()["ok"], true, "{out}");
+//! ```
+//!
+//! What lives where:
+//! - [`cluster()`]: the shared per-process cluster, [`Cluster`] for TLS or private ones.
+//! - [`TestDb`]: a fresh database per test, dropped again when the test ends.
+//! - [`run()`], [`run_in`], [`spawn`]: the built binaries with a cleared environment.
+//! - [`redact_json`]: stable JSON snapshots without timings, ids and temp paths.
+
+mod cleanup;
+mod cluster;
+mod database;
+mod paths;
+mod redact;
+mod run;
+mod server_user;
+mod tls;
+
+pub use cluster::{cluster, Cluster, TlsMode, SUPERUSER, SUPERUSER_PASSWORD};
+pub use database::TestDb;
+pub use paths::{corpus_dir, fixtures_dir, workspace_root};
+pub use redact::{redact_json, redact_temp_paths, TEMP_PATH_PLACEHOLDER};
+pub use run::{bin, run, run_in, spawn, Output, RUN_TIMEOUT};

@@ -1,0 +1,162 @@
+//! Running the built `pgward-*` binaries the way a user's script would.
+//!
+//! End-to-end tests exercise the real executables, not library calls, so exit codes,
+//! stdout's single JSON document and stderr are tested as users see them. Each run gets
+//! a cleared environment (only PATH, HOME and what the test passes), so a developer's
+//! `DATABASE_URL` or `PGHOST` can never make a test pass or fail, and no stdin, so a
+//! binary that would prompt fails instead of hanging.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long [`run`] and [`run_in`] wait before killing the binary and failing the test;
+/// far beyond any real run, but short enough that a hang does not eat CI's time limit.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What a finished run of a binary left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// The exit code; a death by signal N is reported as `128 + N`, as shells do.
+    pub code: i32,
+    /// Everything the binary wrote to stdout (lossily decoded as UTF-8).
+    pub stdout: String,
+    /// Everything the binary wrote to stderr (lossily decoded as UTF-8).
+    pub stderr: String,
+}
+
+impl Output {
+    /// stdout parsed as JSON. Panics, showing stdout and stderr, unless stdout is
+    /// exactly one JSON document (surrounding whitespace allowed).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not exactly one JSON document ({e})\n{self}"))
+    }
+
+    /// Panics, showing stdout and stderr, unless the exit code is `expected`.
+    pub fn assert_code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code, expected,
+            "expected exit code {expected}, got {}\n{self}",
+            self.code
+        );
+        self
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "exit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- end ---",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// The path of the built binary `pgward-<name>` (`bin("migrate")`), found beside the
+/// test executable in `target/<profile>/`. Panics if it has not been built.
+pub fn bin(name: &str) -> PathBuf {
+    let test_exe = std::env::current_exe().expect("the test executable knows its path");
+    let mut dir = test_exe
+        .parent()
+        .expect("the test executable is in a folder");
+    // Integration tests live in target/<profile>/deps, the binaries one level up.
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target/<profile>/deps has a parent");
+    }
+    let path = dir.join(format!("pgward-{name}"));
+    assert!(
+        path.is_file(),
+        "{} does not exist; run `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
+/// Runs `pgward-<bin_name>` with `args`, a cleared environment plus `envs`, and no
+/// stdin, and waits for it (killing it after [`RUN_TIMEOUT`]).
+pub fn run(bin_name: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    finish(bin_name, command(bin_name, None, args, envs))
+}
+
+/// [`run`] in the working directory `dir` (where the binary looks for `pgward.toml`).
+pub fn run_in(dir: &Path, bin_name: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    finish(bin_name, command(bin_name, Some(dir), args, envs))
+}
+
+/// Starts `pgward-<bin_name>` like [`run`] but returns at once, with stdout and stderr
+/// piped, for tests that signal or kill it. Read the pipes (or call
+/// `wait_with_output`) so a chatty binary cannot block on a full pipe.
+pub fn spawn(bin_name: &str, args: &[&str], envs: &[(&str, &str)]) -> Child {
+    let mut command = command(bin_name, None, args, envs);
+    command
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {command:?}: {e}"))
+}
+
+fn command(bin_name: &str, dir: Option<&Path>, args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(bin(bin_name));
+    command.args(args).env_clear();
+    for key in ["PATH", "HOME"] {
+        if let Some(value) = std::env::var_os(key) {
+            command.env(key, value);
+        }
+    }
+    command
+        .envs(envs.iter().map(|(k, v)| (OsStr::new(k), OsStr::new(v))))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    command
+}
+
+fn finish(bin_name: &str, mut command: Command) -> Output {
+    let child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {command:?}: {e}"));
+    let pid = child.id();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    let output = match receiver.recv_timeout(RUN_TIMEOUT) {
+        Ok(output) => output,
+        Err(_) => {
+            // SAFETY: kill has no memory-safety preconditions. The waiter has not
+            // reported, so the child is (barring a last-moment exit) not reaped and the
+            // pid still names it.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            let partial = match receiver.recv() {
+                Ok(Ok(output)) => to_output(&output).to_string(),
+                Ok(Err(e)) => format!("(its output could not be collected: {e})"),
+                Err(_) => "(its output was lost)".to_string(),
+            };
+            panic!(
+                "pgward-{bin_name} did not finish within {RUN_TIMEOUT:?} and was killed: \
+                 {command:?}\n{partial}"
+            );
+        }
+    }
+    .unwrap_or_else(|e| panic!("could not collect the output of {command:?}: {e}"));
+    to_output(&output)
+}
+
+fn to_output(output: &std::process::Output) -> Output {
+    Output {
+        code: output
+            .status
+            .code()
+            .or_else(|| output.status.signal().map(|signal| 128 + signal))
+            .expect("a finished process has an exit code or a signal"),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
