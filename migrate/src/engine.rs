@@ -97,7 +97,8 @@ fn step_reason(statements: &[ParsedStatement]) -> Option<String> {
 /// What pgward records around a script, as SQL run inside its transactions.
 #[derive(Default)]
 pub struct Bookkeeping<'a> {
-    /// Records the start: in the first transaction (atomic) or committed first (steps).
+    /// Records the start: with the file's first own COMMIT (transaction mode), or
+    /// committed before anything runs (step mode).
     pub on_start: Option<String>,
     /// Records success: committed with the last statements.
     pub on_finish: Option<String>,
@@ -232,10 +233,12 @@ impl Runner<'_, '_> {
         statements: &[ParsedStatement],
         books: &Bookkeeping<'_>,
     ) -> Result<(), ScriptFailure> {
+        // The start record is written only when the file itself commits part of its work
+        // (an explicit COMMIT), so that it is committed with that part; otherwise the
+        // finish record alone is written with the last statements. Writing it first would
+        // also be a query before the file's own `SET TRANSACTION ISOLATION LEVEL`.
+        let mut start_recorded = books.on_start.is_none();
         self.begin()?;
-        if let Some(start) = &books.on_start {
-            self.exec(start, None)?;
-        }
         for stmt in statements {
             pgward_shared::interrupt::check().map_err(|_| self.interrupted(stmt))?;
             match transaction_control(&stmt.node) {
@@ -247,11 +250,19 @@ impl Runner<'_, '_> {
                 }
                 Some(TransactionControl::End) => {
                     let was_in_block = self.in_block;
+                    if was_in_block && is_commit(stmt) && !start_recorded {
+                        self.record_start(books)?;
+                        start_recorded = true;
+                    }
                     self.exec(&stmt.text, Some(stmt))?;
                     self.committed_something |= was_in_block && is_commit(stmt);
                     self.in_block = false;
                 }
                 Some(TransactionControl::Chain) => {
+                    if is_commit(stmt) && !start_recorded {
+                        self.record_start(books)?;
+                        start_recorded = true;
+                    }
                     self.exec(&stmt.text, Some(stmt))?;
                     self.committed_something |= is_commit(stmt);
                     self.in_block = true;
@@ -351,6 +362,13 @@ impl Runner<'_, '_> {
             self.exec(finish, None)?;
         }
         Ok(())
+    }
+
+    fn record_start(&mut self, books: &Bookkeeping<'_>) -> Result<(), ScriptFailure> {
+        match &books.on_start {
+            Some(start) => self.exec(start, None),
+            None => Ok(()),
+        }
     }
 
     fn interrupted(&self, stmt: &ParsedStatement) -> ScriptFailure {
