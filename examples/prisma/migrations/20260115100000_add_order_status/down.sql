@@ -1,0 +1,2 @@
+ALTER TABLE "Order" DROP COLUMN "status";
+DROP TYPE "OrderStatus";

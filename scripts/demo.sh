@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The README's demo: build pgward, start a throwaway local PostgreSQL, deploy the example
+# migrations, show status, roll the newest one back, deploy it again. Removes everything
+# it created when it ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/cluster.sh
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v jq >/dev/null || ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then
+  echo "== installing PostgreSQL, jq and libclang (needs root)" >&2
+  apt-get update -qq && apt-get install -y -qq postgresql postgresql-contrib jq libclang-dev >/dev/null
+fi
+echo "== building pgward" >&2
+cargo build --workspace --quiet
+M=target/debug/pgward-migrate
+
+dir=$(mktemp -d /tmp/pgward-demo.XXXXXX)
+pg_cluster_start "$dir" "$(free_port)"
+psql -q -d postgres -c "CREATE DATABASE demo"
+export DATABASE_URL="postgresql://postgres@$(printf %s "$dir" | jq -sRr @uri):$PGPORT/demo"
+step() { echo; echo "== $*" >&2; }
+
+step "pgward-migrate deploy --dry-run: what would run, and how"
+$M deploy --dir examples/prisma/migrations --dry-run -q | jq '.result.applied'
+step "pgward-migrate deploy"
+$M deploy --dir examples/prisma/migrations | jq -c '{ok, applied: [.result.applied[] | {name, mode, duration_ms}]}'
+step "pgward-migrate status --format text"
+$M status --dir examples/prisma/migrations --format text
+step "pgward-migrate rollback (runs the newest migration's down.sql)"
+$M rollback --dir examples/prisma/migrations | jq -c '{ok, rolled_back: [.result.rolled_back[].name]}'
+step "pgward-migrate status: the rolled-back migration is pending again (exit 3)"
+set +e; $M status --dir examples/prisma/migrations -q | jq -c '{ok, exit_code, pending: .result.pending}'; set -e
+step "pgward-migrate deploy: applies it again"
+$M deploy --dir examples/prisma/migrations -q | jq -c '{ok, applied: [.result.applied[].name]}'
+echo; echo "demo done; the throwaway cluster in $dir is being removed" >&2
