@@ -316,10 +316,7 @@ fn apply_migration(
         }
         return Err(Error::MigrationFailed {
             migration: m.name.clone(),
-            sqlstate: failure.sqlstate,
-            message: failure.message,
-            position: failure.position,
-            statement: failure.statement,
+            failure: Box::new(failure.failed),
         });
     }
 }
@@ -330,17 +327,18 @@ fn failure_logs(name: &str, f: &ScriptFailure, interrupted: bool) -> String {
     if interrupted {
         logs.push_str("Interrupted (SIGINT/SIGTERM) by the operator.\n\n");
     }
-    if let Some(code) = &f.sqlstate {
+    let failed = &f.failed;
+    if let Some(code) = &failed.sqlstate {
         logs.push_str(&format!("Database error code: {code}\n\n"));
     }
-    logs.push_str(&format!("Database error:\n{}\n", f.message));
-    if let Some(p) = &f.position {
+    logs.push_str(&format!("Database error:\n{}\n", failed.message));
+    if let Some(p) = &failed.position {
         logs.push_str(&format!(
             "\nPosition: line {}, column {}\n",
             p.line, p.column
         ));
     }
-    if let Some(s) = &f.statement {
+    if let Some(s) = &failed.statement {
         logs.push_str(&format!("\nStatement:\n{s}\n"));
     }
     logs.push_str(&format!(

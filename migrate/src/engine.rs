@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use pgward_shared::error::{describe_pg_error, SqlPosition};
+use pgward_shared::error::{describe_pg_error, FailedStatement};
 use pgward_shared::sql::{
     self, byte_offset_of_char, non_transactional_reason, position_of, transaction_control,
     ParsedStatement, TransactionControl,
@@ -116,14 +116,8 @@ pub struct ScriptDone {
 /// A script that failed.
 #[derive(Debug, Clone)]
 pub struct ScriptFailure {
-    /// SQLSTATE, if the server sent one.
-    pub sqlstate: Option<String>,
-    /// The server's message.
-    pub message: String,
-    /// Where the failing statement (or the error inside it) is.
-    pub position: Option<SqlPosition>,
-    /// The failing statement, shortened.
-    pub statement: Option<String>,
+    /// What the server rejected, and where.
+    pub failed: FailedStatement,
     /// Statements that ran before the failing one.
     pub statements_done: usize,
     /// Whether anything of the script may have been committed.
@@ -133,7 +127,7 @@ pub struct ScriptFailure {
 impl ScriptFailure {
     /// Whether only `lock_timeout` stopped it (SQLSTATE 55P03, lock_not_available).
     pub fn is_lock_timeout(&self) -> bool {
-        self.sqlstate.as_deref() == Some("55P03")
+        self.failed.sqlstate.as_deref() == Some("55P03")
     }
 }
 
@@ -212,10 +206,12 @@ impl Runner<'_, '_> {
             (None, None) => None,
         };
         ScriptFailure {
-            sqlstate,
-            message,
-            position,
-            statement: stmt.map(|s| excerpt(&s.text)),
+            failed: FailedStatement {
+                sqlstate,
+                message,
+                position,
+                statement: stmt.map(|s| excerpt(&s.text)),
+            },
             statements_done: self.done,
             committed_something: self.committed_something,
         }
@@ -373,10 +369,12 @@ impl Runner<'_, '_> {
 
     fn interrupted(&self, stmt: &ParsedStatement) -> ScriptFailure {
         ScriptFailure {
-            sqlstate: Some("57014".into()),
-            message: "interrupted before this statement".into(),
-            position: Some(position_of(self.script, stmt.offset)),
-            statement: Some(excerpt(&stmt.text)),
+            failed: FailedStatement {
+                sqlstate: Some("57014".into()),
+                message: "interrupted before this statement".into(),
+                position: Some(position_of(self.script, stmt.offset)),
+                statement: Some(excerpt(&stmt.text)),
+            },
             statements_done: self.done,
             committed_something: self.committed_something,
         }

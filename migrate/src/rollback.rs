@@ -158,10 +158,7 @@ fn rollback_locked(
                     Error::ScriptFailed {
                         code: "ROLLBACK_FAILED",
                         what: format!("down.sql of {}", m.name),
-                        sqlstate: f.sqlstate,
-                        message: f.message,
-                        position: f.position,
-                        statement: f.statement,
+                        failure: Box::new(f.failed),
                         hint: if f.committed_something {
                             format!("part of down.sql was committed (it cannot run in one transaction) and {} is still recorded as applied; finish reverting by hand, then run rollback again or restore a backup", m.name)
                         } else {

@@ -93,10 +93,7 @@ pub fn seed(ctx: &Context, dir: &Path, dry_run: bool) -> Result<Outcome, Failure
                     Error::ScriptFailed {
                         code: "SEED_FAILED",
                         what: format!("seed file {file}"),
-                        sqlstate: f.sqlstate,
-                        message: f.message,
-                        position: f.position,
-                        statement: f.statement,
+                        failure: Box::new(f.failed),
                         hint: "the failing file's transaction was rolled back; earlier files stay seeded. Fix the file and seed again".into(),
                     }
                 };

@@ -302,6 +302,12 @@ fn load_config(path: &Path) -> Result<ConfigFile> {
     })
 }
 
+/// Parses a duration flag (`10s`, `500ms`, `2min`) for clap.
+pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration like 10s, 500ms or 2min: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,10 +391,4 @@ protected = true
         assert_eq!(err.code(), "CONFIG_INVALID");
         assert_eq!(err.exit(), crate::Exit::Usage);
     }
-}
-
-/// Parses a duration flag (`10s`, `500ms`, `2min`) for clap.
-pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}` is not a duration like 10s, 500ms or 2min: {e}"))
 }

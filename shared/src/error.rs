@@ -62,6 +62,38 @@ pub struct SqlPosition {
     pub column: usize,
 }
 
+/// A statement of a script that the server rejected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedStatement {
+    /// The server's SQLSTATE.
+    pub sqlstate: Option<String>,
+    /// The server's message (with detail).
+    pub message: String,
+    /// The failing statement's position in the script.
+    pub position: Option<SqlPosition>,
+    /// The failing statement's text (shortened).
+    pub statement: Option<String>,
+}
+
+impl FailedStatement {
+    fn at(&self) -> String {
+        self.position
+            .as_ref()
+            .map(|p| format!(" at line {}, column {}", p.line, p.column))
+            .unwrap_or_default()
+    }
+
+    fn details(&self, script_key: &str, script: &str) -> serde_json::Value {
+        serde_json::json!({
+            script_key: script,
+            "sqlstate": self.sqlstate,
+            "line": self.position.as_ref().map(|p| p.line),
+            "column": self.position.as_ref().map(|p| p.column),
+            "statement": self.statement,
+        })
+    }
+}
+
 /// Every error a pgward binary reports to its user.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -190,18 +222,12 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A migration failed to apply (Prisma P3018).
-    #[error("P3018: migration `{migration}` failed to apply{}: {message}", position.as_ref().map(|p| format!(" at line {}, column {}", p.line, p.column)).unwrap_or_default())]
+    #[error("P3018: migration `{migration}` failed to apply{}: {}", failure.at(), failure.message)]
     MigrationFailed {
         /// The migration folder name.
         migration: String,
-        /// The server's SQLSTATE.
-        sqlstate: Option<String>,
-        /// The server's message (with detail).
-        message: String,
-        /// The failing statement's position in migration.sql.
-        position: Option<SqlPosition>,
-        /// The failing statement's text (shortened).
-        statement: Option<String>,
+        /// What the server rejected.
+        failure: Box<FailedStatement>,
     },
     /// A failed migration in the history blocks deploy (Prisma P3009).
     #[error("P3009: migrate found failed migrations in the target database, new migrations will not be applied: {}", names.join(", "))]
@@ -272,20 +298,14 @@ pub enum Error {
         migration: String,
     },
     /// A down.sql or seed file failed; its transaction was rolled back.
-    #[error("{what} failed{}: {message}", position.as_ref().map(|p| format!(" at line {}, column {}", p.line, p.column)).unwrap_or_default())]
+    #[error("{what} failed{}: {}", failure.at(), failure.message)]
     ScriptFailed {
         /// Stable code: ROLLBACK_FAILED or SEED_FAILED.
         code: &'static str,
         /// Which script ("down.sql of 2024..._x", "seed file 01_users.sql").
         what: String,
-        /// The server's SQLSTATE.
-        sqlstate: Option<String>,
-        /// The server's message.
-        message: String,
-        /// The failing statement's position in the script.
-        position: Option<SqlPosition>,
-        /// The failing statement, shortened.
-        statement: Option<String>,
+        /// What the server rejected.
+        failure: Box<FailedStatement>,
         /// What to do next.
         hint: String,
     },
@@ -419,32 +439,10 @@ impl Error {
     /// Extra machine-readable details for the JSON `error.details`.
     pub fn details(&self) -> Option<serde_json::Value> {
         match self {
-            Error::MigrationFailed {
-                migration,
-                sqlstate,
-                position,
-                statement,
-                ..
-            } => Some(serde_json::json!({
-                "migration": migration,
-                "sqlstate": sqlstate,
-                "line": position.as_ref().map(|p| p.line),
-                "column": position.as_ref().map(|p| p.column),
-                "statement": statement,
-            })),
-            Error::ScriptFailed {
-                what,
-                sqlstate,
-                position,
-                statement,
-                ..
-            } => Some(serde_json::json!({
-                "script": what,
-                "sqlstate": sqlstate,
-                "line": position.as_ref().map(|p| p.line),
-                "column": position.as_ref().map(|p| p.column),
-                "statement": statement,
-            })),
+            Error::MigrationFailed { migration, failure } => {
+                Some(failure.details("migration", migration))
+            }
+            Error::ScriptFailed { what, failure, .. } => Some(failure.details("script", what)),
             Error::Query { sqlstate, .. } => Some(serde_json::json!({ "sqlstate": sqlstate })),
             Error::LockHeld { holder, waited_ms } => {
                 Some(serde_json::json!({ "waited_ms": waited_ms, "holder": holder }))
