@@ -6,9 +6,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use pgward_shared::config::GuardArgs;
-use pgward_shared::connect::Session;
 use pgward_shared::error::{Error, Result};
-use pgward_shared::history::{self, Attempt, MigrationLock};
+use pgward_shared::history::{self, Attempt};
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::state::MigrationState;
@@ -16,6 +15,7 @@ use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
 use crate::engine::{elapsed_ms, run_script, Bookkeeping, RunMode, ScriptFailure, ScriptPlan};
+use crate::lock::with_migration_lock;
 
 /// Deploy's options, as the flags give them.
 #[derive(Debug, Clone)]
@@ -90,31 +90,21 @@ pub fn deploy(ctx: &Context, dir: &Path, opts: &DeployOptions) -> Result<Outcome
         ctx.audit(&db);
     }
     let mut session = ctx.connect()?;
-    let schema = session.schema().to_string();
-    let lock = if opts.dry_run {
-        None
-    } else {
-        Some(MigrationLock::acquire(
-            &mut session.client,
-            opts.lock_wait,
-            history::lock_disabled(std::env::var(history::DISABLE_LOCK_ENV).ok().as_deref()),
-        )?)
-    };
-    let result = deploy_locked(ctx, &mut session, &folder, &schema, opts);
-    if let Some(lock) = lock {
-        lock.release(&mut session.client);
-    }
-    result
+    with_migration_lock(
+        &mut session,
+        opts.lock_wait,
+        opts.dry_run,
+        |client, schema| deploy_locked(ctx, client, &folder, schema, opts),
+    )
 }
 
 fn deploy_locked(
     ctx: &Context,
-    session: &mut Session,
+    client: &mut postgres::Client,
     folder: &MigrationsFolder,
     schema: &str,
     opts: &DeployOptions,
 ) -> Result<Outcome, Failure> {
-    let client = &mut session.client;
     let table_exists = history::table_exists(client, schema)?;
     if !table_exists {
         if history::schema_exists(client, schema)? && !history::schema_is_empty(client, schema)? {

@@ -4,6 +4,7 @@
 
 pub mod deploy;
 pub mod engine;
+pub mod lock;
 pub mod new;
 pub mod resolve;
 pub mod rollback;

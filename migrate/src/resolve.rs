@@ -5,11 +5,13 @@ use std::path::Path;
 
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
-use pgward_shared::history::{self, MigrationLock};
+use pgward_shared::history;
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::sql::quote_literal;
 use serde::Serialize;
+
+use crate::lock::{with_migration_lock, DEFAULT_LOCK_WAIT};
 
 /// What resolve records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,22 +53,17 @@ pub fn resolve(
         ctx.audit(&db);
     }
     let mut session = ctx.connect()?;
-    let schema = session.schema().to_string();
-    let client = &mut session.client;
-    let lock = if dry_run {
-        None
-    } else {
-        Some(MigrationLock::acquire(
-            client,
-            std::time::Duration::from_secs(10),
-            history::lock_disabled(std::env::var(history::DISABLE_LOCK_ENV).ok().as_deref()),
-        )?)
-    };
-    let result = resolve_locked(client, &schema, &folder, name, resolution, dry_run);
-    if let Some(lock) = lock {
-        lock.release(client);
-    }
-    Ok(Outcome::ok(result?))
+    let result = with_migration_lock(
+        &mut session,
+        DEFAULT_LOCK_WAIT,
+        dry_run,
+        |client, schema| {
+            Ok(resolve_locked(
+                client, schema, &folder, name, resolution, dry_run,
+            )?)
+        },
+    )?;
+    Ok(Outcome::ok(result))
 }
 
 fn resolve_locked(

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
-use pgward_shared::history::{self, MigrationLock};
+use pgward_shared::history;
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::sql::quote_literal;
@@ -17,6 +17,7 @@ use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
 use crate::engine::{elapsed_ms, run_script, Bookkeeping, RunMode, ScriptPlan};
+use crate::lock::{with_migration_lock, DEFAULT_LOCK_WAIT};
 
 /// How far to roll back.
 #[derive(Debug, Clone)]
@@ -66,22 +67,12 @@ pub fn rollback(
         ctx.audit(&db);
     }
     let mut session = ctx.connect()?;
-    let schema = session.schema().to_string();
-    let client = &mut session.client;
-    let lock = if dry_run {
-        None
-    } else {
-        Some(MigrationLock::acquire(
-            client,
-            std::time::Duration::from_secs(10),
-            history::lock_disabled(std::env::var(history::DISABLE_LOCK_ENV).ok().as_deref()),
-        )?)
-    };
-    let result = rollback_locked(client, &schema, &folder, extent, dry_run);
-    if let Some(lock) = lock {
-        lock.release(client);
-    }
-    result
+    with_migration_lock(
+        &mut session,
+        DEFAULT_LOCK_WAIT,
+        dry_run,
+        |client, schema| rollback_locked(client, schema, &folder, extent, dry_run),
+    )
 }
 
 fn rollback_locked(
