@@ -281,7 +281,7 @@ fn apply_migration(
         client
             .batch_execute(&history::fail_attempt_sql(schema, &attempt, &logs))
             .map_err(|e| Error::query(format!("recording the failure of {}", m.name), &e))?;
-        let safe_to_retry = !failure.committed_something || failure.statements_done == 0;
+        let safe_to_retry = !failure.partly_committed();
         if failure.is_lock_timeout() && !interrupted && retries < opts.retries && safe_to_retry {
             let backoff = opts.retry_backoff * 2u32.saturating_pow(retries);
             ctx.warn(
@@ -304,9 +304,13 @@ fn apply_migration(
         if interrupted {
             return Err(Error::Interrupted);
         }
+        // In statement mode the start row is committed first; only statements that ran
+        // to the end before the failure can have been committed.
+        let partly_committed = failure.partly_committed();
         return Err(Error::MigrationFailed {
             migration: m.name.clone(),
             failure: Box::new(failure.failed),
+            partly_committed,
         });
     }
 }
@@ -334,7 +338,7 @@ fn failure_logs(name: &str, f: &ScriptFailure, interrupted: bool) -> String {
     logs.push_str(&format!(
         "\nStatements run before the failure: {}{}\n",
         f.statements_done,
-        if f.committed_something {
+        if f.partly_committed() {
             " (some of the migration was committed: check the schema before resolving)"
         } else {
             " (none of it was committed)"

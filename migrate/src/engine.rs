@@ -125,6 +125,12 @@ pub struct ScriptFailure {
 }
 
 impl ScriptFailure {
+    /// Whether some of the script's own statements were committed (not merely the
+    /// attempt's start record): the database is partly changed.
+    pub fn partly_committed(&self) -> bool {
+        self.committed_something && self.statements_done > 0
+    }
+
     /// Whether only `lock_timeout` stopped it (SQLSTATE 55P03, lock_not_available).
     pub fn is_lock_timeout(&self) -> bool {
         self.failed.sqlstate.as_deref() == Some("55P03")

@@ -149,12 +149,12 @@ fn rollback_locked(
                     Error::ScriptFailed {
                         code: "ROLLBACK_FAILED",
                         what: format!("down.sql of {}", m.name),
-                        failure: Box::new(f.failed),
-                        hint: if f.committed_something {
+                        hint: if f.partly_committed() {
                             format!("part of down.sql was committed (it cannot run in one transaction) and {} is still recorded as applied; finish reverting by hand, then run rollback again or restore a backup", m.name)
                         } else {
                             format!("down.sql was rolled back and {} stays applied; fix down.sql and run rollback again, or restore the backup taken before it", m.name)
                         },
+                        failure: Box::new(f.failed),
                     }
                 };
                 return Err(Failure::with_result(error, &result));

@@ -31,6 +31,9 @@ pub enum OutputFormat {
     Json,
     /// A human summary.
     Text,
+    /// GitHub Actions annotations (`::error file=...`) for the findings of check commands,
+    /// then the human summary.
+    Github,
 }
 
 /// Flags every pgward binary takes.
@@ -79,6 +82,18 @@ pub struct ConfigFile {
     /// Named environments.
     #[serde(default)]
     pub env: BTreeMap<String, EnvConfig>,
+    /// `[lint]`: settings of `pgward-validate lint`.
+    #[serde(default)]
+    pub lint: LintConfig,
+}
+
+/// The `[lint]` table.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LintConfig {
+    /// Rule ids never reported.
+    #[serde(default)]
+    pub ignore: Vec<String>,
 }
 
 /// One `[env.NAME]` table.

@@ -228,6 +228,9 @@ pub enum Error {
         migration: String,
         /// What the server rejected.
         failure: Box<FailedStatement>,
+        /// Whether statements of it were committed before the failure (statement mode,
+        /// or a file that commits a block itself): then a plain re-deploy would repeat them.
+        partly_committed: bool,
     },
     /// A failed migration in the history blocks deploy (Prisma P3009).
     #[error("P3009: migrate found failed migrations in the target database, new migrations will not be applied: {}", names.join(", "))]
@@ -309,6 +312,16 @@ pub enum Error {
         /// What to do next.
         hint: String,
     },
+    /// Checks ran and found errors (lint, schema, data, preflight).
+    #[error("{what} found {errors} error(s) and {warnings} warning(s)")]
+    ChecksFailed {
+        /// Which checks (`lint`, `schema checks`, ...).
+        what: String,
+        /// Findings of severity error.
+        errors: usize,
+        /// Findings of severity warning.
+        warnings: usize,
+    },
     /// SIGINT or SIGTERM arrived; cleanup is done.
     #[error("interrupted; the running query was cancelled and nothing half-done was recorded")]
     Interrupted,
@@ -349,6 +362,7 @@ impl Error {
             Error::InvalidHistoryAction { .. } => "INVALID_HISTORY_ACTION",
             Error::NoDownSql { .. } => "NO_DOWN_SQL",
             Error::ScriptFailed { code, .. } => code,
+            Error::ChecksFailed { .. } => "CHECKS_FAILED",
             Error::Interrupted => "INTERRUPTED",
         }
     }
@@ -372,7 +386,8 @@ impl Error {
             | Error::MigrationFailed { .. }
             | Error::InvalidHistoryAction { .. }
             | Error::NoDownSql { .. }
-            | Error::ScriptFailed { .. } => Exit::Failed,
+            | Error::ScriptFailed { .. }
+            | Error::ChecksFailed { .. } => Exit::Failed,
             Error::FailedMigrations { .. } | Error::HistoryDiverged { .. } => Exit::Integrity,
             Error::SchemaNotEmpty { .. }
             | Error::LockHeld { .. }
@@ -413,8 +428,11 @@ impl Error {
                 std::io::ErrorKind::StorageFull => "free disk space, then run again".into(),
                 _ => "check that the path exists and is readable".into(),
             },
-            Error::MigrationFailed { migration, .. } => format!(
+            Error::MigrationFailed { migration, partly_committed: false, .. } => format!(
                 "nothing of the failing transaction was kept; fix the migration, then run `pgward-migrate resolve --rolled-back {migration}` and deploy again (or `resolve --applied {migration}` if you applied it by hand)"
+            ),
+            Error::MigrationFailed { migration, partly_committed: true, .. } => format!(
+                "statements before the failing one were committed and stay applied (`pgward-migrate status` shows the attempt's logs); revert them by hand and run `pgward-migrate resolve --rolled-back {migration}` before deploying the fixed migration again, or finish it by hand and run `resolve --applied {migration}`"
             ),
             Error::FailedMigrations { names } => format!(
                 "inspect the failure with `pgward-migrate status`; after fixing the database, mark it with `pgward-migrate resolve --rolled-back {}` (or `--applied` if you finished it by hand)",
@@ -432,6 +450,7 @@ impl Error {
             Error::NoDownSql { migration } => format!(
                 "restore the backup taken before it: `pgward-restore --before-migration {migration} --clean` (or write {migration}/down.sql)"
             ),
+            Error::ChecksFailed { .. } => "each finding in result.findings says why it is dangerous and the safe alternative (`fix`); suppress a reviewed lint finding with `-- pgward-ignore RULE` on the line before".into(),
             Error::Interrupted => "run the command again when ready; `pgward-migrate status` shows the state".into(),
         }
     }
@@ -439,9 +458,9 @@ impl Error {
     /// Extra machine-readable details for the JSON `error.details`.
     pub fn details(&self) -> Option<serde_json::Value> {
         match self {
-            Error::MigrationFailed { migration, failure } => {
-                Some(failure.details("migration", migration))
-            }
+            Error::MigrationFailed {
+                migration, failure, ..
+            } => Some(failure.details("migration", migration)),
             Error::ScriptFailed { what, failure, .. } => Some(failure.details("script", what)),
             Error::Query { sqlstate, .. } => Some(serde_json::json!({ "sqlstate": sqlstate })),
             Error::LockHeld { holder, waited_ms } => {

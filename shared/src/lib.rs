@@ -16,6 +16,7 @@ pub mod dburl;
 pub mod error;
 pub mod history;
 pub mod interrupt;
+pub mod inventory;
 pub mod log;
 pub mod migrations;
 pub mod output;
