@@ -85,9 +85,10 @@ pub fn deploy(ctx: &Context, dir: &Path, opts: &DeployOptions) -> Result<Outcome
     }
     let db = ctx.database()?;
     if !opts.dry_run {
+        // Audited before the guard: a refused attempt on a protected database is worth a line.
+        ctx.audit(&db);
         ctx.settings
             .guard_deploy(&db.display_target(), opts.guard)?;
-        ctx.audit(&db);
     }
     let mut session = ctx.connect()?;
     with_migration_lock(
@@ -297,7 +298,7 @@ fn apply_migration(
             client
                 .batch_execute(&history::roll_back_failed_sql(schema, &m.name))
                 .map_err(|e| Error::query("marking the timed-out attempt rolled back", &e))?;
-            sleep(backoff);
+            sleep_unless_interrupted(backoff)?;
             retries += 1;
             continue;
         }
@@ -312,6 +313,20 @@ fn apply_migration(
             failure: Box::new(failure.failed),
             partly_committed,
         });
+    }
+}
+
+/// Sleeps for `duration` (a retry back-off, which can be minutes), but returns
+/// [`Error::Interrupted`] within a moment of Ctrl-C or SIGTERM instead of sleeping on.
+fn sleep_unless_interrupted(duration: Duration) -> Result<()> {
+    let until = Instant::now() + duration;
+    loop {
+        interrupt::check()?;
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        sleep(left.min(Duration::from_millis(50)));
     }
 }
 

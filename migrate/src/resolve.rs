@@ -48,9 +48,10 @@ pub fn resolve(
     let folder = MigrationsFolder::read(dir)?;
     let db = ctx.database()?;
     if !dry_run {
+        // Audited before the guard: a refused attempt on a protected database is worth a line.
+        ctx.audit(&db);
         ctx.settings
             .guard_destructive("resolve", &db.display_target(), guard)?;
-        ctx.audit(&db);
     }
     let mut session = ctx.connect()?;
     let result = with_migration_lock(

@@ -62,9 +62,10 @@ pub fn rollback(
     let folder = MigrationsFolder::read_non_empty(dir)?;
     let db = ctx.database()?;
     if !dry_run {
+        // Audited before the guard: a refused attempt on a protected database is worth a line.
+        ctx.audit(&db);
         ctx.settings
             .guard_destructive("rollback", &db.display_target(), guard)?;
-        ctx.audit(&db);
     }
     let mut session = ctx.connect()?;
     with_migration_lock(

@@ -36,7 +36,7 @@ pub struct SeedResult {
     pub files: Vec<SeededFile>,
 }
 
-/// The seeds folder: `--seeds`, else `prisma/seeds/<env>` with an environment, else
+/// The seeds folder: `--dir`, else `prisma/seeds/<env>` with an environment, else
 /// `prisma/seeds`.
 pub fn default_seeds_dir(env: Option<&str>) -> PathBuf {
     match env {
@@ -47,12 +47,12 @@ pub fn default_seeds_dir(env: Option<&str>) -> PathBuf {
 
 /// Runs seed.
 pub fn seed(ctx: &Context, dir: &Path, dry_run: bool) -> Result<Outcome, Failure> {
-    ctx.settings.refuse_if_protected("seed")?;
-    let files = seed_files(dir)?;
     let db = ctx.database()?;
     if !dry_run {
         ctx.audit(&db);
     }
+    ctx.settings.refuse_if_protected("seed")?;
+    let files = seed_files(dir)?;
     let mut session = ctx.connect()?;
     let mut result = SeedResult {
         seeds_dir: dir.display().to_string(),
@@ -108,7 +108,7 @@ fn seed_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::usage(
             format!("the seeds folder {} does not exist", dir.display()),
-            "pass the folder with --seeds, or create prisma/seeds/<env>/ with numbered .sql files",
+            "pass the folder with --dir, or create prisma/seeds/<env>/ with numbered .sql files",
         ),
         _ => Error::io("read", dir, e),
     })?;
