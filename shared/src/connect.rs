@@ -9,7 +9,9 @@
 //! does).
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -98,9 +100,7 @@ pub fn connect(settings: &ConnectionSettings, app: &str) -> Result<Session> {
         target: target.clone(),
         reason,
     })?);
-    let mut client = config
-        .connect(tls.clone())
-        .map_err(|e| classify_connect_error(settings, &e))?;
+    let mut client = connect_within_timeout(config, tls.clone(), settings)?;
     let token = client.cancel_token();
     let cancel = interrupt::on_interrupt(move || {
         let _ = token.cancel_query(tls.clone());
@@ -120,6 +120,46 @@ pub fn connect(settings: &ConnectionSettings, app: &str) -> Result<Session> {
         server_version_num,
         _cancel: cancel,
     })
+}
+
+/// `config.connect(tls)`, given up after `connect_timeout` in all. The postgres crate
+/// applies its connect_timeout to the TCP connect only, so a server or proxy that accepts
+/// the connection but never answers the startup would hang pgward for ever; libpq and
+/// Prisma count the whole attempt. The attempt runs on a helper thread that is abandoned
+/// on timeout (the command ends soon after); Ctrl-C ends the wait as well.
+fn connect_within_timeout(
+    config: postgres::Config,
+    tls: MakeRustlsConnect,
+    settings: &ConnectionSettings,
+) -> Result<postgres::Client> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(config.connect(tls));
+    });
+    let deadline = Instant::now() + settings.connect_timeout;
+    let gave_up = |reason: String| Error::Connect {
+        target: settings.display_target(),
+        reason,
+    };
+    loop {
+        interrupt::check()?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(gave_up(format!(
+                "no answer within {} s (connect_timeout): the server did not complete the connection startup",
+                settings.connect_timeout.as_secs()
+            )));
+        }
+        match receiver.recv_timeout(left.min(Duration::from_millis(100))) {
+            Ok(result) => return result.map_err(|e| classify_connect_error(settings, &e)),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(gave_up(
+                    "the connection attempt ended without a result".into(),
+                ))
+            }
+        }
+    }
 }
 
 /// Turns a failed connection attempt into the error a user can act on.
@@ -145,7 +185,9 @@ fn classify_connect_error(settings: &ConnectionSettings, err: &postgres::Error) 
     let chain = crate::redact::scrub(&error_chain(err));
     let is_tls = chain.contains("TLS") || chain.contains("certificate");
     if is_tls {
-        let reason = if chain.contains("NotValidForName") {
+        // rustls names the variant (`NotValidForName`) or, with the names it compared,
+        // says "certificate not valid for name".
+        let reason = if chain.contains("NotValidForName") || chain.contains("not valid for name") {
             format!(
                 "the server certificate does not name the host `{}` ({chain})",
                 settings.host

@@ -252,6 +252,17 @@ pub enum Error {
         /// The first local migration, for the baseline hint.
         first_migration: Option<String>,
     },
+    /// `--shadow-url` names a database that is not empty; drift would mix the migrations
+    /// into what is there.
+    #[error("the shadow database `{database}` is not empty: it holds {}", describe_objects(objects, *total))]
+    ShadowNotEmpty {
+        /// The shadow database.
+        database: String,
+        /// The first objects found (`table public.users`, `extension citext`).
+        objects: Vec<String>,
+        /// How many objects it holds in all.
+        total: usize,
+    },
     /// The migration advisory lock is held by another session (Prisma P1002).
     #[error("P1002: timed out after {waited_ms} ms waiting for the migration lock (pg_advisory_lock(72707369)){}", holder.as_ref().map(|h| format!(", held by pid {} ({})", h.pid, if h.application_name.is_empty() { "no application_name" } else { h.application_name.as_str() })).unwrap_or_default())]
     LockHeld {
@@ -355,6 +366,7 @@ impl Error {
             Error::FailedMigrations { .. } => "FAILED_MIGRATIONS",
             Error::HistoryDiverged { .. } => "HISTORY_DIVERGED",
             Error::SchemaNotEmpty { .. } => "SCHEMA_NOT_EMPTY",
+            Error::ShadowNotEmpty { .. } => "SHADOW_NOT_EMPTY",
             Error::LockHeld { .. } => "LOCK_HELD",
             Error::NeedsForce { .. } => "PROTECTED_NEEDS_FORCE",
             Error::NeedsYes { .. } => "PROTECTED_NEEDS_YES",
@@ -390,6 +402,7 @@ impl Error {
             | Error::ChecksFailed { .. } => Exit::Failed,
             Error::FailedMigrations { .. } | Error::HistoryDiverged { .. } => Exit::Integrity,
             Error::SchemaNotEmpty { .. }
+            | Error::ShadowNotEmpty { .. }
             | Error::LockHeld { .. }
             | Error::NeedsForce { .. }
             | Error::NeedsYes { .. }
@@ -405,7 +418,7 @@ impl Error {
             Error::Usage { hint, .. }
             | Error::InvalidHistoryAction { hint, .. }
             | Error::ScriptFailed { hint, .. } => hint.clone(),
-            Error::InvalidUrl { .. } => "write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE?schema=public; percent-encode special characters in the password (@ is %40, / is %2F)".into(),
+            Error::InvalidUrl { .. } => "the form is postgresql:// followed by USER:PASSWORD@HOST:PORT/DATABASE?schema=public; percent-encode special characters in the password (@ is %40, / is %2F)".into(),
             Error::NoDatabaseUrl => "pass --database-url, set DATABASE_URL, or select an environment of pgward.toml with --env".into(),
             Error::Config { .. } => "fix the file (see docs/config.md), or point --config at another one".into(),
             Error::UnknownEnv { known, .. } => if known.is_empty() {
@@ -443,6 +456,7 @@ impl Error {
                 "baseline the existing database: mark the migrations it already contains as applied with `pgward-migrate resolve --applied {}`",
                 first_migration.as_deref().unwrap_or("<first migration>")
             ),
+            Error::ShadowNotEmpty { .. } => "drift applies the migrations to the shadow database and needs it empty: pass the URL of a new, empty database (CREATE DATABASE ... TEMPLATE template0), or omit --shadow-url to let drift create and drop a temporary one".into(),
             Error::LockHeld { .. } => "another deploy or resolve is running; wait for it, raise --lock-wait, or end the holding session (pg_terminate_backend(pid)) if it is stuck".into(),
             Error::NeedsForce { action, target, .. } => format!("rerun with --force to {action} on {target}"),
             Error::NeedsYes { .. } => "rerun with --yes to approve the deploy (or run it on a terminal to be asked)".into(),
@@ -467,6 +481,13 @@ impl Error {
                 Some(serde_json::json!({ "waited_ms": waited_ms, "holder": holder }))
             }
             Error::FailedMigrations { names } => Some(serde_json::json!({ "migrations": names })),
+            Error::ShadowNotEmpty {
+                database,
+                objects,
+                total,
+            } => Some(
+                serde_json::json!({ "database": database, "objects": objects, "total": total }),
+            ),
             Error::NoDownSql { migration } => Some(serde_json::json!({ "migration": migration })),
             Error::NotUtf8 { path, offset } => {
                 Some(serde_json::json!({ "path": path, "offset": offset }))
@@ -507,6 +528,16 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// `table public.a, schema b and 3 more object(s)`.
+fn describe_objects(objects: &[String], total: usize) -> String {
+    let more = total.saturating_sub(objects.len());
+    if more == 0 {
+        objects.join(", ")
+    } else {
+        format!("{} and {more} more object(s)", objects.join(", "))
     }
 }
 

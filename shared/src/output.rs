@@ -163,16 +163,22 @@ impl Context {
             });
     }
 
-    /// The connection settings; unknown URL parameters become warnings.
+    /// The connection settings; unknown URL parameters become warnings (once per run,
+    /// however often a command asks: deploy asks here and again in [`Context::connect`]).
     pub fn database(&self) -> Result<ConnectionSettings> {
         let db = self.settings.database()?;
-        for p in &db.unknown_params {
-            self.warn(
-                "UNKNOWN_URL_PARAMETER",
-                format!("the database URL parameter `{p}` is not known to pgward and is ignored"),
-            );
+        let mut target = self.target.lock().unwrap_or_else(|e| e.into_inner());
+        if target.is_none() {
+            for p in &db.unknown_params {
+                self.warn(
+                    "UNKNOWN_URL_PARAMETER",
+                    format!(
+                        "the database URL parameter `{p}` is not known to pgward and is ignored"
+                    ),
+                );
+            }
         }
-        *self.target.lock().unwrap_or_else(|e| e.into_inner()) = Some(Target::from(&db));
+        *target = Some(Target::from(&db));
         Ok(db)
     }
 
@@ -209,14 +215,28 @@ pub fn parse_args<C: clap::Parser>(tool: &'static str) -> C {
                 let _ = e.print();
                 std::process::exit(0);
             }
-            let _ = e.print();
+            // clap quotes the offending value, which can be a database URL typed in the
+            // wrong place (`pgward-migrate deploy "$DATABASE_URL"`): print its message
+            // scrubbed (plain, without colours, only when there is something to hide).
+            let plain = e.render().to_string();
+            let scrubbed = crate::redact::scrub(&plain);
+            if scrubbed == plain {
+                let _ = e.print();
+            } else {
+                let _ = std::io::stderr().write_all(scrubbed.as_bytes());
+            }
             let error = Error::usage(
-                crate::redact::scrub(e.kind().as_str().unwrap_or("invalid arguments")),
+                crate::redact::scrub(&usage_message(&e)),
                 format!("see `pgward-{tool} --help`"),
             );
+            // The subcommand, when the first argument names one.
+            let command = std::env::args()
+                .nth(1)
+                .filter(|a| !a.starts_with('-') && !a.contains("://"))
+                .unwrap_or_default();
             let envelope = Envelope {
                 tool: tool.to_string(),
-                command: String::new(),
+                command,
                 version: VERSION.to_string(),
                 ok: false,
                 exit_code: Exit::Usage.code(),
@@ -230,6 +250,20 @@ pub fn parse_args<C: clap::Parser>(tool: &'static str) -> C {
             print_envelope(&envelope, OutputFormat::Json);
             std::process::exit(Exit::Usage.code());
         }
+    }
+}
+
+/// The first line of clap's own message without its `error: ` prefix, e.g. "unexpected
+/// argument '--frobnicate' found": it names the flag or value at fault, which the error
+/// kind alone ("unexpected argument found") does not.
+fn usage_message(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default().trim();
+    let message = first.strip_prefix("error:").unwrap_or(first).trim();
+    if message.is_empty() {
+        e.kind().as_str().unwrap_or("invalid arguments").to_string()
+    } else {
+        message.to_string()
     }
 }
 

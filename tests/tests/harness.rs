@@ -163,6 +163,19 @@ fn tls_required_cluster_rejects_plain_tcp_and_verifies_its_ca() {
         unverified.contains("certificate verify failed"),
         "{unverified}"
     );
+
+    // The certificate names localhost only, so the same CA fails on the host name when
+    // the server is reached as 127.0.0.1.
+    let wrong_name = tls
+        .try_psql(
+            &format!("host=127.0.0.1 {base} sslmode=verify-full sslrootcert={ca}"),
+            "select 1",
+        )
+        .expect_err("verify-full to 127.0.0.1 fails: the certificate does not name it");
+    assert!(
+        wrong_name.contains("does not match host name"),
+        "{wrong_name}"
+    );
 }
 
 #[test]
@@ -177,8 +190,9 @@ fn tls_optional_cluster_accepts_both() {
     ] {
         let out = tls
             .try_psql(
+                // localhost: the server certificate names that host, not 127.0.0.1.
                 &format!(
-                    "host=127.0.0.1 port={} dbname={} user={SUPERUSER} \
+                    "host=localhost port={} dbname={} user={SUPERUSER} \
                      password={SUPERUSER_PASSWORD} sslmode={sslmode}",
                     tls.port, db.name
                 ),
