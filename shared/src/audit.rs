@@ -6,17 +6,25 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use crate::dburl::ConnectionSettings;
 use crate::output::Envelope;
 
-/// Appends the audit line for `envelope`, run against `db`.
-pub fn append(path: &Path, db: &ConnectionSettings, envelope: &Envelope) -> std::io::Result<()> {
+/// What an audited command changed: a database (redacted URL) or a backup location.
+#[derive(Debug, Clone)]
+pub struct AuditTarget {
+    /// Redacted URL or location.
+    pub target: String,
+    /// The database role, when a database is involved.
+    pub db_user: Option<String>,
+}
+
+/// Appends the audit line for `envelope`, run against `target`.
+pub fn append(path: &Path, target: &AuditTarget, envelope: &Envelope) -> std::io::Result<()> {
     let args: Vec<String> = redacted_args(std::env::args().skip(1));
     let line = serde_json::json!({
         "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "os_user": os_user(),
-        "db_user": db.user,
-        "target": db.redacted_url(),
+        "db_user": target.db_user,
+        "target": target.target,
         "tool": envelope.tool,
         "command": envelope.command,
         "args": args,

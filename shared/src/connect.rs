@@ -162,6 +162,52 @@ fn connect_within_timeout(
     }
 }
 
+/// The libpq environment (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`,
+/// `PGSSLMODE`, ...) that makes pg_dump, pg_restore and psql connect as `settings` says:
+/// the password travels in the environment, never on a command line.
+pub fn libpq_env(settings: &ConnectionSettings) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        (
+            "PGHOST",
+            match &settings.host {
+                Host::Tcp(h) => h.clone(),
+                Host::Socket(p) => p.display().to_string(),
+            },
+        ),
+        ("PGPORT", settings.port.to_string()),
+        ("PGUSER", settings.user.clone()),
+        ("PGDATABASE", settings.dbname.clone()),
+        ("PGSSLMODE", sslmode_name(settings.sslmode).to_string()),
+        (
+            "PGCONNECT_TIMEOUT",
+            settings.connect_timeout.as_secs().max(1).to_string(),
+        ),
+    ];
+    if let Some(pw) = &settings.password {
+        env.push(("PGPASSWORD", pw.clone()));
+    }
+    for (name, path) in [
+        ("PGSSLROOTCERT", &settings.sslrootcert),
+        ("PGSSLCERT", &settings.sslcert),
+        ("PGSSLKEY", &settings.sslkey),
+    ] {
+        if let Some(p) = path {
+            env.push((name, p.display().to_string()));
+        }
+    }
+    env
+}
+
+/// libpq variables a command must not inherit when pgward sets the connection itself.
+pub const LIBPQ_VARS_TO_CLEAR: &[&str] = &[
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGOPTIONS",
+    "PGHOSTADDR",
+    "PGPASSFILE",
+    "PGTARGETSESSIONATTRS",
+];
+
 /// Turns a failed connection attempt into the error a user can act on.
 fn classify_connect_error(settings: &ConnectionSettings, err: &postgres::Error) -> Error {
     let target = settings.display_target();

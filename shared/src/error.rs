@@ -323,6 +323,71 @@ pub enum Error {
         /// What to do next.
         hint: String,
     },
+    /// The backup storage failed (S3 error, bucket missing, credentials refused).
+    #[error("storage {location}: cannot {action}: {reason}")]
+    Storage {
+        /// The location (`s3://bucket/prefix` or a folder).
+        location: String,
+        /// What pgward was doing.
+        action: String,
+        /// The S3 error code (`NoSuchBucket`, `AccessDenied`, ...), when there is one.
+        s3_code: Option<String>,
+        /// The store's message.
+        reason: String,
+    },
+    /// No backup with this id (or none at all) at the location.
+    #[error("no backup {id} in {location}")]
+    BackupNotFound {
+        /// The id asked for (`latest` included).
+        id: String,
+        /// The location.
+        location: String,
+    },
+    /// A backup failed verification: a file is missing, truncated, altered or undecodable,
+    /// or the manifest is missing or unreadable.
+    #[error("backup {id} is corrupt or incomplete: {problems}")]
+    BackupCorrupt {
+        /// The backup.
+        id: String,
+        /// What is wrong, naming the files.
+        problems: String,
+        /// The files that failed.
+        files: Vec<String>,
+    },
+    /// A table could not be locked for the backup within the lock timeout.
+    #[error("cannot lock table {table} for the backup within {timeout_ms} ms{}", holder.as_ref().map(|h| format!(": pid {} ({}) holds a conflicting lock", h.pid, h.application_name)).unwrap_or_default())]
+    TableLocked {
+        /// The table.
+        table: String,
+        /// How long pgward waited.
+        timeout_ms: u64,
+        /// The session holding the conflicting lock, when found.
+        holder: Option<LockHolder>,
+    },
+    /// pg_dump or pg_restore failed, is missing, or is too old for the server.
+    #[error("{tool} failed: {reason}")]
+    ExternalTool {
+        /// `pg_dump` or `pg_restore`.
+        tool: String,
+        /// What it said.
+        reason: String,
+        /// What to do.
+        hint: String,
+    },
+    /// A restore target holds data and `--clean` was not given.
+    #[error("the target database {database} is not empty ({objects} objects)")]
+    TargetNotEmpty {
+        /// The database.
+        database: String,
+        /// How many user objects it holds.
+        objects: i64,
+    },
+    /// Restored row counts differ from the manifest.
+    #[error("restored row counts differ from the backup's manifest: {tables}")]
+    RowCountMismatch {
+        /// `table: restored vs expected`, joined.
+        tables: String,
+    },
     /// Checks ran and found errors (lint, schema, data, preflight).
     #[error("{what} found {errors} error(s) and {warnings} warning(s)")]
     ChecksFailed {
@@ -375,6 +440,24 @@ impl Error {
             Error::NoDownSql { .. } => "NO_DOWN_SQL",
             Error::ScriptFailed { code, .. } => code,
             Error::ChecksFailed { .. } => "CHECKS_FAILED",
+            Error::BackupNotFound { .. } => "BACKUP_NOT_FOUND",
+            Error::BackupCorrupt { .. } => "BACKUP_CORRUPT",
+            Error::TableLocked { .. } => "TABLE_LOCKED",
+            Error::ExternalTool { tool, .. } if tool == "pg_restore" => "PG_RESTORE_FAILED",
+            Error::ExternalTool { .. } => "PG_DUMP_FAILED",
+            Error::TargetNotEmpty { .. } => "TARGET_NOT_EMPTY",
+            Error::RowCountMismatch { .. } => "ROW_COUNT_MISMATCH",
+            Error::Storage { s3_code, .. } => match s3_code.as_deref() {
+                Some("NoSuchBucket") => "BUCKET_NOT_FOUND",
+                Some(
+                    "AccessDenied"
+                    | "InvalidAccessKeyId"
+                    | "SignatureDoesNotMatch"
+                    | "InvalidToken"
+                    | "ExpiredToken",
+                ) => "S3_ACCESS_DENIED",
+                _ => "STORAGE_ERROR",
+            },
             Error::Interrupted => "INTERRUPTED",
         }
     }
@@ -398,16 +481,22 @@ impl Error {
             | Error::MigrationFailed { .. }
             | Error::InvalidHistoryAction { .. }
             | Error::NoDownSql { .. }
+            | Error::ExternalTool { .. }
             | Error::ScriptFailed { .. }
             | Error::ChecksFailed { .. } => Exit::Failed,
-            Error::FailedMigrations { .. } | Error::HistoryDiverged { .. } => Exit::Integrity,
+            Error::FailedMigrations { .. }
+            | Error::HistoryDiverged { .. }
+            | Error::BackupCorrupt { .. }
+            | Error::RowCountMismatch { .. } => Exit::Integrity,
+            Error::BackupNotFound { .. } => Exit::Usage,
+            Error::TableLocked { .. } | Error::TargetNotEmpty { .. } => Exit::Refused,
             Error::SchemaNotEmpty { .. }
             | Error::ShadowNotEmpty { .. }
             | Error::LockHeld { .. }
             | Error::NeedsForce { .. }
             | Error::NeedsYes { .. }
             | Error::ProtectedForbidden { .. } => Exit::Refused,
-            Error::Io { .. } => Exit::Storage,
+            Error::Io { .. } | Error::Storage { .. } => Exit::Storage,
             Error::Interrupted => Exit::Interrupted,
         }
     }
@@ -417,7 +506,13 @@ impl Error {
         match self {
             Error::Usage { hint, .. }
             | Error::InvalidHistoryAction { hint, .. }
-            | Error::ScriptFailed { hint, .. } => hint.clone(),
+            | Error::ScriptFailed { hint, .. }
+            | Error::ExternalTool { hint, .. } => hint.clone(),
+            Error::BackupNotFound { .. } => "`pgward-backup list --from LOCATION` shows the complete backups and their ids".into(),
+            Error::BackupCorrupt { .. } => "do not restore this backup; restore an older one (`pgward-backup list`) and take a new backup".into(),
+            Error::TableLocked { .. } => "another session holds a lock that conflicts with reading (an ALTER TABLE, a deploy?): wait for it or raise --lock-timeout; backups and deploys should not overlap".into(),
+            Error::TargetNotEmpty { .. } => "restore into an empty database (--target-db NEW --create), or replace it with --clean (a safety backup of it is taken first)".into(),
+            Error::RowCountMismatch { .. } => "the restored database does not match the backup; do not use it: check the server log, then restore again".into(),
             Error::InvalidUrl { .. } => "the form is postgresql:// followed by USER:PASSWORD@HOST:PORT/DATABASE?schema=public; percent-encode special characters in the password (@ is %40, / is %2F)".into(),
             Error::NoDatabaseUrl => "pass --database-url, set DATABASE_URL, or select an environment of pgward.toml with --env".into(),
             Error::Config { .. } => "fix the file (see docs/config.md), or point --config at another one".into(),
@@ -464,6 +559,11 @@ impl Error {
             Error::NoDownSql { migration } => format!(
                 "restore the backup taken before it: `pgward-restore --before-migration {migration} --clean` (or write {migration}/down.sql)"
             ),
+            Error::Storage { s3_code, .. } => match s3_code.as_deref() {
+                Some("NoSuchBucket") => "create the bucket, or fix the name in --to/--from or `backups` of pgward.toml".into(),
+                Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidToken" | "ExpiredToken") => "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile) and the bucket policy".into(),
+                _ => "check that the store is reachable (AWS_ENDPOINT_URL / --s3-endpoint) and has room; nothing incomplete is listed as a backup".into(),
+            },
             Error::ChecksFailed { .. } => "each finding in result.findings says why it is dangerous and the safe alternative (`fix`); suppress a reviewed lint finding with `-- pgward-ignore RULE` on the line before".into(),
             Error::Interrupted => "run the command again when ready; `pgward-migrate status` shows the state".into(),
         }
@@ -489,6 +589,12 @@ impl Error {
                 serde_json::json!({ "database": database, "objects": objects, "total": total }),
             ),
             Error::NoDownSql { migration } => Some(serde_json::json!({ "migration": migration })),
+            Error::BackupCorrupt { id, files, .. } => {
+                Some(serde_json::json!({ "backup": id, "files": files }))
+            }
+            Error::TableLocked { table, holder, .. } => {
+                Some(serde_json::json!({ "table": table, "holder": holder }))
+            }
             Error::NotUtf8 { path, offset } => {
                 Some(serde_json::json!({ "path": path, "offset": offset }))
             }

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, LockHolder, Result};
 use crate::sql::{quote_ident, quote_literal};
@@ -37,7 +37,7 @@ pub const CREATE_HISTORY_TABLE_SQL: &str = r#"CREATE TABLE "_prisma_migrations" 
 pub const DISABLE_LOCK_ENV: &str = "PRISMA_SCHEMA_DISABLE_ADVISORY_LOCK";
 
 /// One row of `_prisma_migrations`: one attempt to apply one migration.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HistoryRow {
     /// UUIDv4 of the attempt.
     pub id: String,

@@ -18,10 +18,15 @@ pub mod history;
 pub mod interrupt;
 pub mod inventory;
 pub mod log;
+pub mod manifest;
 pub mod migrations;
 pub mod output;
+#[cfg(feature = "storage")]
+pub mod progress;
 pub mod redact;
 pub mod sql;
 pub mod state;
+#[cfg(feature = "storage")]
+pub mod storage;
 
 pub use error::{Error, Exit, Result};

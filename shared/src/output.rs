@@ -108,8 +108,8 @@ impl Outcome {
 /// What a command returns when it failed: the error, and any partial result.
 #[derive(Debug)]
 pub struct Failure {
-    /// The error.
-    pub error: Error,
+    /// The error (boxed: a failure travels up many frames and should stay small).
+    pub error: Box<Error>,
     /// What the command found before failing (e.g. `status` listing failed migrations).
     pub result: Option<serde_json::Value>,
 }
@@ -117,7 +117,7 @@ pub struct Failure {
 impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
         Failure {
-            error,
+            error: Box::new(error),
             result: None,
         }
     }
@@ -127,7 +127,7 @@ impl Failure {
     /// An error with the result gathered so far.
     pub fn with_result(error: Error, result: impl Serialize) -> Failure {
         Failure {
-            error,
+            error: Box::new(error),
             result: Some(to_value(result)),
         }
     }
@@ -146,7 +146,7 @@ pub struct Context {
     command: String,
     warnings: Mutex<Vec<Warning>>,
     target: Mutex<Option<Target>>,
-    audited: Mutex<Option<ConnectionSettings>>,
+    audited: Mutex<Option<crate::audit::AuditTarget>>,
 }
 
 impl Context {
@@ -190,7 +190,18 @@ impl Context {
 
     /// Marks this run as one that changes something: it gets an audit line.
     pub fn audit(&self, db: &ConnectionSettings) {
-        *self.audited.lock().unwrap_or_else(|e| e.into_inner()) = Some(db.clone());
+        *self.audited.lock().unwrap_or_else(|e| e.into_inner()) = Some(crate::audit::AuditTarget {
+            target: db.redacted_url(),
+            db_user: Some(db.user.clone()),
+        });
+    }
+
+    /// Marks this run as one that changes a backup location (no database involved).
+    pub fn audit_location(&self, location: &str) {
+        *self.audited.lock().unwrap_or_else(|e| e.into_inner()) = Some(crate::audit::AuditTarget {
+            target: crate::redact::scrub(location),
+            db_user: None,
+        });
     }
 
     /// The subcommand's name.
@@ -312,7 +323,7 @@ pub fn run(
             let error = if crate::interrupt::requested() {
                 Error::Interrupted
             } else {
-                f.error
+                *f.error
             };
             crate::log::error(&format!("{error}\nhint: {}", error.hint()));
             (

@@ -1,0 +1,193 @@
+//! The four commands of pgward-backup as plain functions over a [`Context`]: backup, list,
+//! verify, prune.
+
+use chrono::Utc;
+use pgward_shared::config::GuardArgs;
+use pgward_shared::error::{Error, Result};
+use pgward_shared::manifest::{VerificationRecord, VERIFIED_FILE};
+use pgward_shared::output::{Context, Failure, Outcome, VERSION};
+use pgward_shared::storage::{self, Location, Storage, StorageArgs};
+use serde::Serialize;
+
+use crate::dump::{dump, DumpOptions};
+use crate::inventory;
+use crate::load::{self, LoadOptions, LoadReport};
+use crate::prune::{prune, PruneRules};
+use crate::verify::{check_files, require_all_ok, FileCheck};
+
+/// Opens the storage a `--to`/`--from` flag (or the environment's `backups`) names.
+pub fn open_storage(
+    ctx: &Context,
+    flag: Option<&str>,
+    args: &StorageArgs,
+) -> Result<Box<dyn Storage>> {
+    let text = storage::resolve_location(flag, &ctx.settings)?;
+    storage::open(&Location::parse(&text)?, &args.options())
+}
+
+/// `backup`.
+pub fn backup(
+    ctx: &Context,
+    to: Option<&str>,
+    args: &StorageArgs,
+    options: &DumpOptions,
+    dry_run: bool,
+) -> Result<Outcome, Failure> {
+    let db = ctx.database()?;
+    let storage = open_storage(ctx, to, args)?;
+    if dry_run {
+        let mut coordinator = crate::snapshot::Coordinator::open(&db)?;
+        let tables = coordinator.tables()?;
+        coordinator.close();
+        let plan: Vec<serde_json::Value> = tables
+            .iter()
+            .map(|t| serde_json::json!({ "table": format!("{}.{}", t.schema, t.name), "bytes": t.bytes }))
+            .collect();
+        return Ok(Outcome::ok(serde_json::json!({
+            "dry_run": true,
+            "location": storage.location(),
+            "tables": plan,
+            "bytes": tables.iter().map(|t| t.bytes).sum::<u64>(),
+        })));
+    }
+    ctx.audit(&db);
+    let options = DumpOptions {
+        env: ctx.settings.env_name.clone(),
+        ..options.clone()
+    };
+    let (result, _) = dump(&db, storage.as_ref(), &options)?;
+    pgward_shared::log::info(&format!(
+        "backup {} complete: {} rows, {} bytes",
+        result.id, result.rows, result.size_bytes
+    ));
+    Ok(Outcome::ok(result))
+}
+
+/// `list`.
+pub fn list(ctx: &Context, from: Option<&str>, args: &StorageArgs) -> Result<Outcome, Failure> {
+    let storage = open_storage(ctx, from, args)?;
+    let result = inventory::list(storage.as_ref())?;
+    if !result.incomplete.is_empty() {
+        ctx.warn(
+            "INCOMPLETE_BACKUPS",
+            format!("{} incomplete leftover(s) of interrupted runs (not backups; `prune` removes them): {}", result.incomplete.len(), result.incomplete.join(", ")),
+        );
+    }
+    Ok(Outcome::ok(result))
+}
+
+/// verify's `result`.
+#[derive(Debug, Serialize)]
+pub struct VerifyResult {
+    /// The backup.
+    pub id: String,
+    /// Files checked.
+    pub files: Vec<FileCheck>,
+    /// Whether a scratch restore was part of it.
+    pub deep: bool,
+    /// The scratch restore, with `--deep`.
+    pub restore: Option<LoadReport>,
+}
+
+/// `verify`.
+pub fn verify(
+    ctx: &Context,
+    from: Option<&str>,
+    id: &str,
+    deep: bool,
+    jobs: usize,
+    args: &StorageArgs,
+) -> Result<Outcome, Failure> {
+    let storage = open_storage(ctx, from, args)?;
+    ctx.audit_location(&storage.location());
+    let id = inventory::resolve_id(storage.as_ref(), id)?;
+    let manifest = inventory::read_manifest(storage.as_ref(), &id)?;
+    pgward_shared::log::info(&format!("verifying {} files of {id}", manifest.files.len()));
+    let files = check_files(storage.as_ref(), &manifest, jobs)?;
+    let mut result = VerifyResult {
+        id: id.clone(),
+        files,
+        deep,
+        restore: None,
+    };
+    if let Err(e) = require_all_ok(&id, &result.files) {
+        return Err(Failure::with_result(e, &result));
+    }
+    if deep {
+        let db = ctx.database()?;
+        result.restore = Some(
+            deep_restore(&db, storage.as_ref(), &manifest, jobs)
+                .map_err(|e| Failure::with_result(e, &result))?,
+        );
+    }
+    let record = VerificationRecord {
+        verified_at: Utc::now(),
+        deep,
+        tool_version: VERSION.to_string(),
+    };
+    storage.write_small(
+        &id,
+        VERIFIED_FILE,
+        &serde_json::to_vec_pretty(&record).unwrap_or_default(),
+    )?;
+    Ok(Outcome::ok(result))
+}
+
+/// Restores into a scratch database on the same server, compares row counts (the loader
+/// does), and drops it again whatever happens.
+fn deep_restore(
+    db: &pgward_shared::dburl::ConnectionSettings,
+    storage: &dyn Storage,
+    manifest: &pgward_shared::manifest::BackupManifest,
+    jobs: usize,
+) -> Result<LoadReport> {
+    let scratch = format!(
+        "pgward_verify_{}_{}",
+        std::process::id(),
+        Utc::now().format("%H%M%S")
+    );
+    let mut admin = pgward_shared::connect::connect(db, "pgward-backup")?;
+    load::create_database(&mut admin.client, &scratch, manifest)?;
+    pgward_shared::log::info(&format!(
+        "restoring {} into scratch database {scratch}",
+        manifest.id
+    ));
+    let loaded = load::load(
+        storage,
+        manifest,
+        &db.with_database(&scratch),
+        &LoadOptions {
+            jobs,
+            ..Default::default()
+        },
+    );
+    let dropped = load::drop_database(&mut admin.client, &scratch);
+    let report = loaded?;
+    dropped?;
+    Ok(report)
+}
+
+/// `prune`.
+pub fn prune_command(
+    ctx: &Context,
+    from: Option<&str>,
+    args: &StorageArgs,
+    rules: &PruneRules,
+    dry_run: bool,
+    guard: GuardArgs,
+) -> Result<Outcome, Failure> {
+    if rules.keep_last.is_none() && rules.keep_days.is_none() {
+        return Err(Error::usage(
+            "prune needs --keep-last N and/or --keep-days D",
+            "e.g. pgward-backup prune --keep-last 7 --keep-days 30",
+        )
+        .into());
+    }
+    let storage = open_storage(ctx, from, args)?;
+    if !dry_run {
+        ctx.audit_location(&storage.location());
+        ctx.settings
+            .guard_destructive("prune", &storage.location(), guard)?;
+    }
+    Ok(Outcome::ok(prune(storage.as_ref(), rules, dry_run)?))
+}

@@ -1,0 +1,553 @@
+//! `pgward-backup backup`: the schema by pg_dump and every table's rows as zstd-compressed
+//! COPY streams, all from one snapshot, written by a pool of `--jobs` workers; large tables
+//! are cut into ctid ranges so that one huge table is read by every worker.
+//!
+//! Nothing is visible as a backup until the manifest is written last; any failure or
+//! interrupt aborts the writer, which removes what was written.
+
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::Utc;
+use pgward_shared::connect::Session;
+use pgward_shared::dburl::ConnectionSettings;
+use pgward_shared::error::{Error, Result};
+use pgward_shared::manifest::{
+    backup_id, BackupFormat, BackupManifest, ManifestChunk, ManifestFile, ManifestTable,
+    MANIFEST_FORMAT_VERSION, MIGRATIONS_FILE, SCHEMA_FILE, SQL_FILE,
+};
+use pgward_shared::output::VERSION;
+use pgward_shared::progress::Progress;
+use pgward_shared::storage::{write_error, BackupWriter, FileWriter, Storage};
+use pgward_shared::{interrupt, log};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::pgtools;
+use crate::snapshot::{self, Coordinator, TableInfo};
+
+/// What to back up and how.
+#[derive(Debug, Clone)]
+pub struct DumpOptions {
+    /// Parallel readers.
+    pub jobs: usize,
+    /// zstd level.
+    pub level: i32,
+    /// A label kept in the manifest.
+    pub label: Option<String>,
+    /// Only tables matching these patterns (`schema.table` or `table`, `*` wildcards).
+    pub tables: Vec<String>,
+    /// Not the tables matching these.
+    pub exclude_tables: Vec<String>,
+    /// Directory (parallel) or one SQL file.
+    pub format: BackupFormat,
+    /// Tables larger than this are cut into chunks of about this size.
+    pub chunk_bytes: u64,
+    /// How long to wait for each table's ACCESS SHARE lock.
+    pub lock_timeout: Duration,
+    /// Environment name, for the id.
+    pub env: Option<String>,
+}
+
+/// One table as the result reports it.
+#[derive(Debug, Serialize)]
+pub struct TableReport {
+    /// `schema.table`.
+    pub table: String,
+    /// Rows.
+    pub rows: u64,
+    /// Chunks read.
+    pub chunks: usize,
+    /// Compressed bytes written.
+    pub bytes: u64,
+}
+
+/// backup's `result`.
+#[derive(Debug, Serialize)]
+pub struct DumpResult {
+    /// The new backup's id.
+    pub id: String,
+    /// Where it is.
+    pub location: String,
+    /// Its format.
+    pub format: BackupFormat,
+    /// Total bytes stored.
+    pub size_bytes: u64,
+    /// Files written, the manifest included.
+    pub files: usize,
+    /// Rows backed up.
+    pub rows: u64,
+    /// When the snapshot was taken.
+    pub snapshot_time: chrono::DateTime<Utc>,
+    /// The newest applied migration at backup time.
+    pub migration_head: Option<String>,
+    /// Per table.
+    pub tables: Vec<TableReport>,
+}
+
+/// One unit of work: a ctid range of a table.
+struct ChunkPlan {
+    table: usize,
+    index: usize,
+    first_page: u64,
+    end_page: Option<u64>,
+    file: String,
+    sql: String,
+    bytes: u64,
+}
+
+/// Takes a backup of `db` into `storage`.
+pub fn dump(
+    db: &ConnectionSettings,
+    storage: &dyn Storage,
+    options: &DumpOptions,
+) -> Result<(DumpResult, BackupManifest)> {
+    let started_at = Utc::now();
+    let mut coordinator = Coordinator::open(db)?;
+    let pg_dump_version =
+        pgtools::check_fits_server("pg_dump", coordinator.source.server_version_num)?;
+    let all_tables = coordinator.tables()?;
+    let tables = filter_tables(all_tables, &options.tables, &options.exclude_tables)?;
+    coordinator.lock(&tables, options.lock_timeout)?;
+    let (migrations, migration_head) = coordinator.migrations(db.schema_or_default())?;
+    let id = backup_id(
+        &db.dbname,
+        options.env.as_deref(),
+        coordinator.snapshot_time,
+    );
+    log::info(&format!(
+        "backing up {} ({} tables) to {}/{id}",
+        db.display_target(),
+        tables.len(),
+        storage.location()
+    ));
+    let writer = storage.begin(&id)?;
+    let written = write_backup(
+        db,
+        &mut coordinator,
+        writer.as_ref(),
+        &tables,
+        &migrations,
+        options,
+        &pg_dump_version,
+    );
+    let (files, manifest_tables) = match written {
+        Ok(w) => w,
+        Err(e) => {
+            writer.abort();
+            coordinator.close();
+            return Err(if interrupt::requested() {
+                Error::Interrupted
+            } else {
+                e
+            });
+        }
+    };
+    let sequences = match coordinator.sequences() {
+        Ok(s) => s,
+        Err(e) => {
+            writer.abort();
+            return Err(e);
+        }
+    };
+    let manifest = BackupManifest {
+        format_version: MANIFEST_FORMAT_VERSION,
+        id: id.clone(),
+        format: options.format,
+        tool_version: VERSION.to_string(),
+        database: db.dbname.clone(),
+        env: options.env.clone(),
+        label: options.label.clone(),
+        server_version: coordinator.source.server_version.clone(),
+        pg_dump_version,
+        encoding: coordinator.source.encoding.clone(),
+        lc_collate: coordinator.source.lc_collate.clone(),
+        lc_ctype: coordinator.source.lc_ctype.clone(),
+        snapshot_time: coordinator.snapshot_time,
+        started_at,
+        finished_at: Utc::now(),
+        zstd_level: options.level,
+        migration_head: migration_head.clone(),
+        files,
+        tables: manifest_tables,
+        sequences,
+    };
+    coordinator.close();
+    let bytes = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| Error::io("write", "manifest.json", std::io::Error::other(e)))?;
+    interrupt::check()?;
+    writer.commit(&bytes)?;
+    let result = DumpResult {
+        id,
+        location: storage.location(),
+        format: manifest.format,
+        size_bytes: manifest.size_bytes() + bytes.len() as u64,
+        files: manifest.files.len() + 1,
+        rows: manifest.tables.iter().map(|t| t.rows).sum(),
+        snapshot_time: manifest.snapshot_time,
+        migration_head,
+        tables: manifest
+            .tables
+            .iter()
+            .map(|t| TableReport {
+                table: format!("{}.{}", t.schema, t.name),
+                rows: t.rows,
+                chunks: t.chunks.len(),
+                bytes: t
+                    .chunks
+                    .iter()
+                    .filter_map(|c| manifest.file(&c.file))
+                    .map(|f| f.size)
+                    .sum(),
+            })
+            .collect(),
+    };
+    Ok((result, manifest))
+}
+
+/// Keeps the tables `include` matches (all when empty) and `exclude` does not.
+fn filter_tables(
+    tables: Vec<TableInfo>,
+    include: &[String],
+    exclude: &[String],
+) -> Result<Vec<TableInfo>> {
+    let compile = |patterns: &[String]| -> Result<Vec<glob::Pattern>> {
+        patterns
+            .iter()
+            .map(|p| {
+                glob::Pattern::new(p).map_err(|e| {
+                    Error::usage(
+                        format!("table pattern `{p}`: {e}"),
+                        "use schema.table or table, with * and ? wildcards",
+                    )
+                })
+            })
+            .collect()
+    };
+    let (include, exclude) = (compile(include)?, compile(exclude)?);
+    let matches = |patterns: &[glob::Pattern], t: &TableInfo| {
+        let full = format!("{}.{}", t.schema, t.name);
+        patterns
+            .iter()
+            .any(|p| p.matches(&full) || p.matches(&t.name))
+    };
+    Ok(tables
+        .into_iter()
+        .filter(|t| include.is_empty() || matches(&include, t))
+        .filter(|t| !matches(&exclude, t))
+        .collect())
+}
+
+/// Writes every file; returns their manifest entries and the tables.
+fn write_backup(
+    db: &ConnectionSettings,
+    coordinator: &mut Coordinator,
+    writer: &dyn BackupWriter,
+    tables: &[TableInfo],
+    migrations: &serde_json::Value,
+    options: &DumpOptions,
+    _pg_dump_version: &str,
+) -> Result<(Vec<ManifestFile>, Vec<ManifestTable>)> {
+    let mut files = Vec::new();
+    let mut file = writer.create(MIGRATIONS_FILE)?;
+    let json = serde_json::to_vec_pretty(migrations).unwrap_or_default();
+    file.write_all(&json)
+        .map_err(|e| write_error(MIGRATIONS_FILE, e))?;
+    files.push(file.finish()?);
+
+    if options.format == BackupFormat::Sql {
+        files.push(run_pg_dump(
+            db,
+            &coordinator.snapshot_id,
+            writer,
+            SQL_FILE,
+            &["--format=plain"],
+            Some(options.level),
+            options.lock_timeout,
+        )?);
+        return Ok((files, Vec::new()));
+    }
+
+    let plans = plan_chunks(tables, options.chunk_bytes, coordinator.source.block_size);
+    let total_bytes: u64 = tables.iter().map(|t| t.bytes).sum();
+    let progress = Progress::start("backup", total_bytes);
+    let snapshot_id = coordinator.snapshot_id.clone();
+    let jobs = options.jobs.max(1);
+    // The workers adopt the snapshot while the coordinator's transaction is open.
+    let mut sessions = Vec::with_capacity(jobs);
+    for _ in 0..jobs.min(plans.len().max(1)) {
+        sessions.push(snapshot::worker(db, &snapshot_id)?);
+    }
+    let pool_sessions = Mutex::new(sessions);
+    let failed = AtomicBool::new(false);
+    let schema_result = std::thread::scope(|scope| {
+        let schema = scope.spawn(|| {
+            run_pg_dump(
+                db,
+                &snapshot_id,
+                writer,
+                SCHEMA_FILE,
+                &["--schema-only", "--format=custom"],
+                None,
+                options.lock_timeout,
+            )
+        });
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .build()
+            .map_err(|e| {
+                Error::usage(format!("cannot start {jobs} workers: {e}"), "lower --jobs")
+            })?;
+        let chunk_results: Vec<Result<(usize, ManifestChunk, ManifestFile)>> = pool.install(|| {
+            plans
+                .par_iter()
+                .map(|plan| {
+                    if failed.load(Ordering::Relaxed) {
+                        return Err(Error::Interrupted);
+                    }
+                    let mut session = pool_sessions
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .pop()
+                        .ok_or(Error::Interrupted)?;
+                    let result = dump_chunk(&mut session, plan, writer, options.level, &progress);
+                    pool_sessions
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(session);
+                    if result.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    result.map(|(chunk, file)| (plan.table, chunk, file))
+                })
+                .collect()
+        });
+        let schema_file = schema.join().unwrap_or_else(|_| {
+            Err(Error::ExternalTool {
+                tool: "pg_dump".into(),
+                reason: "the schema thread panicked".into(),
+                hint: "report this as a bug".into(),
+            })
+        });
+        Ok::<_, Error>((schema_file, chunk_results))
+    });
+    progress.finish();
+    let (schema_file, chunk_results) = schema_result?;
+    // The first real error wins over the "stopped because another failed" ones.
+    let mut chunks = Vec::new();
+    let mut first_error = None;
+    for r in chunk_results {
+        match r {
+            Ok(c) => chunks.push(c),
+            Err(Error::Interrupted) if !interrupt::requested() => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    files.push(schema_file?);
+    let mut manifest_tables: Vec<ManifestTable> = tables
+        .iter()
+        .map(|t| ManifestTable {
+            schema: t.schema.clone(),
+            name: t.name.clone(),
+            columns: t.columns.clone(),
+            rows: 0,
+            chunks: Vec::new(),
+        })
+        .collect();
+    for (table, chunk, file) in chunks {
+        manifest_tables[table].rows += chunk.rows;
+        manifest_tables[table].chunks.push(chunk);
+        files.push(file);
+    }
+    for t in &mut manifest_tables {
+        t.chunks.sort_by_key(|c| c.first_page);
+    }
+    manifest_tables.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((files, manifest_tables))
+}
+
+/// Cuts tables into ctid ranges of about `chunk_bytes`; the last range of each table is
+/// open-ended so rows on pages beyond the size read at planning time are not missed.
+fn plan_chunks(tables: &[TableInfo], chunk_bytes: u64, block_size: u64) -> Vec<ChunkPlan> {
+    let chunk_pages = (chunk_bytes / block_size.max(1)).max(1);
+    let mut plans = Vec::new();
+    for (ti, t) in tables.iter().enumerate() {
+        let columns = t.columns.join(", ");
+        let pages = t.bytes.div_ceil(block_size.max(1));
+        let count = pages.div_ceil(chunk_pages).max(1);
+        for ci in 0..count {
+            let first = ci * chunk_pages;
+            let end = (ci + 1 < count).then_some((ci + 1) * chunk_pages);
+            let sql = if count == 1 {
+                format!("COPY {} ({columns}) TO STDOUT", t.qualified())
+            } else {
+                let upper = end
+                    .map(|e| format!(" AND ctid < '({e},0)'::tid"))
+                    .unwrap_or_default();
+                format!(
+                    "COPY (SELECT {columns} FROM ONLY {} WHERE ctid >= '({first},0)'::tid{upper}) TO STDOUT",
+                    t.qualified()
+                )
+            };
+            let bytes = end
+                .map(|e| (e - first) * block_size)
+                .unwrap_or_else(|| t.bytes.saturating_sub(first * block_size));
+            plans.push(ChunkPlan {
+                table: ti,
+                index: ci as usize,
+                first_page: first,
+                end_page: end,
+                file: format!("data/t{ti:05}.{ci:05}.copy.zst"),
+                sql,
+                bytes,
+            });
+        }
+    }
+    // Largest first keeps every worker busy to the end.
+    plans.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then(a.table.cmp(&b.table))
+            .then(a.index.cmp(&b.index))
+    });
+    plans
+}
+
+/// Streams one chunk: COPY out, count rows, compress, hash, store.
+fn dump_chunk(
+    session: &mut Session,
+    plan: &ChunkPlan,
+    writer: &dyn BackupWriter,
+    level: i32,
+    progress: &Progress,
+) -> Result<(ManifestChunk, ManifestFile)> {
+    let file = writer.create(&plan.file)?;
+    let mut encoder = zstd::Encoder::new(file, level).map_err(|e| write_error(&plan.file, e))?;
+    encoder
+        .include_checksum(true)
+        .map_err(|e| write_error(&plan.file, e))?;
+    let mut reader = session
+        .client
+        .copy_out(plan.sql.as_str())
+        .map_err(|e| Error::query(format!("reading {}", plan.file), &e))?;
+    let mut buf = vec![0u8; 1 << 18];
+    let mut rows = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                if interrupt::requested() {
+                    return Err(Error::Interrupted);
+                }
+                return Err(Error::Query {
+                    context: format!("reading the rows of {}", plan.file),
+                    sqlstate: None,
+                    message: e.to_string(),
+                });
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        // Text COPY escapes newlines inside values: one line is one row.
+        let lines = buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        rows += lines;
+        progress.add_rows(lines);
+        progress.add_bytes(n as u64);
+        encoder
+            .write_all(&buf[..n])
+            .map_err(|e| write_error(&plan.file, e))?;
+    }
+    drop(reader);
+    let file = encoder.finish().map_err(|e| write_error(&plan.file, e))?;
+    let entry = file.finish()?;
+    Ok((
+        ManifestChunk {
+            file: plan.file.clone(),
+            rows,
+            first_page: plan.first_page,
+            end_page: plan.end_page,
+        },
+        entry,
+    ))
+}
+
+/// Runs pg_dump on the snapshot and stores its output as `path` (zstd-compressed when
+/// `level` is given).
+fn run_pg_dump(
+    db: &ConnectionSettings,
+    snapshot_id: &str,
+    writer: &dyn BackupWriter,
+    path: &str,
+    args: &[&str],
+    level: Option<i32>,
+    lock_timeout: Duration,
+) -> Result<ManifestFile> {
+    let mut cmd = pgtools::command("pg_dump", db);
+    cmd.args(args)
+        .arg(format!("--snapshot={snapshot_id}"))
+        .arg(format!(
+            "--lock-wait-timeout={}",
+            lock_timeout.as_millis().max(1)
+        ))
+        .arg("--no-password")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| Error::ExternalTool {
+        tool: "pg_dump".into(),
+        reason: format!(
+            "cannot start {}: {e}",
+            pgtools::program("pg_dump").display()
+        ),
+        hint: "install the PostgreSQL client tools".into(),
+    })?;
+    let stderr = child.stderr.take();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(mut s) = stderr {
+            let _ = s.read_to_end(&mut text);
+        }
+        text
+    });
+    let mut stdout = child.stdout.take().ok_or_else(|| Error::ExternalTool {
+        tool: "pg_dump".into(),
+        reason: "no output pipe".into(),
+        hint: "report this as a bug".into(),
+    })?;
+    let file = writer.create(path)?;
+    let copy_result: Result<FileWriter> = match level {
+        Some(level) => (|| {
+            let mut encoder = zstd::Encoder::new(file, level).map_err(|e| write_error(path, e))?;
+            encoder
+                .include_checksum(true)
+                .map_err(|e| write_error(path, e))?;
+            std::io::copy(&mut stdout, &mut encoder).map_err(|e| write_error(path, e))?;
+            encoder.finish().map_err(|e| write_error(path, e))
+        })(),
+        None => {
+            let mut file = file;
+            std::io::copy(&mut stdout, &mut file)
+                .map(|_| file)
+                .map_err(|e| write_error(path, e))
+        }
+    };
+    if copy_result.is_err() {
+        let _ = child.kill();
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("wait for", "pg_dump", e))?;
+    let stderr = stderr_reader.join().unwrap_or_default();
+    let file = copy_result?;
+    pgtools::check_status("pg_dump", status, &stderr)?;
+    file.finish()
+}

@@ -1,0 +1,13 @@
+//! pgward-backup as a library: a consistent, parallel backup engine ([`dump`]), the
+//! inventory ([`inventory`]), verification ([`verify`]), retention ([`prune`]) and the
+//! loader that restores a backup ([`load`]), which pgward-restore and `verify --deep`
+//! share. The binary is a thin clap layer over [`commands`].
+
+pub mod commands;
+pub mod dump;
+pub mod inventory;
+pub mod load;
+pub mod pgtools;
+pub mod prune;
+pub mod snapshot;
+pub mod verify;

@@ -1,0 +1,509 @@
+//! Loading a verified backup into an empty database: pre-data (tables, types, functions),
+//! then every data chunk in parallel, then sequences, then post-data (indexes,
+//! constraints, triggers) in parallel, then materialized views, row counts against the
+//! manifest, and ANALYZE. `pgward-restore` and `pgward-backup verify --deep` both load
+//! through here.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use pgward_shared::connect::{connect, Session};
+use pgward_shared::dburl::ConnectionSettings;
+use pgward_shared::error::{Error, Result};
+use pgward_shared::manifest::{BackupFormat, BackupManifest, ManifestTable, SCHEMA_FILE, SQL_FILE};
+use pgward_shared::progress::Progress;
+use pgward_shared::sql::{quote_ident, quote_literal};
+use pgward_shared::storage::Storage;
+use pgward_shared::{interrupt, log};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::pgtools;
+
+/// Application name of restore sessions.
+const APP: &str = "pgward-restore";
+
+/// How to load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Parallel loaders (and pg_restore jobs for post-data).
+    pub jobs: usize,
+    /// Only the data of tables matching these patterns (the schema is always whole).
+    pub tables: Vec<String>,
+    /// Skip restoring ownership and privileges (for another cluster's roles).
+    pub no_owner: bool,
+}
+
+/// One table loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableLoad {
+    /// `schema.table`.
+    pub table: String,
+    /// Rows loaded.
+    pub rows: u64,
+    /// Rows the manifest recorded.
+    pub expected_rows: u64,
+    /// Seconds spent loading it (summed over its chunks).
+    pub seconds: f64,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// Per table.
+    pub tables: Vec<TableLoad>,
+    /// Seconds per phase.
+    pub pre_data_s: f64,
+    /// See `pre_data_s`.
+    pub data_s: f64,
+    /// See `pre_data_s`.
+    pub post_data_s: f64,
+    /// See `pre_data_s`.
+    pub verify_and_analyze_s: f64,
+}
+
+fn since(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// Loads the backup `manifest` from `storage` into the (empty) database `target`.
+pub fn load(
+    storage: &dyn Storage,
+    manifest: &BackupManifest,
+    target: &ConnectionSettings,
+    options: &LoadOptions,
+) -> Result<LoadReport> {
+    if manifest.format == BackupFormat::Sql {
+        return load_sql(storage, manifest, target);
+    }
+    let jobs = options.jobs.max(1);
+    let staging = tempfile_dir()?;
+    let schema_path = staging.path().join(SCHEMA_FILE);
+    {
+        let bytes = crate::verify::read_checked(storage, manifest, SCHEMA_FILE)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&schema_path)
+            .map_err(|e| Error::io("create", &schema_path, e))?;
+        f.write_all(&bytes)
+            .map_err(|e| Error::io("write", &schema_path, e))?;
+    }
+    let t = Instant::now();
+    log::info("restoring the schema (pre-data)");
+    pg_restore(target, &schema_path, "pre-data", 1, options.no_owner)?;
+    let pre_data_s = since(t);
+
+    let t = Instant::now();
+    let tables = selected_tables(manifest, &options.tables)?;
+    let loaded = load_data(storage, manifest, target, &tables, jobs)?;
+    let data_s = since(t);
+
+    let mut session = connect(target, APP)?;
+    for s in &manifest.sequences {
+        let name = format!("{}.{}", quote_ident(&s.schema), quote_ident(&s.name));
+        session
+            .client
+            .batch_execute(&format!(
+                "SELECT pg_catalog.setval({}, {}, {})",
+                quote_literal(&name),
+                s.last_value,
+                s.is_called
+            ))
+            .map_err(|e| Error::query(format!("restoring sequence {name}"), &e))?;
+    }
+
+    let t = Instant::now();
+    log::info("building indexes, constraints and triggers (post-data)");
+    pg_restore(target, &schema_path, "post-data", jobs, options.no_owner)?;
+    refresh_materialized_views(&mut session)?;
+    let post_data_s = since(t);
+
+    let t = Instant::now();
+    let report_tables = check_row_counts(target, &tables, &loaded, jobs)?;
+    session
+        .client
+        .batch_execute("ANALYZE")
+        .map_err(|e| Error::query("running ANALYZE", &e))?;
+    Ok(LoadReport {
+        tables: report_tables,
+        pre_data_s,
+        data_s,
+        post_data_s,
+        verify_and_analyze_s: since(t),
+    })
+}
+
+fn tempfile_dir() -> Result<TempDir> {
+    let base = std::env::temp_dir().join(format!(
+        "pgward-restore-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    ));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&base)
+        .map_err(|e| Error::io("create", &base, e))?;
+    Ok(TempDir(base))
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+/// A staging folder removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn selected_tables<'m>(
+    manifest: &'m BackupManifest,
+    patterns: &[String],
+) -> Result<Vec<&'m ManifestTable>> {
+    if patterns.is_empty() {
+        return Ok(manifest.tables.iter().collect());
+    }
+    let compiled: Vec<glob::Pattern> = patterns
+        .iter()
+        .map(|p| {
+            glob::Pattern::new(p).map_err(|e| {
+                Error::usage(
+                    format!("table pattern `{p}`: {e}"),
+                    "use schema.table or table, with * and ? wildcards",
+                )
+            })
+        })
+        .collect::<Result<_>>()?;
+    let chosen: Vec<&ManifestTable> = manifest
+        .tables
+        .iter()
+        .filter(|t| {
+            let full = format!("{}.{}", t.schema, t.name);
+            compiled
+                .iter()
+                .any(|p| p.matches(&full) || p.matches(&t.name))
+        })
+        .collect();
+    if chosen.is_empty() {
+        return Err(Error::usage(
+            format!(
+                "--tables {} matches no table of backup {}",
+                patterns.join(" "),
+                manifest.id
+            ),
+            "`pgward-backup list` and the manifest name the tables; use schema.table or table",
+        ));
+    }
+    Ok(chosen)
+}
+
+/// Rows loaded per table index of `tables`, with seconds.
+fn load_data(
+    storage: &dyn Storage,
+    manifest: &BackupManifest,
+    target: &ConnectionSettings,
+    tables: &[&ManifestTable],
+    jobs: usize,
+) -> Result<Vec<(u64, f64)>> {
+    let work: Vec<(usize, &str)> = tables
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| t.chunks.iter().map(move |c| (i, c.file.as_str())))
+        .collect();
+    let total: u64 = work
+        .iter()
+        .filter_map(|(_, f)| manifest.file(f))
+        .map(|f| f.size)
+        .sum();
+    let progress = Progress::start("restore", total);
+    let mut sessions = Vec::new();
+    for _ in 0..jobs.min(work.len()).max(1) {
+        let mut s = connect(target, APP)?;
+        // Restored data is checked afterwards; there is no point waiting for WAL flushes.
+        s.client
+            .batch_execute("SET synchronous_commit = off")
+            .map_err(|e| Error::query("preparing a loader session", &e))?;
+        sessions.push(s);
+    }
+    let pool_sessions = Mutex::new(sessions);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .map_err(|e| Error::usage(format!("cannot start {jobs} loaders: {e}"), "lower --jobs"))?;
+    let results: Vec<Result<(usize, u64, f64)>> = pool.install(|| {
+        work.par_iter()
+            .map(|(i, file)| {
+                interrupt::check()?;
+                let mut session: Session = pool_sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pop()
+                    .ok_or(Error::Interrupted)?;
+                let started = Instant::now();
+                let result = load_chunk(
+                    storage,
+                    &manifest.id,
+                    &mut session,
+                    tables[*i],
+                    file,
+                    &progress,
+                );
+                pool_sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(session);
+                result.map(|rows| (*i, rows, started.elapsed().as_secs_f64()))
+            })
+            .collect()
+    });
+    progress.finish();
+    let mut per_table = vec![(0u64, 0f64); tables.len()];
+    for r in results {
+        let (i, rows, secs) = r?;
+        per_table[i].0 += rows;
+        per_table[i].1 += secs;
+    }
+    Ok(per_table)
+}
+
+fn load_chunk(
+    storage: &dyn Storage,
+    id: &str,
+    session: &mut Session,
+    table: &ManifestTable,
+    file: &str,
+    progress: &Progress,
+) -> Result<u64> {
+    let reader = storage.open(id, file)?;
+    let mut decoder = zstd::Decoder::new(reader).map_err(|e| Error::io("decompress", file, e))?;
+    let sql = format!(
+        "COPY {} ({}) FROM STDIN",
+        table.qualified(),
+        table.columns.join(", ")
+    );
+    let mut writer = session
+        .client
+        .copy_in(sql.as_str())
+        .map_err(|e| Error::query(format!("loading {}", table.qualified()), &e))?;
+    let mut buf = vec![0u8; 1 << 18];
+    loop {
+        let n = decoder
+            .read(&mut buf)
+            .map_err(|e| Error::io("decompress", file, e))?;
+        if n == 0 {
+            break;
+        }
+        progress.add_bytes(n as u64);
+        writer.write_all(&buf[..n]).map_err(|e| Error::Query {
+            context: format!("loading {}", table.qualified()),
+            sqlstate: None,
+            message: e.to_string(),
+        })?;
+    }
+    let rows = writer
+        .finish()
+        .map_err(|e| Error::query(format!("loading {}", table.qualified()), &e))?;
+    progress.add_rows(rows);
+    Ok(rows)
+}
+
+fn pg_restore(
+    target: &ConnectionSettings,
+    file: &std::path::Path,
+    section: &str,
+    jobs: usize,
+    no_owner: bool,
+) -> Result<()> {
+    let mut cmd = pgtools::command("pg_restore", target);
+    cmd.arg(format!("--section={section}"))
+        .arg("--exit-on-error")
+        .arg("--no-password")
+        .arg(format!("--dbname={}", target.dbname))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if jobs > 1 {
+        cmd.arg(format!("--jobs={jobs}"));
+    }
+    if no_owner {
+        cmd.args(["--no-owner", "--no-privileges"]);
+    }
+    cmd.arg(file);
+    let out = cmd.output().map_err(|e| Error::ExternalTool {
+        tool: "pg_restore".into(),
+        reason: format!(
+            "cannot start {}: {e}",
+            pgtools::program("pg_restore").display()
+        ),
+        hint: "install the PostgreSQL client tools".into(),
+    })?;
+    pgtools::check_status("pg_restore", out.status, &out.stderr)
+}
+
+/// pg_dump --schema-only leaves materialized views empty; fill them in dependency order
+/// (retrying those that depend on a not yet refreshed one).
+fn refresh_materialized_views(session: &mut Session) -> Result<()> {
+    let views: Vec<String> = session
+        .client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'm' AND NOT c.relispopulated ORDER BY c.oid",
+            &[],
+        )
+        .map_err(|e| Error::query("listing materialized views", &e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut pending = views;
+    for _round in 0..3 {
+        let mut failed = Vec::new();
+        for v in pending {
+            if session
+                .client
+                .batch_execute(&format!("REFRESH MATERIALIZED VIEW {v}"))
+                .is_err()
+            {
+                failed.push(v);
+            }
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        pending = failed;
+    }
+    Err(Error::Query {
+        context: "refreshing materialized views".into(),
+        sqlstate: None,
+        message: format!("cannot refresh {}", pending.join(", ")),
+    })
+}
+
+fn check_row_counts(
+    target: &ConnectionSettings,
+    tables: &[&ManifestTable],
+    loaded: &[(u64, f64)],
+    jobs: usize,
+) -> Result<Vec<TableLoad>> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| Error::usage(format!("cannot start {jobs} workers: {e}"), "lower --jobs"))?;
+    let counted: Vec<Result<i64>> = pool.install(|| {
+        tables
+            .par_iter()
+            .map(|t| {
+                let mut s = connect(target, APP)?;
+                let n: i64 = s
+                    .client
+                    .query_one(&format!("SELECT count(*) FROM ONLY {}", t.qualified()), &[])
+                    .map_err(|e| Error::query(format!("counting rows of {}", t.qualified()), &e))?
+                    .get(0);
+                Ok(n)
+            })
+            .collect()
+    });
+    let mut report = Vec::new();
+    let mut mismatches = Vec::new();
+    for ((t, (_, secs)), n) in tables.iter().zip(loaded).zip(counted) {
+        let n = n? as u64;
+        if n != t.rows {
+            mismatches.push(format!(
+                "{}.{}: {n} restored, {} in the backup",
+                t.schema, t.name, t.rows
+            ));
+        }
+        report.push(TableLoad {
+            table: format!("{}.{}", t.schema, t.name),
+            rows: n,
+            expected_rows: t.rows,
+            seconds: (secs * 1000.0).round() / 1000.0,
+        });
+    }
+    if !mismatches.is_empty() {
+        return Err(Error::RowCountMismatch {
+            tables: mismatches.join("; "),
+        });
+    }
+    Ok(report)
+}
+
+/// A `--format sql` backup: decompressed into psql, as a user would without pgward.
+fn load_sql(
+    storage: &dyn Storage,
+    manifest: &BackupManifest,
+    target: &ConnectionSettings,
+) -> Result<LoadReport> {
+    let t = Instant::now();
+    let mut cmd = pgtools::command("psql", target);
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password"])
+        .arg(format!("--dbname={}", target.dbname))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| Error::ExternalTool {
+        tool: "psql".into(),
+        reason: format!("cannot start psql: {e}"),
+        hint: "install the PostgreSQL client tools".into(),
+    })?;
+    let reader = storage.open(&manifest.id, SQL_FILE)?;
+    let copied = (|| -> std::io::Result<()> {
+        let mut decoder = zstd::Decoder::new(reader)?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdin"))?;
+        std::io::copy(&mut decoder, &mut stdin)?;
+        Ok(())
+    })();
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::io("wait for", "psql", e))?;
+    pgtools::check_status("psql", out.status, &out.stderr)?;
+    copied.map_err(|e| Error::io("decompress", SQL_FILE, e))?;
+    Ok(LoadReport {
+        tables: Vec::new(),
+        pre_data_s: 0.0,
+        data_s: since(t),
+        post_data_s: 0.0,
+        verify_and_analyze_s: 0.0,
+    })
+}
+
+/// Creates database `name` with the backup's encoding and locale (from template0, so it is
+/// empty), using a session on another database of the same server.
+pub fn create_database(
+    admin: &mut postgres::Client,
+    name: &str,
+    manifest: &BackupManifest,
+) -> Result<()> {
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+            quote_ident(name),
+            quote_literal(&manifest.encoding),
+            quote_literal(&manifest.lc_collate),
+            quote_literal(&manifest.lc_ctype)
+        ))
+        .map_err(|e| Error::query(format!("creating database {name}"), &e))
+}
+
+/// Drops database `name`, ending its sessions first (PostgreSQL 13's `WITH (FORCE)`).
+pub fn drop_database(admin: &mut postgres::Client, name: &str) -> Result<()> {
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(name)
+        ))
+        .map_err(|e| Error::query(format!("dropping database {name}"), &e))
+}

@@ -1,0 +1,84 @@
+//! pg_dump and pg_restore: found, version-checked against the server, and run with the
+//! connection in their environment (the password never on a command line).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use pgward_shared::connect::{libpq_env, LIBPQ_VARS_TO_CLEAR};
+use pgward_shared::dburl::ConnectionSettings;
+use pgward_shared::error::{Error, Result};
+
+/// Names the folder holding pg_dump/pg_restore to use instead of the ones on PATH.
+pub const BINDIR_ENV: &str = "PGWARD_PG_BINDIR";
+
+/// The path of a PostgreSQL client program.
+pub fn program(name: &str) -> PathBuf {
+    match std::env::var_os(BINDIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join(name),
+        _ => PathBuf::from(name),
+    }
+}
+
+/// A command for `name` connecting as `settings`.
+pub fn command(name: &str, settings: &ConnectionSettings) -> Command {
+    let mut cmd = Command::new(program(name));
+    for var in LIBPQ_VARS_TO_CLEAR {
+        cmd.env_remove(var);
+    }
+    cmd.envs(libpq_env(settings));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// The major version of a client program (`pg_dump (PostgreSQL) 15.18` → 15).
+pub fn major_version(name: &str) -> Result<(i32, String)> {
+    let out = Command::new(program(name))
+        .arg("--version")
+        .output()
+        .map_err(|e| Error::ExternalTool {
+            tool: name.to_string(),
+            reason: format!("cannot run {}: {e}", program(name).display()),
+            hint: format!("install the PostgreSQL client tools (apt-get install postgresql-client), or set {BINDIR_ENV}"),
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let major = text
+        .split_whitespace()
+        .find_map(|w| w.split('.').next().and_then(|m| m.parse::<i32>().ok()))
+        .ok_or_else(|| Error::ExternalTool {
+            tool: name.to_string(),
+            reason: format!("cannot read its version from `{text}`"),
+            hint: format!("check the {name} on PATH, or set {BINDIR_ENV}"),
+        })?;
+    Ok((major, text))
+}
+
+/// Fails unless `name` is at least the server's major version (older clients cannot
+/// dump or restore newer servers).
+pub fn check_fits_server(name: &str, server_version_num: i32) -> Result<String> {
+    let (major, text) = major_version(name)?;
+    let server_major = server_version_num / 10_000;
+    if major < server_major {
+        return Err(Error::ExternalTool {
+            tool: name.to_string(),
+            reason: format!("{text} is older than the server (PostgreSQL {server_major})"),
+            hint: format!("install postgresql-client-{server_major} and put its bin folder first on PATH, or set {BINDIR_ENV}"),
+        });
+    }
+    Ok(text)
+}
+
+/// Turns a finished child's failure into an error with its stderr.
+pub fn check_status(name: &str, status: std::process::ExitStatus, stderr: &[u8]) -> Result<()> {
+    if status.success() {
+        return Ok(());
+    }
+    if pgward_shared::interrupt::requested() {
+        return Err(Error::Interrupted);
+    }
+    let text = pgward_shared::redact::scrub(String::from_utf8_lossy(stderr).trim());
+    Err(Error::ExternalTool {
+        tool: name.to_string(),
+        reason: format!("exited with {status}: {text}"),
+        hint: format!("see {name}'s message above; check the connection and privileges"),
+    })
+}

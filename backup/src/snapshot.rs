@@ -1,0 +1,261 @@
+//! One consistent view of the database for every reader of a backup.
+//!
+//! A coordinator session opens a REPEATABLE READ, READ ONLY transaction, exports its
+//! snapshot (`pg_export_snapshot()`), lists the tables and takes ACCESS SHARE locks on
+//! them (as pg_dump does, with a lock timeout), so no DDL can change a table mid-backup.
+//! Worker sessions adopt the snapshot (`SET TRANSACTION SNAPSHOT`), and pg_dump reads the
+//! schema from it (`--snapshot`): schema and data describe the same instant. The
+//! coordinator stays open until the last reader is done, since an exported snapshot lives
+//! only as long as its transaction.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pgward_shared::connect::{connect, Session};
+use pgward_shared::dburl::ConnectionSettings;
+use pgward_shared::error::{Error, LockHolder, Result};
+use pgward_shared::history;
+use pgward_shared::manifest::ManifestSequence;
+use pgward_shared::sql::{quote_ident, quote_literal};
+
+/// Application name of pgward-backup's sessions.
+pub const APP: &str = "pgward-backup";
+
+/// A table to read.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    /// Schema.
+    pub schema: String,
+    /// Table.
+    pub name: String,
+    /// Heap size in bytes (pg_relation_size), for chunking and progress.
+    pub bytes: u64,
+    /// Columns COPY reads (generated columns excluded), quoted.
+    pub columns: Vec<String>,
+}
+
+impl TableInfo {
+    /// `"schema"."name"`.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
+/// The source database's properties recorded in the manifest.
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    /// `server_version`.
+    pub server_version: String,
+    /// `server_version_num`.
+    pub server_version_num: i32,
+    /// Encoding name.
+    pub encoding: String,
+    /// `datcollate`.
+    pub lc_collate: String,
+    /// `datctype`.
+    pub lc_ctype: String,
+    /// `block_size`.
+    pub block_size: u64,
+}
+
+/// The coordinator: holds the exported snapshot and the table locks.
+pub struct Coordinator {
+    /// Its session (inside the snapshot's transaction).
+    pub session: Session,
+    /// The exported snapshot's id.
+    pub snapshot_id: String,
+    /// The server's clock when the snapshot was taken.
+    pub snapshot_time: DateTime<Utc>,
+    /// The source's properties.
+    pub source: SourceInfo,
+}
+
+impl Coordinator {
+    /// Opens the snapshot transaction and exports it.
+    pub fn open(settings: &ConnectionSettings) -> Result<Coordinator> {
+        let mut session = connect(settings, APP)?;
+        let client = &mut session.client;
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .map_err(|e| Error::query("starting the snapshot transaction", &e))?;
+        let row = client
+            .query_one(
+                "SELECT pg_export_snapshot(), now(), current_setting('server_version'), \
+                        pg_encoding_to_char(d.encoding), d.datcollate::text, d.datctype::text, \
+                        current_setting('block_size')::bigint \
+                 FROM pg_database d WHERE d.datname = current_database()",
+                &[],
+            )
+            .map_err(|e| Error::query("exporting the snapshot", &e))?;
+        let block_size: i64 = row.get(6);
+        let source = SourceInfo {
+            server_version: row.get(2),
+            server_version_num: session.server_version_num,
+            encoding: row.get(3),
+            lc_collate: row.get(4),
+            lc_ctype: row.get(5),
+            block_size: block_size as u64,
+        };
+        Ok(Coordinator {
+            snapshot_id: row.get(0),
+            snapshot_time: row.get(1),
+            source,
+            session,
+        })
+    }
+
+    /// The tables holding data, largest first (partitioned parents hold none; their
+    /// partitions are listed; extension-owned and temporary tables are skipped).
+    pub fn tables(&mut self) -> Result<Vec<TableInfo>> {
+        let rows = self
+            .session
+            .client
+            .query(
+                "SELECT n.nspname::text, c.relname::text, pg_relation_size(c.oid), \
+                        array(SELECT quote_ident(a.attname) FROM pg_attribute a \
+                              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
+                              ORDER BY a.attnum) \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind = 'r' AND c.relpersistence <> 't' \
+                   AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
+                   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                                   AND d.objid = c.oid AND d.deptype = 'e') \
+                 ORDER BY 3 DESC, 1, 2",
+                &[],
+            )
+            .map_err(|e| Error::query("listing the tables", &e))?;
+        Ok(rows
+            .iter()
+            .map(|r| TableInfo {
+                schema: r.get(0),
+                name: r.get(1),
+                bytes: r.get::<_, i64>(2).max(0) as u64,
+                columns: r.get(3),
+            })
+            .collect())
+    }
+
+    /// Takes ACCESS SHARE locks on `tables`, waiting at most `timeout`; on timeout names
+    /// the session holding a conflicting lock.
+    pub fn lock(&mut self, tables: &[TableInfo], timeout: Duration) -> Result<()> {
+        if tables.is_empty() {
+            return Ok(());
+        }
+        let client = &mut self.session.client;
+        client
+            .batch_execute(&format!(
+                "SET LOCAL lock_timeout = {}",
+                timeout.as_millis().max(1)
+            ))
+            .map_err(|e| Error::query("setting the lock timeout", &e))?;
+        // One savepoint per table would be slow for thousands of tables; lock them in
+        // one statement and, on timeout, find out which one was held.
+        client
+            .batch_execute("SAVEPOINT pgward_lock")
+            .map_err(|e| Error::query("locking the tables", &e))?;
+        let list: Vec<String> = tables.iter().map(TableInfo::qualified).collect();
+        match client.batch_execute(&format!(
+            "LOCK TABLE {} IN ACCESS SHARE MODE",
+            list.join(", ")
+        )) {
+            Ok(()) => Ok(()),
+            Err(e) if e.code().map(|c| c.code()) == Some("55P03") => {
+                client
+                    .batch_execute("ROLLBACK TO SAVEPOINT pgward_lock")
+                    .map_err(|e| Error::query("recovering from the lock timeout", &e))?;
+                let holder = client
+                    .query(
+                        "SELECT format('%I.%I', n.nspname, c.relname), a.pid, coalesce(a.application_name, ''), \
+                                coalesce(a.query, ''), coalesce(a.state, '') \
+                         FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace \
+                         JOIN pg_stat_activity a ON a.pid = l.pid \
+                         WHERE l.granted AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid() \
+                           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                         LIMIT 1",
+                        &[],
+                    )
+                    .map_err(|e| Error::query("looking up the lock holder", &e))?;
+                let (table, holder) = match holder.first() {
+                    Some(r) => (
+                        r.get::<_, String>(0),
+                        Some(LockHolder {
+                            pid: r.get(1),
+                            application_name: r.get(2),
+                            query: pgward_shared::redact::scrub(r.get::<_, &str>(3)),
+                            state: r.get(4),
+                        }),
+                    ),
+                    None => (list.join(", "), None),
+                };
+                Err(Error::TableLocked {
+                    table,
+                    timeout_ms: timeout.as_millis() as u64,
+                    holder,
+                })
+            }
+            Err(e) => Err(Error::query("locking the tables", &e)),
+        }
+    }
+
+    /// The `_prisma_migrations` rows as the snapshot sees them, and the newest finished
+    /// migration.
+    pub fn migrations(&mut self, schema: &str) -> Result<(serde_json::Value, Option<String>)> {
+        let client = &mut self.session.client;
+        if !history::table_exists(client, schema)? {
+            return Ok((serde_json::Value::Array(Vec::new()), None));
+        }
+        let rows = history::read_rows(client, schema)?;
+        let head = rows
+            .iter()
+            .filter(|r| r.is_applied())
+            .max_by_key(|r| r.finished_at)
+            .map(|r| r.migration_name.clone());
+        let value = serde_json::to_value(&rows).unwrap_or_default();
+        Ok((value, head))
+    }
+
+    /// Sequence values, read as late as possible (sequences ignore snapshots, and a later
+    /// value is the safe side after a restore).
+    pub fn sequences(&mut self) -> Result<Vec<ManifestSequence>> {
+        let rows = self
+            .session
+            .client
+            .query(
+                "SELECT s.schemaname::text, s.sequencename::text, coalesce(s.last_value, s.start_value), s.last_value IS NOT NULL \
+                 FROM pg_sequences s JOIN pg_namespace n ON n.nspname = s.schemaname \
+                 JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.sequencename \
+                 WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') \
+                 ORDER BY 1, 2",
+                &[],
+            )
+            .map_err(|e| Error::query("reading sequence values", &e))?;
+        Ok(rows
+            .iter()
+            .map(|r| ManifestSequence {
+                schema: r.get(0),
+                name: r.get(1),
+                last_value: r.get(2),
+                is_called: r.get(3),
+            })
+            .collect())
+    }
+
+    /// Ends the snapshot transaction.
+    pub fn close(mut self) {
+        let _ = self.session.client.batch_execute("COMMIT");
+    }
+}
+
+/// Opens a worker session that sees exactly the coordinator's snapshot.
+pub fn worker(settings: &ConnectionSettings, snapshot_id: &str) -> Result<Session> {
+    let mut session = connect(settings, APP)?;
+    session
+        .client
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
+            quote_literal(snapshot_id)
+        ))
+        .map_err(|e| Error::query("adopting the backup snapshot", &e))?;
+    Ok(session)
+}

@@ -1,0 +1,244 @@
+//! `pgward-restore restore`: prove the backup is good, then guard the target, then load.
+//!
+//! 1. Every file's checksum is verified before the target is touched (exit 5, target
+//!    untouched, if any fails).
+//! 2. A non-empty target is refused without `--clean` (exit 6). With `--clean` (and
+//!    `--force` in a protected environment) a safety backup of the target is taken first,
+//!    then its sessions are ended and it is dropped and recreated.
+//! 3. The backup is loaded (schema, parallel data, sequences, parallel indexes and
+//!    constraints), row counts are checked against the manifest, and ANALYZE runs.
+
+use pgward_backup::dump::{dump, DumpOptions};
+use pgward_backup::inventory;
+use pgward_backup::load::{self, LoadOptions, LoadReport};
+use pgward_backup::verify::{check_files, require_all_ok};
+use pgward_shared::config::GuardArgs;
+use pgward_shared::error::{Error, Result};
+use pgward_shared::log;
+use pgward_shared::manifest::BackupFormat;
+use pgward_shared::output::{Context, Failure, Outcome};
+use pgward_shared::storage::{self, Location, StorageArgs};
+use serde::Serialize;
+
+use crate::target;
+
+/// restore's options.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// `LOCATION/ID`, `LOCATION/latest`, or `LOCATION` with `before_migration`.
+    pub from: Option<String>,
+    /// Pick the newest backup taken before this migration was applied.
+    pub before_migration: Option<String>,
+    /// Restore into this database instead of the URL's.
+    pub target_db: Option<String>,
+    /// Create the target if it does not exist.
+    pub create: bool,
+    /// Replace a non-empty target.
+    pub clean: bool,
+    /// Skip the safety backup `--clean` takes.
+    pub no_safety_backup: bool,
+    /// Where the safety backup goes [default: the backup's own location].
+    pub safety_backup_to: Option<String>,
+    /// Parallel loaders.
+    pub jobs: usize,
+    /// Only the data of these tables.
+    pub tables: Vec<String>,
+    /// Skip ownership and privileges.
+    pub no_owner: bool,
+    /// Verify and plan; change nothing.
+    pub dry_run: bool,
+    /// --force / --yes.
+    pub guard: GuardArgs,
+}
+
+/// restore's `result`.
+#[derive(Debug, Serialize)]
+pub struct RestoreResult {
+    /// The backup restored.
+    pub backup: String,
+    /// Where it came from.
+    pub location: String,
+    /// The database restored into.
+    pub target_db: String,
+    /// Whether the target was created.
+    pub created: bool,
+    /// Whether an existing target was replaced.
+    pub replaced: bool,
+    /// The safety backup of the replaced target.
+    pub safety_backup: Option<String>,
+    /// Files whose checksums were verified first.
+    pub verified_files: usize,
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+    /// The load, per table and phase.
+    pub load: Option<LoadReport>,
+}
+
+/// Runs restore.
+pub fn restore(
+    ctx: &Context,
+    options: &RestoreOptions,
+    storage_args: &StorageArgs,
+) -> Result<Outcome, Failure> {
+    let from = storage::resolve_location(options.from.as_deref(), &ctx.settings)?;
+    let (location, id) = Location::parse_with_id(&from)?;
+    let store = storage::open(&location, &storage_args.options())?;
+    let id =
+        match (id, &options.before_migration) {
+            (_, Some(migration)) => inventory::before_migration(store.as_ref(), migration)?,
+            (Some(id), None) => inventory::resolve_id(store.as_ref(), &id)?,
+            (None, None) => return Err(Error::usage(
+                format!("--from {from} names no backup"),
+                "name one: --from LOCATION/ID, --from LOCATION/latest, or --before-migration NAME",
+            )
+            .into()),
+        };
+    let manifest = inventory::read_manifest(store.as_ref(), &id)?;
+    log::info(&format!(
+        "verifying {} files of {id} before touching anything",
+        manifest.files.len()
+    ));
+    let checks = check_files(store.as_ref(), &manifest, options.jobs)?;
+    require_all_ok(&id, &checks)?;
+
+    let db = ctx.database()?;
+    let target_name = options
+        .target_db
+        .clone()
+        .unwrap_or_else(|| db.dbname.clone());
+    let target_settings = db.with_database(&target_name);
+    let mut result = RestoreResult {
+        backup: id.clone(),
+        location: store.location(),
+        target_db: target_name.clone(),
+        created: false,
+        replaced: false,
+        safety_backup: None,
+        verified_files: checks.len(),
+        dry_run: options.dry_run,
+        load: None,
+    };
+    let mut admin = target::admin_session(&db, &target_name)?;
+    let exists = target::exists(&mut admin.client, &target_name)?;
+    let objects = if exists {
+        target::user_objects(&target_settings)?
+    } else {
+        0
+    };
+    if !exists && !options.create {
+        return Err(Error::usage(
+            format!("the target database {target_name} does not exist"),
+            "pass --create to create it, or --target-db NAME for another one",
+        )
+        .into());
+    }
+    if objects > 0 && !options.clean {
+        return Err(Failure::with_result(
+            Error::TargetNotEmpty {
+                database: target_name.clone(),
+                objects,
+            },
+            &result,
+        ));
+    }
+    if options.dry_run {
+        result.created = !exists;
+        result.replaced = objects > 0;
+        return Ok(Outcome::ok(result));
+    }
+    ctx.audit(&target_settings);
+    if objects > 0 {
+        ctx.settings.guard_destructive(
+            "restore over",
+            &target_settings.display_target(),
+            options.guard,
+        )?;
+        if !options.no_safety_backup {
+            result.safety_backup = Some(safety_backup(
+                ctx,
+                &target_settings,
+                options,
+                storage_args,
+                &from,
+                &id,
+            )?);
+        }
+        let ended = target::terminate_sessions(&mut admin.client, &target_name)?;
+        log::info(&format!(
+            "replacing {target_name} (ended {ended} session(s))"
+        ));
+        load::drop_database(&mut admin.client, &target_name)?;
+        result.replaced = true;
+    }
+    if !exists || result.replaced {
+        load::create_database(&mut admin.client, &target_name, &manifest)?;
+        result.created = !exists;
+    }
+    if manifest.format == BackupFormat::Sql && !options.tables.is_empty() {
+        ctx.warn(
+            "TABLES_IGNORED",
+            "--tables does not apply to a --format sql backup: it restores whole",
+        );
+    }
+    let loaded = load::load(
+        store.as_ref(),
+        &manifest,
+        &target_settings,
+        &LoadOptions {
+            jobs: options.jobs,
+            tables: options.tables.clone(),
+            no_owner: options.no_owner,
+        },
+    );
+    match loaded {
+        Ok(report) => {
+            result.load = Some(report);
+            Ok(Outcome::ok(result))
+        }
+        Err(e) => {
+            if let Some(safety) = &result.safety_backup {
+                ctx.warn(
+                    "RESTORE_INCOMPLETE",
+                    format!("{target_name} is only partly restored; its previous contents are in the safety backup {safety}"),
+                );
+            }
+            Err(Failure::with_result(e, &result))
+        }
+    }
+}
+
+/// Backs up the target before it is replaced; returns the backup's id.
+fn safety_backup(
+    ctx: &Context,
+    target_settings: &pgward_shared::dburl::ConnectionSettings,
+    options: &RestoreOptions,
+    storage_args: &StorageArgs,
+    from: &str,
+    restoring: &str,
+) -> Result<String> {
+    let destination = match &options.safety_backup_to {
+        Some(to) => to.clone(),
+        None => Location::parse_with_id(from)?.0.to_string(),
+    };
+    let store = storage::open(&Location::parse(&destination)?, &storage_args.options())?;
+    log::info(&format!(
+        "taking a safety backup of {} to {destination}",
+        target_settings.dbname
+    ));
+    let (result, _) = dump(
+        target_settings,
+        store.as_ref(),
+        &DumpOptions {
+            jobs: options.jobs,
+            level: 3,
+            label: Some(format!("safety backup before restoring {restoring}")),
+            tables: Vec::new(),
+            exclude_tables: Vec::new(),
+            format: BackupFormat::Directory,
+            chunk_bytes: 256 << 20,
+            lock_timeout: std::time::Duration::from_secs(30),
+            env: ctx.settings.env_name.clone(),
+        },
+    )?;
+    Ok(result.id)
+}

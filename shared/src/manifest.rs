@@ -1,0 +1,209 @@
+//! `manifest.json`, the last file of every backup: what a backup holds and the checksum of
+//! every file. No manifest, no backup: `list`, `verify`, `restore` and `prune` see a folder
+//! or S3 prefix without one as an incomplete leftover, never as a backup.
+//!
+//! `verified.json` sits beside it once `pgward-backup verify` has checked the backup; the
+//! manifest itself is never rewritten.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The manifest's file name.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The verification record's file name.
+pub const VERIFIED_FILE: &str = "verified.json";
+/// The schema, as `pg_dump --schema-only --format=custom` wrote it.
+pub const SCHEMA_FILE: &str = "schema.dump";
+/// The `_prisma_migrations` rows at backup time.
+pub const MIGRATIONS_FILE: &str = "migrations.json";
+/// The one file of a `--format sql` backup.
+pub const SQL_FILE: &str = "backup.sql.zst";
+/// Bumped when a reader of an older pgward could misread a newer manifest.
+pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+
+/// How the backup is laid out.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupFormat {
+    /// schema.dump + zstd COPY chunks, restored in parallel by pgward-restore.
+    Directory,
+    /// One `backup.sql.zst`, restorable with `zstd -dc FILE | psql`.
+    Sql,
+}
+
+/// One file of the backup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestFile {
+    /// Path inside the backup (`data/public.users.0000.copy.zst`).
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the stored bytes.
+    pub sha256: String,
+}
+
+/// One chunk of a table: a ctid range read by one worker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestChunk {
+    /// The chunk's file.
+    pub file: String,
+    /// Rows in it.
+    pub rows: u64,
+    /// First heap page of the range.
+    pub first_page: u64,
+    /// Page after the range; `None` for the open-ended last chunk.
+    pub end_page: Option<u64>,
+}
+
+/// One table's data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestTable {
+    /// Schema.
+    pub schema: String,
+    /// Table.
+    pub name: String,
+    /// The columns COPY reads and writes (generated columns excluded), quoted.
+    pub columns: Vec<String>,
+    /// Rows in the snapshot.
+    pub rows: u64,
+    /// Its chunks, in page order.
+    pub chunks: Vec<ManifestChunk>,
+}
+
+impl ManifestTable {
+    /// `"schema"."name"`, quoted for SQL.
+    pub fn qualified(&self) -> String {
+        format!(
+            "{}.{}",
+            crate::sql::quote_ident(&self.schema),
+            crate::sql::quote_ident(&self.name)
+        )
+    }
+}
+
+/// A sequence's value at backup time (sequences are not MVCC: read as late as possible).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestSequence {
+    /// Schema.
+    pub schema: String,
+    /// Sequence.
+    pub name: String,
+    /// `last_value`.
+    pub last_value: i64,
+    /// `is_called`.
+    pub is_called: bool,
+}
+
+/// manifest.json.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BackupManifest {
+    /// [`MANIFEST_FORMAT_VERSION`] of the writer.
+    pub format_version: u32,
+    /// The backup's id (its folder or prefix name).
+    pub id: String,
+    /// How it is laid out.
+    pub format: BackupFormat,
+    /// pgward's version.
+    pub tool_version: String,
+    /// The database backed up.
+    pub database: String,
+    /// The environment name, if one was selected.
+    pub env: Option<String>,
+    /// `--label`.
+    pub label: Option<String>,
+    /// `server_version` of the source.
+    pub server_version: String,
+    /// `pg_dump --version` used for the schema.
+    pub pg_dump_version: String,
+    /// Database encoding, collation and ctype (restore recreates the database with them).
+    pub encoding: String,
+    /// `datcollate`.
+    pub lc_collate: String,
+    /// `datctype`.
+    pub lc_ctype: String,
+    /// When the exported snapshot was taken (server clock).
+    pub snapshot_time: DateTime<Utc>,
+    /// When pgward started and finished writing.
+    pub started_at: DateTime<Utc>,
+    /// See `started_at`.
+    pub finished_at: DateTime<Utc>,
+    /// zstd level of the data files.
+    pub zstd_level: i32,
+    /// The newest finished migration in `_prisma_migrations`, if any.
+    pub migration_head: Option<String>,
+    /// Every file but the manifest, with size and checksum.
+    pub files: Vec<ManifestFile>,
+    /// Every table with its row count and chunks (empty for the sql format).
+    pub tables: Vec<ManifestTable>,
+    /// Sequence values.
+    pub sequences: Vec<ManifestSequence>,
+}
+
+impl BackupManifest {
+    /// Total bytes of the backup's files.
+    pub fn size_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// The entry for `path`.
+    pub fn file(&self, path: &str) -> Option<&ManifestFile> {
+        self.files.iter().find(|f| f.path == path)
+    }
+}
+
+/// verified.json: written by `pgward-backup verify` when every check passed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VerificationRecord {
+    /// When.
+    pub verified_at: DateTime<Utc>,
+    /// Whether `--deep` (a restore into a scratch database) was part of it.
+    pub deep: bool,
+    /// pgward's version.
+    pub tool_version: String,
+}
+
+/// `<database>-<env>-<UTC yyyymmddTHHMMSSZ>` (SPEC §3); `default` without an environment.
+pub fn backup_id(database: &str, env: Option<&str>, at: DateTime<Utc>) -> String {
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!(
+        "{}-{}-{}",
+        safe(database),
+        safe(env.unwrap_or("default")),
+        at.format("%Y%m%dT%H%M%SZ")
+    )
+}
+
+/// The time in a backup id, for sorting and retention.
+pub fn time_of_id(id: &str) -> Option<DateTime<Utc>> {
+    let stamp = id.rsplit('-').next()?;
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_named_as_the_spec_says_and_carry_their_time() {
+        let at = DateTime::parse_from_rfc3339("2026-11-22T03:13:00Z")
+            .expect("valid time")
+            .with_timezone(&Utc);
+        let id = backup_id("app-db", Some("prod"), at);
+        assert_eq!(id, "app_db-prod-20261122T031300Z");
+        assert_eq!(time_of_id(&id), Some(at));
+        assert_eq!(backup_id("app", None, at), "app-default-20261122T031300Z");
+        assert_eq!(time_of_id("not-a-backup"), None);
+    }
+}

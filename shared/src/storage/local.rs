@@ -1,0 +1,237 @@
+//! Backups in a local folder: `<root>/<id>/...`, written under `<root>/.partial-<id>` and
+//! renamed into place after the manifest, so a folder named like a backup is always whole.
+//! Folders are created 0700 and files 0600: backups hold the whole database.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::{BackupWriter, FileWriter, Sink, Storage};
+use crate::error::{Error, Result};
+use crate::manifest::MANIFEST_FILE;
+
+/// Name prefix of a backup folder still being written.
+const PARTIAL_PREFIX: &str = ".partial-";
+
+/// A local folder of backups.
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    /// Backups under `root`.
+    pub fn new(root: PathBuf) -> LocalStorage {
+        LocalStorage { root }
+    }
+
+    fn entries(&self) -> Result<Vec<(String, PathBuf)>> {
+        let read = fs::read_dir(&self.root).map_err(|e| Error::io("read", &self.root, e))?;
+        let mut out = Vec::new();
+        for entry in read {
+            let entry = entry.map_err(|e| Error::io("read", &self.root, e))?;
+            if let Some(name) = entry.file_name().to_str() {
+                if entry.path().is_dir() {
+                    out.push((name.to_string(), entry.path()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn create_dir(path: &Path) -> Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| Error::io("create", path, e))
+}
+
+fn sync_dir(path: &Path) -> Result<()> {
+    File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("sync", path, e))
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, mode 0600.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::io("create", &tmp, e))?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
+}
+
+impl Storage for LocalStorage {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn begin(&self, id: &str) -> Result<Box<dyn BackupWriter>> {
+        create_dir(&self.root)?;
+        let partial = self.root.join(format!("{PARTIAL_PREFIX}{id}"));
+        if partial.exists() {
+            fs::remove_dir_all(&partial).map_err(|e| Error::io("remove", &partial, e))?;
+        }
+        if self.root.join(id).exists() {
+            return Err(Error::usage(
+                format!(
+                    "a backup named {id} already exists in {}",
+                    self.root.display()
+                ),
+                "wait a second (ids carry the UTC second) and run again",
+            ));
+        }
+        create_dir(&partial)?;
+        Ok(Box::new(LocalWriter {
+            root: self.root.clone(),
+            id: id.to_string(),
+            partial,
+        }))
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter(|(name, path)| !name.starts_with('.') && path.join(MANIFEST_FILE).is_file())
+            .map(|(name, _)| name)
+            .collect())
+    }
+
+    fn list_incomplete(&self) -> Result<Vec<(String, Option<u64>)>> {
+        let now = std::time::SystemTime::now();
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter_map(|(name, path)| {
+                let id = match name.strip_prefix(PARTIAL_PREFIX) {
+                    Some(id) => id.to_string(),
+                    None if !name.starts_with('.')
+                        && crate::manifest::time_of_id(&name).is_some()
+                        && !path.join(MANIFEST_FILE).is_file() =>
+                    {
+                        name.clone()
+                    }
+                    None => return None,
+                };
+                let age = fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| now.duration_since(t).ok())
+                    .map(|d| d.as_secs());
+                Some((id, age))
+            })
+            .collect())
+    }
+
+    fn open(&self, id: &str, path: &str) -> Result<Box<dyn Read + Send>> {
+        let file_path = self.root.join(id).join(path);
+        let file = File::open(&file_path).map_err(|e| Error::io("read", &file_path, e))?;
+        Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, file)))
+    }
+
+    fn read_small(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let file_path = self.root.join(id).join(path);
+        match fs::read(&file_path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read", &file_path, e)),
+        }
+    }
+
+    fn write_small(&self, id: &str, path: &str, bytes: &[u8]) -> Result<()> {
+        write_atomically(&self.root.join(id).join(path), bytes)
+    }
+
+    fn delete(&self, id: &str) -> Result<()> {
+        for dir in [
+            self.root.join(id),
+            self.root.join(format!("{PARTIAL_PREFIX}{id}")),
+        ] {
+            if dir.exists() {
+                fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct LocalWriter {
+    root: PathBuf,
+    id: String,
+    partial: PathBuf,
+}
+
+struct LocalSink {
+    path: PathBuf,
+    file: BufWriter<File>,
+}
+
+impl Write for LocalSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Sink for LocalSink {
+    fn close(self: Box<Self>) -> Result<()> {
+        let path = self.path;
+        let file = self
+            .file
+            .into_inner()
+            .map_err(|e| Error::io("write", &path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io("sync", &path, e))
+    }
+}
+
+impl BackupWriter for LocalWriter {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn create(&self, path: &str) -> Result<FileWriter> {
+        let file_path = self.partial.join(path);
+        if let Some(parent) = file_path.parent() {
+            create_dir(parent)?;
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file_path)
+            .map_err(|e| Error::io("create", &file_path, e))?;
+        Ok(FileWriter::new(
+            path,
+            Box::new(LocalSink {
+                path: file_path,
+                file: BufWriter::with_capacity(1 << 20, file),
+            }),
+        ))
+    }
+
+    fn commit(self: Box<Self>, manifest: &[u8]) -> Result<()> {
+        write_atomically(&self.partial.join(MANIFEST_FILE), manifest)?;
+        sync_dir(&self.partial)?;
+        let done = self.root.join(&self.id);
+        fs::rename(&self.partial, &done).map_err(|e| Error::io("rename", &done, e))?;
+        sync_dir(&self.root)
+    }
+
+    fn abort(self: Box<Self>) {
+        // Best effort: what remains is a `.partial-` leftover that prune removes.
+        let _ = fs::remove_dir_all(&self.partial);
+    }
+}

@@ -1,0 +1,258 @@
+//! Where backups live: a local folder or `s3://bucket/prefix`, behind one interface.
+//!
+//! A backup is written through a [`BackupWriter`]: files stream in (never staged whole),
+//! each hashed on the way, and nothing counts as a backup until [`BackupWriter::commit`]
+//! writes `manifest.json` last (locally: into a hidden `.partial-<id>` folder renamed into
+//! place; on S3: the manifest object uploaded after every other object). A run that dies
+//! leaves only a leftover that `list` ignores and `prune` removes.
+
+mod hashing;
+mod local;
+mod s3;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+pub use hashing::{HashingReader, HashingWriter};
+
+use crate::error::{Error, Result};
+use crate::manifest::ManifestFile;
+
+/// The storage flags of every command that reads or writes backups.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StorageArgs {
+    /// S3-compatible endpoint, path-style addressing (also AWS_ENDPOINT_URL)
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Server-side encryption of uploaded objects: AES256 or aws:kms
+    #[arg(long, value_name = "MODE")]
+    pub sse: Option<String>,
+}
+
+impl StorageArgs {
+    /// The S3 options these flags give.
+    pub fn options(&self) -> S3Options {
+        S3Options {
+            endpoint: self.s3_endpoint.clone(),
+            sse: self.sse.clone(),
+        }
+    }
+}
+
+/// The backup location: the flag, else the selected environment's `backups`.
+pub fn resolve_location(flag: Option<&str>, settings: &crate::config::Settings) -> Result<String> {
+    flag.map(str::to_string)
+        .or_else(|| settings.env.as_ref().and_then(|e| e.backups.clone()))
+        .ok_or_else(|| {
+            Error::usage(
+                "no backup location: pass --to/--from, or select an environment with `backups` in pgward.toml",
+                "e.g. --to /var/backups/pgward or --to s3://bucket/prefix",
+            )
+        })
+}
+
+/// Options for S3 locations.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// `--s3-endpoint` / `AWS_ENDPOINT_URL`: an S3-compatible store (path-style addressing).
+    pub endpoint: Option<String>,
+    /// `--sse AES256|aws:kms`: server-side encryption of new objects.
+    pub sse: Option<String>,
+}
+
+/// A backup location as the user names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A local folder holding backup folders.
+    Local(PathBuf),
+    /// A bucket and a key prefix (without trailing slash; may be empty).
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The prefix.
+        prefix: String,
+    },
+}
+
+impl Location {
+    /// `s3://bucket/prefix` or a folder path.
+    pub fn parse(text: &str) -> Result<Location> {
+        if let Some(rest) = text.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(Error::usage(
+                    format!("`{text}` names no bucket"),
+                    "write S3 locations as s3://BUCKET/PREFIX",
+                ));
+            }
+            return Ok(Location::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+            });
+        }
+        if text.contains("://") {
+            return Err(Error::usage(
+                format!("`{text}` is neither a folder nor an s3:// location"),
+                "use a local folder or s3://BUCKET/PREFIX",
+            ));
+        }
+        Ok(Location::Local(PathBuf::from(text)))
+    }
+
+    /// Splits `LOCATION/ID` when its last part is a backup id (`latest` included);
+    /// otherwise the whole text is the location.
+    pub fn parse_with_id(text: &str) -> Result<(Location, Option<String>)> {
+        let trimmed = text.trim_end_matches('/');
+        if let Some((base, last)) = trimmed.rsplit_once('/') {
+            if last == "latest" || crate::manifest::time_of_id(last).is_some() {
+                return Ok((Location::parse(base)?, Some(last.to_string())));
+            }
+        }
+        Ok((Location::parse(trimmed)?, None))
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local(p) => write!(f, "{}", p.display()),
+            Location::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// A place holding backups.
+pub trait Storage: Send + Sync {
+    /// The location, for messages.
+    fn location(&self) -> String;
+    /// Starts writing backup `id`; it is invisible to `list` until committed.
+    fn begin(&self, id: &str) -> Result<Box<dyn BackupWriter>>;
+    /// Ids of complete backups (with a manifest), in no particular order.
+    fn list(&self) -> Result<Vec<String>>;
+    /// Ids of leftovers of interrupted runs (no manifest), with their age in seconds when
+    /// known.
+    fn list_incomplete(&self) -> Result<Vec<(String, Option<u64>)>>;
+    /// Streams one file of a backup.
+    fn open(&self, id: &str, path: &str) -> Result<Box<dyn Read + Send>>;
+    /// A small file of a backup (manifest, verification record), or `None` if absent.
+    fn read_small(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>>;
+    /// Writes a small file into a complete backup (the verification record).
+    fn write_small(&self, id: &str, path: &str, bytes: &[u8]) -> Result<()>;
+    /// Deletes a backup (complete or not) and everything in it.
+    fn delete(&self, id: &str) -> Result<()>;
+}
+
+/// A backup being written.
+pub trait BackupWriter: Send + Sync {
+    /// The backup's id.
+    fn id(&self) -> &str;
+    /// Creates a file of the backup (path inside the backup, `/`-separated).
+    fn create(&self, path: &str) -> Result<FileWriter>;
+    /// Writes the manifest last and makes the backup visible.
+    fn commit(self: Box<Self>, manifest: &[u8]) -> Result<()>;
+    /// Removes what was written.
+    fn abort(self: Box<Self>);
+}
+
+/// Where a file's bytes go: a local file or an S3 multipart upload.
+pub trait Sink: Write + Send {
+    /// Makes the file durable (fsync, or complete the multipart upload).
+    fn close(self: Box<Self>) -> Result<()>;
+}
+
+/// One file of a backup being written: hashed and counted on the way to its sink.
+pub struct FileWriter {
+    path: String,
+    inner: HashingWriter<Box<dyn Sink>>,
+}
+
+impl FileWriter {
+    /// Wraps a sink.
+    pub fn new(path: &str, sink: Box<dyn Sink>) -> FileWriter {
+        FileWriter {
+            path: path.to_string(),
+            inner: HashingWriter::new(sink),
+        }
+    }
+
+    /// Closes the file; its manifest entry.
+    pub fn finish(self) -> Result<ManifestFile> {
+        let (sink, size, sha256) = self.inner.finish();
+        sink.close()?;
+        Ok(ManifestFile {
+            path: self.path,
+            size,
+            sha256,
+        })
+    }
+}
+
+impl Write for FileWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The error behind a failed write to a backup file: the storage error a sink raised (an
+/// S3 failure keeps its code and exit 7), else the I/O error itself.
+pub fn write_error(path: &str, e: std::io::Error) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        if let Some(inner) = e.into_inner() {
+            if let Ok(err) = inner.downcast::<Error>() {
+                return *err;
+            }
+        }
+        return Error::io("write", path, std::io::Error::other("storage error"));
+    }
+    Error::io("write", path, e)
+}
+
+/// Opens the storage behind `location`.
+pub fn open(location: &Location, s3: &S3Options) -> Result<Box<dyn Storage>> {
+    match location {
+        Location::Local(root) => Ok(Box::new(local::LocalStorage::new(root.clone()))),
+        Location::S3 { bucket, prefix } => Ok(Box::new(s3::S3Storage::connect(
+            bucket.clone(),
+            prefix.clone(),
+            s3,
+        )?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_and_ids() {
+        assert_eq!(
+            Location::parse("s3://acme/db/prod/").expect("valid"),
+            Location::S3 {
+                bucket: "acme".into(),
+                prefix: "db/prod".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("/var/backups").expect("valid"),
+            Location::Local("/var/backups".into())
+        );
+        assert!(Location::parse("s3:///x").is_err());
+        assert!(Location::parse("gs://bucket").is_err());
+        let (loc, id) =
+            Location::parse_with_id("s3://acme/prod/app-prod-20261122T031300Z").expect("valid");
+        assert_eq!(loc.to_string(), "s3://acme/prod");
+        assert_eq!(id.as_deref(), Some("app-prod-20261122T031300Z"));
+        let (loc, id) = Location::parse_with_id("/b/latest").expect("valid");
+        assert_eq!(
+            (loc.to_string(), id.as_deref()),
+            ("/b".to_string(), Some("latest"))
+        );
+        let (_, id) = Location::parse_with_id("/b").expect("valid");
+        assert_eq!(id, None);
+    }
+}

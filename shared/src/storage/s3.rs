@@ -1,0 +1,590 @@
+//! Backups on S3 or an S3-compatible store: `s3://bucket/prefix/<id>/...`.
+//!
+//! Files stream up as multipart uploads of [`PART_SIZE`] parts (nothing is staged whole on
+//! local disk; a file smaller than one part is one PUT); every request carries an S3
+//! checksum the server verifies. `manifest.json` is uploaded only after every other object
+//! is complete, so a prefix without one is a leftover. The S3 client runs on its own tokio
+//! runtime: the synchronous postgres client must never run inside it.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
+    ServerSideEncryption,
+};
+use tokio::runtime::Runtime;
+
+use super::{BackupWriter, FileWriter, S3Options, Sink, Storage};
+use crate::error::{Error, Result};
+use crate::manifest::MANIFEST_FILE;
+
+/// Multipart part size: S3's minimum is 5 MiB; 16 MiB keeps requests few and memory
+/// bounded (one buffer per worker).
+const PART_SIZE: usize = 16 << 20;
+/// Region used when none is configured: S3-compatible stores accept any.
+const FALLBACK_REGION: &str = "us-east-1";
+
+struct S3Shared {
+    client: aws_sdk_s3::Client,
+    rt: Runtime,
+    bucket: String,
+    prefix: String,
+    sse: Option<ServerSideEncryption>,
+}
+
+/// A bucket and prefix of backups.
+pub struct S3Storage {
+    shared: Arc<S3Shared>,
+}
+
+/// Turns an SDK error into pgward's storage error with the S3 error code.
+fn s3_error<E>(location: &str, action: &str, err: aws_sdk_s3::error::SdkError<E>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    // HEAD requests carry no error body: fall back to the status code.
+    let code = err.code().map(str::to_string).or_else(|| {
+        match err.raw_response().map(|r| r.status().as_u16()) {
+            Some(404) => Some("NotFound".to_string()),
+            Some(403) => Some("AccessDenied".to_string()),
+            _ => None,
+        }
+    });
+    let reason = match err.message() {
+        Some(m) => m.to_string(),
+        None => DisplayErrorContext(&err).to_string(),
+    };
+    Error::Storage {
+        location: location.to_string(),
+        action: action.to_string(),
+        s3_code: code,
+        reason: crate::redact::scrub(&reason),
+    }
+}
+
+impl S3Storage {
+    /// Connects (credentials from the standard AWS chain) and checks the bucket exists.
+    pub fn connect(bucket: String, prefix: String, options: &S3Options) -> Result<S3Storage> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("start", "the S3 client runtime", e))?;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let endpoint = options.endpoint.clone().or_else(|| {
+            std::env::var("AWS_ENDPOINT_URL")
+                .ok()
+                .filter(|v| !v.is_empty())
+        });
+        let region = aws_config::meta::region::RegionProviderChain::default_provider()
+            .or_else(aws_config::Region::new(FALLBACK_REGION));
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
+            .region(region);
+        if let Some(url) = &endpoint {
+            loader = loader.endpoint_url(url);
+        }
+        let sdk_config = rt.block_on(loader.load());
+        let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config)
+            // S3-compatible stores (MinIO, SeaweedFS, Ceph) want path-style addressing.
+            .force_path_style(endpoint.is_some())
+            .build();
+        let sse = match options.sse.as_deref() {
+            None => None,
+            Some("AES256") => Some(ServerSideEncryption::Aes256),
+            Some("aws:kms") => Some(ServerSideEncryption::AwsKms),
+            Some(other) => {
+                return Err(Error::usage(
+                    format!("--sse {other} is not AES256 or aws:kms"),
+                    "pass --sse AES256 or --sse aws:kms",
+                ))
+            }
+        };
+        let shared = S3Shared {
+            client: aws_sdk_s3::Client::from_conf(s3_config),
+            rt,
+            bucket,
+            prefix,
+            sse,
+        };
+        let location = shared.location();
+        shared
+            .rt
+            .block_on(shared.client.head_bucket().bucket(&shared.bucket).send())
+            .map_err(|e| match s3_error(&location, "open the bucket", e) {
+                Error::Storage {
+                    location,
+                    action,
+                    s3_code: Some(c),
+                    reason,
+                } if c == "NotFound" => Error::Storage {
+                    location,
+                    action,
+                    s3_code: Some("NoSuchBucket".into()),
+                    reason: if reason.is_empty() {
+                        "the bucket does not exist".into()
+                    } else {
+                        reason
+                    },
+                },
+                other => other,
+            })?;
+        Ok(S3Storage {
+            shared: Arc::new(shared),
+        })
+    }
+}
+
+impl S3Shared {
+    fn location(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+
+    fn key(&self, id: &str, path: &str) -> String {
+        format!("{}{id}/{path}", self.base())
+    }
+
+    /// `prefix/` or nothing.
+    fn base(&self) -> String {
+        if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        }
+    }
+
+    /// Every key under `prefix`, with its age in seconds.
+    fn list_keys(&self, prefix: &str) -> Result<Vec<(String, Option<u64>)>> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .rt
+                .block_on(
+                    self.client
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .prefix(prefix)
+                        .set_continuation_token(token.take())
+                        .send(),
+                )
+                .map_err(|e| s3_error(&self.location(), "list", e))?;
+            let now = chrono::Utc::now().timestamp();
+            for obj in page.contents() {
+                if let Some(k) = obj.key() {
+                    let age = obj.last_modified().map(|t| (now - t.secs()).max(0) as u64);
+                    keys.push((k.to_string(), age));
+                }
+            }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Ids (first path segment under the base) of every object, with the manifest flag
+    /// and the age of the newest object.
+    fn ids(&self) -> Result<Vec<(String, bool, Option<u64>)>> {
+        let base = self.base();
+        let mut ids: Vec<(String, bool, Option<u64>)> = Vec::new();
+        for (key, age) in self.list_keys(&base)? {
+            let Some((id, rest)) = key[base.len()..].split_once('/') else {
+                continue;
+            };
+            let is_manifest = rest == MANIFEST_FILE;
+            match ids.iter_mut().find(|(i, _, _)| i == id) {
+                Some(entry) => {
+                    entry.1 |= is_manifest;
+                    entry.2 = match (entry.2, age) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                None => ids.push((id.to_string(), is_manifest, age)),
+            }
+        }
+        Ok(ids)
+    }
+
+    fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        self.rt
+            .block_on(
+                self.client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .set_server_side_encryption(self.sse.clone())
+                    .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                    .body(ByteStream::from(bytes))
+                    .send(),
+            )
+            .map_err(|e| s3_error(&self.location(), &format!("upload {key}"), e))?;
+        Ok(())
+    }
+}
+
+impl Storage for S3Storage {
+    fn location(&self) -> String {
+        self.shared.location()
+    }
+
+    fn begin(&self, id: &str) -> Result<Box<dyn BackupWriter>> {
+        let existing = self.shared.list_keys(&self.shared.key(id, MANIFEST_FILE))?;
+        if !existing.is_empty() {
+            return Err(Error::usage(
+                format!("a backup named {id} already exists in {}", self.location()),
+                "wait a second (ids carry the UTC second) and run again",
+            ));
+        }
+        Ok(Box::new(S3Writer {
+            shared: self.shared.clone(),
+            id: id.to_string(),
+        }))
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        Ok(self
+            .shared
+            .ids()?
+            .into_iter()
+            .filter(|(_, complete, _)| *complete)
+            .map(|(id, _, _)| id)
+            .collect())
+    }
+
+    fn list_incomplete(&self) -> Result<Vec<(String, Option<u64>)>> {
+        Ok(self
+            .shared
+            .ids()?
+            .into_iter()
+            .filter(|(id, complete, _)| !complete && crate::manifest::time_of_id(id).is_some())
+            .map(|(id, _, age)| (id, age))
+            .collect())
+    }
+
+    fn open(&self, id: &str, path: &str) -> Result<Box<dyn Read + Send>> {
+        let key = self.shared.key(id, path);
+        let out = self
+            .shared
+            .rt
+            .block_on(
+                self.shared
+                    .client
+                    .get_object()
+                    .bucket(&self.shared.bucket)
+                    .key(&key)
+                    .send(),
+            )
+            .map_err(|e| s3_error(&self.location(), &format!("download {key}"), e))?;
+        Ok(Box::new(S3Reader {
+            shared: self.shared.clone(),
+            body: out.body,
+            chunk: Default::default(),
+            pos: 0,
+        }))
+    }
+
+    fn read_small(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let key = self.shared.key(id, path);
+        let result = self.shared.rt.block_on(async {
+            let out = self
+                .shared
+                .client
+                .get_object()
+                .bucket(&self.shared.bucket)
+                .key(&key)
+                .send()
+                .await?;
+            Ok::<_, aws_sdk_s3::error::SdkError<_, _>>(out.body.collect().await.map(|b| b.to_vec()))
+        });
+        match result {
+            Ok(Ok(bytes)) => Ok(Some(bytes)),
+            Ok(Err(e)) => Err(Error::Storage {
+                location: self.location(),
+                action: format!("download {key}"),
+                s3_code: None,
+                reason: e.to_string(),
+            }),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(s3_error(&self.location(), &format!("download {key}"), e)),
+        }
+    }
+
+    fn write_small(&self, id: &str, path: &str, bytes: &[u8]) -> Result<()> {
+        self.shared.put(&self.shared.key(id, path), bytes.to_vec())
+    }
+
+    fn delete(&self, id: &str) -> Result<()> {
+        let shared = &self.shared;
+        let prefix = shared.key(id, "");
+        let keys = shared.list_keys(&prefix)?;
+        for batch in keys.chunks(1000) {
+            let objects: Vec<ObjectIdentifier> = batch
+                .iter()
+                .filter_map(|(k, _)| ObjectIdentifier::builder().key(k).build().ok())
+                .collect();
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| Error::Storage {
+                    location: self.location(),
+                    action: "delete".into(),
+                    s3_code: None,
+                    reason: e.to_string(),
+                })?;
+            shared
+                .rt
+                .block_on(
+                    shared
+                        .client
+                        .delete_objects()
+                        .bucket(&shared.bucket)
+                        .delete(delete)
+                        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                        .send(),
+                )
+                .map_err(|e| s3_error(&self.location(), &format!("delete {prefix}"), e))?;
+        }
+        // Multipart uploads a killed run left open cost storage until aborted.
+        let uploads = shared
+            .rt
+            .block_on(
+                shared
+                    .client
+                    .list_multipart_uploads()
+                    .bucket(&shared.bucket)
+                    .prefix(&prefix)
+                    .send(),
+            )
+            .map_err(|e| s3_error(&self.location(), "list multipart uploads", e))?;
+        for upload in uploads.uploads() {
+            if let (Some(key), Some(upload_id)) = (upload.key(), upload.upload_id()) {
+                let _ = shared.rt.block_on(
+                    shared
+                        .client
+                        .abort_multipart_upload()
+                        .bucket(&shared.bucket)
+                        .key(key)
+                        .upload_id(upload_id)
+                        .send(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+struct S3Writer {
+    shared: Arc<S3Shared>,
+    id: String,
+}
+
+impl BackupWriter for S3Writer {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn create(&self, path: &str) -> Result<FileWriter> {
+        Ok(FileWriter::new(
+            path,
+            Box::new(S3Sink {
+                shared: self.shared.clone(),
+                key: self.shared.key(&self.id, path),
+                buf: Vec::new(),
+                upload_id: None,
+                parts: Vec::new(),
+            }),
+        ))
+    }
+
+    fn commit(self: Box<Self>, manifest: &[u8]) -> Result<()> {
+        self.shared
+            .put(&self.shared.key(&self.id, MANIFEST_FILE), manifest.to_vec())
+    }
+
+    fn abort(self: Box<Self>) {
+        // Best effort; prune removes what remains.
+        let storage = S3Storage {
+            shared: self.shared.clone(),
+        };
+        let _ = storage.delete(&self.id);
+    }
+}
+
+struct S3Sink {
+    shared: Arc<S3Shared>,
+    key: String,
+    buf: Vec<u8>,
+    upload_id: Option<String>,
+    parts: Vec<CompletedPart>,
+}
+
+impl S3Sink {
+    fn upload_part(&mut self) -> Result<()> {
+        let shared = self.shared.clone();
+        let location = shared.location();
+        if self.upload_id.is_none() {
+            let created = shared
+                .rt
+                .block_on(
+                    shared
+                        .client
+                        .create_multipart_upload()
+                        .bucket(&shared.bucket)
+                        .key(&self.key)
+                        .set_server_side_encryption(shared.sse.clone())
+                        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                        .send(),
+                )
+                .map_err(|e| {
+                    s3_error(&location, &format!("start the upload of {}", self.key), e)
+                })?;
+            self.upload_id = created.upload_id().map(str::to_string);
+        }
+        let upload_id = self.upload_id.clone().unwrap_or_default();
+        let number = self.parts.len() as i32 + 1;
+        let body = std::mem::take(&mut self.buf);
+        let part = shared
+            .rt
+            .block_on(
+                shared
+                    .client
+                    .upload_part()
+                    .bucket(&shared.bucket)
+                    .key(&self.key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                    .body(ByteStream::from(body))
+                    .send(),
+            )
+            .map_err(|e| {
+                s3_error(
+                    &location,
+                    &format!("upload part {number} of {}", self.key),
+                    e,
+                )
+            })?;
+        self.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(part.e_tag().map(str::to_string))
+                .set_checksum_sha256(part.checksum_sha256().map(str::to_string))
+                .build(),
+        );
+        Ok(())
+    }
+}
+
+impl Write for S3Sink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= PART_SIZE {
+            self.upload_part().map_err(std::io::Error::other)?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for S3Sink {
+    fn close(mut self: Box<Self>) -> Result<()> {
+        let Some(upload_id) = self.upload_id.clone() else {
+            let body = std::mem::take(&mut self.buf);
+            return self.shared.put(&self.key, body);
+        };
+        if !self.buf.is_empty() {
+            self.upload_part()?;
+        }
+        let shared = self.shared.clone();
+        let parts = std::mem::take(&mut self.parts);
+        shared
+            .rt
+            .block_on(
+                shared
+                    .client
+                    .complete_multipart_upload()
+                    .bucket(&shared.bucket)
+                    .key(&self.key)
+                    .upload_id(&upload_id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts))
+                            .build(),
+                    )
+                    .send(),
+            )
+            .map_err(|e| {
+                s3_error(
+                    &shared.location(),
+                    &format!("complete the upload of {}", self.key),
+                    e,
+                )
+            })?;
+        self.upload_id = None;
+        Ok(())
+    }
+}
+
+impl Drop for S3Sink {
+    fn drop(&mut self) {
+        // An upload that was never completed is aborted, so it leaves no hidden parts.
+        if let Some(upload_id) = self.upload_id.take() {
+            let _ = self.shared.rt.block_on(
+                self.shared
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.shared.bucket)
+                    .key(&self.key)
+                    .upload_id(upload_id)
+                    .send(),
+            );
+        }
+    }
+}
+
+struct S3Reader {
+    shared: Arc<S3Shared>,
+    body: ByteStream,
+    chunk: bytes::Bytes,
+    pos: usize,
+}
+
+impl Read for S3Reader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let data = self.chunk.as_ref();
+            if self.pos < data.len() {
+                let n = out.len().min(data.len() - self.pos);
+                out[..n].copy_from_slice(&data[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            match self.shared.rt.block_on(self.body.next()) {
+                Some(Ok(bytes)) => {
+                    self.chunk = bytes;
+                    self.pos = 0;
+                }
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+    }
+}
