@@ -83,11 +83,7 @@ fn rollback_locked(
     extent: &RollbackExtent,
     dry_run: bool,
 ) -> Result<Outcome, Failure> {
-    let rows = if history::table_exists(client, schema)? {
-        history::read_rows(client, schema)?
-    } else {
-        Vec::new()
-    };
+    let rows = history::read_rows_if_any(client, schema)?;
     let state = MigrationState::compare(folder, &rows);
     if !state.failed.is_empty() {
         return Err(Error::FailedMigrations {

@@ -139,6 +139,15 @@ pub fn read_rows(client: &mut postgres::Client, schema: &str) -> Result<Vec<Hist
         .collect())
 }
 
+/// Every row, or none when the table does not exist (yet).
+pub fn read_rows_if_any(client: &mut postgres::Client, schema: &str) -> Result<Vec<HistoryRow>> {
+    if table_exists(client, schema)? {
+        read_rows(client, schema)
+    } else {
+        Ok(Vec::new())
+    }
+}
+
 /// Whether `schema` holds no objects of its own (tables, views, sequences, types,
 /// functions), ignoring the history table and what extensions own. Prisma refuses to
 /// deploy into a non-empty schema without history (P3005).

@@ -1,0 +1,468 @@
+//! `pgward-validate data`: the rows a schema change left behind — rows violating NOT VALID
+//! foreign keys and checks, NULLs under a NOT VALID `IS NOT NULL` check, duplicates under
+//! invalid unique indexes — and the team's own checks (`checks/*.sql`, each a query whose
+//! rows are violations, with an optional `-- max-rows: N` header).
+//!
+//! Every check runs in its own read-only transaction on its own connection, in parallel
+//! (`--jobs`), under `--statement-timeout`: a user check can neither change data nor run
+//! forever.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pg_query::NodeEnum;
+use pgward_shared::dburl::ConnectionSettings;
+use pgward_shared::error::{describe_pg_error, Error, Result};
+use pgward_shared::output::{Context, Failure, Outcome};
+use pgward_shared::sql::quote_ident;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::findings::{Finding, Location, Severity, Totals};
+use crate::schema::finish;
+
+/// data's options.
+pub struct DataOptions {
+    /// Folder of user checks [default: ./checks if it exists].
+    pub checks: Option<PathBuf>,
+    /// statement_timeout per check.
+    pub statement_timeout: Duration,
+    /// Checks at once, one connection each.
+    pub jobs: usize,
+    /// Warnings fail the run (exit 3).
+    pub strict: bool,
+}
+
+/// The folder used when `--checks` is not given and it exists.
+const DEFAULT_CHECKS_DIR: &str = "checks";
+/// Rows of a violation quoted in the finding.
+const SAMPLE_ROWS: usize = 5;
+
+/// One check to run: built-in (from the catalogs) or a user's file.
+#[derive(Debug, Clone)]
+struct DataCheck {
+    rule: String,
+    object: String,
+    file: Option<String>,
+    /// A query returning the violating rows.
+    sql: String,
+    /// More rows than this is a violation.
+    max_rows: usize,
+    why: String,
+    fix: String,
+}
+
+/// One check's outcome, for the result.
+#[derive(Debug, Serialize)]
+pub struct CheckRun {
+    /// Rule id.
+    pub rule: String,
+    /// Table, constraint or check file.
+    pub object: String,
+    /// Violating rows found (up to the sample size when the query returns many).
+    pub rows: usize,
+    /// Whether it passed.
+    pub passed: bool,
+    /// Wall time.
+    pub duration_ms: u64,
+}
+
+/// data's `result`.
+#[derive(Debug, Serialize)]
+pub struct DataResult {
+    /// Every check that ran.
+    pub checks: Vec<CheckRun>,
+    /// What was found.
+    pub findings: Vec<Finding>,
+    /// Counts by severity.
+    pub totals: Totals,
+}
+
+/// Runs the data checks.
+pub fn run(ctx: &Context, options: &DataOptions) -> Result<Outcome, Failure> {
+    let user_checks = match &options.checks {
+        Some(dir) => read_user_checks(dir)?,
+        None if Path::new(DEFAULT_CHECKS_DIR).is_dir() => {
+            read_user_checks(Path::new(DEFAULT_CHECKS_DIR))?
+        }
+        None => Vec::new(),
+    };
+    let db = ctx.database()?;
+    let mut session = ctx.connect()?;
+    let mut checks = builtin_checks(&mut session.client)?;
+    drop(session);
+    checks.extend(user_checks);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.jobs.max(1))
+        .build()
+        .map_err(|e| {
+            Error::usage(
+                format!("cannot start {} workers: {e}", options.jobs),
+                "lower --jobs",
+            )
+        })?;
+    let outcomes: Vec<Result<(CheckRun, Option<Finding>)>> = pool.install(|| {
+        checks
+            .par_iter()
+            .map(|check| run_check(&db, check, options.statement_timeout))
+            .collect()
+    });
+    let mut runs = Vec::new();
+    let mut findings = Vec::new();
+    for outcome in outcomes {
+        let (run, finding) = outcome?;
+        runs.push(run);
+        findings.extend(finding);
+    }
+    let totals = Totals::of(&findings);
+    let result = DataResult {
+        checks: runs,
+        findings,
+        totals,
+    };
+    finish("data checks", totals, options.strict, result)
+}
+
+fn run_check(
+    db: &ConnectionSettings,
+    check: &DataCheck,
+    timeout: Duration,
+) -> Result<(CheckRun, Option<Finding>)> {
+    let started = Instant::now();
+    let mut session = pgward_shared::connect::connect(db, "pgward-validate")?;
+    let client = &mut session.client;
+    // Read-only, so a user check cannot change anything; SET LOCAL ends with it.
+    let sql = format!(
+        "BEGIN READ ONLY; SET LOCAL statement_timeout = {}; SELECT * FROM ({}\n) AS pgward_check LIMIT {}",
+        timeout.as_millis().max(1),
+        check.sql,
+        check.max_rows + SAMPLE_ROWS
+    );
+    let result = client.simple_query(&sql);
+    let _ = client.batch_execute("ROLLBACK");
+    let messages = match result {
+        Ok(m) => m,
+        Err(e) => {
+            if pgward_shared::interrupt::requested() {
+                return Err(Error::Interrupted);
+            }
+            let (sqlstate, message) = describe_pg_error(&e);
+            let timed_out = sqlstate.as_deref() == Some("57014");
+            let finding = Finding {
+                rule: if timed_out {
+                    "check-timed-out"
+                } else {
+                    "check-failed"
+                }
+                .into(),
+                severity: Severity::Error,
+                location: Location {
+                    file: check.file.clone(),
+                    line: None,
+                    column: None,
+                    object: Some(check.object.clone()),
+                },
+                message: format!("check {} could not run: {message}", check.object),
+                lock: None,
+                why: "a check that does not run proves nothing".into(),
+                fix: if timed_out {
+                    "raise --statement-timeout, or make the query cheaper (an index, a narrower WHERE)".into()
+                } else {
+                    "fix the check's SQL; it must be one SELECT returning the violating rows".into()
+                },
+            };
+            let run = CheckRun {
+                rule: check.rule.clone(),
+                object: check.object.clone(),
+                rows: 0,
+                passed: false,
+                duration_ms: started.elapsed().as_millis() as u64,
+            };
+            return Ok((run, Some(finding)));
+        }
+    };
+    let rows: Vec<serde_json::Value> = messages
+        .iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => Some(serde_json::Value::Object(
+                r.columns()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        (
+                            c.name().to_string(),
+                            r.get(i).map(Into::into).unwrap_or(serde_json::Value::Null),
+                        )
+                    })
+                    .collect(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let passed = rows.len() <= check.max_rows;
+    let run = CheckRun {
+        rule: check.rule.clone(),
+        object: check.object.clone(),
+        rows: rows.len(),
+        passed,
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    let finding = (!passed).then(|| {
+        let sample: Vec<_> = rows.iter().take(SAMPLE_ROWS).cloned().collect();
+        let more = if rows.len() > SAMPLE_ROWS {
+            " or more"
+        } else {
+            ""
+        };
+        Finding {
+            rule: check.rule.clone(),
+            severity: Severity::Error,
+            location: Location {
+                file: check.file.clone(),
+                line: None,
+                column: None,
+                object: Some(check.object.clone()),
+            },
+            message: format!(
+                "{}: {} violating row(s){more}{}; first: {}",
+                check.object,
+                rows.len(),
+                if check.max_rows > 0 {
+                    format!(" (at most {} allowed)", check.max_rows)
+                } else {
+                    String::new()
+                },
+                serde_json::Value::Array(sample)
+            ),
+            lock: None,
+            why: check.why.clone(),
+            fix: check.fix.clone(),
+        }
+    });
+    Ok((run, finding))
+}
+
+/// The built-in checks, one per NOT VALID constraint and invalid unique index.
+fn builtin_checks(client: &mut postgres::Client) -> Result<Vec<DataCheck>> {
+    let mut checks = Vec::new();
+    let fks = client
+        .query(
+            "SELECT format('%I.%I', cn.nspname, c.relname), k.conname, format('%I.%I', pn.nspname, p.relname), \
+                    array(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY x(n, o) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = x.n ORDER BY x.o), \
+                    array(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY x(n, o) JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = x.n ORDER BY x.o) \
+             FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace \
+             JOIN pg_class p ON p.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace \
+             WHERE k.contype = 'f' AND NOT k.convalidated ORDER BY 1, 2",
+            &[],
+        )
+        .map_err(|e| Error::query("listing NOT VALID foreign keys", &e))?;
+    for r in fks {
+        let (table, name, parent, cols, refcols): (
+            String,
+            String,
+            String,
+            Vec<String>,
+            Vec<String>,
+        ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        let not_null = cols
+            .iter()
+            .map(|c| format!("c.{} IS NOT NULL", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let join = cols
+            .iter()
+            .zip(&refcols)
+            .map(|(c, p)| format!("p.{} = c.{}", quote_ident(p), quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let select = cols
+            .iter()
+            .map(|c| format!("c.{}", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        checks.push(DataCheck {
+            rule: "not-valid-foreign-key-violation".into(),
+            object: format!("{table}.{name}"),
+            file: None,
+            sql: format!("SELECT c.ctid::text AS ctid, {select} FROM ONLY {table} c WHERE {not_null} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join})"),
+            max_rows: 0,
+            why: format!("rows of {table} reference {parent} rows that do not exist; VALIDATE CONSTRAINT {name} will fail"),
+            fix: format!("delete or repair the orphans (or insert the missing {parent} rows), then ALTER TABLE {table} VALIDATE CONSTRAINT {}", quote_ident(&name)),
+        });
+    }
+    let check_constraints = client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname), k.conname, pg_get_expr(k.conbin, k.conrelid) \
+             FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE k.contype = 'c' AND NOT k.convalidated ORDER BY 1, 2",
+            &[],
+        )
+        .map_err(|e| Error::query("listing NOT VALID check constraints", &e))?;
+    for r in check_constraints {
+        let (table, name, expr): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let rule = if is_not_null_test(&expr) {
+            "null-under-not-valid-not-null-check"
+        } else {
+            "not-valid-check-violation"
+        };
+        checks.push(DataCheck {
+            rule: rule.into(),
+            object: format!("{table}.{name}"),
+            file: None,
+            // A CHECK passes on NULL: only FALSE is a violation.
+            sql: format!("SELECT ctid::text AS ctid, * FROM ONLY {table} WHERE ({expr}) IS FALSE"),
+            max_rows: 0,
+            why: format!(
+                "rows of {table} break CHECK ({expr}); VALIDATE CONSTRAINT {name} will fail"
+            ),
+            fix: format!(
+                "repair the rows, then ALTER TABLE {table} VALIDATE CONSTRAINT {}",
+                quote_ident(&name)
+            ),
+        });
+    }
+    let unique = client
+        .query(
+            "SELECT format('%I.%I', n.nspname, t.relname), format('%I.%I', n.nspname, ic.relname), \
+                    array(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k), \
+                    pg_get_expr(i.indpred, i.indrelid) \
+             FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid \
+             JOIN pg_namespace n ON n.oid = t.relnamespace \
+             WHERE i.indisunique AND NOT i.indisvalid ORDER BY 1, 2",
+            &[],
+        )
+        .map_err(|e| Error::query("listing invalid unique indexes", &e))?;
+    for r in unique {
+        let (table, index, keys, predicate): (String, String, Vec<String>, Option<String>) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let key_list = keys.join(", ");
+        let mut filters: Vec<String> = keys.iter().map(|k| format!("({k}) IS NOT NULL")).collect();
+        if let Some(p) = predicate {
+            filters.push(format!("({p})"));
+        }
+        checks.push(DataCheck {
+            rule: "duplicates-under-invalid-unique-index".into(),
+            object: index.clone(),
+            file: None,
+            sql: format!(
+                "SELECT {key_list}, count(*) AS copies FROM ONLY {table} WHERE {} GROUP BY {key_list} HAVING count(*) > 1",
+                filters.join(" AND ")
+            ),
+            max_rows: 0,
+            why: format!("the unique index {index} is invalid, probably because these duplicates made its CREATE fail; it enforces nothing"),
+            fix: format!("remove the duplicates, DROP INDEX CONCURRENTLY {index}, and create it again CONCURRENTLY"),
+        });
+    }
+    Ok(checks)
+}
+
+/// Whether a check expression is `col IS NOT NULL` (parsed, not pattern-matched).
+fn is_not_null_test(expr: &str) -> bool {
+    let Ok(stmts) = pgward_shared::sql::parse_statements(&format!("SELECT {expr}")) else {
+        return false;
+    };
+    let Some(NodeEnum::SelectStmt(select)) = stmts.first().map(|s| &s.node) else {
+        return false;
+    };
+    let Some(NodeEnum::ResTarget(target)) =
+        select.target_list.first().and_then(|t| t.node.as_ref())
+    else {
+        return false;
+    };
+    matches!(
+        target.val.as_ref().and_then(|v| v.node.as_ref()),
+        Some(NodeEnum::NullTest(t)) if t.nulltesttype() == pg_query::protobuf::NullTestType::IsNotNull
+    )
+}
+
+/// Reads `dir/*.sql`, in name order.
+fn read_user_checks(dir: &Path) -> Result<Vec<DataCheck>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::usage(
+            format!("the checks folder {} does not exist", dir.display()),
+            "pass --checks DIR with your *.sql checks, or create ./checks",
+        ),
+        _ => Error::io("read", dir, e),
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    paths.sort();
+    let mut checks = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        let max_rows = max_rows_header(&text).map_err(|reason| {
+            Error::usage(
+                format!("{}: {reason}", path.display()),
+                "write the header as `-- max-rows: 10` on a line of its own",
+            )
+        })?;
+        let body = text.trim().trim_end_matches(';').trim_end().to_string();
+        if body.is_empty() {
+            return Err(Error::usage(
+                format!("the check {} is empty", path.display()),
+                "each check is one SELECT returning the violating rows",
+            ));
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        checks.push(DataCheck {
+            rule: "user-check".into(),
+            object: name.clone(),
+            file: Some(path.display().to_string()),
+            sql: body,
+            max_rows,
+            why: format!("the team's check {name} returned violating rows"),
+            fix: format!(
+                "see {} for what it checks; repair the rows it returns",
+                path.display()
+            ),
+        });
+    }
+    Ok(checks)
+}
+
+/// `-- max-rows: N` among the leading comment lines; 0 when absent.
+fn max_rows_header(text: &str) -> std::result::Result<usize, String> {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| l.is_empty() || l.starts_with("--"))
+    {
+        let Some(rest) = line.strip_prefix("--").map(str::trim) else {
+            continue;
+        };
+        if let Some(value) = rest.strip_prefix("max-rows:") {
+            return value
+                .trim()
+                .parse()
+                .map_err(|_| format!("`-- max-rows: {}` is not a whole number", value.trim()));
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_rows_header_is_read_from_leading_comments_only() {
+        assert_eq!(
+            max_rows_header("-- orphans\n-- max-rows: 3\nSELECT 1"),
+            Ok(3)
+        );
+        assert_eq!(max_rows_header("SELECT 1\n-- max-rows: 3"), Ok(0));
+        assert!(max_rows_header("-- max-rows: many\nSELECT 1").is_err());
+    }
+
+    #[test]
+    fn not_null_checks_are_recognised_by_the_parser() {
+        assert!(is_not_null_test("(email IS NOT NULL)"));
+        assert!(!is_not_null_test("(price > 0)"));
+        assert!(!is_not_null_test("((a IS NOT NULL) AND (b > 1))"));
+    }
+}

@@ -1,0 +1,352 @@
+//! `pgward-validate drift`: does the live schema still match what its migrations produce?
+//!
+//! The migrations recorded as applied in the live `_prisma_migrations` are replayed, in
+//! folder order and with pgward-migrate's own engine, into a shadow database
+//! (`shadow.rs`); both databases are then read from the catalogs into one normalised model
+//! ([`introspect`], [`model`]) and compared object by object ([`diff`]). A migration
+//! applied live but missing from the folder cannot be replayed and is a difference of its
+//! own. No difference: exit 0; differences: exit 3 with every one in
+//! `result.differences`.
+//!
+//! The replay and the live read run at the same time, on two sessions, so drift costs
+//! little more than the replay itself.
+
+pub mod diff;
+pub mod introspect;
+pub mod model;
+mod shadow;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use pgward_migrate::engine::{run_script, Bookkeeping, ScriptPlan};
+use pgward_shared::connect::connect;
+use pgward_shared::dburl::ConnectionSettings;
+use pgward_shared::error::{Error, Result};
+use pgward_shared::history::{self, HistoryRow};
+use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
+use pgward_shared::output::{Context, Failure, Outcome};
+use pgward_shared::sql::quote_ident;
+use pgward_shared::state::MigrationState;
+use pgward_shared::{interrupt, log};
+use serde::Serialize;
+
+use diff::{Change, Difference};
+use model::{ObjectKind, SchemaModel};
+use shadow::Shadow;
+
+/// drift's options.
+pub struct DriftOptions {
+    /// The migrations folder.
+    pub dir: PathBuf,
+    /// An existing empty database to use as the shadow.
+    pub shadow_url: Option<String>,
+}
+
+/// drift's `result`.
+#[derive(Debug, Serialize)]
+pub struct DriftResult {
+    /// The migrations folder.
+    pub migrations_dir: String,
+    /// The schema holding `_prisma_migrations` (and the replay's search_path).
+    pub schema: String,
+    /// The shadow database the migrations were replayed into.
+    pub shadow: String,
+    /// Whether drift created the shadow (and dropped it again).
+    pub shadow_temporary: bool,
+    /// Migrations replayed into the shadow (the applied ones present locally).
+    pub migrations_applied: usize,
+    /// Local migrations not applied live, so not replayed either.
+    pub migrations_pending: usize,
+    /// Temporary shadows of earlier runs that died, dropped by this run.
+    pub leftovers_dropped: Vec<String>,
+    /// Every difference, containers first.
+    pub differences: Vec<Difference>,
+    /// Objects compared, by kind.
+    pub compared: BTreeMap<&'static str, usize>,
+}
+
+/// How often a long replay logs its progress when stderr is not watched live.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// Runs drift.
+pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
+    let folder = MigrationsFolder::read(&options.dir)?;
+    let db = ctx.database()?;
+    let given = options
+        .shadow_url
+        .as_deref()
+        .map(|url| given_shadow(&db, url))
+        .transpose()?;
+    let shadow_name = match &given {
+        Some(settings) => settings.dbname.clone(),
+        None => shadow::temporary_name(),
+    };
+    let mut live = connect(&db, &shadow::owner_tag(&shadow_name))?;
+    let schema = live.schema().to_string();
+    let rows = if history::table_exists(&mut live.client, &schema)? {
+        history::read_rows(&mut live.client, &schema)?
+    } else {
+        ctx.warn(
+            "NO_MIGRATION_HISTORY",
+            format!("schema `{schema}` has no _prisma_migrations table: no migration is recorded as applied, so every object of the database counts as extra"),
+        );
+        Vec::new()
+    };
+    let state = MigrationState::compare(&folder, &rows);
+    warn_about_history(ctx, &state);
+    let replay: Vec<&LocalMigration> = state
+        .applied
+        .iter()
+        .filter_map(|a| folder.get(&a.name))
+        .collect();
+    let mut result = DriftResult {
+        migrations_dir: folder.path.display().to_string(),
+        schema: schema.clone(),
+        shadow: shadow_name.clone(),
+        shadow_temporary: given.is_none(),
+        migrations_applied: 0,
+        migrations_pending: state.pending.len(),
+        leftovers_dropped: shadow::drop_leftovers(ctx, &mut live.client)?,
+        differences: missing_locally(&state, &rows),
+        compared: BTreeMap::new(),
+    };
+    // Parsing the migrations overlaps with CREATE DATABASE, the slowest fixed step.
+    let (steps, shadow) = std::thread::scope(|scope| {
+        let planning = scope.spawn(|| plan_replay(&replay));
+        let shadow = match &given {
+            Some(settings) => Shadow::adopt(live, settings),
+            None => Shadow::create(live, &shadow_name),
+        };
+        let steps = planning
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (steps, shadow)
+    });
+    let mut shadow = shadow?;
+    let steps = steps?;
+    let models = replay_and_read(&mut shadow, &steps, &schema, &mut result.migrations_applied);
+    if let Err(e) = shadow.close() {
+        let (code, advice) = if result.shadow_temporary {
+            (
+                "SHADOW_NOT_DROPPED",
+                format!(
+                    "drop it by hand (DROP DATABASE {} WITH (FORCE)); the next drift run also drops it",
+                    quote_ident(&shadow_name)
+                ),
+            )
+        } else {
+            (
+                "SHADOW_NOT_EMPTIED",
+                "empty it (or drop and recreate it) before the next run, which refuses a non-empty shadow".to_string(),
+            )
+        };
+        ctx.warn(code, format!("{e}; {advice}"));
+    }
+    let (expected, actual) = match models {
+        Ok(models) => models,
+        Err(e) => return Err(Failure::with_result(e, &result)),
+    };
+    result.differences.extend(diff::compare(&expected, &actual));
+    result.compared = diff::compared_counts(&expected, &actual);
+    if result.differences.is_empty() {
+        log::info(&format!(
+            "no drift: the database matches its {} applied migration(s)",
+            result.migrations_applied
+        ));
+        return Ok(Outcome::ok(result));
+    }
+    ctx.warn(
+        "DRIFT_DETECTED",
+        format!(
+            "the database differs from what its {} applied migration(s) produce: {}",
+            result.migrations_applied,
+            summary(&result.differences)
+        ),
+    );
+    Ok(Outcome::attention(result))
+}
+
+/// The `--shadow-url` database, in the live database's schema (the replay must create
+/// objects where deploy created them live).
+fn given_shadow(live: &ConnectionSettings, url: &str) -> Result<ConnectionSettings> {
+    let mut settings = ConnectionSettings::from_url(url)?;
+    if settings.host == live.host && settings.port == live.port && settings.dbname == live.dbname {
+        return Err(Error::usage(
+            format!(
+                "--shadow-url names the database drift checks ({})",
+                live.display_target()
+            ),
+            "pass an empty database of its own as the shadow, or omit --shadow-url to let drift create a temporary one",
+        ));
+    }
+    settings.schema = live.schema.clone();
+    Ok(settings)
+}
+
+/// Warnings about a history the replay cannot reproduce faithfully.
+fn warn_about_history(ctx: &Context, state: &MigrationState) {
+    for f in &state.failed {
+        ctx.warn(
+            "FAILED_MIGRATION",
+            format!(
+                "migration `{}` failed in the database and is not replayed; what it did before failing shows up as differences",
+                f.name
+            ),
+        );
+    }
+    for e in &state.edited {
+        ctx.warn(
+            "EDITED_MIGRATION",
+            format!(
+                "migration `{}` was edited after it was applied; the shadow replays the file as it is now",
+                e.name
+            ),
+        );
+    }
+}
+
+/// A difference for every migration applied live but missing from the folder.
+fn missing_locally(state: &MigrationState, rows: &[HistoryRow]) -> Vec<Difference> {
+    state
+        .missing_locally
+        .iter()
+        .map(|name| {
+            let finished_at = rows
+                .iter()
+                .filter(|r| &r.migration_name == name && r.is_applied())
+                .filter_map(|r| r.finished_at)
+                .max();
+            Difference {
+                kind: ObjectKind::Migration,
+                object: name.clone(),
+                change: Change::ExtraInDatabase,
+                expected: None,
+                actual: Some(serde_json::json!({ "finished_at": finished_at })),
+                detail: "recorded as applied in _prisma_migrations but missing from the migrations folder, so the shadow cannot replay it; what it created shows up as extra objects".to_string(),
+            }
+        })
+        .collect()
+}
+
+/// A migration ready to replay.
+struct ReplayStep<'m> {
+    name: &'m str,
+    script: &'m str,
+    plan: ScriptPlan,
+}
+
+/// Reads and plans `migrations` as deploy would run them.
+fn plan_replay<'m>(migrations: &[&'m LocalMigration]) -> Result<Vec<ReplayStep<'m>>> {
+    migrations
+        .iter()
+        .map(|m| {
+            let script = m.script()?;
+            Ok(ReplayStep {
+                name: &m.name,
+                script,
+                plan: ScriptPlan::new(script),
+            })
+        })
+        .collect()
+}
+
+/// Replays `migrations` into the shadow and reads both schemas, the live one while the
+/// replay runs. Returns (expected, actual).
+fn replay_and_read(
+    shadow: &mut Shadow,
+    migrations: &[ReplayStep<'_>],
+    schema: &str,
+    applied: &mut usize,
+) -> Result<(SchemaModel, SchemaModel)> {
+    let shadow_name = shadow.name().to_string();
+    let (live_client, shadow_client) = shadow.sessions();
+    std::thread::scope(|scope| {
+        let replay = scope.spawn(|| {
+            prepare_shadow(shadow_client, schema)?;
+            replay_migrations(shadow_client, migrations, &shadow_name, applied)?;
+            introspect::read_schema(shadow_client)
+        });
+        let actual = introspect::read_schema(live_client);
+        let expected = replay
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok((expected?, actual?))
+    })
+}
+
+/// Makes the shadow session replay like deploy ran live: in the history's schema, which
+/// deploy creates when it is missing.
+fn prepare_shadow(client: &mut postgres::Client, schema: &str) -> Result<()> {
+    // Nothing in a throwaway database is worth waiting for the disk.
+    client
+        .batch_execute("SET synchronous_commit = off")
+        .map_err(|e| Error::query("preparing the shadow session", &e))?;
+    if !history::schema_exists(client, schema)? {
+        client
+            .batch_execute(&format!("CREATE SCHEMA {}", quote_ident(schema)))
+            .map_err(|e| {
+                Error::query(
+                    format!("creating schema `{schema}` in the shadow database"),
+                    &e,
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// Runs each migration as deploy would, without history rows; counts them in `applied`.
+fn replay_migrations(
+    client: &mut postgres::Client,
+    migrations: &[ReplayStep<'_>],
+    shadow_name: &str,
+    applied: &mut usize,
+) -> Result<()> {
+    log::info(&format!(
+        "replaying {} applied migration(s) into the shadow database {shadow_name}",
+        migrations.len()
+    ));
+    let mut last_progress = Instant::now();
+    for (i, m) in migrations.iter().enumerate() {
+        if let Err(failure) = run_script(client, m.script, &m.plan, &Bookkeeping::default()) {
+            if interrupt::requested() {
+                return Err(Error::Interrupted);
+            }
+            return Err(Error::ScriptFailed {
+                code: "SHADOW_MIGRATION_FAILED",
+                what: format!(
+                    "replaying migration `{}` ({} of {}) into the shadow database",
+                    m.name,
+                    i + 1,
+                    migrations.len()
+                ),
+                failure: Box::new(failure.failed),
+                hint: "the applied migrations do not rebuild the database from empty: this one depends on something no earlier migration creates (made by hand live, or by a migration since deleted); add what it needs to an earlier migration, or baseline".to_string(),
+            });
+        }
+        *applied += 1;
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            log::info(&format!(
+                "replayed {} of {} migration(s)",
+                i + 1,
+                migrations.len()
+            ));
+            last_progress = Instant::now();
+        }
+    }
+    Ok(())
+}
+
+/// `3 difference(s): 1 column, 2 index`.
+fn summary(differences: &[Difference]) -> String {
+    let mut by_kind: BTreeMap<ObjectKind, usize> = BTreeMap::new();
+    for d in differences {
+        *by_kind.entry(d.kind).or_default() += 1;
+    }
+    let parts: Vec<String> = by_kind
+        .iter()
+        .map(|(kind, n)| format!("{n} {}", kind.name()))
+        .collect();
+    format!("{} difference(s) ({})", differences.len(), parts.join(", "))
+}

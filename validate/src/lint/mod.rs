@@ -1,0 +1,392 @@
+//! `pgward-validate lint`: static rules on migration SQL, read with PostgreSQL's own parser
+//! before the SQL reaches a database.
+//!
+//! Which files: the pending migrations of the folder (the database is asked which ones
+//! are applied), every migration with `--all` (no database), or the files named. Files are
+//! linted in migration order and earlier files teach a small catalog what they built
+//! (`catalog.rs`), so a rule can tell a free `varchar` widening from a table rewrite; in
+//! the default mode the applied migrations are read for that too, without being reported.
+//!
+//! Parsing is the expensive part and files are independent, so they are parsed in
+//! parallel; the rules then run in order. The findings are suppressed per statement with
+//! `-- pgward-ignore rule-id` or everywhere with `[lint] ignore` in pgward.toml.
+
+mod catalog;
+mod checks;
+mod rules;
+mod source;
+mod types;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use pgward_shared::error::Error;
+use pgward_shared::history;
+use pgward_shared::migrations::{LocalMigration, MigrationsFolder, MIGRATION_FILE};
+use pgward_shared::output::{Context, Failure, Outcome};
+use pgward_shared::sql::{self, position_of};
+use pgward_shared::state::MigrationState;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::findings::{Finding, Location, Severity, Totals};
+pub use rules::Rule;
+use source::ParsedFile;
+
+/// lint's options.
+pub struct LintOptions {
+    /// Files to lint; empty means the pending migrations.
+    pub files: Vec<PathBuf>,
+    /// Lint every migration of the folder.
+    pub all: bool,
+    /// The migrations folder.
+    pub dir: PathBuf,
+    /// Warnings fail the run (exit 3).
+    pub strict: bool,
+}
+
+/// lint's `result`.
+#[derive(Debug, Serialize, Default)]
+pub struct LintResult {
+    /// Files linted (applied migrations read for context are not counted).
+    pub files: usize,
+    /// Statements in those files.
+    pub statements: usize,
+    /// What the rules found, file by file in migration order, by position within a file.
+    pub findings: Vec<Finding>,
+    /// Counts by severity.
+    pub totals: Totals,
+    /// Findings not reported because of `-- pgward-ignore` or `[lint] ignore`.
+    pub suppressed: usize,
+}
+
+/// One SQL text to lint.
+#[derive(Debug, Clone)]
+pub struct LintSource {
+    /// How findings name the file.
+    pub path: String,
+    /// The SQL, without a byte-order mark.
+    pub text: String,
+    /// Whether its findings are reported: false for an applied migration, read only so that
+    /// later files know what it built.
+    pub report: bool,
+}
+
+/// Runs lint.
+pub fn run(ctx: &Context, options: &LintOptions) -> Result<Outcome, Failure> {
+    let sources = if !options.files.is_empty() {
+        read_files(&options.files)?
+    } else if options.all {
+        let folder = MigrationsFolder::read_non_empty(&options.dir)?;
+        migration_sources(&folder, |_| true)?
+    } else {
+        pending_sources(ctx, &options.dir)?
+    };
+    let mut ignore = HashSet::new();
+    for id in &ctx.settings.config.lint.ignore {
+        match Rule::from_id(id) {
+            Some(rule) => {
+                ignore.insert(rule);
+            }
+            None => ctx.warn(
+                "UNKNOWN_LINT_RULE",
+                format!("[lint] ignore names `{id}`, which is no lint rule"),
+            ),
+        }
+    }
+    let (result, notes) = lint_sources(&sources, &ignore);
+    for note in notes {
+        ctx.warn("UNKNOWN_LINT_RULE", note);
+    }
+    crate::schema::finish("lint", result.totals, options.strict, result)
+}
+
+/// Lints `sources` in order, never reporting the rules in `ignore`. Returns the result and
+/// a note for every `-- pgward-ignore` naming an unknown rule.
+pub fn lint_sources(sources: &[LintSource], ignore: &HashSet<Rule>) -> (LintResult, Vec<String>) {
+    let parsed: Vec<Result<ParsedFile, source::ParseFailure>> = sources
+        .par_iter()
+        .map(|s| ParsedFile::parse(&s.text))
+        .collect();
+    let mut catalog = catalog::Catalog::default();
+    let mut result = LintResult::default();
+    let mut notes = Vec::new();
+    for (source, parsed) in sources.iter().zip(&parsed) {
+        let file = match parsed {
+            Ok(file) => file,
+            Err(failure) => {
+                if source.report {
+                    result.files += 1;
+                    if ignore.contains(&Rule::ParseError) {
+                        result.suppressed += 1;
+                    } else {
+                        result.findings.push(parse_error_finding(source, failure));
+                    }
+                }
+                continue;
+            }
+        };
+        let hits = checks::lint_file(&source.text, file, &mut catalog);
+        if !source.report {
+            continue;
+        }
+        result.files += 1;
+        result.statements += file.statements.len();
+        let mut ignored_here: HashMap<usize, HashSet<&str>> = HashMap::new();
+        for (statement, comment) in file.ignored_rules(&source.text) {
+            let line = position_of(&source.text, comment.offset).line;
+            if comment.rules.is_empty() {
+                notes.push(format!(
+                    "{}:{line}: `-- {}` names no rule; list the rule ids to ignore",
+                    source.path,
+                    source::IGNORE_MARKER
+                ));
+            }
+            for id in &comment.rules {
+                if Rule::from_id(id).is_none() {
+                    notes.push(format!(
+                        "{}:{line}: `-- {}` names `{id}`, which is no lint rule",
+                        source.path,
+                        source::IGNORE_MARKER
+                    ));
+                }
+                ignored_here
+                    .entry(statement)
+                    .or_default()
+                    .insert(id.as_str());
+            }
+        }
+        let is_ignored_at = |statement: usize, rule: Rule| {
+            ignored_here
+                .get(&statement)
+                .is_some_and(|ids| ids.contains(rule.id()))
+        };
+        for hit in hits {
+            let suppressed = ignore.contains(&hit.rule)
+                || is_ignored_at(hit.statement, hit.rule)
+                || (hit.rule.is_file_level() && is_ignored_at(0, hit.rule));
+            if suppressed {
+                result.suppressed += 1;
+            } else {
+                result.findings.push(finding_of(source, hit));
+            }
+        }
+    }
+    result.totals = Totals::of(&result.findings);
+    (result, notes)
+}
+
+fn finding_of(source: &LintSource, hit: checks::Hit) -> Finding {
+    let position = position_of(&source.text, hit.offset);
+    Finding {
+        rule: hit.rule.id().to_string(),
+        severity: hit.severity,
+        location: Location {
+            file: Some(source.path.clone()),
+            line: Some(position.line),
+            column: Some(position.column),
+            object: hit.object,
+        },
+        message: hit.message,
+        lock: hit.lock,
+        why: hit.why,
+        fix: hit.fix,
+    }
+}
+
+fn parse_error_finding(source: &LintSource, failure: &source::ParseFailure) -> Finding {
+    let (position, unknown) = match failure.offset {
+        Some(offset) => (position_of(&source.text, offset), ""),
+        None => (
+            position_of(&source.text, 0),
+            " (the scanner stopped before any token could be placed, so the position is the start of the file)",
+        ),
+    };
+    Finding {
+        rule: Rule::ParseError.id().to_string(),
+        severity: Severity::Error,
+        location: Location {
+            file: Some(source.path.clone()),
+            line: Some(position.line),
+            column: Some(position.column),
+            object: None,
+        },
+        message: format!("PostgreSQL's parser rejects this file: {}{unknown}", failure.message),
+        lock: None,
+        why: "the migration fails when it runs, and no other rule could check the file".into(),
+        fix: "fix the SQL at this position (psql reports the same error: `psql -f` the file against a scratch database)".into(),
+    }
+}
+
+/// The files named on the command line.
+fn read_files(paths: &[PathBuf]) -> Result<Vec<LintSource>, Error> {
+    paths
+        .iter()
+        .map(|path| {
+            let raw = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+            Ok(LintSource {
+                path: path.display().to_string(),
+                text: sql_text(raw, path)?,
+                report: true,
+            })
+        })
+        .collect()
+}
+
+/// UTF-8 checked, a leading byte-order mark removed.
+fn sql_text(raw: Vec<u8>, path: &Path) -> Result<String, Error> {
+    let text = String::from_utf8(raw).map_err(|e| Error::NotUtf8 {
+        path: path.into(),
+        offset: e.utf8_error().valid_up_to(),
+    })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
+/// Every migration of `folder` in order, reported when `report` says so.
+pub(crate) fn migration_sources(
+    folder: &MigrationsFolder,
+    report: impl Fn(&LocalMigration) -> bool,
+) -> Result<Vec<LintSource>, Error> {
+    folder
+        .migrations
+        .iter()
+        .map(|m| {
+            Ok(LintSource {
+                path: m.dir.join(MIGRATION_FILE).display().to_string(),
+                text: m.script()?.to_string(),
+                report: report(m),
+            })
+        })
+        .collect()
+}
+
+/// The folder's migrations, reporting only those the database has not applied.
+fn pending_sources(ctx: &Context, dir: &Path) -> Result<Vec<LintSource>, Error> {
+    let folder = MigrationsFolder::read_non_empty(dir)?;
+    let mut session = ctx.connect()?;
+    let schema = session.schema().to_string();
+    let client = &mut session.client;
+    let rows = history::read_rows_if_any(client, &schema)?;
+    let state = MigrationState::compare(&folder, &rows);
+    let pending: HashSet<&str> = state.pending.iter().map(String::as_str).collect();
+    if pending.is_empty() {
+        pgward_shared::log::info("no pending migration to lint");
+    }
+    migration_sources(&folder, |m| pending.contains(m.name.as_str()))
+}
+
+/// `users` as is; `"User"`, `"user"` (a reserved word) and `"a b"` quoted, so a name in a
+/// message or a suggested statement reads as SQL.
+pub(crate) fn display_ident(name: &str) -> String {
+    if is_plain_name(name) && !is_reserved_word(name) {
+        name.to_string()
+    } else {
+        sql::quote_ident(name)
+    }
+}
+
+/// Whether `name` reads the same unquoted: lower case letters, digits, `_` and `$`.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+}
+
+/// Whether the scanner takes `word` for a keyword that cannot stand as a table name.
+fn is_reserved_word(word: &str) -> bool {
+    use pg_query::protobuf::KeywordKind;
+    pg_query::scan(word).is_ok_and(|scan| {
+        scan.tokens.first().is_some_and(|t| {
+            !matches!(
+                KeywordKind::try_from(t.keyword_kind),
+                Ok(KeywordKind::NoKeyword | KeywordKind::UnreservedKeyword)
+            )
+        })
+    })
+}
+
+/// The last part of a possibly qualified name in a parse tree (`public.users` → `users`).
+pub(crate) fn last_name(node: &pg_query::protobuf::Node) -> Option<String> {
+    use pg_query::NodeEnum;
+    match &node.node {
+        Some(NodeEnum::List(list)) => list.items.last().and_then(last_name),
+        Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lint_one(sql: &str) -> LintResult {
+        let source = LintSource {
+            path: "m.sql".into(),
+            text: sql.into(),
+            report: true,
+        };
+        lint_sources(&[source], &HashSet::new()).0
+    }
+
+    fn rules(result: &LintResult) -> Vec<(String, usize, usize)> {
+        result
+            .findings
+            .iter()
+            .map(|f| {
+                (
+                    f.rule.clone(),
+                    f.location.line.unwrap_or_default(),
+                    f.location.column.unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn names_are_shown_as_sql() {
+        assert_eq!(display_ident("users"), "users");
+        assert_eq!(display_ident("User"), "\"User\"");
+        assert_eq!(display_ident("user"), "\"user\"");
+        assert_eq!(display_ident("a b"), "\"a b\"");
+    }
+
+    #[test]
+    fn new_tables_are_never_flagged_for_locks() {
+        let result = lint_one(
+            "CREATE TABLE \"T\" (id BIGSERIAL PRIMARY KEY, a TEXT);\n\
+             CREATE INDEX t_a ON \"T\" (a);\n\
+             ALTER TABLE \"T\" ADD COLUMN b TEXT NOT NULL, ALTER COLUMN a SET NOT NULL;\n\
+             ALTER TABLE \"T\" ADD CONSTRAINT c CHECK (a <> '');\n\
+             UPDATE \"T\" SET a = 'x';",
+        );
+        assert_eq!(rules(&result), vec![]);
+        assert_eq!(result.statements, 5);
+    }
+
+    #[test]
+    fn suppression_by_comment_and_by_rule_set() {
+        let sql = "SET lock_timeout = '1s';\n-- pgward-ignore create-index-not-concurrently, nonsense\nCREATE INDEX i ON t (a);\nCREATE INDEX j ON t (b);";
+        let source = LintSource {
+            path: "m.sql".into(),
+            text: sql.into(),
+            report: true,
+        };
+        let (result, notes) = lint_sources(std::slice::from_ref(&source), &HashSet::new());
+        assert_eq!(
+            rules(&result),
+            vec![("create-index-not-concurrently".to_string(), 4, 1)]
+        );
+        assert_eq!(result.suppressed, 1);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let ignore = HashSet::from([Rule::CreateIndexNotConcurrently]);
+        let (result, _) = lint_sources(&[source], &ignore);
+        assert_eq!(rules(&result), vec![]);
+        assert_eq!(result.suppressed, 2);
+    }
+}
