@@ -21,15 +21,16 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 
 psql_loop() {
   local db=$1 f
-  for f in $(ls -d "$CORPUS"/*/ | LC_ALL=C sort); do
+  # Byte order, as a shell would list them; folder names may hold spaces.
+  while IFS= read -r -d '' f; do
     f="$f/migration.sql"
     # Anchor only: a file whose statements are all CONCURRENTLY cannot run under -1.
-    if grep -qi 'concurrently' "$f" && [ "$(grep -ci ';' "$f")" -le 1 ]; then
-      psql -q -X -v ON_ERROR_STOP=1 -d "$db" -f "$f" >/dev/null
+    if grep -qi 'concurrently' "$f" && [ "$(grep -c ';' "$f")" -le 1 ]; then
+      psql -q -X -v ON_ERROR_STOP=1 -d "$db" -f "$f" >/dev/null 2>>"$dir/psql.log"
     else
-      psql -q -X -v ON_ERROR_STOP=1 -1 -d "$db" -f "$f" >/dev/null
+      psql -q -X -v ON_ERROR_STOP=1 -1 -d "$db" -f "$f" >/dev/null 2>>"$dir/psql.log"
     fi
-  done
+  done < <(find "$CORPUS" -mindepth 1 -maxdepth 1 -type d -print0 | LC_ALL=C sort -z)
 }
 
 : > "$dir/pgward.ms"; : > "$dir/psql.ms"

@@ -58,6 +58,12 @@ pub struct GlobalArgs {
     /// Append an audit line for every change to this file (also PGWARD_AUDIT_LOG)
     #[arg(long, global = true, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
+    /// POST a Slack-compatible message here when the command fails (also PGWARD_NOTIFY_URL)
+    #[arg(long, global = true, value_name = "URL")]
+    pub notify: Option<String>,
+    /// Notify on failure only, or on success too
+    #[arg(long, global = true, value_enum, default_value_t = crate::notify::NotifyOn::Failure)]
+    pub notify_on: crate::notify::NotifyOn,
 }
 
 /// The safety flags of commands that change something.
@@ -128,6 +134,7 @@ pub struct Settings {
     database_url_source: &'static str,
     pg_env: Option<ConnectionSettings>,
     audit_log: Option<PathBuf>,
+    notify_url: Option<String>,
 }
 
 impl Settings {
@@ -182,7 +189,12 @@ impl Settings {
             .clone()
             .or_else(|| var(ENV_VAR_AUDIT_LOG).map(PathBuf::from))
             .or_else(|| config.audit_log.as_ref().map(|p| base.join(p)));
+        let notify_url = args
+            .notify
+            .clone()
+            .or_else(|| var(crate::notify::ENV_VAR_NOTIFY_URL));
         Ok(Settings {
+            notify_url,
             args,
             config_path,
             config,
@@ -232,6 +244,11 @@ impl Settings {
     /// Whether the selected environment is protected.
     pub fn protected(&self) -> bool {
         self.env.as_ref().is_some_and(|e| e.protected)
+    }
+
+    /// The notification URL, if notifications are on.
+    pub fn notify_url(&self) -> Option<&str> {
+        self.notify_url.as_deref()
     }
 
     /// The audit log path, if auditing is on.

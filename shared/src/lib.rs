@@ -20,6 +20,7 @@ pub mod inventory;
 pub mod log;
 pub mod manifest;
 pub mod migrations;
+pub mod notify;
 pub mod output;
 #[cfg(feature = "storage")]
 pub mod progress;

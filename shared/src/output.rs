@@ -333,7 +333,7 @@ pub fn run(
             )
         }
     };
-    let envelope = Envelope {
+    let mut envelope = Envelope {
         tool: tool.to_string(),
         command: command.to_string(),
         version: VERSION.to_string(),
@@ -346,6 +346,17 @@ pub fn run(
         warnings,
         error,
     };
+    if let Some(url) = ctx.settings.notify_url() {
+        if crate::notify::wanted(&envelope, ctx.settings.args.notify_on) {
+            if let Err(reason) = crate::notify::send(url, &crate::notify::message(&envelope)) {
+                crate::log::warn(&reason);
+                envelope.warnings.push(Warning {
+                    code: "NOTIFY_FAILED".into(),
+                    message: reason,
+                });
+            }
+        }
+    }
     if let Some(db) = ctx
         .audited
         .lock()
