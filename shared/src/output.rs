@@ -213,6 +213,9 @@ impl Context {
 /// Parses the flags of a binary; on a usage error prints the envelope (stdout) and clap's
 /// message (stderr) and exits 2. `--help` and `--version` print as usual.
 pub fn parse_args<C: clap::Parser>(tool: &'static str) -> C {
+    if let Some(what) = generate_request() {
+        generate_docs::<C>(&what);
+    }
     match C::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -276,6 +279,44 @@ fn usage_message(e: &clap::Error) -> String {
     } else {
         message.to_string()
     }
+}
+
+/// `--generate bash|zsh|fish|elvish|powershell|man`, anywhere on the command line: the
+/// shell completions or the man page of the binary, generated from its clap definition.
+fn generate_request() -> Option<String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    args.iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--generate") {
+            Some("") => args.get(i + 1).cloned(),
+            Some(rest) => rest.strip_prefix('=').map(str::to_string),
+            None => None,
+        })
+}
+
+/// Prints completions or the man page and exits (0, or 2 for an unknown kind).
+fn generate_docs<C: clap::CommandFactory>(what: &str) -> ! {
+    use clap_complete::Shell;
+    let mut cmd = C::command();
+    let name = cmd.get_name().to_string();
+    let mut out = std::io::stdout().lock();
+    let result = match what {
+        "man" => clap_mangen::Man::new(cmd).render(&mut out),
+        shell => match shell.parse::<Shell>() {
+            Ok(shell) => {
+                clap_complete::generate(shell, &mut cmd, name, &mut out);
+                Ok(())
+            }
+            Err(_) => {
+                eprintln!(
+                    "--generate takes bash, zsh, fish, elvish, powershell or man, not `{what}`"
+                );
+                std::process::exit(Exit::Usage.code());
+            }
+        },
+    };
+    let _ = result.and_then(|_| out.flush());
+    std::process::exit(0);
 }
 
 /// Runs one command and ends the process: envelope on stdout, audit line, exit code.
