@@ -132,7 +132,6 @@ pub fn dump(
         &tables,
         &migrations,
         options,
-        &pg_dump_version,
     );
     let (files, manifest_tables) = match written {
         Ok(w) => w,
@@ -249,7 +248,6 @@ fn write_backup(
     tables: &[TableInfo],
     migrations: &serde_json::Value,
     options: &DumpOptions,
-    _pg_dump_version: &str,
 ) -> Result<(Vec<ManifestFile>, Vec<ManifestTable>)> {
     let mut files = Vec::new();
     let mut file = writer.create(MIGRATIONS_FILE)?;
