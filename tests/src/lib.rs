@@ -19,6 +19,7 @@
 //! - [`TestDb`]: a fresh database per test, dropped again when the test ends.
 //! - [`run()`], [`run_in`], [`spawn`]: the built binaries with a cleared environment.
 //! - [`redact_json`]: stable JSON snapshots without timings, ids and temp paths.
+//! - [`s3()`]: a real S3-compatible server (SeaweedFS), [`S3Server`] for private ones.
 
 mod cleanup;
 mod cluster;
@@ -26,6 +27,7 @@ mod database;
 mod paths;
 mod redact;
 mod run;
+mod s3;
 mod server_user;
 mod tls;
 
@@ -34,3 +36,4 @@ pub use database::TestDb;
 pub use paths::{corpus_dir, fixtures_dir, workspace_root};
 pub use redact::{redact_json, redact_temp_paths, TEMP_PATH_PLACEHOLDER};
 pub use run::{bin, run, run_in, spawn, Output, RUN_TIMEOUT};
+pub use s3::{s3, S3Server, S3_REGION, WEED_ENV, WEED_VERSION};

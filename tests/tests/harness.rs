@@ -1,8 +1,8 @@
 //! Tests of the test harness itself: if these fail, no end-to-end test result means much.
 
 use pgward_tests::{
-    cluster, fixtures_dir, redact_json, redact_temp_paths, workspace_root, Cluster, Output,
-    TlsMode, SUPERUSER, SUPERUSER_PASSWORD,
+    cluster, fixtures_dir, redact_json, redact_temp_paths, s3, workspace_root, Cluster, Output,
+    S3Server, TlsMode, SUPERUSER, SUPERUSER_PASSWORD,
 };
 use serde_json::json;
 
@@ -263,4 +263,53 @@ fn paths_point_into_the_workspace() {
     let root = workspace_root();
     assert!(root.join("Cargo.toml").is_file(), "{}", root.display());
     assert_eq!(fixtures_dir(), root.join("tests").join("fixtures"));
+}
+
+/// Whether something accepts TCP connections on `port` of 127.0.0.1.
+fn listening(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn shared_s3_server_answers_with_its_credentials() {
+    let server = s3();
+    assert_eq!(
+        server.endpoint(),
+        format!("http://127.0.0.1:{}", server.port())
+    );
+    let env = server.env();
+    let get = |key: &str| {
+        env.iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("env() has no {key}"))
+    };
+    assert_eq!(get("AWS_ACCESS_KEY_ID"), server.access_key());
+    assert_eq!(get("AWS_SECRET_ACCESS_KEY"), server.secret_key());
+    assert_eq!(get("AWS_REGION"), "us-east-1");
+    assert_eq!(get("AWS_ENDPOINT_URL"), server.endpoint());
+    let first = server.new_bucket();
+    let second = server.new_bucket();
+    assert_ne!(first, second);
+    server.create_bucket(&first); // creating an existing bucket of ours is fine
+    assert_eq!(server.keys(&first, ""), Vec::<String>::new());
+    assert_eq!(server.open_uploads(&first, ""), Vec::<String>::new());
+}
+
+#[test]
+fn private_s3_server_stops_restarts_and_is_gone_when_dropped() {
+    let mut server = S3Server::start();
+    let port = server.port();
+    assert_ne!(port, s3().port());
+    let bucket = server.new_bucket();
+    server.stop();
+    assert!(!server.is_running());
+    assert!(!listening(port), "a stopped server still listens on {port}");
+    server.restart();
+    assert!(server.is_running());
+    assert_eq!(server.port(), port);
+    // The data survived the kill: the bucket is still there.
+    assert_eq!(server.keys(&bucket, ""), Vec::<String>::new());
+    drop(server);
+    assert!(!listening(port), "a dropped server still listens on {port}");
 }

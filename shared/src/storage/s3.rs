@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
@@ -53,9 +53,17 @@ where
             _ => None,
         }
     });
-    let reason = match err.message() {
-        Some(m) => m.to_string(),
-        None => DisplayErrorContext(&err).to_string(),
+    // Without a message (HEAD, network failures) the error's causes say what happened;
+    // `DisplayErrorContext` would append the whole raw response as Rust debug output.
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let reason = match (err.message(), status) {
+        (Some(m), _) => m.to_string(),
+        (None, Some(403)) => {
+            "the store refused the request (HTTP 403: credentials or bucket policy)".to_string()
+        }
+        (None, Some(404)) => "not found (HTTP 404)".to_string(),
+        (None, Some(status)) => format!("{} (HTTP {status})", crate::error::error_chain(&err)),
+        (None, None) => crate::error::error_chain(&err),
     };
     Error::Storage {
         location: location.to_string(),
@@ -83,19 +91,22 @@ impl S3Storage {
                 .ok()
                 .filter(|v| !v.is_empty())
         });
-        let region = aws_config::meta::region::RegionProviderChain::default_provider()
-            .or_else(aws_config::Region::new(FALLBACK_REGION));
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
-            .region(region);
+        // The loader's own region chain (env, profile, IMDS) uses the HTTP client above;
+        // a standalone `RegionProviderChain::default_provider()` would not, and panics for
+        // want of a default HTTP client (the SDK is built without one).
+        let mut loader =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
         if let Some(url) = &endpoint {
             loader = loader.endpoint_url(url);
         }
         let sdk_config = rt.block_on(loader.load());
-        let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config)
+        let mut s3_config = aws_sdk_s3::config::Builder::from(&sdk_config)
             // S3-compatible stores (MinIO, SeaweedFS, Ceph) want path-style addressing.
-            .force_path_style(endpoint.is_some())
-            .build();
+            .force_path_style(endpoint.is_some());
+        if sdk_config.region().is_none() {
+            s3_config = s3_config.region(aws_config::Region::new(FALLBACK_REGION));
+        }
+        let s3_config = s3_config.build();
         let sse = match options.sse.as_deref() {
             None => None,
             Some("AES256") => Some(ServerSideEncryption::Aes256),
@@ -346,7 +357,7 @@ impl Storage for S3Storage {
                     s3_code: None,
                     reason: e.to_string(),
                 })?;
-            shared
+            let out = shared
                 .rt
                 .block_on(
                     shared
@@ -358,6 +369,15 @@ impl Storage for S3Storage {
                         .send(),
                 )
                 .map_err(|e| s3_error(&self.location(), &format!("delete {prefix}"), e))?;
+            // A 200 answer can still list keys it failed to delete.
+            if let Some(failed) = out.errors().first() {
+                return Err(Error::Storage {
+                    location: self.location(),
+                    action: format!("delete {}", failed.key().unwrap_or(&prefix)),
+                    s3_code: failed.code().map(str::to_string),
+                    reason: failed.message().unwrap_or("not deleted").to_string(),
+                });
+            }
         }
         // Multipart uploads a killed run left open cost storage until aborted.
         let uploads = shared
