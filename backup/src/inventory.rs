@@ -109,15 +109,27 @@ fn listed(manifest: &BackupManifest, verified: bool) -> ListedBackup {
 pub fn resolve_id(storage: &dyn Storage, requested: &str) -> Result<String> {
     let complete = storage.list()?;
     if requested == "latest" {
-        return complete
+        // The newest backup whose manifest reads: a damaged one is for `verify` to name,
+        // not for `latest` to pick.
+        let mut by_time: Vec<_> = complete
             .into_iter()
             .filter_map(|id| time_of_id(&id).map(|t| (t, id)))
-            .max()
-            .map(|(_, id)| id)
-            .ok_or_else(|| Error::BackupNotFound {
-                id: "latest".into(),
-                location: storage.location(),
-            });
+            .collect();
+        by_time.sort();
+        let mut newest_damaged = None;
+        for (_, id) in by_time.into_iter().rev() {
+            match read_manifest(storage, &id) {
+                Ok(_) => return Ok(id),
+                Err(e) => {
+                    newest_damaged.get_or_insert(e);
+                }
+            }
+        }
+        // Only damaged ones: say so rather than "none".
+        return Err(newest_damaged.unwrap_or_else(|| Error::BackupNotFound {
+            id: "latest".into(),
+            location: storage.location(),
+        }));
     }
     if complete.iter().any(|id| id == requested) {
         return Ok(requested.to_string());

@@ -168,7 +168,9 @@ impl Drop for TempDir {
     }
 }
 
-fn selected_tables<'m>(
+/// The tables of `manifest` whose data `patterns` select (all when empty); a usage error
+/// when the patterns select none. Restore calls it before touching the target.
+pub fn selected_tables<'m>(
     manifest: &'m BackupManifest,
     patterns: &[String],
 ) -> Result<Vec<&'m ManifestTable>> {

@@ -100,6 +100,10 @@ pub fn restore(
     ));
     let checks = check_files(store.as_ref(), &manifest, options.jobs)?;
     require_all_ok(&id, &checks)?;
+    // A --tables typo is a usage error before the target is created, cleaned or dropped.
+    if manifest.format == BackupFormat::Directory {
+        load::selected_tables(&manifest, &options.tables)?;
+    }
 
     let db = ctx.database()?;
     let target_name = options

@@ -78,19 +78,20 @@ impl Storage for LocalStorage {
     fn begin(&self, id: &str) -> Result<Box<dyn BackupWriter>> {
         create_dir(&self.root)?;
         let partial = self.root.join(format!("{PARTIAL_PREFIX}{id}"));
-        if partial.exists() {
-            fs::remove_dir_all(&partial).map_err(|e| Error::io("remove", &partial, e))?;
-        }
-        if self.root.join(id).exists() {
+        if self.root.join(id).exists() || partial.exists() {
             return Err(Error::usage(
                 format!(
-                    "a backup named {id} already exists in {}",
+                    "a backup named {id} already exists (or is being written) in {}",
                     self.root.display()
                 ),
                 "wait a second (ids carry the UTC second) and run again",
             ));
         }
-        create_dir(&partial)?;
+        // Not recursive: of two runs starting in the same second, exactly one creates it.
+        DirBuilder::new()
+            .mode(0o700)
+            .create(&partial)
+            .map_err(|e| Error::io("create", &partial, e))?;
         Ok(Box::new(LocalWriter {
             root: self.root.clone(),
             id: id.to_string(),

@@ -1,0 +1,1587 @@
+//! End-to-end tests of pgward-backup and pgward-restore with local backup folders: round
+//! trips of a database that uses every common type and kind of object (directory and sql
+//! formats), a backup taken while money moves between accounts, corrupt and incomplete
+//! backups, backups killed with SIGKILL, the restore guards, bad input, `verify --deep`,
+//! `prune`, `--before-migration`, `--tables` and file permissions.
+//!
+//! Every test runs the real binaries against fresh databases of the shared cluster and
+//! checks the exit code, the JSON envelope and what the databases and folders really hold
+//! afterwards. The S3 variants live in `backup_s3.rs`.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pgward_tests::{cluster, fixtures_dir, run, run_in, spawn, Output, TestDb};
+use serde_json::Value;
+use tempfile::TempDir;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// The application_name of pgward-backup's sessions.
+const BACKUP_APP: &str = "pgward-backup";
+
+/// A temp dir for backups (and other files of one test).
+fn temp_dir(prefix: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("a temp dir")
+}
+
+/// A path as the `&str` the binaries take.
+fn s(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
+}
+
+/// The environment every run gets: the cluster's own client tools for pg_dump,
+/// pg_restore and psql, so their version always fits the server.
+fn pg_env() -> [(&'static str, &'static str); 1] {
+    let bin_dir = cluster()
+        .bin_dir
+        .to_str()
+        .expect("the PostgreSQL bin dir is a UTF-8 path");
+    [("PGWARD_PG_BINDIR", bin_dir)]
+}
+
+/// `pgward-backup backup --to TO --database-url URL EXTRA...`
+fn backup(db: &TestDb, to: &str, extra: &[&str]) -> Output {
+    let url = db.url();
+    let mut args = vec!["backup", "--to", to, "--database-url", &url];
+    args.extend_from_slice(extra);
+    run("backup", &args, &pg_env())
+}
+
+/// Takes a backup that must succeed; returns its `result`.
+fn backup_ok(db: &TestDb, to: &str, extra: &[&str]) -> Value {
+    let out = backup(db, to, extra);
+    out.assert_code(0);
+    let json = out.json();
+    assert_eq!(json["ok"], true, "{out}");
+    let result = json["result"].clone();
+    assert!(result["id"].is_string(), "the backup has an id\n{out}");
+    result
+}
+
+/// The id in a backup `result`.
+fn id_of(result: &Value) -> String {
+    result["id"].as_str().expect("an id").to_string()
+}
+
+/// `pgward-backup list --from FROM`, which must succeed; returns its `result`.
+fn list(from: &str) -> Value {
+    let out = run("backup", &["list", "--from", from], &pg_env());
+    out.assert_code(0);
+    out.json()["result"].clone()
+}
+
+/// The ids `list` shows as complete backups, newest first.
+fn listed_ids(from: &str) -> Vec<String> {
+    ids(&list(from)["backups"])
+}
+
+/// The ids in a JSON array of ids or of objects with an `id`.
+fn ids(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("expected an array, got {value}"))
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .or_else(|| v["id"].as_str())
+                .unwrap_or_else(|| panic!("expected an id in {v}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// `pgward-backup verify ID --from FROM EXTRA...` (with a database URL for `--deep`).
+fn verify(db: Option<&TestDb>, from: &str, id: &str, extra: &[&str]) -> Output {
+    let url = db.map(TestDb::url);
+    let mut args = vec!["verify", id, "--from", from];
+    if let Some(url) = &url {
+        args.extend(["--database-url", url.as_str()]);
+    }
+    args.extend_from_slice(extra);
+    run("backup", &args, &pg_env())
+}
+
+/// `pgward-restore restore --from FROM --database-url URL EXTRA...`
+fn restore(db: &TestDb, from: &str, extra: &[&str]) -> Output {
+    let url = db.url();
+    let mut args = vec!["restore", "--from", from, "--database-url", &url];
+    args.extend_from_slice(extra);
+    run("restore", &args, &pg_env())
+}
+
+/// Restores `from` into the database `into` (which must not exist yet) with `--target-db
+/// NAME --create`, connecting through `via`; asserts success and returns the `result`.
+fn restore_into_new(via: &TestDb, from: &str, into: &TestDb, extra: &[&str]) -> Value {
+    let mut args = vec!["--target-db", into.name.as_str(), "--create"];
+    args.extend_from_slice(extra);
+    let out = restore(via, from, &args);
+    out.assert_code(0);
+    let json = out.json();
+    assert_eq!(json["ok"], true, "{out}");
+    assert_eq!(json["result"]["created"], true, "{out}");
+    json["result"].clone()
+}
+
+/// Asserts the run exited with `code` and its error has `error_code`; returns the JSON.
+fn assert_error(out: &Output, code: i32, error_code: &str) -> Value {
+    out.assert_code(code);
+    let json = out.json();
+    assert_eq!(json["ok"], false, "{out}");
+    assert_eq!(json["exit_code"], code, "{out}");
+    assert_eq!(json["error"]["code"], error_code, "{out}");
+    for key in ["message", "hint"] {
+        assert!(
+            !json["error"][key].as_str().unwrap_or_default().is_empty(),
+            "the error has a {key}\n{out}"
+        );
+    }
+    json
+}
+
+/// The `error.message` of a failed run.
+fn message(json: &Value) -> &str {
+    json["error"]["message"].as_str().expect("an error message")
+}
+
+/// A database name that is free now (a created and dropped test database): restores
+/// with `--create` make it, and the returned handle drops it again when the test ends.
+fn vacant_db() -> TestDb<'static> {
+    let db = cluster().create_database();
+    cluster()
+        .client("postgres")
+        .batch_execute(&format!("DROP DATABASE \"{}\"", db.name))
+        .expect("the new test database can be dropped");
+    db
+}
+
+/// Whether database `name` exists on the cluster.
+fn database_exists(name: &str) -> bool {
+    cluster()
+        .client("postgres")
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+            &[&name],
+        )
+        .expect("pg_database can be read")
+        .get(0)
+}
+
+/// Loads the rich fixture (every common type and kind of object).
+fn load_rich_fixture(db: &TestDb) {
+    let sql = std::fs::read_to_string(fixtures_dir().join("backup_rich/fixture.sql"))
+        .expect("tests/fixtures/backup_rich/fixture.sql is readable");
+    db.psql(&sql);
+}
+
+/// What a database holds, for comparing two of them: its schema as `pg_dump -s` prints
+/// it, every table's and materialized view's rows (count and a hash of the rows in
+/// order), and every sequence's value.
+#[derive(Debug, PartialEq, Eq)]
+struct DbState {
+    schema: String,
+    tables: BTreeMap<String, String>,
+    sequences: BTreeMap<String, String>,
+}
+
+fn state(db: &TestDb) -> DbState {
+    let mut client = db.client();
+    let relations: Vec<String> = client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'm') \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg\\_%' \
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                               AND d.objid = c.oid AND d.deptype = 'e') \
+             ORDER BY 1",
+            &[],
+        )
+        .expect("the relations can be listed")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut tables = BTreeMap::new();
+    for relation in relations {
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT count(*)::text || ' rows, md5 ' || \
+                            coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '-') \
+                     FROM {relation} t"
+                ),
+                &[],
+            )
+            .unwrap_or_else(|e| panic!("cannot hash the rows of {relation} in {}: {e}", db.name));
+        tables.insert(relation, row.get(0));
+    }
+    let sequences = client
+        .query(
+            "SELECT format('%I.%I', schemaname, sequencename), \
+                    coalesce(last_value::text, 'never called') \
+             FROM pg_sequences ORDER BY 1",
+            &[],
+        )
+        .expect("the sequences can be read")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    DbState {
+        schema: db.pg_dump_schema(),
+        tables,
+        sequences,
+    }
+}
+
+/// Asserts two databases hold the same schema, rows and sequence values.
+fn assert_same_state(expected: &DbState, actual: &DbState, what: &str) {
+    assert_eq!(
+        expected.tables, actual.tables,
+        "{what}: the rows differ (left: expected, right: actual)"
+    );
+    assert_eq!(
+        expected.sequences, actual.sequences,
+        "{what}: the sequence values differ (left: expected, right: actual)"
+    );
+    if expected.schema != actual.schema {
+        let diff: Vec<String> = diff_lines(&expected.schema, &actual.schema);
+        panic!(
+            "{what}: the schemas (pg_dump -s) differ; lines only in the expected (-) or the \
+             actual (+) one:\n{}",
+            diff.join("\n")
+        );
+    }
+}
+
+/// The lines only one of two texts has (a crude diff, enough to see what differs).
+fn diff_lines(expected: &str, actual: &str) -> Vec<String> {
+    let mut out: Vec<String> = expected
+        .lines()
+        .filter(|l| !actual.lines().any(|a| a == *l))
+        .map(|l| format!("- {l}"))
+        .collect();
+    out.extend(
+        actual
+            .lines()
+            .filter(|l| !expected.lines().any(|e| e == *l))
+            .map(|l| format!("+ {l}")),
+    );
+    out
+}
+
+/// The names in folder `dir`, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|e| {
+            e.expect("a folder entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every file and folder under `root` (itself excluded), recursively.
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root).expect("the folder is readable") {
+        let path = entry.expect("a folder entry").path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out.sort();
+    out
+}
+
+/// Copies the folder `from` to `to` (which must not exist).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("the copy's folder can be created");
+    for entry in std::fs::read_dir(from).expect("the folder is readable") {
+        let entry = entry.expect("a folder entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("the file can be copied");
+        }
+    }
+}
+
+/// The JSON of a backup's manifest.json.
+fn manifest(root: &Path, id: &str) -> Value {
+    let path = root.join(id).join("manifest.json");
+    serde_json::from_slice(&std::fs::read(&path).expect("manifest.json is readable"))
+        .expect("manifest.json is JSON")
+}
+
+/// Backup ids carry the UTC second: waits so that the next backup gets a new one.
+fn next_second() {
+    std::thread::sleep(Duration::from_millis(1100));
+}
+
+/// Polls `condition` every 10 ms until it holds; panics naming `what` after `timeout`.
+fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits for a spawned binary and collects what it left behind, like `run` does.
+fn finish(child: Child) -> Output {
+    let output = child
+        .wait_with_output()
+        .expect("the spawned binary's output can be collected");
+    Output {
+        code: output
+            .status
+            .code()
+            .or_else(|| output.status.signal().map(|s| 128 + s))
+            .expect("a finished process has an exit code or a signal"),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `SELECT count(*) ...` as a number.
+fn count(db: &TestDb, sql: &str) -> i64 {
+    db.query_one_string(sql).parse().expect("a count")
+}
+
+/// Writes a Prisma migrations folder entry `dir/NAME/migration.sql` (and the lock file).
+fn write_migration(dir: &Path, name: &str, sql: &str) {
+    std::fs::write(
+        dir.join("migration_lock.toml"),
+        "provider = \"postgresql\"\n",
+    )
+    .expect("migration_lock.toml is writable");
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).expect("the migration folder can be created");
+    std::fs::write(folder.join("migration.sql"), sql).expect("migration.sql is writable");
+}
+
+/// `pgward-migrate deploy --dir DIR --database-url URL`, which must succeed.
+fn deploy(dir: &Path, db: &TestDb) {
+    run(
+        "migrate",
+        &["deploy", "--dir", s(dir), "--database-url", &db.url()],
+        &[],
+    )
+    .assert_code(0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Round trips
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_rich_database_round_trips_exactly_through_a_chunked_parallel_backup() {
+    let source = cluster().create_database();
+    load_rich_fixture(&source);
+    let before = state(&source);
+    let root = temp_dir("backup_rich_");
+
+    let result = backup_ok(
+        &source,
+        s(root.path()),
+        &["--chunk-mib", "1", "--jobs", "2", "--label", "round trip"],
+    );
+    let id = id_of(&result);
+    let tables = result["tables"].as_array().expect("result.tables");
+    let chunks_of = |name: &str| {
+        tables
+            .iter()
+            .find(|t| t["table"] == name)
+            .unwrap_or_else(|| panic!("{name} is in result.tables: {result}"))["chunks"]
+            .as_u64()
+            .expect("chunks is a number")
+    };
+    assert!(
+        chunks_of("public.measurements") >= 3,
+        "a table of several MiB is split into chunks with --chunk-mib 1: {result}"
+    );
+    assert_eq!(chunks_of("public.empty_table"), 1, "{result}");
+    for partition in [
+        "public.events_2023",
+        "public.events_2024",
+        "public.events_other",
+    ] {
+        chunks_of(partition);
+    }
+    assert!(
+        tables.iter().all(|t| t["table"] != "public.events"),
+        "a partitioned parent holds no rows of its own; its partitions are backed up: {result}"
+    );
+    let listed = list(s(root.path()));
+    assert_eq!(ids(&listed["backups"]), vec![id.clone()], "{listed}");
+    assert_eq!(listed["backups"][0]["label"], "round trip", "{listed}");
+    assert_eq!(listed["incomplete"], serde_json::json!([]), "{listed}");
+
+    let target = vacant_db();
+    let from = format!("{}/{id}", s(root.path()));
+    let restored = restore_into_new(&source, &from, &target, &["--jobs", "2"]);
+    assert_eq!(restored["backup"], id.as_str(), "{restored}");
+    let loaded = restored["load"]["tables"]
+        .as_array()
+        .expect("result.load.tables");
+    for t in loaded {
+        assert_eq!(t["rows"], t["expected_rows"], "{restored}");
+    }
+    let measurements = loaded
+        .iter()
+        .find(|t| t["table"] == "public.measurements")
+        .expect("measurements was loaded");
+    assert_eq!(measurements["rows"], 60000, "{restored}");
+
+    assert_same_state(&before, &state(&target), "restored from the backup");
+    assert_eq!(
+        state(&source),
+        before,
+        "taking the backup changed the source database"
+    );
+    // Triggers came after the data: the audit log was not written a second time.
+    assert_eq!(count(&target, "SELECT count(*) FROM audit_log"), 7);
+    // A restored sequence goes on where the source's was.
+    assert_eq!(
+        target.query_one_string("SELECT nextval('invoice_numbers')"),
+        source.query_one_string("SELECT nextval('invoice_numbers')")
+    );
+}
+
+#[test]
+fn a_sql_format_backup_restores_with_zstd_and_psql_alone() {
+    let source = cluster().create_database();
+    load_rich_fixture(&source);
+    let before = state(&source);
+    let root = temp_dir("backup_sql_");
+
+    let result = backup_ok(&source, s(root.path()), &["--backup-format", "sql"]);
+    let id = id_of(&result);
+    assert_eq!(result["format"], "sql", "{result}");
+    let folder = root.path().join(&id);
+    assert_eq!(
+        entries(&folder),
+        vec!["backup.sql.zst", "manifest.json", "migrations.json"],
+        "a sql backup is one .sql.zst beside the manifest and the migrations"
+    );
+    verify(None, s(root.path()), &id, &[]).assert_code(0);
+
+    // As SPEC §3 promises: `zstd -dc FILE | psql`, without pgward.
+    let target = cluster().create_database();
+    let mut zstd = Command::new("zstd")
+        .arg("-dc")
+        .arg(folder.join("backup.sql.zst"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the zstd CLI runs (apt-get install zstd)");
+    let psql = Command::new(cluster().pg_bin("psql"))
+        .env_clear()
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(cluster().socket_conninfo(&target.name))
+        .stdin(zstd.stdout.take().expect("zstd's stdout is piped"))
+        .stdout(Stdio::null())
+        .output()
+        .expect("psql runs");
+    let zstd = zstd.wait().expect("zstd can be waited for");
+    assert!(zstd.success(), "zstd -dc backup.sql.zst failed ({zstd})");
+    assert!(
+        psql.status.success(),
+        "zstd -dc backup.sql.zst | psql failed ({}):\n{}",
+        psql.status,
+        String::from_utf8_lossy(&psql.stderr)
+    );
+    assert_same_state(
+        &before,
+        &state(&target),
+        "zstd -dc | psql of the sql backup",
+    );
+
+    // pgward-restore reads the same file.
+    let other = vacant_db();
+    restore_into_new(&source, &format!("{}/{id}", s(root.path())), &other, &[]);
+    assert_same_state(&before, &state(&other), "pgward-restore of the sql backup");
+}
+
+// ---------------------------------------------------------------------------------------
+// Consistency
+// ---------------------------------------------------------------------------------------
+
+/// Accounts in the consistency test, and the balance each starts with.
+const ACCOUNTS: i64 = 200_000;
+const START_BALANCE: i64 = 1000;
+
+#[test]
+fn a_backup_sees_one_consistent_state_while_money_moves() {
+    let db = cluster().create_database();
+    db.psql(&format!(
+        "CREATE TABLE accounts (id integer PRIMARY KEY, balance bigint NOT NULL, owner text NOT NULL); \
+         INSERT INTO accounts SELECT g, {START_BALANCE}, md5(g::text) || md5((-g)::text) || md5((g * 7)::text) \
+           FROM generate_series(1, {ACCOUNTS}) AS g; \
+         CREATE TABLE transfers (id bigserial PRIMARY KEY, from_id integer NOT NULL, to_id integer NOT NULL, amount bigint NOT NULL); \
+         VACUUM ANALYZE accounts;"
+    ));
+    let total = ACCOUNTS * START_BALANCE;
+
+    // One writer moving money in many short transactions, each logging its transfer.
+    let stop = Arc::new(AtomicBool::new(false));
+    let committed = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (stop, committed) = (stop.clone(), committed.clone());
+        let mut client = db.client();
+        std::thread::spawn(move || {
+            let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+            let mut next = move |n: i64| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                1 + (seed % n as u64) as i64
+            };
+            while !stop.load(Ordering::Relaxed) {
+                let (from, to, amount) = (next(ACCOUNTS), next(ACCOUNTS), next(500));
+                client
+                    .batch_execute(&format!(
+                        "BEGIN; \
+                         UPDATE accounts SET balance = balance - {amount} WHERE id = {from}; \
+                         UPDATE accounts SET balance = balance + {amount} WHERE id = {to}; \
+                         INSERT INTO transfers (from_id, to_id, amount) VALUES ({from}, {to}, {amount}); \
+                         COMMIT"
+                    ))
+                    .expect("a transfer commits");
+                committed.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    wait_until(Duration::from_secs(30), "the writer moved money", || {
+        committed.load(Ordering::Relaxed) >= 50
+    });
+
+    let root = temp_dir("backup_consistency_");
+    let before = count(&db, "SELECT count(*) FROM transfers");
+    let started = Instant::now();
+    let result = backup_ok(&db, s(root.path()), &["--jobs", "2", "--chunk-mib", "1"]);
+    let took = started.elapsed();
+    let after = count(&db, "SELECT count(*) FROM transfers");
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("the writer thread does not panic");
+    assert!(
+        after > before,
+        "the writer kept committing while the backup ran ({before} transfers before, {after} \
+         after, backup took {took:?})"
+    );
+    let chunks = result["tables"]
+        .as_array()
+        .expect("result.tables")
+        .iter()
+        .find(|t| t["table"] == "public.accounts")
+        .expect("accounts was backed up")["chunks"]
+        .as_u64()
+        .expect("chunks");
+    assert!(
+        chunks >= 4,
+        "accounts is read in several chunks by two workers: {result}"
+    );
+
+    let target = vacant_db();
+    restore_into_new(
+        &db,
+        &format!("{}/{}", s(root.path()), id_of(&result)),
+        &target,
+        &[],
+    );
+    assert_eq!(
+        count(&target, "SELECT count(*) FROM accounts"),
+        ACCOUNTS,
+        "every account was restored"
+    );
+    assert_eq!(
+        count(&target, "SELECT sum(balance) FROM accounts"),
+        total,
+        "money was created or destroyed: the restored accounts mix several moments"
+    );
+    let transfers = count(&target, "SELECT count(*) FROM transfers");
+    assert!(
+        (before..=after).contains(&transfers),
+        "the restored transfer log ({transfers}) is from a moment during the backup \
+         ({before}..={after})"
+    );
+    // Every balance is exactly the start plus the restored transfers: accounts and
+    // transfers come from one snapshot.
+    let inconsistent = count(
+        &target,
+        &format!(
+            "WITH moved AS ( \
+                 SELECT id, sum(delta) AS delta FROM ( \
+                     SELECT from_id AS id, -amount AS delta FROM transfers \
+                     UNION ALL SELECT to_id, amount FROM transfers) m GROUP BY id) \
+             SELECT count(*) FROM accounts a LEFT JOIN moved USING (id) \
+             WHERE a.balance <> {START_BALANCE} + coalesce(moved.delta, 0)"
+        ),
+    );
+    assert_eq!(
+        inconsistent, 0,
+        "restored balances disagree with the restored transfer log"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Corruption
+// ---------------------------------------------------------------------------------------
+
+/// How a file of a copy of a good backup is damaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Damage {
+    /// One bit of the byte in the middle flipped.
+    FlipBit,
+    /// Cut to half its size.
+    Truncate,
+    /// Deleted.
+    Remove,
+    /// Replaced by the start of a JSON document.
+    Garbage,
+}
+
+#[test]
+fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target_alone() {
+    let source = cluster().create_database();
+    let migrations = temp_dir("backup_corrupt_migrations_");
+    write_migration(
+        migrations.path(),
+        "20240101000000_init",
+        "CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL, body text);",
+    );
+    deploy(migrations.path(), &source);
+    source.psql(
+        "INSERT INTO items SELECT g, 'item ' || g, md5(g::text) || md5((g + 1)::text) \
+         FROM generate_series(1, 30000) AS g;",
+    );
+    let pristine = temp_dir("backup_corrupt_");
+    let result = backup_ok(&source, s(pristine.path()), &["--chunk-mib", "1"]);
+    let id = id_of(&result);
+    let files: Vec<String> = manifest(pristine.path(), &id)["files"]
+        .as_array()
+        .expect("manifest.files")
+        .iter()
+        .map(|f| f["path"].as_str().expect("a path").to_string())
+        .collect();
+    let chunks: Vec<&String> = files.iter().filter(|f| f.starts_with("data/")).collect();
+    assert!(chunks.len() >= 2, "items is cut into chunks: {files:?}");
+    let first_chunk = chunks[0].to_string();
+    let last_chunk = chunks[chunks.len() - 1].to_string();
+
+    // The target holds something else; a restore that did not verify first would replace
+    // it (--clean).
+    let target = cluster().create_database();
+    target.psql(
+        "CREATE TABLE precious (id integer PRIMARY KEY); INSERT INTO precious VALUES (1), (2);",
+    );
+    let target_before = state(&target);
+
+    let cases = [
+        (Damage::FlipBit, first_chunk.clone()),
+        (Damage::FlipBit, "schema.dump".to_string()),
+        (Damage::FlipBit, "migrations.json".to_string()),
+        (Damage::Truncate, last_chunk),
+        (Damage::Remove, first_chunk),
+        (Damage::Remove, "manifest.json".to_string()),
+        (Damage::Garbage, "manifest.json".to_string()),
+    ];
+    for (damage, bad_file) in cases {
+        let bad_file = bad_file.as_str();
+        let root = temp_dir("backup_damaged_");
+        copy_dir(&pristine.path().join(&id), &root.path().join(&id));
+        let path = root.path().join(&id).join(bad_file);
+        match damage {
+            Damage::FlipBit => {
+                let mut bytes = std::fs::read(&path).expect("the file is readable");
+                let middle = bytes.len() / 2;
+                bytes[middle] ^= 0x01;
+                std::fs::write(&path, bytes).expect("the file is writable");
+            }
+            Damage::Truncate => {
+                let len = std::fs::metadata(&path).expect("the file exists").len();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_len(len / 2))
+                    .expect("the file can be truncated");
+            }
+            Damage::Remove => std::fs::remove_file(&path).expect("the file can be removed"),
+            Damage::Garbage => {
+                std::fs::write(&path, b"{\"format_version\": 1, ").expect("the file is writable")
+            }
+        }
+        let what = format!("{damage:?} {bad_file}");
+
+        let out = verify(None, s(root.path()), &id, &[]);
+        let json = assert_error(&out, 5, "BACKUP_CORRUPT");
+        let named: Vec<String> = ids(&json["error"]["details"]["files"]);
+        assert_eq!(
+            named,
+            vec![bad_file.to_string()],
+            "{what}: verify names the file\n{out}"
+        );
+        assert!(
+            message(&json).contains(bad_file),
+            "{what}: the message names {bad_file}\n{out}"
+        );
+        assert!(
+            !root.path().join(&id).join("verified.json").exists(),
+            "{what}: a failed verify records no verification"
+        );
+
+        let out = restore(
+            &target,
+            &format!("{}/{id}", s(root.path())),
+            &["--clean", "--jobs", "2"],
+        );
+        let json = assert_error(&out, 5, "BACKUP_CORRUPT");
+        assert!(
+            message(&json).contains(bad_file),
+            "{what}: restore names {bad_file}\n{out}"
+        );
+        assert_same_state(
+            &target_before,
+            &state(&target),
+            &format!("{what}: the target after the refused restore"),
+        );
+        assert_eq!(
+            entries(root.path()),
+            vec![id.clone()],
+            "{what}: no safety backup or anything else was written"
+        );
+
+        let listed = list(s(root.path()));
+        if bad_file == "manifest.json" {
+            assert_eq!(
+                listed["backups"],
+                serde_json::json!([]),
+                "{what}: list never shows it as a backup\n{listed}"
+            );
+            // `latest` never picks a folder without a manifest, nor one whose manifest is
+            // unreadable while a readable one exists; with none readable it says which is
+            // corrupt.
+            let out = restore(&target, &format!("{}/latest", s(root.path())), &["--clean"]);
+            if damage == Damage::Remove {
+                assert_error(&out, 2, "BACKUP_NOT_FOUND");
+            } else {
+                assert_error(&out, 5, "BACKUP_CORRUPT");
+            }
+            assert_same_state(
+                &target_before,
+                &state(&target),
+                &format!("{what}: the target after restoring latest"),
+            );
+        }
+        if damage == Damage::Remove && bad_file == "manifest.json" {
+            assert_eq!(
+                ids(&listed["incomplete"]),
+                vec![id.clone()],
+                "{what}: list shows the folder as incomplete\n{listed}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// kill -9
+// ---------------------------------------------------------------------------------------
+
+/// The pgward-backup sessions on `db` running a query like `pattern` (and, when `waiting`,
+/// waiting for a lock).
+fn backup_sessions(db: &TestDb, pattern: &str, waiting: bool) -> i64 {
+    count(
+        db,
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = '{BACKUP_APP}' \
+               AND state = 'active' AND query LIKE '{pattern}' {}",
+            if waiting {
+                "AND wait_event_type = 'Lock'"
+            } else {
+                ""
+            }
+        ),
+    )
+}
+
+/// Whether `root` holds a `.partial-` folder with a file whose path inside it `matches`.
+/// Folders may vanish while it looks (a backup replaces a leftover of its own id).
+fn partial_has(root: &Path, matches: impl Fn(&str) -> bool) -> bool {
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let Ok(read) = std::fs::read_dir(root) else {
+        return false;
+    };
+    read.flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".partial-"))
+        .any(|e| {
+            let mut found = Vec::new();
+            files(&e.path(), &mut found);
+            found
+                .iter()
+                .filter_map(|p| p.strip_prefix(e.path()).ok())
+                .any(|p| matches(&p.to_string_lossy()))
+        })
+}
+
+/// Kills `child` with SIGKILL and reaps it.
+fn kill9(child: Child) -> Output {
+    // SAFETY: kill has no memory-safety preconditions; the child is not reaped yet.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    let out = finish(child);
+    assert_eq!(out.code, 128 + 9, "the backup died of SIGKILL\n{out}");
+    out
+}
+
+/// Asserts `root` holds no backup: `list` shows none, every folder is a `.partial-`
+/// leftover, and nothing resolves as `latest`.
+fn assert_no_backup(root: &Path, db: &TestDb, when: &str) {
+    let listed = list(s(root));
+    assert_eq!(
+        listed["backups"],
+        serde_json::json!([]),
+        "{when}: list shows no backup\n{listed}"
+    );
+    if root.exists() {
+        for name in entries(root) {
+            assert!(
+                name.starts_with(".partial-"),
+                "{when}: only .partial- leftovers remain, found {name}"
+            );
+        }
+    }
+    let out = verify(None, s(root), "latest", &[]);
+    assert_error(&out, 2, "BACKUP_NOT_FOUND");
+    let target = vacant_db();
+    let out = restore(
+        db,
+        &format!("{}/latest", s(root)),
+        &["--target-db", &target.name, "--create"],
+    );
+    assert_error(&out, 2, "BACKUP_NOT_FOUND");
+    assert!(
+        !database_exists(&target.name),
+        "{when}: nothing was restored"
+    );
+}
+
+#[test]
+fn a_killed_backup_leaves_only_a_leftover_that_prune_removes() {
+    let db = cluster().create_database();
+    db.psql(
+        "CREATE TABLE big (id integer PRIMARY KEY, a text, b text); \
+         INSERT INTO big SELECT g, md5(g::text) || md5((g * 3)::text), md5((g * 5)::text) || g \
+           FROM generate_series(1, 250000) AS g; \
+         CREATE TABLE small (id integer PRIMARY KEY); INSERT INTO small VALUES (1), (2); \
+         CREATE SEQUENCE gate;",
+    );
+    let home = temp_dir("backup_kill_");
+    // The folder is made by the first backup.
+    let root = home.path().join("backups");
+    let url = db.url();
+    let start = |extra: &[&str]| {
+        let mut args = vec!["backup", "--to", s(&root), "--database-url", &url];
+        args.extend_from_slice(extra);
+        spawn("backup", &args, &pg_env())
+    };
+    let mut leftovers = Vec::new();
+    let mut note_leftovers = |when: &str| {
+        for name in entries(&root) {
+            let id = name
+                .strip_prefix(".partial-")
+                .unwrap_or_else(|| panic!("{when}: unexpected {name} in the backup folder"))
+                .to_string();
+            if !leftovers.contains(&id) {
+                leftovers.push(id);
+            }
+        }
+    };
+
+    // 1. Right after it started writing.
+    let child = start(&[]);
+    wait_until(
+        Duration::from_secs(30),
+        "the backup folder is begun",
+        || root.exists() && entries(&root).iter().any(|n| n.starts_with(".partial-")),
+    );
+    kill9(child);
+    assert_no_backup(&root, &db, "killed right after start");
+    note_leftovers("killed right after start");
+
+    // 2. In the middle of the data: the big table is being copied. (In a new second: a
+    // run never deletes a `.partial-` folder of its own id, which may be another run's.)
+    next_second();
+    let child = start(&["--jobs", "1"]);
+    wait_until(
+        Duration::from_secs(60),
+        "the big table is being copied",
+        || {
+            partial_has(&root, |p| p.starts_with("data/"))
+                && backup_sessions(&db, "COPY%big%", false) > 0
+        },
+    );
+    kill9(child);
+    assert_no_backup(&root, &db, "killed mid-data");
+    note_leftovers("killed mid-data");
+
+    // 3. Near the end: every file is written and the backup reads the sequences last,
+    // which a session altering one of them holds up. (In a new second, so that its
+    // leftover has a name of its own.)
+    next_second();
+    let earlier = entries(&root);
+    let mut gate = db.client();
+    gate.batch_execute("BEGIN; ALTER SEQUENCE gate RESTART WITH 5")
+        .expect("the sequence can be altered");
+    let child = start(&["--jobs", "2"]);
+    wait_until(
+        Duration::from_secs(60),
+        "the backup waits to read the sequences",
+        || backup_sessions(&db, "%pg_sequences%", true) > 0,
+    );
+    let partial: Vec<String> = entries(&root)
+        .into_iter()
+        .filter(|n| !earlier.contains(n))
+        .collect();
+    assert_eq!(partial.len(), 1, "one new leftover: {partial:?}");
+    let written: Vec<String> = walk(&root.join(&partial[0]))
+        .iter()
+        .filter(|p| p.is_file())
+        .map(|p| {
+            p.strip_prefix(root.join(&partial[0]))
+                .expect("inside the leftover")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(
+        written,
+        vec![
+            "data/t00000.00000.copy.zst",
+            "data/t00001.00000.copy.zst",
+            "migrations.json",
+            "schema.dump"
+        ],
+        "near the end, every file but the manifest is written"
+    );
+    kill9(child);
+    gate.batch_execute("ROLLBACK")
+        .expect("the sequence lock is released");
+    assert_no_backup(&root, &db, "killed near the end");
+    note_leftovers("killed near the end");
+    assert!(!leftovers.is_empty(), "the killed runs left leftovers");
+
+    // The next backup succeeds beside the leftovers.
+    next_second();
+    let good = id_of(&backup_ok(&db, s(&root), &["--jobs", "2"]));
+    let listed = list(s(&root));
+    assert_eq!(ids(&listed["backups"]), vec![good.clone()], "{listed}");
+    let mut incomplete = ids(&listed["incomplete"]);
+    incomplete.sort();
+    leftovers.sort();
+    assert_eq!(incomplete, leftovers, "list names the leftovers\n{listed}");
+
+    let out = run(
+        "backup",
+        &[
+            "prune",
+            "--from",
+            s(&root),
+            "--keep-last",
+            "1",
+            "--leftover-age",
+            "0s",
+        ],
+        &pg_env(),
+    );
+    out.assert_code(0);
+    let json = out.json();
+    let mut removed = ids(&json["result"]["leftovers_deleted"]);
+    removed.sort();
+    assert_eq!(removed, leftovers, "prune removes every leftover\n{out}");
+    assert_eq!(
+        ids(&json["result"]["deleted"]),
+        Vec::<String>::new(),
+        "{out}"
+    );
+    assert_eq!(ids(&json["result"]["kept"]), vec![good.clone()], "{out}");
+    assert_eq!(
+        entries(&root),
+        vec![good.clone()],
+        "only the good backup is left"
+    );
+    verify(None, s(&root), &good, &[]).assert_code(0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Guards
+// ---------------------------------------------------------------------------------------
+
+/// A database with a little of everything restores care about, and a backup of it.
+fn small_source(root: &Path) -> (TestDb<'static>, String) {
+    let db = cluster().create_database();
+    db.psql(
+        "CREATE TABLE alpha (id serial PRIMARY KEY, v text); \
+         INSERT INTO alpha (v) SELECT 'a' || g FROM generate_series(1, 100) AS g; \
+         CREATE TABLE beta (id integer PRIMARY KEY, alpha_id integer REFERENCES alpha (id)); \
+         INSERT INTO beta SELECT g, g FROM generate_series(1, 50) AS g;",
+    );
+    let id = id_of(&backup_ok(&db, s(root), &[]));
+    (db, id)
+}
+
+#[test]
+fn restore_refuses_a_non_empty_target_without_clean() {
+    let root = temp_dir("backup_guard_");
+    let (source, id) = small_source(root.path());
+    let target = cluster().create_database();
+    target.psql("CREATE TABLE mine (id integer); INSERT INTO mine VALUES (42);");
+    let before = state(&target);
+
+    let out = restore(&target, &format!("{}/{id}", s(root.path())), &[]);
+    let json = assert_error(&out, 6, "TARGET_NOT_EMPTY");
+    assert!(
+        message(&json).contains(&target.name),
+        "the message names the target\n{out}"
+    );
+    assert!(
+        json["error"]["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--clean"),
+        "the hint names --clean\n{out}"
+    );
+    assert_same_state(&before, &state(&target), "the refused target");
+    assert_eq!(
+        listed_ids(s(root.path())),
+        vec![id.clone()],
+        "no safety backup was taken"
+    );
+
+    // --target-db of another, existing non-empty database: refused the same way.
+    let out = restore(
+        &source,
+        &format!("{}/latest", s(root.path())),
+        &["--target-db", &target.name, "--create"],
+    );
+    assert_error(&out, 6, "TARGET_NOT_EMPTY");
+    assert_same_state(&before, &state(&target), "the refused target (--target-db)");
+
+    // A dry run says what it would do and does nothing.
+    let out = restore(
+        &target,
+        &format!("{}/{id}", s(root.path())),
+        &["--clean", "--dry-run"],
+    );
+    out.assert_code(0);
+    assert_eq!(out.json()["result"]["replaced"], true, "{out}");
+    assert_same_state(&before, &state(&target), "the target after --dry-run");
+    assert_eq!(
+        listed_ids(s(root.path())),
+        vec![id],
+        "a dry run takes no safety backup"
+    );
+}
+
+#[test]
+fn restore_clean_in_a_protected_environment_needs_force() {
+    let project = temp_dir("backup_protected_");
+    let backups = project.path().join("backups");
+    std::fs::write(
+        project.path().join("pgward.toml"),
+        format!(
+            "[env.prod]\ndatabase_url_env = \"PROD_URL\"\nprotected = true\nbackups = \"{}\"\n",
+            s(&backups)
+        ),
+    )
+    .expect("pgward.toml is writable");
+    let (_source, id) = small_source(&backups);
+    let prod = cluster().create_database();
+    prod.psql("CREATE TABLE orders (id integer PRIMARY KEY); INSERT INTO orders VALUES (7);");
+    let before = state(&prod);
+    let prod_url = prod.url();
+    let [bindir] = pg_env();
+    let envs = [("PROD_URL", prod_url.as_str()), bindir];
+    let from = format!("{}/{id}", s(&backups));
+
+    let out = run_in(
+        project.path(),
+        "restore",
+        &["restore", "--env", "prod", "--from", &from, "--clean"],
+        &envs,
+    );
+    let json = assert_error(&out, 6, "PROTECTED_NEEDS_FORCE");
+    assert!(
+        json["error"]["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--force"),
+        "the hint names --force\n{out}"
+    );
+    assert_same_state(
+        &before,
+        &state(&prod),
+        "the protected target after the refusal",
+    );
+    assert_eq!(
+        listed_ids(s(&backups)),
+        vec![id.clone()],
+        "a refused restore takes no safety backup"
+    );
+
+    // prune is destructive too.
+    let out = run_in(
+        project.path(),
+        "backup",
+        &["prune", "--env", "prod", "--keep-last", "1"],
+        &envs,
+    );
+    assert_error(&out, 6, "PROTECTED_NEEDS_FORCE");
+
+    next_second();
+    let out = run_in(
+        project.path(),
+        "restore",
+        &[
+            "restore", "--env", "prod", "--from", &from, "--clean", "--force",
+        ],
+        &envs,
+    );
+    out.assert_code(0);
+    let json = out.json();
+    assert_eq!(json["result"]["replaced"], true, "{out}");
+    let safety = json["result"]["safety_backup"]
+        .as_str()
+        .unwrap_or_else(|| panic!("--clean took a safety backup\n{out}"))
+        .to_string();
+    assert!(
+        safety.contains("-prod-"),
+        "the safety backup's id names the environment: {safety}"
+    );
+    assert_eq!(count(&prod, "SELECT count(*) FROM alpha"), 100);
+    assert!(listed_ids(s(&backups)).contains(&safety));
+}
+
+#[test]
+fn restore_clean_takes_a_safety_backup_before_dropping_anything() {
+    let root = temp_dir("backup_safety_");
+    let (db, id) = small_source(root.path());
+    let original = state(&db);
+    // Later changes the restore is about to throw away.
+    db.psql(
+        "INSERT INTO alpha (v) VALUES ('late'); DELETE FROM beta WHERE id <= 10; \
+         CREATE TABLE added_later (id integer PRIMARY KEY, note text); \
+         INSERT INTO added_later VALUES (1, 'keep me');",
+    );
+    let changed = state(&db);
+    next_second();
+
+    let out = restore(&db, &format!("{}/{id}", s(root.path())), &["--clean"]);
+    out.assert_code(0);
+    let json = out.json();
+    assert_eq!(json["result"]["replaced"], true, "{out}");
+    assert_eq!(json["result"]["created"], false, "{out}");
+    let safety = json["result"]["safety_backup"]
+        .as_str()
+        .unwrap_or_else(|| panic!("--clean took a safety backup\n{out}"))
+        .to_string();
+    assert_same_state(&original, &state(&db), "the database after restore --clean");
+
+    let listed = list(s(root.path()));
+    let entry = listed["backups"]
+        .as_array()
+        .expect("backups")
+        .iter()
+        .find(|b| b["id"] == safety.as_str())
+        .unwrap_or_else(|| panic!("the safety backup {safety} is listed\n{listed}"));
+    assert!(
+        entry["label"].as_str().unwrap_or_default().contains(&id),
+        "the safety backup's label names what was restored: {entry}"
+    );
+
+    // It holds exactly what was there before the restore.
+    let back = vacant_db();
+    restore_into_new(&db, &format!("{}/{safety}", s(root.path())), &back, &[]);
+    assert_same_state(&changed, &state(&back), "the safety backup restored");
+}
+
+// ---------------------------------------------------------------------------------------
+// Bad input
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn bad_locations_and_ids_fail_with_clear_messages_and_codes() {
+    let root = temp_dir("backup_bad_");
+    let (db, id) = small_source(root.path());
+    let before = state(&db);
+    let unknown = "nosuch-default-20200101T000000Z";
+
+    let out = verify(None, s(root.path()), unknown, &[]);
+    let json = assert_error(&out, 2, "BACKUP_NOT_FOUND");
+    assert!(
+        message(&json).contains(unknown) && message(&json).contains(s(root.path())),
+        "the message names the id and the location\n{out}"
+    );
+    let out = restore(&db, &format!("{}/{unknown}", s(root.path())), &["--clean"]);
+    let json = assert_error(&out, 2, "BACKUP_NOT_FOUND");
+    assert!(message(&json).contains(unknown), "{out}");
+    let empty = temp_dir("backup_bad_empty_");
+    let out = verify(None, s(empty.path()), "latest", &[]);
+    assert_error(&out, 2, "BACKUP_NOT_FOUND");
+
+    // A path that is a file, and a folder that does not exist.
+    let file = root.path().join("not-a-folder");
+    std::fs::write(&file, "x").expect("the file is writable");
+    let missing = root.path().join("missing");
+    for location in [&file, &missing] {
+        let out = run("backup", &["list", "--from", s(location)], &pg_env());
+        let json = out.json();
+        assert_eq!(out.code, 7, "list --from {}\n{out}", location.display());
+        assert_eq!(json["error"]["code"], "IO_ERROR", "{out}");
+        assert!(
+            message(&json).contains(s(location)),
+            "the message names the folder\n{out}"
+        );
+        let out = verify(None, s(location), "latest", &[]);
+        assert_eq!(out.code, 7, "verify --from {}\n{out}", location.display());
+        let out = restore(&db, &format!("{}/latest", s(location)), &["--clean"]);
+        assert_eq!(out.code, 7, "restore --from {}\n{out}", location.display());
+    }
+    let out = backup(&db, s(&file), &[]);
+    let json = out.json();
+    assert_eq!(out.code, 7, "backup --to a file\n{out}");
+    assert!(message(&json).contains(s(&file)), "{out}");
+
+    assert_same_state(&before, &state(&db), "the database after the failed runs");
+    assert_eq!(listed_ids(s(root.path())), vec![id]);
+}
+
+// ---------------------------------------------------------------------------------------
+// verify --deep, prune, --before-migration, --tables, permissions
+// ---------------------------------------------------------------------------------------
+
+/// How many scratch databases of `verify --deep` exist.
+fn scratch_databases() -> i64 {
+    cluster()
+        .client("postgres")
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgward\\_verify\\_%'",
+            &[],
+        )
+        .expect("pg_database can be read")
+        .get(0)
+}
+
+#[test]
+fn verify_deep_restores_into_a_scratch_database_and_drops_it() {
+    let root = temp_dir("backup_deep_");
+    let (db, id) = small_source(root.path());
+    assert_eq!(scratch_databases(), 0);
+
+    let out = verify(Some(&db), s(root.path()), &id, &["--deep"]);
+    out.assert_code(0);
+    let json = out.json();
+    assert_eq!(json["result"]["deep"], true, "{out}");
+    let tables = json["result"]["restore"]["tables"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the scratch restore is reported\n{out}"));
+    let rows: BTreeMap<String, u64> = tables
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().expect("a table").to_string(),
+                t["rows"].as_u64().expect("rows"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        BTreeMap::from([
+            ("public.alpha".to_string(), 100),
+            ("public.beta".to_string(), 50)
+        ]),
+        "{out}"
+    );
+    assert_eq!(scratch_databases(), 0, "the scratch database was dropped");
+    let listed = list(s(root.path()));
+    assert_eq!(listed["backups"][0]["verified"], true, "{listed}");
+
+    // A manifest whose row count no longer matches the data: the scratch restore finds
+    // it, and the scratch database is dropped all the same.
+    let bad = temp_dir("backup_deep_bad_");
+    copy_dir(&root.path().join(&id), &bad.path().join(&id));
+    std::fs::remove_file(bad.path().join(&id).join("verified.json")).expect("verified.json exists");
+    let mut m = manifest(bad.path(), &id);
+    let alpha = m["tables"]
+        .as_array_mut()
+        .expect("manifest.tables")
+        .iter_mut()
+        .find(|t| t["name"] == "alpha")
+        .expect("alpha is in the manifest");
+    alpha["rows"] = serde_json::json!(101);
+    std::fs::write(
+        bad.path().join(&id).join("manifest.json"),
+        serde_json::to_vec_pretty(&m).expect("JSON"),
+    )
+    .expect("manifest.json is writable");
+    let out = verify(Some(&db), s(bad.path()), &id, &["--deep"]);
+    let json = assert_error(&out, 5, "ROW_COUNT_MISMATCH");
+    assert!(
+        message(&json).contains("alpha"),
+        "the message names the table\n{out}"
+    );
+    assert_eq!(
+        scratch_databases(),
+        0,
+        "the scratch database was dropped after the failure"
+    );
+    assert!(
+        !bad.path().join(&id).join("verified.json").exists(),
+        "a failed deep verify records no verification"
+    );
+}
+
+#[test]
+fn prune_never_removes_the_newest_verified_backup() {
+    let root = temp_dir("backup_prune_");
+    let (db, first) = small_source(root.path());
+    next_second();
+    let second = id_of(&backup_ok(&db, s(root.path()), &[]));
+    next_second();
+    let third = id_of(&backup_ok(&db, s(root.path()), &[]));
+    for id in [&first, &second] {
+        verify(None, s(root.path()), id, &[]).assert_code(0);
+    }
+    let all = vec![third.clone(), second.clone(), first.clone()];
+    assert_eq!(listed_ids(s(root.path())), all);
+    let prune = |extra: &[&str]| {
+        let mut args = vec![
+            "prune",
+            "--from",
+            s(root.path()),
+            "--keep-last",
+            "0",
+            "--keep-days",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        let out = run("backup", &args, &pg_env());
+        out.assert_code(0);
+        out.json()["result"].clone()
+    };
+
+    let dry = prune(&["--dry-run"]);
+    assert_eq!(
+        ids(&dry["deleted"]),
+        vec![third.clone(), first.clone()],
+        "{dry}"
+    );
+    assert_eq!(listed_ids(s(root.path())), all, "a dry run deletes nothing");
+
+    let result = prune(&[]);
+    assert_eq!(ids(&result["kept"]), vec![second.clone()], "{result}");
+    assert_eq!(result["kept"][0]["reason"], "newest-verified", "{result}");
+    assert_eq!(ids(&result["deleted"]), vec![third, first], "{result}");
+    assert_eq!(entries(root.path()), vec![second.clone()]);
+
+    let again = prune(&[]);
+    assert_eq!(ids(&again["kept"]), vec![second.clone()], "{again}");
+    assert_eq!(entries(root.path()), vec![second]);
+
+    // Both rules are needed for nothing.
+    let out = run("backup", &["prune", "--from", s(root.path())], &pg_env());
+    assert_error(&out, 2, "USAGE");
+}
+
+#[test]
+fn restore_before_migration_picks_the_newest_backup_taken_before_it() {
+    let db = cluster().create_database();
+    let migrations = temp_dir("backup_before_migrations_");
+    let root = temp_dir("backup_before_");
+    let steps = [
+        ("20240101000000_first", "first_table"),
+        ("20240201000000_second", "second_table"),
+        ("20240301000000_third", "third_table"),
+    ];
+    let mut backups = Vec::new();
+    for (i, (name, table)) in steps.iter().enumerate() {
+        write_migration(
+            migrations.path(),
+            name,
+            &format!(
+                "CREATE TABLE {table} (id integer PRIMARY KEY); INSERT INTO {table} VALUES ({i});"
+            ),
+        );
+        deploy(migrations.path(), &db);
+        if i > 0 {
+            next_second();
+        }
+        let result = backup_ok(&db, s(root.path()), &[]);
+        assert_eq!(result["migration_head"], *name, "{result}");
+        backups.push(id_of(&result));
+    }
+
+    for (migration, expected, present, absent) in [
+        (steps[1].0, &backups[0], "first_table", "second_table"),
+        (steps[2].0, &backups[1], "second_table", "third_table"),
+    ] {
+        let target = vacant_db();
+        let result = restore_into_new(
+            &db,
+            s(root.path()),
+            &target,
+            &["--before-migration", migration],
+        );
+        assert_eq!(
+            result["backup"],
+            expected.as_str(),
+            "--before-migration {migration} restores the newest backup without it: {result}"
+        );
+        assert_eq!(
+            target.query_one_string(&format!(
+                "SELECT to_regclass('{present}') IS NOT NULL AND to_regclass('{absent}') IS NULL"
+            )),
+            "t",
+            "after --before-migration {migration}, {present} exists and {absent} does not"
+        );
+        assert_eq!(
+            count(
+                &target,
+                &format!(
+                    "SELECT count(*) FROM _prisma_migrations WHERE migration_name = '{migration}'"
+                )
+            ),
+            0,
+            "the restored history does not have {migration}"
+        );
+    }
+
+    let target = vacant_db();
+    let out = restore(
+        &db,
+        s(root.path()),
+        &[
+            "--before-migration",
+            steps[0].0,
+            "--target-db",
+            &target.name,
+            "--create",
+        ],
+    );
+    let json = assert_error(&out, 2, "BACKUP_NOT_FOUND");
+    assert!(message(&json).contains(steps[0].0), "{out}");
+    assert!(!database_exists(&target.name), "nothing was restored");
+}
+
+#[test]
+fn restore_tables_loads_only_the_named_tables_data() {
+    let root = temp_dir("backup_tables_");
+    let (db, id) = small_source(root.path());
+    db.psql("CREATE TABLE gamma (id integer); INSERT INTO gamma VALUES (1);");
+    next_second();
+    let id2 = id_of(&backup_ok(&db, s(root.path()), &[]));
+    let from = format!("{}/{id2}", s(root.path()));
+
+    let target = vacant_db();
+    let result = restore_into_new(&db, &from, &target, &["--tables", "public.alpha", "gam*"]);
+    let loaded: Vec<&str> = result["load"]["tables"]
+        .as_array()
+        .expect("result.load.tables")
+        .iter()
+        .map(|t| t["table"].as_str().expect("a table"))
+        .collect();
+    assert_eq!(loaded, vec!["public.alpha", "public.gamma"], "{result}");
+    assert_eq!(count(&target, "SELECT count(*) FROM alpha"), 100);
+    assert_eq!(count(&target, "SELECT count(*) FROM gamma"), 1);
+    assert_eq!(
+        count(&target, "SELECT count(*) FROM beta"),
+        0,
+        "beta's schema is restored, not its data"
+    );
+
+    // A pattern that matches nothing is a usage error before anything is touched.
+    let target = vacant_db();
+    let out = restore(
+        &db,
+        &format!("{}/{id}", s(root.path())),
+        &[
+            "--target-db",
+            &target.name,
+            "--create",
+            "--tables",
+            "nosuch",
+        ],
+    );
+    let json = assert_error(&out, 2, "USAGE");
+    assert!(message(&json).contains("nosuch"), "{out}");
+    assert!(
+        !database_exists(&target.name),
+        "a --tables typo creates no database"
+    );
+    let before = state(&db);
+    let out = restore(&db, &from, &["--clean", "--tables", "nosuch"]);
+    assert_error(&out, 2, "USAGE");
+    assert_same_state(
+        &before,
+        &state(&db),
+        "the target after a --tables typo with --clean",
+    );
+}
+
+#[test]
+fn local_backup_files_are_private() {
+    let home = temp_dir("backup_modes_");
+    let root = home.path().join("backups");
+    let (db, id) = small_source(&root);
+    verify(None, s(&root), &id, &[]).assert_code(0);
+    next_second();
+    backup_ok(&db, s(&root), &["--backup-format", "sql"]);
+
+    let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&root), 0o700, "the backup folder pgward created");
+    let all = walk(&root);
+    assert!(
+        all.iter().any(|p| p.ends_with("verified.json"))
+            && all.iter().any(|p| p.ends_with("backup.sql.zst"))
+            && all.iter().any(|p| p.ends_with("data")),
+        "{all:?}"
+    );
+    for path in all {
+        let expected = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(
+            mode(&path),
+            expected,
+            "{} has mode {:o}",
+            path.display(),
+            mode(&path)
+        );
+    }
+}

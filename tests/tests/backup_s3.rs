@@ -1,0 +1,505 @@
+//! End-to-end tests of pgward-backup and pgward-restore with backups on S3 (a real
+//! S3-compatible server, SeaweedFS, from the harness): a round trip of the rich fixture
+//! database, the server dying in the middle of an upload, and a missing bucket and wrong
+//! credentials. The local-folder tests live in `backup_restore.rs`.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use pgward_tests::{cluster, fixtures_dir, run, s3, spawn, Output, S3Server, TestDb};
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// The environment a run gets: the cluster's client tools (pg_dump, pg_restore) and the
+/// S3 server's endpoint, credentials and region.
+fn env_for(server: &S3Server) -> Vec<(&'static str, String)> {
+    let mut env = server.env();
+    env.push((
+        "PGWARD_PG_BINDIR",
+        cluster()
+            .bin_dir
+            .to_str()
+            .expect("the PostgreSQL bin dir is a UTF-8 path")
+            .to_string(),
+    ));
+    env
+}
+
+/// `env` as the `&[(&str, &str)]` that `run` takes.
+fn pairs<'e>(env: &'e [(&'static str, String)]) -> Vec<(&'static str, &'e str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// `env` with `key` set to `value`.
+fn with(
+    env: &[(&'static str, String)],
+    key: &'static str,
+    value: &str,
+) -> Vec<(&'static str, String)> {
+    env.iter()
+        .map(|(k, v)| {
+            (
+                *k,
+                if *k == key {
+                    value.to_string()
+                } else {
+                    v.clone()
+                },
+            )
+        })
+        .collect()
+}
+
+/// Runs `pgward-<tool> ARGS` with `env`.
+fn run_with(tool: &str, args: &[&str], env: &[(&'static str, String)]) -> Output {
+    run(tool, args, &pairs(env))
+}
+
+/// Asserts the run exited with `code` and its error has `error_code`; returns the JSON.
+fn assert_error(out: &Output, code: i32, error_code: &str) -> Value {
+    out.assert_code(code);
+    let json = out.json();
+    assert_eq!(json["ok"], false, "{out}");
+    assert_eq!(json["exit_code"], code, "{out}");
+    assert_eq!(json["error"]["code"], error_code, "{out}");
+    for key in ["message", "hint"] {
+        assert!(
+            !json["error"][key].as_str().unwrap_or_default().is_empty(),
+            "the error has a {key}\n{out}"
+        );
+    }
+    json
+}
+
+/// The `error.message` of a failed run.
+fn message(json: &Value) -> &str {
+    json["error"]["message"].as_str().expect("an error message")
+}
+
+/// The ids in a JSON array of ids or of objects with an `id`.
+fn ids(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("expected an array, got {value}"))
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .or_else(|| v["id"].as_str())
+                .unwrap_or_else(|| panic!("expected an id in {v}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// `pgward-backup list --from FROM`, which must succeed; returns its `result`.
+fn list(from: &str, env: &[(&'static str, String)]) -> Value {
+    let out = run_with("backup", &["list", "--from", from], env);
+    out.assert_code(0);
+    out.json()["result"].clone()
+}
+
+/// A database name that is free now (a created and dropped test database): restores
+/// with `--create` make it, and the returned handle drops it again when the test ends.
+fn vacant_db() -> TestDb<'static> {
+    let db = cluster().create_database();
+    cluster()
+        .client("postgres")
+        .batch_execute(&format!("DROP DATABASE \"{}\"", db.name))
+        .expect("the new test database can be dropped");
+    db
+}
+
+/// Loads the rich fixture (every common type and kind of object).
+fn load_rich_fixture(db: &TestDb) {
+    let sql = std::fs::read_to_string(fixtures_dir().join("backup_rich/fixture.sql"))
+        .expect("tests/fixtures/backup_rich/fixture.sql is readable");
+    db.psql(&sql);
+}
+
+/// What a database holds: its schema (`pg_dump -s`), every table's and materialized
+/// view's rows (count and a hash of the rows in order), every sequence's value.
+#[derive(Debug, PartialEq, Eq)]
+struct DbState {
+    schema: String,
+    tables: BTreeMap<String, String>,
+    sequences: BTreeMap<String, String>,
+}
+
+fn state(db: &TestDb) -> DbState {
+    let mut client = db.client();
+    let relations: Vec<String> = client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'm') \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg\\_%' \
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                               AND d.objid = c.oid AND d.deptype = 'e') \
+             ORDER BY 1",
+            &[],
+        )
+        .expect("the relations can be listed")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut tables = BTreeMap::new();
+    for relation in relations {
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT count(*)::text || ' rows, md5 ' || \
+                            coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '-') \
+                     FROM {relation} t"
+                ),
+                &[],
+            )
+            .unwrap_or_else(|e| panic!("cannot hash the rows of {relation} in {}: {e}", db.name));
+        tables.insert(relation, row.get(0));
+    }
+    let sequences = client
+        .query(
+            "SELECT format('%I.%I', schemaname, sequencename), \
+                    coalesce(last_value::text, 'never called') \
+             FROM pg_sequences ORDER BY 1",
+            &[],
+        )
+        .expect("the sequences can be read")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    DbState {
+        schema: db.pg_dump_schema(),
+        tables,
+        sequences,
+    }
+}
+
+/// Asserts two databases hold the same schema, rows and sequence values.
+fn assert_same_state(expected: &DbState, actual: &DbState, what: &str) {
+    assert_eq!(
+        expected.tables, actual.tables,
+        "{what}: the rows differ (left: expected, right: actual)"
+    );
+    assert_eq!(
+        expected.sequences, actual.sequences,
+        "{what}: the sequence values differ (left: expected, right: actual)"
+    );
+    assert!(
+        expected.schema == actual.schema,
+        "{what}: the schemas (pg_dump -s) differ\n--- expected ---\n{}\n--- actual ---\n{}",
+        expected.schema,
+        actual.schema
+    );
+}
+
+/// Waits for a spawned binary and collects what it left behind, like `run` does.
+fn finish(child: Child) -> Output {
+    let output = child
+        .wait_with_output()
+        .expect("the spawned binary's output can be collected");
+    Output {
+        code: output
+            .status
+            .code()
+            .or_else(|| output.status.signal().map(|s| 128 + s))
+            .expect("a finished process has an exit code or a signal"),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_rich_database_round_trips_exactly_through_s3() {
+    let server = s3();
+    let env = env_for(server);
+    let bucket = server.new_bucket();
+    let location = format!("s3://{bucket}/nightly/app");
+    let source = cluster().create_database();
+    load_rich_fixture(&source);
+    let before = state(&source);
+
+    let url = source.url();
+    let out = run_with(
+        "backup",
+        &[
+            "backup",
+            "--to",
+            &location,
+            "--database-url",
+            &url,
+            "--chunk-mib",
+            "1",
+            "--jobs",
+            "2",
+        ],
+        &env,
+    );
+    out.assert_code(0);
+    let result = out.json()["result"].clone();
+    let id = result["id"].as_str().expect("an id").to_string();
+    assert_eq!(result["location"], location.as_str(), "{out}");
+
+    let keys = server.keys(&bucket, "");
+    let prefix = format!("nightly/app/{id}/");
+    assert!(
+        keys.iter().all(|k| k.starts_with(&prefix)),
+        "every object sits under the backup's prefix: {keys:?}"
+    );
+    for file in ["manifest.json", "schema.dump", "migrations.json"] {
+        assert!(
+            keys.contains(&format!("{prefix}{file}")),
+            "{file} was uploaded: {keys:?}"
+        );
+    }
+    assert!(
+        keys.iter().filter(|k| k.contains("/data/")).count() >= 5,
+        "the data went up in chunks: {keys:?}"
+    );
+    assert_eq!(
+        server.open_uploads(&bucket, ""),
+        Vec::<String>::new(),
+        "no multipart upload is left open"
+    );
+    let listed = list(&location, &env);
+    assert_eq!(ids(&listed["backups"]), vec![id.clone()], "{listed}");
+    assert_eq!(listed["incomplete"], serde_json::json!([]), "{listed}");
+    run_with("backup", &["verify", &id, "--from", &location], &env).assert_code(0);
+    assert!(
+        server
+            .keys(&bucket, &prefix)
+            .contains(&format!("{prefix}verified.json")),
+        "verify records the verification"
+    );
+
+    let target = vacant_db();
+    let from = format!("{location}/{id}");
+    let out = run_with(
+        "restore",
+        &[
+            "restore",
+            "--from",
+            &from,
+            "--database-url",
+            &url,
+            "--target-db",
+            &target.name,
+            "--create",
+            "--jobs",
+            "2",
+        ],
+        &env,
+    );
+    out.assert_code(0);
+    assert_eq!(out.json()["result"]["backup"], id.as_str(), "{out}");
+    assert_same_state(&before, &state(&target), "restored from S3");
+
+    // `latest` resolves on S3 too.
+    let again = vacant_db();
+    let from = format!("{location}/latest");
+    run_with(
+        "restore",
+        &[
+            "restore",
+            "--from",
+            &from,
+            "--database-url",
+            &url,
+            "--target-db",
+            &again.name,
+            "--create",
+        ],
+        &env,
+    )
+    .assert_code(0);
+}
+
+#[test]
+fn an_s3_server_dying_mid_upload_fails_the_backup_with_a_storage_error_and_leaves_no_backup() {
+    let mut server = S3Server::start();
+    let env = env_for(&server);
+    let bucket = server.new_bucket();
+    let location = format!("s3://{bucket}/crash");
+    // About 48 MiB of random bytes: far more than one 16 MiB part even compressed.
+    let db = cluster().create_database();
+    db.psql(
+        "CREATE EXTENSION pgcrypto; \
+         CREATE TABLE blobs (id integer PRIMARY KEY, payload bytea NOT NULL); \
+         INSERT INTO blobs SELECT g, gen_random_bytes(1024) FROM generate_series(1, 48000) AS g;",
+    );
+
+    let url = db.url();
+    let child = spawn(
+        "backup",
+        &[
+            "backup",
+            "--to",
+            &location,
+            "--database-url",
+            &url,
+            "--jobs",
+            "1",
+        ],
+        &pairs(&env),
+    );
+    // A multipart upload is open: the data is on its way up. Then the server dies.
+    let started = Instant::now();
+    while server.open_uploads(&bucket, "crash/").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no multipart upload started within 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.stop();
+    let out = finish(child);
+    let json = assert_error(&out, 7, "STORAGE_ERROR");
+    assert!(
+        message(&json).contains(&location),
+        "the message names the location\n{out}"
+    );
+    assert!(
+        !out.stdout.contains(server.secret_key()) && !out.stderr.contains(server.secret_key()),
+        "the secret key never shows\n{out}"
+    );
+
+    server.restart();
+    let keys = server.keys(&bucket, "");
+    assert!(
+        keys.iter().all(|k| !k.ends_with("/manifest.json")),
+        "no manifest was written: {keys:?}"
+    );
+    let listed = list(&location, &env);
+    assert_eq!(
+        listed["backups"],
+        serde_json::json!([]),
+        "nothing is listed as a backup\n{listed}"
+    );
+    // migrations.json went up first, and the run could not clean up after itself.
+    assert!(!keys.is_empty(), "the dead run left objects behind");
+    assert_eq!(
+        ids(&listed["incomplete"]).len(),
+        1,
+        "what the dead run left is listed as incomplete\n{listed}"
+    );
+    let out = run_with("backup", &["verify", "latest", "--from", &location], &env);
+    assert_error(&out, 2, "BACKUP_NOT_FOUND");
+
+    // prune clears the leftover (objects and open uploads) and the next backup works.
+    let out = run_with(
+        "backup",
+        &[
+            "prune",
+            "--from",
+            &location,
+            "--keep-last",
+            "1",
+            "--leftover-age",
+            "0s",
+        ],
+        &env,
+    );
+    out.assert_code(0);
+    assert_eq!(server.keys(&bucket, ""), Vec::<String>::new(), "{out}");
+    assert_eq!(
+        server.open_uploads(&bucket, ""),
+        Vec::<String>::new(),
+        "{out}"
+    );
+    db.psql("TRUNCATE blobs; INSERT INTO blobs VALUES (1, '\\x00');");
+    let out = run_with(
+        "backup",
+        &["backup", "--to", &location, "--database-url", &url],
+        &env,
+    );
+    out.assert_code(0);
+    assert_eq!(ids(&list(&location, &env)["backups"]).len(), 1);
+}
+
+#[test]
+fn a_missing_bucket_and_wrong_credentials_are_storage_errors() {
+    let server = s3();
+    let env = env_for(server);
+    let db = cluster().create_database();
+    db.psql("CREATE TABLE t (id integer); INSERT INTO t VALUES (1);");
+    let url = db.url();
+    let missing = format!("pgward-no-such-bucket-{}", std::process::id());
+    let location = format!("s3://{missing}/backups");
+
+    let from_latest = format!("{location}/latest");
+    for args in [
+        vec!["backup", "list", "--from", location.as_str()],
+        vec!["backup", "verify", "latest", "--from", location.as_str()],
+        vec![
+            "backup",
+            "backup",
+            "--to",
+            location.as_str(),
+            "--database-url",
+            &url,
+        ],
+        vec![
+            "restore",
+            "restore",
+            "--from",
+            from_latest.as_str(),
+            "--database-url",
+            &url,
+            "--clean",
+        ],
+    ] {
+        let out = run_with(args[0], &args[1..], &env);
+        let json = assert_error(&out, 7, "BUCKET_NOT_FOUND");
+        assert!(
+            message(&json).contains(&missing),
+            "the message names the bucket: {args:?}\n{out}"
+        );
+    }
+    assert_eq!(db.query_one_string("SELECT count(*) FROM t"), "1");
+
+    let bucket = server.new_bucket();
+    let location = format!("s3://{bucket}/backups");
+    for (key, value) in [
+        ("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
+        ("AWS_ACCESS_KEY_ID", "NOSUCHACCESSKEY"),
+    ] {
+        let wrong = with(&env, key, value);
+        for args in [
+            vec!["list", "--from", location.as_str()],
+            vec!["backup", "--to", location.as_str(), "--database-url", &url],
+        ] {
+            let out = run_with("backup", &args, &wrong);
+            let json = assert_error(&out, 7, "S3_ACCESS_DENIED");
+            assert!(
+                json["error"]["hint"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("AWS_SECRET_ACCESS_KEY"),
+                "the hint says what to check: {key}, {args:?}\n{out}"
+            );
+            let secret = if key == "AWS_SECRET_ACCESS_KEY" {
+                value
+            } else {
+                server.secret_key()
+            };
+            assert!(
+                !out.stdout.contains(secret) && !out.stderr.contains(secret),
+                "the secret key never shows\n{out}"
+            );
+        }
+    }
+    assert_eq!(
+        server.keys(&bucket, ""),
+        Vec::<String>::new(),
+        "nothing was written with wrong credentials"
+    );
+}
