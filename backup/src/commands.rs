@@ -37,7 +37,7 @@ pub fn backup(
     let storage = open_storage(ctx, to, args)?;
     if dry_run {
         let mut coordinator = crate::snapshot::Coordinator::open(&db)?;
-        let tables = coordinator.tables()?;
+        let tables = coordinator.tables(options.lock_timeout)?;
         coordinator.close();
         let plan: Vec<serde_json::Value> = tables
             .iter()

@@ -109,7 +109,7 @@ pub fn dump(
     let mut coordinator = Coordinator::open(db)?;
     let pg_dump_version =
         pgtools::check_fits_server("pg_dump", coordinator.source.server_version_num)?;
-    let all_tables = coordinator.tables()?;
+    let all_tables = coordinator.tables(options.lock_timeout)?;
     let tables = filter_tables(all_tables, &options.tables, &options.exclude_tables)?;
     coordinator.lock(&tables, options.lock_timeout)?;
     let (migrations, migration_head) = coordinator.migrations(db.schema_or_default())?;
@@ -277,7 +277,7 @@ fn write_backup(
     // The workers adopt the snapshot while the coordinator's transaction is open.
     let mut sessions = Vec::with_capacity(jobs);
     for _ in 0..jobs.min(plans.len().max(1)) {
-        sessions.push(snapshot::worker(db, &snapshot_id)?);
+        sessions.push(snapshot::worker(db, &snapshot_id, options.lock_timeout)?);
     }
     let pool_sessions = Mutex::new(sessions);
     let failed = AtomicBool::new(false);

@@ -106,10 +106,18 @@ impl Coordinator {
 
     /// The tables holding data, largest first (partitioned parents hold none; their
     /// partitions are listed; extension-owned and temporary tables are skipped).
-    pub fn tables(&mut self) -> Result<Vec<TableInfo>> {
-        let rows = self
-            .session
-            .client
+    ///
+    /// Sizing a table takes a lock on it, so this already runs under `lock_timeout`: a
+    /// table another session holds exclusively stops the backup here, with the holder named.
+    pub fn tables(&mut self, lock_timeout: Duration) -> Result<Vec<TableInfo>> {
+        let client = &mut self.session.client;
+        client
+            .batch_execute(&format!(
+                "SET LOCAL lock_timeout = {}; SAVEPOINT pgward_list",
+                lock_timeout.as_millis().max(1)
+            ))
+            .map_err(|e| Error::query("setting the lock timeout", &e))?;
+        let listed = client
             .query(
                 "SELECT n.nspname::text, c.relname::text, pg_relation_size(c.oid), \
                         array(SELECT quote_ident(a.attname) FROM pg_attribute a \
@@ -123,8 +131,19 @@ impl Coordinator {
                                    AND d.objid = c.oid AND d.deptype = 'e') \
                  ORDER BY 3 DESC, 1, 2",
                 &[],
-            )
-            .map_err(|e| Error::query("listing the tables", &e))?;
+            );
+        let rows = match listed {
+            Ok(rows) => rows,
+            Err(e) if e.code().map(|c| c.code()) == Some("55P03") => {
+                return Err(lock_timeout_error(
+                    client,
+                    "pgward_list",
+                    lock_timeout,
+                    "a table",
+                ))
+            }
+            Err(e) => return Err(Error::query("listing the tables", &e)),
+        };
         Ok(rows
             .iter()
             .map(|r| TableInfo {
@@ -136,19 +155,13 @@ impl Coordinator {
             .collect())
     }
 
-    /// Takes ACCESS SHARE locks on `tables`, waiting at most `timeout`; on timeout names
-    /// the session holding a conflicting lock.
+    /// Takes ACCESS SHARE locks on `tables` (under the lock timeout [`Coordinator::tables`]
+    /// set); on timeout names the session holding a conflicting lock.
     pub fn lock(&mut self, tables: &[TableInfo], timeout: Duration) -> Result<()> {
         if tables.is_empty() {
             return Ok(());
         }
         let client = &mut self.session.client;
-        client
-            .batch_execute(&format!(
-                "SET LOCAL lock_timeout = {}",
-                timeout.as_millis().max(1)
-            ))
-            .map_err(|e| Error::query("setting the lock timeout", &e))?;
         // One savepoint per table would be slow for thousands of tables; lock them in
         // one statement and, on timeout, find out which one was held.
         client
@@ -160,40 +173,12 @@ impl Coordinator {
             list.join(", ")
         )) {
             Ok(()) => Ok(()),
-            Err(e) if e.code().map(|c| c.code()) == Some("55P03") => {
-                client
-                    .batch_execute("ROLLBACK TO SAVEPOINT pgward_lock")
-                    .map_err(|e| Error::query("recovering from the lock timeout", &e))?;
-                let holder = client
-                    .query(
-                        "SELECT format('%I.%I', n.nspname, c.relname), a.pid, coalesce(a.application_name, ''), \
-                                coalesce(a.query, ''), coalesce(a.state, '') \
-                         FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace \
-                         JOIN pg_stat_activity a ON a.pid = l.pid \
-                         WHERE l.granted AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid() \
-                           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                         LIMIT 1",
-                        &[],
-                    )
-                    .map_err(|e| Error::query("looking up the lock holder", &e))?;
-                let (table, holder) = match holder.first() {
-                    Some(r) => (
-                        r.get::<_, String>(0),
-                        Some(LockHolder {
-                            pid: r.get(1),
-                            application_name: r.get(2),
-                            query: pgward_shared::redact::scrub(r.get::<_, &str>(3)),
-                            state: r.get(4),
-                        }),
-                    ),
-                    None => (list.join(", "), None),
-                };
-                Err(Error::TableLocked {
-                    table,
-                    timeout_ms: timeout.as_millis() as u64,
-                    holder,
-                })
-            }
+            Err(e) if e.code().map(|c| c.code()) == Some("55P03") => Err(lock_timeout_error(
+                client,
+                "pgward_lock",
+                timeout,
+                &list.join(", "),
+            )),
             Err(e) => Err(Error::query("locking the tables", &e)),
         }
     }
@@ -247,14 +232,72 @@ impl Coordinator {
     }
 }
 
+/// After a lock timeout inside savepoint `savepoint`: rolls back to it and names the
+/// session holding an exclusive lock in this database.
+fn lock_timeout_error(
+    client: &mut postgres::Client,
+    savepoint: &str,
+    timeout: Duration,
+    fallback: &str,
+) -> Error {
+    if client
+        .batch_execute(&format!("ROLLBACK TO SAVEPOINT {savepoint}"))
+        .is_err()
+    {
+        return Error::TableLocked {
+            table: fallback.to_string(),
+            timeout_ms: timeout.as_millis() as u64,
+            holder: None,
+        };
+    }
+    let holder = client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname), a.pid, coalesce(a.application_name, ''), \
+                    coalesce(a.query, ''), coalesce(a.state, '') \
+             FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.granted AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid() \
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             LIMIT 1",
+            &[],
+        )
+        .ok();
+    let (table, holder) = match holder.as_ref().and_then(|rows| rows.first()) {
+        Some(r) => (
+            r.get::<_, String>(0),
+            Some(LockHolder {
+                pid: r.get(1),
+                application_name: r.get(2),
+                query: pgward_shared::redact::scrub(r.get::<_, &str>(3)),
+                state: r.get(4),
+            }),
+        ),
+        None => (fallback.to_string(), None),
+    };
+    Error::TableLocked {
+        table,
+        timeout_ms: timeout.as_millis() as u64,
+        holder,
+    }
+}
+
 /// Opens a worker session that sees exactly the coordinator's snapshot.
-pub fn worker(settings: &ConnectionSettings, snapshot_id: &str) -> Result<Session> {
+///
+/// Its reads wait at most `lock_timeout` too: a migration queued for an exclusive lock
+/// behind the coordinator would otherwise block the worker's own ACCESS SHARE request
+/// forever (PostgreSQL queues it behind the waiter), as pg_dump's workers avoid with NOWAIT.
+pub fn worker(
+    settings: &ConnectionSettings,
+    snapshot_id: &str,
+    lock_timeout: Duration,
+) -> Result<Session> {
     let mut session = connect(settings, APP)?;
     session
         .client
         .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
-            quote_literal(snapshot_id)
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; SET LOCAL lock_timeout = {}",
+            quote_literal(snapshot_id),
+            lock_timeout.as_millis().max(1)
         ))
         .map_err(|e| Error::query("adopting the backup snapshot", &e))?;
     Ok(session)
