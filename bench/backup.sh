@@ -21,6 +21,7 @@ B=target/release
 bin=$(pg_bindir)
 
 dir=$(mktemp -d /tmp/pgward-bench.XXXXXX)
+chmod 755 "$dir"   # the server runs as postgres and must reach $dir/pg
 PG_EXTRA_OPTS="-c shared_buffers=512MB -c max_wal_size=4GB -c wal_level=minimal -c max_wal_senders=0 -c checkpoint_timeout=30min" \
   pg_cluster_start "$dir/pg" "$(free_port)"
 url() { echo "postgresql://postgres@$(printf %s "$dir/pg" | jq -sRr @uri):$PGPORT/$1"; }
