@@ -34,6 +34,13 @@ pub enum OutputFormat {
     /// GitHub Actions annotations (`::error file=...`) for the findings of check commands,
     /// then the human summary.
     Github,
+    /// Markdown, for pull-request comments and CI step summaries.
+    Markdown,
+    /// One self-contained HTML page (inline CSS and SVG charts, no scripts, no network).
+    Html,
+    /// Prometheus textfile-collector metrics (the outcome; backup ages and sizes,
+    /// migration durations and failures where the document has them).
+    Prometheus,
 }
 
 /// Flags every pgward binary takes.

@@ -5,9 +5,10 @@
 //! once: the flags and their resolution against environment and `pgward.toml`
 //! ([`config`]), database URLs as Prisma users write them ([`dburl`]), sessions with TLS
 //! ([`connect`]), the error type with its codes, exit classes and hints ([`error`]), the
-//! envelope and the `main` skeleton ([`output`]), logging ([`log`]), secret redaction
-//! ([`redact`]), the audit log ([`audit`]), Ctrl-C ([`interrupt`]), SQL parsing ([`sql`]),
-//! and Prisma's migrations folder and history table ([`migrations`], [`history`]).
+//! envelope and the `main` skeleton ([`output`]) and its other formats ([`render`]),
+//! logging ([`log`]), secret redaction ([`redact`]), the audit log ([`audit`]), Ctrl-C
+//! ([`interrupt`]), SQL parsing ([`sql`]), and Prisma's migrations folder and history table
+//! ([`migrations`], [`history`]).
 
 pub mod audit;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod output;
 #[cfg(feature = "storage")]
 pub mod progress;
 pub mod redact;
+pub mod render;
 pub mod sql;
 pub mod state;
 #[cfg(feature = "storage")]

@@ -436,153 +436,17 @@ fn failed_envelope(
     }
 }
 
-/// Writes the envelope to stdout; a closed pipe is not an error.
+/// Writes the envelope to stdout in `format` (see [`crate::render`]; JSON is pretty on a
+/// terminal); a closed pipe is not an error.
 pub fn print_envelope(envelope: &Envelope, format: OutputFormat) {
     let text = match format {
         OutputFormat::Json if std::io::stdout().is_terminal() => {
             serde_json::to_string_pretty(envelope)
+                .unwrap_or_else(|_| crate::render::render(envelope, format))
         }
-        OutputFormat::Json => serde_json::to_string(envelope),
-        OutputFormat::Text => Ok(render_text(envelope)),
-        OutputFormat::Github => Ok(format!(
-            "{}{}",
-            render_github_annotations(&envelope.result),
-            render_text(envelope)
-        )),
-    }
-    .unwrap_or_else(|e| {
-        format!("{{\"ok\":false,\"error\":{{\"code\":\"INTERNAL\",\"message\":\"{e}\"}}}}")
-    });
+        _ => crate::render::render(envelope, format),
+    };
     let mut out = std::io::stdout().lock();
     // ripgrep's rule: a reader that went away (`| head`) is not a failure.
     let _ = writeln!(out, "{text}").and_then(|_| out.flush());
-}
-
-/// GitHub Actions workflow commands for `result.findings` (the shape every check command
-/// of pgward-validate reports): one `::error` / `::warning` / `::notice` line each.
-pub fn render_github_annotations(result: &serde_json::Value) -> String {
-    let Some(findings) = result.get("findings").and_then(|f| f.as_array()) else {
-        return String::new();
-    };
-    // GitHub's escaping for workflow command data and properties.
-    let esc = |s: &str| {
-        s.replace('%', "%25")
-            .replace('\r', "%0D")
-            .replace('\n', "%0A")
-    };
-    let esc_prop = |s: &str| esc(s).replace(':', "%3A").replace(',', "%2C");
-    let mut out = String::new();
-    for f in findings {
-        let text = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or_default();
-        let level = match text("severity") {
-            "error" => "error",
-            "warning" => "warning",
-            _ => "notice",
-        };
-        let mut props = Vec::new();
-        if !text("file").is_empty() {
-            props.push(format!("file={}", esc_prop(text("file"))));
-        }
-        for (key, name) in [("line", "line"), ("column", "col")] {
-            if let Some(n) = f.get(key).and_then(|v| v.as_u64()) {
-                props.push(format!("{name}={n}"));
-            }
-        }
-        props.push(format!("title={}", esc_prop(text("rule"))));
-        out.push_str(&format!(
-            "::{level} {}::{}\n",
-            props.join(","),
-            esc(&format!(
-                "{} — {} Fix: {}",
-                text("message"),
-                text("why"),
-                text("fix")
-            ))
-        ));
-    }
-    out
-}
-
-/// The human summary of an envelope (`--format text`).
-pub fn render_text(e: &Envelope) -> String {
-    let mut out = format!(
-        "pgward-{} {}: {} (exit {}, {} ms)\n",
-        e.tool,
-        e.command,
-        if e.ok { "ok" } else { "FAILED" },
-        e.exit_code,
-        e.duration_ms
-    );
-    if let Some(t) = &e.target {
-        out.push_str(&format!(
-            "target: {}@{}:{}/{}\n",
-            t.user, t.host, t.port, t.database
-        ));
-    }
-    if !e.result.is_null() {
-        render_value(&mut out, &e.result, 0);
-    }
-    for w in &e.warnings {
-        out.push_str(&format!("warning [{}]: {}\n", w.code, w.message));
-    }
-    if let Some(err) = &e.error {
-        out.push_str(&format!(
-            "error [{}]: {}\nhint: {}\n",
-            err.code, err.message, err.hint
-        ));
-    }
-    out.trim_end().to_string()
-}
-
-fn render_value(out: &mut String, v: &serde_json::Value, indent: usize) {
-    let pad = "  ".repeat(indent);
-    match v {
-        serde_json::Value::Object(map) => {
-            for (k, val) in map {
-                match val {
-                    serde_json::Value::Object(m) if !m.is_empty() => {
-                        out.push_str(&format!("{pad}{k}:\n"));
-                        render_value(out, val, indent + 1);
-                    }
-                    serde_json::Value::Array(a) if !a.is_empty() => {
-                        out.push_str(&format!("{pad}{k}: ({})\n", a.len()));
-                        render_value(out, val, indent + 1);
-                    }
-                    other => out.push_str(&format!("{pad}{k}: {}\n", scalar(other))),
-                }
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for item in items {
-                match item {
-                    serde_json::Value::Object(m) => {
-                        let line: Vec<String> = m
-                            .iter()
-                            .filter(|(_, v)| !v.is_null())
-                            .map(|(k, v)| format!("{k}={}", scalar(v)))
-                            .collect();
-                        out.push_str(&format!("{pad}- {}\n", line.join(" ")));
-                    }
-                    other => out.push_str(&format!("{pad}- {}\n", scalar(other))),
-                }
-            }
-        }
-        other => out.push_str(&format!("{pad}{}\n", scalar(other))),
-    }
-}
-
-fn scalar(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => {
-            let first = s.lines().next().unwrap_or_default();
-            if s.lines().count() > 1 {
-                format!("{first} …")
-            } else {
-                first.to_string()
-            }
-        }
-        serde_json::Value::Null => "-".into(),
-        serde_json::Value::Array(a) if a.is_empty() => "none".into(),
-        other => other.to_string(),
-    }
 }

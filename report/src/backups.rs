@@ -1,0 +1,234 @@
+//! `pgward-report backups`: the inventory of a backup location from its manifests, sizes
+//! and durations over time, and the newest backup's age held against `--max-age`. Made
+//! for cron: exit 3 when the newest backup is too old, or when there is none, so a monitor
+//! that only sees exit codes alarms; `--format prometheus` feeds the same facts to
+//! dashboards.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pgward_backup::commands::open_storage;
+use pgward_backup::inventory::{self, ListedBackup};
+use pgward_shared::output::{Context, Failure, Outcome};
+use pgward_shared::storage::StorageArgs;
+use serde::Serialize;
+
+/// A backup with its age and the gap to the one before it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupRow {
+    /// The inventory entry.
+    #[serde(flatten)]
+    pub backup: ListedBackup,
+    /// Seconds between its snapshot and the report.
+    pub age_s: f64,
+    /// Seconds since the backup before it (none for the oldest).
+    pub since_previous_s: Option<f64>,
+}
+
+/// The newest backup, in brief.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewestBackup {
+    /// Its id.
+    pub id: String,
+    /// When its snapshot was taken.
+    pub created_at: DateTime<Utc>,
+    /// How old it is.
+    pub age_s: f64,
+    /// Its size.
+    pub size_bytes: u64,
+    /// How long it took.
+    pub duration_s: f64,
+    /// Whether `verify` has checked it.
+    pub verified: bool,
+}
+
+/// backups' `result`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupsReport {
+    /// The location.
+    pub location: String,
+    /// When the inventory was read (ages are counted to this moment).
+    pub checked_at: DateTime<Utc>,
+    /// `--max-age`.
+    pub max_age_s: f64,
+    /// Whether the newest backup is older than `--max-age` (or there is none).
+    pub too_old: bool,
+    /// Complete backups.
+    pub count: usize,
+    /// Of them, verified.
+    pub verified_count: usize,
+    /// Their total size.
+    pub total_bytes: u64,
+    /// The newest backup.
+    pub newest: Option<NewestBackup>,
+    /// The newest verified backup (the one to trust for a restore).
+    pub newest_verified: Option<NewestBackup>,
+    /// Every complete backup, newest first.
+    pub backups: Vec<BackupRow>,
+    /// Leftovers of interrupted runs (not backups).
+    pub incomplete: Vec<String>,
+}
+
+/// Runs backups.
+pub fn backups(
+    ctx: &Context,
+    from: Option<&str>,
+    storage_args: &StorageArgs,
+    max_age: Duration,
+) -> Result<Outcome, Failure> {
+    let storage = open_storage(ctx, from, storage_args)?;
+    let listed = inventory::list(storage.as_ref())?;
+    // Ages to the millisecond, as the manifests' times are.
+    let now = Utc::now();
+    let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+    let report = build(
+        listed.location,
+        listed.backups,
+        listed.incomplete,
+        now,
+        max_age,
+    );
+    if !report.incomplete.is_empty() {
+        ctx.warn(
+            "INCOMPLETE_BACKUPS",
+            format!(
+                "{} incomplete leftover(s) of interrupted runs (not backups; `pgward-backup prune` removes them): {}",
+                report.incomplete.len(),
+                report.incomplete.join(", ")
+            ),
+        );
+    }
+    match &report.newest {
+        None => {
+            ctx.warn(
+                "NO_BACKUPS",
+                format!("there is no complete backup in {}", report.location),
+            );
+            Ok(Outcome::attention(report))
+        }
+        Some(newest) if report.too_old => {
+            ctx.warn(
+                "BACKUP_TOO_OLD",
+                format!(
+                    "the newest backup {} is {} old, older than --max-age {}",
+                    newest.id,
+                    humantime::format_duration(whole_seconds(newest.age_s)),
+                    humantime::format_duration(whole_seconds(report.max_age_s)),
+                ),
+            );
+            Ok(Outcome::attention(report))
+        }
+        Some(_) => Ok(Outcome::ok(report)),
+    }
+}
+
+fn whole_seconds(s: f64) -> Duration {
+    Duration::from_secs(s.max(0.0) as u64)
+}
+
+/// The report on `backups` (newest first, as the inventory lists them), as of `now`.
+pub fn build(
+    location: String,
+    backups: Vec<ListedBackup>,
+    incomplete: Vec<String>,
+    now: DateTime<Utc>,
+    max_age: Duration,
+) -> BackupsReport {
+    let seconds = |d: chrono::TimeDelta| d.num_milliseconds() as f64 / 1000.0;
+    let brief = |b: &ListedBackup| NewestBackup {
+        id: b.entry.id.clone(),
+        created_at: b.entry.created_at,
+        age_s: seconds(now - b.entry.created_at).max(0.0),
+        size_bytes: b.entry.size_bytes,
+        duration_s: b.duration_s,
+        verified: b.entry.verified,
+    };
+    let newest = backups.first().map(brief);
+    let newest_verified = backups.iter().find(|b| b.entry.verified).map(brief);
+    let max_age_s = max_age.as_secs_f64();
+    let rows: Vec<BackupRow> = backups
+        .iter()
+        .enumerate()
+        .map(|(i, b)| BackupRow {
+            age_s: seconds(now - b.entry.created_at).max(0.0),
+            since_previous_s: backups
+                .get(i + 1)
+                .map(|older| seconds(b.entry.created_at - older.entry.created_at)),
+            backup: b.clone(),
+        })
+        .collect();
+    BackupsReport {
+        location,
+        checked_at: now,
+        max_age_s,
+        too_old: newest.as_ref().is_none_or(|n| n.age_s > max_age_s),
+        count: rows.len(),
+        verified_count: backups.iter().filter(|b| b.entry.verified).count(),
+        total_bytes: backups.iter().map(|b| b.entry.size_bytes).sum(),
+        newest,
+        newest_verified,
+        backups: rows,
+        incomplete,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgward_shared::inventory::BackupEntry;
+    use pgward_shared::manifest::BackupFormat;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("valid time")
+            .with_timezone(&Utc)
+    }
+
+    fn listed(id: &str, created_at: &str, verified: bool) -> ListedBackup {
+        ListedBackup {
+            entry: BackupEntry {
+                id: id.into(),
+                database: "app".into(),
+                created_at: at(created_at),
+                size_bytes: 100,
+                label: None,
+                migration_head: None,
+                verified,
+            },
+            format: BackupFormat::Directory,
+            tables: 1,
+            rows: 1,
+            duration_s: 2.5,
+        }
+    }
+
+    #[test]
+    fn ages_gaps_and_the_max_age_verdict() {
+        let backups = vec![
+            listed("new", "2026-01-02T00:00:00Z", false),
+            listed("old", "2026-01-01T00:00:00Z", true),
+        ];
+        let day = Duration::from_secs(86400);
+        let now = at("2026-01-02T06:00:00Z");
+        let report = build("here".into(), backups.clone(), vec![], now, day);
+        assert!(!report.too_old);
+        assert_eq!(report.newest.as_ref().map(|n| n.age_s), Some(6.0 * 3600.0));
+        assert_eq!(
+            report.newest_verified.as_ref().map(|n| n.id.as_str()),
+            Some("old")
+        );
+        assert_eq!(report.backups[0].since_previous_s, Some(86400.0));
+        assert_eq!(report.backups[1].since_previous_s, None);
+        assert_eq!(report.total_bytes, 200);
+        let later = build(
+            "here".into(),
+            backups,
+            vec![],
+            at("2026-01-03T00:00:01Z"),
+            day,
+        );
+        assert!(later.too_old);
+        let none = build("here".into(), vec![], vec![], now, day);
+        assert!(none.too_old && none.newest.is_none());
+    }
+}

@@ -1,0 +1,427 @@
+//! `--format prometheus`: metrics in the text format node_exporter's textfile collector
+//! reads, so a cron job that runs `pgward-report backups --format prometheus >
+//! /var/lib/node_exporter/pgward.prom` feeds existing dashboards and alerts.
+//!
+//! Every document gives the outcome of its run (`pgward_last_run_*`). Documents that list
+//! backups (`pgward-report backups`, `pgward-backup list`) add the newest backup's age and
+//! size; `pgward-report migrations` adds the last migration's duration and the failed and
+//! pending counts; `pgward-report health` adds cache hit ratio, connections and blocked
+//! sessions. Every metric is a gauge: each file replaces the previous one.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::output::Envelope;
+
+/// The metrics of `e`.
+pub fn render_prometheus(e: &Envelope) -> String {
+    let mut m = Metrics::default();
+    let mut run_labels = vec![("tool", e.tool.clone()), ("command", e.command.clone())];
+    if let Some(t) = &e.target {
+        run_labels.push(("database", t.database.clone()));
+    }
+    let started = DateTime::parse_from_rfc3339(&e.started_at)
+        .ok()
+        .map(|t| t.with_timezone(&Utc));
+    m.gauge(
+        "pgward_last_run_ok",
+        "1 when the run succeeded (exit 0 or 3), else 0.",
+        &run_labels,
+        if e.ok { 1.0 } else { 0.0 },
+    );
+    m.gauge(
+        "pgward_last_run_exit_code",
+        "The exit code of the run.",
+        &run_labels,
+        e.exit_code as f64,
+    );
+    m.gauge(
+        "pgward_last_run_duration_seconds",
+        "How long the run took.",
+        &run_labels,
+        e.duration_ms as f64 / 1000.0,
+    );
+    if let Some(started) = started {
+        m.gauge(
+            "pgward_last_run_timestamp_seconds",
+            "When the run started (Unix time).",
+            &run_labels,
+            started.timestamp() as f64,
+        );
+    }
+    m.gauge(
+        "pgward_last_run_warnings",
+        "Warnings in the run's document.",
+        &run_labels,
+        e.warnings.len() as f64,
+    );
+    let r = &e.result;
+    if let Some(backups) = r.get("backups").and_then(Value::as_array) {
+        backup_metrics(&mut m, r, backups, started.unwrap_or_else(Utc::now));
+    }
+    let db_labels: Vec<(&str, String)> = e
+        .target
+        .iter()
+        .map(|t| ("database", t.database.clone()))
+        .collect();
+    match (e.tool.as_str(), e.command.as_str()) {
+        ("report", "migrations") => migration_metrics(&mut m, r, &db_labels),
+        ("report", "health") => health_metrics(&mut m, r, &db_labels),
+        _ => {}
+    }
+    m.out.trim_end().to_string()
+}
+
+fn backup_metrics(m: &mut Metrics, r: &Value, backups: &[Value], now: DateTime<Utc>) {
+    let labels = vec![(
+        "location",
+        r.get("location")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    )];
+    let time = |b: &Value| {
+        b.get("created_at")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let number = |b: &Value, k: &str| b.get(k).and_then(Value::as_f64);
+    m.gauge(
+        "pgward_backups",
+        "Complete backups at the location.",
+        &labels,
+        backups.len() as f64,
+    );
+    m.gauge(
+        "pgward_backups_verified",
+        "Backups checked by `pgward-backup verify`.",
+        &labels,
+        backups
+            .iter()
+            .filter(|b| b.get("verified").and_then(Value::as_bool) == Some(true))
+            .count() as f64,
+    );
+    m.gauge(
+        "pgward_backups_size_bytes",
+        "Total size of the backups.",
+        &labels,
+        backups.iter().filter_map(|b| number(b, "size_bytes")).sum(),
+    );
+    let newest = backups
+        .iter()
+        .filter_map(|b| time(b).map(|t| (t, b)))
+        .max_by_key(|(t, _)| *t);
+    let checked = r
+        .get("checked_at")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(now);
+    let max_age = r.get("max_age_s").and_then(Value::as_f64);
+    let mut age = None;
+    if let Some((at, b)) = newest {
+        let seconds = ((checked - at).num_milliseconds() as f64 / 1000.0).max(0.0);
+        age = Some(seconds);
+        m.gauge(
+            "pgward_backup_newest_age_seconds",
+            "Age of the newest backup.",
+            &labels,
+            seconds,
+        );
+        m.gauge(
+            "pgward_backup_newest_timestamp_seconds",
+            "When the newest backup's snapshot was taken (Unix time).",
+            &labels,
+            at.timestamp() as f64,
+        );
+        if let Some(size) = number(b, "size_bytes") {
+            m.gauge(
+                "pgward_backup_newest_size_bytes",
+                "Size of the newest backup.",
+                &labels,
+                size,
+            );
+        }
+        if let Some(duration) = number(b, "duration_s") {
+            m.gauge(
+                "pgward_backup_newest_duration_seconds",
+                "How long the newest backup took.",
+                &labels,
+                duration,
+            );
+        }
+        m.gauge(
+            "pgward_backup_newest_verified",
+            "1 when the newest backup has been verified.",
+            &labels,
+            if b.get("verified").and_then(Value::as_bool) == Some(true) {
+                1.0
+            } else {
+                0.0
+            },
+        );
+    }
+    if let Some(max_age) = max_age {
+        m.gauge(
+            "pgward_backup_max_age_seconds",
+            "The --max-age the newest backup is held to.",
+            &labels,
+            max_age,
+        );
+        m.gauge(
+            "pgward_backup_too_old",
+            "1 when there is no backup or the newest is older than --max-age.",
+            &labels,
+            if age.is_none_or(|a| a > max_age) {
+                1.0
+            } else {
+                0.0
+            },
+        );
+    }
+}
+
+fn migration_metrics(m: &mut Metrics, r: &Value, labels: &[(&str, String)]) {
+    let totals = r.get("totals");
+    let total = |k: &str| totals.and_then(|t| t.get(k)).and_then(Value::as_f64);
+    for (key, name, help) in [
+        (
+            "applied",
+            "pgward_migrations_applied",
+            "Migrations applied (and not rolled back).",
+        ),
+        (
+            "pending",
+            "pgward_migrations_pending",
+            "Migrations in the folder not applied yet.",
+        ),
+        (
+            "failed",
+            "pgward_migrations_failed",
+            "Migrations whose latest attempt failed (they block deploy).",
+        ),
+        (
+            "edited",
+            "pgward_migrations_edited",
+            "Applied migrations whose file changed since.",
+        ),
+        (
+            "missing_locally",
+            "pgward_migrations_missing_locally",
+            "Applied migrations missing from the folder.",
+        ),
+    ] {
+        if let Some(v) = total(key) {
+            m.gauge(name, help, labels, v);
+        }
+    }
+    if let Some(last) = r.get("last_applied").filter(|l| l.is_object()) {
+        let mut with_name = labels.to_vec();
+        with_name.push((
+            "migration",
+            last.get("migration")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        ));
+        if let Some(ms) = last.get("duration_ms").and_then(Value::as_f64) {
+            m.gauge(
+                "pgward_migration_last_duration_seconds",
+                "How long the most recently applied migration took.",
+                &with_name,
+                ms / 1000.0,
+            );
+        }
+        if let Some(at) = last
+            .get("finished_at")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        {
+            m.gauge(
+                "pgward_migration_last_finished_timestamp_seconds",
+                "When the most recently applied migration finished (Unix time).",
+                &with_name,
+                at.timestamp() as f64,
+            );
+        }
+    }
+}
+
+fn health_metrics(m: &mut Metrics, r: &Value, labels: &[(&str, String)]) {
+    let number = |k: &str| r.get(k).and_then(Value::as_f64);
+    let count = |k: &str| r.get(k).and_then(Value::as_array).map(|a| a.len() as f64);
+    if let Some(v) = number("database_bytes") {
+        m.gauge(
+            "pgward_health_database_bytes",
+            "Size of the database.",
+            labels,
+            v,
+        );
+    }
+    if let Some(v) = number("cache_hit_ratio") {
+        m.gauge(
+            "pgward_health_cache_hit_ratio",
+            "Share of block reads served from shared buffers.",
+            labels,
+            v,
+        );
+    }
+    if let Some(states) = r.get("connections").and_then(Value::as_array) {
+        for s in states {
+            let mut with_state = labels.to_vec();
+            with_state.push((
+                "state",
+                s.get("state")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown")
+                    .to_string(),
+            ));
+            m.gauge(
+                "pgward_health_connections",
+                "Client connections to the server by state.",
+                &with_state,
+                s.get("count").and_then(Value::as_f64).unwrap_or(0.0),
+            );
+        }
+    }
+    for (key, name, help) in [
+        (
+            "long_running",
+            "pgward_health_long_running_queries",
+            "Queries and transactions running longer than --long-running.",
+        ),
+        (
+            "blocking",
+            "pgward_health_blocked_sessions",
+            "Sessions waiting for a lock another session holds.",
+        ),
+        (
+            "unused_indexes",
+            "pgward_health_unused_indexes",
+            "Indexes never scanned since the statistics were reset.",
+        ),
+        (
+            "maintenance_due",
+            "pgward_health_maintenance_due_tables",
+            "Tables autovacuum's thresholds say need VACUUM or ANALYZE.",
+        ),
+    ] {
+        if let Some(v) = count(key) {
+            m.gauge(name, help, labels, v);
+        }
+    }
+    if let Some(v) = r
+        .get("totals")
+        .and_then(|t| t.get("dead_rows"))
+        .and_then(Value::as_f64)
+    {
+        m.gauge(
+            "pgward_health_dead_rows",
+            "Dead rows in all tables.",
+            labels,
+            v,
+        );
+    }
+}
+
+/// Metric families written one after the other, each with its HELP and TYPE once.
+#[derive(Default)]
+struct Metrics {
+    out: String,
+    last: Option<&'static str>,
+}
+
+impl Metrics {
+    /// One sample; samples of one family must be written one after the other.
+    fn gauge(&mut self, name: &'static str, help: &str, labels: &[(&str, String)], value: f64) {
+        if self.last != Some(name) {
+            self.out
+                .push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+            self.last = Some(name);
+        }
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
+            .collect();
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", labels.join(","))
+        };
+        self.out
+            .push_str(&format!("{name}{labels} {}\n", number(value)));
+    }
+}
+
+/// Prometheus's escaping of label values.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backups_give_age_and_size_of_the_newest_and_labels_are_escaped() {
+        let e = Envelope {
+            tool: "report".into(),
+            command: "backups".into(),
+            version: "0".into(),
+            ok: true,
+            exit_code: 3,
+            started_at: "2026-01-02T00:00:00Z".into(),
+            duration_ms: 250,
+            target: None,
+            result: serde_json::json!({
+                "location": "/backups/\"x\"",
+                "max_age_s": 3600,
+                "backups": [
+                    {"created_at": "2026-01-01T00:00:00Z", "size_bytes": 10, "verified": true, "duration_s": 1.5},
+                    {"created_at": "2025-12-31T00:00:00Z", "size_bytes": 5, "verified": false},
+                ],
+            }),
+            warnings: vec![],
+            error: None,
+        };
+        let text = render_prometheus(&e);
+        assert!(
+            text.contains("pgward_last_run_exit_code{tool=\"report\",command=\"backups\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "pgward_backup_newest_age_seconds{location=\"/backups/\\\"x\\\"\"} 86400"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgward_backup_newest_size_bytes{location=\"/backups/\\\"x\\\"\"} 10"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgward_backup_too_old{location=\"/backups/\\\"x\\\"\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "pgward_last_run_duration_seconds{tool=\"report\",command=\"backups\"} 0.25"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("# TYPE pgward_backups gauge").count(), 1);
+    }
+}
