@@ -248,6 +248,17 @@ impl Settings {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_MIGRATIONS_DIR))
     }
 
+    /// A path written in the config file, relative to the file's folder.
+    pub fn path_from_config(&self, path: &Path) -> PathBuf {
+        let base = self
+            .config_path
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        base.join(path)
+    }
+
     /// Whether the selected environment is protected.
     pub fn protected(&self) -> bool {
         self.env.as_ref().is_some_and(|e| e.protected)

@@ -11,7 +11,7 @@ mod local;
 mod s3;
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use hashing::{HashingReader, HashingWriter};
 
@@ -41,8 +41,23 @@ impl StorageArgs {
 
 /// The backup location: the flag, else the selected environment's `backups`.
 pub fn resolve_location(flag: Option<&str>, settings: &crate::config::Settings) -> Result<String> {
+    // A local folder written in pgward.toml is relative to the file, like `migrations`.
+    let from_config = settings
+        .env
+        .as_ref()
+        .and_then(|e| e.backups.clone())
+        .map(|b| {
+            if b.contains("://") {
+                b
+            } else {
+                settings
+                    .path_from_config(Path::new(&b))
+                    .display()
+                    .to_string()
+            }
+        });
     flag.map(str::to_string)
-        .or_else(|| settings.env.as_ref().and_then(|e| e.backups.clone()))
+        .or(from_config)
         .ok_or_else(|| {
             Error::usage(
                 "no backup location: pass --to/--from, or select an environment with `backups` in pgward.toml",

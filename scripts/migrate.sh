@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# migrate.sh: deploy, roll back or check the migrations of one environment of pgward.toml,
+# with a verified backup first and the backup restored when a deploy fails.
+#
+# Usage:
+#   scripts/migrate.sh deploy ENV [--yes] [--dry-run] [--no-drift] [--lock-timeout D]
+#                      [--statement-timeout D] [--retries N] [--config PATH] [-q]
+#   scripts/migrate.sh rollback ENV [--steps N | --to NAME] [--force] [--dry-run]
+#                      [--no-drift] [--config PATH] [-q]
+#   scripts/migrate.sh status ENV [--config PATH] [-q]
+#
+# ENV is an environment of pgward.toml (its database_url_env, backups, protected); it
+# defaults to $PGWARD_ENV. Run from the folder holding pgward.toml, or pass --config.
+# The binaries come from $PGWARD_BIN (a folder), else PATH; jq is needed.
+#
+# deploy: status (nothing pending: done) -> preflight -> baseline schema and drift checks
+#   -> backup -> verify it -> lint the pending migrations -> deploy -> schema -> drift
+#   -> status. A failing preflight stops before anything is written, except for a missing
+#   recent verified backup, which the next steps take. If the deploy fails (exit 1), or
+#   schema or drift find errors or differences the baseline did not have, the backup just
+#   taken is restored (pgward-restore --clean --force --no-safety-backup: the database is
+#   put back as it was, history included, and anything written since the backup is lost),
+#   the log says so, and the script exits with the deploy's or check's code. A deploy that
+#   is refused or cannot start (exit 2, 4, 5, 6) changed nothing and restores nothing.
+#   --dry-run: status, preflight and lint, then `deploy --dry-run`; no backup, no change.
+#   --no-drift skips both drift checks (they need CREATEDB for the shadow database).
+#   A protected environment: pgward-migrate asks for the database name on a terminal; in
+#   CI pass --yes (passed on to pgward-migrate deploy), or the deploy is refused (exit 6).
+# rollback: plan (rollback --dry-run) -> if every migration to roll back has down.sql:
+#   backup -> verify -> rollback -> schema -> drift -> status; else restore the newest
+#   backup taken before the oldest of them (pgward-restore --before-migration, --clean;
+#   the restore first takes a safety backup of the current state) -> status. A protected
+#   environment asks on a terminal, or needs --force.
+# status: pgward-migrate status; exit 0 up to date, 3 pending, 5 failed/edited/missing.
+#
+# Exit code: the first failing step's (0 ok, 1 failed, 2 usage, 3 attention, 4 cannot
+# connect, 5 integrity, 6 refused, 7 storage, 130 interrupted).
+# stdout: one JSON document when the script ends (tool "migrate.sh", result.steps with
+# every step's exit code, result and error; result.backup, result.restored), see
+# scripts/lib/common.sh. stderr: one timestamped line per step, the binaries' own lines.
+#
+# Examples:
+#   STAGING_DATABASE_URL=postgresql://app:secret@db/app scripts/migrate.sh deploy staging
+#   scripts/migrate.sh deploy production --yes --lock-timeout 5s --retries 3 | jq .result.steps
+#   scripts/migrate.sh rollback staging
+#   scripts/migrate.sh status production || echo "exit $?"
+set -euo pipefail
+# shellcheck source=lib/common.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/common.sh"
+
+pgw_start migrate.sh none
+
+command=
+env=${PGWARD_ENV:-}
+env_given=
+dry_run=
+no_drift=
+yes=
+force=
+deploy_args=()
+rollback_args=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    -h | --help) pgw_help ;;
+    -q | --quiet) PGW_QUIET=1 ;;
+    --config) [ $# -ge 2 ] || pgw_usage_error "--config needs a path"; PGW_GLOBAL+=(--config "$2"); shift ;;
+    --dry-run) dry_run=1 ;;
+    --no-drift) no_drift=1 ;;
+    --yes) yes=1 ;;
+    --force) force=1 ;;
+    --lock-timeout | --statement-timeout | --retries)
+      [ $# -ge 2 ] || pgw_usage_error "$1 needs a value"; deploy_args+=("$1" "$2"); shift ;;
+    --steps | --to)
+      [ $# -ge 2 ] || pgw_usage_error "$1 needs a value"; rollback_args+=("$1" "$2"); shift ;;
+    -*) pgw_usage_error "unknown option $1" ;;
+    *)
+      if [ -z "$command" ]; then
+        command=$1
+      elif [ -z "$env_given" ]; then
+        env=$1 env_given=1
+      else
+        pgw_usage_error "unexpected argument $1"
+      fi ;;
+  esac
+  shift
+done
+case $command in
+  deploy | rollback | status) PGW_COMMAND=$command ;;
+  "") pgw_usage_error "name a command: deploy, rollback or status" ;;
+  *) pgw_usage_error "unknown command $command (deploy, rollback or status)" ;;
+esac
+[ -n "$env" ] || pgw_usage_error "name the environment of pgward.toml (or set PGWARD_ENV)"
+[ ${#deploy_args[@]} = 0 ] || [ "$command" = deploy ] || pgw_usage_error "--lock-timeout, --statement-timeout and --retries are deploy options"
+[ ${#rollback_args[@]} = 0 ] || [ "$command" = rollback ] || pgw_usage_error "--steps and --to are rollback options"
+[ -z "$yes" ] || [ "$command" = deploy ] || pgw_usage_error "--yes approves a deploy; rollback needs --force"
+[ -z "$force" ] || [ "$command" = rollback ] || pgw_usage_error "--force is for rollback; a deploy is approved with --yes"
+PGW_GLOBAL+=(--env "$env")
+[ -n "${PGW_QUIET:-}" ] && PGW_GLOBAL+=(--quiet)
+PGW_LOG_CONTEXT="$command $env"
+pgw_result env "$(jq -n --arg e "$env" '$e')"
+pgw_result dry_run "$([ -n "$dry_run" ] && echo true || echo false)"
+
+backup_id=
+backup_location=
+
+# Takes a backup and verifies it; stops the script if either fails.
+take_backup() {
+  pgw_step backup backup backup --label "$1"
+  [ "$STEP_RC" = 0 ] || pgw_fail_step
+  backup_id=$(pgw_jq .result.id)
+  backup_location=$(pgw_jq .result.location)
+  pgw_result backup "$(pgw_jq -c '.result | {id, location, size_bytes, rows}')"
+  pgw_log "backup $backup_id at $backup_location"
+  PGW_INTERRUPT_HINT="migrations applied before the interrupt stay applied; to go back to the state before this run: pgward-restore restore --env $env --from $backup_location/$backup_id --clean"
+  pgw_step verify backup verify "$backup_id" --from "$backup_location"
+  [ "$STEP_RC" = 0 ] || pgw_fail_step
+}
+
+# The error rules of the last schema step, one `rule object` per line.
+schema_errors() {
+  pgw_jq '.result.findings[]? | select(.severity == "error") | "\(.rule) \(.object // .file // "")"' | sort -u
+}
+
+# The differences of the last drift step, one `change kind object` per line.
+drift_differences() {
+  pgw_jq '.result.differences[]? | "\(.change) \(.kind) \(.object)"' | sort -u
+}
+
+# Lines of $2 that are not in $1.
+new_lines() {
+  comm -13 <(printf '%s\n' "$1" | sed '/^$/d') <(printf '%s\n' "$2" | sed '/^$/d')
+}
+
+# After a failed deploy or failed checks: restore the backup taken before the deploy,
+# check the history agrees, and end with the failing step's exit code and error.
+restore_and_stop() {
+  local failed_rc=$STEP_RC failed_step=$STEP_NAME failed_error
+  failed_error=$(pgw_step_error)
+  pgw_log_error "[$failed_step] failed: restoring backup $backup_id, taken before this deploy"
+  pgw_step restore restore restore --from "$backup_location/$backup_id" --clean --force --no-safety-backup
+  if [ "$STEP_RC" != 0 ]; then
+    pgw_result restored "$(jq -n --arg id "$backup_id" --arg l "$backup_location" '{backup: $id, location: $l, ok: false}')"
+    pgw_log_error "RESTORE FAILED: the $failed_step step failed and restoring backup $backup_id failed too; the database may hold a partial deploy"
+    pgw_finish "$STEP_RC" "$(pgw_step_error | jq -c --arg id "$backup_id" --arg l "$backup_location" --arg s "$failed_step" \
+      '.message = "the \($s) step failed and restoring backup \($id) failed too: " + .message
+       | .hint = "restore it by hand: pgward-restore restore --from \($l)/\($id) --clean --force; then check with pgward-migrate status"')"
+  fi
+  pgw_result restored "$(jq -n --arg id "$backup_id" --arg l "$backup_location" '{backup: $id, location: $l, ok: true}')"
+  pgw_log_error "the database was restored from backup $backup_id: it is as it was before this deploy"
+  pgw_step status-after-restore migrate status
+  pgw_detail '"history after the restore: \(.result.applied | length) applied, pending: \(.result.pending | join(", "))"'
+  pgw_finish "$failed_rc" "$(jq -c --arg id "$backup_id" --arg l "$backup_location" '
+    .hint = "the database was restored from backup \($id) (\($l)) as it was before this deploy, its migration history included; fix the cause and run migrate.sh deploy again"
+    | .details.restored_from = "\($l)/\($id)"' <<<"$failed_error")"
+}
+
+deploy() {
+  pgw_need_tools migrate validate backup restore
+  pgw_step status migrate status
+  case $STEP_RC in
+    0) pgw_log "nothing to deploy: the database is up to date"; pgw_result deployed '[]'; pgw_finish 0 ;;
+    3) pgw_detail '"pending: \(.result.pending | join(", "))"' ;;
+    *) pgw_fail_step ;;
+  esac
+  local first_pending
+  first_pending=$(pgw_jq '.result.pending[0]')
+
+  PGW_EXPECT=1 pgw_step preflight validate preflight
+  pgw_detail '.result.checks[]? | select(.status == "fail") | "  \(.name): \(.detail)\(if .fix then " (fix: \(.fix))" else "" end)"'
+  if [ "$STEP_RC" != 0 ]; then
+    if [ "$STEP_RC" = 1 ] && [ "$(pgw_jq '[.result.checks[]? | select(.status == "fail") | .name] | unique == ["recent-verified-backup"]')" = true ]; then
+      if [ -n "$dry_run" ]; then
+        pgw_warn NO_RECENT_BACKUP "no recent verified backup; a real deploy takes and verifies one first"
+      else
+        pgw_log "no recent verified backup yet: the next steps take and verify one"
+      fi
+    else
+      pgw_fail_step
+    fi
+  fi
+
+  local schema_before='' drift_before=''
+  if [ -z "$dry_run" ]; then
+    PGW_EXPECT=1 pgw_step baseline-schema validate schema
+    [ "$STEP_RC" = 0 ] || [ "$STEP_RC" = 1 ] || pgw_fail_step
+    schema_before=$(schema_errors)
+    [ -z "$schema_before" ] || pgw_warn SCHEMA_ERRORS_BEFORE_DEPLOY "validate schema finds errors before the deploy (not held against it): ${schema_before//$'\n'/, }"
+    if [ -z "$no_drift" ]; then
+      pgw_step baseline-drift validate drift
+      [ "$STEP_RC" = 0 ] || [ "$STEP_RC" = 3 ] || pgw_fail_step
+      drift_before=$(drift_differences)
+      [ -z "$drift_before" ] || pgw_warn DRIFT_BEFORE_DEPLOY "the database has drifted from its migrations before the deploy (not held against it): $(echo "$drift_before" | wc -l) difference(s)"
+    fi
+    take_backup "migrate.sh deploy $env: before $first_pending"
+  fi
+
+  pgw_step lint validate lint
+  pgw_detail '.result.findings[]? | "  \(.severity) \(.rule) \(.file // ""):\(.line // ""): \(.message)"'
+  [ "$STEP_RC" = 0 ] || pgw_fail_step
+
+  local flags=("${deploy_args[@]}")
+  [ -n "$yes" ] && flags+=(--yes)
+  [ -n "$dry_run" ] && flags+=(--dry-run)
+  pgw_step deploy migrate deploy "${flags[@]}"
+  pgw_detail '(.result.applied // [])[] | "  \(if $dry "would apply" else "applied" end) \(.name) (\(.mode)\(if .duration_ms then ", \(.duration_ms) ms" else "" end))"' \
+    --argjson dry "$([ -n "$dry_run" ] && echo true || echo false)"
+  pgw_result deployed "$(pgw_jq -c '[(.result.applied // [])[].name]')"
+  case $STEP_RC in
+    0) ;;
+    1) [ -n "$dry_run" ] && pgw_fail_step; restore_and_stop ;;
+    *) pgw_fail_step ;;
+  esac
+  [ -z "$dry_run" ] || pgw_finish 0
+
+  pgw_step schema validate schema
+  case $STEP_RC in
+    0 | 1)
+      local added
+      added=$(new_lines "$schema_before" "$(schema_errors)")
+      if [ -n "$added" ]; then
+        pgw_log_error "the deploy left new schema errors:" "$(printf '  %s\n' "$added")"
+        STEP_RC=1
+        restore_and_stop
+      fi ;;
+    *) pgw_log_error "the deploy succeeded but the schema could not be checked; backup $backup_id is at $backup_location"; pgw_fail_step ;;
+  esac
+
+  if [ -z "$no_drift" ]; then
+    pgw_step drift validate drift
+    case $STEP_RC in
+      0 | 3)
+        local added
+        added=$(new_lines "$drift_before" "$(drift_differences)")
+        if [ -n "$added" ]; then
+          pgw_log_error "the deploy left the database different from what its migrations produce:" "$(printf '  %s\n' "$added")"
+          STEP_RC=3
+          restore_and_stop
+        fi ;;
+      *) pgw_log_error "the deploy succeeded but drift could not be checked; backup $backup_id is at $backup_location"; pgw_fail_step ;;
+    esac
+  fi
+
+  pgw_step status-after migrate status
+  case $STEP_RC in
+    0 | 3) pgw_finish 0 ;;
+    *) pgw_fail_step ;;
+  esac
+}
+
+rollback() {
+  pgw_need_tools migrate validate backup restore
+  PGW_EXPECT=1 pgw_step plan migrate rollback --dry-run "${rollback_args[@]}"
+  local oldest targets
+  if [ "$STEP_RC" = 0 ]; then
+    pgw_detail '"would run down.sql of: \([.result.rolled_back[].name] | join(", "))"'
+    [ -n "$dry_run" ] && pgw_finish 0
+    take_backup "migrate.sh rollback $env: before rolling back $(pgw_jq '[.result.rolled_back[].name] | join(", ")')"
+    local flags=("${rollback_args[@]}")
+    [ -n "$force" ] && flags+=(--force)
+    pgw_step rollback migrate rollback "${flags[@]}"
+    [ "$STEP_RC" = 0 ] || pgw_fail_step
+    pgw_result rolled_back "$(pgw_jq -c '[.result.rolled_back[].name]')"
+    pgw_step schema validate schema
+    [ "$STEP_RC" = 0 ] || pgw_fail_step
+    if [ -z "$no_drift" ]; then
+      pgw_step drift validate drift
+      [ "$STEP_RC" = 0 ] || pgw_fail_step
+    fi
+  elif [ "$STEP_RC" = 1 ] && [ "$(pgw_jq .error.code)" = NO_DOWN_SQL ]; then
+    # would_roll_back lists the targets newest first: restore from before the oldest.
+    oldest=$(pgw_jq '.result.would_roll_back | last')
+    targets=$(pgw_jq -c '.result.would_roll_back')
+    pgw_log "$(pgw_jq .error.message): restoring the newest backup taken before $oldest instead"
+    local flags=(--before-migration "$oldest" --clean)
+    [ -n "$force" ] && flags+=(--force)
+    [ -n "$dry_run" ] && flags+=(--dry-run)
+    pgw_step restore restore restore "${flags[@]}"
+    [ "$STEP_RC" = 0 ] || pgw_fail_step
+    pgw_result restored "$(pgw_jq -c '{backup: .result.backup, location: .result.location, safety_backup: .result.safety_backup, ok: true}')"
+    pgw_detail '"\(if .result.dry_run then "would restore" else "restored" end) backup \(.result.backup)\(if .result.safety_backup then "; the state before is in safety backup \(.result.safety_backup)" else "" end)"'
+    [ -n "$dry_run" ] && pgw_finish 0
+    pgw_result rolled_back "$targets"
+  else
+    pgw_fail_step
+  fi
+  pgw_step status-after migrate status
+  pgw_detail '"pending now: \(.result.pending | join(", "))"'
+  case $STEP_RC in
+    0 | 3) pgw_finish 0 ;;
+    *) pgw_fail_step ;;
+  esac
+}
+
+status() {
+  pgw_need_tools migrate
+  pgw_step status migrate status
+  pgw_detail '"applied: \(.result.applied | length); pending: \(.result.pending | join(", ") | if . == "" then "none" else . end)\(if (.result.failed | length) > 0 then "; failed: \([.result.failed[].name] | join(", "))" else "" end)"'
+  pgw_finish "$STEP_RC" "$(pgw_step_error)"
+}
+
+"$command"
