@@ -24,6 +24,7 @@
 mod cleanup;
 mod cluster;
 mod database;
+mod dbstate;
 mod paths;
 mod redact;
 mod run;
@@ -33,6 +34,7 @@ mod tls;
 
 pub use cluster::{cluster, Cluster, TlsMode, SUPERUSER, SUPERUSER_PASSWORD};
 pub use database::TestDb;
+pub use dbstate::{assert_same_state, diff_lines, load_rich_fixture, state, DbState};
 pub use paths::{corpus_dir, fixtures_dir, workspace_root};
 pub use redact::{redact_json, redact_temp_paths, TEMP_PATH_PLACEHOLDER};
 pub use run::{bin, run, run_in, spawn, Output, RUN_TIMEOUT};

@@ -3,12 +3,13 @@
 //! database, the server dying in the middle of an upload, and a missing bucket and wrong
 //! credentials. The local-folder tests live in `backup_restore.rs`.
 
-use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use pgward_tests::{cluster, fixtures_dir, run, s3, spawn, Output, S3Server, TestDb};
+use pgward_tests::{
+    assert_same_state, cluster, load_rich_fixture, run, s3, spawn, state, Output, S3Server, TestDb,
+};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------
@@ -112,90 +113,6 @@ fn vacant_db() -> TestDb<'static> {
         .batch_execute(&format!("DROP DATABASE \"{}\"", db.name))
         .expect("the new test database can be dropped");
     db
-}
-
-/// Loads the rich fixture (every common type and kind of object).
-fn load_rich_fixture(db: &TestDb) {
-    let sql = std::fs::read_to_string(fixtures_dir().join("backup_rich/fixture.sql"))
-        .expect("tests/fixtures/backup_rich/fixture.sql is readable");
-    db.psql(&sql);
-}
-
-/// What a database holds: its schema (`pg_dump -s`), every table's and materialized
-/// view's rows (count and a hash of the rows in order), every sequence's value.
-#[derive(Debug, PartialEq, Eq)]
-struct DbState {
-    schema: String,
-    tables: BTreeMap<String, String>,
-    sequences: BTreeMap<String, String>,
-}
-
-fn state(db: &TestDb) -> DbState {
-    let mut client = db.client();
-    let relations: Vec<String> = client
-        .query(
-            "SELECT format('%I.%I', n.nspname, c.relname) \
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'm') \
-               AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-               AND n.nspname NOT LIKE 'pg\\_%' \
-               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
-                               AND d.objid = c.oid AND d.deptype = 'e') \
-             ORDER BY 1",
-            &[],
-        )
-        .expect("the relations can be listed")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut tables = BTreeMap::new();
-    for relation in relations {
-        let row = client
-            .query_one(
-                &format!(
-                    "SELECT count(*)::text || ' rows, md5 ' || \
-                            coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '-') \
-                     FROM {relation} t"
-                ),
-                &[],
-            )
-            .unwrap_or_else(|e| panic!("cannot hash the rows of {relation} in {}: {e}", db.name));
-        tables.insert(relation, row.get(0));
-    }
-    let sequences = client
-        .query(
-            "SELECT format('%I.%I', schemaname, sequencename), \
-                    coalesce(last_value::text, 'never called') \
-             FROM pg_sequences ORDER BY 1",
-            &[],
-        )
-        .expect("the sequences can be read")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    DbState {
-        schema: db.pg_dump_schema(),
-        tables,
-        sequences,
-    }
-}
-
-/// Asserts two databases hold the same schema, rows and sequence values.
-fn assert_same_state(expected: &DbState, actual: &DbState, what: &str) {
-    assert_eq!(
-        expected.tables, actual.tables,
-        "{what}: the rows differ (left: expected, right: actual)"
-    );
-    assert_eq!(
-        expected.sequences, actual.sequences,
-        "{what}: the sequence values differ (left: expected, right: actual)"
-    );
-    assert!(
-        expected.schema == actual.schema,
-        "{what}: the schemas (pg_dump -s) differ\n--- expected ---\n{}\n--- actual ---\n{}",
-        expected.schema,
-        actual.schema
-    );
 }
 
 /// Waits for a spawned binary and collects what it left behind, like `run` does.
