@@ -676,8 +676,16 @@ fn local_partial_leftover_is_listed_as_incomplete() {
     );
     assert!(!root.join(format!(".partial-{ID2}")).exists());
 
-    // Starting the same id again replaces the leftover.
-    let writer = storage.begin(ID).expect("begin over a leftover");
+    // Starting the same id again is refused: the folder may be a concurrent run's (ids
+    // carry only the second). Once the leftover is deleted, the id is free again.
+    let refused = storage
+        .begin(ID)
+        .err()
+        .expect("begin over a leftover of the same id is refused");
+    assert_eq!(refused.code(), "USAGE", "{refused}");
+    assert!(refused.to_string().contains("being written"), "{refused}");
+    storage.delete(ID).expect("delete the leftover");
+    let writer = storage.begin(ID).expect("begin once the leftover is gone");
     let entry = write_file(writer.as_ref(), "other.bin", b"x");
     writer.commit(&manifest_json(ID, &[entry])).expect("commit");
     assert_eq!(storage.list().expect("list"), vec![ID.to_string()]);
