@@ -28,6 +28,7 @@ use serde::Serialize;
 
 use crate::pgtools;
 use crate::snapshot::{self, Coordinator, TableInfo};
+use crate::workers::{self, TablePatterns};
 
 /// What to back up and how.
 #[derive(Debug, Clone)]
@@ -213,30 +214,14 @@ fn filter_tables(
     include: &[String],
     exclude: &[String],
 ) -> Result<Vec<TableInfo>> {
-    let compile = |patterns: &[String]| -> Result<Vec<glob::Pattern>> {
-        patterns
-            .iter()
-            .map(|p| {
-                glob::Pattern::new(p).map_err(|e| {
-                    Error::usage(
-                        format!("table pattern `{p}`: {e}"),
-                        "use schema.table or table, with * and ? wildcards",
-                    )
-                })
-            })
-            .collect()
-    };
-    let (include, exclude) = (compile(include)?, compile(exclude)?);
-    let matches = |patterns: &[glob::Pattern], t: &TableInfo| {
-        let full = format!("{}.{}", t.schema, t.name);
-        patterns
-            .iter()
-            .any(|p| p.matches(&full) || p.matches(&t.name))
-    };
+    let (include, exclude) = (
+        TablePatterns::compile(include)?,
+        TablePatterns::compile(exclude)?,
+    );
     Ok(tables
         .into_iter()
-        .filter(|t| include.is_empty() || matches(&include, t))
-        .filter(|t| !matches(&exclude, t))
+        .filter(|t| include.is_empty() || include.matches(&t.schema, &t.name))
+        .filter(|t| !exclude.matches(&t.schema, &t.name))
         .collect())
 }
 
@@ -293,12 +278,7 @@ fn write_backup(
                 options.lock_timeout,
             )
         });
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(jobs)
-            .build()
-            .map_err(|e| {
-                Error::usage(format!("cannot start {jobs} workers: {e}"), "lower --jobs")
-            })?;
+        let pool = workers::pool(jobs)?;
         let chunk_results: Vec<Result<(usize, ManifestChunk, ManifestFile)>> = pool.install(|| {
             plans
                 .par_iter()

@@ -11,3 +11,4 @@ pub mod pgtools;
 pub mod prune;
 pub mod snapshot;
 pub mod verify;
+pub mod workers;

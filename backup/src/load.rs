@@ -22,6 +22,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::pgtools;
+use crate::workers::{self, TablePatterns};
 
 /// Application name of restore sessions.
 const APP: &str = "pgward-restore";
@@ -177,26 +178,11 @@ pub fn selected_tables<'m>(
     if patterns.is_empty() {
         return Ok(manifest.tables.iter().collect());
     }
-    let compiled: Vec<glob::Pattern> = patterns
-        .iter()
-        .map(|p| {
-            glob::Pattern::new(p).map_err(|e| {
-                Error::usage(
-                    format!("table pattern `{p}`: {e}"),
-                    "use schema.table or table, with * and ? wildcards",
-                )
-            })
-        })
-        .collect::<Result<_>>()?;
+    let selected = TablePatterns::compile(patterns)?;
     let chosen: Vec<&ManifestTable> = manifest
         .tables
         .iter()
-        .filter(|t| {
-            let full = format!("{}.{}", t.schema, t.name);
-            compiled
-                .iter()
-                .any(|p| p.matches(&full) || p.matches(&t.name))
-        })
+        .filter(|t| selected.matches(&t.schema, &t.name))
         .collect();
     if chosen.is_empty() {
         return Err(Error::usage(
@@ -240,10 +226,7 @@ fn load_data(
         sessions.push(s);
     }
     let pool_sessions = Mutex::new(sessions);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .map_err(|e| Error::usage(format!("cannot start {jobs} loaders: {e}"), "lower --jobs"))?;
+    let pool = workers::pool(jobs)?;
     let results: Vec<Result<(usize, u64, f64)>> = pool.install(|| {
         work.par_iter()
             .map(|(i, file)| {
@@ -397,10 +380,7 @@ fn check_row_counts(
     loaded: &[(u64, f64)],
     jobs: usize,
 ) -> Result<Vec<TableLoad>> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
-        .build()
-        .map_err(|e| Error::usage(format!("cannot start {jobs} workers: {e}"), "lower --jobs"))?;
+    let pool = workers::pool(jobs)?;
     let counted: Vec<Result<i64>> = pool.install(|| {
         tables
             .par_iter()

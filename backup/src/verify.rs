@@ -28,10 +28,7 @@ pub fn check_files(
     manifest: &BackupManifest,
     jobs: usize,
 ) -> Result<Vec<FileCheck>> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
-        .build()
-        .map_err(|e| Error::usage(format!("cannot start {jobs} readers: {e}"), "lower --jobs"))?;
+    let pool = crate::workers::pool(jobs)?;
     let checks: Vec<Result<FileCheck>> = pool.install(|| {
         manifest
             .files
