@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use pgward_shared::error::{describe_pg_error, FailedStatement};
+use pgward_shared::error::{describe_pg_error, Error, FailedStatement};
 use pgward_shared::sql::{
     self, byte_offset_of_char, non_transactional_reason, position_of, transaction_control,
     ParsedStatement, TransactionControl,
@@ -125,6 +125,21 @@ pub struct ScriptFailure {
 }
 
 impl ScriptFailure {
+    /// The error to report for a script that is not a migration (down.sql, seed, shadow
+    /// replay): `Interrupted` after Ctrl-C, else `ScriptFailed` with `code`, `what` and
+    /// `hint`.
+    pub fn into_error(self, code: &'static str, what: String, hint: String) -> Error {
+        if pgward_shared::interrupt::requested() {
+            return Error::Interrupted;
+        }
+        Error::ScriptFailed {
+            code,
+            what,
+            failure: Box::new(self.failed),
+            hint,
+        }
+    }
+
     /// Whether some of the script's own statements were committed (not merely the
     /// attempt's start record): the database is partly changed.
     pub fn partly_committed(&self) -> bool {

@@ -9,11 +9,11 @@ use std::path::Path;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::history;
+use pgward_shared::log;
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::sql::quote_literal;
 use pgward_shared::state::MigrationState;
-use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
 use crate::engine::{elapsed_ms, run_script, Bookkeeping, RunMode, ScriptPlan};
@@ -140,20 +140,13 @@ fn rollback_locked(
                 duration_ms: Some(elapsed_ms(started)),
             }),
             Err(f) => {
-                let error = if interrupt::requested() {
-                    Error::Interrupted
+                let hint = if f.partly_committed() {
+                    format!("part of down.sql was committed (it cannot run in one transaction) and {} is still recorded as applied; finish reverting by hand, then run rollback again or restore a backup", m.name)
                 } else {
-                    Error::ScriptFailed {
-                        code: "ROLLBACK_FAILED",
-                        what: format!("down.sql of {}", m.name),
-                        hint: if f.partly_committed() {
-                            format!("part of down.sql was committed (it cannot run in one transaction) and {} is still recorded as applied; finish reverting by hand, then run rollback again or restore a backup", m.name)
-                        } else {
-                            format!("down.sql was rolled back and {} stays applied; fix down.sql and run rollback again, or restore the backup taken before it", m.name)
-                        },
-                        failure: Box::new(f.failed),
-                    }
+                    format!("down.sql was rolled back and {} stays applied; fix down.sql and run rollback again, or restore the backup taken before it", m.name)
                 };
+                let error =
+                    f.into_error("ROLLBACK_FAILED", format!("down.sql of {}", m.name), hint);
                 return Err(Failure::with_result(error, &result));
             }
         }

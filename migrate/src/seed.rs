@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use pgward_shared::error::{Error, Result};
+use pgward_shared::log;
 use pgward_shared::migrations::{prisma_collator, prisma_order};
 use pgward_shared::output::{Context, Failure, Outcome};
-use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
 use crate::engine::{elapsed_ms, run_script, Bookkeeping, RunMode, ScriptPlan};
@@ -87,16 +87,11 @@ pub fn seed(ctx: &Context, dir: &Path, dry_run: bool) -> Result<Outcome, Failure
                 duration_ms: Some(elapsed_ms(started)),
             }),
             Err(f) => {
-                let error = if interrupt::requested() {
-                    Error::Interrupted
-                } else {
-                    Error::ScriptFailed {
-                        code: "SEED_FAILED",
-                        what: format!("seed file {file}"),
-                        failure: Box::new(f.failed),
-                        hint: "the failing file's transaction was rolled back; earlier files stay seeded. Fix the file and seed again".into(),
-                    }
-                };
+                let error = f.into_error(
+                    "SEED_FAILED",
+                    format!("seed file {file}"),
+                    "the failing file's transaction was rolled back; earlier files stay seeded. Fix the file and seed again".into(),
+                );
                 return Err(Failure::with_result(error, &result));
             }
         }

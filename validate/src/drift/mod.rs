@@ -25,11 +25,11 @@ use pgward_shared::connect::connect;
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::history::{self, HistoryRow};
+use pgward_shared::log;
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::sql::quote_ident;
 use pgward_shared::state::MigrationState;
-use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
 use diff::{Change, Difference};
@@ -310,20 +310,16 @@ fn replay_migrations(
     let mut last_progress = Instant::now();
     for (i, m) in migrations.iter().enumerate() {
         if let Err(failure) = run_script(client, m.script, &m.plan, &Bookkeeping::default()) {
-            if interrupt::requested() {
-                return Err(Error::Interrupted);
-            }
-            return Err(Error::ScriptFailed {
-                code: "SHADOW_MIGRATION_FAILED",
-                what: format!(
+            return Err(failure.into_error(
+                "SHADOW_MIGRATION_FAILED",
+                format!(
                     "replaying migration `{}` ({} of {}) into the shadow database",
                     m.name,
                     i + 1,
                     migrations.len()
                 ),
-                failure: Box::new(failure.failed),
-                hint: "the applied migrations do not rebuild the database from empty: this one depends on something no earlier migration creates (made by hand live, or by a migration since deleted); add what it needs to an earlier migration, or baseline".to_string(),
-            });
+                "the applied migrations do not rebuild the database from empty: this one depends on something no earlier migration creates (made by hand live, or by a migration since deleted); add what it needs to an earlier migration, or baseline".to_string(),
+            ));
         }
         *applied += 1;
         if last_progress.elapsed() >= PROGRESS_EVERY {
