@@ -160,3 +160,32 @@ fn to_output(output: &std::process::Output) -> Output {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// Waits for a [`spawn`]ed binary and collects what it left behind, as [`run`] does (a
+/// death by signal N is `128 + N`).
+pub fn wait_child(child: Child) -> Output {
+    let output = child
+        .wait_with_output()
+        .expect("the spawned binary's output can be collected");
+    Output {
+        code: output
+            .status
+            .code()
+            .or_else(|| output.status.signal().map(|s| 128 + s))
+            .expect("a finished process has an exit code or a signal"),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds; panics naming `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

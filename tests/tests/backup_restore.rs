@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,7 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    assert_same_state, cluster, load_rich_fixture, run, run_in, spawn, state, Output, TestDb,
+    assert_same_state, cluster, load_rich_fixture, run, run_in, spawn, state, wait_child,
+    wait_until, Output, TestDb,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -233,34 +233,6 @@ fn manifest(root: &Path, id: &str) -> Value {
 /// Backup ids carry the UTC second: waits so that the next backup gets a new one.
 fn next_second() {
     std::thread::sleep(Duration::from_millis(1100));
-}
-
-/// Polls `condition` every 10 ms until it holds; panics naming `what` after `timeout`.
-fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < timeout,
-            "timed out after {timeout:?} waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Waits for a spawned binary and collects what it left behind, like `run` does.
-fn finish(child: Child) -> Output {
-    let output = child
-        .wait_with_output()
-        .expect("the spawned binary's output can be collected");
-    Output {
-        code: output
-            .status
-            .code()
-            .or_else(|| output.status.signal().map(|s| 128 + s))
-            .expect("a finished process has an exit code or a signal"),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
 }
 
 /// `SELECT count(*) ...` as a number.
@@ -756,7 +728,7 @@ fn partial_has(root: &Path, matches: impl Fn(&str) -> bool) -> bool {
 fn kill9(child: Child) -> Output {
     // SAFETY: kill has no memory-safety preconditions; the child is not reaped yet.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
-    let out = finish(child);
+    let out = wait_child(child);
     assert_eq!(out.code, 128 + 9, "the backup died of SIGKILL\n{out}");
     out
 }

@@ -3,12 +3,11 @@
 //! database, the server dying in the middle of an upload, and a missing bucket and wrong
 //! credentials. The local-folder tests live in `backup_restore.rs`.
 
-use std::os::unix::process::ExitStatusExt;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    assert_same_state, cluster, load_rich_fixture, run, s3, spawn, state, Output, S3Server, TestDb,
+    assert_same_state, cluster, load_rich_fixture, run, s3, spawn, state, wait_child, Output,
+    S3Server, TestDb,
 };
 use serde_json::Value;
 
@@ -113,22 +112,6 @@ fn vacant_db() -> TestDb<'static> {
         .batch_execute(&format!("DROP DATABASE \"{}\"", db.name))
         .expect("the new test database can be dropped");
     db
-}
-
-/// Waits for a spawned binary and collects what it left behind, like `run` does.
-fn finish(child: Child) -> Output {
-    let output = child
-        .wait_with_output()
-        .expect("the spawned binary's output can be collected");
-    Output {
-        code: output
-            .status
-            .code()
-            .or_else(|| output.status.signal().map(|s| 128 + s))
-            .expect("a finished process has an exit code or a signal"),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -278,7 +261,7 @@ fn an_s3_server_dying_mid_upload_fails_the_backup_with_a_storage_error_and_leave
         std::thread::sleep(Duration::from_millis(50));
     }
     server.stop();
-    let out = finish(child);
+    let out = wait_child(child);
     let json = assert_error(&out, 7, "STORAGE_ERROR");
     assert!(
         message(&json).contains(&location),

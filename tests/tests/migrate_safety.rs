@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use pgward_tests::{cluster, run, run_in, spawn, Output, TestDb, SUPERUSER, SUPERUSER_PASSWORD};
+use pgward_tests::{
+    cluster, run, run_in, spawn, wait_child, wait_until, Output, TestDb, SUPERUSER,
+    SUPERUSER_PASSWORD,
+};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -84,34 +87,6 @@ fn status(dir: &str, db: &TestDb) -> Output {
         &["status", "--dir", dir, "--database-url", &db.url()],
         &[],
     )
-}
-
-/// Waits for a spawned binary and collects what it left behind, like `run` does.
-fn finish(child: Child) -> Output {
-    let output = child
-        .wait_with_output()
-        .expect("the spawned binary's output can be collected");
-    Output {
-        code: output
-            .status
-            .code()
-            .or_else(|| output.status.signal().map(|s| 128 + s))
-            .expect("a finished process has an exit code or a signal"),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// Polls `condition` every 50 ms until it holds; panics naming `what` after `timeout`.
-fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < timeout,
-            "timed out after {timeout:?} waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// How many of pgward-migrate's sessions on `db` the server shows running a query like
@@ -271,7 +246,7 @@ fn eight_concurrent_deploys_apply_every_migration_exactly_once() {
             )
         })
         .collect();
-    let outputs: Vec<Output> = children.into_iter().map(finish).collect();
+    let outputs: Vec<Output> = children.into_iter().map(wait_child).collect();
 
     let mut applied_by_anyone = Vec::new();
     for out in &outputs {
@@ -457,7 +432,7 @@ fn deploy_killed_mid_migration_leaves_it_pending_and_the_schema_untouched() {
     // SAFETY: kill has no memory-safety preconditions; the child is not reaped yet, so
     // the pid still names it.
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
-    let out = finish(child);
+    let out = wait_child(child);
     assert_eq!(out.code, 128 + libc::SIGKILL, "{out}");
 
     // The server only notices the dead client once pg_sleep returns; then it rolls back.
