@@ -5,10 +5,9 @@
 //! Nothing is visible as a backup until the manifest is written last; any failure or
 //! interrupt aborts the writer, which removes what was written.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -16,16 +15,16 @@ use pgward_shared::connect::Session;
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::manifest::{
-    backup_id, BackupFormat, BackupManifest, ManifestChunk, ManifestFile, ManifestTable,
-    MANIFEST_FORMAT_VERSION, MIGRATIONS_FILE, SCHEMA_FILE, SQL_FILE,
+    backup_id, BackupFormat, BackupManifest, CopyFormat, ManifestChunk, ManifestFile,
+    ManifestTable, MANIFEST_FORMAT_VERSION, MIGRATIONS_FILE, SCHEMA_FILE, SQL_FILE,
 };
 use pgward_shared::output::VERSION;
 use pgward_shared::progress::Progress;
 use pgward_shared::storage::{write_error, BackupWriter, FileWriter, Storage};
 use pgward_shared::{interrupt, log};
-use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::copy_rows::RowCounter;
 use crate::pgtools;
 use crate::snapshot::{self, Coordinator, TableInfo};
 use crate::workers::{self, TablePatterns};
@@ -92,6 +91,7 @@ pub struct DumpResult {
 /// One unit of work: a ctid range of a table.
 struct ChunkPlan {
     table: usize,
+    format: CopyFormat,
     index: usize,
     first_page: u64,
     end_page: Option<u64>,
@@ -264,7 +264,6 @@ fn write_backup(
     for _ in 0..jobs.min(plans.len().max(1)) {
         sessions.push(snapshot::worker(db, &snapshot_id, options.lock_timeout)?);
     }
-    let pool_sessions = Mutex::new(sessions);
     let failed = AtomicBool::new(false);
     let schema_result = std::thread::scope(|scope| {
         let schema = scope.spawn(|| {
@@ -278,31 +277,17 @@ fn write_backup(
                 options.lock_timeout,
             )
         });
-        let pool = workers::pool(jobs)?;
-        let chunk_results: Vec<Result<(usize, ManifestChunk, ManifestFile)>> = pool.install(|| {
-            plans
-                .par_iter()
-                .map(|plan| {
-                    if failed.load(Ordering::Relaxed) {
-                        return Err(Error::Interrupted);
-                    }
-                    let mut session = pool_sessions
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .pop()
-                        .ok_or(Error::Interrupted)?;
-                    let result = dump_chunk(&mut session, plan, writer, options.level, &progress);
-                    pool_sessions
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(session);
-                    if result.is_err() {
-                        failed.store(true, Ordering::Relaxed);
-                    }
-                    result.map(|(chunk, file)| (plan.table, chunk, file))
-                })
-                .collect()
-        });
+        let chunk_results: Vec<Result<(usize, ManifestChunk, ManifestFile)>> =
+            workers::queue(sessions, &plans, |session, plan| {
+                if failed.load(Ordering::Relaxed) {
+                    return Err(Error::Interrupted);
+                }
+                let result = dump_chunk(session, plan, writer, options.level, &progress);
+                if result.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                result.map(|(chunk, file)| (plan.table, chunk, file))
+            });
         let schema_file = schema.join().unwrap_or_else(|_| {
             Err(Error::ExternalTool {
                 tool: "pg_dump".into(),
@@ -336,6 +321,7 @@ fn write_backup(
             schema: t.schema.clone(),
             name: t.name.clone(),
             columns: t.columns.clone(),
+            copy_format: t.copy_format,
             rows: 0,
             chunks: Vec::new(),
         })
@@ -365,14 +351,15 @@ fn plan_chunks(tables: &[TableInfo], chunk_bytes: u64, block_size: u64) -> Vec<C
         for ci in 0..count {
             let first = ci * chunk_pages;
             let end = (ci + 1 < count).then_some((ci + 1) * chunk_pages);
+            let options = t.copy_format.copy_options(&[]);
             let sql = if count == 1 {
-                format!("COPY {} ({columns}) TO STDOUT", t.qualified())
+                format!("COPY {} ({columns}) TO STDOUT{options}", t.qualified())
             } else {
                 let upper = end
                     .map(|e| format!(" AND ctid < '({e},0)'::tid"))
                     .unwrap_or_default();
                 format!(
-                    "COPY (SELECT {columns} FROM ONLY {} WHERE ctid >= '({first},0)'::tid{upper}) TO STDOUT",
+                    "COPY (SELECT {columns} FROM ONLY {} WHERE ctid >= '({first},0)'::tid{upper}) TO STDOUT{options}",
                     t.qualified()
                 )
             };
@@ -381,6 +368,7 @@ fn plan_chunks(tables: &[TableInfo], chunk_bytes: u64, block_size: u64) -> Vec<C
                 .unwrap_or_else(|| t.bytes.saturating_sub(first * block_size));
             plans.push(ChunkPlan {
                 table: ti,
+                format: t.copy_format,
                 index: ci as usize,
                 first_page: first,
                 end_page: end,
@@ -400,7 +388,64 @@ fn plan_chunks(tables: &[TableInfo], chunk_bytes: u64, block_size: u64) -> Vec<C
     plans
 }
 
-/// Streams one chunk: COPY out, count rows, compress, hash, store.
+/// Rows are gathered into frames of about this many bytes, each compressed whole: one
+/// contiguous input keeps zstd on its fast path (a streaming encoder's ring buffer makes
+/// it match across two segments, at about half the speed), and concatenated frames are
+/// one valid zstd stream for every reader, `zstd -dc` included.
+const FRAME_BYTES: usize = 8 << 20;
+
+/// Compresses frames into a chunk's file.
+struct FrameWriter {
+    file: FileWriter,
+    path: String,
+    compressor: zstd::bulk::Compressor<'static>,
+    compressed: Vec<u8>,
+    frames: usize,
+}
+
+impl FrameWriter {
+    fn new(file: FileWriter, path: &str, level: i32) -> Result<Self> {
+        let mut compressor =
+            zstd::bulk::Compressor::new(level).map_err(|e| write_error(path, e))?;
+        compressor
+            .include_checksum(true)
+            .map_err(|e| write_error(path, e))?;
+        Ok(Self {
+            file,
+            path: path.to_string(),
+            compressor,
+            compressed: Vec::new(),
+            frames: 0,
+        })
+    }
+
+    fn frame(&mut self, data: &[u8]) -> Result<()> {
+        self.compressed.clear();
+        self.compressed
+            .reserve(zstd::zstd_safe::compress_bound(data.len()));
+        self.compressor
+            .compress_to_buffer(data, &mut self.compressed)
+            .map_err(|e| write_error(&self.path, e))?;
+        self.file
+            .write_all(&self.compressed)
+            .map_err(|e| write_error(&self.path, e))?;
+        self.frames += 1;
+        Ok(())
+    }
+
+    /// Hands back the file; a chunk without rows gets one empty frame, so that every
+    /// file is a valid zstd stream.
+    fn finish(mut self) -> Result<FileWriter> {
+        if self.frames == 0 {
+            self.frame(&[])?;
+        }
+        Ok(self.file)
+    }
+}
+
+/// Streams one chunk: COPY out, count rows, compress, hash, store. Reading and
+/// compressing run on two threads with two frame buffers between them, so the server
+/// keeps sending while a frame is compressed.
 fn dump_chunk(
     session: &mut Session,
     plan: &ChunkPlan,
@@ -408,45 +453,92 @@ fn dump_chunk(
     level: i32,
     progress: &Progress,
 ) -> Result<(ManifestChunk, ManifestFile)> {
-    let file = writer.create(&plan.file)?;
-    let mut encoder = zstd::Encoder::new(file, level).map_err(|e| write_error(&plan.file, e))?;
-    encoder
-        .include_checksum(true)
-        .map_err(|e| write_error(&plan.file, e))?;
+    let mut frames = FrameWriter::new(writer.create(&plan.file)?, &plan.file, level)?;
     let mut reader = session
         .client
         .copy_out(plan.sql.as_str())
         .map_err(|e| Error::query(format!("reading {}", plan.file), &e))?;
-    let mut buf = vec![0u8; 1 << 18];
-    let mut rows = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) => {
-                if interrupt::requested() {
-                    return Err(Error::Interrupted);
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    for _ in 0..2 {
+        let _ = empty_tx.send(Vec::with_capacity(FRAME_BYTES));
+    }
+    let (read, compressed) = std::thread::scope(|scope| {
+        let compressor = scope.spawn(move || {
+            for buffer in full_rx {
+                frames.frame(&buffer)?;
+                let mut buffer = buffer;
+                buffer.clear();
+                let _ = empty_tx.send(buffer);
+            }
+            frames.finish()
+        });
+        let read = (|| {
+            let mut rows = RowCounter::new(plan.format);
+            // Stops early only when the compressor has failed; its error then wins.
+            let Ok(mut buffer) = empty_rx.recv() else {
+                return Ok(rows);
+            };
+            loop {
+                let data = match reader.fill_buf() {
+                    Ok(data) => data,
+                    Err(e) => {
+                        if interrupt::requested() {
+                            return Err(Error::Interrupted);
+                        }
+                        return Err(Error::Query {
+                            context: format!("reading the rows of {}", plan.file),
+                            sqlstate: None,
+                            message: e.to_string(),
+                        });
+                    }
+                };
+                if data.is_empty() {
+                    break;
                 }
-                return Err(Error::Query {
+                if !buffer.is_empty() && buffer.len() + data.len() > FRAME_BYTES {
+                    if full_tx.send(buffer).is_err() {
+                        return Ok(rows);
+                    }
+                    let Ok(next) = empty_rx.recv() else {
+                        return Ok(rows);
+                    };
+                    buffer = next;
+                }
+                let began = rows.feed(data).map_err(|reason| Error::Query {
                     context: format!("reading the rows of {}", plan.file),
                     sqlstate: None,
-                    message: e.to_string(),
-                });
+                    message: reason,
+                })?;
+                progress.add_rows(began);
+                progress.add_bytes(data.len() as u64);
+                buffer.extend_from_slice(data);
+                let n = data.len();
+                reader.consume(n);
             }
-        };
-        if n == 0 {
-            break;
-        }
-        // Text COPY escapes newlines inside values: one line is one row.
-        let lines = buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
-        rows += lines;
-        progress.add_rows(lines);
-        progress.add_bytes(n as u64);
-        encoder
-            .write_all(&buf[..n])
-            .map_err(|e| write_error(&plan.file, e))?;
-    }
+            if !buffer.is_empty() {
+                let _ = full_tx.send(buffer);
+            }
+            Ok(rows)
+        })();
+        drop(full_tx);
+        let compressed = compressor.join().unwrap_or_else(|_| {
+            Err(write_error(
+                &plan.file,
+                std::io::Error::other("the compressing thread panicked"),
+            ))
+        });
+        (read, compressed)
+    });
     drop(reader);
-    let file = encoder.finish().map_err(|e| write_error(&plan.file, e))?;
+    // A failed compressor (a full disk, a lost S3 connection) stops the reader early, so
+    // its error is the cause; a failed read never fails the compressor.
+    let file = compressed?;
+    let rows = read?.finish().map_err(|reason| Error::Query {
+        context: format!("reading the rows of {}", plan.file),
+        sqlstate: None,
+        message: reason,
+    })?;
     let entry = file.finish()?;
     Ok((
         ManifestChunk {

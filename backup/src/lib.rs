@@ -4,6 +4,7 @@
 //! share. The binary is a thin clap layer over [`commands`].
 
 pub mod commands;
+pub mod copy_rows;
 pub mod dump;
 pub mod inventory;
 pub mod load;

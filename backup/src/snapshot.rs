@@ -15,7 +15,7 @@ use pgward_shared::connect::{connect, Session};
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, LockHolder, Result};
 use pgward_shared::history;
-use pgward_shared::manifest::ManifestSequence;
+use pgward_shared::manifest::{CopyFormat, ManifestSequence};
 use pgward_shared::sql::{quote_ident, quote_literal};
 
 /// Application name of pgward-backup's sessions.
@@ -32,6 +32,8 @@ pub struct TableInfo {
     pub bytes: u64,
     /// Columns COPY reads (generated columns excluded), quoted.
     pub columns: Vec<String>,
+    /// How its rows are copied.
+    pub copy_format: CopyFormat,
 }
 
 impl TableInfo {
@@ -122,7 +124,12 @@ impl Coordinator {
                 "SELECT n.nspname::text, c.relname::text, pg_relation_size(c.oid), \
                         array(SELECT quote_ident(a.attname) FROM pg_attribute a \
                               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
-                              ORDER BY a.attnum) \
+                              ORDER BY a.attnum), \
+                        coalesce((SELECT bool_and(t.oid < 10000 AND t.typelem::oid < 10000 \
+                                                  AND t.typsend::oid <> 0 AND t.typreceive::oid <> 0) \
+                                  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+                                    AND a.attgenerated = ''), false) \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relkind = 'r' AND c.relpersistence <> 't' \
                    AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
@@ -151,6 +158,11 @@ impl Coordinator {
                 name: r.get(1),
                 bytes: r.get::<_, i64>(2).max(0) as u64,
                 columns: r.get(3),
+                copy_format: if r.get::<_, bool>(4) {
+                    CopyFormat::Binary
+                } else {
+                    CopyFormat::Text
+                },
             })
             .collect())
     }

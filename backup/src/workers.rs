@@ -1,6 +1,9 @@
 //! What the parallel parts of backup and restore share: the worker pool, and which tables
 //! a `--table` / `--tables` pattern selects.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
 use pgward_shared::error::{Error, Result};
 
 /// A pool of `jobs` threads (at least one).
@@ -9,6 +12,43 @@ pub fn pool(jobs: usize) -> Result<rayon::ThreadPool> {
         .num_threads(jobs.max(1))
         .build()
         .map_err(|e| Error::usage(format!("cannot start {jobs} workers: {e}"), "lower --jobs"))
+}
+
+/// Runs `work` over `items` on one thread per element of `states`, each thread owning
+/// its state (a database session) throughout; results come back in item order. Items are
+/// handed out one at a time in their order, so a list sorted largest first keeps every
+/// worker busy to the end (a rayon split would hand one worker the whole second half).
+/// `states` must not be empty when `items` is not.
+pub fn queue<S, T, R>(states: Vec<S>, items: &[T], work: impl Fn(&mut S, &T) -> R + Sync) -> Vec<R>
+where
+    S: Send,
+    T: Sync,
+    R: Send,
+{
+    assert!(
+        !states.is_empty() || items.is_empty(),
+        "a work queue needs a worker"
+    );
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
+    std::thread::scope(|scope| {
+        let (next, done, work) = (&next, &done, &work);
+        for mut state in states {
+            scope.spawn(move || loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(index) else {
+                    break;
+                };
+                let result = work(&mut state, item);
+                done.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(result);
+            });
+        }
+    });
+    done.into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
 }
 
 /// Table patterns as users write them: `schema.table` or `table`, with `*` and `?`.
@@ -45,7 +85,19 @@ impl TablePatterns {
 
 #[cfg(test)]
 mod tests {
-    use super::TablePatterns;
+    use super::{queue, TablePatterns};
+
+    #[test]
+    fn the_queue_runs_every_item_once_in_order_of_hand_out() {
+        let items: Vec<u64> = (0..100).collect();
+        let results = queue(vec![0u64, 0, 0], &items, |seen, item| {
+            *seen += 1;
+            item * 2
+        });
+        assert_eq!(results, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        let none: Vec<u64> = queue(Vec::<()>::new(), &[], |_, item: &u64| *item);
+        assert!(none.is_empty());
+    }
 
     #[test]
     fn patterns_match_qualified_or_bare_names() {

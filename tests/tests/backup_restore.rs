@@ -304,6 +304,23 @@ fn a_rich_database_round_trips_exactly_through_a_chunked_parallel_backup() {
         tables.iter().all(|t| t["table"] != "public.events"),
         "a partitioned parent holds no rows of its own; its partitions are backed up: {result}"
     );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.path().join(&id).join("manifest.json")).expect("manifest.json"),
+    )
+    .expect("manifest.json is JSON");
+    let copy_format_of = |name: &str| {
+        manifest["tables"]
+            .as_array()
+            .expect("manifest.tables")
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is in the manifest"))["copy_format"]
+            .clone()
+    };
+    // Built-in types only: binary; an enum, a domain or a composite column: text.
+    assert_eq!(copy_format_of("builtin_only"), "binary");
+    assert_eq!(copy_format_of("measurements"), "binary");
+    assert_eq!(copy_format_of("everything"), "text");
     let listed = list(s(root.path()));
     assert_eq!(ids(&listed["backups"]), vec![id.clone()], "{listed}");
     assert_eq!(listed["backups"][0]["label"], "round trip", "{listed}");
