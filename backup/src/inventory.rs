@@ -36,6 +36,18 @@ pub struct ListResult {
     pub backups: Vec<ListedBackup>,
     /// Ids of leftovers of interrupted runs (never restorable; prune removes them).
     pub incomplete: Vec<String>,
+    /// Backups whose manifest exists but cannot be read: never restorable, never pruned
+    /// (someone should look at them), newest id last.
+    pub damaged: Vec<DamagedBackup>,
+}
+
+/// A backup `list` cannot read.
+#[derive(Debug, Serialize)]
+pub struct DamagedBackup {
+    /// Its id.
+    pub id: String,
+    /// What is wrong with it.
+    pub problem: String,
 }
 
 /// Reads and parses a backup's manifest; a missing or unreadable one is corruption.
@@ -57,11 +69,19 @@ pub fn read_manifest(storage: &dyn Storage, id: &str) -> Result<BackupManifest> 
 /// Every complete backup, newest first.
 pub fn list(storage: &dyn Storage) -> Result<ListResult> {
     let mut backups = Vec::new();
+    let mut damaged = Vec::new();
     for id in storage.list()? {
         let manifest = match read_manifest(storage, &id) {
             Ok(m) => m,
-            // A damaged manifest is not a backup anyone should pick; verify names it.
-            Err(Error::BackupCorrupt { .. }) => continue,
+            // A damaged manifest is not a backup anyone should pick, but it is listed
+            // apart so that it is noticed rather than silently ignored.
+            Err(Error::BackupCorrupt { problems, .. }) => {
+                damaged.push(DamagedBackup {
+                    id,
+                    problem: problems,
+                });
+                continue;
+            }
             Err(e) => return Err(e),
         };
         let verified = storage.read_small(&id, VERIFIED_FILE)?.is_some();
@@ -79,10 +99,12 @@ pub fn list(storage: &dyn Storage) -> Result<ListResult> {
         .map(|(id, _)| id)
         .collect();
     incomplete.sort();
+    damaged.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(ListResult {
         location: storage.location(),
         backups,
         incomplete,
+        damaged,
     })
 }
 

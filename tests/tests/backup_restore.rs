@@ -304,10 +304,7 @@ fn a_rich_database_round_trips_exactly_through_a_chunked_parallel_backup() {
         tables.iter().all(|t| t["table"] != "public.events"),
         "a partitioned parent holds no rows of its own; its partitions are backed up: {result}"
     );
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(root.path().join(&id).join("manifest.json")).expect("manifest.json"),
-    )
-    .expect("manifest.json is JSON");
+    let manifest = manifest(root.path(), &id);
     let copy_format_of = |name: &str| {
         manifest["tables"]
             .as_array()
@@ -687,6 +684,21 @@ fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target
                 vec![id.clone()],
                 "{what}: list shows the folder as incomplete\n{listed}"
             );
+        }
+        if damage != Damage::Remove && bad_file == "manifest.json" {
+            assert_eq!(
+                listed["damaged"][0]["id"],
+                id.as_str(),
+                "{what}: list names the backup whose manifest it cannot read\n{listed}"
+            );
+            assert!(
+                listed["damaged"][0]["problem"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("manifest.json")),
+                "{what}: and says what is wrong\n{listed}"
+            );
+        } else {
+            assert_eq!(listed["damaged"], serde_json::json!([]), "{what}\n{listed}");
         }
     }
 }
