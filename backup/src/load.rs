@@ -325,7 +325,11 @@ fn load_chunk(
     file: &str,
     progress: &Progress,
 ) -> Result<u64> {
-    let reader = storage.open(id, file)?;
+    // Progress counts stored (compressed) bytes, as its total does.
+    let reader = CountingReader {
+        inner: storage.open(id, file)?,
+        progress,
+    };
     let mut decoder = zstd::Decoder::new(reader).map_err(|e| Error::io("decompress", file, e))?;
     let mut writer = session
         .client
@@ -339,7 +343,6 @@ fn load_chunk(
         if n == 0 {
             break;
         }
-        progress.add_bytes(n as u64);
         writer.write_all(&buf[..n]).map_err(|e| Error::Query {
             context: format!("loading {name}"),
             sqlstate: None,
@@ -351,6 +354,20 @@ fn load_chunk(
         .map_err(|e| Error::query(format!("loading {name}"), &e))?;
     progress.add_rows(rows);
     Ok(rows)
+}
+
+/// Adds the bytes read through it to the progress.
+struct CountingReader<'p, R> {
+    inner: R,
+    progress: &'p Progress,
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.add_bytes(n as u64);
+        Ok(n)
+    }
 }
 
 fn pg_restore(
