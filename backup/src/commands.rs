@@ -67,11 +67,8 @@ pub fn backup(
 pub fn list(ctx: &Context, from: Option<&str>, args: &StorageArgs) -> Result<Outcome, Failure> {
     let storage = open_storage(ctx, from, args)?;
     let result = inventory::list(storage.as_ref())?;
-    if !result.incomplete.is_empty() {
-        ctx.warn(
-            "INCOMPLETE_BACKUPS",
-            format!("{} incomplete leftover(s) of interrupted runs (not backups; `prune` removes them): {}", result.incomplete.len(), result.incomplete.join(", ")),
-        );
+    for (code, message) in inventory::listing_warnings(&result.incomplete, &result.damaged) {
+        ctx.warn(code, message);
     }
     Ok(Outcome::ok(result))
 }

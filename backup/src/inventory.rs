@@ -50,6 +50,40 @@ pub struct DamagedBackup {
     pub problem: String,
 }
 
+/// The warnings a listing deserves, `(code, message)`: `pgward-backup list` and
+/// `pgward-report backups` both give them.
+pub fn listing_warnings(
+    incomplete: &[String],
+    damaged: &[DamagedBackup],
+) -> Vec<(&'static str, String)> {
+    let mut warnings = Vec::new();
+    if !incomplete.is_empty() {
+        warnings.push((
+            "INCOMPLETE_BACKUPS",
+            format!(
+                "{} incomplete leftover(s) of interrupted runs (not backups; `pgward-backup prune` removes them): {}",
+                incomplete.len(),
+                incomplete.join(", ")
+            ),
+        ));
+    }
+    if !damaged.is_empty() {
+        warnings.push((
+            "DAMAGED_BACKUPS",
+            format!(
+                "{} backup(s) with an unreadable manifest (never restored, never pruned; inspect and remove them by hand): {}",
+                damaged.len(),
+                damaged
+                    .iter()
+                    .map(|d| format!("{} ({})", d.id, d.problem))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    warnings
+}
+
 /// Reads and parses a backup's manifest; a missing or unreadable one is corruption.
 pub fn read_manifest(storage: &dyn Storage, id: &str) -> Result<BackupManifest> {
     let bytes = storage

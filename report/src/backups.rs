@@ -81,6 +81,7 @@ pub fn backups(
     // Ages to the millisecond, as the manifests' times are.
     let now = Utc::now();
     let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+    let warnings = inventory::listing_warnings(&listed.incomplete, &listed.damaged);
     let report = build(
         listed.location,
         listed.backups,
@@ -88,15 +89,8 @@ pub fn backups(
         now,
         max_age,
     );
-    if !report.incomplete.is_empty() {
-        ctx.warn(
-            "INCOMPLETE_BACKUPS",
-            format!(
-                "{} incomplete leftover(s) of interrupted runs (not backups; `pgward-backup prune` removes them): {}",
-                report.incomplete.len(),
-                report.incomplete.join(", ")
-            ),
-        );
+    for (code, message) in warnings {
+        ctx.warn(code, message);
     }
     match &report.newest {
         None => {

@@ -502,6 +502,22 @@ fn backups_exit_3_when_the_newest_is_older_than_max_age_or_there_is_none() {
     assert!(sample(&prom.stdout, "pgward_backup_newest_age_seconds") > 1.0);
     assert!(sample(&prom.stdout, "pgward_backup_newest_size_bytes") > 0.0);
 
+    // A backup whose manifest cannot be read is named, not silently skipped.
+    let damaged = location.join("app-default-20200101T000000Z");
+    std::fs::create_dir_all(&damaged).expect("the folder can be created");
+    std::fs::write(damaged.join("manifest.json"), "{").expect("the manifest can be written");
+    let out = backups(&["--max-age", "26h"]);
+    out.assert_code(0);
+    let warnings = out.json()["warnings"].clone();
+    assert_eq!(warnings[0]["code"], "DAMAGED_BACKUPS", "{out}");
+    assert!(
+        warnings[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("app-default-20200101T000000Z")),
+        "{out}"
+    );
+    assert_eq!(out.json()["result"]["count"], 1, "{out}");
+
     let out = run("report", &["backups", "--from", "/nonexistent/pgward"], &[]);
     assert_eq!(
         out.code, 7,
