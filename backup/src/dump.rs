@@ -7,7 +7,6 @@
 
 use std::io::{BufRead, Read, Write};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -264,8 +263,7 @@ fn write_backup(
     for _ in 0..jobs.min(plans.len().max(1)) {
         sessions.push(snapshot::worker(db, &snapshot_id, options.lock_timeout)?);
     }
-    let failed = AtomicBool::new(false);
-    let schema_result = std::thread::scope(|scope| {
+    let (schema_file, chunks) = std::thread::scope(|scope| {
         let schema = scope.spawn(|| {
             run_pg_dump(
                 db,
@@ -277,17 +275,10 @@ fn write_backup(
                 options.lock_timeout,
             )
         });
-        let chunk_results: Vec<Result<(usize, ManifestChunk, ManifestFile)>> =
-            workers::queue(sessions, &plans, |session, plan| {
-                if failed.load(Ordering::Relaxed) {
-                    return Err(Error::Interrupted);
-                }
-                let result = dump_chunk(session, plan, writer, options.level, &progress);
-                if result.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                result.map(|(chunk, file)| (plan.table, chunk, file))
-            });
+        let chunks = workers::try_queue(sessions, &plans, |session, plan| {
+            dump_chunk(session, plan, writer, options.level, &progress)
+                .map(|(chunk, file)| (plan.table, chunk, file))
+        });
         let schema_file = schema.join().unwrap_or_else(|_| {
             Err(Error::ExternalTool {
                 tool: "pg_dump".into(),
@@ -295,25 +286,10 @@ fn write_backup(
                 hint: "report this as a bug".into(),
             })
         });
-        Ok::<_, Error>((schema_file, chunk_results))
+        (schema_file, chunks)
     });
     progress.finish();
-    let (schema_file, chunk_results) = schema_result?;
-    // The first real error wins over the "stopped because another failed" ones.
-    let mut chunks = Vec::new();
-    let mut first_error = None;
-    for r in chunk_results {
-        match r {
-            Ok(c) => chunks.push(c),
-            Err(Error::Interrupted) if !interrupt::requested() => {}
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
+    let chunks = chunks?;
     files.push(schema_file?);
     let mut manifest_tables: Vec<ManifestTable> = tables
         .iter()
@@ -458,6 +434,11 @@ fn dump_chunk(
         .client
         .copy_out(plan.sql.as_str())
         .map_err(|e| Error::query(format!("reading {}", plan.file), &e))?;
+    let row_error = |message: String| Error::Query {
+        context: format!("reading the rows of {}", plan.file),
+        sqlstate: None,
+        message,
+    };
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     for _ in 0..2 {
@@ -465,9 +446,8 @@ fn dump_chunk(
     }
     let (read, compressed) = std::thread::scope(|scope| {
         let compressor = scope.spawn(move || {
-            for buffer in full_rx {
+            for mut buffer in full_rx {
                 frames.frame(&buffer)?;
-                let mut buffer = buffer;
                 buffer.clear();
                 let _ = empty_tx.send(buffer);
             }
@@ -486,11 +466,7 @@ fn dump_chunk(
                         if interrupt::requested() {
                             return Err(Error::Interrupted);
                         }
-                        return Err(Error::Query {
-                            context: format!("reading the rows of {}", plan.file),
-                            sqlstate: None,
-                            message: e.to_string(),
-                        });
+                        return Err(row_error(e.to_string()));
                     }
                 };
                 if data.is_empty() {
@@ -505,11 +481,7 @@ fn dump_chunk(
                     };
                     buffer = next;
                 }
-                let began = rows.feed(data).map_err(|reason| Error::Query {
-                    context: format!("reading the rows of {}", plan.file),
-                    sqlstate: None,
-                    message: reason,
-                })?;
+                let began = rows.feed(data).map_err(row_error)?;
                 progress.add_rows(began);
                 progress.add_bytes(data.len() as u64);
                 buffer.extend_from_slice(data);
@@ -534,11 +506,7 @@ fn dump_chunk(
     // A failed compressor (a full disk, a lost S3 connection) stops the reader early, so
     // its error is the cause; a failed read never fails the compressor.
     let file = compressed?;
-    let rows = read?.finish().map_err(|reason| Error::Query {
-        context: format!("reading the rows of {}", plan.file),
-        sqlstate: None,
-        message: reason,
-    })?;
+    let rows = read?.finish().map_err(row_error)?;
     let entry = file.finish()?;
     Ok((
         ManifestChunk {

@@ -232,35 +232,18 @@ fn load_data(
             .map_err(|e| Error::query("preparing a loader session", &e))?;
         sessions.push(s);
     }
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let results = workers::queue(sessions, &order, |session, &i| {
-        if failed.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(Error::Interrupted);
-        }
+    let loaded = workers::try_queue(sessions, &order, |session, &i| {
         let started = Instant::now();
-        let result = interrupt::check()
-            .and_then(|()| load_table(storage, &manifest.id, session, tables[i], &progress));
-        if result.is_err() {
-            failed.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        result.map(|rows| (i, rows, started.elapsed().as_secs_f64()))
+        interrupt::check()?;
+        let rows = load_table(storage, &manifest.id, session, tables[i], &progress)?;
+        Ok((i, rows, started.elapsed().as_secs_f64()))
     });
     progress.finish();
     let mut per_table = vec![(0u64, 0f64); tables.len()];
-    let mut first_error = None;
-    for r in results {
-        match r {
-            Ok((i, rows, secs)) => per_table[i] = (rows, secs),
-            Err(Error::Interrupted) if !interrupt::requested() => {}
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
+    for (i, rows, secs) in loaded? {
+        per_table[i] = (rows, secs);
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(per_table),
-    }
+    Ok(per_table)
 }
 
 /// Loads every chunk of `table` in one transaction that truncates it first (see

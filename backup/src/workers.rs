@@ -51,6 +51,36 @@ where
         .collect()
 }
 
+/// [`queue`] for work that can fail: once an item has failed, the items not yet started
+/// are skipped (those running finish), and the first failure in item order is returned.
+pub fn try_queue<S, T, R>(
+    states: Vec<S>,
+    items: &[T],
+    work: impl Fn(&mut S, &T) -> Result<R> + Sync,
+) -> Result<Vec<R>>
+where
+    S: Send,
+    T: Sync,
+    R: Send,
+{
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let results = queue(states, items, |state, item| {
+        if failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let result = work(state, item);
+        if result.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        Some(result)
+    });
+    let mut done = Vec::with_capacity(results.len());
+    for result in results.into_iter().flatten() {
+        done.push(result?);
+    }
+    Ok(done)
+}
+
 /// Table patterns as users write them: `schema.table` or `table`, with `*` and `?`.
 pub struct TablePatterns(Vec<glob::Pattern>);
 
@@ -85,7 +115,23 @@ impl TablePatterns {
 
 #[cfg(test)]
 mod tests {
-    use super::{queue, TablePatterns};
+    use super::{queue, try_queue, TablePatterns};
+    use pgward_shared::error::Error;
+
+    #[test]
+    fn a_failure_stops_the_queue_and_is_returned() {
+        let items: Vec<u64> = (0..1000).collect();
+        let result = try_queue(vec![(), ()], &items, |_, &item| {
+            if item == 3 {
+                Err(Error::usage("item 3 fails", "none"))
+            } else {
+                Ok(item)
+            }
+        });
+        assert_eq!(result.err().map(|e| e.code()), Some("USAGE"));
+        let all = try_queue(vec![()], &items, |_, &item| Ok::<_, Error>(item + 1));
+        assert_eq!(all.ok().map(|v| v.len()), Some(1000));
+    }
 
     #[test]
     fn the_queue_runs_every_item_once_in_order_of_hand_out() {
