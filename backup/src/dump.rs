@@ -540,14 +540,9 @@ fn run_pg_dump(
         .arg("--no-password")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::ExternalTool {
-        tool: "pg_dump".into(),
-        reason: format!(
-            "cannot start {}: {e}",
-            pgtools::program("pg_dump").display()
-        ),
-        hint: "install the PostgreSQL client tools".into(),
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| pgtools::not_started("pg_dump", e))?;
     let stderr = child.stderr.take();
     let stderr_reader = std::thread::spawn(move || {
         let mut text = Vec::new();

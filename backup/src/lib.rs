@@ -9,6 +9,7 @@ pub mod dump;
 pub mod inventory;
 pub mod load;
 pub mod pgtools;
+pub mod post_data;
 pub mod prune;
 pub mod snapshot;
 pub mod verify;

@@ -7,6 +7,8 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use pgward_shared::connect::{connect, Session};
@@ -20,6 +22,7 @@ use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
 use crate::pgtools;
+use crate::post_data::PostDataPlan;
 use crate::workers::{self, TablePatterns};
 
 /// Application name of restore sessions.
@@ -58,6 +61,9 @@ pub struct LoadReport {
     pub pre_data_s: f64,
     /// See `pre_data_s`.
     pub data_s: f64,
+    /// Indexes and keys built during `data_s`, on tables already loaded while others
+    /// still loaded; the rest of post-data runs after all data, in `post_data_s`.
+    pub post_data_early_items: usize,
     /// See `pre_data_s`.
     pub post_data_s: f64,
     /// See `pre_data_s`.
@@ -94,13 +100,20 @@ pub fn load(
     }
     let t = Instant::now();
     log::info("restoring the schema (pre-data)");
-    pg_restore(target, &schema_path, "pre-data", 1, options.no_owner)?;
+    pg_restore(target, &schema_path, "pre-data", 1, options.no_owner, None)?;
     let pre_data_s = since(t);
 
     let t = Instant::now();
     let tables = selected_tables(manifest, &options.tables)?;
-    let loaded = load_data(storage, manifest, target, &tables, jobs)?;
-    let report_tables = check_row_counts(&tables, &loaded)?;
+    let post_data = PostData {
+        plan: PostDataPlan::new(&pg_restore_list(target, &schema_path)?, &tables),
+        target,
+        archive: &schema_path,
+        staging: staging.path(),
+        no_owner: options.no_owner,
+    };
+    let loaded = load_data(storage, manifest, target, &tables, jobs, &post_data)?;
+    let report_tables = check_row_counts(&tables, &loaded.per_table)?;
     let data_s = since(t);
 
     let mut session = connect(target, APP)?;
@@ -119,22 +132,118 @@ pub fn load(
 
     let t = Instant::now();
     log::info("building indexes, constraints and triggers (post-data)");
-    pg_restore(target, &schema_path, "post-data", jobs, options.no_owner)?;
+    post_data.run_rest(&loaded.early, jobs)?;
     refresh_materialized_views(&mut session)?;
     let post_data_s = since(t);
 
     let t = Instant::now();
-    session
-        .client
-        .batch_execute("ANALYZE")
-        .map_err(|e| Error::query("running ANALYZE", &e))?;
+    let analyzed: Vec<&ManifestTable> = loaded.early.iter().map(|&i| tables[i]).collect();
+    analyze_all_but(&mut session, &analyzed)?;
     Ok(LoadReport {
         tables: report_tables,
         pre_data_s,
         data_s,
+        post_data_early_items: loaded
+            .early
+            .iter()
+            .map(|&i| post_data.plan.early_count(i))
+            .sum(),
         post_data_s,
         verify_and_analyze_s: since(t),
     })
+}
+
+/// Post-data of the schema archive, run in two passes (see [`crate::post_data`]).
+struct PostData<'a> {
+    plan: PostDataPlan,
+    target: &'a ConnectionSettings,
+    archive: &'a std::path::Path,
+    staging: &'a std::path::Path,
+    no_owner: bool,
+}
+
+impl PostData<'_> {
+    /// While other tables still load: the indexes and keys of the loaded `tables` (by
+    /// index into `all`), then ANALYZE of them, on `session`.
+    fn run_early(
+        &self,
+        session: &mut Session,
+        all: &[&ManifestTable],
+        tables: &[usize],
+    ) -> Result<()> {
+        let items: usize = tables.iter().map(|&i| self.plan.early_count(i)).sum();
+        log::info(&format!(
+            "building {items} index(es) and key(s) of {} loaded table(s) while the rest loads",
+            tables.len()
+        ));
+        if items > 0 {
+            let list = self.write_list("early.list", &self.plan.early_list(tables))?;
+            pg_restore(
+                self.target,
+                self.archive,
+                "post-data",
+                1,
+                self.no_owner,
+                Some(&list),
+            )?;
+        }
+        let names: Vec<String> = tables.iter().map(|&i| all[i].qualified()).collect();
+        session
+            .client
+            .batch_execute(&format!("ANALYZE {}", names.join(", ")))
+            .map_err(|e| Error::query("running ANALYZE", &e))
+    }
+
+    /// After all data: every post-data entry the early pass (over `early`) did not run.
+    fn run_rest(&self, early: &[usize], jobs: usize) -> Result<()> {
+        let list = self.write_list("rest.list", &self.plan.remaining_list(early))?;
+        pg_restore(
+            self.target,
+            self.archive,
+            "post-data",
+            jobs,
+            self.no_owner,
+            Some(&list),
+        )
+    }
+
+    fn write_list(&self, name: &str, text: &str) -> Result<std::path::PathBuf> {
+        let path = self.staging.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+        Ok(path)
+    }
+}
+
+/// ANALYZE of every table and materialized view outside the system schemas except
+/// `done` (analyzed while the rest loaded).
+fn analyze_all_but(session: &mut Session, done: &[&ManifestTable]) -> Result<()> {
+    let done: std::collections::HashSet<(&str, &str)> = done
+        .iter()
+        .map(|t| (t.schema.as_str(), t.name.as_str()))
+        .collect();
+    let rows = session
+        .client
+        .query(
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p', 'm') AND c.relpersistence <> 't' \
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' \
+             ORDER BY 1, 2",
+            &[],
+        )
+        .map_err(|e| Error::query("listing the tables to ANALYZE", &e))?;
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+        .filter(|(s, n)| !done.contains(&(s.as_str(), n.as_str())))
+        .map(|(s, n)| format!("{}.{}", quote_ident(&s), quote_ident(&n)))
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    session
+        .client
+        .batch_execute(&format!("ANALYZE {}", names.join(", ")))
+        .map_err(|e| Error::query("running ANALYZE", &e))
 }
 
 fn tempfile_dir() -> Result<TempDir> {
@@ -195,7 +304,15 @@ pub fn selected_tables<'m>(
     Ok(chosen)
 }
 
-/// Rows loaded per table index of `tables`, with seconds.
+/// What [`load_data`] did.
+struct Loaded {
+    /// Rows loaded and seconds, per table index of `tables`.
+    per_table: Vec<(u64, f64)>,
+    /// The tables whose early post-data and ANALYZE ran while others loaded.
+    early: Vec<usize>,
+}
+
+/// Loads the data of `tables`.
 ///
 /// Each table is loaded by one session in one transaction that truncates it first: the
 /// table's storage is then new in that transaction, so with `wal_level = minimal`
@@ -204,14 +321,19 @@ pub fn selected_tables<'m>(
 /// hint bits or freeze rows. A table is thus loaded whole or not at all. Loading one
 /// table's chunks from all sessions at once measured no faster overall on PostgreSQL 15:
 /// they contend for the table's extension lock, write WAL, and leave pages to rewrite.
-/// Tables are handed out largest first.
+///
+/// Tables are handed out largest first. The first session to find nothing left to load
+/// while others still load builds the indexes and keys of the tables loaded so far and
+/// analyzes them, so that the tail, where one session loads the largest table, does not
+/// leave the others idle.
 fn load_data(
     storage: &dyn Storage,
     manifest: &BackupManifest,
     target: &ConnectionSettings,
     tables: &[&ManifestTable],
     jobs: usize,
-) -> Result<Vec<(u64, f64)>> {
+    post_data: &PostData,
+) -> Result<Loaded> {
     let size = |t: &ManifestTable| -> u64 {
         t.chunks
             .iter()
@@ -232,18 +354,67 @@ fn load_data(
             .map_err(|e| Error::query("preparing a loader session", &e))?;
         sessions.push(s);
     }
+    let tail = Tail::new(order.len());
+    let early: Mutex<Vec<usize>> = Mutex::new(Vec::new());
     let loaded = workers::try_queue(sessions, &order, |session, &i| {
+        tail.start();
         let started = Instant::now();
         interrupt::check()?;
         let rows = load_table(storage, &manifest.id, session, tables[i], &progress)?;
-        Ok((i, rows, started.elapsed().as_secs_f64()))
+        let seconds = started.elapsed().as_secs_f64();
+        if let Some(done) = tail.finish(i) {
+            post_data.run_early(session, tables, &done)?;
+            *early.lock().unwrap_or_else(|e| e.into_inner()) = done;
+        }
+        Ok((i, rows, seconds))
     });
     progress.finish();
     let mut per_table = vec![(0u64, 0f64); tables.len()];
     for (i, rows, secs) in loaded? {
         per_table[i] = (rows, secs);
     }
-    Ok(per_table)
+    Ok(Loaded {
+        per_table,
+        early: early.into_inner().unwrap_or_else(|e| e.into_inner()),
+    })
+}
+
+/// Tells the first loader session that finds nothing left to load, while others still
+/// load, that the tail has begun, and which tables are loaded by then.
+struct Tail {
+    tables: usize,
+    started: AtomicUsize,
+    finished: Mutex<Vec<usize>>,
+    claimed: AtomicBool,
+}
+
+impl Tail {
+    fn new(tables: usize) -> Tail {
+        Tail {
+            tables,
+            started: AtomicUsize::new(0),
+            finished: Mutex::new(Vec::new()),
+            claimed: AtomicBool::new(false),
+        }
+    }
+
+    /// A session took a table.
+    fn start(&self) {
+        self.started.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A session loaded table `table`: the tables loaded so far if that session is the
+    /// first to have nothing left to load while another still loads.
+    fn finish(&self, table: usize) -> Option<Vec<usize>> {
+        let done = {
+            let mut finished = self.finished.lock().unwrap_or_else(|e| e.into_inner());
+            finished.push(table);
+            finished.clone()
+        };
+        let nothing_left = self.started.load(Ordering::SeqCst) == self.tables;
+        (nothing_left && done.len() < self.tables && !self.claimed.swap(true, Ordering::SeqCst))
+            .then_some(done)
+    }
 }
 
 /// Loads every chunk of `table` in one transaction that truncates it first (see
@@ -359,6 +530,7 @@ fn pg_restore(
     section: &str,
     jobs: usize,
     no_owner: bool,
+    use_list: Option<&std::path::Path>,
 ) -> Result<()> {
     let mut cmd = pgtools::command("pg_restore", target);
     cmd.arg(format!("--section={section}"))
@@ -373,16 +545,30 @@ fn pg_restore(
     if no_owner {
         cmd.args(["--no-owner", "--no-privileges"]);
     }
+    if let Some(list) = use_list {
+        cmd.arg("--use-list").arg(list);
+    }
     cmd.arg(file);
-    let out = cmd.output().map_err(|e| Error::ExternalTool {
-        tool: "pg_restore".into(),
-        reason: format!(
-            "cannot start {}: {e}",
-            pgtools::program("pg_restore").display()
-        ),
-        hint: "install the PostgreSQL client tools".into(),
-    })?;
+    let out = cmd
+        .output()
+        .map_err(|e| pgtools::not_started("pg_restore", e))?;
     pgtools::check_status("pg_restore", out.status, &out.stderr)
+}
+
+/// The archive's table of contents with each entry's dependencies
+/// (`pg_restore --list --verbose`).
+fn pg_restore_list(target: &ConnectionSettings, file: &std::path::Path) -> Result<String> {
+    let out = pgtools::command("pg_restore", target)
+        .args(["--list", "--verbose"])
+        .arg(file)
+        .output()
+        .map_err(|e| pgtools::not_started("pg_restore", e))?;
+    pgtools::check_status("pg_restore", out.status, &out.stderr)?;
+    String::from_utf8(out.stdout).map_err(|_| Error::ExternalTool {
+        tool: "pg_restore".into(),
+        reason: "its --list output is not UTF-8".into(),
+        hint: "check the pg_restore on PATH, or set PGWARD_PG_BINDIR".into(),
+    })
 }
 
 /// pg_dump --schema-only leaves materialized views empty; fill them in dependency order
@@ -462,11 +648,7 @@ fn load_sql(
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::ExternalTool {
-        tool: "psql".into(),
-        reason: format!("cannot start psql: {e}"),
-        hint: "install the PostgreSQL client tools".into(),
-    })?;
+    let mut child = cmd.spawn().map_err(|e| pgtools::not_started("psql", e))?;
     let reader = storage.open(&manifest.id, SQL_FILE)?;
     let copied = (|| -> std::io::Result<()> {
         let mut decoder = zstd::Decoder::new(reader)?;
@@ -486,6 +668,7 @@ fn load_sql(
         tables: Vec::new(),
         pre_data_s: 0.0,
         data_s: since(t),
+        post_data_early_items: 0,
         post_data_s: 0.0,
         verify_and_analyze_s: 0.0,
     })
@@ -517,4 +700,28 @@ pub fn drop_database(admin: &mut postgres::Client, name: &str) -> Result<()> {
             quote_ident(name)
         ))
         .map_err(|e| Error::query(format!("dropping database {name}"), &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tail;
+
+    #[test]
+    fn the_tail_begins_once_for_the_first_session_left_without_work() {
+        let tail = Tail::new(3);
+        tail.start();
+        tail.start();
+        assert_eq!(tail.finish(0), None, "table 2 is still to be handed out");
+        tail.start();
+        assert_eq!(tail.finish(1), Some(vec![0, 1]), "table 2 still loads");
+        assert_eq!(tail.finish(2), None, "the tail began already");
+
+        let alone = Tail::new(1);
+        alone.start();
+        assert_eq!(
+            alone.finish(0),
+            None,
+            "nothing else loads: post-data runs after"
+        );
+    }
 }

@@ -67,6 +67,15 @@ pub fn check_fits_server(name: &str, server_version_num: i32) -> Result<String> 
     Ok(text)
 }
 
+/// The error for client program `name` that did not start.
+pub fn not_started(name: &str, e: std::io::Error) -> Error {
+    Error::ExternalTool {
+        tool: name.to_string(),
+        reason: format!("cannot start {}: {e}", program(name).display()),
+        hint: format!("install the PostgreSQL client tools (apt-get install postgresql-client), or set {BINDIR_ENV}"),
+    }
+}
+
 /// Turns a finished child's failure into an error with its stderr.
 pub fn check_status(name: &str, status: std::process::ExitStatus, stderr: &[u8]) -> Result<()> {
     if status.success() {

@@ -8,7 +8,6 @@ use std::io::Read;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::manifest::{BackupManifest, ManifestFile};
 use pgward_shared::storage::{HashingReader, Storage};
-use rayon::prelude::*;
 use serde::Serialize;
 
 /// The outcome for one file.
@@ -22,21 +21,26 @@ pub struct FileCheck {
     pub problem: Option<String>,
 }
 
-/// Checks every file of `manifest` with `jobs` readers at once.
+/// Checks every file of `manifest` with `jobs` readers at once, largest first so that
+/// the big chunks are spread over all readers; results come back in manifest order.
 pub fn check_files(
     storage: &dyn Storage,
     manifest: &BackupManifest,
     jobs: usize,
 ) -> Result<Vec<FileCheck>> {
-    let pool = crate::workers::pool(jobs)?;
-    let checks: Vec<Result<FileCheck>> = pool.install(|| {
-        manifest
-            .files
-            .par_iter()
-            .map(|f| check_file(storage, &manifest.id, f))
-            .collect()
-    });
-    checks.into_iter().collect()
+    let mut order: Vec<&ManifestFile> = manifest.files.iter().collect();
+    order.sort_by_key(|f| std::cmp::Reverse(f.size));
+    let readers = vec![(); jobs.clamp(1, order.len().max(1))];
+    let checked = crate::workers::try_queue(readers, &order, |(), f| {
+        check_file(storage, &manifest.id, f)
+    })?;
+    let mut by_path: std::collections::HashMap<String, FileCheck> =
+        checked.into_iter().map(|c| (c.path.clone(), c)).collect();
+    Ok(manifest
+        .files
+        .iter()
+        .filter_map(|f| by_path.remove(&f.path))
+        .collect())
 }
 
 fn check_file(storage: &dyn Storage, id: &str, file: &ManifestFile) -> Result<FileCheck> {

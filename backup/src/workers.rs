@@ -14,12 +14,16 @@ pub fn pool(jobs: usize) -> Result<rayon::ThreadPool> {
         .map_err(|e| Error::usage(format!("cannot start {jobs} workers: {e}"), "lower --jobs"))
 }
 
-/// Runs `work` over `items` on one thread per element of `states`, each thread owning
-/// its state (a database session) throughout; results come back in item order. Items are
-/// handed out one at a time in their order, so a list sorted largest first keeps every
-/// worker busy to the end (a rayon split would hand one worker the whole second half).
-/// `states` must not be empty when `items` is not.
-pub fn queue<S, T, R>(states: Vec<S>, items: &[T], work: impl Fn(&mut S, &T) -> R + Sync) -> Vec<R>
+/// Runs `work` over `items` on a rayon pool of one thread per element of `states`, each
+/// thread owning its state (a database session) throughout; results come back in item
+/// order. Items are handed out one at a time in their order, so a list sorted largest
+/// first keeps every worker busy to the end (rayon's own splitting of a list would hand
+/// one worker the whole second half). `states` must not be empty when `items` is not.
+pub fn queue<S, T, R>(
+    states: Vec<S>,
+    items: &[T],
+    work: impl Fn(&mut S, &T) -> R + Sync,
+) -> Result<Vec<R>>
 where
     S: Send,
     T: Sync,
@@ -31,10 +35,10 @@ where
     );
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
-    std::thread::scope(|scope| {
+    pool(states.len())?.scope(|scope| {
         let (next, done, work) = (&next, &done, &work);
         for mut state in states {
-            scope.spawn(move || loop {
+            scope.spawn(move |_| loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(item) = items.get(index) else {
                     break;
@@ -44,11 +48,12 @@ where
             });
         }
     });
-    done.into_inner()
+    Ok(done
+        .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .into_iter()
         .map(|r| r.expect("every item ran"))
-        .collect()
+        .collect())
 }
 
 /// [`queue`] for work that can fail: once an item has failed, the items not yet started
@@ -73,7 +78,7 @@ where
             failed.store(true, Ordering::Relaxed);
         }
         Some(result)
-    });
+    })?;
     let mut done = Vec::with_capacity(results.len());
     for result in results.into_iter().flatten() {
         done.push(result?);
@@ -139,9 +144,11 @@ mod tests {
         let results = queue(vec![0u64, 0, 0], &items, |seen, item| {
             *seen += 1;
             item * 2
-        });
+        })
+        .expect("a pool of 3");
         assert_eq!(results, items.iter().map(|i| i * 2).collect::<Vec<_>>());
-        let none: Vec<u64> = queue(Vec::<()>::new(), &[], |_, item: &u64| *item);
+        let none: Vec<u64> =
+            queue(Vec::<()>::new(), &[], |_, item: &u64| *item).expect("a pool of 1");
         assert!(none.is_empty());
     }
 
