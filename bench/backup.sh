@@ -59,7 +59,7 @@ psql -At -d bench -c "SELECT 'database size: ' || pg_size_pretty(pg_database_siz
 # measure NAME CMD...: appends "NAME wall_s cpu_s rss_mb" to $dir/results
 measure() {
   local name=$1; shift
-  /usr/bin/time -f "%e %U %S %M" -o "$dir/time.out" "$@" >/dev/null 2>"$dir/$name.err" || { echo "$name failed:" >&2; tail "$dir/$name.err" >&2; exit 1; }
+  /usr/bin/time -f "%e %U %S %M" -o "$dir/time.out" "$@" >"$dir/$name.out" 2>"$dir/$name.err" || { echo "$name failed:" >&2; tail "$dir/$name.err" >&2; exit 1; }
   read -r wall user sys rss < <(tail -n 1 "$dir/time.out")
   echo "$name $wall $(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }') $(( rss / 1024 ))" >> "$dir/results"
 }
@@ -94,6 +94,7 @@ for round in $(seq "$ROUNDS"); do
   echo "== round $round: restores" >&2
   psql -q -d postgres -c "DROP DATABASE IF EXISTS r_pw" -c "DROP DATABASE IF EXISTS r_pg" -c "CREATE DATABASE r_pg"
   measure pgward_restore "$B/pgward-restore" restore --from "$dir/pw/latest" --target-db r_pw --create --jobs 2 -q
+  jq -r '.duration_ms as $ms | .result.load | "  pgward-restore phases: verify and checks \(($ms / 1000 - .pre_data_s - .data_s - .post_data_s - .verify_and_analyze_s) * 100 | round / 100) s, pre-data \(.pre_data_s) s, data \(.data_s) s (\(.post_data_early_items) indexes/keys built meanwhile; largest table \([.tables[].seconds] | max) s), post-data \(.post_data_s) s, analyze \(.verify_and_analyze_s) s"' "$dir/pgward_restore.out" | tee -a "$dir/phases" >&2
   measure pg_restore_j2 "$bin/pg_restore" -j 2 -d r_pg "$dir/fd"
 done
 
@@ -112,4 +113,5 @@ echo "backup / pg_dump -Fd -j2      = $(ratio "$(med pgward_backup 2)" "$(med pg
 echo "backup / COPY floor           = $(ratio "$(med pgward_backup 2)" "$(med copy_floor 2)")  (target <= 1.6)"
 echo "size   / pg_dump | zstd -3    = $(ratio "$size_pw" "$size_zstd")  (target <= 1.05; pgward $size_pw B, zstd pipeline $size_zstd B, -Fd $size_fd B)"
 echo "restore / pg_restore -j2      = $(ratio "$(med pgward_restore 2)" "$(med pg_restore_j2 2)")  (target <= 0.6)"
+cat "$dir/phases"
 echo "peak RSS: backup $(med pgward_backup 4) MB, restore $(med pgward_restore 4) MB  (target <= 150 MB)"
