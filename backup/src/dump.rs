@@ -113,18 +113,19 @@ pub fn dump(
     let tables = filter_tables(all_tables, &options.tables, &options.exclude_tables)?;
     coordinator.lock(&tables, options.lock_timeout)?;
     let (migrations, migration_head) = coordinator.migrations(db.schema_or_default())?;
-    let id = backup_id(
+    // Another backup of this database in the same second takes the next free id.
+    let writer = storage.begin(&backup_id(
         &db.dbname,
         options.env.as_deref(),
         coordinator.snapshot_time,
-    );
+    ))?;
+    let id = writer.id().to_string();
     log::info(&format!(
         "backing up {} ({} tables) to {}/{id}",
         db.display_target(),
         tables.len(),
         storage.location()
     ));
-    let writer = storage.begin(&id)?;
     let written = write_backup(
         db,
         &mut coordinator,

@@ -222,9 +222,26 @@ pub fn backup_id(database: &str, env: Option<&str>, at: DateTime<Utc>) -> String
     )
 }
 
-/// The time in a backup id, for sorting and retention.
+/// How many backups of one database one UTC second can name: the first takes the plain
+/// id, the next ones `-2` to `-9` (a cron backup and a pre-migration one can meet).
+pub const IDS_PER_SECOND: u32 = 9;
+
+/// The ids a backup first named `base` may take, in the order to try them: `base`,
+/// `base-2`, ... `base-9`.
+pub fn id_candidates(base: &str) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(base.to_string())
+        .chain((2..=IDS_PER_SECOND).map(move |n| format!("{base}-{n}")))
+}
+
+/// The time in a backup id, for sorting and retention (`None`: not a backup id). Ids of
+/// one second sort in the order they were taken.
 pub fn time_of_id(id: &str) -> Option<DateTime<Utc>> {
-    let stamp = id.rsplit('-').next()?;
+    let mut parts = id.rsplit('-');
+    let last = parts.next()?;
+    let stamp = match last.parse::<u32>() {
+        Ok(n) if (2..=IDS_PER_SECOND).contains(&n) => parts.next()?,
+        _ => last,
+    };
     chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
         .ok()
         .map(|t| t.and_utc())
@@ -244,5 +261,17 @@ mod tests {
         assert_eq!(time_of_id(&id), Some(at));
         assert_eq!(backup_id("app", None, at), "app-default-20261122T031300Z");
         assert_eq!(time_of_id("not-a-backup"), None);
+
+        let same_second: Vec<String> = id_candidates(&id).collect();
+        assert_eq!(same_second.len(), IDS_PER_SECOND as usize);
+        assert_eq!(same_second[1], "app_db-prod-20261122T031300Z-2");
+        assert!(same_second.iter().all(|c| time_of_id(c) == Some(at)));
+        let mut sorted = same_second.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted, same_second,
+            "ids of one second sort in the order taken"
+        );
+        assert_eq!(time_of_id("app-default-20261122T031300Z-10"), None);
     }
 }

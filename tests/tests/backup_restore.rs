@@ -230,7 +230,8 @@ fn manifest(root: &Path, id: &str) -> Value {
         .expect("manifest.json is JSON")
 }
 
-/// Backup ids carry the UTC second: waits so that the next backup gets a new one.
+/// Backup ids carry the UTC second: waits so that the next backup's id carries a new
+/// one (not the same second's `-2`, which storage_s3.rs covers).
 fn next_second() {
     std::thread::sleep(Duration::from_millis(1100));
 }

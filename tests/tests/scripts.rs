@@ -341,8 +341,9 @@ fn applied(db: &TestDb) -> Vec<String> {
     text.lines().map(str::to_string).collect()
 }
 
-/// Backup ids carry the UTC second: two backups of one database in one second collide,
-/// so tests that take backups back to back wait for the next second.
+/// Backup ids carry the UTC second: tests that take backups back to back wait for the
+/// next second, so that each backup's id carries its own second (not the same second's
+/// `-2`, which storage_s3.rs covers).
 fn next_second() {
     std::thread::sleep(Duration::from_millis(1100));
 }

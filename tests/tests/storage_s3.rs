@@ -210,12 +210,11 @@ fn s3_backup_round_trip_with_a_multipart_file() {
         .expect("hash while reading");
     assert_eq!((size, sha), (small.len() as u64, sha256_hex(&small)));
 
-    // A second backup of the same id is refused; one of another id lists beside it.
-    let again = storage
-        .begin(ID)
-        .err()
-        .expect("begin of an existing id fails");
-    assert_eq!(again.code(), "USAGE", "{again:?}");
+    // A second backup of the same second takes the next id; one of another id lists
+    // beside it.
+    let again = storage.begin(ID).expect("begin of an existing id");
+    assert_eq!(again.id(), format!("{ID}-2"));
+    again.abort();
     let other = open_s3(server, &bucket, "db/prod/");
     let writer = other.begin(ID2).expect("begin");
     let entry = write_file(writer.as_ref(), "schema.dump", b"second");
@@ -353,15 +352,19 @@ fn s3_aborted_and_uncommitted_backups_are_never_listed() {
         .expect("write_small");
     assert_eq!(incomplete_ids(storage.as_ref()), vec![ID2.to_string()]);
 
-    // Deleting the leftover removes everything, including a multipart upload left open.
-    let writer = storage.begin(ID2).expect("begin again over a leftover");
+    // Deleting a leftover removes everything, including a multipart upload left open.
+    // (A new backup in the leftover's second takes the next id, not the leftover's.)
+    let writer = storage.begin(ID2).expect("begin beside a leftover");
+    let next = writer.id().to_string();
+    assert_eq!(next, format!("{ID2}-2"));
     let mut open_file = writer.create("data/d.bin").expect("create");
     open_file.write_all(&bytes(PART_SIZE, 6)).expect("write");
     std::mem::forget(open_file); // a killed run never aborts its upload
     assert_eq!(
         server.open_uploads(&bucket, ""),
-        vec![format!("p/{ID2}/data/d.bin")]
+        vec![format!("p/{next}/data/d.bin")]
     );
+    storage.delete(&next).expect("delete");
     storage.delete(ID2).expect("delete");
     assert_eq!(incomplete_ids(storage.as_ref()), Vec::<String>::new());
     assert_eq!(
@@ -630,11 +633,9 @@ fn local_backup_round_trip_with_private_modes() {
     names.sort();
     assert_eq!(names, ["data", MANIFEST_FILE, "schema.dump", VERIFIED_FILE]);
 
-    let again = storage
-        .begin(ID)
-        .err()
-        .expect("begin of an existing id fails");
-    assert_eq!(again.code(), "USAGE", "{again:?}");
+    let again = storage.begin(ID).expect("begin of an existing id");
+    assert_eq!(again.id(), format!("{ID}-2"));
+    again.abort();
     storage.delete(ID).expect("delete");
     assert!(!backup.exists());
     assert_eq!(storage.list().expect("list"), Vec::<String>::new());
@@ -676,14 +677,17 @@ fn local_partial_leftover_is_listed_as_incomplete() {
     );
     assert!(!root.join(format!(".partial-{ID2}")).exists());
 
-    // Starting the same id again is refused: the folder may be a concurrent run's (ids
-    // carry only the second). Once the leftover is deleted, the id is free again.
-    let refused = storage
+    // Starting the same id again takes the next one: the folder may be a concurrent
+    // run's (ids carry only the second), and it is left alone.
+    let next = storage
         .begin(ID)
-        .err()
-        .expect("begin over a leftover of the same id is refused");
-    assert_eq!(refused.code(), "USAGE", "{refused}");
-    assert!(refused.to_string().contains("being written"), "{refused}");
+        .expect("begin beside a leftover of the same id");
+    assert_eq!(next.id(), format!("{ID}-2"));
+    next.abort();
+    assert!(root
+        .join(format!(".partial-{ID}"))
+        .join("schema.dump")
+        .exists());
     storage.delete(ID).expect("delete the leftover");
     let writer = storage.begin(ID).expect("begin once the leftover is gone");
     let entry = write_file(writer.as_ref(), "other.bin", b"x");
@@ -699,4 +703,48 @@ fn local_partial_leftover_is_listed_as_incomplete() {
             .expect("read_small"),
         None
     );
+}
+
+/// Backups of one database in one UTC second (a cron backup meeting a pre-migration one)
+/// take `-2`, `-3`, ... instead of failing; a tenth in one second is refused with a clear
+/// message. Both stores do the same.
+#[test]
+fn backups_of_one_second_take_the_next_ids() {
+    let _env = s3_env();
+    let server = s3();
+    let bucket = server.new_bucket();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let local = storage::open(
+        &Location::Local(tmp.path().to_path_buf()),
+        &S3Options::default(),
+    )
+    .expect("open a local folder");
+    let remote = open_s3(server, &bucket, "ids");
+    for store in [local.as_ref(), remote.as_ref()] {
+        let first = store.begin(ID).expect("begin");
+        let entry = write_file(first.as_ref(), "schema.dump", b"schema");
+        first.commit(&manifest_json(ID, &[entry])).expect("commit");
+        let second = store.begin(ID).expect("a second backup in the same second");
+        assert_eq!(second.id(), format!("{ID}-2"), "{}", store.location());
+        let entry = write_file(second.as_ref(), "schema.dump", b"schema");
+        second
+            .commit(&manifest_json(&format!("{ID}-2"), &[entry]))
+            .expect("commit");
+        let listed = sorted(store.list().expect("list"));
+        assert_eq!(listed, vec![ID.to_string(), format!("{ID}-2")]);
+    }
+
+    // A local folder refuses the tenth backup of one second.
+    let mut open = Vec::new();
+    for n in 3..=9 {
+        let w = local.begin(ID).expect("ids up to -9");
+        assert_eq!(w.id(), format!("{ID}-{n}"));
+        open.push(w);
+    }
+    let refused = local.begin(ID).err().expect("a tenth id in one second");
+    assert_eq!(refused.code(), "USAGE", "{refused}");
+    assert!(refused.to_string().contains("already exist"), "{refused}");
+    for w in open {
+        w.abort();
+    }
 }

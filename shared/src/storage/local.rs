@@ -77,26 +77,26 @@ impl Storage for LocalStorage {
 
     fn begin(&self, id: &str) -> Result<Box<dyn BackupWriter>> {
         create_dir(&self.root)?;
-        let partial = self.root.join(format!("{PARTIAL_PREFIX}{id}"));
-        if self.root.join(id).exists() || partial.exists() {
-            return Err(Error::usage(
-                format!(
-                    "a backup named {id} already exists (or is being written) in {}",
-                    self.root.display()
-                ),
-                "wait a second (ids carry the UTC second) and run again",
-            ));
+        for candidate in crate::manifest::id_candidates(id) {
+            let partial = self.root.join(format!("{PARTIAL_PREFIX}{candidate}"));
+            if self.root.join(&candidate).exists() || partial.exists() {
+                continue;
+            }
+            // Not recursive: of two runs starting in the same second, exactly one
+            // creates it; the other takes the next id.
+            match DirBuilder::new().mode(0o700).create(&partial) {
+                Ok(()) => {
+                    return Ok(Box::new(LocalWriter {
+                        root: self.root.clone(),
+                        id: candidate,
+                        partial,
+                    }))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io("create", &partial, e)),
+            }
         }
-        // Not recursive: of two runs starting in the same second, exactly one creates it.
-        DirBuilder::new()
-            .mode(0o700)
-            .create(&partial)
-            .map_err(|e| Error::io("create", &partial, e))?;
-        Ok(Box::new(LocalWriter {
-            root: self.root.clone(),
-            id: id.to_string(),
-            partial,
-        }))
+        Err(super::ids_exhausted(id, &self.location()))
     }
 
     fn list(&self) -> Result<Vec<String>> {

@@ -158,6 +158,18 @@ pub trait Storage: Send + Sync {
     fn delete(&self, id: &str) -> Result<()>;
 }
 
+/// Every id one second can give a backup first named `id` is taken in `location`.
+fn ids_exhausted(id: &str, location: &str) -> Error {
+    Error::usage(
+        format!(
+            "{} backups named {id} (and {id}-2 to -{}) already exist or are being written in {location}",
+            crate::manifest::IDS_PER_SECOND,
+            crate::manifest::IDS_PER_SECOND
+        ),
+        "wait a second (ids carry the UTC second) and run again",
+    )
+}
+
 /// A backup being written.
 pub trait BackupWriter: Send + Sync {
     /// The backup's id.

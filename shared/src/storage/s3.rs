@@ -253,17 +253,20 @@ impl Storage for S3Storage {
     }
 
     fn begin(&self, id: &str) -> Result<Box<dyn BackupWriter>> {
-        let existing = self.shared.list_keys(&self.shared.key(id, MANIFEST_FILE))?;
-        if !existing.is_empty() {
-            return Err(Error::usage(
-                format!("a backup named {id} already exists in {}", self.location()),
-                "wait a second (ids carry the UTC second) and run again",
-            ));
+        for candidate in crate::manifest::id_candidates(id) {
+            // Anything under the id, complete or a leftover, keeps it taken.
+            if self
+                .shared
+                .list_keys(&self.shared.key(&candidate, ""))?
+                .is_empty()
+            {
+                return Ok(Box::new(S3Writer {
+                    shared: self.shared.clone(),
+                    id: candidate,
+                }));
+            }
         }
-        Ok(Box::new(S3Writer {
-            shared: self.shared.clone(),
-            id: id.to_string(),
-        }))
+        Err(super::ids_exhausted(id, &self.location()))
     }
 
     fn list(&self) -> Result<Vec<String>> {
