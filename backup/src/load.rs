@@ -164,34 +164,48 @@ struct PostData<'a> {
 
 impl PostData<'_> {
     /// While other tables still load: the indexes and keys of the loaded `tables` (by
-    /// index into `all`), then ANALYZE of them, on `session`.
+    /// index into `all`), then ANALYZE of them, on `session`, in batches of about an
+    /// eighth of their rows, largest tables first. Before each batch it asks
+    /// `loading_over`: once every table is loaded, the rest is left to the final pass,
+    /// which runs with all `--jobs`, so the last load never waits long for this one
+    /// session. Returns the tables it did.
     fn run_early(
         &self,
         session: &mut Session,
         all: &[&ManifestTable],
         tables: &[usize],
-    ) -> Result<()> {
+        loading_over: impl Fn() -> bool,
+    ) -> Result<Vec<usize>> {
         let items: usize = tables.iter().map(|&i| self.plan.early_count(i)).sum();
         log::info(&format!(
             "building {items} index(es) and key(s) of {} loaded table(s) while the rest loads",
             tables.len()
         ));
-        if items > 0 {
-            let list = self.write_list("early.list", &self.plan.early_list(tables))?;
-            pg_restore(
-                self.target,
-                self.archive,
-                "post-data",
-                1,
-                self.no_owner,
-                Some(&list),
-            )?;
+        let rows: Vec<(usize, u64)> = tables.iter().map(|&i| (i, all[i].rows)).collect();
+        let mut built = Vec::new();
+        for batch in early_batches(&rows) {
+            if loading_over() {
+                break;
+            }
+            if batch.iter().any(|&i| self.plan.early_count(i) > 0) {
+                let list = self.write_list("early.list", &self.plan.early_list(&batch))?;
+                pg_restore(
+                    self.target,
+                    self.archive,
+                    "post-data",
+                    1,
+                    self.no_owner,
+                    Some(&list),
+                )?;
+            }
+            let names: Vec<String> = batch.iter().map(|&i| all[i].qualified()).collect();
+            session
+                .client
+                .batch_execute(&format!("ANALYZE {}", names.join(", ")))
+                .map_err(|e| Error::query("running ANALYZE", &e))?;
+            built.extend(batch);
         }
-        let names: Vec<String> = tables.iter().map(|&i| all[i].qualified()).collect();
-        session
-            .client
-            .batch_execute(&format!("ANALYZE {}", names.join(", ")))
-            .map_err(|e| Error::query("running ANALYZE", &e))
+        Ok(built)
     }
 
     /// After all data: every post-data entry the early pass (over `early`) did not run.
@@ -363,8 +377,8 @@ fn load_data(
         let rows = load_table(storage, &manifest.id, session, tables[i], &progress)?;
         let seconds = started.elapsed().as_secs_f64();
         if let Some(done) = tail.finish(i) {
-            post_data.run_early(session, tables, &done)?;
-            *early.lock().unwrap_or_else(|e| e.into_inner()) = done;
+            let built = post_data.run_early(session, tables, &done, || tail.all_finished())?;
+            *early.lock().unwrap_or_else(|e| e.into_inner()) = built;
         }
         Ok((i, rows, seconds))
     });
@@ -415,6 +429,38 @@ impl Tail {
         (nothing_left && done.len() < self.tables && !self.claimed.swap(true, Ordering::SeqCst))
             .then_some(done)
     }
+
+    /// Whether every table is loaded.
+    fn all_finished(&self) -> bool {
+        self.finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+            == self.tables
+    }
+}
+
+/// `tables` (index, rows) in batches for the early post-data pass: largest first, each
+/// batch closed once it holds an eighth of all their rows (so at most about eight
+/// batches, and a table of more than an eighth is a batch of its own).
+fn early_batches(tables: &[(usize, u64)]) -> Vec<Vec<usize>> {
+    let mut by_rows = tables.to_vec();
+    by_rows.sort_by_key(|&(i, rows)| (std::cmp::Reverse(rows), i));
+    let eighth = (by_rows.iter().map(|&(_, rows)| rows).sum::<u64>() / 8).max(1);
+    let mut batches = Vec::new();
+    let (mut batch, mut rows) = (Vec::new(), 0);
+    for (i, r) in by_rows {
+        batch.push(i);
+        rows += r;
+        if rows >= eighth {
+            batches.push(std::mem::take(&mut batch));
+            rows = 0;
+        }
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    batches
 }
 
 /// Loads every chunk of `table` in one transaction that truncates it first (see
@@ -704,7 +750,22 @@ pub fn drop_database(admin: &mut postgres::Client, name: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::Tail;
+    use super::{early_batches, Tail};
+
+    #[test]
+    fn early_batches_go_largest_first_in_eighths() {
+        // pgbench_accounts-like, three mid tables, and many small ones.
+        let mut tables = vec![(0, 5_000_000), (1, 600_000), (2, 500_000), (3, 400_000)];
+        tables.extend((4..304).map(|i| (i, 200)));
+        let batches = early_batches(&tables);
+        assert_eq!(batches[0], vec![0], "the largest table alone, first");
+        assert_eq!(batches[1], vec![1, 2], "closed at an eighth of all rows");
+        assert_eq!(batches.len(), 3, "the rest together: {batches:?}");
+        assert_eq!(batches[2][0], 3);
+        assert_eq!(batches[2].len(), 301);
+        assert_eq!(early_batches(&[(7, 0)]), vec![vec![7]], "empty tables too");
+        assert!(early_batches(&[]).is_empty());
+    }
 
     #[test]
     fn the_tail_begins_once_for_the_first_session_left_without_work() {
@@ -715,6 +776,8 @@ mod tests {
         tail.start();
         assert_eq!(tail.finish(1), Some(vec![0, 1]), "table 2 still loads");
         assert_eq!(tail.finish(2), None, "the tail began already");
+
+        assert!(tail.all_finished());
 
         let alone = Tail::new(1);
         alone.start();
