@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use pgward_shared::config::GuardArgs;
-use pgward_shared::error::{Error, Result};
+use pgward_shared::error::{Error, Exit, Result};
 use pgward_shared::manifest::{VerificationRecord, VERIFIED_FILE};
 use pgward_shared::output::{Context, Failure, Outcome, VERSION};
 use pgward_shared::storage::{self, Location, Storage, StorageArgs};
@@ -13,7 +13,7 @@ use crate::dump::{dump, DumpOptions};
 use crate::inventory;
 use crate::load::{self, LoadOptions, LoadReport};
 use crate::prune::{prune, PruneRules};
-use crate::verify::{check_files, require_all_ok, FileCheck};
+use crate::verify::{check_files, require_all_ok, Depth, FileCheck};
 
 /// Opens the storage a `--to`/`--from` flag (or the environment's `backups`) names.
 pub fn open_storage(
@@ -98,9 +98,14 @@ pub fn verify(
     let storage = open_storage(ctx, from, args)?;
     ctx.audit_location(&storage.location());
     let id = inventory::resolve_id(storage.as_ref(), id)?;
-    let manifest = inventory::read_manifest(storage.as_ref(), &id)?;
+    let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(storage.as_ref(), &id)
+        .inspect_err(|e| {
+        if e.exit() == Exit::Integrity {
+            forget_verification(ctx, storage.as_ref(), &id);
+        }
+    })?;
     pgward_shared::log::info(&format!("verifying {} files of {id}", manifest.files.len()));
-    let files = check_files(storage.as_ref(), &manifest, jobs)?;
+    let files = check_files(storage.as_ref(), &manifest, jobs, Depth::Decode)?;
     let mut result = VerifyResult {
         id: id.clone(),
         files,
@@ -108,19 +113,26 @@ pub fn verify(
         restore: None,
     };
     if let Err(e) = require_all_ok(&id, &result.files) {
+        forget_verification(ctx, storage.as_ref(), &id);
         return Err(Failure::with_result(e, &result));
     }
     if deep {
         let db = ctx.database()?;
-        result.restore = Some(
-            deep_restore(&db, storage.as_ref(), &manifest, jobs)
-                .map_err(|e| Failure::with_result(e, &result))?,
-        );
+        match deep_restore(&db, storage.as_ref(), &manifest, jobs) {
+            Ok(report) => result.restore = Some(report),
+            Err(e) => {
+                if e.exit() == Exit::Integrity {
+                    forget_verification(ctx, storage.as_ref(), &id);
+                }
+                return Err(Failure::with_result(e, &result));
+            }
+        }
     }
     let record = VerificationRecord {
         verified_at: Utc::now(),
         deep,
         tool_version: VERSION.to_string(),
+        manifest_sha256: Some(manifest_sha256),
     };
     storage.write_small(
         &id,
@@ -128,6 +140,18 @@ pub fn verify(
         &serde_json::to_vec_pretty(&record).unwrap_or_default(),
     )?;
     Ok(Outcome::ok(result))
+}
+
+/// A backup that fails a verify is no longer "verified", whatever an earlier verify wrote:
+/// `list`, `prune` (which keeps the newest verified backup) and restore (which trusts a
+/// record of this manifest) read `verified.json`.
+fn forget_verification(ctx: &Context, storage: &dyn Storage, id: &str) {
+    if let Err(e) = storage.delete_small(id, VERIFIED_FILE) {
+        ctx.warn(
+            "VERIFICATION_RECORD_KEPT",
+            format!("{id} failed verification, but its earlier {VERIFIED_FILE} could not be removed ({e}); remove it by hand"),
+        );
+    }
 }
 
 /// Restores into a scratch database on the same server, compares row counts (the loader

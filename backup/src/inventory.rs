@@ -86,6 +86,15 @@ pub fn listing_warnings(
 
 /// Reads and parses a backup's manifest; a missing or unreadable one is corruption.
 pub fn read_manifest(storage: &dyn Storage, id: &str) -> Result<BackupManifest> {
+    read_manifest_with_digest(storage, id).map(|(manifest, _)| manifest)
+}
+
+/// [`read_manifest`], with the SHA-256 of manifest.json's bytes: what `verified.json`
+/// names, so that a later restore knows which manifest a verify checked.
+pub fn read_manifest_with_digest(
+    storage: &dyn Storage,
+    id: &str,
+) -> Result<(BackupManifest, String)> {
     let bytes = storage
         .read_small(id, MANIFEST_FILE)?
         .ok_or_else(|| Error::BackupCorrupt {
@@ -93,11 +102,12 @@ pub fn read_manifest(storage: &dyn Storage, id: &str) -> Result<BackupManifest> 
             problems: format!("{MANIFEST_FILE} is missing: the backup never finished"),
             files: vec![MANIFEST_FILE.to_string()],
         })?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::BackupCorrupt {
+    let manifest = serde_json::from_slice(&bytes).map_err(|e| Error::BackupCorrupt {
         id: id.to_string(),
         problems: format!("{MANIFEST_FILE} cannot be read: {e}"),
         files: vec![MANIFEST_FILE.to_string()],
-    })
+    })?;
+    Ok((manifest, pgward_shared::migrations::checksum(&bytes)))
 }
 
 /// Every complete backup, newest first.

@@ -1,12 +1,13 @@
 //! Checking a backup without trusting it: every file of the manifest is read back, its
 //! size and SHA-256 compared, and zstd files fully decompressed (which checks their
-//! content checksums too). `pgward-restore` runs this before it touches a database;
-//! `pgward-backup verify` runs it on demand and records the result in `verified.json`.
+//! content checksums too). `pgward-backup verify` runs it on demand and records the result
+//! in `verified.json`; `pgward-restore` runs it before it touches a database, reading only
+//! the checksums when that record covers the same manifest ([`restore_depth`]).
 
 use std::io::Read;
 
 use pgward_shared::error::{Error, Result};
-use pgward_shared::manifest::{BackupManifest, ManifestFile};
+use pgward_shared::manifest::{BackupManifest, ManifestFile, VerificationRecord, VERIFIED_FILE};
 use pgward_shared::storage::{HashingReader, Storage};
 use serde::Serialize;
 
@@ -21,18 +22,45 @@ pub struct FileCheck {
     pub problem: Option<String>,
 }
 
+/// How far each file is read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Depth {
+    /// Size and SHA-256, and every zstd file decompressed (its content checksums too).
+    Decode,
+    /// Size and SHA-256 only: an earlier `verify` decompressed these very bytes.
+    Checksums,
+}
+
+/// How far a restore must read the backup before it touches the target: the checksums
+/// alone when `verified.json` records a passing verify of this very manifest (the
+/// manifest's SHA-256 names it, and every file's SHA-256 then proves the bytes are the
+/// ones that verify decompressed); otherwise everything is decompressed too.
+pub fn restore_depth(storage: &dyn Storage, id: &str, manifest_sha256: &str) -> Depth {
+    let record = storage
+        .read_small(id, VERIFIED_FILE)
+        .ok()
+        .flatten()
+        .and_then(|bytes| serde_json::from_slice::<VerificationRecord>(&bytes).ok());
+    match record {
+        Some(r) if r.manifest_sha256.as_deref() == Some(manifest_sha256) => Depth::Checksums,
+        _ => Depth::Decode,
+    }
+}
+
 /// Checks every file of `manifest` with `jobs` readers at once, largest first so that
 /// the big chunks are spread over all readers; results come back in manifest order.
 pub fn check_files(
     storage: &dyn Storage,
     manifest: &BackupManifest,
     jobs: usize,
+    depth: Depth,
 ) -> Result<Vec<FileCheck>> {
     let mut order: Vec<&ManifestFile> = manifest.files.iter().collect();
     order.sort_by_key(|f| std::cmp::Reverse(f.size));
     let readers = vec![(); jobs.clamp(1, order.len().max(1))];
     let checked = crate::workers::try_queue(readers, &order, |(), f| {
-        check_file(storage, &manifest.id, f)
+        check_file(storage, &manifest.id, f, depth)
     })?;
     let mut by_path: std::collections::HashMap<String, FileCheck> =
         checked.into_iter().map(|c| (c.path.clone(), c)).collect();
@@ -43,9 +71,14 @@ pub fn check_files(
         .collect())
 }
 
-fn check_file(storage: &dyn Storage, id: &str, file: &ManifestFile) -> Result<FileCheck> {
+fn check_file(
+    storage: &dyn Storage,
+    id: &str,
+    file: &ManifestFile,
+    depth: Depth,
+) -> Result<FileCheck> {
     pgward_shared::interrupt::check()?;
-    let problem = match read_and_hash(storage, id, file) {
+    let problem = match read_and_hash(storage, id, file, depth) {
         Ok((size, _)) if size != file.size => Some(format!(
             "size {size} bytes, the manifest says {}",
             file.size
@@ -75,6 +108,7 @@ fn read_and_hash(
     storage: &dyn Storage,
     id: &str,
     file: &ManifestFile,
+    depth: Depth,
 ) -> std::result::Result<(u64, String), FileProblem> {
     let reader = match storage.open(id, &file.path) {
         Ok(r) => r,
@@ -88,7 +122,7 @@ fn read_and_hash(
         Err(e) => return Err(FileProblem::Storage(e)),
     };
     let mut hashing = HashingReader::new(reader);
-    if file.path.ends_with(".zst") {
+    if depth == Depth::Decode && file.path.ends_with(".zst") {
         let decoded = zstd::Decoder::new(&mut hashing)
             .and_then(|mut d| std::io::copy(&mut d, &mut std::io::sink()));
         if let Err(e) = decoded {

@@ -11,7 +11,7 @@
 use pgward_backup::dump::{dump, DumpOptions};
 use pgward_backup::inventory;
 use pgward_backup::load::{self, LoadOptions, LoadReport};
-use pgward_backup::verify::{check_files, require_all_ok};
+use pgward_backup::verify::{check_files, require_all_ok, restore_depth, Depth};
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::log;
@@ -68,6 +68,9 @@ pub struct RestoreResult {
     pub safety_backup: Option<String>,
     /// Files whose checksums were verified first.
     pub verified_files: usize,
+    /// How far they were read: `decode` (checksums and decompression) or `checksums`
+    /// (a passing `pgward-backup verify` of the same manifest had decompressed them).
+    pub verify_depth: Depth,
     /// Whether nothing was changed.
     pub dry_run: bool,
     /// The load, per table and phase.
@@ -93,12 +96,18 @@ pub fn restore(
             )
             .into()),
         };
-    let manifest = inventory::read_manifest(store.as_ref(), &id)?;
+    let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(store.as_ref(), &id)?;
+    let depth = restore_depth(store.as_ref(), &id, &manifest_sha256);
     log::info(&format!(
-        "verifying {} files of {id} before touching anything",
-        manifest.files.len()
+        "verifying {} files of {id} before touching anything ({})",
+        manifest.files.len(),
+        match depth {
+            Depth::Decode => "checksums, and every file decompressed",
+            Depth::Checksums =>
+                "checksums; `pgward-backup verify` already decompressed these very files",
+        }
     ));
-    let checks = check_files(store.as_ref(), &manifest, options.jobs)?;
+    let checks = check_files(store.as_ref(), &manifest, options.jobs, depth)?;
     require_all_ok(&id, &checks)?;
     // A --tables typo is a usage error before the target is created, cleaned or dropped.
     if manifest.format == BackupFormat::Directory {
@@ -119,6 +128,7 @@ pub fn restore(
         replaced: false,
         safety_backup: None,
         verified_files: checks.len(),
+        verify_depth: depth,
         dry_run: options.dry_run,
         load: None,
     };

@@ -199,6 +199,10 @@ pub struct VerificationRecord {
     pub deep: bool,
     /// pgward's version.
     pub tool_version: String,
+    /// SHA-256 of the manifest.json whose files were checked and decompressed; a restore
+    /// of the same manifest then needs only the files' checksums (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
 }
 
 /// `<database>-<env>-<UTC yyyymmddTHHMMSSZ>` (SPEC §3); `default` without an environment.

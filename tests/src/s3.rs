@@ -214,6 +214,26 @@ impl S3Server {
         keys
     }
 
+    /// Writes object `key` of `bucket` directly: the raw way to damage a backup.
+    pub fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
+        let result = self.admin(|client| async move {
+            client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(bytes.into())
+                .send()
+                .await
+        });
+        if let Err(e) = result {
+            panic!(
+                "could not PUT s3://{bucket}/{key} on {}: {}",
+                self.endpoint(),
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            );
+        }
+    }
+
     /// The server-side encryption the server reports for object `key` of `bucket`
     /// (`AES256`, `aws:kms`), `None` for a plain object.
     pub fn object_encryption(&self, bucket: &str, key: &str) -> Option<String> {

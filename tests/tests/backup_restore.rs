@@ -598,11 +598,24 @@ fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target
         (Damage::Remove, "manifest.json".to_string()),
         (Damage::Garbage, "manifest.json".to_string()),
     ];
-    for (damage, bad_file) in cases {
+    // Each damage twice: to a backup never verified, and to one a verify had passed
+    // (restore then reads only the checksums, which must be enough).
+    let cases = cases.iter().flat_map(|(damage, file)| {
+        [
+            (*damage, file.clone(), false),
+            (*damage, file.clone(), true),
+        ]
+    });
+    for (damage, bad_file, verified_first) in cases {
         let bad_file = bad_file.as_str();
         let root = temp_dir("backup_damaged_");
         copy_dir(&pristine.path().join(&id), &root.path().join(&id));
         let path = root.path().join(&id).join(bad_file);
+        let record = root.path().join(&id).join("verified.json");
+        if verified_first {
+            verify(None, s(root.path()), &id, &[]).assert_code(0);
+            assert!(record.exists(), "a passing verify records itself");
+        }
         match damage {
             Damage::FlipBit => {
                 let mut bytes = std::fs::read(&path).expect("the file is readable");
@@ -623,24 +636,7 @@ fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target
                 std::fs::write(&path, b"{\"format_version\": 1, ").expect("the file is writable")
             }
         }
-        let what = format!("{damage:?} {bad_file}");
-
-        let out = verify(None, s(root.path()), &id, &[]);
-        let json = assert_error(&out, 5, "BACKUP_CORRUPT");
-        let named: Vec<String> = ids(&json["error"]["details"]["files"]);
-        assert_eq!(
-            named,
-            vec![bad_file.to_string()],
-            "{what}: verify names the file\n{out}"
-        );
-        assert!(
-            message(&json).contains(bad_file),
-            "{what}: the message names {bad_file}\n{out}"
-        );
-        assert!(
-            !root.path().join(&id).join("verified.json").exists(),
-            "{what}: a failed verify records no verification"
-        );
+        let what = format!("{damage:?} {bad_file} (verified first: {verified_first})");
 
         let out = restore(
             &target,
@@ -661,6 +657,26 @@ fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target
             entries(root.path()),
             vec![id.clone()],
             "{what}: no safety backup or anything else was written"
+        );
+
+        let out = verify(None, s(root.path()), &id, &[]);
+        let json = assert_error(&out, 5, "BACKUP_CORRUPT");
+        let named: Vec<String> = ids(&json["error"]["details"]["files"]);
+        assert_eq!(
+            named,
+            vec![bad_file.to_string()],
+            "{what}: verify names the file\n{out}"
+        );
+        assert!(
+            message(&json).contains(bad_file),
+            "{what}: the message names {bad_file}\n{out}"
+        );
+        // (Without manifest.json the folder is a leftover, not a backup: prune removes it
+        // whole, record and all.)
+        let leftover = damage == Damage::Remove && bad_file == "manifest.json";
+        assert!(
+            leftover || !record.exists(),
+            "{what}: a failed verify leaves no record of verification, not even an earlier one"
         );
 
         let listed = list(s(root.path()));
@@ -1245,7 +1261,10 @@ fn verify_deep_restores_into_a_scratch_database_and_drops_it() {
     // it, and the scratch database is dropped all the same.
     let bad = temp_dir("backup_deep_bad_");
     copy_dir(&root.path().join(&id), &bad.path().join(&id));
-    std::fs::remove_file(bad.path().join(&id).join("verified.json")).expect("verified.json exists");
+    assert!(
+        bad.path().join(&id).join("verified.json").exists(),
+        "the copy carries the earlier verification"
+    );
     let mut m = manifest(bad.path(), &id);
     let alpha = m["tables"]
         .as_array_mut()
@@ -1272,8 +1291,50 @@ fn verify_deep_restores_into_a_scratch_database_and_drops_it() {
     );
     assert!(
         !bad.path().join(&id).join("verified.json").exists(),
-        "a failed deep verify records no verification"
+        "a failed deep verify removes the earlier record of verification"
     );
+}
+
+#[test]
+fn restore_reads_only_checksums_of_the_very_manifest_a_verify_passed() {
+    let root = temp_dir("backup_depth_");
+    let (source, id) = small_source(root.path());
+    let from = format!("{}/{id}", s(root.path()));
+
+    // Never verified: restore decompresses everything first.
+    let first = vacant_db();
+    let result = restore_into_new(&source, &from, &first, &[]);
+    assert_eq!(result["verify_depth"], "decode", "{result}");
+
+    // Verified: the record names the manifest, and restore reads only the checksums.
+    verify(None, s(root.path()), &id, &[]).assert_code(0);
+    let manifest_path = root.path().join(&id).join("manifest.json");
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(root.path().join(&id).join("verified.json")).expect("verified.json"),
+    )
+    .expect("verified.json is JSON");
+    let manifest_bytes = std::fs::read(&manifest_path).expect("manifest.json");
+    assert_eq!(
+        record["manifest_sha256"],
+        pgward_shared::migrations::checksum(&manifest_bytes).as_str(),
+        "{record}"
+    );
+    let second = vacant_db();
+    let result = restore_into_new(&source, &from, &second, &[]);
+    assert_eq!(result["verify_depth"], "checksums", "{result}");
+    assert_same_state(
+        &state(&first),
+        &state(&second),
+        "the checksums-only restore",
+    );
+
+    // The same manifest in other bytes is not the manifest verify read: decode again.
+    let compact = serde_json::to_vec(&manifest(root.path(), &id)).expect("JSON");
+    assert_ne!(compact, manifest_bytes, "the rewrite changes the bytes");
+    std::fs::write(&manifest_path, compact).expect("manifest.json is writable");
+    let third = vacant_db();
+    let result = restore_into_new(&source, &from, &third, &[]);
+    assert_eq!(result["verify_depth"], "decode", "{result}");
 }
 
 #[test]

@@ -201,6 +201,11 @@ fn a_rich_database_round_trips_exactly_through_s3() {
     );
     out.assert_code(0);
     assert_eq!(out.json()["result"]["backup"], id.as_str(), "{out}");
+    assert_eq!(
+        out.json()["result"]["verify_depth"],
+        "checksums",
+        "verify had decompressed these very objects\n{out}"
+    );
     assert_same_state(&before, &state(&target), "restored from S3");
 
     // `latest` resolves on S3 too.
@@ -221,6 +226,39 @@ fn a_rich_database_round_trips_exactly_through_s3() {
         &env,
     )
     .assert_code(0);
+
+    // An object altered after the verify: restore still refuses it on its checksum, and
+    // the next verify removes the record of the earlier one.
+    server.put(
+        &bucket,
+        &format!("{prefix}migrations.json"),
+        b"[{}]".to_vec(),
+    );
+    let untouched = vacant_db();
+    let out = run_with(
+        "restore",
+        &[
+            "restore",
+            "--from",
+            &format!("{location}/{id}"),
+            "--database-url",
+            &url,
+            "--target-db",
+            &untouched.name,
+            "--create",
+        ],
+        &env,
+    );
+    let json = assert_error(&out, 5, "BACKUP_CORRUPT");
+    assert!(message(&json).contains("migrations.json"), "{out}");
+    let out = run_with("backup", &["verify", &id, "--from", &location], &env);
+    assert_error(&out, 5, "BACKUP_CORRUPT");
+    assert!(
+        !server
+            .keys(&bucket, &prefix)
+            .contains(&format!("{prefix}verified.json")),
+        "the failed verify removed verified.json"
+    );
 }
 
 #[test]

@@ -153,6 +153,16 @@ impl Storage for LocalStorage {
         write_atomically(&self.root.join(id).join(path), bytes)
     }
 
+    fn delete_small(&self, id: &str, path: &str) -> Result<()> {
+        let file_path = self.root.join(id).join(path);
+        match fs::remove_file(&file_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io("remove", &file_path, e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn delete(&self, id: &str) -> Result<()> {
         for dir in [
             self.root.join(id),

@@ -154,6 +154,9 @@ pub trait Storage: Send + Sync {
     fn read_small(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>>;
     /// Writes a small file into a complete backup (the verification record).
     fn write_small(&self, id: &str, path: &str, bytes: &[u8]) -> Result<()>;
+    /// Removes a small file of a backup if it is there (a verification record that no
+    /// longer holds).
+    fn delete_small(&self, id: &str, path: &str) -> Result<()>;
     /// Deletes a backup (complete or not) and everything in it.
     fn delete(&self, id: &str) -> Result<()>;
 }

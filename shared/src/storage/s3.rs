@@ -341,6 +341,23 @@ impl Storage for S3Storage {
         self.shared.put(&self.shared.key(id, path), bytes.to_vec())
     }
 
+    fn delete_small(&self, id: &str, path: &str) -> Result<()> {
+        let key = self.shared.key(id, path);
+        // Deleting a key that is not there succeeds in S3.
+        self.shared
+            .rt
+            .block_on(
+                self.shared
+                    .client
+                    .delete_object()
+                    .bucket(&self.shared.bucket)
+                    .key(&key)
+                    .send(),
+            )
+            .map(|_| ())
+            .map_err(|e| s3_error(&self.location(), &format!("delete {key}"), e))
+    }
+
     fn delete(&self, id: &str) -> Result<()> {
         let shared = &self.shared;
         let prefix = shared.key(id, "");
