@@ -4,7 +4,8 @@
 #   backup:  pgward-backup (--jobs 2)  |  pg_dump -Fd -j 2  |  pg_dump -Fp | zstd -3 -T2
 #            and the floor: raw COPY ... TO STDOUT of every table on 2 connections, the
 #            big table cut into ctid ranges
-#   restore: pgward-restore (--jobs 2)  |  pg_restore -j 2
+#   restore: pgward-restore (--jobs 2) of the fresh backup and again after
+#            pgward-backup verify  |  pg_restore -j 2
 # Prints wall time, CPU (user+sys of the client processes) and peak RSS of each, and the
 # ratios the issue sets as targets: backup <= 0.15 x pg_dump -Fd -j2 and <= 1.6 x the
 # floor; size <= 1.05 x the zstd pipeline; restore <= 0.6 x pg_restore -j2; RSS <= 150 MB.
@@ -59,6 +60,8 @@ psql -At -d bench -c "SELECT 'database size: ' || pg_size_pretty(pg_database_siz
 # measure NAME CMD...: appends "NAME wall_s cpu_s rss_mb" to $dir/results
 measure() {
   local name=$1; shift
+  # The previous command's writes (a restore's 3 GB) are flushed first, not on this one's time.
+  sync
   /usr/bin/time -f "%e %U %S %M" -o "$dir/time.out" "$@" >"$dir/$name.out" 2>"$dir/$name.err" || { echo "$name failed:" >&2; tail "$dir/$name.err" >&2; exit 1; }
   read -r wall user sys rss < <(tail -n 1 "$dir/time.out")
   echo "$name $wall $(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }') $(( rss / 1024 ))" >> "$dir/results"
@@ -81,6 +84,11 @@ floor_copy() {
   wait
 }
 export -f floor_copy
+
+# phases NAME: the restore's phases from its JSON, to stderr and $dir/phases
+phases() {
+  jq -r --arg n "$1" '.duration_ms as $ms | .result.verify_depth as $depth | .result.load | "  \($n) phases: verify (\($depth)) and checks \(($ms / 1000 - .pre_data_s - .data_s - .post_data_s - .verify_and_analyze_s) * 100 | round / 100) s, pre-data \(.pre_data_s) s, data \(.data_s) s (\(.post_data_early_items) indexes/keys built meanwhile; largest table \([.tables[].seconds] | max) s), post-data \(.post_data_s) s, analyze \(.verify_and_analyze_s) s"' "$dir/$1.out" | tee -a "$dir/phases" >&2
+}
 export dir
 
 : > "$dir/results"
@@ -93,8 +101,15 @@ for round in $(seq "$ROUNDS"); do
   measure copy_floor bash -c floor_copy
   echo "== round $round: restores" >&2
   psql -q -d postgres -c "DROP DATABASE IF EXISTS r_pw" -c "DROP DATABASE IF EXISTS r_pg" -c "CREATE DATABASE r_pg"
+  # Twice: the fresh backup (restore decompresses every file before touching the target),
+  # then after `pgward-backup verify` as backup-cron.sh runs it (restore reads only the
+  # checksums of files verify decompressed).
   measure pgward_restore "$B/pgward-restore" restore --from "$dir/pw/latest" --target-db r_pw --create --jobs 2 -q
-  jq -r '.duration_ms as $ms | .result.load | "  pgward-restore phases: verify and checks \(($ms / 1000 - .pre_data_s - .data_s - .post_data_s - .verify_and_analyze_s) * 100 | round / 100) s, pre-data \(.pre_data_s) s, data \(.data_s) s (\(.post_data_early_items) indexes/keys built meanwhile; largest table \([.tables[].seconds] | max) s), post-data \(.post_data_s) s, analyze \(.verify_and_analyze_s) s"' "$dir/pgward_restore.out" | tee -a "$dir/phases" >&2
+  phases pgward_restore
+  measure pgward_verify "$B/pgward-backup" verify latest --from "$dir/pw" --jobs 2 -q
+  psql -q -d postgres -c "DROP DATABASE r_pw"
+  measure pgward_restore_verified "$B/pgward-restore" restore --from "$dir/pw/latest" --target-db r_pw --create --jobs 2 -q
+  phases pgward_restore_verified
   measure pg_restore_j2 "$bin/pg_restore" -j 2 -d r_pg "$dir/fd"
 done
 
@@ -103,15 +118,17 @@ size_zstd=$(stat -c %s "$dir/plain.sql.zst")
 size_fd=$(du -sb "$dir/fd" | cut -f1)
 med() { awk -v n="$1" -v f="$2" '$1 == n { print $f }' "$dir/results" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo
-printf '%-16s %9s %9s %9s\n' command wall_s cpu_s rss_mb
-for n in pgward_backup pg_dump_Fd_j2 pg_dump_zstd copy_floor pgward_restore pg_restore_j2; do
-  printf '%-16s %9s %9s %9s\n' "$n" "$(med $n 2)" "$(med $n 3)" "$(med $n 4)"
+printf '%-24s %9s %9s %9s\n' command wall_s cpu_s rss_mb
+for n in pgward_backup pg_dump_Fd_j2 pg_dump_zstd copy_floor pgward_restore pgward_verify pgward_restore_verified pg_restore_j2; do
+  printf '%-24s %9s %9s %9s\n' "$n" "$(med $n 2)" "$(med $n 3)" "$(med $n 4)"
 done
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 echo "backup / pg_dump -Fd -j2      = $(ratio "$(med pgward_backup 2)" "$(med pg_dump_Fd_j2 2)")  (target <= 0.15)"
 echo "backup / COPY floor           = $(ratio "$(med pgward_backup 2)" "$(med copy_floor 2)")  (target <= 1.6)"
 echo "size   / pg_dump | zstd -3    = $(ratio "$size_pw" "$size_zstd")  (target <= 1.05; pgward $size_pw B, zstd pipeline $size_zstd B, -Fd $size_fd B)"
-echo "restore / pg_restore -j2      = $(ratio "$(med pgward_restore 2)" "$(med pg_restore_j2 2)")  (target <= 0.6)"
+echo "restore / pg_restore -j2      = $(ratio "$(med pgward_restore 2)" "$(med pg_restore_j2 2)")  (target <= 0.6; a fresh backup)"
+echo "  of a verified backup         = $(ratio "$(med pgward_restore_verified 2)" "$(med pg_restore_j2 2)")  (after pgward-backup verify, as backup-cron.sh runs it)"
 cat "$dir/phases"
-echo "peak RSS: backup $(med pgward_backup 4) MB, restore $(med pgward_restore 4) MB  (target <= 150 MB)"
+rm -rf "$dir/pw" "$dir/fd" "$dir/plain.sql.zst"   # 2.6 GB of backups; $dir keeps the figures
+echo "peak RSS: backup $(med pgward_backup 4) MB, restore $(med pgward_restore 4) MB, verify $(med pgward_verify 4) MB  (target <= 150 MB)"
