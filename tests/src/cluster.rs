@@ -116,6 +116,27 @@ impl Cluster {
         TestDb::create(self)
     }
 
+    /// A database name that is free now (a created and dropped test database), for runs
+    /// that create it (`pgward-restore --create`); the handle drops it again at the end.
+    pub fn vacant_database(&self) -> TestDb<'_> {
+        let db = self.create_database();
+        self.client("postgres")
+            .batch_execute(&format!("DROP DATABASE \"{}\"", db.name))
+            .expect("the new test database can be dropped");
+        db
+    }
+
+    /// The environment that makes pgward run this cluster's own pg_dump, pg_restore and
+    /// psql (`PGWARD_PG_BINDIR`), so their version always fits the server.
+    pub fn pg_tools_env(&self) -> [(&'static str, &str); 1] {
+        [(
+            "PGWARD_PG_BINDIR",
+            self.bin_dir
+                .to_str()
+                .expect("the PostgreSQL bin dir is a UTF-8 path"),
+        )]
+    }
+
     /// A URL to `database` over TCP as [`SUPERUSER`] with its password:
     /// `postgresql://pgward:pgward-test-secret-pw@127.0.0.1:PORT/DATABASE`.
     pub fn url(&self, database: &str) -> String {

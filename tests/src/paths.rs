@@ -33,6 +33,19 @@ pub fn corpus_dir() -> PathBuf {
     corpus
 }
 
+/// A fresh temp folder named `<prefix>…`, removed when the handle drops.
+pub fn temp_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("a temp dir")
+}
+
+/// A path as the `&str` the binaries' arguments take.
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
+}
+
 /// This crate's fixtures folder, `tests/fixtures`, for small hand-made inputs.
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")

@@ -37,6 +37,24 @@ impl Output {
             .unwrap_or_else(|e| panic!("stdout is not exactly one JSON document ({e})\n{self}"))
     }
 
+    /// Panics, showing stdout and stderr, unless the run failed with exit `code` and the
+    /// JSON error `error_code`, with the message and the hint every error carries.
+    /// Returns the JSON.
+    pub fn assert_error(&self, code: i32, error_code: &str) -> serde_json::Value {
+        self.assert_code(code);
+        let json = self.json();
+        assert_eq!(json["ok"], false, "{self}");
+        assert_eq!(json["exit_code"], code, "{self}");
+        assert_eq!(json["error"]["code"], error_code, "{self}");
+        for key in ["message", "hint"] {
+            assert!(
+                !json["error"][key].as_str().unwrap_or_default().is_empty(),
+                "the error has a {key}\n{self}"
+            );
+        }
+        json
+    }
+
     /// Panics, showing stdout and stderr, unless the exit code is `expected`.
     pub fn assert_code(&self, expected: i32) -> &Self {
         assert_eq!(
@@ -46,6 +64,39 @@ impl Output {
         );
         self
     }
+}
+
+/// The `error.message` of a failed run's JSON.
+pub fn error_message(json: &serde_json::Value) -> &str {
+    json["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error message in {json}"))
+}
+
+/// The strings of a JSON array of strings, or of objects with a string `key`
+/// (`json_strings(&result["applied"], "name")`).
+pub fn json_strings(value: &serde_json::Value, key: &str) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("expected an array, got {value}"))
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .or_else(|| v[key].as_str())
+                .unwrap_or_else(|| panic!("expected a string or an object with {key:?}: {v}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// The ids in a JSON array of ids or of objects with an `id` (backups).
+pub fn json_ids(value: &serde_json::Value) -> Vec<String> {
+    json_strings(value, "id")
+}
+
+/// The codes of an envelope's warnings.
+pub fn warning_codes(envelope: &serde_json::Value) -> Vec<String> {
+    json_strings(&envelope["warnings"], "code")
 }
 
 impl fmt::Display for Output {

@@ -17,11 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    assert_same_state, cluster, load_rich_fixture, run, run_in, spawn, state, wait_child,
-    wait_until, Output, TestDb,
+    assert_same_state, cluster, error_message, json_ids, load_rich_fixture, path_str, run, run_in,
+    spawn, state, temp_dir, wait_child, wait_until, Output, TestDb,
 };
 use serde_json::Value;
-use tempfile::TempDir;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -30,35 +29,12 @@ use tempfile::TempDir;
 /// The application_name of pgward-backup's sessions.
 const BACKUP_APP: &str = "pgward-backup";
 
-/// A temp dir for backups (and other files of one test).
-fn temp_dir(prefix: &str) -> TempDir {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("a temp dir")
-}
-
-/// A path as the `&str` the binaries take.
-fn s(path: &Path) -> &str {
-    path.to_str().expect("temp paths are UTF-8")
-}
-
-/// The environment every run gets: the cluster's own client tools for pg_dump,
-/// pg_restore and psql, so their version always fits the server.
-fn pg_env() -> [(&'static str, &'static str); 1] {
-    let bin_dir = cluster()
-        .bin_dir
-        .to_str()
-        .expect("the PostgreSQL bin dir is a UTF-8 path");
-    [("PGWARD_PG_BINDIR", bin_dir)]
-}
-
 /// `pgward-backup backup --to TO --database-url URL EXTRA...`
 fn backup(db: &TestDb, to: &str, extra: &[&str]) -> Output {
     let url = db.url();
     let mut args = vec!["backup", "--to", to, "--database-url", &url];
     args.extend_from_slice(extra);
-    run("backup", &args, &pg_env())
+    run("backup", &args, &cluster().pg_tools_env())
 }
 
 /// Takes a backup that must succeed; returns its `result`.
@@ -79,29 +55,18 @@ fn id_of(result: &Value) -> String {
 
 /// `pgward-backup list --from FROM`, which must succeed; returns its `result`.
 fn list(from: &str) -> Value {
-    let out = run("backup", &["list", "--from", from], &pg_env());
+    let out = run(
+        "backup",
+        &["list", "--from", from],
+        &cluster().pg_tools_env(),
+    );
     out.assert_code(0);
     out.json()["result"].clone()
 }
 
 /// The ids `list` shows as complete backups, newest first.
 fn listed_ids(from: &str) -> Vec<String> {
-    ids(&list(from)["backups"])
-}
-
-/// The ids in a JSON array of ids or of objects with an `id`.
-fn ids(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .unwrap_or_else(|| panic!("expected an array, got {value}"))
-        .iter()
-        .map(|v| {
-            v.as_str()
-                .or_else(|| v["id"].as_str())
-                .unwrap_or_else(|| panic!("expected an id in {v}"))
-                .to_string()
-        })
-        .collect()
+    json_ids(&list(from)["backups"])
 }
 
 /// `pgward-backup verify ID --from FROM EXTRA...` (with a database URL for `--deep`).
@@ -112,7 +77,7 @@ fn verify(db: Option<&TestDb>, from: &str, id: &str, extra: &[&str]) -> Output {
         args.extend(["--database-url", url.as_str()]);
     }
     args.extend_from_slice(extra);
-    run("backup", &args, &pg_env())
+    run("backup", &args, &cluster().pg_tools_env())
 }
 
 /// `pgward-restore restore --from FROM --database-url URL EXTRA...`
@@ -120,7 +85,7 @@ fn restore(db: &TestDb, from: &str, extra: &[&str]) -> Output {
     let url = db.url();
     let mut args = vec!["restore", "--from", from, "--database-url", &url];
     args.extend_from_slice(extra);
-    run("restore", &args, &pg_env())
+    run("restore", &args, &cluster().pg_tools_env())
 }
 
 /// Restores `from` into the database `into` (which must not exist yet) with `--target-db
@@ -134,38 +99,6 @@ fn restore_into_new(via: &TestDb, from: &str, into: &TestDb, extra: &[&str]) -> 
     assert_eq!(json["ok"], true, "{out}");
     assert_eq!(json["result"]["created"], true, "{out}");
     json["result"].clone()
-}
-
-/// Asserts the run exited with `code` and its error has `error_code`; returns the JSON.
-fn assert_error(out: &Output, code: i32, error_code: &str) -> Value {
-    out.assert_code(code);
-    let json = out.json();
-    assert_eq!(json["ok"], false, "{out}");
-    assert_eq!(json["exit_code"], code, "{out}");
-    assert_eq!(json["error"]["code"], error_code, "{out}");
-    for key in ["message", "hint"] {
-        assert!(
-            !json["error"][key].as_str().unwrap_or_default().is_empty(),
-            "the error has a {key}\n{out}"
-        );
-    }
-    json
-}
-
-/// The `error.message` of a failed run.
-fn message(json: &Value) -> &str {
-    json["error"]["message"].as_str().expect("an error message")
-}
-
-/// A database name that is free now (a created and dropped test database): restores
-/// with `--create` make it, and the returned handle drops it again when the test ends.
-fn vacant_db() -> TestDb<'static> {
-    let db = cluster().create_database();
-    cluster()
-        .client("postgres")
-        .batch_execute(&format!("DROP DATABASE \"{}\"", db.name))
-        .expect("the new test database can be dropped");
-    db
 }
 
 /// Whether database `name` exists on the cluster.
@@ -257,7 +190,13 @@ fn write_migration(dir: &Path, name: &str, sql: &str) {
 fn deploy(dir: &Path, db: &TestDb) {
     run(
         "migrate",
-        &["deploy", "--dir", s(dir), "--database-url", &db.url()],
+        &[
+            "deploy",
+            "--dir",
+            path_str(dir),
+            "--database-url",
+            &db.url(),
+        ],
         &[],
     )
     .assert_code(0);
@@ -276,7 +215,7 @@ fn a_rich_database_round_trips_exactly_through_a_chunked_parallel_backup() {
 
     let result = backup_ok(
         &source,
-        s(root.path()),
+        path_str(root.path()),
         &["--chunk-mib", "1", "--jobs", "2", "--label", "round trip"],
     );
     let id = id_of(&result);
@@ -319,13 +258,13 @@ fn a_rich_database_round_trips_exactly_through_a_chunked_parallel_backup() {
     assert_eq!(copy_format_of("builtin_only"), "binary");
     assert_eq!(copy_format_of("measurements"), "binary");
     assert_eq!(copy_format_of("everything"), "text");
-    let listed = list(s(root.path()));
-    assert_eq!(ids(&listed["backups"]), vec![id.clone()], "{listed}");
+    let listed = list(path_str(root.path()));
+    assert_eq!(json_ids(&listed["backups"]), vec![id.clone()], "{listed}");
     assert_eq!(listed["backups"][0]["label"], "round trip", "{listed}");
     assert_eq!(listed["incomplete"], serde_json::json!([]), "{listed}");
 
-    let target = vacant_db();
-    let from = format!("{}/{id}", s(root.path()));
+    let target = cluster().vacant_database();
+    let from = format!("{}/{id}", path_str(root.path()));
     let restored = restore_into_new(&source, &from, &target, &["--jobs", "2"]);
     assert_eq!(restored["backup"], id.as_str(), "{restored}");
     let loaded = restored["load"]["tables"]
@@ -368,7 +307,7 @@ fn a_sql_format_backup_restores_with_zstd_and_psql_alone() {
     let before = state(&source);
     let root = temp_dir("backup_sql_");
 
-    let result = backup_ok(&source, s(root.path()), &["--backup-format", "sql"]);
+    let result = backup_ok(&source, path_str(root.path()), &["--backup-format", "sql"]);
     let id = id_of(&result);
     assert_eq!(result["format"], "sql", "{result}");
     let folder = root.path().join(&id);
@@ -377,7 +316,7 @@ fn a_sql_format_backup_restores_with_zstd_and_psql_alone() {
         vec!["backup.sql.zst", "manifest.json", "migrations.json"],
         "a sql backup is one .sql.zst beside the manifest and the migrations"
     );
-    verify(None, s(root.path()), &id, &[]).assert_code(0);
+    verify(None, path_str(root.path()), &id, &[]).assert_code(0);
 
     // As SPEC §3 promises: `zstd -dc FILE | psql`, without pgward.
     let target = cluster().create_database();
@@ -410,8 +349,13 @@ fn a_sql_format_backup_restores_with_zstd_and_psql_alone() {
     );
 
     // pgward-restore reads the same file.
-    let other = vacant_db();
-    restore_into_new(&source, &format!("{}/{id}", s(root.path())), &other, &[]);
+    let other = cluster().vacant_database();
+    restore_into_new(
+        &source,
+        &format!("{}/{id}", path_str(root.path())),
+        &other,
+        &[],
+    );
     assert_same_state(&before, &state(&other), "pgward-restore of the sql backup");
 }
 
@@ -471,7 +415,11 @@ fn a_backup_sees_one_consistent_state_while_money_moves() {
     let root = temp_dir("backup_consistency_");
     let before = count(&db, "SELECT count(*) FROM transfers");
     let started = Instant::now();
-    let result = backup_ok(&db, s(root.path()), &["--jobs", "2", "--chunk-mib", "1"]);
+    let result = backup_ok(
+        &db,
+        path_str(root.path()),
+        &["--jobs", "2", "--chunk-mib", "1"],
+    );
     let took = started.elapsed();
     let after = count(&db, "SELECT count(*) FROM transfers");
     stop.store(true, Ordering::Relaxed);
@@ -494,10 +442,10 @@ fn a_backup_sees_one_consistent_state_while_money_moves() {
         "accounts is read in several chunks by two workers: {result}"
     );
 
-    let target = vacant_db();
+    let target = cluster().vacant_database();
     restore_into_new(
         &db,
-        &format!("{}/{}", s(root.path()), id_of(&result)),
+        &format!("{}/{}", path_str(root.path()), id_of(&result)),
         &target,
         &[],
     );
@@ -568,7 +516,7 @@ fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target
          FROM generate_series(1, 30000) AS g;",
     );
     let pristine = temp_dir("backup_corrupt_");
-    let result = backup_ok(&source, s(pristine.path()), &["--chunk-mib", "1"]);
+    let result = backup_ok(&source, path_str(pristine.path()), &["--chunk-mib", "1"]);
     let id = id_of(&result);
     let files: Vec<String> = manifest(pristine.path(), &id)["files"]
         .as_array()
@@ -613,7 +561,7 @@ fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target
         let path = root.path().join(&id).join(bad_file);
         let record = root.path().join(&id).join("verified.json");
         if verified_first {
-            verify(None, s(root.path()), &id, &[]).assert_code(0);
+            verify(None, path_str(root.path()), &id, &[]).assert_code(0);
             assert!(record.exists(), "a passing verify records itself");
         }
         match damage {
@@ -640,12 +588,12 @@ fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target
 
         let out = restore(
             &target,
-            &format!("{}/{id}", s(root.path())),
+            &format!("{}/{id}", path_str(root.path())),
             &["--clean", "--jobs", "2"],
         );
-        let json = assert_error(&out, 5, "BACKUP_CORRUPT");
+        let json = out.assert_error(5, "BACKUP_CORRUPT");
         assert!(
-            message(&json).contains(bad_file),
+            error_message(&json).contains(bad_file),
             "{what}: restore names {bad_file}\n{out}"
         );
         assert_same_state(
@@ -659,16 +607,16 @@ fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target
             "{what}: no safety backup or anything else was written"
         );
 
-        let out = verify(None, s(root.path()), &id, &[]);
-        let json = assert_error(&out, 5, "BACKUP_CORRUPT");
-        let named: Vec<String> = ids(&json["error"]["details"]["files"]);
+        let out = verify(None, path_str(root.path()), &id, &[]);
+        let json = out.assert_error(5, "BACKUP_CORRUPT");
+        let named: Vec<String> = json_ids(&json["error"]["details"]["files"]);
         assert_eq!(
             named,
             vec![bad_file.to_string()],
             "{what}: verify names the file\n{out}"
         );
         assert!(
-            message(&json).contains(bad_file),
+            error_message(&json).contains(bad_file),
             "{what}: the message names {bad_file}\n{out}"
         );
         // (Without manifest.json the folder is a leftover, not a backup: prune removes it
@@ -679,7 +627,7 @@ fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target
             "{what}: a failed verify leaves no record of verification, not even an earlier one"
         );
 
-        let listed = list(s(root.path()));
+        let listed = list(path_str(root.path()));
         if bad_file == "manifest.json" {
             assert_eq!(
                 listed["backups"],
@@ -689,11 +637,15 @@ fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target
             // `latest` never picks a folder without a manifest, nor one whose manifest is
             // unreadable while a readable one exists; with none readable it says which is
             // corrupt.
-            let out = restore(&target, &format!("{}/latest", s(root.path())), &["--clean"]);
+            let out = restore(
+                &target,
+                &format!("{}/latest", path_str(root.path())),
+                &["--clean"],
+            );
             if damage == Damage::Remove {
-                assert_error(&out, 2, "BACKUP_NOT_FOUND");
+                out.assert_error(2, "BACKUP_NOT_FOUND");
             } else {
-                assert_error(&out, 5, "BACKUP_CORRUPT");
+                out.assert_error(5, "BACKUP_CORRUPT");
             }
             assert_same_state(
                 &target_before,
@@ -703,7 +655,7 @@ fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target
         }
         if damage == Damage::Remove && bad_file == "manifest.json" {
             assert_eq!(
-                ids(&listed["incomplete"]),
+                json_ids(&listed["incomplete"]),
                 vec![id.clone()],
                 "{what}: list shows the folder as incomplete\n{listed}"
             );
@@ -788,7 +740,7 @@ fn kill9(child: Child) -> Output {
 /// Asserts `root` holds no backup: `list` shows none, every folder is a `.partial-`
 /// leftover, and nothing resolves as `latest`.
 fn assert_no_backup(root: &Path, db: &TestDb, when: &str) {
-    let listed = list(s(root));
+    let listed = list(path_str(root));
     assert_eq!(
         listed["backups"],
         serde_json::json!([]),
@@ -802,15 +754,15 @@ fn assert_no_backup(root: &Path, db: &TestDb, when: &str) {
             );
         }
     }
-    let out = verify(None, s(root), "latest", &[]);
-    assert_error(&out, 2, "BACKUP_NOT_FOUND");
-    let target = vacant_db();
+    let out = verify(None, path_str(root), "latest", &[]);
+    out.assert_error(2, "BACKUP_NOT_FOUND");
+    let target = cluster().vacant_database();
     let out = restore(
         db,
-        &format!("{}/latest", s(root)),
+        &format!("{}/latest", path_str(root)),
         &["--target-db", &target.name, "--create"],
     );
-    assert_error(&out, 2, "BACKUP_NOT_FOUND");
+    out.assert_error(2, "BACKUP_NOT_FOUND");
     assert!(
         !database_exists(&target.name),
         "{when}: nothing was restored"
@@ -832,9 +784,9 @@ fn a_killed_backup_leaves_only_a_leftover_that_prune_removes() {
     let root = home.path().join("backups");
     let url = db.url();
     let start = |extra: &[&str]| {
-        let mut args = vec!["backup", "--to", s(&root), "--database-url", &url];
+        let mut args = vec!["backup", "--to", path_str(&root), "--database-url", &url];
         args.extend_from_slice(extra);
-        spawn("backup", &args, &pg_env())
+        spawn("backup", &args, &cluster().pg_tools_env())
     };
     let mut leftovers = Vec::new();
     let mut note_leftovers = |when: &str| {
@@ -924,10 +876,10 @@ fn a_killed_backup_leaves_only_a_leftover_that_prune_removes() {
 
     // The next backup succeeds beside the leftovers.
     next_second();
-    let good = id_of(&backup_ok(&db, s(&root), &["--jobs", "2"]));
-    let listed = list(s(&root));
-    assert_eq!(ids(&listed["backups"]), vec![good.clone()], "{listed}");
-    let mut incomplete = ids(&listed["incomplete"]);
+    let good = id_of(&backup_ok(&db, path_str(&root), &["--jobs", "2"]));
+    let listed = list(path_str(&root));
+    assert_eq!(json_ids(&listed["backups"]), vec![good.clone()], "{listed}");
+    let mut incomplete = json_ids(&listed["incomplete"]);
     incomplete.sort();
     leftovers.sort();
     assert_eq!(incomplete, leftovers, "list names the leftovers\n{listed}");
@@ -937,31 +889,35 @@ fn a_killed_backup_leaves_only_a_leftover_that_prune_removes() {
         &[
             "prune",
             "--from",
-            s(&root),
+            path_str(&root),
             "--keep-last",
             "1",
             "--leftover-age",
             "0s",
         ],
-        &pg_env(),
+        &cluster().pg_tools_env(),
     );
     out.assert_code(0);
     let json = out.json();
-    let mut removed = ids(&json["result"]["leftovers_deleted"]);
+    let mut removed = json_ids(&json["result"]["leftovers_deleted"]);
     removed.sort();
     assert_eq!(removed, leftovers, "prune removes every leftover\n{out}");
     assert_eq!(
-        ids(&json["result"]["deleted"]),
+        json_ids(&json["result"]["deleted"]),
         Vec::<String>::new(),
         "{out}"
     );
-    assert_eq!(ids(&json["result"]["kept"]), vec![good.clone()], "{out}");
+    assert_eq!(
+        json_ids(&json["result"]["kept"]),
+        vec![good.clone()],
+        "{out}"
+    );
     assert_eq!(
         entries(&root),
         vec![good.clone()],
         "only the good backup is left"
     );
-    verify(None, s(&root), &good, &[]).assert_code(0);
+    verify(None, path_str(&root), &good, &[]).assert_code(0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -977,7 +933,7 @@ fn small_source(root: &Path) -> (TestDb<'static>, String) {
          CREATE TABLE beta (id integer PRIMARY KEY, alpha_id integer REFERENCES alpha (id)); \
          INSERT INTO beta SELECT g, g FROM generate_series(1, 50) AS g;",
     );
-    let id = id_of(&backup_ok(&db, s(root), &[]));
+    let id = id_of(&backup_ok(&db, path_str(root), &[]));
     (db, id)
 }
 
@@ -989,10 +945,10 @@ fn restore_refuses_a_non_empty_target_without_clean() {
     target.psql("CREATE TABLE mine (id integer); INSERT INTO mine VALUES (42);");
     let before = state(&target);
 
-    let out = restore(&target, &format!("{}/{id}", s(root.path())), &[]);
-    let json = assert_error(&out, 6, "TARGET_NOT_EMPTY");
+    let out = restore(&target, &format!("{}/{id}", path_str(root.path())), &[]);
+    let json = out.assert_error(6, "TARGET_NOT_EMPTY");
     assert!(
-        message(&json).contains(&target.name),
+        error_message(&json).contains(&target.name),
         "the message names the target\n{out}"
     );
     assert!(
@@ -1004,7 +960,7 @@ fn restore_refuses_a_non_empty_target_without_clean() {
     );
     assert_same_state(&before, &state(&target), "the refused target");
     assert_eq!(
-        listed_ids(s(root.path())),
+        listed_ids(path_str(root.path())),
         vec![id.clone()],
         "no safety backup was taken"
     );
@@ -1012,23 +968,23 @@ fn restore_refuses_a_non_empty_target_without_clean() {
     // --target-db of another, existing non-empty database: refused the same way.
     let out = restore(
         &source,
-        &format!("{}/latest", s(root.path())),
+        &format!("{}/latest", path_str(root.path())),
         &["--target-db", &target.name, "--create"],
     );
-    assert_error(&out, 6, "TARGET_NOT_EMPTY");
+    out.assert_error(6, "TARGET_NOT_EMPTY");
     assert_same_state(&before, &state(&target), "the refused target (--target-db)");
 
     // A dry run says what it would do and does nothing.
     let out = restore(
         &target,
-        &format!("{}/{id}", s(root.path())),
+        &format!("{}/{id}", path_str(root.path())),
         &["--clean", "--dry-run"],
     );
     out.assert_code(0);
     assert_eq!(out.json()["result"]["replaced"], true, "{out}");
     assert_same_state(&before, &state(&target), "the target after --dry-run");
     assert_eq!(
-        listed_ids(s(root.path())),
+        listed_ids(path_str(root.path())),
         vec![id],
         "a dry run takes no safety backup"
     );
@@ -1042,7 +998,7 @@ fn restore_clean_in_a_protected_environment_needs_force() {
         project.path().join("pgward.toml"),
         format!(
             "[env.prod]\ndatabase_url_env = \"PROD_URL\"\nprotected = true\nbackups = \"{}\"\n",
-            s(&backups)
+            path_str(&backups)
         ),
     )
     .expect("pgward.toml is writable");
@@ -1051,9 +1007,9 @@ fn restore_clean_in_a_protected_environment_needs_force() {
     prod.psql("CREATE TABLE orders (id integer PRIMARY KEY); INSERT INTO orders VALUES (7);");
     let before = state(&prod);
     let prod_url = prod.url();
-    let [bindir] = pg_env();
+    let [bindir] = cluster().pg_tools_env();
     let envs = [("PROD_URL", prod_url.as_str()), bindir];
-    let from = format!("{}/{id}", s(&backups));
+    let from = format!("{}/{id}", path_str(&backups));
 
     let out = run_in(
         project.path(),
@@ -1061,7 +1017,7 @@ fn restore_clean_in_a_protected_environment_needs_force() {
         &["restore", "--env", "prod", "--from", &from, "--clean"],
         &envs,
     );
-    let json = assert_error(&out, 6, "PROTECTED_NEEDS_FORCE");
+    let json = out.assert_error(6, "PROTECTED_NEEDS_FORCE");
     assert!(
         json["error"]["hint"]
             .as_str()
@@ -1075,7 +1031,7 @@ fn restore_clean_in_a_protected_environment_needs_force() {
         "the protected target after the refusal",
     );
     assert_eq!(
-        listed_ids(s(&backups)),
+        listed_ids(path_str(&backups)),
         vec![id.clone()],
         "a refused restore takes no safety backup"
     );
@@ -1087,7 +1043,7 @@ fn restore_clean_in_a_protected_environment_needs_force() {
         &["prune", "--env", "prod", "--keep-last", "1"],
         &envs,
     );
-    assert_error(&out, 6, "PROTECTED_NEEDS_FORCE");
+    out.assert_error(6, "PROTECTED_NEEDS_FORCE");
 
     next_second();
     let out = run_in(
@@ -1110,7 +1066,7 @@ fn restore_clean_in_a_protected_environment_needs_force() {
         "the safety backup's id names the environment: {safety}"
     );
     assert_eq!(count(&prod, "SELECT count(*) FROM alpha"), 100);
-    assert!(listed_ids(s(&backups)).contains(&safety));
+    assert!(listed_ids(path_str(&backups)).contains(&safety));
 }
 
 #[test]
@@ -1127,7 +1083,11 @@ fn restore_clean_takes_a_safety_backup_before_dropping_anything() {
     let changed = state(&db);
     next_second();
 
-    let out = restore(&db, &format!("{}/{id}", s(root.path())), &["--clean"]);
+    let out = restore(
+        &db,
+        &format!("{}/{id}", path_str(root.path())),
+        &["--clean"],
+    );
     out.assert_code(0);
     let json = out.json();
     assert_eq!(json["result"]["replaced"], true, "{out}");
@@ -1138,7 +1098,7 @@ fn restore_clean_takes_a_safety_backup_before_dropping_anything() {
         .to_string();
     assert_same_state(&original, &state(&db), "the database after restore --clean");
 
-    let listed = list(s(root.path()));
+    let listed = list(path_str(root.path()));
     let entry = listed["backups"]
         .as_array()
         .expect("backups")
@@ -1151,8 +1111,13 @@ fn restore_clean_takes_a_safety_backup_before_dropping_anything() {
     );
 
     // It holds exactly what was there before the restore.
-    let back = vacant_db();
-    restore_into_new(&db, &format!("{}/{safety}", s(root.path())), &back, &[]);
+    let back = cluster().vacant_database();
+    restore_into_new(
+        &db,
+        &format!("{}/{safety}", path_str(root.path())),
+        &back,
+        &[],
+    );
     assert_same_state(&changed, &state(&back), "the safety backup restored");
 }
 
@@ -1167,44 +1132,53 @@ fn bad_locations_and_ids_fail_with_clear_messages_and_codes() {
     let before = state(&db);
     let unknown = "nosuch-default-20200101T000000Z";
 
-    let out = verify(None, s(root.path()), unknown, &[]);
-    let json = assert_error(&out, 2, "BACKUP_NOT_FOUND");
+    let out = verify(None, path_str(root.path()), unknown, &[]);
+    let json = out.assert_error(2, "BACKUP_NOT_FOUND");
     assert!(
-        message(&json).contains(unknown) && message(&json).contains(s(root.path())),
+        error_message(&json).contains(unknown)
+            && error_message(&json).contains(path_str(root.path())),
         "the message names the id and the location\n{out}"
     );
-    let out = restore(&db, &format!("{}/{unknown}", s(root.path())), &["--clean"]);
-    let json = assert_error(&out, 2, "BACKUP_NOT_FOUND");
-    assert!(message(&json).contains(unknown), "{out}");
+    let out = restore(
+        &db,
+        &format!("{}/{unknown}", path_str(root.path())),
+        &["--clean"],
+    );
+    let json = out.assert_error(2, "BACKUP_NOT_FOUND");
+    assert!(error_message(&json).contains(unknown), "{out}");
     let empty = temp_dir("backup_bad_empty_");
-    let out = verify(None, s(empty.path()), "latest", &[]);
-    assert_error(&out, 2, "BACKUP_NOT_FOUND");
+    let out = verify(None, path_str(empty.path()), "latest", &[]);
+    out.assert_error(2, "BACKUP_NOT_FOUND");
 
     // A path that is a file, and a folder that does not exist.
     let file = root.path().join("not-a-folder");
     std::fs::write(&file, "x").expect("the file is writable");
     let missing = root.path().join("missing");
     for location in [&file, &missing] {
-        let out = run("backup", &["list", "--from", s(location)], &pg_env());
+        let out = run(
+            "backup",
+            &["list", "--from", path_str(location)],
+            &cluster().pg_tools_env(),
+        );
         let json = out.json();
         assert_eq!(out.code, 7, "list --from {}\n{out}", location.display());
         assert_eq!(json["error"]["code"], "IO_ERROR", "{out}");
         assert!(
-            message(&json).contains(s(location)),
+            error_message(&json).contains(path_str(location)),
             "the message names the folder\n{out}"
         );
-        let out = verify(None, s(location), "latest", &[]);
+        let out = verify(None, path_str(location), "latest", &[]);
         assert_eq!(out.code, 7, "verify --from {}\n{out}", location.display());
-        let out = restore(&db, &format!("{}/latest", s(location)), &["--clean"]);
+        let out = restore(&db, &format!("{}/latest", path_str(location)), &["--clean"]);
         assert_eq!(out.code, 7, "restore --from {}\n{out}", location.display());
     }
-    let out = backup(&db, s(&file), &[]);
+    let out = backup(&db, path_str(&file), &[]);
     let json = out.json();
     assert_eq!(out.code, 7, "backup --to a file\n{out}");
-    assert!(message(&json).contains(s(&file)), "{out}");
+    assert!(error_message(&json).contains(path_str(&file)), "{out}");
 
     assert_same_state(&before, &state(&db), "the database after the failed runs");
-    assert_eq!(listed_ids(s(root.path())), vec![id]);
+    assert_eq!(listed_ids(path_str(root.path())), vec![id]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1229,7 +1203,7 @@ fn verify_deep_restores_into_a_scratch_database_and_drops_it() {
     let (db, id) = small_source(root.path());
     assert_eq!(scratch_databases(), 0);
 
-    let out = verify(Some(&db), s(root.path()), &id, &["--deep"]);
+    let out = verify(Some(&db), path_str(root.path()), &id, &["--deep"]);
     out.assert_code(0);
     let json = out.json();
     assert_eq!(json["result"]["deep"], true, "{out}");
@@ -1254,7 +1228,7 @@ fn verify_deep_restores_into_a_scratch_database_and_drops_it() {
         "{out}"
     );
     assert_eq!(scratch_databases(), 0, "the scratch database was dropped");
-    let listed = list(s(root.path()));
+    let listed = list(path_str(root.path()));
     assert_eq!(listed["backups"][0]["verified"], true, "{listed}");
 
     // A manifest whose row count no longer matches the data: the scratch restore finds
@@ -1278,10 +1252,10 @@ fn verify_deep_restores_into_a_scratch_database_and_drops_it() {
         serde_json::to_vec_pretty(&m).expect("JSON"),
     )
     .expect("manifest.json is writable");
-    let out = verify(Some(&db), s(bad.path()), &id, &["--deep"]);
-    let json = assert_error(&out, 5, "ROW_COUNT_MISMATCH");
+    let out = verify(Some(&db), path_str(bad.path()), &id, &["--deep"]);
+    let json = out.assert_error(5, "ROW_COUNT_MISMATCH");
     assert!(
-        message(&json).contains("alpha"),
+        error_message(&json).contains("alpha"),
         "the message names the table\n{out}"
     );
     assert_eq!(
@@ -1299,15 +1273,15 @@ fn verify_deep_restores_into_a_scratch_database_and_drops_it() {
 fn restore_reads_only_checksums_of_the_very_manifest_a_verify_passed() {
     let root = temp_dir("backup_depth_");
     let (source, id) = small_source(root.path());
-    let from = format!("{}/{id}", s(root.path()));
+    let from = format!("{}/{id}", path_str(root.path()));
 
     // Never verified: restore decompresses everything first.
-    let first = vacant_db();
+    let first = cluster().vacant_database();
     let result = restore_into_new(&source, &from, &first, &[]);
     assert_eq!(result["verify_depth"], "decode", "{result}");
 
     // Verified: the record names the manifest, and restore reads only the checksums.
-    verify(None, s(root.path()), &id, &[]).assert_code(0);
+    verify(None, path_str(root.path()), &id, &[]).assert_code(0);
     let manifest_path = root.path().join(&id).join("manifest.json");
     let record: Value = serde_json::from_slice(
         &std::fs::read(root.path().join(&id).join("verified.json")).expect("verified.json"),
@@ -1319,7 +1293,7 @@ fn restore_reads_only_checksums_of_the_very_manifest_a_verify_passed() {
         pgward_shared::migrations::checksum(&manifest_bytes).as_str(),
         "{record}"
     );
-    let second = vacant_db();
+    let second = cluster().vacant_database();
     let result = restore_into_new(&source, &from, &second, &[]);
     assert_eq!(result["verify_depth"], "checksums", "{result}");
     assert_same_state(
@@ -1332,7 +1306,7 @@ fn restore_reads_only_checksums_of_the_very_manifest_a_verify_passed() {
     let compact = serde_json::to_vec(&manifest(root.path(), &id)).expect("JSON");
     assert_ne!(compact, manifest_bytes, "the rewrite changes the bytes");
     std::fs::write(&manifest_path, compact).expect("manifest.json is writable");
-    let third = vacant_db();
+    let third = cluster().vacant_database();
     let result = restore_into_new(&source, &from, &third, &[]);
     assert_eq!(result["verify_depth"], "decode", "{result}");
 }
@@ -1342,51 +1316,59 @@ fn prune_never_removes_the_newest_verified_backup() {
     let root = temp_dir("backup_prune_");
     let (db, first) = small_source(root.path());
     next_second();
-    let second = id_of(&backup_ok(&db, s(root.path()), &[]));
+    let second = id_of(&backup_ok(&db, path_str(root.path()), &[]));
     next_second();
-    let third = id_of(&backup_ok(&db, s(root.path()), &[]));
+    let third = id_of(&backup_ok(&db, path_str(root.path()), &[]));
     for id in [&first, &second] {
-        verify(None, s(root.path()), id, &[]).assert_code(0);
+        verify(None, path_str(root.path()), id, &[]).assert_code(0);
     }
     let all = vec![third.clone(), second.clone(), first.clone()];
-    assert_eq!(listed_ids(s(root.path())), all);
+    assert_eq!(listed_ids(path_str(root.path())), all);
     let prune = |extra: &[&str]| {
         let mut args = vec![
             "prune",
             "--from",
-            s(root.path()),
+            path_str(root.path()),
             "--keep-last",
             "0",
             "--keep-days",
             "0",
         ];
         args.extend_from_slice(extra);
-        let out = run("backup", &args, &pg_env());
+        let out = run("backup", &args, &cluster().pg_tools_env());
         out.assert_code(0);
         out.json()["result"].clone()
     };
 
     let dry = prune(&["--dry-run"]);
     assert_eq!(
-        ids(&dry["deleted"]),
+        json_ids(&dry["deleted"]),
         vec![third.clone(), first.clone()],
         "{dry}"
     );
-    assert_eq!(listed_ids(s(root.path())), all, "a dry run deletes nothing");
+    assert_eq!(
+        listed_ids(path_str(root.path())),
+        all,
+        "a dry run deletes nothing"
+    );
 
     let result = prune(&[]);
-    assert_eq!(ids(&result["kept"]), vec![second.clone()], "{result}");
+    assert_eq!(json_ids(&result["kept"]), vec![second.clone()], "{result}");
     assert_eq!(result["kept"][0]["reason"], "newest-verified", "{result}");
-    assert_eq!(ids(&result["deleted"]), vec![third, first], "{result}");
+    assert_eq!(json_ids(&result["deleted"]), vec![third, first], "{result}");
     assert_eq!(entries(root.path()), vec![second.clone()]);
 
     let again = prune(&[]);
-    assert_eq!(ids(&again["kept"]), vec![second.clone()], "{again}");
+    assert_eq!(json_ids(&again["kept"]), vec![second.clone()], "{again}");
     assert_eq!(entries(root.path()), vec![second]);
 
     // Both rules are needed for nothing.
-    let out = run("backup", &["prune", "--from", s(root.path())], &pg_env());
-    assert_error(&out, 2, "USAGE");
+    let out = run(
+        "backup",
+        &["prune", "--from", path_str(root.path())],
+        &cluster().pg_tools_env(),
+    );
+    out.assert_error(2, "USAGE");
 }
 
 #[test]
@@ -1412,7 +1394,7 @@ fn restore_before_migration_picks_the_newest_backup_taken_before_it() {
         if i > 0 {
             next_second();
         }
-        let result = backup_ok(&db, s(root.path()), &[]);
+        let result = backup_ok(&db, path_str(root.path()), &[]);
         assert_eq!(result["migration_head"], *name, "{result}");
         backups.push(id_of(&result));
     }
@@ -1421,10 +1403,10 @@ fn restore_before_migration_picks_the_newest_backup_taken_before_it() {
         (steps[1].0, &backups[0], "first_table", "second_table"),
         (steps[2].0, &backups[1], "second_table", "third_table"),
     ] {
-        let target = vacant_db();
+        let target = cluster().vacant_database();
         let result = restore_into_new(
             &db,
-            s(root.path()),
+            path_str(root.path()),
             &target,
             &["--before-migration", migration],
         );
@@ -1452,10 +1434,10 @@ fn restore_before_migration_picks_the_newest_backup_taken_before_it() {
         );
     }
 
-    let target = vacant_db();
+    let target = cluster().vacant_database();
     let out = restore(
         &db,
-        s(root.path()),
+        path_str(root.path()),
         &[
             "--before-migration",
             steps[0].0,
@@ -1464,8 +1446,8 @@ fn restore_before_migration_picks_the_newest_backup_taken_before_it() {
             "--create",
         ],
     );
-    let json = assert_error(&out, 2, "BACKUP_NOT_FOUND");
-    assert!(message(&json).contains(steps[0].0), "{out}");
+    let json = out.assert_error(2, "BACKUP_NOT_FOUND");
+    assert!(error_message(&json).contains(steps[0].0), "{out}");
     assert!(!database_exists(&target.name), "nothing was restored");
 }
 
@@ -1475,10 +1457,10 @@ fn restore_tables_loads_only_the_named_tables_data() {
     let (db, id) = small_source(root.path());
     db.psql("CREATE TABLE gamma (id integer); INSERT INTO gamma VALUES (1);");
     next_second();
-    let id2 = id_of(&backup_ok(&db, s(root.path()), &[]));
-    let from = format!("{}/{id2}", s(root.path()));
+    let id2 = id_of(&backup_ok(&db, path_str(root.path()), &[]));
+    let from = format!("{}/{id2}", path_str(root.path()));
 
-    let target = vacant_db();
+    let target = cluster().vacant_database();
     let result = restore_into_new(&db, &from, &target, &["--tables", "public.alpha", "gam*"]);
     let loaded: Vec<&str> = result["load"]["tables"]
         .as_array()
@@ -1496,10 +1478,10 @@ fn restore_tables_loads_only_the_named_tables_data() {
     );
 
     // A pattern that matches nothing is a usage error before anything is touched.
-    let target = vacant_db();
+    let target = cluster().vacant_database();
     let out = restore(
         &db,
-        &format!("{}/{id}", s(root.path())),
+        &format!("{}/{id}", path_str(root.path())),
         &[
             "--target-db",
             &target.name,
@@ -1508,15 +1490,15 @@ fn restore_tables_loads_only_the_named_tables_data() {
             "nosuch",
         ],
     );
-    let json = assert_error(&out, 2, "USAGE");
-    assert!(message(&json).contains("nosuch"), "{out}");
+    let json = out.assert_error(2, "USAGE");
+    assert!(error_message(&json).contains("nosuch"), "{out}");
     assert!(
         !database_exists(&target.name),
         "a --tables typo creates no database"
     );
     let before = state(&db);
     let out = restore(&db, &from, &["--clean", "--tables", "nosuch"]);
-    assert_error(&out, 2, "USAGE");
+    out.assert_error(2, "USAGE");
     assert_same_state(
         &before,
         &state(&db),
@@ -1529,9 +1511,9 @@ fn local_backup_files_are_private() {
     let home = temp_dir("backup_modes_");
     let root = home.path().join("backups");
     let (db, id) = small_source(&root);
-    verify(None, s(&root), &id, &[]).assert_code(0);
+    verify(None, path_str(&root), &id, &[]).assert_code(0);
     next_second();
-    backup_ok(&db, s(&root), &["--backup-format", "sql"]);
+    backup_ok(&db, path_str(&root), &["--backup-format", "sql"]);
 
     let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
     assert_eq!(mode(&root), 0o700, "the backup folder pgward created");

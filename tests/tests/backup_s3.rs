@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    assert_same_state, cluster, load_rich_fixture, run, s3, spawn, state, wait_child, Output,
-    S3Server, TestDb,
+    assert_same_state, cluster, error_message, json_ids, load_rich_fixture, run, s3, spawn, state,
+    wait_child, Output, S3Server,
 };
 use serde_json::Value;
 
@@ -19,14 +19,7 @@ use serde_json::Value;
 /// S3 server's endpoint, credentials and region.
 fn env_for(server: &S3Server) -> Vec<(&'static str, String)> {
     let mut env = server.env();
-    env.push((
-        "PGWARD_PG_BINDIR",
-        cluster()
-            .bin_dir
-            .to_str()
-            .expect("the PostgreSQL bin dir is a UTF-8 path")
-            .to_string(),
-    ));
+    env.extend(cluster().pg_tools_env().map(|(k, v)| (k, v.to_string())));
     env
 }
 
@@ -60,58 +53,11 @@ fn run_with(tool: &str, args: &[&str], env: &[(&'static str, String)]) -> Output
     run(tool, args, &pairs(env))
 }
 
-/// Asserts the run exited with `code` and its error has `error_code`; returns the JSON.
-fn assert_error(out: &Output, code: i32, error_code: &str) -> Value {
-    out.assert_code(code);
-    let json = out.json();
-    assert_eq!(json["ok"], false, "{out}");
-    assert_eq!(json["exit_code"], code, "{out}");
-    assert_eq!(json["error"]["code"], error_code, "{out}");
-    for key in ["message", "hint"] {
-        assert!(
-            !json["error"][key].as_str().unwrap_or_default().is_empty(),
-            "the error has a {key}\n{out}"
-        );
-    }
-    json
-}
-
-/// The `error.message` of a failed run.
-fn message(json: &Value) -> &str {
-    json["error"]["message"].as_str().expect("an error message")
-}
-
-/// The ids in a JSON array of ids or of objects with an `id`.
-fn ids(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .unwrap_or_else(|| panic!("expected an array, got {value}"))
-        .iter()
-        .map(|v| {
-            v.as_str()
-                .or_else(|| v["id"].as_str())
-                .unwrap_or_else(|| panic!("expected an id in {v}"))
-                .to_string()
-        })
-        .collect()
-}
-
 /// `pgward-backup list --from FROM`, which must succeed; returns its `result`.
 fn list(from: &str, env: &[(&'static str, String)]) -> Value {
     let out = run_with("backup", &["list", "--from", from], env);
     out.assert_code(0);
     out.json()["result"].clone()
-}
-
-/// A database name that is free now (a created and dropped test database): restores
-/// with `--create` make it, and the returned handle drops it again when the test ends.
-fn vacant_db() -> TestDb<'static> {
-    let db = cluster().create_database();
-    cluster()
-        .client("postgres")
-        .batch_execute(&format!("DROP DATABASE \"{}\"", db.name))
-        .expect("the new test database can be dropped");
-    db
 }
 
 // ---------------------------------------------------------------------------------------
@@ -171,7 +117,7 @@ fn a_rich_database_round_trips_exactly_through_s3() {
         "no multipart upload is left open"
     );
     let listed = list(&location, &env);
-    assert_eq!(ids(&listed["backups"]), vec![id.clone()], "{listed}");
+    assert_eq!(json_ids(&listed["backups"]), vec![id.clone()], "{listed}");
     assert_eq!(listed["incomplete"], serde_json::json!([]), "{listed}");
     run_with("backup", &["verify", &id, "--from", &location], &env).assert_code(0);
     assert!(
@@ -181,7 +127,7 @@ fn a_rich_database_round_trips_exactly_through_s3() {
         "verify records the verification"
     );
 
-    let target = vacant_db();
+    let target = cluster().vacant_database();
     let from = format!("{location}/{id}");
     let out = run_with(
         "restore",
@@ -209,7 +155,7 @@ fn a_rich_database_round_trips_exactly_through_s3() {
     assert_same_state(&before, &state(&target), "restored from S3");
 
     // `latest` resolves on S3 too.
-    let again = vacant_db();
+    let again = cluster().vacant_database();
     let from = format!("{location}/latest");
     run_with(
         "restore",
@@ -234,7 +180,7 @@ fn a_rich_database_round_trips_exactly_through_s3() {
         &format!("{prefix}migrations.json"),
         b"[{}]".to_vec(),
     );
-    let untouched = vacant_db();
+    let untouched = cluster().vacant_database();
     let out = run_with(
         "restore",
         &[
@@ -249,10 +195,10 @@ fn a_rich_database_round_trips_exactly_through_s3() {
         ],
         &env,
     );
-    let json = assert_error(&out, 5, "BACKUP_CORRUPT");
-    assert!(message(&json).contains("migrations.json"), "{out}");
+    let json = out.assert_error(5, "BACKUP_CORRUPT");
+    assert!(error_message(&json).contains("migrations.json"), "{out}");
     let out = run_with("backup", &["verify", &id, "--from", &location], &env);
-    assert_error(&out, 5, "BACKUP_CORRUPT");
+    out.assert_error(5, "BACKUP_CORRUPT");
     assert!(
         !server
             .keys(&bucket, &prefix)
@@ -300,9 +246,9 @@ fn an_s3_server_dying_mid_upload_fails_the_backup_with_a_storage_error_and_leave
     }
     server.stop();
     let out = wait_child(child);
-    let json = assert_error(&out, 7, "STORAGE_ERROR");
+    let json = out.assert_error(7, "STORAGE_ERROR");
     assert!(
-        message(&json).contains(&location),
+        error_message(&json).contains(&location),
         "the message names the location\n{out}"
     );
     assert!(
@@ -325,12 +271,12 @@ fn an_s3_server_dying_mid_upload_fails_the_backup_with_a_storage_error_and_leave
     // migrations.json went up first, and the run could not clean up after itself.
     assert!(!keys.is_empty(), "the dead run left objects behind");
     assert_eq!(
-        ids(&listed["incomplete"]).len(),
+        json_ids(&listed["incomplete"]).len(),
         1,
         "what the dead run left is listed as incomplete\n{listed}"
     );
     let out = run_with("backup", &["verify", "latest", "--from", &location], &env);
-    assert_error(&out, 2, "BACKUP_NOT_FOUND");
+    out.assert_error(2, "BACKUP_NOT_FOUND");
 
     // prune clears the leftover (objects and open uploads) and the next backup works.
     let out = run_with(
@@ -360,7 +306,7 @@ fn an_s3_server_dying_mid_upload_fails_the_backup_with_a_storage_error_and_leave
         &env,
     );
     out.assert_code(0);
-    assert_eq!(ids(&list(&location, &env)["backups"]).len(), 1);
+    assert_eq!(json_ids(&list(&location, &env)["backups"]).len(), 1);
 }
 
 #[test]
@@ -396,9 +342,9 @@ fn a_missing_bucket_and_wrong_credentials_are_storage_errors() {
         ],
     ] {
         let out = run_with(args[0], &args[1..], &env);
-        let json = assert_error(&out, 7, "BUCKET_NOT_FOUND");
+        let json = out.assert_error(7, "BUCKET_NOT_FOUND");
         assert!(
-            message(&json).contains(&missing),
+            error_message(&json).contains(&missing),
             "the message names the bucket: {args:?}\n{out}"
         );
     }
@@ -416,7 +362,7 @@ fn a_missing_bucket_and_wrong_credentials_are_storage_errors() {
             vec!["backup", "--to", location.as_str(), "--database-url", &url],
         ] {
             let out = run_with("backup", &args, &wrong);
-            let json = assert_error(&out, 7, "S3_ACCESS_DENIED");
+            let json = out.assert_error(7, "S3_ACCESS_DENIED");
             assert!(
                 json["error"]["hint"]
                     .as_str()

@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use pgward_tests::{cluster, corpus_dir, fixtures_dir, redact_json, run, run_in, Output, TestDb};
+use pgward_tests::{
+    cluster, corpus_dir, fixtures_dir, json_strings, redact_json, run, run_in, Output, TestDb,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -50,21 +52,6 @@ fn expect_error(out: &Output, code: i32, error_code: &str) -> Value {
     let envelope = expect(out, code);
     assert_eq!(envelope["error"]["code"], error_code, "{out}");
     envelope
-}
-
-fn names(values: &Value) -> Vec<String> {
-    values
-        .as_array()
-        .unwrap_or_else(|| panic!("expected an array, got {values}"))
-        .iter()
-        .map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => other["name"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no name in {other}"))
-                .to_string(),
-        })
-        .collect()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -319,7 +306,7 @@ fn deploy_corpus(project: &str) {
     // only after the one before it had finished.
     let applied_order: Vec<String> = rows.iter().map(|r| r.migration_name.clone()).collect();
     assert_eq!(
-        names(&envelope["result"]["applied"]),
+        json_strings(&envelope["result"]["applied"], "name"),
         applied_order,
         "the JSON lists the migrations in the order they were applied"
     );
@@ -364,7 +351,7 @@ fn corpus_papermark_deploys_like_psql_with_prisma_history() {
     );
     let envelope = expect(&out, 0);
     assert_eq!(
-        names(&envelope["result"]["applied"]),
+        json_strings(&envelope["result"]["applied"], "name"),
         [
             "20230912150657_initialize",
             "202310122339_NewColumnInLinkTable",
@@ -373,7 +360,7 @@ fn corpus_papermark_deploys_like_psql_with_prisma_history() {
     );
     assert_eq!(
         history_names(&db),
-        names(&envelope["result"]["applied"]),
+        json_strings(&envelope["result"]["applied"], "name"),
         "applied and recorded in that order"
     );
 }
@@ -411,7 +398,10 @@ fn deploy_order_is_locale_compare_not_byte_order() {
 
     let db = cluster().create_database();
     let envelope = expect(&migrate(&db, "deploy", &dir, &[]), 0);
-    assert_eq!(names(&envelope["result"]["applied"]), expected);
+    assert_eq!(
+        json_strings(&envelope["result"]["applied"], "name"),
+        expected
+    );
     assert_eq!(history_names(&db), expected);
     assert_eq!(
         db.query_one_string("SELECT string_agg(name, ',' ORDER BY seq) FROM apply_log"),
@@ -419,7 +409,7 @@ fn deploy_order_is_locale_compare_not_byte_order() {
     );
     assert_history_matches_folder(&db, &dir);
     let status = expect(&migrate(&db, "status", &dir, &[]), 0);
-    assert_eq!(names(&status["result"]["applied"]), expected);
+    assert_eq!(json_strings(&status["result"]["applied"], "name"), expected);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -562,7 +552,7 @@ fn enum_add_value_alone_runs_in_a_transaction_and_used_later_runs_step_by_step()
     let envelope = expect(&migrate(&db, "deploy", &dir, &[]), 0);
     let applied = envelope["result"]["applied"].as_array().unwrap();
     assert_eq!(
-        names(&envelope["result"]["applied"]),
+        json_strings(&envelope["result"]["applied"], "name"),
         [
             "20240101000000_mood",
             "20240102000000_add_value_alone",
@@ -662,7 +652,11 @@ fn failed_migration_leaves_nothing_blocks_deploy_and_recovers_after_resolve() {
             .contains("'a@example.com'"),
         "{out}"
     );
-    assert_eq!(names(&envelope["result"]["applied"]), [USERS], "{out}");
+    assert_eq!(
+        json_strings(&envelope["result"]["applied"], "name"),
+        [USERS],
+        "{out}"
+    );
     assert!(
         error["hint"]
             .as_str()
@@ -715,7 +709,7 @@ fn failed_migration_leaves_nothing_blocks_deploy_and_recovers_after_resolve() {
 
     let out = migrate(&db, "status", dir, &[]);
     let status = expect_error(&out, 5, "FAILED_MIGRATIONS");
-    assert_eq!(names(&status["result"]["failed"]), [BREAKS]);
+    assert_eq!(json_strings(&status["result"]["failed"], "name"), [BREAKS]);
     assert!(status["result"]["failed"][0]["logs"]
         .as_str()
         .unwrap()
@@ -735,7 +729,10 @@ fn failed_migration_leaves_nothing_blocks_deploy_and_recovers_after_resolve() {
         .replace("(2, 'a@example.com')", "(2, 'b@example.com')");
     std::fs::write(&file, fixed).unwrap();
     let envelope = expect(&migrate(&db, "deploy", dir, &[]), 0);
-    assert_eq!(names(&envelope["result"]["applied"]), [BREAKS, LATER]);
+    assert_eq!(
+        json_strings(&envelope["result"]["applied"], "name"),
+        [BREAKS, LATER]
+    );
     assert_eq!(envelope["result"]["already_applied"], 1);
     assert_eq!(db.query_one_string("SELECT count(*) FROM users"), "2");
     assert_eq!(db.query_one_string("SELECT count(*) FROM audit"), "1");
@@ -822,7 +819,7 @@ fn dry_run_changes_nothing_and_to_stops_at_the_named_migration() {
         0,
     );
     assert_eq!(
-        names(&envelope["result"]["applied"]),
+        json_strings(&envelope["result"]["applied"], "name"),
         ["20240101000000_first"]
     );
     assert_eq!(
@@ -852,7 +849,7 @@ fn dry_run_changes_nothing_and_to_stops_at_the_named_migration() {
         0,
     );
     assert_eq!(
-        names(&envelope["result"]["applied"]),
+        json_strings(&envelope["result"]["applied"], "name"),
         ["20240102000000_second"]
     );
     assert_eq!(
@@ -869,7 +866,7 @@ fn dry_run_changes_nothing_and_to_stops_at_the_named_migration() {
 
     let envelope = expect(&migrate(&db, "deploy", &dir, &[]), 0);
     assert_eq!(
-        names(&envelope["result"]["applied"]),
+        json_strings(&envelope["result"]["applied"], "name"),
         ["20240103000000_third"]
     );
     assert_history_matches_folder(&db, &dir);
@@ -893,7 +890,10 @@ fn rollback_runs_down_sql_and_forgets_the_migration() {
 
     // One step: the newest migration.
     let envelope = expect(&migrate(&db, "rollback", &dir, &[]), 0);
-    assert_eq!(names(&envelope["result"]["rolled_back"]), [INVOICES]);
+    assert_eq!(
+        json_strings(&envelope["result"]["rolled_back"], "name"),
+        [INVOICES]
+    );
     assert_eq!(envelope["result"]["rolled_back"][0]["mode"], "transaction");
     assert!(!table_exists(&db, "invoice"));
     assert_eq!(
@@ -905,7 +905,10 @@ fn rollback_runs_down_sql_and_forgets_the_migration() {
     assert_eq!(status["result"]["pending"], json!([INVOICES]));
 
     let envelope = expect(&migrate(&db, "deploy", &dir, &[]), 0);
-    assert_eq!(names(&envelope["result"]["applied"]), [INVOICES]);
+    assert_eq!(
+        json_strings(&envelope["result"]["applied"], "name"),
+        [INVOICES]
+    );
     assert_same_text(
         "schema after rollback + deploy",
         &schema_before,
@@ -915,7 +918,10 @@ fn rollback_runs_down_sql_and_forgets_the_migration() {
 
     // Two steps, newest first.
     let envelope = expect(&migrate(&db, "rollback", &dir, &["--steps", "2"]), 0);
-    assert_eq!(names(&envelope["result"]["rolled_back"]), [INVOICES, EMAIL]);
+    assert_eq!(
+        json_strings(&envelope["result"]["rolled_back"], "name"),
+        [INVOICES, EMAIL]
+    );
     assert_eq!(history_names(&db), [ACCOUNTS]);
     let status = expect(&migrate(&db, "status", &dir, &[]), 3);
     assert_eq!(status["result"]["pending"], json!([EMAIL, INVOICES]));
@@ -939,7 +945,10 @@ fn rollback_runs_down_sql_and_forgets_the_migration() {
 
     // --to NAME: everything after NAME, NAME itself stays.
     let envelope = expect(&migrate(&db, "rollback", &dir, &["--to", ACCOUNTS]), 0);
-    assert_eq!(names(&envelope["result"]["rolled_back"]), [INVOICES, EMAIL]);
+    assert_eq!(
+        json_strings(&envelope["result"]["rolled_back"], "name"),
+        [INVOICES, EMAIL]
+    );
     assert_eq!(history_names(&db), [ACCOUNTS]);
     assert_same_text(
         "schema after rollback --to",
@@ -989,7 +998,7 @@ fn rollback_without_down_sql_changes_nothing() {
     // One step reaches only the newest, which has a down.sql.
     let envelope = expect(&migrate(&db, "rollback", &dir, &[]), 0);
     assert_eq!(
-        names(&envelope["result"]["rolled_back"]),
+        json_strings(&envelope["result"]["rolled_back"], "name"),
         ["20240103000000_three"]
     );
     assert!(!table_exists(&db, "three"));
@@ -1019,7 +1028,7 @@ fn failing_down_sql_is_rolled_back_and_the_migration_stays_applied() {
     assert_same_text("dump after failed rollback", &before, &full_dump(&db));
     let status = expect(&migrate(&db, "status", &dir, &[]), 0);
     assert_eq!(
-        names(&status["result"]["applied"]),
+        json_strings(&status["result"]["applied"], "name"),
         ["20240101000000_widgets"]
     );
 }
@@ -1095,7 +1104,10 @@ fn baseline_with_resolve_applied_then_deploy_the_rest() {
     }
 
     let envelope = expect(&migrate(&db, "deploy", &dir, &[]), 0);
-    assert_eq!(names(&envelope["result"]["applied"]), [orders, later]);
+    assert_eq!(
+        json_strings(&envelope["result"]["applied"], "name"),
+        [orders, later]
+    );
     assert_eq!(envelope["result"]["already_applied"], 1);
     assert!(table_exists(&db, "purchase") && table_exists(&db, "refund"));
     assert_eq!(history_names(&db), [init, orders, later]);

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pgward_tests::{bin, cluster, fixtures_dir, run, spawn, Output, TestDb, SUPERUSER_PASSWORD};
+use pgward_tests::{
+    bin, cluster, fixtures_dir, run, spawn, temp_dir, Output, TestDb, SUPERUSER_PASSWORD,
+};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------
@@ -82,14 +84,6 @@ fn closed_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .expect("a free port on 127.0.0.1")
-}
-
-/// A temp folder (for migrations folders made on the spot, audit logs, ...).
-fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("pgward-input-")
-        .tempdir()
-        .expect("a temp dir")
 }
 
 /// Runs `pgward-migrate args` but fails the test (killing the binary) if it has not
@@ -255,7 +249,7 @@ fn no_database_url_anywhere_is_a_usage_error() {
 #[test]
 fn missing_migrations_folder_is_a_usage_error() {
     let db = cluster().create_database();
-    let tmp = temp_dir();
+    let tmp = temp_dir("pgward-input-");
     let missing = tmp.path().join("prisma").join("migrations");
     for command in ["deploy", "status"] {
         let out = migrate_url(command, &missing, &db.url(), &[]);
@@ -268,7 +262,7 @@ fn missing_migrations_folder_is_a_usage_error() {
 #[test]
 fn empty_migrations_folder_is_a_usage_error() {
     let db = cluster().create_database();
-    let tmp = temp_dir();
+    let tmp = temp_dir("pgward-input-");
     // migration_lock.toml alone is not a migration.
     std::fs::write(
         tmp.path().join("migration_lock.toml"),
@@ -285,7 +279,7 @@ fn empty_migrations_folder_is_a_usage_error() {
 #[test]
 fn migration_folder_without_migration_sql_is_p3015() {
     let db = cluster().create_database();
-    let tmp = temp_dir();
+    let tmp = temp_dir("pgward-input-");
     let good = tmp.path().join("20240101000000_init");
     std::fs::create_dir(&good).expect("mkdir");
     std::fs::write(good.join("migration.sql"), "CREATE TABLE early (id int);\n").expect("write");
@@ -309,7 +303,7 @@ fn migration_folder_without_migration_sql_is_p3015() {
 #[test]
 fn migration_sql_that_is_not_utf8_is_named() {
     let db = cluster().create_database();
-    let tmp = temp_dir();
+    let tmp = temp_dir("pgward-input-");
     let folder = tmp.path().join("20240101000000_latin1");
     std::fs::create_dir(&folder).expect("mkdir");
     let file = folder.join("migration.sql");
@@ -335,7 +329,7 @@ fn migration_sql_that_is_not_utf8_is_named() {
 #[test]
 fn migrations_for_another_provider_are_p3019() {
     let db = cluster().create_database();
-    let tmp = temp_dir();
+    let tmp = temp_dir("pgward-input-");
     let folder = tmp.path().join("20240101000000_init");
     std::fs::create_dir(&folder).expect("mkdir");
     std::fs::write(
@@ -364,7 +358,7 @@ fn migrations_for_another_provider_are_p3019() {
 #[test]
 fn seed_of_a_missing_folder_is_a_usage_error_with_a_hint_that_works() {
     let db = cluster().create_database();
-    let tmp = temp_dir();
+    let tmp = temp_dir("pgward-input-");
     let missing = tmp.path().join("prisma").join("seeds");
     let out = run(
         "migrate",
@@ -471,7 +465,7 @@ impl Drop for EncodedPasswordRole {
 /// Runs every command of pgward-migrate against `url` with an audit log, and asserts
 /// that none of `secrets` appears in any stdout, stderr or audit line.
 fn assert_commands_never_show(db: &TestDb, url: &str, wrong_url: &str, secrets: &[&str]) {
-    let tmp = temp_dir();
+    let tmp = temp_dir("pgward-input-");
     let audit = tmp.path().join("audit.jsonl");
     let audit_flag = ["--audit-log", path_str(&audit)];
     let dir = simple_migrations();

@@ -13,8 +13,8 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    cluster, run, run_in, spawn, wait_child, wait_until, Output, TestDb, SUPERUSER,
-    SUPERUSER_PASSWORD,
+    cluster, json_strings, run, run_in, spawn, wait_child, wait_until, warning_codes, Output,
+    TestDb, SUPERUSER, SUPERUSER_PASSWORD,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -136,46 +136,6 @@ fn history_count(db: &TestDb, condition: &str) -> i64 {
     .expect("count(*) is a number")
 }
 
-/// The strings of a JSON array (of strings, or of objects with a `name`).
-fn names(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .unwrap_or_else(|| panic!("expected an array, got {value}"))
-        .iter()
-        .map(|v| {
-            v.as_str()
-                .or_else(|| v["name"].as_str())
-                .unwrap_or_else(|| panic!("expected a name in {v}"))
-                .to_string()
-        })
-        .collect()
-}
-
-/// The codes of the envelope's warnings.
-fn warning_codes(json: &Value) -> Vec<String> {
-    json["warnings"]
-        .as_array()
-        .expect("warnings is an array")
-        .iter()
-        .map(|w| {
-            w["code"]
-                .as_str()
-                .expect("a warning has a code")
-                .to_string()
-        })
-        .collect()
-}
-
-/// Asserts the run exited with `code` and its error has `error_code`; returns the JSON.
-fn assert_error(out: &Output, code: i32, error_code: &str) -> Value {
-    out.assert_code(code);
-    let json = out.json();
-    assert_eq!(json["ok"], false, "{out}");
-    assert_eq!(json["exit_code"], code, "{out}");
-    assert_eq!(json["error"]["code"], error_code, "{out}");
-    json
-}
-
 /// A migration that sleeps in the middle: a table first, then a slow statement, then
 /// more. The sleep's length comes from a per-database setting ([`set_migration_sleep`]),
 /// so the run a test kills or interrupts is slow and the later deploy that applies the
@@ -253,7 +213,7 @@ fn eight_concurrent_deploys_apply_every_migration_exactly_once() {
         out.assert_code(0);
         let json = out.json();
         assert_eq!(json["ok"], true, "{out}");
-        let applied = names(&json["result"]["applied"]);
+        let applied = json_strings(&json["result"]["applied"], "name");
         assert_eq!(
             json["result"]["already_applied"].as_u64().expect("a count") as usize + applied.len(),
             10,
@@ -321,7 +281,7 @@ fn deploy_gives_up_after_lock_wait_and_names_the_holder() {
     let out = deploy(folder.path(), &db, &["--lock-wait", "1s"], &[]);
     let took = started.elapsed();
 
-    let json = assert_error(&out, 6, "LOCK_HELD");
+    let json = out.assert_error(6, "LOCK_HELD");
     assert!(
         took >= Duration::from_secs(1),
         "deploy waited the whole --lock-wait 1s before giving up, took {took:?}\n{out}"
@@ -377,7 +337,7 @@ fn disable_advisory_lock_variable_skips_the_lock_only_when_set_to_a_true_value()
             &["--lock-wait", "1s"],
             &[("PRISMA_SCHEMA_DISABLE_ADVISORY_LOCK", value)],
         );
-        assert_error(&out, 6, "LOCK_HELD");
+        out.assert_error(6, "LOCK_HELD");
         assert!(
             !relation_exists(&db, "public.t"),
             "PRISMA_SCHEMA_DISABLE_ADVISORY_LOCK={value:?} still waits for the lock"
@@ -392,7 +352,7 @@ fn disable_advisory_lock_variable_skips_the_lock_only_when_set_to_a_true_value()
     );
     out.assert_code(0);
     assert_eq!(
-        names(&out.json()["result"]["applied"]),
+        json_strings(&out.json()["result"]["applied"], "name"),
         ["20240101000000_init"]
     );
     assert!(relation_exists(&db, "public.t"));
@@ -444,7 +404,8 @@ fn deploy_killed_mid_migration_leaves_it_pending_and_the_schema_untouched() {
 
     let st = status(folder.path(), &db);
     let json = st.json();
-    let listed_applied = names(&json["result"]["applied"]).contains(&slow.to_string());
+    let listed_applied =
+        json_strings(&json["result"]["applied"], "name").contains(&slow.to_string());
     assert_eq!(
         listed_applied,
         relation_exists(&db, "public.killed_midway"),
@@ -452,8 +413,11 @@ fn deploy_killed_mid_migration_leaves_it_pending_and_the_schema_untouched() {
     );
     // The atomic engine: nothing committed, nothing recorded.
     st.assert_code(3);
-    assert_eq!(names(&json["result"]["applied"]), ["20240101000000_first"]);
-    assert_eq!(names(&json["result"]["pending"]), [slow]);
+    assert_eq!(
+        json_strings(&json["result"]["applied"], "name"),
+        ["20240101000000_first"]
+    );
+    assert_eq!(json_strings(&json["result"]["pending"], "name"), [slow]);
     assert_eq!(json["result"]["failed"], serde_json::json!([]), "{st}");
     assert!(!relation_exists(&db, "public.killed_midway"));
     assert!(!relation_exists(&db, "public.killed_midway_after_sleep"));
@@ -464,7 +428,10 @@ fn deploy_killed_mid_migration_leaves_it_pending_and_the_schema_untouched() {
     set_migration_sleep(&db, "0");
     let again = deploy(folder.path(), &db, &["--lock-wait", "1s"], &[]);
     again.assert_code(0);
-    assert_eq!(names(&again.json()["result"]["applied"]), [slow]);
+    assert_eq!(
+        json_strings(&again.json()["result"]["applied"], "name"),
+        [slow]
+    );
     assert_eq!(
         db.query_one_string("SELECT count(*) FROM killed_midway"),
         "1"
@@ -518,7 +485,7 @@ fn interrupt_mid_migration(signal: libc::c_int) {
         "deploy exits within seconds of signal {signal}, not after the 60 s statement: \
          {took:?}\n{out}"
     );
-    assert_error(&out, 130, "INTERRUPTED");
+    out.assert_error(130, "INTERRUPTED");
     assert_eq!(
         active_pgward_queries(&db, "%pg_sleep%"),
         0,
@@ -538,12 +505,18 @@ fn interrupt_mid_migration(signal: libc::c_int) {
     );
     let st = status(folder.path(), &db);
     st.assert_code(3);
-    assert_eq!(names(&st.json()["result"]["pending"]), [slow]);
+    assert_eq!(
+        json_strings(&st.json()["result"]["pending"], "name"),
+        [slow]
+    );
 
     set_migration_sleep(&db, "0");
     let again = deploy(folder.path(), &db, &[], &[]);
     again.assert_code(0);
-    assert_eq!(names(&again.json()["result"]["applied"]), [slow]);
+    assert_eq!(
+        json_strings(&again.json()["result"]["applied"], "name"),
+        [slow]
+    );
     assert_eq!(
         db.query_one_string("SELECT count(*) FROM interrupted_midway"),
         "1"
@@ -621,7 +594,7 @@ fn sigint_while_waiting_for_the_lock_exits_130_and_changes_nothing() {
         started.elapsed() < Duration::from_secs(30),
         "deploy did not wait out --lock-wait"
     );
-    assert_error(&out, 130, "INTERRUPTED");
+    out.assert_error(130, "INTERRUPTED");
     assert!(!relation_exists(&db, "public._prisma_migrations"));
     assert!(!relation_exists(&db, "public.t"));
 }
@@ -664,7 +637,7 @@ fn lock_timeout_without_retries_fails_the_migration_with_55p03() {
         started.elapsed() < Duration::from_secs(10),
         "lock_timeout ended the wait"
     );
-    let json = assert_error(&out, 1, "MIGRATION_FAILED");
+    let json = out.assert_error(1, "MIGRATION_FAILED");
     assert!(
         json["error"]["message"]
             .as_str()
@@ -693,8 +666,11 @@ fn lock_timeout_without_retries_fails_the_migration_with_55p03() {
     );
     assert!(!column_exists(&db, "t", "note"));
     let st = status(folder.path(), &db);
-    assert_error(&st, 5, "FAILED_MIGRATIONS");
-    assert_eq!(names(&st.json()["result"]["failed"]), [ALTER_T]);
+    st.assert_error(5, "FAILED_MIGRATIONS");
+    assert_eq!(
+        json_strings(&st.json()["result"]["failed"], "name"),
+        [ALTER_T]
+    );
 }
 
 #[test]
@@ -743,7 +719,7 @@ fn lock_timeout_is_retried_until_the_blocker_lets_go() {
     out.assert_code(0);
     let json = out.json();
     let applied = &json["result"]["applied"];
-    assert_eq!(names(applied), [ALTER_T], "{out}");
+    assert_eq!(json_strings(applied, "name"), [ALTER_T], "{out}");
     let retries = applied[0]["retries"].as_i64().expect("retries is a number");
     assert!(retries >= 1, "the migration needed a retry\n{out}");
     let warnings = warning_codes(&json);
@@ -825,11 +801,15 @@ fn sigint_during_the_retry_backoff_exits_at_once() {
         "Ctrl-C during the retry back-off exits within seconds, not after the back-off: \
          {took:?}\n{out}"
     );
-    assert_error(&out, 130, "INTERRUPTED");
+    out.assert_error(130, "INTERRUPTED");
     assert!(!column_exists(&db, "t", "note"));
     let st = status(folder.path(), &db);
     st.assert_code(3);
-    assert_eq!(names(&st.json()["result"]["pending"]), [ALTER_T], "{st}");
+    assert_eq!(
+        json_strings(&st.json()["result"]["pending"], "name"),
+        [ALTER_T],
+        "{st}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -908,7 +888,7 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
         &["deploy", "--env", "prod", "--force"][..],
     ] {
         let out = migrate(args);
-        let json = assert_error(&out, 6, "PROTECTED_NEEDS_YES");
+        let json = out.assert_error(6, "PROTECTED_NEEDS_YES");
         assert!(
             json["error"]["hint"]
                 .as_str()
@@ -928,22 +908,25 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
         &["deploy"],
         &[("PGWARD_ENV", "prod"), ("PROD_DATABASE_URL", &prod_url)],
     );
-    assert_error(&out, 6, "PROTECTED_NEEDS_YES");
+    out.assert_error(6, "PROTECTED_NEEDS_YES");
     // Naming the database on the command line does not leave the protected environment.
     let out = migrate(&["deploy", "--env", "prod", "--database-url", &prod_url]);
-    assert_error(&out, 6, "PROTECTED_NEEDS_YES");
+    out.assert_error(6, "PROTECTED_NEEDS_YES");
     assert!(!relation_exists(&prod, "public._prisma_migrations"));
     // A dry run changes nothing, so it needs no approval.
     let out = migrate(&["deploy", "--env", "prod", "--dry-run"]);
     out.assert_code(0);
     assert_eq!(
-        names(&out.json()["result"]["applied"]),
+        json_strings(&out.json()["result"]["applied"], "name"),
         [ACCOUNTS, INVOICES]
     );
     assert!(!relation_exists(&prod, "public._prisma_migrations"));
     let out = migrate(&["deploy", "--env", "prod", "--yes", "--to", ACCOUNTS]);
     out.assert_code(0);
-    assert_eq!(names(&out.json()["result"]["applied"]), [ACCOUNTS]);
+    assert_eq!(
+        json_strings(&out.json()["result"]["applied"], "name"),
+        [ACCOUNTS]
+    );
     assert!(relation_exists(&prod, "public.account"));
 
     // rollback and resolve: --force, and only --force.
@@ -954,7 +937,7 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
         &["resolve", "--env", "prod", "--applied", INVOICES, "--yes"][..],
     ] {
         let out = migrate(args);
-        let json = assert_error(&out, 6, "PROTECTED_NEEDS_FORCE");
+        let json = out.assert_error(6, "PROTECTED_NEEDS_FORCE");
         assert!(
             json["error"]["hint"]
                 .as_str()
@@ -984,13 +967,13 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
     // seed: refused outright. seed has no --force flag at all, so `--force` cannot talk
     // it into running either: clap rejects the flag.
     let out = migrate(&["seed", "--env", "prod", "--dir", "seeds"]);
-    let json = assert_error(&out, 6, "PROTECTED_FORBIDDEN");
+    let json = out.assert_error(6, "PROTECTED_FORBIDDEN");
     assert!(json["error"]["message"]
         .as_str()
         .expect("a message")
         .contains("seed"));
     let out = migrate(&["seed", "--env", "prod", "--dir", "seeds", "--force"]);
-    assert_error(&out, 2, "USAGE");
+    out.assert_error(2, "USAGE");
     assert!(
         !relation_exists(&prod, "public.seeded"),
         "nothing was seeded"
@@ -1012,7 +995,7 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
     let out = migrate(&["deploy", "--env", "dev"]);
     out.assert_code(0);
     assert_eq!(
-        names(&out.json()["result"]["applied"]),
+        json_strings(&out.json()["result"]["applied"], "name"),
         [ACCOUNTS, INVOICES]
     );
     migrate(&["rollback", "--env", "dev"]).assert_code(0);
@@ -1030,7 +1013,7 @@ fn unknown_environment_and_unset_url_variable_are_usage_errors() {
         &["deploy", "--env", "nosuch"],
         &[],
     );
-    let json = assert_error(&out, 2, "UNKNOWN_ENV");
+    let json = out.assert_error(2, "UNKNOWN_ENV");
     let hint = json["error"]["hint"].as_str().expect("a hint");
     assert!(
         hint.contains("dev") && hint.contains("prod"),
@@ -1043,7 +1026,7 @@ fn unknown_environment_and_unset_url_variable_are_usage_errors() {
         &["deploy", "--env", "ghost", "--yes"],
         &[],
     );
-    let json = assert_error(&out, 2, "ENV_URL_UNSET");
+    let json = out.assert_error(2, "ENV_URL_UNSET");
     assert!(
         json["error"]["hint"]
             .as_str()
@@ -1058,7 +1041,7 @@ fn unknown_environment_and_unset_url_variable_are_usage_errors() {
         &["status", "--env", "ghost"],
         &[("GHOST_DATABASE_URL", "")],
     );
-    assert_error(&out, 2, "ENV_URL_UNSET");
+    out.assert_error(2, "ENV_URL_UNSET");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1186,7 +1169,7 @@ fn changing_commands_append_one_redacted_audit_line_each() {
 
     // A refused change is audited too, with its failed outcome.
     let out = migrate(&["resolve", "--rolled-back", ACCOUNTS]);
-    assert_error(&out, 1, "INVALID_HISTORY_ACTION");
+    out.assert_error(1, "INVALID_HISTORY_ACTION");
     let lines = audit_lines(&audit);
     assert_eq!(lines.len(), 4);
     assert_audit_line(&lines[3], &db, "resolve", 1);
@@ -1274,7 +1257,7 @@ fn refused_attempts_on_a_protected_database_are_audited() {
             args,
             &[("PROD_DATABASE_URL", &prod_url)],
         );
-        assert_error(&out, 6, code);
+        out.assert_error(6, code);
     }
     let text = std::fs::read_to_string(&audit).expect("the refusals were audited");
     let lines: Vec<Value> = text

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pgward_tests::{cluster, fixtures_dir, run, workspace_root, Output, TestDb};
+use pgward_tests::{
+    cluster, fixtures_dir, path_str, run, temp_dir, workspace_root, Output, TestDb,
+};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -33,26 +35,6 @@ fn charts_of(command: &str) -> &'static [&'static str] {
         "backups" => &["chart-backup-sizes", "chart-backup-age"],
         _ => &[],
     }
-}
-
-fn temp_dir(prefix: &str) -> TempDir {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("a temp dir")
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().expect("temp paths are UTF-8")
-}
-
-/// pg_dump and psql of the cluster's own version, for the backups.
-fn pg_env() -> [(&'static str, &'static str); 1] {
-    let bin_dir = cluster()
-        .bin_dir
-        .to_str()
-        .expect("the PostgreSQL bin dir is a UTF-8 path");
-    [("PGWARD_PG_BINDIR", bin_dir)]
 }
 
 /// Writes `root/NAME/migration.sql` for each migration, and migration_lock.toml.
@@ -100,9 +82,9 @@ impl Scenario<'_> {
     fn args(&self, command: &str) -> Vec<String> {
         let mut args = vec![command.to_string()];
         match command {
-            "migrations" => args.extend(["--dir".into(), s(&self.migrations_dir()).into()]),
-            "backups" => args.extend(["--from".into(), s(&self.backups_dir()).into()]),
-            "audit" => args.extend(["--audit-log".into(), s(&self.audit_log()).into()]),
+            "migrations" => args.extend(["--dir".into(), path_str(&self.migrations_dir()).into()]),
+            "backups" => args.extend(["--from".into(), path_str(&self.backups_dir()).into()]),
+            "audit" => args.extend(["--audit-log".into(), path_str(&self.audit_log()).into()]),
             _ => {}
         }
         args
@@ -116,7 +98,11 @@ impl Scenario<'_> {
                 let out = self.run("migrations", "json");
                 std::fs::write(&document, &out.stdout).expect("the document can be saved");
             }
-            return run("report", &["render", s(&document), "--format", format], &[]);
+            return run(
+                "report",
+                &["render", path_str(&document), "--format", format],
+                &[],
+            );
         }
         let args = self.args(command);
         let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -132,13 +118,13 @@ impl Scenario<'_> {
             &[
                 "backup",
                 "--to",
-                s(&self.backups_dir()),
+                path_str(&self.backups_dir()),
                 "--database-url",
                 &url,
                 "--audit-log",
-                s(&self.audit_log()),
+                path_str(&self.audit_log()),
             ],
-            &pg_env(),
+            &cluster().pg_tools_env(),
         );
         out.assert_code(0);
     }
@@ -151,11 +137,11 @@ impl Scenario<'_> {
             &[
                 "deploy",
                 "--dir",
-                s(&self.migrations_dir()),
+                path_str(&self.migrations_dir()),
                 "--database-url",
                 &url,
                 "--audit-log",
-                s(&self.audit_log()),
+                path_str(&self.audit_log()),
             ],
             &[],
         )
@@ -457,7 +443,7 @@ fn backups_exit_3_when_the_newest_is_older_than_max_age_or_there_is_none() {
     let location = dir.path().join("backups");
     std::fs::create_dir_all(&location).expect("the location can be created");
     let backups = |extra: &[&str]| {
-        let mut args = vec!["backups", "--from", s(&location)];
+        let mut args = vec!["backups", "--from", path_str(&location)];
         args.extend_from_slice(extra);
         run("report", &args, &[])
     };
@@ -478,8 +464,14 @@ fn backups_exit_3_when_the_newest_is_older_than_max_age_or_there_is_none() {
     db.psql("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);");
     run(
         "backup",
-        &["backup", "--to", s(&location), "--database-url", &db.url()],
-        &pg_env(),
+        &[
+            "backup",
+            "--to",
+            path_str(&location),
+            "--database-url",
+            &db.url(),
+        ],
+        &cluster().pg_tools_env(),
     )
     .assert_code(0);
     let out = backups(&["--max-age", "26h"]);
@@ -647,7 +639,12 @@ fn migrations_report_rollbacks_reapplies_and_the_slowest() {
     let url = db.url();
     let migrate = |args: &[&str]| {
         let mut all = args.to_vec();
-        all.extend(["--dir", s(&migrations), "--database-url", url.as_str()]);
+        all.extend([
+            "--dir",
+            path_str(&migrations),
+            "--database-url",
+            url.as_str(),
+        ]);
         run("migrate", &all, &[])
     };
     migrate(&["deploy"]).assert_code(1);
@@ -659,7 +656,7 @@ fn migrations_report_rollbacks_reapplies_and_the_slowest() {
     .expect("the fix is written");
     migrate(&["deploy"]).assert_code(0);
 
-    let out = report(&["migrations", "--dir", s(&migrations)], &db);
+    let out = report(&["migrations", "--dir", path_str(&migrations)], &db);
     out.assert_code(0);
     let r = &out.json()["result"];
     assert_eq!(r["totals"]["attempts"], 4, "{out}");
@@ -726,11 +723,11 @@ fn audit_lists_the_log_newest_first_and_skips_broken_lines() {
         &[
             "deploy",
             "--dir",
-            s(&migrations),
+            path_str(&migrations),
             "--database-url",
             &db.url(),
             "--audit-log",
-            s(&log),
+            path_str(&log),
         ],
         &[],
     )
@@ -740,13 +737,13 @@ fn audit_lists_the_log_newest_first_and_skips_broken_lines() {
         &[
             "backup",
             "--to",
-            s(&dir.path().join("b")),
+            path_str(&dir.path().join("b")),
             "--database-url",
             &db.url(),
             "--audit-log",
-            s(&log),
+            path_str(&log),
         ],
-        &pg_env(),
+        &cluster().pg_tools_env(),
     )
     .assert_code(0);
     std::fs::OpenOptions::new()
@@ -755,7 +752,7 @@ fn audit_lists_the_log_newest_first_and_skips_broken_lines() {
         .and_then(|mut f| f.write_all(b"{\"at\": \"2026-01-0\n"))
         .expect("a broken line is appended");
 
-    let out = run("report", &["audit", "--audit-log", s(&log)], &[]);
+    let out = run("report", &["audit", "--audit-log", path_str(&log)], &[]);
     out.assert_code(0);
     let json = out.json();
     let entries = json["result"]["entries"].as_array().expect("entries");
@@ -781,7 +778,7 @@ fn audit_lists_the_log_newest_first_and_skips_broken_lines() {
         &[
             "audit", "--tool", "migrate", "--since", "1h", "--format", "text",
         ],
-        &[("PGWARD_AUDIT_LOG", s(&log))],
+        &[("PGWARD_AUDIT_LOG", path_str(&log))],
     );
     out.assert_code(0);
     assert!(out.stdout.contains("command=deploy"), "{out}");
@@ -789,7 +786,11 @@ fn audit_lists_the_log_newest_first_and_skips_broken_lines() {
 
     let out = run(
         "report",
-        &["audit", "--audit-log", s(&dir.path().join("none.jsonl"))],
+        &[
+            "audit",
+            "--audit-log",
+            path_str(&dir.path().join("none.jsonl")),
+        ],
         &[],
     );
     out.assert_code(0);
@@ -817,7 +818,11 @@ const RENDER_FORMATS: [&str; 4] = ["text", "markdown", "prometheus", "html"];
 fn render_all(document: &Path) -> String {
     let mut snapshot = String::new();
     for format in RENDER_FORMATS {
-        let out = run("report", &["render", s(document), "--format", format], &[]);
+        let out = run(
+            "report",
+            &["render", path_str(document), "--format", format],
+            &[],
+        );
         out.assert_code(0);
         assert!(out.stderr.is_empty(), "render logs nothing\n{out}");
         snapshot.push_str(&format!("=== {format} ===\n{}", out.stdout));
@@ -891,8 +896,8 @@ fn render_reads_what_every_binary_prints_today() {
     );
     let backups = dir.path().join("backups");
     let url = db.url();
-    let m = s(&migrations);
-    let b = s(&backups);
+    let m = path_str(&migrations);
+    let b = path_str(&backups);
     let runs: Vec<(&str, Vec<&str>)> = vec![
         (
             "migrate",
@@ -915,12 +920,16 @@ fn render_reads_what_every_binary_prints_today() {
         ("report", vec!["health", "--database-url", &url]),
     ];
     for (tool, args) in runs {
-        let out = run(tool, &args, &pg_env());
+        let out = run(tool, &args, &cluster().pg_tools_env());
         let doc = out.json();
         let file = dir.path().join(format!("{tool}-{}.json", args[0]));
         std::fs::write(&file, &out.stdout).expect("the document can be saved");
         for format in RENDER_FORMATS {
-            let rendered = run("report", &["render", s(&file), "--format", format], &[]);
+            let rendered = run(
+                "report",
+                &["render", path_str(&file), "--format", format],
+                &[],
+            );
             rendered.assert_code(0);
             let what = format!("pgward-{tool} {} rendered as {format}", args[0]);
             match format {
@@ -970,7 +979,7 @@ fn render_reads_what_every_binary_prints_today() {
     std::fs::write(&not_pgward, "{\"hello\": 1}").expect("written");
     let out = run(
         "report",
-        &["render", s(&not_pgward), "--format", "text"],
+        &["render", path_str(&not_pgward), "--format", "text"],
         &[],
     );
     out.assert_code(2);
@@ -1045,10 +1054,10 @@ fn chromium(page: &Path, width: u32, height: u32, extra: &[&str]) -> String {
             "--hide-scrollbars",
             "--force-device-scale-factor=1",
         ])
-        .arg(format!("--user-data-dir={}", s(profile.path())))
+        .arg(format!("--user-data-dir={}", path_str(profile.path())))
         .arg(format!("--window-size={width},{height}"))
         .args(extra)
-        .arg(format!("file://{}", s(page)))
+        .arg(format!("file://{}", path_str(page)))
         .stdin(Stdio::null())
         .output()
         .expect("chromium runs");
@@ -1164,7 +1173,7 @@ fn html_reports_render_their_charts_in_headless_chromium() {
             &page,
             1280,
             1600,
-            &[&format!("--screenshot={}", s(&screenshot))],
+            &[&format!("--screenshot={}", path_str(&screenshot))],
         );
         let (blue, total) = count_pixels(&screenshot, BLUE);
         assert!(
@@ -1186,7 +1195,7 @@ fn html_reports_render_their_charts_in_headless_chromium() {
             1300,
             &[
                 "--allow-file-access-from-files",
-                &format!("--screenshot={}", s(&phone)),
+                &format!("--screenshot={}", path_str(&phone)),
             ],
         );
 
@@ -1198,7 +1207,7 @@ fn html_reports_render_their_charts_in_headless_chromium() {
             1600,
             &[
                 "--no-pdf-header-footer",
-                &format!("--print-to-pdf={}", s(&pdf)),
+                &format!("--print-to-pdf={}", path_str(&pdf)),
             ],
         );
         let bytes = std::fs::read(&pdf).expect("the PDF was printed");

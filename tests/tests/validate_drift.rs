@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use pgward_tests::{cluster, corpus_dir, fixtures_dir, run, spawn, Output, TestDb};
+use pgward_tests::{cluster, corpus_dir, fixtures_dir, run, spawn, warning_codes, Output, TestDb};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------
@@ -68,17 +68,6 @@ fn expect(out: &Output, code: i32) -> Value {
     let envelope = out.json();
     assert_eq!(envelope["exit_code"], code, "{out}");
     envelope
-}
-
-fn warning_codes(envelope: &Value) -> Vec<String> {
-    envelope["warnings"]
-        .as_array()
-        .map(|ws| {
-            ws.iter()
-                .map(|w| w["code"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// `(kind, object, change)` of every difference.
