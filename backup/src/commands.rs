@@ -98,35 +98,42 @@ pub fn verify(
     let storage = open_storage(ctx, from, args)?;
     ctx.audit_location(&storage.location());
     let id = inventory::resolve_id(storage.as_ref(), id)?;
-    let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(storage.as_ref(), &id)
-        .inspect_err(|e| {
-        if e.exit() == Exit::Integrity {
+    let checked = check_and_record(ctx, storage.as_ref(), &id, deep, jobs);
+    if let Err(failure) = &checked {
+        if failure.error.exit() == Exit::Integrity {
             forget_verification(ctx, storage.as_ref(), &id);
         }
-    })?;
+    }
+    checked
+}
+
+/// verify's checks of backup `id` (and with `deep` the scratch restore); when every one
+/// passes, `verified.json` records them with the SHA-256 of the manifest they checked.
+fn check_and_record(
+    ctx: &Context,
+    storage: &dyn Storage,
+    id: &str,
+    deep: bool,
+    jobs: usize,
+) -> Result<Outcome, Failure> {
+    let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(storage, id)?;
     pgward_shared::log::info(&format!("verifying {} files of {id}", manifest.files.len()));
-    let files = check_files(storage.as_ref(), &manifest, jobs, Depth::Decode)?;
+    let files = check_files(storage, &manifest, jobs, Depth::Decode)?;
     let mut result = VerifyResult {
-        id: id.clone(),
+        id: id.to_string(),
         files,
         deep,
         restore: None,
     };
-    if let Err(e) = require_all_ok(&id, &result.files) {
-        forget_verification(ctx, storage.as_ref(), &id);
+    if let Err(e) = require_all_ok(id, &result.files) {
         return Err(Failure::with_result(e, &result));
     }
     if deep {
         let db = ctx.database()?;
-        match deep_restore(&db, storage.as_ref(), &manifest, jobs) {
-            Ok(report) => result.restore = Some(report),
-            Err(e) => {
-                if e.exit() == Exit::Integrity {
-                    forget_verification(ctx, storage.as_ref(), &id);
-                }
-                return Err(Failure::with_result(e, &result));
-            }
-        }
+        result.restore = Some(
+            deep_restore(&db, storage, &manifest, jobs)
+                .map_err(|e| Failure::with_result(e, &result))?,
+        );
     }
     let record = VerificationRecord {
         verified_at: Utc::now(),
@@ -135,15 +142,16 @@ pub fn verify(
         manifest_sha256: Some(manifest_sha256),
     };
     storage.write_small(
-        &id,
+        id,
         VERIFIED_FILE,
         &serde_json::to_vec_pretty(&record).unwrap_or_default(),
     )?;
     Ok(Outcome::ok(result))
 }
 
-/// A backup that fails a verify is no longer "verified", whatever an earlier verify wrote:
-/// `list`, `prune` (which keeps the newest verified backup) and restore (which trusts a
+/// A backup that fails a verify on its integrity (exit 5: a file, the manifest, or the
+/// `--deep` row counts) is no longer "verified", whatever an earlier verify wrote: `list`,
+/// `prune` (which keeps the newest verified backup) and restore (which trusts a
 /// record of this manifest) read `verified.json`.
 fn forget_verification(ctx: &Context, storage: &dyn Storage, id: &str) {
     if let Err(e) = storage.delete_small(id, VERIFIED_FILE) {

@@ -420,14 +420,11 @@ impl Tail {
     /// A session loaded table `table`: the tables loaded so far if that session is the
     /// first to have nothing left to load while another still loads.
     fn finish(&self, table: usize) -> Option<Vec<usize>> {
-        let done = {
-            let mut finished = self.finished.lock().unwrap_or_else(|e| e.into_inner());
-            finished.push(table);
-            finished.clone()
-        };
+        let mut finished = self.finished.lock().unwrap_or_else(|e| e.into_inner());
+        finished.push(table);
         let nothing_left = self.started.load(Ordering::SeqCst) == self.tables;
-        (nothing_left && done.len() < self.tables && !self.claimed.swap(true, Ordering::SeqCst))
-            .then_some(done)
+        (nothing_left && finished.len() < self.tables && !self.claimed.swap(true, Ordering::SeqCst))
+            .then(|| finished.clone())
     }
 
     /// Whether every table is loaded.
@@ -613,7 +610,10 @@ fn pg_restore_list(target: &ConnectionSettings, file: &std::path::Path) -> Resul
     String::from_utf8(out.stdout).map_err(|_| Error::ExternalTool {
         tool: "pg_restore".into(),
         reason: "its --list output is not UTF-8".into(),
-        hint: "check the pg_restore on PATH, or set PGWARD_PG_BINDIR".into(),
+        hint: format!(
+            "check the pg_restore on PATH, or set {}",
+            pgtools::BINDIR_ENV
+        ),
     })
 }
 

@@ -77,16 +77,21 @@ impl PostDataPlan {
         PostDataPlan { entries, early }
     }
 
+    /// The early entries of table `table` (indexes into `entries`).
+    fn early_of(&self, table: usize) -> &[usize] {
+        self.early.get(table).map_or(&[], Vec::as_slice)
+    }
+
     /// How many entries of table `table` can run once it is loaded.
     pub fn early_count(&self, table: usize) -> usize {
-        self.early.get(table).map_or(0, Vec::len)
+        self.early_of(table).len()
     }
 
     /// A `--use-list` file naming the early entries of `tables`.
     pub fn early_list(&self, tables: &[usize]) -> String {
         let mut out = String::new();
         for &t in tables {
-            for &n in self.early.get(t).map_or(&[][..], Vec::as_slice) {
+            for &n in self.early_of(t) {
                 let _ = writeln!(out, "{}", self.entries[n].line);
             }
         }
@@ -98,7 +103,7 @@ impl PostDataPlan {
     pub fn remaining_list(&self, done: &[usize]) -> String {
         let skip: std::collections::HashSet<usize> = done
             .iter()
-            .flat_map(|&t| self.early.get(t).map_or(&[][..], Vec::as_slice))
+            .flat_map(|&t| self.early_of(t))
             .copied()
             .collect();
         let mut out = String::new();
