@@ -379,6 +379,47 @@ fn s3_aborted_and_uncommitted_backups_are_never_listed() {
 }
 
 #[test]
+fn s3_a_run_killed_in_its_first_upload_is_a_leftover_that_keeps_its_id() {
+    let _env = s3_env();
+    let server = s3();
+    let bucket = server.new_bucket();
+    let storage = open_s3(server, &bucket, "p");
+
+    // Killed while its first file was going up: no object at all, one open upload.
+    let writer = storage.begin(ID).expect("begin");
+    let mut open_file = writer.create("data/a.bin").expect("create");
+    open_file.write_all(&bytes(PART_SIZE, 8)).expect("write");
+    std::mem::forget(open_file);
+    std::mem::forget(writer);
+    assert_eq!(server.keys(&bucket, ""), Vec::<String>::new());
+    assert_eq!(
+        server.open_uploads(&bucket, ""),
+        vec![format!("p/{ID}/data/a.bin")]
+    );
+
+    // It is listed as a leftover with an age, never as a backup, and prune can see it.
+    assert_eq!(storage.list().expect("list"), Vec::<String>::new());
+    let incomplete = storage.list_incomplete().expect("list_incomplete");
+    assert_eq!(incomplete.len(), 1, "{incomplete:?}");
+    assert_eq!(incomplete[0].0, ID);
+    assert!(
+        incomplete[0].1.is_some_and(|age| age < 600),
+        "the open upload's age is known and recent: {incomplete:?}"
+    );
+    // A new backup in the same second does not write into the dead run's id.
+    let writer = storage.begin(ID).expect("begin beside the open upload");
+    assert_eq!(writer.id(), format!("{ID}-2"));
+    writer.abort();
+
+    // Deleting the leftover aborts the upload; nothing is left to pay for.
+    storage.delete(ID).expect("delete");
+    assert_eq!(server.open_uploads(&bucket, ""), Vec::<String>::new());
+    assert_eq!(incomplete_ids(storage.as_ref()), Vec::<String>::new());
+    // Deleting it again (another prune got there first) is no error.
+    storage.delete(ID).expect("delete twice");
+}
+
+#[test]
 fn s3_server_side_encryption_aes256() {
     let _env = s3_env();
     let server = s3();

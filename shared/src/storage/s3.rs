@@ -206,12 +206,59 @@ impl S3Shared {
         Ok(keys)
     }
 
-    /// Ids (first path segment under the base) of every object, with the manifest flag
-    /// and the age of the newest object.
+    /// Every multipart upload still open under `prefix`: key, upload id and age in
+    /// seconds. A killed run leaves these behind, possibly with no object beside them.
+    fn list_uploads(&self, prefix: &str) -> Result<Vec<(String, String, Option<u64>)>> {
+        let mut uploads = Vec::new();
+        let mut markers: (Option<String>, Option<String>) = (None, None);
+        loop {
+            let page = self
+                .rt
+                .block_on(
+                    self.client
+                        .list_multipart_uploads()
+                        .bucket(&self.bucket)
+                        .prefix(prefix)
+                        .set_key_marker(markers.0.clone())
+                        .set_upload_id_marker(markers.1.clone())
+                        .send(),
+                )
+                .map_err(|e| s3_error(&self.location(), "list multipart uploads", e))?;
+            let now = chrono::Utc::now().timestamp();
+            for upload in page.uploads() {
+                if let (Some(key), Some(upload_id)) = (upload.key(), upload.upload_id()) {
+                    let age = upload.initiated().map(|t| (now - t.secs()).max(0) as u64);
+                    uploads.push((key.to_string(), upload_id.to_string(), age));
+                }
+            }
+            let next = (
+                page.next_key_marker().map(str::to_string),
+                page.next_upload_id_marker().map(str::to_string),
+            );
+            // A store that repeats its markers would otherwise loop for ever.
+            if page.is_truncated() != Some(true) || next.0.is_none() || next == markers {
+                break;
+            }
+            markers = next;
+        }
+        Ok(uploads)
+    }
+
+    /// Whether anything (an object or an open multipart upload) is under `prefix`.
+    fn anything_under(&self, prefix: &str) -> Result<bool> {
+        Ok(!self.list_keys(prefix)?.is_empty() || !self.list_uploads(prefix)?.is_empty())
+    }
+
+    /// Ids (first path segment under the base) of every object and open multipart
+    /// upload, with the manifest flag and the age of the newest of them.
     fn ids(&self) -> Result<Vec<(String, bool, Option<u64>)>> {
         let base = self.base();
         let mut ids: Vec<(String, bool, Option<u64>)> = Vec::new();
-        for (key, age) in self.list_keys(&base)? {
+        let uploads = self
+            .list_uploads(&base)?
+            .into_iter()
+            .map(|(key, _, age)| (key, age));
+        for (key, age) in self.list_keys(&base)?.into_iter().chain(uploads) {
             let Some((id, rest)) = key[base.len()..].split_once('/') else {
                 continue;
             };
@@ -254,11 +301,11 @@ impl Storage for S3Storage {
 
     fn begin(&self, id: &str) -> Result<Box<dyn BackupWriter>> {
         for candidate in crate::manifest::id_candidates(id) {
-            // Anything under the id, complete or a leftover, keeps it taken.
-            if self
+            // Anything under the id, complete or a leftover, even a killed run's open
+            // upload with no object beside it, keeps it taken.
+            if !self
                 .shared
-                .list_keys(&self.shared.key(&candidate, ""))?
-                .is_empty()
+                .anything_under(&self.shared.key(&candidate, ""))?
             {
                 return Ok(Box::new(S3Writer {
                     shared: self.shared.clone(),
@@ -400,28 +447,26 @@ impl Storage for S3Storage {
             }
         }
         // Multipart uploads a killed run left open cost storage until aborted.
-        let uploads = shared
-            .rt
-            .block_on(
+        // One that is already gone (another prune, the store's own expiry) is fine.
+        for (key, upload_id, _) in shared.list_uploads(&prefix)? {
+            let aborted = shared.rt.block_on(
                 shared
                     .client
-                    .list_multipart_uploads()
+                    .abort_multipart_upload()
                     .bucket(&shared.bucket)
-                    .prefix(&prefix)
+                    .key(&key)
+                    .upload_id(upload_id)
                     .send(),
-            )
-            .map_err(|e| s3_error(&self.location(), "list multipart uploads", e))?;
-        for upload in uploads.uploads() {
-            if let (Some(key), Some(upload_id)) = (upload.key(), upload.upload_id()) {
-                let _ = shared.rt.block_on(
-                    shared
-                        .client
-                        .abort_multipart_upload()
-                        .bucket(&shared.bucket)
-                        .key(key)
-                        .upload_id(upload_id)
-                        .send(),
-                );
+            );
+            match aborted {
+                Err(e) if e.code() != Some("NoSuchUpload") => {
+                    return Err(s3_error(
+                        &self.location(),
+                        &format!("abort the open upload of {key}"),
+                        e,
+                    ))
+                }
+                _ => {}
             }
         }
         Ok(())
