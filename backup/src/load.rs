@@ -50,6 +50,11 @@ pub struct TableLoad {
     pub expected_rows: u64,
     /// Seconds spent loading it (summed over its chunks).
     pub seconds: f64,
+    /// Whether its rows were stored frozen (`COPY ... FREEZE` after a TRUNCATE in the same
+    /// transaction). False when the restoring role may insert into the table but not
+    /// truncate it: the rows are then loaded as plain COPY, and WAL-logged, and the first
+    /// VACUUM rewrites their pages.
+    pub frozen: bool,
 }
 
 /// What a load did.
@@ -318,10 +323,18 @@ pub fn selected_tables<'m>(
     Ok(chosen)
 }
 
+/// What loading one table did.
+#[derive(Debug, Clone, Copy, Default)]
+struct TableLoaded {
+    rows: u64,
+    seconds: f64,
+    frozen: bool,
+}
+
 /// What [`load_data`] did.
 struct Loaded {
-    /// Rows loaded and seconds, per table index of `tables`.
-    per_table: Vec<(u64, f64)>,
+    /// Per table index of `tables`.
+    per_table: Vec<TableLoaded>,
     /// The tables whose early post-data and ANALYZE ran while others loaded.
     early: Vec<usize>,
 }
@@ -374,18 +387,25 @@ fn load_data(
         tail.start();
         let started = Instant::now();
         interrupt::check()?;
-        let rows = load_table(storage, &manifest.id, session, tables[i], &progress)?;
+        let (rows, frozen) = load_table(storage, &manifest.id, session, tables[i], &progress)?;
         let seconds = started.elapsed().as_secs_f64();
         if let Some(done) = tail.finish(i) {
             let built = post_data.run_early(session, tables, &done, || tail.all_finished())?;
             *early.lock().unwrap_or_else(|e| e.into_inner()) = built;
         }
-        Ok((i, rows, seconds))
+        Ok((
+            i,
+            TableLoaded {
+                rows,
+                seconds,
+                frozen,
+            },
+        ))
     });
     progress.finish();
-    let mut per_table = vec![(0u64, 0f64); tables.len()];
-    for (i, rows, secs) in loaded? {
-        per_table[i] = (rows, secs);
+    let mut per_table = vec![TableLoaded::default(); tables.len()];
+    for (i, table) in loaded? {
+        per_table[i] = table;
     }
     Ok(Loaded {
         per_table,
@@ -461,14 +481,14 @@ fn early_batches(tables: &[(usize, u64)]) -> Vec<Vec<usize>> {
 }
 
 /// Loads every chunk of `table` in one transaction that truncates it first (see
-/// [`load_data`]); the rows COPY reported.
+/// [`load_data`]); the rows COPY reported, and whether they were stored frozen.
 fn load_table(
     storage: &dyn Storage,
     id: &str,
     session: &mut Session,
     table: &ManifestTable,
     progress: &Progress,
-) -> Result<u64> {
+) -> Result<(u64, bool)> {
     let name = table.qualified();
     // A role that may insert but not truncate (the tables keep their owners) loads
     // without FREEZE, as plain COPY.
@@ -504,7 +524,7 @@ fn load_table(
                 .client
                 .batch_execute("COMMIT")
                 .map_err(|e| Error::query(format!("loading {name}"), &e))
-                .map(|()| rows)
+                .map(|()| (rows, freeze))
         });
     if committed.is_err() {
         // Leaves the session usable; the restore as a whole has failed anyway.
@@ -656,10 +676,11 @@ fn refresh_materialized_views(session: &mut Session) -> Result<()> {
 }
 
 /// Compares the rows COPY loaded into each table with the manifest's count.
-fn check_row_counts(tables: &[&ManifestTable], loaded: &[(u64, f64)]) -> Result<Vec<TableLoad>> {
+fn check_row_counts(tables: &[&ManifestTable], loaded: &[TableLoaded]) -> Result<Vec<TableLoad>> {
     let mut report = Vec::new();
     let mut mismatches = Vec::new();
-    for (t, &(n, secs)) in tables.iter().zip(loaded) {
+    for (t, l) in tables.iter().zip(loaded) {
+        let n = l.rows;
         if n != t.rows {
             mismatches.push(format!(
                 "{}.{}: {n} restored, {} in the backup",
@@ -670,7 +691,8 @@ fn check_row_counts(tables: &[&ManifestTable], loaded: &[(u64, f64)]) -> Result<
             table: format!("{}.{}", t.schema, t.name),
             rows: n,
             expected_rows: t.rows,
-            seconds: (secs * 1000.0).round() / 1000.0,
+            seconds: (l.seconds * 1000.0).round() / 1000.0,
+            frozen: l.frozen,
         });
     }
     if !mismatches.is_empty() {

@@ -80,10 +80,14 @@ fn verify(db: Option<&TestDb>, from: &str, id: &str, extra: &[&str]) -> Output {
     run("backup", &args, &cluster().pg_tools_env())
 }
 
-/// `pgward-restore restore --from FROM --database-url URL EXTRA...`
+/// `pgward-restore restore --from FROM --database-url URL EXTRA...` with `db`'s URL.
 fn restore(db: &TestDb, from: &str, extra: &[&str]) -> Output {
-    let url = db.url();
-    let mut args = vec!["restore", "--from", from, "--database-url", &url];
+    restore_as(&db.url(), from, extra)
+}
+
+/// `pgward-restore restore --from FROM --database-url URL EXTRA...`
+fn restore_as(url: &str, from: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["restore", "--from", from, "--database-url", url];
     args.extend_from_slice(extra);
     run("restore", &args, &cluster().pg_tools_env())
 }
@@ -1534,4 +1538,78 @@ fn local_backup_files_are_private() {
             mode(&path)
         );
     }
+}
+
+#[test]
+fn a_table_its_owner_may_not_truncate_restores_without_freeze_as_that_owner() {
+    // Some teams revoke TRUNCATE from a table's own owner, a guard against wiping it by
+    // accident. Restoring as that owner (no superuser), pgward cannot start the table's
+    // load with TRUNCATE, so it loads with plain COPY and says so.
+    let root = temp_dir("backup_no_truncate_");
+    let db = cluster().create_database();
+    let role = format!("{}_owner", db.name);
+    db.psql(&format!(
+        "CREATE ROLE {role} LOGIN CREATEDB PASSWORD 'owner-pw-1234'; \
+         CREATE TABLE guarded (id integer PRIMARY KEY, note text); \
+         INSERT INTO guarded SELECT g, 'row ' || g FROM generate_series(1, 500) AS g; \
+         CREATE TABLE plain (id integer PRIMARY KEY); \
+         INSERT INTO plain SELECT generate_series(1, 20); \
+         ALTER TABLE guarded OWNER TO {role}; ALTER TABLE plain OWNER TO {role}; \
+         REVOKE TRUNCATE ON guarded FROM {role};"
+    ));
+    let id = id_of(&backup_ok(&db, path_str(root.path()), &[]));
+    let from = format!("{}/{id}", path_str(root.path()));
+
+    let url = db.url().replacen(
+        "pgward:pgward-test-secret-pw",
+        &format!("{role}:owner-pw-1234"),
+        1,
+    );
+    let target = cluster().vacant_database();
+    let out = restore_as(&url, &from, &["--target-db", &target.name, "--create"]);
+    out.assert_code(0);
+    let tables = out.json()["result"]["load"]["tables"].clone();
+    let frozen = |name: &str| {
+        tables
+            .as_array()
+            .expect("result.load.tables")
+            .iter()
+            .find(|t| t["table"] == name)
+            .unwrap_or_else(|| panic!("{name} was loaded\n{out}"))["frozen"]
+            .clone()
+    };
+    assert_eq!(frozen("public.guarded"), false, "{out}");
+    assert_eq!(frozen("public.plain"), true, "{out}");
+    assert_eq!(
+        target
+            .query_one_string("SELECT count(*) || ' ' || sum(id) || ' ' || max(note) FROM guarded"),
+        "500 125250 row 99"
+    );
+    assert_eq!(count(&target, "SELECT count(*) FROM plain"), 20);
+    // The guard itself came back: the owner still may not truncate.
+    assert_eq!(
+        target.query_one_string(&format!(
+            "SELECT has_table_privilege('{role}', 'guarded', 'TRUNCATE')::text"
+        )),
+        "false"
+    );
+    // Only the rows of a table loaded with FREEZE are stored frozen.
+    let frozen_rows = |table: &str| {
+        count(
+            &target,
+            &format!(
+                "SELECT count(*) FROM heap_page_items(get_raw_page('{table}', 0)) \
+                 WHERE t_infomask & 768 = 768"
+            ),
+        )
+    };
+    target.psql("CREATE EXTENSION IF NOT EXISTS pageinspect");
+    assert!(frozen_rows("plain") > 0, "plain's rows are frozen");
+    assert_eq!(frozen_rows("guarded"), 0, "guarded's rows are not");
+    drop(target);
+    db.psql(&format!("DROP OWNED BY {role}"));
+    cluster()
+        .client("postgres")
+        .batch_execute(&format!("DROP ROLE {role}"))
+        .expect("drop the test role");
 }
