@@ -210,14 +210,45 @@ pub fn restore(
             Ok(Outcome::ok(result))
         }
         Err(e) => {
-            if let Some(safety) = &result.safety_backup {
-                ctx.warn(
-                    "RESTORE_INCOMPLETE",
-                    format!("{target_name} is only partly restored; its previous contents are in the safety backup {safety}"),
-                );
-            }
+            ctx.warn(
+                "RESTORE_INCOMPLETE",
+                after_failed_load(&db, &target_name, &result),
+            );
             Err(Failure::with_result(e, &result))
         }
+    }
+}
+
+/// What is left of the target after its load failed, and what to do: the warning of a
+/// failed restore. A database this run created held nothing of anyone's, so it is dropped
+/// rather than left half-restored where an application could take it for a restore.
+fn after_failed_load(
+    db: &pgward_shared::dburl::ConnectionSettings,
+    target_name: &str,
+    result: &RestoreResult,
+) -> String {
+    if result.created {
+        let dropped = target::admin_session(db, target_name)
+            .and_then(|mut admin| load::drop_database(&mut admin.client, target_name));
+        return match dropped {
+            Ok(()) => format!(
+                "{target_name} did not exist before this restore; it was created and, the restore having failed, dropped again"
+            ),
+            Err(e) => format!(
+                "{target_name} was created by this restore and is only partly restored; it could not be dropped ({e}): drop it before restoring again"
+            ),
+        };
+    }
+    match (&result.safety_backup, result.replaced) {
+        (Some(safety), _) => format!(
+            "{target_name} is only partly restored; its previous contents are in the safety backup {safety} (restore it with --clean, or fix the cause and run this restore again)"
+        ),
+        (None, true) => format!(
+            "{target_name} is only partly restored, and --no-safety-backup was given: fix the cause and run this restore again with --clean"
+        ),
+        (None, false) => format!(
+            "{target_name} was empty before this restore and is now only partly restored: fix the cause and run this restore again with --clean --no-safety-backup"
+        ),
     }
 }
 

@@ -1125,6 +1125,94 @@ fn restore_clean_takes_a_safety_backup_before_dropping_anything() {
     assert_same_state(&changed, &state(&back), "the safety backup restored");
 }
 
+/// A copy of backup `id` (from `root`) in a folder of its own whose manifest records one
+/// row more for `alpha` than its data holds: its files pass every check, and its load
+/// fails (`ROW_COUNT_MISMATCH`) after the target has been changed.
+fn backup_that_fails_to_load(root: &Path, id: &str) -> tempfile::TempDir {
+    let bad = temp_dir("backup_fails_to_load_");
+    copy_dir(&root.join(id), &bad.path().join(id));
+    let mut m = manifest(bad.path(), id);
+    let alpha = m["tables"]
+        .as_array_mut()
+        .expect("manifest.tables")
+        .iter_mut()
+        .find(|t| t["name"] == "alpha")
+        .expect("alpha is in the manifest");
+    alpha["rows"] = serde_json::json!(101);
+    std::fs::write(
+        bad.path().join(id).join("manifest.json"),
+        serde_json::to_vec_pretty(&m).expect("JSON"),
+    )
+    .expect("manifest.json is writable");
+    bad
+}
+
+/// The message of the envelope's `RESTORE_INCOMPLETE` warning.
+fn restore_incomplete(out: &Output) -> String {
+    let json = out.json();
+    json["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|w| w["code"] == "RESTORE_INCOMPLETE")
+        .and_then(|w| w["message"].as_str())
+        .unwrap_or_else(|| panic!("a RESTORE_INCOMPLETE warning\n{out}"))
+        .to_string()
+}
+
+#[test]
+fn a_restore_that_fails_mid_load_drops_what_it_created_and_names_the_way_back() {
+    let root = temp_dir("backup_fails_");
+    let (db, id) = small_source(root.path());
+    let bad = backup_that_fails_to_load(root.path(), &id);
+    let from = format!("{}/{id}", path_str(bad.path()));
+
+    // Into a database it creates: the half-restored database is dropped again.
+    let target = cluster().vacant_database();
+    let out = restore(&db, &from, &["--target-db", &target.name, "--create"]);
+    let json = out.assert_error(5, "ROW_COUNT_MISMATCH");
+    assert!(error_message(&json).contains("alpha"), "{out}");
+    assert!(restore_incomplete(&out).contains("dropped again"), "{out}");
+    assert!(
+        !database_exists(&target.name),
+        "no half-restored database is left behind"
+    );
+
+    // Into an empty database it did not create: left in place, never dropped.
+    let empty = cluster().create_database();
+    let out = restore(&db, &from, &["--target-db", &empty.name]);
+    out.assert_error(5, "ROW_COUNT_MISMATCH");
+    assert!(
+        restore_incomplete(&out).contains("--clean --no-safety-backup"),
+        "{out}"
+    );
+    assert!(database_exists(&empty.name));
+
+    // Over a database with data (--clean): the warning names the safety backup, and the
+    // safety backup brings the previous contents back.
+    db.psql("CREATE TABLE added_later (id integer); INSERT INTO added_later VALUES (7);");
+    let before = state(&db);
+    next_second();
+    let out = restore(&db, &from, &["--clean"]);
+    out.assert_error(5, "ROW_COUNT_MISMATCH");
+    let safety = out.json()["result"]["safety_backup"]
+        .as_str()
+        .unwrap_or_else(|| panic!("--clean took a safety backup\n{out}"))
+        .to_string();
+    assert!(restore_incomplete(&out).contains(&safety), "{out}");
+    let out = restore(
+        &db,
+        &format!("{}/{safety}", path_str(bad.path())),
+        &["--clean", "--no-safety-backup"],
+    );
+    out.assert_code(0);
+    assert_same_state(
+        &before,
+        &state(&db),
+        "the database restored from its safety backup",
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Bad input
 // ---------------------------------------------------------------------------------------
@@ -1237,25 +1325,11 @@ fn verify_deep_restores_into_a_scratch_database_and_drops_it() {
 
     // A manifest whose row count no longer matches the data: the scratch restore finds
     // it, and the scratch database is dropped all the same.
-    let bad = temp_dir("backup_deep_bad_");
-    copy_dir(&root.path().join(&id), &bad.path().join(&id));
+    let bad = backup_that_fails_to_load(root.path(), &id);
     assert!(
         bad.path().join(&id).join("verified.json").exists(),
         "the copy carries the earlier verification"
     );
-    let mut m = manifest(bad.path(), &id);
-    let alpha = m["tables"]
-        .as_array_mut()
-        .expect("manifest.tables")
-        .iter_mut()
-        .find(|t| t["name"] == "alpha")
-        .expect("alpha is in the manifest");
-    alpha["rows"] = serde_json::json!(101);
-    std::fs::write(
-        bad.path().join(&id).join("manifest.json"),
-        serde_json::to_vec_pretty(&m).expect("JSON"),
-    )
-    .expect("manifest.json is writable");
     let out = verify(Some(&db), path_str(bad.path()), &id, &["--deep"]);
     let json = out.assert_error(5, "ROW_COUNT_MISMATCH");
     assert!(
