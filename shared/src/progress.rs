@@ -66,17 +66,33 @@ impl Progress {
                 ticker: Some(ticker),
             };
         }
+        Progress::logging(label, total_bytes, LOG_INTERVAL, |line| {
+            crate::log::info(&line)
+        })
+    }
+
+    /// Progress as a line handed to `log` every `interval`, for stderr that is no
+    /// terminal (cron logs, CI): done and expected bytes, rows, and the average rate.
+    fn logging(
+        label: &str,
+        total_bytes: u64,
+        interval: Duration,
+        log: impl Fn(String) + Send + 'static,
+    ) -> Progress {
+        let bytes = Arc::new(AtomicU64::new(0));
+        let rows = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
         let (b, r, s, label) = (bytes.clone(), rows.clone(), stop.clone(), label.to_string());
         let ticker = std::thread::spawn(move || {
             let started = Instant::now();
-            let mut next = LOG_INTERVAL;
+            let mut next = interval;
             while !s.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(100).min(interval));
                 if started.elapsed() >= next {
-                    next += LOG_INTERVAL;
+                    next += interval;
                     let done = b.load(Ordering::Relaxed);
                     let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
-                    crate::log::info(&format!(
+                    log(format!(
                         "{label}: {} of ~{}, {} rows, {}/s",
                         HumanBytes(done),
                         HumanBytes(total_bytes),
@@ -124,5 +140,41 @@ impl Progress {
 impl Drop for Progress {
     fn drop(&mut self) {
         self.stop_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn without_a_terminal_a_line_is_logged_every_interval_until_finish() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let progress = Progress::logging("backup", 4 << 20, Duration::from_millis(40), move |l| {
+            sink.lock().expect("lines").push(l)
+        });
+        progress.add_bytes(2 << 20);
+        progress.add_rows(1234);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lines.lock().expect("lines").len() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        progress.finish();
+        let logged = lines.lock().expect("lines").clone();
+        assert!(logged.len() >= 2, "a line per interval: {logged:?}");
+        assert!(
+            logged[0].starts_with("backup: 2.00 MiB of ~4.00 MiB, 1234 rows, "),
+            "{logged:?}"
+        );
+        assert!(logged[0].ends_with("/s"), "{logged:?}");
+        let after = logged.len();
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(
+            lines.lock().expect("lines").len(),
+            after,
+            "nothing is logged once finished"
+        );
     }
 }
