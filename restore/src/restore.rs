@@ -4,9 +4,10 @@
 //!    untouched, if any fails).
 //! 2. A non-empty target is refused without `--clean` (exit 6). With `--clean` (and
 //!    `--force` in a protected environment) a safety backup of the target is taken first,
-//!    then its sessions are ended and it is dropped and recreated.
+//!    then its sessions are ended and it is dropped.
 //! 3. The backup is loaded (schema, parallel data, sequences, parallel indexes and
-//!    constraints), row counts are checked against the manifest, and ANALYZE runs.
+//!    constraints), row counts are checked against the manifest, and ANALYZE runs. A new
+//!    database is loaded under another name and renamed to the target only then.
 
 use pgward_backup::dump::{dump, DumpOptions};
 use pgward_backup::inventory;
@@ -184,10 +185,15 @@ pub fn restore(
         load::drop_database(&mut admin.client, &target_name)?;
         result.replaced = true;
     }
-    if !exists || result.replaced {
-        load::create_database(&mut admin.client, &target_name, &manifest)?;
-        result.created = !exists;
-    }
+    // A new database is loaded under another name and renamed when complete; an empty
+    // one that already exists (its owner and settings are someone's) is loaded in place.
+    let in_place = exists && !result.replaced;
+    let load_into = if in_place {
+        target_name.clone()
+    } else {
+        target::create_partial(&mut admin.client, &target_name, &id, &manifest)?
+    };
+    drop(admin);
     if manifest.format == BackupFormat::Sql && !options.tables.is_empty() {
         ctx.warn(
             "TABLES_IGNORED",
@@ -197,57 +203,69 @@ pub fn restore(
     let loaded = load::load(
         store.as_ref(),
         &manifest,
-        &target_settings,
+        &db.with_database(&load_into),
         &LoadOptions {
             jobs: options.jobs,
             tables: options.tables.clone(),
             no_owner: options.no_owner,
         },
     );
-    match loaded {
-        Ok(report) => {
-            result.load = Some(report);
-            Ok(Outcome::ok(result))
-        }
+    // The load may have taken hours: a new session for what follows.
+    let report = match loaded {
+        Ok(report) => report,
         Err(e) => {
             ctx.warn(
                 "RESTORE_INCOMPLETE",
-                after_failed_load(&db, &target_name, &result),
+                after_failed_load(&db, &target_name, &load_into, &result),
             );
-            Err(Failure::with_result(e, &result))
+            return Err(Failure::with_result(e, &result));
         }
+    };
+    if !in_place {
+        target::admin_session(&db, &target_name)
+            .and_then(|mut admin| target::publish(&mut admin.client, &load_into, &target_name))
+            .map_err(|e| {
+                ctx.warn(
+                    "RESTORE_INCOMPLETE",
+                    format!("the backup is restored completely into {load_into}, which could not be renamed to {target_name}: rename it by hand (ALTER DATABASE {load_into} RENAME TO {target_name})"),
+                );
+                Failure::with_result(e, &result)
+            })?;
+        result.created = !exists;
     }
+    result.load = Some(report);
+    Ok(Outcome::ok(result))
 }
 
 /// What is left of the target after its load failed, and what to do: the warning of a
-/// failed restore. A database this run created held nothing of anyone's, so it is dropped
-/// rather than left half-restored where an application could take it for a restore.
+/// failed restore. The database a new target was loading under held nothing of anyone's:
+/// it is dropped.
 fn after_failed_load(
     db: &pgward_shared::dburl::ConnectionSettings,
     target_name: &str,
+    load_into: &str,
     result: &RestoreResult,
 ) -> String {
-    if result.created {
-        let dropped = target::admin_session(db, target_name)
-            .and_then(|mut admin| load::drop_database(&mut admin.client, target_name));
-        return match dropped {
-            Ok(()) => format!(
-                "{target_name} did not exist before this restore; it was created and, the restore having failed, dropped again"
-            ),
-            Err(e) => format!(
-                "{target_name} was created by this restore and is only partly restored; it could not be dropped ({e}): drop it before restoring again"
-            ),
-        };
+    if load_into == target_name {
+        return format!(
+            "{target_name} was empty before this restore and is now only partly restored: fix the cause and run this restore again with --clean --no-safety-backup"
+        );
     }
+    let dropped = target::admin_session(db, target_name)
+        .and_then(|mut admin| load::drop_database(&mut admin.client, load_into));
+    let left = match dropped {
+        Ok(()) => format!("{load_into}, where it was loading, was dropped"),
+        Err(e) => format!("{load_into}, where it was loading, could not be dropped ({e}); the next restore into {target_name} drops it"),
+    };
     match (&result.safety_backup, result.replaced) {
         (Some(safety), _) => format!(
-            "{target_name} is only partly restored; its previous contents are in the safety backup {safety} (restore it with --clean, or fix the cause and run this restore again)"
+            "{target_name} was dropped, and its restore failed, so it does not exist now ({left}); its previous contents are in the safety backup {safety}: fix the cause and run this restore again, or put them back with --from LOCATION/{safety} --create"
         ),
         (None, true) => format!(
-            "{target_name} is only partly restored, and --no-safety-backup was given: fix the cause and run this restore again with --clean"
+            "{target_name} was dropped without a safety backup (--no-safety-backup), and its restore failed, so it does not exist now ({left}): fix the cause and run this restore again with --create"
         ),
         (None, false) => format!(
-            "{target_name} was empty before this restore and is now only partly restored: fix the cause and run this restore again with --clean --no-safety-backup"
+            "{target_name} was not created ({left}): fix the cause and run this restore again"
         ),
     }
 }

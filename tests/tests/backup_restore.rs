@@ -87,9 +87,18 @@ fn restore(db: &TestDb, from: &str, extra: &[&str]) -> Output {
 
 /// `pgward-restore restore --from FROM --database-url URL EXTRA...`
 fn restore_as(url: &str, from: &str, extra: &[&str]) -> Output {
+    run(
+        "restore",
+        &restore_args(url, from, extra),
+        &cluster().pg_tools_env(),
+    )
+}
+
+/// The arguments of `pgward-restore restore --from FROM --database-url URL EXTRA...`.
+fn restore_args<'a>(url: &'a str, from: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["restore", "--from", from, "--database-url", url];
     args.extend_from_slice(extra);
-    run("restore", &args, &cluster().pg_tools_env())
+    args
 }
 
 /// Restores `from` into the database `into` (which must not exist yet) with `--target-db
@@ -1160,25 +1169,45 @@ fn restore_incomplete(out: &Output) -> String {
         .to_string()
 }
 
+/// The database a restore into `target` loads under until it is complete.
+fn partial_of(target: &str) -> String {
+    format!("pgward_restoring_{target}")
+}
+
+/// The sessions on database `name`.
+fn sessions_on(name: &str) -> i64 {
+    cluster()
+        .client("postgres")
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+            &[&name],
+        )
+        .expect("pg_stat_activity is readable")
+        .get(0)
+}
+
 #[test]
-fn a_restore_that_fails_mid_load_drops_what_it_created_and_names_the_way_back() {
+fn a_restore_that_fails_mid_load_leaves_no_half_restored_database_and_names_the_way_back() {
     let root = temp_dir("backup_fails_");
     let (db, id) = small_source(root.path());
     let bad = backup_that_fails_to_load(root.path(), &id);
     let from = format!("{}/{id}", path_str(bad.path()));
 
-    // Into a database it creates: the half-restored database is dropped again.
+    // A new database: loaded under another name, which is dropped; the target never
+    // appears.
     let target = cluster().vacant_database();
     let out = restore(&db, &from, &["--target-db", &target.name, "--create"]);
     let json = out.assert_error(5, "ROW_COUNT_MISMATCH");
     assert!(error_message(&json).contains("alpha"), "{out}");
-    assert!(restore_incomplete(&out).contains("dropped again"), "{out}");
+    assert_eq!(json["result"]["created"], false, "{out}");
     assert!(
-        !database_exists(&target.name),
-        "no half-restored database is left behind"
+        restore_incomplete(&out).contains("was not created"),
+        "{out}"
     );
+    assert!(!database_exists(&target.name), "{out}");
+    assert!(!database_exists(&partial_of(&target.name)), "{out}");
 
-    // Into an empty database it did not create: left in place, never dropped.
+    // An empty database that existed: loaded in place, left in place, never dropped.
     let empty = cluster().create_database();
     let out = restore(&db, &from, &["--target-db", &empty.name]);
     out.assert_error(5, "ROW_COUNT_MISMATCH");
@@ -1188,8 +1217,8 @@ fn a_restore_that_fails_mid_load_drops_what_it_created_and_names_the_way_back() 
     );
     assert!(database_exists(&empty.name));
 
-    // Over a database with data (--clean): the warning names the safety backup, and the
-    // safety backup brings the previous contents back.
+    // Over a database with data (--clean): it is gone rather than half-restored, the
+    // warning names the safety backup, and that brings the previous contents back.
     db.psql("CREATE TABLE added_later (id integer); INSERT INTO added_later VALUES (7);");
     let before = state(&db);
     next_second();
@@ -1199,11 +1228,17 @@ fn a_restore_that_fails_mid_load_drops_what_it_created_and_names_the_way_back() 
         .as_str()
         .unwrap_or_else(|| panic!("--clean took a safety backup\n{out}"))
         .to_string();
-    assert!(restore_incomplete(&out).contains(&safety), "{out}");
+    let warning = restore_incomplete(&out);
+    assert!(
+        warning.contains(&safety) && warning.contains("does not exist now"),
+        "{out}"
+    );
+    assert!(!database_exists(&db.name), "{out}");
+    assert!(!database_exists(&partial_of(&db.name)), "{out}");
     let out = restore(
         &db,
         &format!("{}/{safety}", path_str(bad.path())),
-        &["--clean", "--no-safety-backup"],
+        &["--create"],
     );
     out.assert_code(0);
     assert_same_state(
@@ -1211,6 +1246,82 @@ fn a_restore_that_fails_mid_load_drops_what_it_created_and_names_the_way_back() 
         &state(&db),
         "the database restored from its safety backup",
     );
+}
+
+#[test]
+fn a_killed_restore_leaves_no_half_restored_target_and_the_next_one_clears_its_leftover() {
+    let root = temp_dir("restore_killed_");
+    let db = cluster().create_database();
+    db.psql(
+        "CREATE TABLE big (id integer PRIMARY KEY, v text); \
+         INSERT INTO big SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 300000) AS g;",
+    );
+    let id = id_of(&backup_ok(&db, path_str(root.path()), &[]));
+    let from = format!("{}/{id}", path_str(root.path()));
+    let target = cluster().vacant_database();
+    let partial = partial_of(&target.name);
+    let url = db.url();
+    let args = restore_args(&url, &from, &["--target-db", &target.name, "--create"]);
+
+    let child = spawn("restore", &args, &cluster().pg_tools_env());
+    wait_until(
+        Duration::from_secs(60),
+        "the restore begins loading",
+        || sessions_on(&partial) > 0,
+    );
+    kill9(child);
+    assert!(
+        !database_exists(&target.name),
+        "the target never appears half-restored"
+    );
+    assert!(database_exists(&partial), "the leftover says what it is");
+    let mark = cluster()
+        .client("postgres")
+        .query_one(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            &[&partial],
+        )
+        .expect("the leftover's comment")
+        .get::<_, String>(0);
+    assert!(mark.contains(&target.name) && mark.contains(&id), "{mark}");
+
+    // Once the killed run's sessions are gone, the next restore drops the leftover.
+    wait_until(
+        Duration::from_secs(60),
+        "the killed run's sessions end",
+        || sessions_on(&partial) == 0,
+    );
+    let out = run("restore", &args, &cluster().pg_tools_env());
+    out.assert_code(0);
+    assert!(out.stderr.contains("interrupted restore"), "{out}");
+    assert!(!database_exists(&partial));
+    assert_eq!(count(&target, "SELECT count(*) FROM big"), 300_000);
+    assert_eq!(
+        count(
+            &target,
+            "SELECT count(*) FROM pg_database WHERE datname = current_database() \
+             AND shobj_description(oid, 'pg_database') IS NOT NULL"
+        ),
+        0,
+        "the restored database carries no mark"
+    );
+
+    // A database of that name that pgward did not make is refused, never dropped.
+    let other = cluster().vacant_database();
+    let theirs = partial_of(&other.name);
+    cluster()
+        .client("postgres")
+        .batch_execute(&format!("CREATE DATABASE \"{theirs}\""))
+        .expect("create a database of the partial name");
+    let out = restore(&db, &from, &["--target-db", &other.name, "--create"]);
+    let json = out.assert_error(2, "USAGE");
+    assert!(error_message(&json).contains(&theirs), "{out}");
+    assert!(database_exists(&theirs));
+    assert!(!database_exists(&other.name));
+    cluster()
+        .client("postgres")
+        .batch_execute(&format!("DROP DATABASE \"{theirs}\""))
+        .expect("drop it again");
 }
 
 // ---------------------------------------------------------------------------------------
