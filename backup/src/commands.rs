@@ -14,6 +14,7 @@ use crate::inventory;
 use crate::load::{self, LoadOptions, LoadReport};
 use crate::prune::{prune, PruneRules};
 use crate::verify::{check_files, require_all_ok, Depth, FileCheck};
+use crate::workdb;
 
 /// Opens the storage a `--to`/`--from` flag (or the environment's `backups`) names.
 pub fn open_storage(
@@ -162,6 +163,9 @@ fn forget_verification(ctx: &Context, storage: &dyn Storage, id: &str) {
     }
 }
 
+/// The name of every scratch database of `verify --deep` begins with this.
+const SCRATCH_PREFIX: &str = "pgward_verify_";
+
 /// Restores into a scratch database on the same server, compares row counts (the loader
 /// does), and drops it again whatever happens.
 fn deep_restore(
@@ -171,12 +175,27 @@ fn deep_restore(
     jobs: usize,
 ) -> Result<LoadReport> {
     let scratch = format!(
-        "pgward_verify_{}_{}",
+        "{SCRATCH_PREFIX}{}_{}",
         std::process::id(),
         Utc::now().format("%H%M%S")
     );
     let mut admin = pgward_shared::connect::connect(db, "pgward-backup")?;
-    load::create_database(&mut admin.client, &scratch, manifest)?;
+    // Scratch databases of killed runs (marked, nobody on them) go first; another deep
+    // verify running beside this one keeps its own.
+    for found in workdb::find(&mut admin.client, SCRATCH_PREFIX, true)? {
+        if found.is_leftover() {
+            workdb::drop_leftover(&mut admin.client, &found)?;
+        }
+    }
+    workdb::create(
+        &mut admin.client,
+        &scratch,
+        manifest,
+        &format!(
+            "scratch database of pgward-backup verify --deep of backup {}, dropped when it ends; with no session on it, that verify was interrupted, and the next verify --deep drops it",
+            manifest.id
+        ),
+    )?;
     pgward_shared::log::info(&format!(
         "restoring {} into scratch database {scratch}",
         manifest.id

@@ -1,7 +1,8 @@
 //! pgward-backup as a library: a consistent, parallel backup engine ([`dump`]), the
 //! inventory ([`inventory`]), verification ([`verify`]), retention ([`prune`]) and the
 //! loader that restores a backup ([`load`]), which pgward-restore and `verify --deep`
-//! share. The binary is a thin clap layer over [`commands`].
+//! share, with the databases they create for their work ([`workdb`]). The binary is a
+//! thin clap layer over [`commands`].
 
 pub mod commands;
 pub mod copy_rows;
@@ -13,4 +14,5 @@ pub mod post_data;
 pub mod prune;
 pub mod snapshot;
 pub mod verify;
+pub mod workdb;
 pub mod workers;

@@ -13,6 +13,7 @@ use pgward_backup::dump::{dump, DumpOptions};
 use pgward_backup::inventory;
 use pgward_backup::load::{self, LoadOptions, LoadReport};
 use pgward_backup::verify::{check_files, require_all_ok, restore_depth, Depth};
+use pgward_backup::workdb;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::log;
@@ -223,7 +224,7 @@ pub fn restore(
     };
     if !in_place {
         target::admin_session(&db, &target_name)
-            .and_then(|mut admin| target::publish(&mut admin.client, &load_into, &target_name))
+            .and_then(|mut admin| workdb::publish(&mut admin.client, &load_into, &target_name))
             .map_err(|e| {
                 ctx.warn(
                     "RESTORE_INCOMPLETE",

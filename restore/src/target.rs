@@ -2,13 +2,11 @@
 //! (ending its sessions, dropping), and the database a new target is loaded under until it
 //! is complete, through a session on another database.
 
-use pgward_backup::load;
+use pgward_backup::workdb;
 use pgward_shared::connect::{connect, Session};
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
-use pgward_shared::log;
 use pgward_shared::manifest::BackupManifest;
-use pgward_shared::sql::{quote_ident, quote_literal};
 
 /// Application name of restore sessions.
 pub const APP: &str = "pgward-restore";
@@ -75,8 +73,6 @@ pub fn terminate_sessions(admin: &mut postgres::Client, name: &str) -> Result<i6
         .get(0))
 }
 
-/// How a database marks itself as a restore still loading: its comment starts with this.
-const PARTIAL_MARK: &str = "pgward-restore: partial restore";
 /// The name a restore loads under begins with this.
 const PARTIAL_PREFIX: &str = "pgward_restoring_";
 /// PostgreSQL's longest identifier, in bytes (NAMEDATALEN - 1).
@@ -96,9 +92,9 @@ pub fn partial_name(target: &str) -> String {
     name
 }
 
-/// Creates the database a restore into `target` loads backup `id` under, marked as a
-/// restore in progress, and returns its name. A database of that name that an
-/// interrupted restore left (marked, no session) is dropped first; any other is refused.
+/// Creates the database a restore into `target` loads backup `id` under, marked as
+/// pgward's work, and returns its name. A database of that name that an interrupted
+/// restore left (marked, no session) is dropped first; any other is refused.
 pub fn create_partial(
     admin: &mut postgres::Client,
     target: &str,
@@ -106,17 +102,8 @@ pub fn create_partial(
     manifest: &BackupManifest,
 ) -> Result<String> {
     let name = partial_name(target);
-    let found = admin
-        .query_opt(
-            "SELECT coalesce(shobj_description(oid, 'pg_database'), ''), \
-                    (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) \
-             FROM pg_database d WHERE datname = $1",
-            &[&name],
-        )
-        .map_err(|e| Error::query("looking for a leftover of an interrupted restore", &e))?;
-    if let Some(row) = found {
-        let (comment, sessions): (String, i64) = (row.get(0), row.get(1));
-        if !comment.starts_with(PARTIAL_MARK) {
+    for found in workdb::find(admin, &name, false)? {
+        if !found.marked {
             return Err(Error::usage(
                 format!("a database named {name} exists, and pgward-restore did not create it"),
                 format!(
@@ -124,42 +111,22 @@ pub fn create_partial(
                 ),
             ));
         }
-        if sessions > 0 {
+        if !found.is_leftover() {
             return Err(Error::usage(
-                format!("{name}, where a restore into {target} loads, has {sessions} session(s): another restore into {target} is running"),
+                format!(
+                    "{name}, where a restore into {target} loads, has {} session(s): another restore into {target} is running",
+                    found.sessions
+                ),
                 "wait for it to finish (or end it), then run this restore again",
             ));
         }
-        log::info(&format!(
-            "dropping {name}, left by an interrupted restore into {target}"
-        ));
-        admin
-            .batch_execute(&format!("DROP DATABASE {}", quote_ident(&name)))
-            .map_err(|e| Error::query(format!("dropping {name}"), &e))?;
+        workdb::drop_leftover(admin, &found)?;
     }
-    load::create_database(admin, &name, manifest)?;
-    let mark = format!(
-        "{PARTIAL_MARK} of backup {id} into {target}, started {}. With no pgward-restore session on it, that restore was interrupted; the next restore into {target} drops it.",
-        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
-    );
-    admin
-        .batch_execute(&format!(
-            "COMMENT ON DATABASE {} IS {}",
-            quote_ident(&name),
-            quote_literal(&mark)
-        ))
-        .map_err(|e| Error::query(format!("marking {name} as a restore in progress"), &e))?;
+    workdb::create(
+        admin,
+        &name,
+        manifest,
+        &format!("restore of backup {id} into {target}, renamed to {target} once complete; with no session on it, that restore was interrupted, and the next restore into {target} drops it"),
+    )?;
     Ok(name)
-}
-
-/// Gives the complete database `partial` its real name `target`, unmarked.
-pub fn publish(admin: &mut postgres::Client, partial: &str, target: &str) -> Result<()> {
-    // One implicit transaction: the mark goes only with the rename.
-    admin
-        .batch_execute(&format!(
-            "COMMENT ON DATABASE {0} IS NULL; ALTER DATABASE {0} RENAME TO {1}",
-            quote_ident(partial),
-            quote_ident(target)
-        ))
-        .map_err(|e| Error::query(format!("renaming the restored {partial} to {target}"), &e))
 }

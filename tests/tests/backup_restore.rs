@@ -746,7 +746,7 @@ fn kill9(child: Child) -> Output {
     // SAFETY: kill has no memory-safety preconditions; the child is not reaped yet.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
     let out = wait_child(child);
-    assert_eq!(out.code, 128 + 9, "the backup died of SIGKILL\n{out}");
+    assert_eq!(out.code, 128 + 9, "the run died of SIGKILL\n{out}");
     out
 }
 
@@ -1293,7 +1293,7 @@ fn a_killed_restore_leaves_no_half_restored_target_and_the_next_one_clears_its_l
     );
     let out = run("restore", &args, &cluster().pg_tools_env());
     out.assert_code(0);
-    assert!(out.stderr.contains("interrupted restore"), "{out}");
+    assert!(out.stderr.contains("an interrupted run left"), "{out}");
     assert!(!database_exists(&partial));
     assert_eq!(count(&target, "SELECT count(*) FROM big"), 300_000);
     assert_eq!(
@@ -1456,6 +1456,65 @@ fn verify_deep_restores_into_a_scratch_database_and_drops_it() {
         !bad.path().join(&id).join("verified.json").exists(),
         "a failed deep verify removes the earlier record of verification"
     );
+
+    // Killed midway, a deep verify leaves its scratch database, marked as pgward's. The
+    // next deep verify drops it, and leaves alone a database of a like name that pgward
+    // did not make.
+    let big = cluster().create_database();
+    big.psql(
+        "CREATE TABLE big (id integer PRIMARY KEY, v text); \
+         INSERT INTO big SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 300000) AS g;",
+    );
+    let big_root = temp_dir("backup_deep_killed_");
+    let big_id = id_of(&backup_ok(&big, path_str(big_root.path()), &[]));
+    let theirs = format!("pgward_verify_{}", big.name);
+    let mut admin = cluster().client("postgres");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {theirs}"))
+        .expect("a database named like a scratch one");
+    let url = big.url();
+    let child = spawn(
+        "backup",
+        &[
+            "verify",
+            &big_id,
+            "--from",
+            path_str(big_root.path()),
+            "--database-url",
+            &url,
+            "--deep",
+        ],
+        &cluster().pg_tools_env(),
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "the deep verify creates its scratch database",
+        || scratch_databases() == 2,
+    );
+    kill9(child);
+    wait_until(
+        Duration::from_secs(60),
+        "the killed run's sessions end",
+        || {
+            count(
+                &big,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'pgward\\_verify\\_%'",
+            ) == 0
+        },
+    );
+    assert_eq!(
+        scratch_databases(),
+        2,
+        "the killed run's scratch database is left"
+    );
+    let out = verify(Some(&big), path_str(big_root.path()), &big_id, &["--deep"]);
+    out.assert_code(0);
+    assert!(out.stderr.contains("an interrupted run left"), "{out}");
+    assert_eq!(scratch_databases(), 1, "only theirs is left\n{out}");
+    assert!(database_exists(&theirs));
+    admin
+        .batch_execute(&format!("DROP DATABASE {theirs}"))
+        .expect("drop it");
 }
 
 #[test]
