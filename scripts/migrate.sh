@@ -140,10 +140,10 @@ restore_and_stop() {
   pgw_step restore restore restore --from "$backup_location/$backup_id" --clean --force --no-safety-backup
   if [ "$STEP_RC" != 0 ]; then
     pgw_result restored "$(jq -n --arg id "$backup_id" --arg l "$backup_location" '{backup: $id, location: $l, ok: false}')"
-    pgw_log_error "RESTORE FAILED: the $failed_step step failed and restoring backup $backup_id failed too; the database may hold a partial deploy"
+    pgw_log_error "RESTORE FAILED: the $failed_step step failed and restoring backup $backup_id failed too; the database holds a partial deploy, or, if the restore failed while loading, no longer exists"
     pgw_finish "$STEP_RC" "$(pgw_step_error | jq -c --arg id "$backup_id" --arg l "$backup_location" --arg s "$failed_step" \
       '.message = "the \($s) step failed and restoring backup \($id) failed too: " + .message
-       | .hint = "restore it by hand: pgward-restore restore --from \($l)/\($id) --clean --force; then check with pgward-migrate status"')"
+       | .hint = "restore it by hand: pgward-restore restore --from \($l)/\($id) --clean --create --force; then check with pgward-migrate status"')"
   fi
   pgw_result restored "$(jq -n --arg id "$backup_id" --arg l "$backup_location" '{backup: $id, location: $l, ok: true}')"
   pgw_log_error "the database was restored from backup $backup_id: it is as it was before this deploy"
