@@ -7,10 +7,12 @@
 use pgward_shared::error::{Error, Result};
 use pgward_shared::manifest::BackupManifest;
 use pgward_shared::sql::{quote_ident, quote_literal};
+use serde::Serialize;
 
 use crate::load;
 
-/// The start of the comment of every database pgward creates for its own work.
+/// The start of the comment of every database pgward creates for its own work. Kept as
+/// it is across versions, so that a newer pgward recognises what an older one left.
 const MARK: &str = "pgward work in progress:";
 
 /// A database whose name matched, as found.
@@ -97,4 +99,40 @@ pub fn publish(admin: &mut postgres::Client, work: &str, name: &str) -> Result<(
             quote_ident(name)
         ))
         .map_err(|e| Error::query(format!("renaming the restored {work} to {name}"), &e))
+}
+
+/// A database pgward created for its work, as `pgward-report health` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    /// Its name.
+    pub name: String,
+    /// What it is for, from its mark.
+    pub what: String,
+    /// `pg_database_size`; none without the CONNECT privilege on it.
+    pub bytes: Option<i64>,
+    /// Sessions connected to it: none means the run that made it is gone.
+    pub sessions: i64,
+}
+
+/// Every database on the server that carries pgward's mark, by name.
+pub fn list(admin: &mut postgres::Client) -> Result<Vec<Listed>> {
+    let rows = admin
+        .query(
+            "SELECT datname::text, substr(shobj_description(oid, 'pg_database'), length($1) + 2), \
+                    CASE WHEN has_database_privilege(oid, 'CONNECT') THEN pg_database_size(oid) END, \
+                    (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) \
+             FROM pg_database d \
+             WHERE starts_with(shobj_description(oid, 'pg_database'), $1) ORDER BY datname",
+            &[&MARK],
+        )
+        .map_err(|e| Error::query("listing the databases pgward created for its work", &e))?;
+    Ok(rows
+        .iter()
+        .map(|r| Listed {
+            name: r.get(0),
+            what: r.get(1),
+            bytes: r.get(2),
+            sessions: r.get(3),
+        })
+        .collect())
 }

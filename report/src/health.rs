@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use pgward_backup::workdb;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::redact::scrub;
@@ -228,6 +229,9 @@ pub struct HealthReport {
     pub long_running: Vec<LongRunning>,
     /// Sessions waiting for locks, with who holds them.
     pub blocking: Vec<BlockedSession>,
+    /// Databases on the server that pgward created for its work (a restore still loading,
+    /// a `verify --deep` scratch database); one without a session was left by a killed run.
+    pub work_databases: Vec<workdb::Listed>,
 }
 
 /// Runs health.
@@ -288,6 +292,28 @@ pub fn health(ctx: &Context, options: &HealthOptions) -> Result<Outcome, Failure
                 "{} quer(ies) or transaction(s) running longer than {} s",
                 report.long_running.len(),
                 report.long_running_threshold_s
+            ),
+        );
+    }
+    let left: Vec<String> = report
+        .work_databases
+        .iter()
+        .filter(|w| w.sessions == 0)
+        .map(|w| match w.bytes {
+            Some(bytes) => format!(
+                "{} ({})",
+                w.name,
+                pgward_shared::render::human_bytes(bytes as f64)
+            ),
+            None => w.name.clone(),
+        })
+        .collect();
+    if !left.is_empty() {
+        ctx.warn(
+            "WORK_DATABASES_LEFT",
+            format!(
+                "{} left by interrupted pgward runs (killed restores or verify --deep): the next restore into the same target, or the next verify --deep, drops them; or drop them by hand",
+                left.join(", ")
             ),
         );
     }
@@ -354,6 +380,7 @@ pub fn read(client: &mut Client, options: &HealthOptions) -> Result<HealthReport
         long_running_threshold_s: threshold_s,
         long_running: long_running(client, threshold_s)?,
         blocking: blocking(client)?,
+        work_databases: workdb::list(client)?,
     })
 }
 

@@ -613,6 +613,68 @@ fn health_shows_who_blocks_whom_and_long_running_transactions() {
     );
 }
 
+#[test]
+fn health_lists_the_databases_pgward_made_and_warns_of_those_a_killed_run_left() {
+    let db = cluster().create_database();
+    let left = format!("pgward_restoring_{}", db.name);
+    let mut admin = cluster().client("postgres");
+    // The mark pgward's restore and verify --deep put on their databases (backup/src/workdb.rs).
+    admin
+        .batch_execute(&format!("CREATE DATABASE {left}"))
+        .expect("a database");
+    admin
+        .batch_execute(&format!(
+            "COMMENT ON DATABASE {left} IS \
+             'pgward work in progress: restore of backup b1 into {0}, renamed to {0} once complete'",
+            db.name
+        ))
+        .expect("a marked database");
+    let entry = |json: &Value| {
+        json["result"]["work_databases"]
+            .as_array()
+            .expect("result.work_databases")
+            .iter()
+            .find(|w| w["name"] == left.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("{left} is listed: {json}"))
+    };
+
+    let out = report(&["health"], &db);
+    out.assert_code(0);
+    let json = out.json();
+    let listed = entry(&json);
+    assert_eq!(listed["sessions"], 0, "{out}");
+    assert!(listed["bytes"].as_i64().is_some_and(|b| b > 0), "{out}");
+    assert!(
+        listed["what"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("restore of backup b1 into")),
+        "{out}"
+    );
+    assert!(
+        pgward_tests::warning_codes(&json).contains(&"WORK_DATABASES_LEFT".to_string())
+            && json.to_string().contains(&format!("{left} (")),
+        "a leftover is warned about, with its size: {out}"
+    );
+
+    // With a session on it, the run is alive: listed, not warned about.
+    let _alive = cluster().client(&left);
+    let out = report(&["health"], &db);
+    let json = out.json();
+    assert!(
+        entry(&json)["sessions"].as_i64().is_some_and(|n| n >= 1),
+        "{out}"
+    );
+    assert!(
+        !pgward_tests::warning_codes(&json).contains(&"WORK_DATABASES_LEFT".to_string()),
+        "{out}"
+    );
+    drop(_alive);
+    admin
+        .batch_execute(&format!("DROP DATABASE {left} WITH (FORCE)"))
+        .expect("drop it");
+}
+
 // ---------------------------------------------------------------------------------------
 // 4. Rollbacks, re-applies and the slowest migrations
 // ---------------------------------------------------------------------------------------

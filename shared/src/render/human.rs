@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 /// `1536` → `1.5 KiB`.
-pub(crate) fn bytes(n: f64) -> String {
+pub fn bytes(n: f64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = n;
     let mut unit = 0;

@@ -22,6 +22,7 @@ use crate::connect::Target;
 use crate::output::{Envelope, ErrorBody, Warning};
 
 pub use github::render_github_annotations;
+pub use human::bytes as human_bytes;
 pub use text::render_text;
 
 /// `envelope` as `format` asks (JSON compact), without a trailing newline.
