@@ -157,6 +157,19 @@ pub fn restore(
             &result,
         ));
     }
+    // A new database is loaded under another name and renamed when complete; an empty
+    // one that already exists (its owner and settings are someone's) is loaded in place.
+    // Whether that name is free is settled before anything is touched.
+    let in_place = exists && objects == 0;
+    let partial = if in_place {
+        None
+    } else {
+        Some(target::prepare_partial(
+            &mut admin.client,
+            &target_name,
+            options.dry_run,
+        )?)
+    };
     if options.dry_run {
         result.created = !exists;
         result.replaced = objects > 0;
@@ -186,13 +199,12 @@ pub fn restore(
         load::drop_database(&mut admin.client, &target_name)?;
         result.replaced = true;
     }
-    // A new database is loaded under another name and renamed when complete; an empty
-    // one that already exists (its owner and settings are someone's) is loaded in place.
-    let in_place = exists && !result.replaced;
-    let load_into = if in_place {
-        target_name.clone()
-    } else {
-        target::create_partial(&mut admin.client, &target_name, &id, &manifest)?
+    let load_into = match partial {
+        Some(name) => {
+            target::create_partial(&mut admin.client, &name, &target_name, &id, &manifest)?;
+            name
+        }
+        None => target_name.clone(),
     };
     drop(admin);
     if manifest.format == BackupFormat::Sql && !options.tables.is_empty() {
@@ -211,13 +223,20 @@ pub fn restore(
             no_owner: options.no_owner,
         },
     );
-    // The load may have taken hours: a new session for what follows.
+    // What follows opens sessions of its own: the load may have taken hours.
     let report = match loaded {
         Ok(report) => report,
         Err(e) => {
             ctx.warn(
                 "RESTORE_INCOMPLETE",
-                after_failed_load(&db, &target_name, &load_into, &result),
+                after_failed_load(
+                    &db,
+                    &target_name,
+                    &load_into,
+                    &result,
+                    // It was parsed before anything was touched; no new error here.
+                    &safety_destination(options, &from).unwrap_or_default(),
+                ),
             );
             return Err(Failure::with_result(e, &result));
         }
@@ -246,6 +265,7 @@ fn after_failed_load(
     target_name: &str,
     load_into: &str,
     result: &RestoreResult,
+    safety_location: &str,
 ) -> String {
     if load_into == target_name {
         return format!(
@@ -260,7 +280,7 @@ fn after_failed_load(
     };
     match (&result.safety_backup, result.replaced) {
         (Some(safety), _) => format!(
-            "{target_name} was dropped, and its restore failed, so it does not exist now ({left}); its previous contents are in the safety backup {safety}: fix the cause and run this restore again, or put them back with --from LOCATION/{safety} --create"
+            "{target_name} was dropped, and its restore failed, so it does not exist now ({left}); its previous contents are in the safety backup {safety}: fix the cause and run this restore again, or put them back with pgward-restore restore --from {safety_location}/{safety} --create"
         ),
         (None, true) => format!(
             "{target_name} was dropped without a safety backup (--no-safety-backup), and its restore failed, so it does not exist now ({left}): fix the cause and run this restore again with --create"
@@ -269,6 +289,14 @@ fn after_failed_load(
             "{target_name} was not created ({left}): fix the cause and run this restore again"
         ),
     }
+}
+
+/// Where the safety backup goes: `--safety-backup-to`, else the restored backup's location.
+fn safety_destination(options: &RestoreOptions, from: &str) -> Result<String> {
+    Ok(match &options.safety_backup_to {
+        Some(to) => to.clone(),
+        None => Location::parse_with_id(from)?.0.to_string(),
+    })
 }
 
 /// Backs up the target before it is replaced; returns the backup's id.
@@ -280,10 +308,7 @@ fn safety_backup(
     from: &str,
     restoring: &str,
 ) -> Result<String> {
-    let destination = match &options.safety_backup_to {
-        Some(to) => to.clone(),
-        None => Location::parse_with_id(from)?.0.to_string(),
-    };
+    let destination = safety_destination(options, from)?;
     let store = storage::open(&Location::parse(&destination)?, &storage_args.options())?;
     log::info(&format!(
         "taking a safety backup of {} to {destination}",

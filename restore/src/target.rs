@@ -92,14 +92,13 @@ pub fn partial_name(target: &str) -> String {
     name
 }
 
-/// Creates the database a restore into `target` loads backup `id` under, marked as
-/// pgward's work, and returns its name. A database of that name that an interrupted
-/// restore left (marked, no session) is dropped first; any other is refused.
-pub fn create_partial(
+/// Makes sure a restore into `target` can load under [`partial_name`], before anything is
+/// touched: a database of that name that an interrupted restore left (marked, no session)
+/// is dropped (not under `dry_run`); any other is refused. Returns the name.
+pub fn prepare_partial(
     admin: &mut postgres::Client,
     target: &str,
-    id: &str,
-    manifest: &BackupManifest,
+    dry_run: bool,
 ) -> Result<String> {
     let name = partial_name(target);
     for found in workdb::find(admin, &name, false)? {
@@ -120,13 +119,26 @@ pub fn create_partial(
                 "wait for it to finish (or end it), then run this restore again",
             ));
         }
-        workdb::drop_leftover(admin, &found)?;
+        if !dry_run {
+            workdb::drop_leftover(admin, &found)?;
+        }
     }
+    Ok(name)
+}
+
+/// Creates `name` (from [`prepare_partial`]), where a restore into `target` loads backup
+/// `id`, marked as pgward's work.
+pub fn create_partial(
+    admin: &mut postgres::Client,
+    name: &str,
+    target: &str,
+    id: &str,
+    manifest: &BackupManifest,
+) -> Result<()> {
     workdb::create(
         admin,
-        &name,
+        name,
         manifest,
         &format!("restore of backup {id} into {target}, renamed to {target} once complete; with no session on it, that restore was interrupted, and the next restore into {target} drops it"),
-    )?;
-    Ok(name)
+    )
 }

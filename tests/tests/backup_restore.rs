@@ -1230,8 +1230,12 @@ fn a_restore_that_fails_mid_load_leaves_no_half_restored_database_and_names_the_
         .to_string();
     let warning = restore_incomplete(&out);
     assert!(
-        warning.contains(&safety) && warning.contains("does not exist now"),
-        "{out}"
+        warning.contains("does not exist now")
+            && warning.contains(&format!(
+                "--from {}/{safety} --create",
+                path_str(bad.path())
+            )),
+        "the warning says how to put the previous contents back: {out}"
     );
     assert!(!database_exists(&db.name), "{out}");
     assert!(!database_exists(&partial_of(&db.name)), "{out}");
@@ -1318,10 +1322,25 @@ fn a_killed_restore_leaves_no_half_restored_target_and_the_next_one_clears_its_l
     assert!(error_message(&json).contains(&theirs), "{out}");
     assert!(database_exists(&theirs));
     assert!(!database_exists(&other.name));
-    cluster()
-        .client("postgres")
-        .batch_execute(&format!("DROP DATABASE \"{theirs}\""))
-        .expect("drop it again");
+    // With --clean, that is found before the target is touched.
+    let mine = partial_of(&db.name);
+    let mut admin = cluster().client("postgres");
+    admin
+        .batch_execute(&format!("CREATE DATABASE \"{mine}\""))
+        .expect("create a database of the partial name");
+    let before = state(&db);
+    let out = restore(&db, &from, &["--clean"]);
+    out.assert_error(2, "USAGE");
+    assert_same_state(&before, &state(&db), "the target of a refused --clean");
+    assert!(
+        !out.stderr.contains("safety backup"),
+        "no safety backup was taken: {out}"
+    );
+    for name in [theirs, mine] {
+        admin
+            .batch_execute(&format!("DROP DATABASE \"{name}\""))
+            .expect("drop it again");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
