@@ -244,9 +244,25 @@ impl S3Shared {
         Ok(uploads)
     }
 
+    /// [`Self::list_uploads`], or none when the credentials may not list uploads
+    /// (`s3:ListBucketMultipartUploads` is a permission of its own, which a role that
+    /// lists and writes backups need not have; only prune requires it).
+    fn list_uploads_if_allowed(&self, prefix: &str) -> Result<Vec<(String, String, Option<u64>)>> {
+        match self.list_uploads(prefix) {
+            Err(Error::Storage {
+                s3_code: Some(code),
+                ..
+            }) if code == "AccessDenied" => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
     /// Whether anything (an object or an open multipart upload) is under `prefix`.
     fn anything_under(&self, prefix: &str) -> Result<bool> {
-        Ok(!self.list_keys(prefix)?.is_empty() || !self.list_uploads(prefix)?.is_empty())
+        Ok(
+            !self.list_keys(prefix)?.is_empty()
+                || !self.list_uploads_if_allowed(prefix)?.is_empty(),
+        )
     }
 
     /// Ids (first path segment under the base) of every object and open multipart
@@ -255,7 +271,7 @@ impl S3Shared {
         let base = self.base();
         let mut ids: Vec<(String, bool, Option<u64>)> = Vec::new();
         let uploads = self
-            .list_uploads(&base)?
+            .list_uploads_if_allowed(&base)?
             .into_iter()
             .map(|(key, _, age)| (key, age));
         for (key, age) in self.list_keys(&base)?.into_iter().chain(uploads) {
