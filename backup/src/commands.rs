@@ -119,7 +119,13 @@ fn check_and_record(
 ) -> Result<Outcome, Failure> {
     let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(storage, id)?;
     pgward_shared::log::info(&format!("verifying {} files of {id}", manifest.files.len()));
-    let files = check_files(storage, &manifest, jobs, Depth::Decode)?;
+    let files = check_files(
+        storage,
+        &manifest.id,
+        &manifest.files.iter().collect::<Vec<_>>(),
+        jobs,
+        Depth::Decode,
+    )?;
     let mut result = VerifyResult {
         id: id.to_string(),
         files,

@@ -14,10 +14,12 @@ use std::time::Instant;
 use pgward_shared::connect::{connect, Session};
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
-use pgward_shared::manifest::{BackupFormat, BackupManifest, ManifestTable, SCHEMA_FILE, SQL_FILE};
+use pgward_shared::manifest::{
+    BackupFormat, BackupManifest, ManifestFile, ManifestTable, SCHEMA_FILE, SQL_FILE,
+};
 use pgward_shared::progress::Progress;
 use pgward_shared::sql::{quote_ident, quote_literal};
-use pgward_shared::storage::Storage;
+use pgward_shared::storage::{HashingReader, Storage};
 use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
@@ -387,7 +389,7 @@ fn load_data(
         tail.start();
         let started = Instant::now();
         interrupt::check()?;
-        let (rows, frozen) = load_table(storage, &manifest.id, session, tables[i], &progress)?;
+        let (rows, frozen) = load_table(storage, manifest, session, tables[i], &progress)?;
         let seconds = started.elapsed().as_secs_f64();
         if let Some(done) = tail.finish(i) {
             let built = post_data.run_early(session, tables, &done, || tail.all_finished())?;
@@ -484,7 +486,7 @@ fn early_batches(tables: &[(usize, u64)]) -> Vec<Vec<usize>> {
 /// [`load_data`]); the rows COPY reported, and whether they were stored frozen.
 fn load_table(
     storage: &dyn Storage,
-    id: &str,
+    manifest: &BackupManifest,
     session: &mut Session,
     table: &ManifestTable,
     progress: &Progress,
@@ -517,7 +519,16 @@ fn load_table(
         .chunks
         .iter()
         .try_fold(0u64, |rows, chunk| {
-            load_chunk(storage, id, session, &name, &sql, &chunk.file, progress).map(|n| rows + n)
+            load_chunk(
+                storage,
+                manifest,
+                session,
+                &name,
+                &sql,
+                &chunk.file,
+                progress,
+            )
+            .map(|n| rows + n)
         })
         .and_then(|rows| {
             session
@@ -533,21 +544,45 @@ fn load_table(
     committed
 }
 
+/// Loads one chunk file of `manifest` with COPY `sql`: the rows COPY reported. The file is
+/// checked against the manifest as it streams (size, SHA-256, zstd's content checksums),
+/// and the COPY is committed to only when it matches; when loading fails for any reason,
+/// the file is read again whole, and if it does not check out, the backup is blamed (exit
+/// 5, naming the file) rather than the database.
 fn load_chunk(
     storage: &dyn Storage,
-    id: &str,
+    manifest: &BackupManifest,
     session: &mut Session,
     name: &str,
     sql: &str,
     file: &str,
     progress: &Progress,
 ) -> Result<u64> {
+    let entry = manifest
+        .file(file)
+        .ok_or_else(|| crate::verify::corrupt(&manifest.id, file, "not in the manifest"))?;
+    copy_chunk(storage, &manifest.id, entry, session, name, sql, progress).map_err(|e| match e {
+        Error::BackupCorrupt { .. } | Error::Interrupted => e,
+        e => crate::verify::blame(storage, manifest, file).unwrap_or(e),
+    })
+}
+
+fn copy_chunk(
+    storage: &dyn Storage,
+    id: &str,
+    file: &ManifestFile,
+    session: &mut Session,
+    name: &str,
+    sql: &str,
+    progress: &Progress,
+) -> Result<u64> {
+    let path = file.path.as_str();
     // Progress counts stored (compressed) bytes, as its total does.
-    let reader = CountingReader {
-        inner: storage.open(id, file)?,
+    let reader = HashingReader::new(CountingReader {
+        inner: storage.open(id, path)?,
         progress,
-    };
-    let mut decoder = zstd::Decoder::new(reader).map_err(|e| Error::io("decompress", file, e))?;
+    });
+    let mut decoder = zstd::Decoder::new(reader).map_err(|e| Error::io("decompress", path, e))?;
     let mut writer = session
         .client
         .copy_in(sql)
@@ -556,7 +591,7 @@ fn load_chunk(
     loop {
         let n = decoder
             .read(&mut buf)
-            .map_err(|e| Error::io("decompress", file, e))?;
+            .map_err(|e| Error::io("decompress", path, e))?;
         if n == 0 {
             break;
         }
@@ -565,6 +600,17 @@ fn load_chunk(
             sqlstate: None,
             message: e.to_string(),
         })?;
+    }
+    // Whatever the decoder buffered or left unread counts too. A mismatch returns before
+    // `finish`: the dropped writer aborts the COPY.
+    let mut rest = decoder.finish();
+    std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| Error::io("read", path, e))?;
+    let (size, sha256) = rest
+        .into_inner()
+        .finish()
+        .map_err(|e| Error::io("read", path, e))?;
+    if let Some(problem) = crate::verify::mismatch(file, size, &sha256) {
+        return Err(crate::verify::corrupt(id, path, &problem));
     }
     let rows = writer
         .finish()

@@ -30,6 +30,10 @@ pub enum Depth {
     Decode,
     /// Size and SHA-256 only: an earlier `verify` decompressed these very bytes.
     Checksums,
+    /// Size and SHA-256 of every data file, and its decompression, as the load streams it
+    /// into a database that becomes the target only after every file matched (a restore
+    /// into a new target); the other files before the load.
+    WhileLoading,
 }
 
 /// How far a restore must read the backup before it touches the target: the checksums
@@ -48,27 +52,66 @@ pub fn restore_depth(storage: &dyn Storage, id: &str, manifest_sha256: &str) -> 
     }
 }
 
-/// Checks every file of `manifest` with `jobs` readers at once, largest first so that
-/// the big chunks are spread over all readers; results come back in manifest order.
+/// Checks `files` of backup `id` with `jobs` readers at once, largest first so that the
+/// big chunks are spread over all readers; results come back in the order given.
 pub fn check_files(
     storage: &dyn Storage,
-    manifest: &BackupManifest,
+    id: &str,
+    files: &[&ManifestFile],
     jobs: usize,
     depth: Depth,
 ) -> Result<Vec<FileCheck>> {
-    let mut order: Vec<&ManifestFile> = manifest.files.iter().collect();
+    let mut order = files.to_vec();
     order.sort_by_key(|f| std::cmp::Reverse(f.size));
     let readers = vec![(); jobs.clamp(1, order.len().max(1))];
-    let checked = crate::workers::try_queue(readers, &order, |(), f| {
-        check_file(storage, &manifest.id, f, depth)
-    })?;
+    let checked =
+        crate::workers::try_queue(readers, &order, |(), f| check_file(storage, id, f, depth))?;
     let mut by_path: std::collections::HashMap<String, FileCheck> =
         checked.into_iter().map(|c| (c.path.clone(), c)).collect();
-    Ok(manifest
-        .files
+    Ok(files
         .iter()
         .filter_map(|f| by_path.remove(&f.path))
         .collect())
+}
+
+/// The error that blames `path` for a failed load, if the file does not check out against
+/// the manifest when read again whole (`None` when it does, or when the store itself
+/// fails: then the load's own error is the one to report).
+pub fn blame(storage: &dyn Storage, manifest: &BackupManifest, path: &str) -> Option<Error> {
+    let Some(file) = manifest.file(path) else {
+        return Some(corrupt(&manifest.id, path, "not in the manifest"));
+    };
+    match check_file(storage, &manifest.id, file, Depth::Decode) {
+        Ok(FileCheck {
+            problem: Some(problem),
+            ..
+        }) => Some(corrupt(&manifest.id, path, &problem)),
+        _ => None,
+    }
+}
+
+/// Compares what was read of `file` (its byte count and SHA-256) with the manifest: the
+/// problem, if any.
+pub fn mismatch(file: &ManifestFile, size: u64, sha256: &str) -> Option<String> {
+    if size != file.size {
+        Some(format!(
+            "size {size} bytes, the manifest says {}",
+            file.size
+        ))
+    } else if sha256 != file.sha256 {
+        Some("SHA-256 differs from the manifest (the file was altered)".into())
+    } else {
+        None
+    }
+}
+
+/// [`Error::BackupCorrupt`] for one file of backup `id`.
+pub fn corrupt(id: &str, path: &str, problem: &str) -> Error {
+    Error::BackupCorrupt {
+        id: id.to_string(),
+        problems: format!("{path}: {problem}"),
+        files: vec![path.to_string()],
+    }
 }
 
 fn check_file(
@@ -79,14 +122,7 @@ fn check_file(
 ) -> Result<FileCheck> {
     pgward_shared::interrupt::check()?;
     let problem = match read_and_hash(storage, id, file, depth) {
-        Ok((size, _)) if size != file.size => Some(format!(
-            "size {size} bytes, the manifest says {}",
-            file.size
-        )),
-        Ok((_, sha)) if sha != file.sha256 => {
-            Some("SHA-256 differs from the manifest (the file was altered)".into())
-        }
-        Ok(_) => None,
+        Ok((size, sha)) => mismatch(file, size, &sha),
         Err(FileProblem::Storage(e)) => return Err(e),
         Err(FileProblem::Unreadable(reason)) => Some(reason),
     };
@@ -122,7 +158,7 @@ fn read_and_hash(
         Err(e) => return Err(FileProblem::Storage(e)),
     };
     let mut hashing = HashingReader::new(reader);
-    if depth == Depth::Decode && file.path.ends_with(".zst") {
+    if depth != Depth::Checksums && file.path.ends_with(".zst") {
         let decoded = zstd::Decoder::new(&mut hashing)
             .and_then(|mut d| std::io::copy(&mut d, &mut std::io::sink()));
         if let Err(e) = decoded {
@@ -157,23 +193,17 @@ pub fn read_checked(
     manifest: &BackupManifest,
     path: &str,
 ) -> Result<Vec<u8>> {
-    let entry = manifest.file(path).ok_or_else(|| Error::BackupCorrupt {
-        id: manifest.id.clone(),
-        problems: format!("{path} is not in the manifest"),
-        files: vec![path.to_string()],
-    })?;
+    let entry = manifest
+        .file(path)
+        .ok_or_else(|| corrupt(&manifest.id, path, "not in the manifest"))?;
     let mut bytes = Vec::new();
     storage
         .open(&manifest.id, path)?
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io("read", path, e))?;
     let sha = hex_sha256(&bytes);
-    if bytes.len() as u64 != entry.size || sha != entry.sha256 {
-        return Err(Error::BackupCorrupt {
-            id: manifest.id.clone(),
-            problems: format!("{path}: does not match the manifest"),
-            files: vec![path.to_string()],
-        });
+    if let Some(problem) = mismatch(entry, bytes.len() as u64, &sha) {
+        return Err(corrupt(&manifest.id, path, &problem));
     }
     Ok(bytes)
 }

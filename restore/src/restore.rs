@@ -1,7 +1,8 @@
 //! `pgward-restore restore`: prove the backup is good, then guard the target, then load.
 //!
 //! 1. Every file's checksum is verified before the target is touched (exit 5, target
-//!    untouched, if any fails).
+//!    untouched, if any fails): first, or, for a new target, as the data files load into
+//!    the database that becomes the target only once every one matched.
 //! 2. A non-empty target is refused without `--clean` (exit 6). With `--clean` (and
 //!    `--force` in a protected environment) a safety backup of the target is taken first,
 //!    then its sessions are ended and it is dropped.
@@ -68,10 +69,14 @@ pub struct RestoreResult {
     pub replaced: bool,
     /// The safety backup of the replaced target.
     pub safety_backup: Option<String>,
-    /// Files whose checksums were verified first.
+    /// Files whose checksums were verified (with `while_loading`, the data files count
+    /// once loaded).
     pub verified_files: usize,
-    /// How far they were read: `decode` (checksums and decompression) or `checksums`
-    /// (a passing `pgward-backup verify` of the same manifest had decompressed them).
+    /// How they were read before the target was touched: `decode` (checksums and
+    /// decompression), `checksums` (a passing `pgward-backup verify` of the same manifest
+    /// had decompressed them), or `while_loading` (a new target: the data files were
+    /// checked and decompressed as they loaded into the database renamed to the target
+    /// only once all matched; the other files first).
     pub verify_depth: Depth,
     /// Whether nothing was changed.
     pub dry_run: bool,
@@ -99,22 +104,11 @@ pub fn restore(
             .into()),
         };
     let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(store.as_ref(), &id)?;
-    let depth = restore_depth(store.as_ref(), &id, &manifest_sha256);
-    log::info(&format!(
-        "verifying {} files of {id} before touching anything ({})",
-        manifest.files.len(),
-        match depth {
-            Depth::Decode => "checksums, and every file decompressed",
-            Depth::Checksums =>
-                "checksums; `pgward-backup verify` already decompressed these very files",
-        }
-    ));
-    let checks = check_files(store.as_ref(), &manifest, options.jobs, depth)?;
-    require_all_ok(&id, &checks)?;
-    // A --tables typo is a usage error before the target is created, cleaned or dropped.
-    if manifest.format == BackupFormat::Directory {
-        load::selected_tables(&manifest, &options.tables)?;
-    }
+    // A --tables typo is a usage error before anything is read or touched.
+    let tables = match manifest.format {
+        BackupFormat::Directory => load::selected_tables(&manifest, &options.tables)?,
+        BackupFormat::Sql => Vec::new(),
+    };
 
     let db = ctx.database()?;
     let target_name = options
@@ -122,6 +116,54 @@ pub fn restore(
         .clone()
         .unwrap_or_else(|| db.dbname.clone());
     let target_settings = db.with_database(&target_name);
+    let mut admin = target::admin_session(&db, &target_name)?;
+    let exists = target::exists(&mut admin.client, &target_name)?;
+    let objects = if exists {
+        target::user_objects(&target_settings)?
+    } else {
+        0
+    };
+    // A new target is loaded into a database of another name that becomes the target only
+    // once complete, and the load checks every data file as it streams it: a bad file
+    // fails the restore with nothing of anyone's touched, and each file is read and
+    // decompressed once, not twice. Anything else (a target --clean drops before loading,
+    // an empty one loaded in place, a dry run, a --format sql backup) is checked whole
+    // before it is touched.
+    let while_loading = !exists && !options.dry_run && manifest.format == BackupFormat::Directory;
+    let streamed: std::collections::HashSet<&str> = if while_loading {
+        tables
+            .iter()
+            .flat_map(|t| t.chunks.iter().map(|c| c.file.as_str()))
+            .collect()
+    } else {
+        Default::default()
+    };
+    let first: Vec<_> = manifest
+        .files
+        .iter()
+        .filter(|f| !streamed.contains(f.path.as_str()))
+        .collect();
+    let depth = restore_depth(store.as_ref(), &id, &manifest_sha256);
+    log::info(&format!(
+        "verifying {} files of {id} before touching anything ({}){}",
+        first.len(),
+        match depth {
+            Depth::Checksums =>
+                "checksums; `pgward-backup verify` already decompressed these very files",
+            _ => "checksums, and every file decompressed",
+        },
+        if while_loading {
+            format!(
+                ", and its {} data files as they load into a new database",
+                streamed.len()
+            )
+        } else {
+            String::new()
+        }
+    ));
+    let checks = check_files(store.as_ref(), &id, &first, options.jobs, depth)?;
+    require_all_ok(&id, &checks)?;
+
     let mut result = RestoreResult {
         backup: id.clone(),
         location: store.location(),
@@ -130,16 +172,13 @@ pub fn restore(
         replaced: false,
         safety_backup: None,
         verified_files: checks.len(),
-        verify_depth: depth,
+        verify_depth: if while_loading {
+            Depth::WhileLoading
+        } else {
+            depth
+        },
         dry_run: options.dry_run,
         load: None,
-    };
-    let mut admin = target::admin_session(&db, &target_name)?;
-    let exists = target::exists(&mut admin.client, &target_name)?;
-    let objects = if exists {
-        target::user_objects(&target_settings)?
-    } else {
-        0
     };
     if !exists && !options.create {
         return Err(Error::usage(
@@ -253,6 +292,7 @@ pub fn restore(
             })?;
         result.created = !exists;
     }
+    result.verified_files += streamed.len();
     result.load = Some(report);
     Ok(Outcome::ok(result))
 }

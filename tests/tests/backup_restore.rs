@@ -512,6 +512,42 @@ enum Damage {
     Remove,
     /// Replaced by the start of a JSON document.
     Garbage,
+    /// A zstd skippable frame appended: it still decompresses to the very same rows, but
+    /// its bytes are not the ones the manifest recorded.
+    SkippableFrame,
+}
+
+impl Damage {
+    /// Does this damage to the file at `path`.
+    fn apply(self, path: &Path) {
+        match self {
+            Damage::FlipBit => {
+                let mut bytes = std::fs::read(path).expect("the file is readable");
+                let middle = bytes.len() / 2;
+                bytes[middle] ^= 0x01;
+                std::fs::write(path, bytes).expect("the file is writable");
+            }
+            Damage::Truncate => {
+                let len = std::fs::metadata(path).expect("the file exists").len();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .and_then(|f| f.set_len(len / 2))
+                    .expect("the file can be truncated");
+            }
+            Damage::Remove => std::fs::remove_file(path).expect("the file can be removed"),
+            Damage::Garbage => {
+                std::fs::write(path, b"{\"format_version\": 1, ").expect("the file is writable")
+            }
+            Damage::SkippableFrame => {
+                // Magic 0x184D2A50 and a 4-byte length, both little-endian, then the bytes.
+                let mut bytes = std::fs::read(path).expect("the file is readable");
+                bytes.extend_from_slice(&[0x50, 0x2A, 0x4D, 0x18, 4, 0, 0, 0]);
+                bytes.extend_from_slice(b"pgwd");
+                std::fs::write(path, bytes).expect("the file is writable");
+            }
+        }
+    }
 }
 
 #[test]
@@ -555,6 +591,7 @@ fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target
         (Damage::FlipBit, "schema.dump".to_string()),
         (Damage::FlipBit, "migrations.json".to_string()),
         (Damage::Truncate, last_chunk),
+        (Damage::SkippableFrame, first_chunk.clone()),
         (Damage::Remove, first_chunk),
         (Damage::Remove, "manifest.json".to_string()),
         (Damage::Garbage, "manifest.json".to_string()),
@@ -577,26 +614,7 @@ fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target
             verify(None, path_str(root.path()), &id, &[]).assert_code(0);
             assert!(record.exists(), "a passing verify records itself");
         }
-        match damage {
-            Damage::FlipBit => {
-                let mut bytes = std::fs::read(&path).expect("the file is readable");
-                let middle = bytes.len() / 2;
-                bytes[middle] ^= 0x01;
-                std::fs::write(&path, bytes).expect("the file is writable");
-            }
-            Damage::Truncate => {
-                let len = std::fs::metadata(&path).expect("the file exists").len();
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .and_then(|f| f.set_len(len / 2))
-                    .expect("the file can be truncated");
-            }
-            Damage::Remove => std::fs::remove_file(&path).expect("the file can be removed"),
-            Damage::Garbage => {
-                std::fs::write(&path, b"{\"format_version\": 1, ").expect("the file is writable")
-            }
-        }
+        damage.apply(&path);
         let what = format!("{damage:?} {bad_file} (verified first: {verified_first})");
 
         let out = restore(
@@ -688,6 +706,98 @@ fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target
         } else {
             assert_eq!(listed["damaged"], serde_json::json!([]), "{what}\n{listed}");
         }
+    }
+}
+
+#[test]
+fn a_bad_data_file_found_while_a_new_target_loads_fails_before_the_target_exists() {
+    let source = cluster().create_database();
+    source.psql(
+        "CREATE TABLE items (id integer PRIMARY KEY, body text NOT NULL); \
+         INSERT INTO items SELECT g, md5(g::text) || md5((g + 1)::text) \
+         FROM generate_series(1, 30000) AS g; \
+         CREATE TABLE tiny (id integer PRIMARY KEY); INSERT INTO tiny VALUES (1);",
+    );
+    let pristine = temp_dir("restore_streamed_");
+    let id = id_of(&backup_ok(
+        &source,
+        path_str(pristine.path()),
+        &["--chunk-mib", "1"],
+    ));
+    let chunks: Vec<String> = manifest(pristine.path(), &id)["tables"]
+        .as_array()
+        .expect("manifest.tables")
+        .iter()
+        .filter(|t| t["name"] == "items")
+        .flat_map(|t| t["chunks"].as_array().expect("chunks").clone())
+        .map(|c| c["file"].as_str().expect("a file").to_string())
+        .collect();
+    assert!(chunks.len() >= 3, "items is cut into chunks: {chunks:?}");
+
+    // A good backup into a new database: its data files are checked as they load.
+    let good = cluster().vacant_database();
+    let from = format!("{}/{id}", path_str(pristine.path()));
+    let result = restore_into_new(&source, &from, &good, &["--jobs", "2"]);
+    assert_eq!(result["verify_depth"], "while_loading", "{result}");
+    assert_eq!(
+        result["verified_files"],
+        manifest(pristine.path(), &id)["files"]
+            .as_array()
+            .map(Vec::len)
+            .expect("manifest.files"),
+        "{result}"
+    );
+    assert_same_state(&state(&source), &state(&good), "the restored database");
+
+    let cases = [
+        (Damage::FlipBit, chunks[0].clone()),
+        (Damage::Truncate, chunks[chunks.len() - 1].clone()),
+        (Damage::Remove, chunks[1].clone()),
+        (Damage::SkippableFrame, chunks[chunks.len() - 1].clone()),
+        // Not a data file: checked before anything is created.
+        (Damage::FlipBit, "schema.dump".to_string()),
+    ];
+    for (damage, bad_file) in cases {
+        let what = format!("{damage:?} {bad_file}");
+        let root = temp_dir("restore_streamed_damaged_");
+        copy_dir(&pristine.path().join(&id), &root.path().join(&id));
+        damage.apply(&root.path().join(&id).join(&bad_file));
+        let target = cluster().vacant_database();
+        let out = restore(
+            &source,
+            &format!("{}/{id}", path_str(root.path())),
+            &["--target-db", &target.name, "--create", "--jobs", "2"],
+        );
+        let json = out.assert_error(5, "BACKUP_CORRUPT");
+        assert_eq!(
+            json_ids(&json["error"]["details"]["files"]),
+            vec![bad_file.clone()],
+            "{what}: the error names the file\n{out}"
+        );
+        assert!(
+            error_message(&json).contains(&bad_file),
+            "{what}: the message names it\n{out}"
+        );
+        if bad_file.starts_with("data/") {
+            assert_eq!(
+                json["result"]["verify_depth"], "while_loading",
+                "{what}\n{out}"
+            );
+            assert_eq!(json["result"]["created"], false, "{what}\n{out}");
+        }
+        assert!(
+            !database_exists(&target.name),
+            "{what}: the target never appears\n{out}"
+        );
+        assert!(
+            !database_exists(&partial_of(&target.name)),
+            "{what}: nor what it was loading into\n{out}"
+        );
+        assert_eq!(
+            entries(root.path()),
+            vec![id.clone()],
+            "{what}: nothing else was written"
+        );
     }
 }
 
@@ -1542,9 +1652,15 @@ fn restore_reads_only_checksums_of_the_very_manifest_a_verify_passed() {
     let (source, id) = small_source(root.path());
     let from = format!("{}/{id}", path_str(root.path()));
 
-    // Never verified: restore decompresses everything first.
-    let first = cluster().vacant_database();
-    let result = restore_into_new(&source, &from, &first, &[]);
+    // Into an existing empty database (loaded in place, so checked whole first), never
+    // verified: restore decompresses everything first.
+    let restore_into_empty = |into: &TestDb| -> Value {
+        let out = restore(&source, &from, &["--target-db", &into.name]);
+        out.assert_code(0);
+        out.json()["result"].clone()
+    };
+    let first = cluster().create_database();
+    let result = restore_into_empty(&first);
     assert_eq!(result["verify_depth"], "decode", "{result}");
 
     // Verified: the record names the manifest, and restore reads only the checksums.
@@ -1560,8 +1676,8 @@ fn restore_reads_only_checksums_of_the_very_manifest_a_verify_passed() {
         pgward_shared::migrations::checksum(&manifest_bytes).as_str(),
         "{record}"
     );
-    let second = cluster().vacant_database();
-    let result = restore_into_new(&source, &from, &second, &[]);
+    let second = cluster().create_database();
+    let result = restore_into_empty(&second);
     assert_eq!(result["verify_depth"], "checksums", "{result}");
     assert_same_state(
         &state(&first),
@@ -1573,9 +1689,19 @@ fn restore_reads_only_checksums_of_the_very_manifest_a_verify_passed() {
     let compact = serde_json::to_vec(&manifest(root.path(), &id)).expect("JSON");
     assert_ne!(compact, manifest_bytes, "the rewrite changes the bytes");
     std::fs::write(&manifest_path, compact).expect("manifest.json is writable");
-    let third = cluster().vacant_database();
-    let result = restore_into_new(&source, &from, &third, &[]);
+    let third = cluster().create_database();
+    let result = restore_into_empty(&third);
     assert_eq!(result["verify_depth"], "decode", "{result}");
+
+    // A new target is checked as it loads, verified or not.
+    let fourth = cluster().vacant_database();
+    let result = restore_into_new(&source, &from, &fourth, &[]);
+    assert_eq!(result["verify_depth"], "while_loading", "{result}");
+    assert_same_state(
+        &state(&first),
+        &state(&fourth),
+        "the restore checked as it loaded",
+    );
 }
 
 #[test]
