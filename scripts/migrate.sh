@@ -141,9 +141,9 @@ restore_and_stop() {
   if [ "$STEP_RC" != 0 ]; then
     pgw_result restored "$(jq -n --arg id "$backup_id" --arg l "$backup_location" '{backup: $id, location: $l, ok: false}')"
     pgw_log_error "RESTORE FAILED: the $failed_step step failed and restoring backup $backup_id failed too; the database holds a partial deploy, or, if the restore failed while loading, no longer exists"
-    pgw_finish "$STEP_RC" "$(pgw_step_error | jq -c --arg id "$backup_id" --arg l "$backup_location" --arg s "$failed_step" \
+    pgw_finish "$STEP_RC" "$(pgw_step_error | jq -c --arg id "$backup_id" --arg l "$backup_location" --arg s "$failed_step" --arg env "$env" \
       '.message = "the \($s) step failed and restoring backup \($id) failed too: " + .message
-       | .hint = "restore it by hand: pgward-restore restore --from \($l)/\($id) --clean --create --force; then check with pgward-migrate status"')"
+       | .hint = "\(.hint // "fix what the restore says"); then restore by hand: pgward-restore restore --env \($env) --from \($l)/\($id) --clean --create --force; then check with pgward-migrate status --env \($env)"')"
   fi
   pgw_result restored "$(jq -n --arg id "$backup_id" --arg l "$backup_location" '{backup: $id, location: $l, ok: true}')"
   pgw_log_error "the database was restored from backup $backup_id: it is as it was before this deploy"

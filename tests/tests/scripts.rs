@@ -371,6 +371,24 @@ fn two_migrations(project: &Project) {
         );
 }
 
+/// A new database with [`two_migrations`] deployed by `migrate.sh deploy dev`, its
+/// project, and its URL (for `DEV_DATABASE_URL`).
+fn deployed_two_migrations() -> (TestDb<'static>, Project, String) {
+    let db = cluster().create_database();
+    let project = Project::new();
+    two_migrations(&project);
+    let url = db.url();
+    document(
+        &project.script(
+            "migrate.sh",
+            &["deploy", "dev", "-q"],
+            &[("DEV_DATABASE_URL", url.as_str())],
+        ),
+        0,
+    );
+    (db, project, url)
+}
+
 // ---------------------------------------------------------------------------------------
 // migrate.sh
 // ---------------------------------------------------------------------------------------
@@ -439,15 +457,8 @@ fn migrate_deploy_runs_preflight_backup_lint_deploy_and_validation() {
 
 #[test]
 fn a_deploy_whose_third_migration_fails_restores_the_backup_exactly() {
-    let db = cluster().create_database();
-    let project = Project::new();
-    two_migrations(&project);
-    let url = db.url();
+    let (db, project, url) = deployed_two_migrations();
     let envs = [("DEV_DATABASE_URL", url.as_str())];
-    document(
-        &project.script("migrate.sh", &["deploy", "dev", "-q"], &envs),
-        0,
-    );
     db.psql(
         "INSERT INTO account (name) SELECT 'account ' || g FROM generate_series(1, 500) g;\n\
          INSERT INTO orders (account_id, cents) SELECT 1 + g % 500, g FROM generate_series(1, 2000) g;\n\
@@ -526,6 +537,74 @@ fn a_deploy_whose_third_migration_fails_restores_the_backup_exactly() {
     assert_eq!(status["result"]["failed"].as_array().map(Vec::len), Some(0));
 }
 
+#[test]
+fn when_the_restore_after_a_failed_deploy_fails_too_the_script_says_so_and_its_hint_recovers() {
+    let (db, project, url) = deployed_two_migrations();
+    let envs = [("DEV_DATABASE_URL", url.as_str())];
+    db.psql("INSERT INTO account (name) SELECT 'account ' || g FROM generate_series(1, 50) g;");
+    project
+        .migration(
+            NOTES,
+            "CREATE TABLE note (id bigserial PRIMARY KEY, body text);\n",
+            Some("DROP TABLE note;\n"),
+        )
+        .migration(
+            BAD,
+            "INSERT INTO account (id, name) VALUES (1, 'duplicate');\n",
+            None,
+        );
+    // Someone made a database under the name a restore into this one loads under: the
+    // restore refuses it, before it touches anything.
+    let squatter = format!("pgward_restoring_{}", db.name);
+    db.psql(&format!("CREATE DATABASE \"{squatter}\""));
+    let before = full_dump(&db);
+    next_second();
+
+    let out = project.script("migrate.sh", &["deploy", "dev"], &envs);
+    let json = document(&out, 2);
+    assert_eq!(step(&json, "deploy")["exit_code"], 1, "{out}");
+    assert_eq!(step(&json, "restore")["exit_code"], 2, "{out}");
+    let backup = json["result"]["backup"]["id"]
+        .as_str()
+        .expect("a backup id");
+    assert_eq!(json["result"]["restored"]["ok"], false, "{out}");
+    assert!(out.stderr.contains("RESTORE FAILED"), "{out}");
+    let message = json["error"]["message"].as_str().expect("a message");
+    assert!(
+        message.starts_with(&format!(
+            "the deploy step failed and restoring backup {backup} failed too: "
+        )) && message.contains(&squatter),
+        "the message says both failed, and the restore's reason\n{out}"
+    );
+    // The restore refused before --clean dropped anything: the partial deploy is there.
+    assert_eq!(applied(&db), [INIT, ORDERS, NOTES], "{out}");
+    let hint = json["error"]["hint"].as_str().expect("a hint");
+    assert!(
+        hint.contains("rename or drop that database"),
+        "the restore's own hint is kept\n{out}"
+    );
+
+    // Doing what the hint says brings the database back as it was before the deploy.
+    db.psql(&format!("DROP DATABASE \"{squatter}\""));
+    let command = hint
+        .split("restore by hand: ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("the hint names a command\n{out}"));
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(words[..2], ["pgward-restore", "restore"], "{command}");
+    let mut env = cluster().pg_tools_env().to_vec();
+    env.extend(envs);
+    let restored = pgward_tests::run_in(project.path(), "restore", &words[1..], &env);
+    restored.assert_code(0);
+    let after = full_dump(&db);
+    assert!(
+        before == after,
+        "the database differs from before the deploy:\n{}",
+        diff(&before, &after)
+    );
+}
+
 /// The lines of `a` and `b` that differ, for an assertion message.
 fn diff(a: &str, b: &str) -> String {
     let (a, b): (Vec<_>, Vec<_>) = (a.lines().collect(), b.lines().collect());
@@ -541,15 +620,8 @@ fn diff(a: &str, b: &str) -> String {
 
 #[test]
 fn migrate_rollback_runs_down_sql_after_a_backup() {
-    let db = cluster().create_database();
-    let project = Project::new();
-    two_migrations(&project);
-    let url = db.url();
+    let (db, project, url) = deployed_two_migrations();
     let envs = [("DEV_DATABASE_URL", url.as_str())];
-    document(
-        &project.script("migrate.sh", &["deploy", "dev", "-q"], &envs),
-        0,
-    );
     next_second();
 
     let out = project.script("migrate.sh", &["rollback", "dev"], &envs);
