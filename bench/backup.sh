@@ -11,12 +11,14 @@
 # floor; size <= 1.05 x the zstd pipeline; restore <= 0.6 x pg_restore -j2; RSS <= 150 MB.
 #
 # SIZE=1 builds the issue's ~3 GB database (pgbench -s 50, a 3 M-row wide table, 300 small
-# tables); SIZE=0.25 a quarter of it for a quick look. ROUNDS repeats, alternating.
+# tables); SIZE=0.25 a quarter of it for a quick look. ROUNDS repeats, alternating;
+# RESTORE_ROUNDS repeats the restores within each round (they vary more than the backups).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/cluster.sh
 SIZE=${SIZE:-1}
 ROUNDS=${ROUNDS:-1}
+RESTORE_ROUNDS=${RESTORE_ROUNDS:-1}
 cargo build --release -p pgward-backup -p pgward-restore --quiet
 B=target/release
 bin=$(pg_bindir)
@@ -26,7 +28,8 @@ chmod 755 "$dir"   # the server runs as postgres and must reach $dir/pg
 PG_EXTRA_OPTS="-c shared_buffers=512MB -c max_wal_size=4GB -c wal_level=minimal -c max_wal_senders=0 -c checkpoint_timeout=30min" \
   pg_cluster_start "$dir/pg" "$(free_port)"
 url() { echo "postgresql://postgres@$(printf %s "$dir/pg" | jq -sRr @uri):$PGPORT/$1"; }
-export DATABASE_URL=$(url bench)
+DATABASE_URL=$(url bench)
+export DATABASE_URL
 
 echo "== building the benchmark database (SIZE=$SIZE)" >&2
 psql -q -d postgres -c "CREATE DATABASE bench"
@@ -99,19 +102,21 @@ for round in $(seq "$ROUNDS"); do
   measure pg_dump_Fd_j2 "$bin/pg_dump" -Fd -j 2 -f "$dir/fd" bench
   measure pg_dump_zstd bash -c "'$bin/pg_dump' -Fp bench | zstd -3 -T2 -q > '$dir/plain.sql.zst'"
   measure copy_floor bash -c floor_copy
-  echo "== round $round: restores" >&2
-  psql -q -d postgres -c "DROP DATABASE IF EXISTS r_pw" -c "DROP DATABASE IF EXISTS r_pg" -c "CREATE DATABASE r_pg"
-  # Twice: into a new database (--create; each data file is checked as it loads into a
-  # database renamed to the target once complete), then, after `pgward-backup verify` as
-  # backup-cron.sh runs it, into an existing empty database, as pg_restore -d does (loaded
-  # in place, so every file's checksum is read before the load; verify decompressed them).
-  measure pgward_restore "$B/pgward-restore" restore --from "$dir/pw/latest" --target-db r_pw --create --jobs 2 -q
-  phases pgward_restore
-  measure pgward_verify "$B/pgward-backup" verify latest --from "$dir/pw" --jobs 2 -q
-  psql -q -d postgres -c "DROP DATABASE r_pw" -c "CREATE DATABASE r_pw"
-  measure pgward_restore_verified "$B/pgward-restore" restore --from "$dir/pw/latest" --target-db r_pw --jobs 2 -q
-  phases pgward_restore_verified
-  measure pg_restore_j2 "$bin/pg_restore" -j 2 -d r_pg "$dir/fd"
+  for restore_round in $(seq "$RESTORE_ROUNDS"); do
+    echo "== round $round: restores ($restore_round)" >&2
+    psql -q -d postgres -c "DROP DATABASE IF EXISTS r_pw" -c "DROP DATABASE IF EXISTS r_pg" -c "CREATE DATABASE r_pg"
+    # Twice: into a new database (--create; each data file is checked as it loads into a
+    # database renamed to the target once complete), then, after `pgward-backup verify` as
+    # backup-cron.sh runs it, into an existing empty database, as pg_restore -d does (loaded
+    # in place, so every file's checksum is read before the load; verify decompressed them).
+    measure pgward_restore "$B/pgward-restore" restore --from "$dir/pw/latest" --target-db r_pw --create --jobs 2 -q
+    phases pgward_restore
+    measure pgward_verify "$B/pgward-backup" verify latest --from "$dir/pw" --jobs 2 -q
+    psql -q -d postgres -c "DROP DATABASE r_pw" -c "CREATE DATABASE r_pw"
+    measure pgward_restore_verified "$B/pgward-restore" restore --from "$dir/pw/latest" --target-db r_pw --jobs 2 -q
+    phases pgward_restore_verified
+    measure pg_restore_j2 "$bin/pg_restore" -j 2 -d r_pg "$dir/fd"
+  done
 done
 
 size_pw=$(du -sb "$dir/pw" | cut -f1)
