@@ -563,7 +563,7 @@ fn load_chunk(
         .ok_or_else(|| crate::verify::corrupt(&manifest.id, file, "not in the manifest"))?;
     copy_chunk(storage, &manifest.id, entry, session, name, sql, progress).map_err(|e| match e {
         Error::BackupCorrupt { .. } | Error::Interrupted => e,
-        e => crate::verify::blame(storage, manifest, file).unwrap_or(e),
+        e => crate::verify::blame(storage, &manifest.id, entry).unwrap_or(e),
     })
 }
 
@@ -601,11 +601,11 @@ fn copy_chunk(
             message: e.to_string(),
         })?;
     }
-    // Whatever the decoder buffered or left unread counts too. A mismatch returns before
+    // The bytes the decoder's buffer holds were hashed when it read them; `finish` reads
+    // and hashes whatever is left unread. A mismatch returns before the writer's
     // `finish`: the dropped writer aborts the COPY.
-    let mut rest = decoder.finish();
-    std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| Error::io("read", path, e))?;
-    let (size, sha256) = rest
+    let (size, sha256) = decoder
+        .finish()
         .into_inner()
         .finish()
         .map_err(|e| Error::io("read", path, e))?;

@@ -74,18 +74,15 @@ pub fn check_files(
         .collect())
 }
 
-/// The error that blames `path` for a failed load, if the file does not check out against
-/// the manifest when read again whole (`None` when it does, or when the store itself
-/// fails: then the load's own error is the one to report).
-pub fn blame(storage: &dyn Storage, manifest: &BackupManifest, path: &str) -> Option<Error> {
-    let Some(file) = manifest.file(path) else {
-        return Some(corrupt(&manifest.id, path, "not in the manifest"));
-    };
-    match check_file(storage, &manifest.id, file, Depth::Decode) {
+/// The error that blames `file` of backup `id` for a failed load, if it does not check
+/// out against the manifest when read again whole (`None` when it does, or when the store
+/// itself fails: then the load's own error is the one to report).
+pub fn blame(storage: &dyn Storage, id: &str, file: &ManifestFile) -> Option<Error> {
+    match check_file(storage, id, file, Depth::Decode) {
         Ok(FileCheck {
             problem: Some(problem),
             ..
-        }) => Some(corrupt(&manifest.id, path, &problem)),
+        }) => Some(corrupt(id, &file.path, &problem)),
         _ => None,
     }
 }
