@@ -107,7 +107,14 @@ pub fn load(
     }
     let t = Instant::now();
     log::info("restoring the schema (pre-data)");
-    pg_restore(target, &schema_path, "pre-data", 1, options.no_owner, None)?;
+    run(pg_restore(
+        target,
+        &schema_path,
+        "pre-data",
+        Workers::Jobs(1),
+        options.no_owner,
+        None,
+    ))?;
     let pre_data_s = since(t);
 
     let t = Instant::now();
@@ -196,14 +203,14 @@ impl PostData<'_> {
             }
             if batch.iter().any(|&i| self.plan.early_count(i) > 0) {
                 let list = self.write_list("early.list", &self.plan.early_list(&batch))?;
-                pg_restore(
+                run(pg_restore(
                     self.target,
                     self.archive,
                     "post-data",
-                    1,
+                    Workers::Alone,
                     self.no_owner,
                     Some(&list),
-                )?;
+                ))?;
             }
             let names: Vec<String> = batch.iter().map(|&i| all[i].qualified()).collect();
             session
@@ -218,14 +225,14 @@ impl PostData<'_> {
     /// After all data: every post-data entry the early pass (over `early`) did not run.
     fn run_rest(&self, early: &[usize], jobs: usize) -> Result<()> {
         let list = self.write_list("rest.list", &self.plan.remaining_list(early))?;
-        pg_restore(
+        run(pg_restore(
             self.target,
             self.archive,
             "post-data",
-            jobs,
+            Workers::Jobs(jobs),
             self.no_owner,
             Some(&list),
-        )
+        ))
     }
 
     fn write_list(&self, name: &str, text: &str) -> Result<std::path::PathBuf> {
@@ -633,24 +640,51 @@ impl<R: Read> Read for CountingReader<'_, R> {
     }
 }
 
+/// How many server processes a pg_restore run may keep busy.
+#[derive(Debug, Clone, Copy)]
+enum Workers {
+    /// `--jobs` sessions, each free to use the server's parallel workers.
+    Jobs(usize),
+    /// One session and no parallel workers (`max_parallel_maintenance_workers = 0`): the
+    /// early post-data pass runs while other sessions still load, and an index build that
+    /// started two more workers there would take CPU from the load the restore waits on.
+    Alone,
+}
+
+/// Runs a [`pg_restore`] command to its end.
+fn run(mut pg_restore: std::process::Command) -> Result<()> {
+    let out = pg_restore
+        .output()
+        .map_err(|e| pgtools::not_started("pg_restore", e))?;
+    pgtools::check_status("pg_restore", out.status, &out.stderr)
+}
+
+/// The pg_restore command that restores `section` of archive `file` into `target`.
 fn pg_restore(
     target: &ConnectionSettings,
     file: &std::path::Path,
     section: &str,
-    jobs: usize,
+    workers: Workers,
     no_owner: bool,
     use_list: Option<&std::path::Path>,
-) -> Result<()> {
+) -> std::process::Command {
     let mut cmd = pgtools::command("pg_restore", target);
+    match workers {
+        Workers::Jobs(jobs) if jobs > 1 => {
+            cmd.arg(format!("--jobs={jobs}"));
+        }
+        Workers::Jobs(_) => {}
+        // `pgtools::command` clears the caller's PGOPTIONS; nothing else is set there.
+        Workers::Alone => {
+            cmd.env("PGOPTIONS", "-c max_parallel_maintenance_workers=0");
+        }
+    }
     cmd.arg(format!("--section={section}"))
         .arg("--exit-on-error")
         .arg("--no-password")
         .arg(format!("--dbname={}", target.dbname))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    if jobs > 1 {
-        cmd.arg(format!("--jobs={jobs}"));
-    }
     if no_owner {
         cmd.args(["--no-owner", "--no-privileges"]);
     }
@@ -658,10 +692,7 @@ fn pg_restore(
         cmd.arg("--use-list").arg(list);
     }
     cmd.arg(file);
-    let out = cmd
-        .output()
-        .map_err(|e| pgtools::not_started("pg_restore", e))?;
-    pgtools::check_status("pg_restore", out.status, &out.stderr)
+    cmd
 }
 
 /// The archive's table of contents with each entry's dependencies
@@ -818,7 +849,36 @@ pub fn drop_database(admin: &mut postgres::Client, name: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{early_batches, Tail};
+    use super::{early_batches, pg_restore, Tail, Workers};
+    use pgward_shared::dburl::ConnectionSettings;
+
+    #[test]
+    fn the_early_pass_keeps_the_servers_parallel_workers_off_the_loading_cpus() {
+        let target = ConnectionSettings::from_url("postgresql://u@localhost:5432/db").unwrap();
+        let file = std::path::Path::new("schema.dump");
+        let pgoptions = |cmd: &std::process::Command| {
+            cmd.get_envs()
+                .find(|(k, _)| *k == "PGOPTIONS")
+                .and_then(|(_, v)| v.map(|v| v.to_string_lossy().into_owned()))
+        };
+        let args = |cmd: &std::process::Command| -> Vec<String> {
+            cmd.get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let early = pg_restore(&target, file, "post-data", Workers::Alone, false, None);
+        assert_eq!(
+            pgoptions(&early).as_deref(),
+            Some("-c max_parallel_maintenance_workers=0"),
+            "set by pgward; the caller's PGOPTIONS is cleared"
+        );
+        assert!(!args(&early).iter().any(|a| a.starts_with("--jobs")));
+        let last = pg_restore(&target, file, "post-data", Workers::Jobs(2), false, None);
+        assert_eq!(pgoptions(&last), None, "cleared: the server's defaults");
+        assert!(args(&last).contains(&"--jobs=2".to_string()));
+        let pre = pg_restore(&target, file, "pre-data", Workers::Jobs(1), false, None);
+        assert!(!args(&pre).iter().any(|a| a.starts_with("--jobs")));
+    }
 
     #[test]
     fn early_batches_go_largest_first_in_eighths() {
