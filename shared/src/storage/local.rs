@@ -137,7 +137,9 @@ impl Storage for LocalStorage {
     fn open(&self, id: &str, path: &str) -> Result<Box<dyn Read + Send>> {
         let file_path = self.root.join(id).join(path);
         let file = File::open(&file_path).map_err(|e| Error::io("read", &file_path, e))?;
-        Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, file)))
+        Ok(Box::new(UncachingReader(
+            std::io::BufReader::with_capacity(1 << 20, file),
+        )))
     }
 
     fn read_small(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>> {
@@ -207,6 +209,22 @@ impl Sink for LocalSink {
         file.sync_all().map_err(|e| Error::io("sync", &path, e))?;
         drop_cached(&file);
         Ok(())
+    }
+}
+
+/// Reads a backup file and, when done, drops it from the page cache (see
+/// [`drop_cached`]): a restore reads each file once.
+struct UncachingReader(std::io::BufReader<File>);
+
+impl Read for UncachingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Drop for UncachingReader {
+    fn drop(&mut self) {
+        drop_cached(self.0.get_ref());
     }
 }
 
