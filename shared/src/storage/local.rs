@@ -232,12 +232,18 @@ impl Drop for UncachingReader {
 /// is written once and read back rarely, and on a database host its gigabytes would
 /// otherwise push the server's own cached pages out.
 fn drop_cached(file: &File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: posix_fadvise only reads the descriptor, which `file` keeps open; it is
-    // advice, and its result changes nothing we rely on.
-    unsafe {
-        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: posix_fadvise only reads the descriptor, which `file` keeps open; it is
+        // advice, and its result changes nothing we rely on.
+        unsafe {
+            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+        }
     }
+    // Elsewhere the kernel keeps the pages until it needs them.
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
 }
 
 impl BackupWriter for LocalWriter {
