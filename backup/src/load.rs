@@ -1,5 +1,6 @@
-//! Loading a verified backup into an empty database: pre-data (tables, types, functions),
-//! then every data chunk in parallel, then sequences, then post-data (indexes,
+//! Loading a verified backup into an empty database: pre-data (tables, types, functions;
+//! the part the largest table does not need restored while it loads), then every data
+//! chunk in parallel, then sequences, then post-data (indexes,
 //! constraints, triggers) in parallel, then materialized views, row counts against the
 //! manifest, and ANALYZE. `pgward-restore` and `pgward-backup verify --deep` both load
 //! through here.
@@ -24,7 +25,7 @@ use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
 use crate::pgtools;
-use crate::post_data::PostDataPlan;
+use crate::post_data::{split_pre_data, PostDataPlan};
 use crate::workers::{self, TablePatterns};
 
 /// Application name of restore sessions.
@@ -64,7 +65,8 @@ pub struct TableLoad {
 pub struct LoadReport {
     /// Per table.
     pub tables: Vec<TableLoad>,
-    /// Seconds per phase.
+    /// Seconds per phase. Pre-data counts only the part before the first table loads; the
+    /// rest runs during `data_s`.
     pub pre_data_s: f64,
     /// See `pre_data_s`.
     pub data_s: f64,
@@ -105,28 +107,85 @@ pub fn load(
         f.write_all(&bytes)
             .map_err(|e| Error::io("write", &schema_path, e))?;
     }
+    let tables = selected_tables(manifest, &options.tables)?;
+    let list = pg_restore_list(target, &schema_path)?;
+    let order = load_order(manifest, &tables);
+    // The largest table starts loading once the schema it needs exists; the other tables'
+    // schema is restored while it loads (see `split_pre_data`).
+    let split = order
+        .first()
+        .and_then(|&i| split_pre_data(&list, tables[i]));
+    let (head_list, rest_list) = match &split {
+        Some(split) => (
+            Some(write_list(
+                staging.path(),
+                "pre-data-head.list",
+                &split.head,
+            )?),
+            Some(write_list(
+                staging.path(),
+                "pre-data-rest.list",
+                &split.rest,
+            )?),
+        ),
+        None => (None, None),
+    };
+    let pre_data = |list: Option<&std::path::Path>| {
+        run(pg_restore(
+            target,
+            &schema_path,
+            "pre-data",
+            Workers::Jobs(1),
+            options.no_owner,
+            list,
+        ))
+    };
     let t = Instant::now();
     log::info("restoring the schema (pre-data)");
-    run(pg_restore(
-        target,
-        &schema_path,
-        "pre-data",
-        Workers::Jobs(1),
-        options.no_owner,
-        None,
-    ))?;
+    pre_data(head_list.as_deref())?;
     let pre_data_s = since(t);
 
     let t = Instant::now();
-    let tables = selected_tables(manifest, &options.tables)?;
     let post_data = PostData {
-        plan: PostDataPlan::new(&pg_restore_list(target, &schema_path)?, &tables),
+        plan: PostDataPlan::new(&list, &tables),
         target,
         archive: &schema_path,
         staging: staging.path(),
         no_owner: options.no_owner,
     };
-    let loaded = load_data(storage, manifest, target, &tables, jobs, &post_data)?;
+    let schema_ready = Gate::default();
+    let (rest, loaded) = std::thread::scope(|scope| {
+        let rest = scope.spawn(|| {
+            let mut opener = Opener {
+                gate: &schema_ready,
+                passed: false,
+            };
+            if let Some(list) = &rest_list {
+                log::info("restoring the rest of the schema while the largest table loads");
+                pre_data(Some(list))?;
+            }
+            opener.passed = true;
+            Ok(())
+        });
+        let schedule = Schedule {
+            order: &order,
+            schema_ready: &schema_ready,
+        };
+        let loaded = load_data(
+            storage, manifest, target, &tables, jobs, &post_data, schedule,
+        );
+        let rest = rest.join().unwrap_or_else(|_| {
+            Err(Error::ExternalTool {
+                tool: "pg_restore".into(),
+                reason: "the thread restoring the schema panicked".into(),
+                hint: "report this as a bug".into(),
+            })
+        });
+        (rest, loaded)
+    });
+    // A failed schema stops the other loads, so its error is the cause.
+    rest?;
+    let loaded = loaded?;
     let report_tables = check_row_counts(&tables, &loaded.per_table)?;
     let data_s = since(t);
 
@@ -236,10 +295,15 @@ impl PostData<'_> {
     }
 
     fn write_list(&self, name: &str, text: &str) -> Result<std::path::PathBuf> {
-        let path = self.staging.join(name);
-        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
-        Ok(path)
+        write_list(self.staging, name, text)
     }
+}
+
+/// Writes a pg_restore `--use-list` file `name` into `dir`.
+fn write_list(dir: &std::path::Path, name: &str, text: &str) -> Result<std::path::PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+    Ok(path)
 }
 
 /// ANALYZE of every table and materialized view outside the system schemas except
@@ -369,17 +433,13 @@ fn load_data(
     tables: &[&ManifestTable],
     jobs: usize,
     post_data: &PostData,
+    schedule: Schedule,
 ) -> Result<Loaded> {
-    let size = |t: &ManifestTable| -> u64 {
-        t.chunks
-            .iter()
-            .filter_map(|c| manifest.file(&c.file))
-            .map(|f| f.size)
-            .sum()
-    };
-    let mut order: Vec<usize> = (0..tables.len()).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(size(tables[i])), i));
-    let total: u64 = tables.iter().map(|t| size(t)).sum();
+    let Schedule {
+        order,
+        schema_ready,
+    } = schedule;
+    let total: u64 = tables.iter().map(|t| table_bytes(manifest, t)).sum();
     let progress = Progress::start("restore", total);
     let mut sessions = Vec::new();
     for _ in 0..jobs.min(order.len()).max(1) {
@@ -392,7 +452,15 @@ fn load_data(
     }
     let tail = Tail::new(order.len());
     let early: Mutex<Vec<usize>> = Mutex::new(Vec::new());
-    let loaded = workers::try_queue(sessions, &order, |session, &i| {
+    let loaded = workers::try_queue(sessions, order, |session, &i| {
+        // The first table handed out is the one pre-data was split around.
+        if Some(&i) != order.first() && !schema_ready.wait() {
+            return Err(Error::ExternalTool {
+                tool: "pg_restore".into(),
+                reason: "the rest of the schema (pre-data) was not restored".into(),
+                hint: "see pg_restore's message above".into(),
+            });
+        }
         tail.start();
         let started = Instant::now();
         interrupt::check()?;
@@ -420,6 +488,71 @@ fn load_data(
         per_table,
         early: early.into_inner().unwrap_or_else(|e| e.into_inner()),
     })
+}
+
+/// Stored bytes of `table`'s data files.
+fn table_bytes(manifest: &BackupManifest, table: &ManifestTable) -> u64 {
+    table
+        .chunks
+        .iter()
+        .filter_map(|c| manifest.file(&c.file))
+        .map(|f| f.size)
+        .sum()
+}
+
+/// The order tables are handed to loader sessions (indexes into `tables`): largest first,
+/// so that the one the restore waits on longest starts first.
+fn load_order(manifest: &BackupManifest, tables: &[&ManifestTable]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..tables.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(table_bytes(manifest, tables[i])), i));
+    order
+}
+
+/// The order tables are loaded in (see [`load_order`]), and the gate every table but the
+/// first waits at until the rest of pre-data is restored.
+#[derive(Clone, Copy)]
+struct Schedule<'a> {
+    order: &'a [usize],
+    schema_ready: &'a Gate,
+}
+
+/// Lets loader sessions wait until the rest of pre-data is restored.
+#[derive(Default)]
+struct Gate {
+    /// `Some(passed)` once open.
+    state: Mutex<Option<bool>>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    fn open(&self, passed: bool) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(passed);
+        self.opened.notify_all();
+    }
+
+    /// Waits until the gate opens: whether what it waited for passed.
+    fn wait(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(passed) = *state {
+                return passed;
+            }
+            state = self.opened.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Opens its gate when dropped, as failed unless `passed` was set first: an error or a
+/// panic on the way never leaves loader sessions waiting.
+struct Opener<'g> {
+    gate: &'g Gate,
+    passed: bool,
+}
+
+impl Drop for Opener<'_> {
+    fn drop(&mut self) {
+        self.gate.open(self.passed);
+    }
 }
 
 /// Tells the first loader session that finds nothing left to load, while others still

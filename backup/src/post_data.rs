@@ -19,7 +19,7 @@
 //! as before. Matching is by the names pg_restore prints; a name it cannot match (a schema
 //! or owner containing a space) only sends that table's entries to the final pass.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use pgward_shared::manifest::ManifestTable;
@@ -58,11 +58,7 @@ impl PostDataPlan {
             .collect();
         let table_of_entry: HashMap<u32, usize> = entries
             .iter()
-            .filter_map(|e| {
-                let rest = e.what.strip_prefix("TABLE ")?;
-                let (name, _owner) = rest.rsplit_once(' ')?;
-                Some((e.id, *by_name.get(name)?))
-            })
+            .filter_map(|e| Some((e.id, *by_name.get(e.table_name()?)?)))
             .collect();
         let mut early = vec![Vec::new(); tables.len()];
         for (n, e) in entries.iter().enumerate() {
@@ -114,6 +110,99 @@ impl PostDataPlan {
         }
         out
     }
+}
+
+impl TocEntry {
+    /// `schema name` of a `TABLE` entry (`TABLE public wide postgres`: `public wide`).
+    fn table_name(&self) -> Option<&str> {
+        let rest = self.what.strip_prefix("TABLE ")?;
+        if rest.starts_with("ATTACH ") || rest.starts_with("DATA ") {
+            return None;
+        }
+        Some(rest.rsplit_once(' ')?.0)
+    }
+}
+
+/// The pre-data of a schema archive in two `--use-list` files, so that the largest table
+/// can start loading before the rest of the schema exists.
+///
+/// Pre-data runs on one session, and on a schema of hundreds of tables it takes a second
+/// or more, all of it before the first row loads; meanwhile the load of the largest table,
+/// which the whole restore waits on, cannot begin. `head` holds everything that table
+/// needs and everything that builds on it; `rest` holds the other tables and whatever
+/// depends on them, and runs while the largest table loads.
+///
+/// `rest` is every entry that depends, directly or not, on another table's `TABLE` entry,
+/// except those `head` needs; `head` is all the others: schemas, extensions, types,
+/// functions and the like stay in it whatever the dependencies say, so a dependency
+/// pg_dump did not record can only make `head` larger. Everything that depends on the
+/// loading table (its defaults, comments, grants, views on it, attached partitions) is in
+/// `head` with all it depends on, so that nothing in `rest` waits on the lock its load
+/// holds. Each file keeps the archive's order.
+#[derive(Debug, PartialEq)]
+pub struct PreDataSplit {
+    /// Entries to restore before the table loads.
+    pub head: String,
+    /// Entries to restore while it loads.
+    pub rest: String,
+}
+
+/// Splits the pre-data of `list` (`pg_restore --list --verbose` output) around `table`;
+/// `None` when its `TABLE` entry is not found by name or nothing would be left for `rest`.
+pub fn split_pre_data(list: &str, table: &ManifestTable) -> Option<PreDataSplit> {
+    let entries = parse_list(list);
+    let name = format!("{} {}", table.schema, table.name);
+    let loading = entries
+        .iter()
+        .find(|e| e.table_name() == Some(name.as_str()))?
+        .id;
+    let mut dependents: HashMap<u32, Vec<u32>> = HashMap::new();
+    for e in &entries {
+        for &d in &e.deps {
+            dependents.entry(d).or_default().push(e.id);
+        }
+    }
+    let deps: HashMap<u32, &[u32]> = entries.iter().map(|e| (e.id, e.deps.as_slice())).collect();
+    let walk = |start: Vec<u32>, next: &dyn Fn(u32) -> Vec<u32>| -> HashSet<u32> {
+        let mut seen: HashSet<u32> = start.iter().copied().collect();
+        let mut todo = start;
+        while let Some(id) = todo.pop() {
+            for n in next(id) {
+                if seen.insert(n) {
+                    todo.push(n);
+                }
+            }
+        }
+        seen
+    };
+    let dependents_of = |id: u32| dependents.get(&id).cloned().unwrap_or_default();
+    let deps_of = |id: u32| deps.get(&id).map_or_else(Vec::new, |d| d.to_vec());
+    let needed = walk(
+        walk(vec![loading], &dependents_of).into_iter().collect(),
+        &deps_of,
+    );
+    let other_tables: Vec<u32> = entries
+        .iter()
+        .filter(|e| e.id != loading && e.table_name().is_some())
+        .map(|e| e.id)
+        .collect();
+    let deferred: HashSet<u32> = walk(other_tables, &dependents_of)
+        .into_iter()
+        .filter(|id| !needed.contains(id))
+        .collect();
+    if deferred.is_empty() {
+        return None;
+    }
+    let (mut head, mut rest) = (String::new(), String::new());
+    for e in &entries {
+        let out = if deferred.contains(&e.id) {
+            &mut rest
+        } else {
+            &mut head
+        };
+        let _ = writeln!(out, "{}", e.line);
+    }
+    Some(PreDataSplit { head, rest })
 }
 
 /// Entries of `pg_restore --list --verbose` output; comment lines other than an entry's
@@ -222,6 +311,98 @@ mod tests {
             assert!(rest.contains(kept), "{kept} must stay in the final pass");
         }
         assert_eq!(plan.remaining_list(&[]).lines().count(), 11, "every entry");
+    }
+
+    /// Shaped like `pg_restore --list --verbose` of a real archive: `wide` is loaded first.
+    const SCHEMA: &str = "\
+;
+; Archive created at 2026-11-22 11:11:15 UTC
+;
+5470; 0 0 ENCODING - ENCODING 
+5472; 0 0 SEARCHPATH - SEARCHPATH 
+6; 2615 2200 SCHEMA - app postgres
+7; 3079 16400 EXTENSION - citext 
+8; 0 0 COMMENT - EXTENSION citext 
+;\tdepends on: 7
+9; 1247 16500 TYPE app mood postgres
+;\tdepends on: 6
+10; 1255 16510 FUNCTION app touch() postgres
+216; 1259 16391 TABLE app accounts postgres
+;\tdepends on: 6 9
+219; 1259 16408 TABLE app wide postgres
+;\tdepends on: 6
+220; 1259 16420 TABLE app other postgres
+;\tdepends on: 6
+218; 1259 16407 SEQUENCE app wide_id_seq postgres
+;\tdepends on: 219
+5474; 0 0 SEQUENCE OWNED BY app wide_id_seq postgres
+;\tdepends on: 218
+4413; 2604 16411 DEFAULT app wide id postgres
+;\tdepends on: 219 218 219
+221; 1259 16430 SEQUENCE app accounts_id_seq postgres
+;\tdepends on: 216
+4414; 2604 16431 DEFAULT app accounts id postgres
+;\tdepends on: 216 221
+5480; 0 0 COMMENT app TABLE wide postgres
+;\tdepends on: 219
+5481; 0 0 COMMENT app TABLE other postgres
+;\tdepends on: 220
+222; 1259 16440 VIEW app wide_recent postgres
+;\tdepends on: 219
+5490; 0 0 ACL app TABLE wide postgres
+;\tdepends on: 219
+223; 1259 16460 TABLE ATTACH app accounts_part postgres
+;\tdepends on: 216
+4724; 2606 16417 CONSTRAINT app wide wide_pkey postgres
+;\tdepends on: 219
+4730; 2606 16450 FK CONSTRAINT app other other_wide_fkey postgres
+;\tdepends on: 220 219 4724
+";
+
+    fn ids(list: &str) -> Vec<u32> {
+        parse_list(list).iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn pre_data_is_split_so_the_rest_never_touches_the_loading_table() {
+        let wide = ManifestTable {
+            schema: "app".into(),
+            ..table("wide")
+        };
+        let split = split_pre_data(SCHEMA, &wide).expect("wide is in the archive");
+        // Only what hangs off the other tables waits: accounts with its sequence, default
+        // and attachment, and the comment on other. `other` itself is in the head, as its
+        // foreign key to wide depends on it (post-data, but the closure keeps it whole).
+        assert_eq!(ids(&split.rest), vec![216, 221, 4414, 5481, 223]);
+        assert_eq!(
+            ids(&split.head),
+            vec![5470, 5472, 6, 7, 8, 9, 10, 219, 220, 218, 5474, 4413, 5480, 222, 5490, 4724, 4730],
+            "settings, schema, extension, types and functions, wide with everything on it, in archive order"
+        );
+        // Each entry once, nothing lost.
+        let mut all = ids(&split.head);
+        all.extend(ids(&split.rest));
+        all.sort_unstable();
+        let mut expected = ids(SCHEMA);
+        expected.sort_unstable();
+        assert_eq!(all, expected);
+    }
+
+    #[test]
+    fn pre_data_stays_whole_when_there_is_nothing_to_defer_or_no_such_table() {
+        let lone = "5470; 0 0 ENCODING - ENCODING \n219; 1259 16408 TABLE public wide postgres\n218; 1259 16407 SEQUENCE public wide_id_seq postgres\n;\tdepends on: 219\n";
+        assert_eq!(split_pre_data(lone, &table("wide")), None, "one table");
+        assert_eq!(
+            split_pre_data(SCHEMA, &table("wide")),
+            None,
+            "public.wide is not app.wide"
+        );
+        let t = "9; 1259 1 TABLE public t the owner\n10; 1259 2 TABLE public u x\n";
+        assert_eq!(
+            split_pre_data(t, &table("t")),
+            None,
+            "an owner with a space"
+        );
     }
 
     #[test]
