@@ -801,6 +801,47 @@ fn a_bad_data_file_found_while_a_new_target_loads_fails_before_the_target_exists
     }
 }
 
+/// The part of the schema restored while the largest table already loads fails (another
+/// table's owner no longer exists): the restore exits with pg_restore's own message, and
+/// neither the target nor what it was loading into is left behind.
+#[test]
+fn a_schema_failing_while_the_largest_table_loads_leaves_no_target() {
+    let source = cluster().create_database();
+    let role = format!("gone_{}", source.name);
+    source.psql(&format!(
+        "CREATE ROLE \"{role}\"; \
+         CREATE TABLE big (id integer PRIMARY KEY, body text NOT NULL); \
+         INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 50000) AS g; \
+         CREATE TABLE owned (id integer PRIMARY KEY); INSERT INTO owned VALUES (1); \
+         ALTER TABLE owned OWNER TO \"{role}\";"
+    ));
+    let root = temp_dir("restore_rest_fails_");
+    let id = id_of(&backup_ok(&source, path_str(root.path()), &[]));
+    source.psql(&format!("DROP TABLE owned; DROP ROLE \"{role}\";"));
+
+    let target = cluster().vacant_database();
+    let out = restore(
+        &source,
+        &format!("{}/{id}", path_str(root.path())),
+        &["--target-db", &target.name, "--create", "--jobs", "2"],
+    );
+    let json = out.assert_error(1, "PG_RESTORE_FAILED");
+    assert!(
+        error_message(&json).contains(&format!("role \"{role}\" does not exist")),
+        "pg_restore's own words\n{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("restoring the rest of the schema while the largest table loads"),
+        "it failed in the part restored while big loaded\n{out}"
+    );
+    assert!(!database_exists(&target.name), "no target\n{out}");
+    assert!(
+        !database_exists(&partial_of(&target.name)),
+        "nor what it was loading into\n{out}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // kill -9
 // ---------------------------------------------------------------------------------------
