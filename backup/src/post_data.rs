@@ -1,5 +1,7 @@
 //! Splitting the schema archive's post-data (indexes, constraints, triggers) so that a
-//! table's own indexes can be built while other tables are still loading.
+//! table's own indexes can be built while other tables are still loading, and its
+//! pre-data so that the largest table can start loading before the rest of the schema
+//! exists ([`split_pre_data`]).
 //!
 //! A restore is otherwise idle at its tail: one session loads the largest table while the
 //! others have nothing left to do, and every index waits for the last row. pg_restore
