@@ -36,7 +36,7 @@ psql_loop() {
 : > "$dir/pgward.ms"; : > "$dir/psql.ms"
 for i in $(seq "$ROUNDS"); do
   psql -q -d postgres -c "CREATE DATABASE pw_$i" -c "CREATE DATABASE ps_$i"
-  t=$(now_ms); $M deploy --dir "$CORPUS" --database-url "$(url pw_$i)" -q >/dev/null; echo $(( $(now_ms) - t )) >> "$dir/pgward.ms"
+  t=$(now_ms); $M deploy --dir "$CORPUS" --database-url "$(url "pw_$i")" -q >/dev/null; echo $(( $(now_ms) - t )) >> "$dir/pgward.ms"
   t=$(now_ms); psql_loop "ps_$i"; echo $(( $(now_ms) - t )) >> "$dir/psql.ms"
 done
 : > "$dir/status.ms"
@@ -44,7 +44,7 @@ for i in $(seq 20); do
   t=$(date +%s%N); $M status --dir "$CORPUS" --database-url "$(url pw_1)" -q >/dev/null; echo $(( ($(date +%s%N) - t) / 1000000 )) >> "$dir/status.ms"
 done
 pw=$(median < "$dir/pgward.ms"); ps=$(median < "$dir/psql.ms"); st=$(median < "$dir/status.ms")
-echo "binary: $M; corpus: $CORPUS ($(ls -d "$CORPUS"/*/ | wc -l) migrations); rounds: $ROUNDS"
+echo "binary: $M; corpus: $CORPUS ($(find "$CORPUS" -mindepth 1 -maxdepth 1 -type d | wc -l) migrations); rounds: $ROUNDS"
 echo "deploy  pgward-migrate: ${pw} ms (median)"
 echo "deploy  psql -1 -f loop: ${ps} ms (median)"
 awk -v a="$pw" -v b="$ps" 'BEGIN { printf "ratio   pgward / psql = %.3f (target <= 0.5)\n", a / b }'

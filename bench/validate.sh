@@ -23,8 +23,8 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 for i in $(seq "$ROUNDS"); do
   ms "$B/pgward-validate" lint --all --dir "$CORPUS" -q >> "$dir/lint"
   psql -q -d postgres -c "CREATE DATABASE lf_$i"
-  ms "$B/pgward-migrate" deploy --dir "$CORPUS" --database-url "$(url lf_$i)" -q >> "$dir/deploy"
-  ms "$B/pgward-validate" drift --dir "$CORPUS" --database-url "$(url lf_$i)" -q >> "$dir/drift"
+  ms "$B/pgward-migrate" deploy --dir "$CORPUS" --database-url "$(url "lf_$i")" -q >> "$dir/deploy"
+  ms "$B/pgward-validate" drift --dir "$CORPUS" --database-url "$(url "lf_$i")" -q >> "$dir/drift"
 done
 psql -q -d postgres -c "CREATE DATABASE wide"
 psql -q -d wide -c "DO \$\$ BEGIN FOR i IN 1..2000 LOOP

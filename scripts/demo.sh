@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/cluster.sh
 
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v jq >/dev/null || ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v jq >/dev/null || ! compgen -G '/usr/lib/llvm-*/lib/libclang.so' >/dev/null; then
   echo "== installing PostgreSQL, jq and libclang (needs root)" >&2
   apt-get update -qq && apt-get install -y -qq postgresql postgresql-contrib jq libclang-dev >/dev/null
 fi
@@ -17,7 +17,8 @@ M=target/debug/pgward-migrate
 dir=$(mktemp -d /tmp/pgward-demo.XXXXXX)
 pg_cluster_start "$dir" "$(free_port)"
 psql -q -d postgres -c "CREATE DATABASE demo"
-export DATABASE_URL="postgresql://postgres@$(printf %s "$dir" | jq -sRr @uri):$PGPORT/demo"
+DATABASE_URL="postgresql://postgres@$(printf %s "$dir" | jq -sRr @uri):$PGPORT/demo"
+export DATABASE_URL
 step() { echo; echo "== $*" >&2; }
 
 step "pgward-migrate deploy --dry-run: what would run, and how"

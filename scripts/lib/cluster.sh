@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Throwaway PostgreSQL cluster for the demo and the benchmarks (sourced, not run).
 # pg_cluster_start DIR PORT: initdb into DIR (as the postgres user when we are root),
 # start the server on 127.0.0.1:PORT with its socket in DIR, and stop it and remove DIR
@@ -7,7 +8,7 @@ pg_bindir() {
   if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then
     pg_config --bindir
   else
-    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+    printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1
   fi
 }
 
@@ -24,6 +25,8 @@ pg_cluster_start() {
   pg_as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >/dev/null
   pg_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off ${PG_EXTRA_OPTS:-}" start >/dev/null
+  # The paths are fixed now, when the trap is set (the variables are local).
+  # shellcheck disable=SC2064
   trap "pg_as_owner '$bin/pg_ctl' -D '$dir/data' -m immediate stop >/dev/null 2>&1; rm -rf '$dir'" EXIT
   export PGHOST=$dir PGPORT=$port PGUSER=postgres
 }

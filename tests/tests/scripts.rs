@@ -1176,6 +1176,12 @@ const SCRIPTS: &[&str] = &[
     "scripts/test-migration.sh",
     "scripts/maintenance.sh",
     "scripts/lib/common.sh",
+    "scripts/lib/cluster.sh",
+    "scripts/demo.sh",
+    "bench/backup.sh",
+    "bench/migrate.sh",
+    "bench/validate.sh",
+    ".ci/run",
 ];
 
 #[test]
