@@ -5,12 +5,12 @@
 //! Nothing is visible as a backup until the manifest is written last; any failure or
 //! interrupt aborts the writer, which removes what was written.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::Utc;
-use pgward_shared::connect::Session;
+use pgward_shared::connect::CopySession;
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::manifest::{
@@ -445,7 +445,7 @@ impl FrameWriter {
 /// compressing run on two threads with two frame buffers between them, so the server
 /// keeps sending while a frame is compressed.
 fn dump_chunk(
-    session: &mut Session,
+    session: &mut CopySession,
     plan: &ChunkPlan,
     writer: &dyn BackupWriter,
     level: i32,
@@ -453,7 +453,6 @@ fn dump_chunk(
 ) -> Result<(ManifestChunk, ManifestFile)> {
     let mut frames = FrameWriter::new(writer.create(&plan.file)?, &plan.file, level)?;
     let mut reader = session
-        .client
         .copy_out(plan.sql.as_str())
         .map_err(|e| Error::query(format!("reading {}", plan.file), &e))?;
     let row_error = |message: String| Error::Query {
@@ -482,33 +481,26 @@ fn dump_chunk(
                 return Ok(rows);
             };
             loop {
-                let data = match reader.fill_buf() {
-                    Ok(data) => data,
-                    Err(e) => {
-                        if interrupt::requested() {
-                            return Err(Error::Interrupted);
-                        }
-                        return Err(row_error(e.to_string()));
-                    }
-                };
-                if data.is_empty() {
-                    break;
-                }
-                if !buffer.is_empty() && buffer.len() + data.len() > FRAME_BYTES {
-                    if full_tx.send(buffer).is_err() {
-                        return Ok(rows);
-                    }
-                    let Ok(next) = empty_rx.recv() else {
-                        return Ok(rows);
-                    };
-                    buffer = next;
-                }
-                let began = rows.feed(data).map_err(row_error)?;
+                let (mut began, before) = (0, buffer.len());
+                let more = reader.fill(&mut buffer, FRAME_BYTES, |piece| {
+                    began += rows.feed(piece).map_err(std::io::Error::other)?;
+                    Ok(())
+                });
                 progress.add_rows(began);
-                progress.add_bytes(data.len() as u64);
-                buffer.extend_from_slice(data);
-                let n = data.len();
-                reader.consume(n);
+                progress.add_bytes((buffer.len() - before) as u64);
+                match more {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(_) if interrupt::requested() => return Err(Error::Interrupted),
+                    Err(e) => return Err(row_error(e.to_string())),
+                }
+                if full_tx.send(buffer).is_err() {
+                    return Ok(rows);
+                }
+                let Ok(next) = empty_rx.recv() else {
+                    return Ok(rows);
+                };
+                buffer = next;
             }
             if !buffer.is_empty() {
                 let _ = full_tx.send(buffer);

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use pgward_shared::connect::{connect, Session};
+use pgward_shared::connect::{connect, CopySession, Session};
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, LockHolder, Result};
 use pgward_shared::history;
@@ -302,10 +302,9 @@ pub fn worker(
     settings: &ConnectionSettings,
     snapshot_id: &str,
     lock_timeout: Duration,
-) -> Result<Session> {
-    let mut session = connect(settings, APP)?;
+) -> Result<CopySession> {
+    let mut session = CopySession::connect(settings, APP)?;
     session
-        .client
         .batch_execute(&format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; SET LOCAL lock_timeout = {}",
             quote_literal(snapshot_id),

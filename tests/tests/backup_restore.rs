@@ -933,14 +933,73 @@ fn assert_no_backup(root: &Path, db: &TestDb, when: &str) {
     );
 }
 
+/// Table `big` of `rows` rows of about 110 bytes.
+fn create_big_table(db: &TestDb, rows: u64) {
+    db.psql(&format!(
+        "CREATE TABLE big (id integer PRIMARY KEY, a text, b text); \
+         INSERT INTO big SELECT g, md5(g::text) || md5((g * 3)::text), md5((g * 5)::text) || g \
+           FROM generate_series(1, {rows}) AS g;"
+    ));
+}
+
+#[test]
+fn ctrl_c_mid_data_cancels_the_workers_reads_exits_130_and_leaves_no_backup() {
+    let db = cluster().create_database();
+    create_big_table(&db, 1_000_000);
+    let home = temp_dir("backup_sigint_");
+    let root = home.path().join("backups");
+    let url = db.url();
+    let child = spawn(
+        "backup",
+        &[
+            "backup",
+            "--to",
+            path_str(&root),
+            "--database-url",
+            &url,
+            "--jobs",
+            "2",
+            "--chunk-mib",
+            "16",
+        ],
+        &cluster().pg_tools_env(),
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "both workers copy a chunk of the big table",
+        || backup_sessions(&db, "COPY%big%", false) == 2,
+    );
+    // SAFETY: kill has no memory-safety preconditions; the child is not reaped yet.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let signalled = Instant::now();
+    let out = wait_child(child);
+    out.assert_error(130, "INTERRUPTED");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "the workers' reads end when cancelled, not when the table is read\n{out}"
+    );
+    assert_eq!(
+        backup_sessions(&db, "COPY%", false),
+        0,
+        "the server stopped copying\n{out}"
+    );
+    assert_no_backup(&root, &db, "interrupted mid-data");
+    assert_eq!(
+        entries(&root),
+        Vec::<String>::new(),
+        "an interrupted run removes what it wrote"
+    );
+}
+
 #[test]
 fn a_killed_backup_leaves_only_a_leftover_that_prune_removes() {
     let db = cluster().create_database();
+    create_big_table(&db, 250_000);
     db.psql(
-        "CREATE TABLE big (id integer PRIMARY KEY, a text, b text); \
-         INSERT INTO big SELECT g, md5(g::text) || md5((g * 3)::text), md5((g * 5)::text) || g \
-           FROM generate_series(1, 250000) AS g; \
-         CREATE TABLE small (id integer PRIMARY KEY); INSERT INTO small VALUES (1), (2); \
+        "CREATE TABLE small (id integer PRIMARY KEY); INSERT INTO small VALUES (1), (2); \
          CREATE SEQUENCE gate;",
     );
     let home = temp_dir("backup_kill_");

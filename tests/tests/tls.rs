@@ -50,6 +50,13 @@ fn migrate(command: &str, url: &str, envs: &[(&str, &str)]) -> Output {
     )
 }
 
+/// `pgward-backup backup --to <to> --database-url <url> EXTRA...`
+fn backup(cluster: &Cluster, to: &Path, url: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["backup", "--to", path_str(to), "--database-url", url];
+    args.extend_from_slice(extra);
+    run("backup", &args, &cluster.pg_tools_env())
+}
+
 fn expect(out: &Output, code: i32) -> Value {
     out.assert_code(code);
     let envelope = out.json();
@@ -219,4 +226,44 @@ fn tls_only_server_accepts_sslmode_require() {
     // The default (prefer) upgrades to TLS as well.
     expect(&migrate("status", &url(&db, "127.0.0.1", ""), &[]), 0);
     assert_eq!(db.query_one_string("select label from widget"), "one");
+}
+
+#[test]
+fn backup_workers_read_their_copy_streams_over_verified_tls() {
+    let tls = required_tls();
+    let db = tls.create_database();
+    db.psql(
+        "create table reading (id int primary key, note text); \
+         insert into reading select g, md5(g::text) from generate_series(1, 20000) g;",
+    );
+    let ca = path_str(tls.ca_cert_path());
+    let verified = url(
+        &db,
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+    let to = tempfile::tempdir().expect("a backup folder");
+    // Two workers, each reading 1 MiB ctid ranges of the 1.4 MB table: the server rejects
+    // every connection without TLS, so success proves each worker's session had it.
+    let out = backup(
+        tls,
+        to.path(),
+        &verified,
+        &["--jobs", "2", "--chunk-mib", "1"],
+    );
+    let envelope = expect(&out, 0);
+    assert_eq!(envelope["result"]["rows"], 20000, "{out}");
+    assert!(
+        envelope["result"]["tables"][0]["chunks"].as_u64() > Some(1),
+        "{out}"
+    );
+    // ... and a backup refuses a server certificate from another CA before reading anything.
+    let other = path_str(tls.other_ca_cert_path());
+    let url_other = url(
+        &db,
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={other}"),
+    );
+    let out = backup(tls, to.path(), &url_other, &[]);
+    expect_tls_failure(&out, "not signed by a CA");
 }
