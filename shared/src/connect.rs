@@ -152,8 +152,26 @@ fn no_answer(settings: &ConnectionSettings) -> Error {
 #[cfg(feature = "storage")]
 pub struct CopySession {
     runtime: tokio::runtime::Runtime,
-    client: tokio_postgres::Client,
+    /// Taken only when the session is dropped.
+    client: Option<tokio_postgres::Client>,
+    connection: Option<tokio::task::JoinHandle<std::result::Result<(), postgres::Error>>>,
     _cancel: CancelRegistration,
+}
+
+#[cfg(feature = "storage")]
+impl Drop for CopySession {
+    /// Says goodbye as a blocking client does: dropping the client queues a Terminate
+    /// message, which only the connection task sends, so it runs to its end (for at most
+    /// a second). Without it the server logs "unexpected EOF on client connection".
+    fn drop(&mut self) {
+        drop(self.client.take());
+        if let Some(connection) = self.connection.take() {
+            // The timer is made inside the runtime, which it needs.
+            let _ = self
+                .runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(1), connection).await });
+        }
+    }
 }
 
 #[cfg(feature = "storage")]
@@ -183,7 +201,7 @@ impl CopySession {
             }
         });
         let (client, connection) = connected?;
-        runtime.spawn(connection);
+        let connection = runtime.spawn(connection);
         let token = client.cancel_token();
         let cancel = interrupt::on_interrupt(move || {
             if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -195,7 +213,8 @@ impl CopySession {
         });
         let mut session = CopySession {
             runtime,
-            client,
+            client: Some(client),
+            connection: Some(connection),
             _cancel: cancel,
         };
         if let Some(schema) = &settings.schema {
@@ -208,12 +227,19 @@ impl CopySession {
 
     /// Runs `sql`, one or more statements without parameters.
     pub fn batch_execute(&mut self, sql: &str) -> std::result::Result<(), postgres::Error> {
-        self.runtime.block_on(self.client.batch_execute(sql))
+        self.runtime.block_on(self.client().batch_execute(sql))
+    }
+
+    fn client(&self) -> &tokio_postgres::Client {
+        // Some from connect until drop.
+        self.client
+            .as_ref()
+            .expect("a CopySession has its client until dropped")
     }
 
     /// Starts `COPY ... TO STDOUT`.
     pub fn copy_out(&mut self, sql: &str) -> std::result::Result<CopyOut<'_>, postgres::Error> {
-        let stream = self.runtime.block_on(self.client.copy_out(sql))?;
+        let stream = self.runtime.block_on(self.client().copy_out(sql))?;
         Ok(CopyOut {
             runtime: &self.runtime,
             stream: Box::pin(stream),

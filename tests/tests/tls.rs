@@ -257,6 +257,12 @@ fn backup_workers_read_their_copy_streams_over_verified_tls() {
         envelope["result"]["tables"][0]["chunks"].as_u64() > Some(1),
         "{out}"
     );
+    // Every session said goodbye (this cluster serves no other backup).
+    let log = tls.server_log();
+    assert!(
+        !log.contains("unexpected EOF on client connection"),
+        "the workers closed their sessions cleanly:\n{log}"
+    );
     // ... and a backup refuses a server certificate from another CA before reading anything.
     let other = path_str(tls.other_ca_cert_path());
     let url_other = url(
