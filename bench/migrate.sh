@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Deploy speed against its anchor, in one run on one throwaway cluster:
-#   pgward-migrate deploy   of ../shared/corpus/langfuse__langfuse (434 migrations)
+#   pgward-migrate deploy   of tests/fixtures/corpus/langfuse__langfuse (434 migrations)
 #   a psql loop             `psql -1 -f` per file (CONCURRENTLY-only files without -1)
 # and the time of `pgward-migrate status` on the result. Runs each deploy ROUNDS times,
 # alternating, on fresh databases, and prints medians and ratios.
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/cluster.sh
 ROUNDS=${ROUNDS:-5}
-CORPUS=${CORPUS:-../shared/corpus/langfuse__langfuse/migrations}
+CORPUS=${CORPUS:-tests/fixtures/corpus/langfuse__langfuse/migrations}
 cargo build --release -p pgward-migrate --quiet 2>/dev/null || cargo build -p pgward-migrate --quiet
 M=target/release/pgward-migrate; [ -x "$M" ] || M=target/debug/pgward-migrate
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pgward-validate speed, in one run on one throwaway cluster:
-#   lint --all of ../shared/corpus/langfuse__langfuse (434 files)       target <= 1 s
+#   lint --all of tests/fixtures/corpus/langfuse__langfuse (434 files)       target <= 1 s
 #   drift on langfuse against pgward-migrate deploy of it (the anchor)  target <= 1.2 x deploy
 #   schema on a database of 2,000 tables                                target <= 2 s
 # Medians of ROUNDS runs.
@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/cluster.sh
 ROUNDS=${ROUNDS:-5}
-CORPUS=${CORPUS:-../shared/corpus/langfuse__langfuse/migrations}
+CORPUS=${CORPUS:-tests/fixtures/corpus/langfuse__langfuse/migrations}
 PROFILE=${PROFILE:-release}
 cargo build --profile "$([ "$PROFILE" = release ] && echo release || echo dev)" -p pgward-migrate -p pgward-validate --quiet
 B=target/$([ "$PROFILE" = release ] && echo release || echo debug)

@@ -6,10 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/cluster.sh
 
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v jq >/dev/null || ! compgen -G '/usr/lib/llvm-*/lib/libclang.so' >/dev/null; then
-  echo "== installing PostgreSQL, jq and libclang (needs root)" >&2
-  apt-get update -qq && apt-get install -y -qq postgresql postgresql-contrib jq libclang-dev >/dev/null
-fi
+. scripts/lib/install.sh
+pgw_install demo
 echo "== building pgward" >&2
 cargo build --workspace --quiet
 M=target/debug/pgward-migrate

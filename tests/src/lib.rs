@@ -35,7 +35,7 @@ mod tls;
 pub use cluster::{cluster, Cluster, TlsMode, SUPERUSER, SUPERUSER_PASSWORD};
 pub use database::TestDb;
 pub use dbstate::{assert_same_state, diff_lines, load_rich_fixture, state, DbState};
-pub use paths::{corpus_dir, fixtures_dir, path_str, temp_dir, workspace_root};
+pub use paths::{corpus_history, fixtures_dir, path_str, temp_dir, workspace_root, CORPUS_ENV};
 pub use redact::{redact_json, redact_temp_paths, TEMP_PATH_PLACEHOLDER};
 pub use run::{
     bin, error_message, json_ids, json_strings, run, run_in, spawn, wait_child, wait_until,

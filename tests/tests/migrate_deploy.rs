@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use pgward_tests::{
-    cluster, corpus_dir, fixtures_dir, json_strings, redact_json, run, run_in, Output, TestDb,
+    cluster, corpus_history, fixtures_dir, json_strings, redact_json, run, run_in, Output, TestDb,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -263,8 +263,10 @@ fn node_locale_order(names: &[String]) -> Option<Vec<String>> {
 // 1. The real-world corpus
 // ---------------------------------------------------------------------------------------
 
-fn deploy_corpus(project: &str) {
-    let corpus = corpus_dir().join(project);
+/// Deploys the corpus history `project` and checks it against psql's schema; returns its
+/// folder, or `None` (after the harness's "skipped" line) when the history is not present.
+fn deploy_corpus(project: &str) -> Option<std::path::PathBuf> {
+    let corpus = corpus_history(project)?;
     let dir = corpus.join("migrations");
     let mut folders: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -330,6 +332,7 @@ fn deploy_corpus(project: &str) {
     assert_eq!(status["result"]["up_to_date"], true);
     assert_eq!(status["result"]["pending"], json!([]));
     assert_eq!(status["result"]["local_migrations"], folders.len());
+    Some(corpus)
 }
 
 #[test]
@@ -339,9 +342,11 @@ fn corpus_rallly_deploys_like_psql_with_prisma_history() {
 
 #[test]
 fn corpus_papermark_deploys_like_psql_with_prisma_history() {
-    deploy_corpus("mfts__papermark");
+    let Some(corpus) = deploy_corpus("mfts__papermark") else {
+        return;
+    };
     // The 12-digit name sorts by localeCompare, between its 14-digit neighbours.
-    let dir = corpus_dir().join("mfts__papermark/migrations");
+    let dir = corpus.join("migrations");
     let db = cluster().create_database();
     let out = migrate(
         &db,
@@ -367,7 +372,7 @@ fn corpus_papermark_deploys_like_psql_with_prisma_history() {
 
 #[test]
 fn corpus_langfuse_deploys_like_psql_with_prisma_history() {
-    deploy_corpus("langfuse__langfuse");
+    deploy_corpus("langfuse__langfuse").expect("langfuse's history is in tests/fixtures/corpus");
 }
 
 /// The corpus histories happen to sort the same by bytes and by localeCompare; these

@@ -1178,6 +1178,8 @@ const SCRIPTS: &[&str] = &[
     "scripts/lib/common.sh",
     "scripts/lib/cluster.sh",
     "scripts/demo.sh",
+    "scripts/test.sh",
+    "scripts/lib/install.sh",
     "bench/backup.sh",
     "bench/migrate.sh",
     "bench/validate.sh",
@@ -1347,5 +1349,24 @@ fn the_examples_use_only_existing_binaries_scripts_and_flags() {
     assert!(
         checked >= 15,
         "the examples run the binaries and scripts ({checked} checked)"
+    );
+}
+
+/// The README's test command installs the SeaweedFS release the harness is pinned to: the
+/// harness's `WEED_VERSION` is the one source, and `scripts/lib/install.sh` must say the
+/// same, or a fresh machine would get a `weed` the harness rejects.
+#[test]
+fn the_installer_pins_the_harness_seaweedfs_version() {
+    let installer = std::fs::read_to_string(workspace_root().join("scripts/lib/install.sh"))
+        .expect("scripts/lib/install.sh is readable");
+    let pinned: Vec<&str> = installer
+        .lines()
+        .filter_map(|l| l.strip_prefix("PGW_WEED_VERSION="))
+        .collect();
+    assert_eq!(
+        pinned,
+        [pgward_tests::WEED_VERSION],
+        "scripts/lib/install.sh pins SeaweedFS {pinned:?}; the harness expects {}",
+        pgward_tests::WEED_VERSION
     );
 }

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pgward_tests::{cluster, corpus_dir, fixtures_dir, run, run_in, Output};
+use pgward_tests::{cluster, corpus_history, fixtures_dir, run, run_in, Output};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------
@@ -248,8 +248,10 @@ fn a_value_added_to_an_enum_created_in_the_same_transaction_is_usable() {
 // Real-world histories
 // ---------------------------------------------------------------------------------------
 
-fn lint_corpus(project: &str) -> Value {
-    let dir = corpus_dir().join(project).join("migrations");
+/// Lints the corpus history `project` with `--all`; its envelope, or `None` (after the
+/// harness's "skipped" line) when the history is not present.
+fn lint_corpus(project: &str) -> Option<(std::path::PathBuf, Value)> {
+    let dir = corpus_history(project)?.join("migrations");
     let out = lint(&["--all", "--dir", path_str(&dir)]);
     assert!(
         out.code == 0 || out.code == 1,
@@ -270,7 +272,7 @@ fn lint_corpus(project: &str) -> Value {
         .filter(|f| f["rule"] == "parse-error")
         .collect();
     assert!(parse_errors.is_empty(), "{project}: {parse_errors:?}");
-    envelope
+    Some((dir, envelope))
 }
 
 #[test]
@@ -299,8 +301,8 @@ fn is_single_statement(sql: &str) -> bool {
 
 #[test]
 fn corpus_langfuse_lints_and_leaves_single_statement_concurrently_files_alone() {
-    let envelope = lint_corpus("langfuse__langfuse");
-    let dir = corpus_dir().join("langfuse__langfuse").join("migrations");
+    let (dir, envelope) =
+        lint_corpus("langfuse__langfuse").expect("langfuse's history is in tests/fixtures/corpus");
     let mut single = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("corpus folder").flatten() {
         let sql = std::fs::read_to_string(entry.path().join("migration.sql")).unwrap_or_default();
