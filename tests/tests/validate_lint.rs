@@ -575,3 +575,96 @@ fn default_mode_without_a_database_says_how_to_give_one() {
         "{out}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// missing-lock-timeout: the locks that are easy to forget
+// ---------------------------------------------------------------------------------------
+
+/// Every write-blocking lock on a relation the file did not create counts for
+/// `missing-lock-timeout` — also the referenced table of a foreign key from a new table,
+/// triggers, views and policies — and locks on relations the file created, or no table
+/// lock at all, do not.
+#[test]
+fn missing_lock_timeout_counts_every_write_blocking_lock_on_an_existing_relation() {
+    let dir = pgward_tests::temp_dir("lint_locks_");
+    // (file, SQL, the lock the finding names, or None for no finding)
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        (
+            "fk_from_new_table",
+            "CREATE TABLE \"Post\" (id int PRIMARY KEY, \"userId\" int NOT NULL);\n\
+             ALTER TABLE \"Post\" ADD CONSTRAINT \"Post_userId_fkey\" FOREIGN KEY (\"userId\") REFERENCES \"User\"(id);\n",
+            Some("SHARE ROW EXCLUSIVE on \"User\""),
+        ),
+        (
+            "inline_fk_from_new_table",
+            "CREATE TABLE \"Post\" (id int PRIMARY KEY, \"userId\" int REFERENCES \"User\"(id));\n",
+            Some("SHARE ROW EXCLUSIVE on \"User\""),
+        ),
+        ("drop_trigger", "DROP TRIGGER audit ON orders;\n", Some("ACCESS EXCLUSIVE on orders")),
+        (
+            "create_trigger",
+            "CREATE TRIGGER audit AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION audit();\n",
+            Some("SHARE ROW EXCLUSIVE on orders"),
+        ),
+        (
+            "replace_view",
+            "CREATE OR REPLACE VIEW order_totals AS SELECT 1 AS total;\n",
+            Some("ACCESS EXCLUSIVE on order_totals"),
+        ),
+        (
+            "drop_and_create_view",
+            "DROP VIEW IF EXISTS order_totals;\nCREATE VIEW order_totals AS SELECT 1 AS total;\n",
+            Some("ACCESS EXCLUSIVE on order_totals"),
+        ),
+        ("create_policy", "CREATE POLICY mine ON orders USING (true);\n", Some("ACCESS EXCLUSIVE on orders")),
+        (
+            "alter_constraint",
+            "ALTER TABLE orders ALTER CONSTRAINT orders_user_fkey DEFERRABLE;\n",
+            Some("ACCESS EXCLUSIVE on orders"),
+        ),
+        (
+            "fk_between_new_tables",
+            "CREATE TABLE a (id int PRIMARY KEY);\nCREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a(id), parent int REFERENCES b(id));\n",
+            None,
+        ),
+        ("new_view", "CREATE VIEW fresh AS SELECT 1 AS one;\n", None),
+        ("enum_value", "ALTER TYPE \"Role\" ADD VALUE 'AUDITOR';\n", None),
+        (
+            "concurrently",
+            "CREATE INDEX CONCURRENTLY orders_at_idx ON orders (at);\n",
+            None,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, sql, expected) in cases {
+        let file = dir.path().join(format!("{name}.sql"));
+        std::fs::write(&file, sql).expect("the file is written");
+        let out = lint(&[path_str(&file)]);
+        let envelope = out.json();
+        let found: Vec<&Value> = findings(&envelope, "")
+            .into_iter()
+            .filter(|f| f["rule"] == "missing-lock-timeout")
+            .collect();
+        let locks: Vec<&str> = found.iter().filter_map(|f| f["lock"].as_str()).collect();
+        match expected {
+            Some(lock) if locks != [*lock] => failures.push(format!(
+                "{name}: expected one finding for {lock}, got {locks:?}"
+            )),
+            None if !found.is_empty() => {
+                failures.push(format!("{name}: expected no finding, got {locks:?}"))
+            }
+            _ => {}
+        }
+        let with_timeout = dir.path().join(format!("{name}_guarded.sql"));
+        std::fs::write(&with_timeout, format!("SET lock_timeout = '5s';\n{sql}"))
+            .expect("the file is written");
+        let guarded = lint(&[path_str(&with_timeout)]).json();
+        if findings(&guarded, "")
+            .iter()
+            .any(|f| f["rule"] == "missing-lock-timeout")
+        {
+            failures.push(format!("{name}: flagged although lock_timeout is set"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

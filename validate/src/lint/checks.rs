@@ -18,6 +18,7 @@ use pgward_shared::sql::{self, TransactionControl};
 
 use crate::findings::Severity;
 use crate::lint::catalog::Catalog;
+use crate::lint::locks::{self, has_full_option, range_vars, vacuum_targets, LockMode, Locked};
 use crate::lint::rules::Rule;
 use crate::lint::source::ParsedFile;
 use crate::lint::types::{self, ColumnType};
@@ -49,90 +50,6 @@ pub struct Hit {
     pub fix: String,
 }
 
-/// PostgreSQL's table lock modes, weakest first (the numbering of `lockdefs.h`, which is
-/// also what `LOCK TABLE ... IN ... MODE` parses to).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum LockMode {
-    AccessShare = 1,
-    RowShare,
-    RowExclusive,
-    ShareUpdateExclusive,
-    Share,
-    ShareRowExclusive,
-    Exclusive,
-    AccessExclusive,
-}
-
-impl LockMode {
-    fn from_number(n: i32) -> Option<LockMode> {
-        Some(match n {
-            1 => LockMode::AccessShare,
-            2 => LockMode::RowShare,
-            3 => LockMode::RowExclusive,
-            4 => LockMode::ShareUpdateExclusive,
-            5 => LockMode::Share,
-            6 => LockMode::ShareRowExclusive,
-            7 => LockMode::Exclusive,
-            8 => LockMode::AccessExclusive,
-            _ => return None,
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            LockMode::AccessShare => "ACCESS SHARE",
-            LockMode::RowShare => "ROW SHARE",
-            LockMode::RowExclusive => "ROW EXCLUSIVE",
-            LockMode::ShareUpdateExclusive => "SHARE UPDATE EXCLUSIVE",
-            LockMode::Share => "SHARE",
-            LockMode::ShareRowExclusive => "SHARE ROW EXCLUSIVE",
-            LockMode::Exclusive => "EXCLUSIVE",
-            LockMode::AccessExclusive => "ACCESS EXCLUSIVE",
-        }
-    }
-
-    /// SHARE and stronger conflict with ROW EXCLUSIVE: writes wait while it is held, and
-    /// while it is waited for.
-    fn blocks_writes(self) -> bool {
-        self >= LockMode::Share
-    }
-}
-
-/// The lock an `ALTER TABLE` subcommand takes (`AlterTableGetLockLevel` in tablecmds.c).
-fn alter_table_cmd_lock(cmd: &AlterTableCmd) -> LockMode {
-    let def = cmd.def.as_ref().and_then(|d| d.node.as_ref());
-    match cmd.subtype() {
-        AlterTableType::AtAddConstraint => match def {
-            Some(NodeEnum::Constraint(c)) if c.contype() == ConstrType::ConstrForeign => {
-                LockMode::ShareRowExclusive
-            }
-            _ => LockMode::AccessExclusive,
-        },
-        AlterTableType::AtValidateConstraint
-        | AlterTableType::AtSetStatistics
-        | AlterTableType::AtSetOptions
-        | AlterTableType::AtResetOptions
-        | AlterTableType::AtClusterOn
-        | AlterTableType::AtDropCluster
-        | AlterTableType::AtAttachPartition
-        | AlterTableType::AtDetachPartitionFinalize => LockMode::ShareUpdateExclusive,
-        AlterTableType::AtDetachPartition => match def {
-            Some(NodeEnum::PartitionCmd(p)) if p.concurrent => LockMode::ShareUpdateExclusive,
-            _ => LockMode::AccessExclusive,
-        },
-        AlterTableType::AtAlterConstraint
-        | AlterTableType::AtEnableTrig
-        | AlterTableType::AtEnableAlwaysTrig
-        | AlterTableType::AtEnableReplicaTrig
-        | AlterTableType::AtDisableTrig
-        | AlterTableType::AtEnableTrigAll
-        | AlterTableType::AtDisableTrigAll
-        | AlterTableType::AtEnableTrigUser
-        | AlterTableType::AtDisableTrigUser => LockMode::ShareRowExclusive,
-        _ => LockMode::AccessExclusive,
-    }
-}
-
 fn location(location: i32) -> Option<usize> {
     usize::try_from(location).ok()
 }
@@ -152,13 +69,6 @@ fn string_values(nodes: &[protobuf::Node]) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-fn range_vars(nodes: &[protobuf::Node]) -> impl Iterator<Item = &RangeVar> {
-    nodes.iter().filter_map(|n| match &n.node {
-        Some(NodeEnum::RangeVar(r)) => Some(r),
-        _ => None,
-    })
 }
 
 /// `"User"."email"`.
@@ -190,6 +100,9 @@ struct UnguardedLock {
     statement: usize,
     mode: LockMode,
     object: String,
+    /// ` (for ALTER TABLE ... ADD FOREIGN KEY)` when the table is the statement's second
+    /// relation (a foreign key's referenced table); empty otherwise.
+    by: String,
 }
 
 /// Lints `file` (the parse of `text`), reading and extending `catalog`.
@@ -293,6 +206,11 @@ impl FileLinter<'_> {
                     self.created_tables.insert(rel.relname.clone());
                 }
             }
+            NodeEnum::ViewStmt(view) if !view.replace => {
+                if let Some(rel) = &view.view {
+                    self.created_tables.insert(rel.relname.clone());
+                }
+            }
             NodeEnum::AlterTableStmt(alter) if alter.objtype() == ObjectType::ObjectTable => {
                 self.alter_table(index, alter)
             }
@@ -390,110 +308,45 @@ impl FileLinter<'_> {
 
     // -- locks -------------------------------------------------------------------------
 
-    /// The strongest write-blocking lock the statement takes on a table that existed before
-    /// the file, with that table.
-    fn lock_on_existing_table(&self, node: &NodeEnum) -> Option<(LockMode, String)> {
-        let existing = |rel: Option<&RangeVar>| {
-            rel.filter(|r| !self.is_new(&r.relname))
-                .map(|r| display_ident(&r.relname))
-        };
-        let lock = match node {
-            NodeEnum::AlterTableStmt(alter) if alter.objtype() == ObjectType::ObjectTable => {
-                let mode = alter
-                    .cmds
-                    .iter()
-                    .filter_map(|c| match &c.node {
-                        Some(NodeEnum::AlterTableCmd(cmd)) => Some(alter_table_cmd_lock(cmd)),
-                        _ => None,
-                    })
-                    .max()?;
-                (mode, existing(alter.relation.as_ref())?)
-            }
-            NodeEnum::IndexStmt(index) if !index.concurrent => {
-                (LockMode::Share, existing(index.relation.as_ref())?)
-            }
-            NodeEnum::DropStmt(drop) => match drop.remove_type() {
-                ObjectType::ObjectTable | ObjectType::ObjectMatview => {
-                    let table = drop
-                        .objects
-                        .iter()
-                        .filter_map(last_name)
-                        .find(|t| !self.is_new(t))?;
-                    (LockMode::AccessExclusive, display_ident(&table))
-                }
-                ObjectType::ObjectIndex if !drop.concurrent => {
-                    let index = drop
-                        .objects
-                        .iter()
-                        .filter_map(last_name)
-                        .find(|i| !self.created_indexes.contains(i))?;
-                    (
-                        LockMode::AccessExclusive,
-                        format!("the table of index {}", display_ident(&index)),
-                    )
-                }
-                _ => return None,
-            },
-            NodeEnum::RenameStmt(rename) => match rename.rename_type() {
-                ObjectType::ObjectTable
-                | ObjectType::ObjectColumn
-                | ObjectType::ObjectTabconstraint => (
-                    LockMode::AccessExclusive,
-                    existing(rename.relation.as_ref())?,
-                ),
-                _ => return None,
-            },
-            NodeEnum::TruncateStmt(truncate) => (
-                LockMode::AccessExclusive,
-                existing(range_vars(&truncate.relations).next())?,
-            ),
-            NodeEnum::VacuumStmt(vacuum) if has_full_option(vacuum) => (
-                LockMode::AccessExclusive,
-                vacuum_targets(vacuum)
-                    .into_iter()
-                    .find(|t| !self.is_new(t))
-                    .map(|t| display_ident(&t))
-                    .unwrap_or_else(|| "every table".into()),
-            ),
-            NodeEnum::ClusterStmt(cluster) => match &cluster.relation {
-                Some(rel) => (LockMode::AccessExclusive, existing(Some(rel))?),
-                None => (LockMode::AccessExclusive, "every clustered table".into()),
-            },
-            NodeEnum::LockStmt(lock) => (
-                LockMode::from_number(lock.mode)?,
-                range_vars(&lock.relations)
-                    .find(|r| !self.is_new(&r.relname))
-                    .map(|r| display_ident(&r.relname))?,
-            ),
-            NodeEnum::RefreshMatViewStmt(refresh) => (
-                if refresh.concurrent {
-                    LockMode::Exclusive
+    /// The strongest write-blocking lock the statement takes on a relation that existed
+    /// before the file, with that relation (by [`locks::statement_locks`], the lock table).
+    fn lock_on_existing_table(&self, node: &NodeEnum) -> Option<(LockMode, String, String)> {
+        locks::statement_locks(node)
+            .into_iter()
+            .filter(|l| l.mode.blocks_writes())
+            .filter_map(|l| {
+                let object = match &l.locked {
+                    Locked::Relation(name) if self.is_new(name) => return None,
+                    Locked::Relation(name) => display_ident(name),
+                    Locked::TableOfIndex(index) if self.created_indexes.contains(index) => {
+                        return None
+                    }
+                    Locked::TableOfIndex(index) => {
+                        format!("the table of index {}", display_ident(index))
+                    }
+                    Locked::Every(what) => (*what).to_string(),
+                };
+                // The lock on a second relation says which statement takes it.
+                let by = if l.other {
+                    format!(" (for {})", l.kind.row().statement)
                 } else {
-                    LockMode::AccessExclusive
-                },
-                existing(refresh.relation.as_ref())?,
-            ),
-            NodeEnum::CreateTrigStmt(trigger) => (
-                LockMode::ShareRowExclusive,
-                existing(trigger.relation.as_ref())?,
-            ),
-            NodeEnum::ReindexStmt(reindex) if sql::non_transactional_reason(node).is_none() => {
-                (LockMode::Share, existing(reindex.relation.as_ref())?)
-            }
-            _ => return None,
-        };
-        lock.0.blocks_writes().then_some(lock)
+                    String::new()
+                };
+                Some((l.mode, object, by))
+            })
+            .max_by_key(|(mode, _, _)| *mode)
     }
 
     fn account_lock(&mut self, index: usize, node: &NodeEnum) {
         if self.lock_timeout_set || self.unguarded_lock.is_some() {
             return;
         }
-        if let Some((mode, object)) = self.lock_on_existing_table(node) {
+        if let Some((mode, object, by)) = self.lock_on_existing_table(node) {
             self.unguarded_lock = Some(UnguardedLock {
                 statement: index,
                 mode,
                 object,
+                by,
             });
         }
     }
@@ -1367,7 +1220,7 @@ impl FileLinter<'_> {
                 lock.statement,
                 self.offset_of(lock.statement),
                 Some(lock.object.clone()),
-                format!("this file takes {mode} on {} without setting lock_timeout first", lock.object),
+                format!("this file takes {mode} on {}{} without setting lock_timeout first", lock.object, lock.by),
                 Some(format!("{mode} on {}", lock.object)),
                 "the lock request queues behind every running query on the table (a long report, an idle open transaction), and while it waits every new query on the table queues behind it: a few seconds of waiting becomes an outage",
                 "start the file with `SET lock_timeout = '5s';` (or deploy with `pgward-migrate deploy --lock-timeout 5s --retries 3`), so the migration gives up and is retried instead of blocking the application",
@@ -1425,35 +1278,6 @@ fn is_zero_setting(value: &protobuf::Node) -> bool {
         },
         _ => false,
     }
-}
-
-fn has_full_option(vacuum: &protobuf::VacuumStmt) -> bool {
-    vacuum.is_vacuumcmd
-        && vacuum.options.iter().any(|o| match &o.node {
-            Some(NodeEnum::DefElem(d)) if d.defname == "full" => {
-                match d.arg.as_ref().and_then(|a| a.node.as_ref()) {
-                    None => true,
-                    Some(NodeEnum::Boolean(b)) => b.boolval,
-                    Some(NodeEnum::Integer(i)) => i.ival != 0,
-                    Some(NodeEnum::String(s)) => {
-                        !matches!(s.sval.to_ascii_lowercase().as_str(), "false" | "off" | "0")
-                    }
-                    Some(_) => true,
-                }
-            }
-            _ => false,
-        })
-}
-
-fn vacuum_targets(vacuum: &protobuf::VacuumStmt) -> Vec<String> {
-    vacuum
-        .rels
-        .iter()
-        .filter_map(|r| match &r.node {
-            Some(NodeEnum::VacuumRelation(v)) => v.relation.as_ref().map(|r| r.relname.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// `"a""b"` → `a"b`; an unquoted identifier is folded to lower case, as PostgreSQL does.

@@ -13,6 +13,7 @@
 
 mod catalog;
 mod checks;
+pub mod locks;
 mod rules;
 mod source;
 mod types;
