@@ -4,3 +4,4 @@
 //! runs that feed random bytes to every parser.
 
 mod check_sql;
+mod fuzz;
