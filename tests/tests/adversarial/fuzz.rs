@@ -12,8 +12,9 @@
 //! what runs, with whatever validation those entry points grow.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pgward_backup::inventory::read_manifest;
+use pgward_backup::inventory::{list, read_manifest};
 use pgward_shared::config::{GlobalArgs, Settings};
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::manifest::MANIFEST_FILE;
@@ -302,11 +303,17 @@ fn manifest_template(id: &str) -> Value {
         "finished_at": "2026-01-01T00:00:01Z",
         "zstd_level": 3,
         "migration_head": null,
-        "files": [{"path": "schema.dump", "size": 10, "sha256": "00"}],
+        "files": [
+            {"path": "schema.dump", "size": 10, "sha256": "00"},
+            {"path": "migrations.json", "size": 2, "sha256": "00"}
+        ],
         "tables": [{
             "schema": "public", "name": "users", "columns": ["\"id\""], "copy_format": "text",
             "rows": 1,
             "chunks": [{"file": "data/public.users.0000.copy.zst", "rows": 1, "first_page": 0, "end_page": null}]
+        }, {
+            "schema": "public", "name": "orders", "columns": ["\"id\""], "copy_format": "binary",
+            "rows": 1, "chunks": []
         }],
         "sequences": [{"schema": "public", "name": "users_id_seq", "last_value": 1, "is_called": true}]
     })
@@ -315,8 +322,8 @@ fn manifest_template(id: &str) -> Value {
 const BACKUP_ID: &str = "app-default-20260101T000000Z";
 
 /// Writes `bytes` as the manifest of [`BACKUP_ID`] under `root` and reads it back the way
-/// list, verify, restore and prune do.
-fn read_back(root: &Path, bytes: &[u8]) {
+/// list, verify, restore and prune do; whether the reader accepted it.
+fn read_back(root: &Path, bytes: &[u8]) -> bool {
     let folder = root.join(BACKUP_ID);
     std::fs::create_dir_all(&folder).expect("backup folder");
     std::fs::write(folder.join(MANIFEST_FILE), bytes).expect("write manifest.json");
@@ -329,7 +336,11 @@ fn read_back(root: &Path, bytes: &[u8]) {
             let _ = t.copy_format.copy_options(&["FREEZE"]);
         }
         let _ = pgward_shared::manifest::time_of_id(&m.id);
+        // The inventory `list`, `report backups` and `latest` build from it.
+        let _ = list(storage.as_ref());
+        return true;
     }
+    false
 }
 
 #[test]
@@ -355,7 +366,9 @@ fn manifests_never_panic_the_reader() {
         "read_manifest of random bytes",
         600,
         prop::collection::vec(any::<u8>(), 0..400),
-        |bytes| read_back(root.path(), &bytes),
+        |bytes| {
+            read_back(root.path(), &bytes);
+        },
     );
     const PIECES: &[&str] = &[
         "..",
@@ -375,42 +388,76 @@ fn manifests_never_panic_the_reader() {
         "20260101T000000Z",
         "\n",
     ];
-    let hostile = || prop_oneof![random_text(), fragments(PIECES, 8)];
-    let number = || {
+    // Each field: mostly its valid value, else something hostile, so that many manifests
+    // get past JSON and serde into whatever the reader checks after.
+    let field = |valid: Value| {
         prop_oneof![
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>().prop_map(|f| json!(f)),
-            Just(json!(-1)),
-            Just(json!("1")),
-            Just(Value::Null),
+            3 => Just(valid),
+            1 => prop_oneof![random_text(), fragments(PIECES, 8)].prop_map(Value::from),
         ]
     };
+    let number = |valid: u64| {
+        prop_oneof![
+            3 => Just(json!(valid)),
+            1 => any::<u64>().prop_map(Value::from),
+            1 => prop_oneof![
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| json!(f)),
+                Just(json!("1")),
+                Just(Value::Null),
+            ],
+        ]
+    };
+    let accepted = AtomicUsize::new(0);
+    let cases = 1000;
     no_panic(
         "read_manifest of hostile fields",
-        1000,
+        cases,
         (
-            hostile(),
-            hostile(),
-            hostile(),
-            hostile(),
-            hostile(),
-            number(),
-            number(),
-            number(),
+            (
+                field(json!(BACKUP_ID)),
+                field(json!("schema.dump")),
+                field(json!("data/public.users.0000.copy.zst")),
+                field(json!("public")),
+                field(json!("2026-01-01T00:00:00Z")),
+            ),
+            (number(10), number(2), number(1), number(1), number(0)),
         ),
-        |(id, file, chunk, schema, time, size, rows, page)| {
-            let mut m = manifest_template(&id);
-            m["files"][0]["path"] = json!(file);
+        |((id, file, chunk, schema, time), (size, size2, rows, rows2, page))| {
+            let mut m = manifest_template(BACKUP_ID);
+            m["id"] = id;
+            m["files"][0]["path"] = file;
             m["files"][0]["size"] = size;
-            m["tables"][0]["chunks"][0]["file"] = json!(chunk);
+            m["files"][1]["size"] = size2;
+            m["tables"][0]["chunks"][0]["file"] = chunk;
             m["tables"][0]["chunks"][0]["first_page"] = page;
             m["tables"][0]["rows"] = rows;
-            m["tables"][0]["schema"] = json!(schema);
-            m["snapshot_time"] = json!(time);
-            read_back(root.path(), m.to_string().as_bytes());
+            m["tables"][1]["rows"] = rows2;
+            m["tables"][0]["schema"] = schema;
+            m["snapshot_time"] = time;
+            if read_back(root.path(), m.to_string().as_bytes()) {
+                accepted.fetch_add(1, Ordering::Relaxed);
+            }
         },
     );
+    let accepted = accepted.into_inner();
+    assert!(
+        accepted as u32 >= cases / 20,
+        "only {accepted} of {cases} structured manifests were accepted: the run no longer \
+         reaches past parsing (has the manifest format changed? update manifest_template)"
+    );
+}
+
+/// A manifest whose file sizes and row counts add up past u64 (found by the run above):
+/// reading and listing it must not overflow.
+#[test]
+fn a_manifest_with_huge_file_sizes_is_read_without_overflow() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let mut m = manifest_template(BACKUP_ID);
+    m["files"][0]["size"] = json!(u64::MAX);
+    m["files"][1]["size"] = json!(2);
+    m["tables"][0]["rows"] = json!(u64::MAX);
+    assert!(read_back(root.path(), m.to_string().as_bytes()));
 }
 
 #[test]
@@ -428,21 +475,25 @@ fn pgward_toml_never_panics_the_reader() {
             "DATABASE_URL" | "APP_URL" => url.clone(),
             _ => None,
         };
-        if let Ok(settings) = Settings::resolve(args, &env) {
-            let _ = settings.database();
-            let _ = settings.migrations_dir(None);
-            let _ = settings.audit_log();
-            let _ = settings.protected();
-            if let Ok(location) = storage::resolve_location(None, &settings) {
-                let _ = Location::parse_with_id(&location);
-            }
+        let Ok(settings) = Settings::resolve(args, &env) else {
+            return false;
+        };
+        let _ = settings.database();
+        let _ = settings.migrations_dir(None);
+        let _ = settings.audit_log();
+        let _ = settings.protected();
+        if let Ok(location) = storage::resolve_location(None, &settings) {
+            let _ = Location::parse_with_id(&location);
         }
+        true
     };
     no_panic(
         "pgward.toml of random text",
         600,
         (random_text(), prop::option::of(random_text())),
-        |(text, env)| resolve(&text, env, None),
+        |(text, env)| {
+            resolve(&text, env, None);
+        },
     );
     const PIECES: &[&str] = &[
         "..",
@@ -464,9 +515,11 @@ fn pgward_toml_never_panics_the_reader() {
         "\\u0000",
     ];
     let value = || fragments(PIECES, 6);
+    let accepted = AtomicUsize::new(0);
+    let cases = 1000;
     no_panic(
         "pgward.toml of hostile values",
-        1000,
+        cases,
         (
             value(),
             value(),
@@ -484,9 +537,18 @@ fn pgward_toml_never_panics_the_reader() {
                  protected = {protected}\n[env.app]\ndatabase_url_env = \"APP_URL\"\n\
                  backups = \"{backups}\"\n"
             );
-            resolve(&text, Some(name), Some(url.clone()));
-            resolve(&text, Some("app".into()), Some(url));
+            let named = resolve(&text, Some(name), Some(url.clone()));
+            let app = resolve(&text, Some("app".into()), Some(url));
+            if named || app {
+                accepted.fetch_add(1, Ordering::Relaxed);
+            }
         },
+    );
+    let accepted = accepted.into_inner();
+    assert!(
+        accepted as u32 >= cases / 20,
+        "only {accepted} of {cases} structured pgward.toml files were read: the run no \
+         longer reaches the values' use"
     );
 }
 
@@ -513,5 +575,34 @@ fn backup_locations_never_panic() {
                 let _ = location.to_string();
             }
         },
+    );
+}
+
+/// `pgward-report backups` totals the sizes of every backup: two crafted manifests of
+/// u64::MAX bytes each must not overflow (a panic, exit 101, in a debug build).
+#[test]
+fn report_backups_totals_huge_crafted_sizes_without_overflow() {
+    let root = tempfile::tempdir().expect("temp dir");
+    for id in [BACKUP_ID, "app-default-20260101T000001Z"] {
+        let mut m = manifest_template(id);
+        m["files"][0]["size"] = json!(u64::MAX);
+        let folder = root.path().join(id);
+        std::fs::create_dir_all(&folder).expect("backup folder");
+        std::fs::write(folder.join(MANIFEST_FILE), m.to_string()).expect("write manifest.json");
+    }
+    let out = pgward_tests::run(
+        "report",
+        &[
+            "backups",
+            "--from",
+            root.path().to_str().expect("UTF-8 temp path"),
+        ],
+        &[],
+    );
+    assert_ne!(out.code, 101, "pgward-report panicked:\n{out}");
+    assert_eq!(
+        out.json()["result"]["total_bytes"],
+        json!(u64::MAX),
+        "the total saturates\n{out}"
     );
 }
