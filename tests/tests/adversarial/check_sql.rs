@@ -22,7 +22,8 @@ fn data_state(db: &TestDb) -> String {
     db.query_one_string(
         "SELECT count(*) || ' rows, sum ' || coalesce(sum(id), 0) || ', seq ' || \
          (SELECT last_value FROM users_id_seq) || ', tables ' || \
-         (SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace) \
+         (SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace) || \
+         ', large objects ' || (SELECT count(*) FROM pg_largeobject_metadata) \
          FROM users",
     )
 }
@@ -133,6 +134,17 @@ const CASES: &[(&str, &str, Option<&str>)] = &[
         "nextval advances a sequence",
         "SELECT nextval('users_id_seq') AS n",
         Some("check-failed"),
+    ),
+    (
+        "setval resets a sequence",
+        "SELECT setval('users_id_seq', 1) AS n",
+        Some("check-failed"),
+    ),
+    (
+        // READ ONLY lets lo_create through; the rollback that ends every check undoes it.
+        "lo_create writes pg_largeobject",
+        "SELECT lo_create(0) AS oid",
+        Some("user-check"),
     ),
     (
         "semicolons and the escape inside a string: a plain SELECT",
