@@ -354,6 +354,12 @@ fn not_a_url(raw: &str) -> String {
             keys.join(", ")
         );
     }
+    let trimmed = raw.trim_start();
+    if trimmed.starts_with(['"', '\'']) && trimmed[1..].starts_with("postgres") {
+        return "the value is wrapped in quotes (not shown: it may hold a password); remove \
+                the quotes, they are not part of the URL"
+            .into();
+    }
     match raw.split_once("://") {
         Some((scheme, _))
             if !scheme.is_empty()
@@ -458,6 +464,7 @@ mod tests {
             ("password='x y' host=db", "keys: password, host"),
             ("hunter2", "7 characters"),
             ("mysql://u:s3@h/d", "`mysql://`"),
+            ("\"postgresql://u:s3@h/d\"", "wrapped in quotes"),
         ] {
             let err = ConnectionSettings::from_url(bad).expect_err(bad);
             let text = err.to_string();
