@@ -307,6 +307,7 @@ fn every_binary_keeps(form_index: usize) {
     ];
     let mut problems = Vec::new();
     let bindir = cluster().bin_dir.to_string_lossy().into_owned();
+    let sampler = ArgvSampler::start(Watch::Grandchildren);
     for (tool, args, expected) in &runs {
         let mut all: Vec<String> = args.clone();
         all.extend(form.args.iter().cloned());
@@ -339,6 +340,18 @@ fn every_binary_keeps(form_index: usize) {
                 "pgward-{tool} {args:?} exited {}, expected one of {expected:?}:\n{out}",
                 out.code
             ));
+        }
+    }
+    let (_, argv) = sampler.finish();
+    for line in argv.iter().filter(|l| leaks(l, form.password)) {
+        problems.push(format!(
+            "a process a binary started had the password on its command line: {line}"
+        ));
+    }
+    // pg_dump (backup), pg_restore (restore) ran as children and were seen.
+    for tool in ["pg_dump", "pg_restore"] {
+        if !argv.iter().any(|l| l.contains(tool)) {
+            problems.push(format!("{tool} was never seen running: {argv:?}"));
         }
     }
     assert!(
@@ -593,14 +606,54 @@ fn report_health_masks_passwords_in_other_sessions_queries() {
 // Scripts
 // ---------------------------------------------------------------------------------------
 
-/// Samples the command line of every process in process group `pgid` until stopped.
+/// Which processes an [`ArgvSampler`] reads.
+#[derive(Clone, Copy)]
+enum Watch {
+    /// Every process of this process group (a script and all it starts).
+    Group(u32),
+    /// Every process this test process started through another one: the children of the
+    /// binaries the test runs (psql, pg_dump, pg_restore), not the binaries themselves,
+    /// whose command line the test wrote.
+    Grandchildren,
+}
+
+/// `(ppid, pgrp)` of a process, from /proc/PID/stat (`pid (comm) state ppid pgrp ...`; comm
+/// may hold blanks, so the fields are counted after the last `)`).
+fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(1);
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((ppid, pgrp))
+}
+
+/// Whether `pid` descends from this test process through at least one other process.
+fn is_grandchild(pid: u32) -> bool {
+    let me = std::process::id();
+    let mut current = pid;
+    for depth in 0..64 {
+        let Some((ppid, _)) = parent_and_group(current) else {
+            return false;
+        };
+        if ppid == me {
+            return depth >= 1;
+        }
+        if ppid <= 1 {
+            return false;
+        }
+        current = ppid;
+    }
+    false
+}
+
+/// Samples the command lines of the processes `watch` names until stopped.
 struct ArgvSampler {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<(usize, BTreeSet<String>)>,
 }
 
 impl ArgvSampler {
-    fn start(pgid: u32) -> ArgvSampler {
+    fn start(watch: Watch) -> ArgvSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
@@ -609,19 +662,19 @@ impl ArgvSampler {
             while !flag.load(Ordering::Relaxed) {
                 samples += 1;
                 for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                    let dir = entry.path();
-                    let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+                    let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
                         continue;
                     };
-                    // pid (comm) state ppid pgrp ...: comm may hold blanks, so split after ')'.
-                    let pgrp = stat
-                        .rsplit_once(')')
-                        .and_then(|(_, rest)| rest.split_whitespace().nth(2))
-                        .and_then(|g| g.parse::<u32>().ok());
-                    if pgrp != Some(pgid) {
+                    let watched = match watch {
+                        Watch::Group(pgid) => {
+                            parent_and_group(pid).is_some_and(|(_, pgrp)| pgrp == pgid)
+                        }
+                        Watch::Grandchildren => is_grandchild(pid),
+                    };
+                    if !watched {
                         continue;
                     }
-                    if let Ok(cmdline) = std::fs::read(dir.join("cmdline")) {
+                    if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
                         let line = String::from_utf8_lossy(&cmdline).replace('\0', " ");
                         if !line.trim().is_empty() {
                             seen.insert(line);
@@ -666,7 +719,7 @@ fn run_script_sampled(
         .stderr(Stdio::piped())
         .process_group(0);
     let mut child = command.spawn().expect("the script starts");
-    let sampler = ArgvSampler::start(child.id());
+    let sampler = ArgvSampler::start(Watch::Group(child.id()));
     let (tx, rx) = mpsc::channel();
     let mut stdout = child.stdout.take().expect("stdout");
     let mut stderr = child.stderr.take().expect("stderr");
