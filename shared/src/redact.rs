@@ -7,8 +7,8 @@
 //! - by position, whatever their length: the password of a URL (`scheme://user:***@host`),
 //!   a libpq key=value string or URL parameter (`password=***`, `PGPASSWORD=***`,
 //!   `password='***'`), an SQL password literal (`PASSWORD '***'` of CREATE ROLE, a
-//!   foreign server's or user mapping's `OPTIONS (password '***')`), a JSON or YAML field
-//!   (`"password": "***"`);
+//!   foreign server's or user mapping's `OPTIONS (password '***')`), a quoted JSON or
+//!   YAML value (`"password": ***`);
 //! - by value, anywhere in the text: the passwords registered when a connection string
 //!   was read ([`register_secret`]), raw and percent-encoded, when they are at least
 //!   [`MIN_SCRUBBED_SECRET_LEN`] characters long. Shorter ones would turn every `1` or `a`
