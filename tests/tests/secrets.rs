@@ -177,6 +177,26 @@ fn project() -> tempfile::TempDir {
     dir
 }
 
+/// The JSON and log files below `dir`.
+fn text_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "json" || e == "jsonl" || e == "log")
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
 /// Everything one run left where a person or a file could see it.
 fn seen(out: &Output, audit: &Path, hook: &Mutex<Vec<String>>) -> String {
     format!(
@@ -343,6 +363,18 @@ fn every_binary_keeps(form_index: usize) {
         }
     }
     let (_, argv) = sampler.finish();
+    // Every file the runs left in the project: the audit log, the backups' manifests,
+    // migrations.json, verified.json.
+    let files = text_files(p);
+    if !files.iter().any(|f| f.ends_with("manifest.json")) {
+        problems.push(format!("no backup manifest among {files:?}"));
+    }
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if leaks(&text, form.password) {
+            problems.push(format!("{} holds the password", file.display()));
+        }
+    }
     for line in argv.iter().filter(|l| leaks(l, form.password)) {
         problems.push(format!(
             "a process a binary started had the password on its command line: {line}"
@@ -674,11 +706,19 @@ impl ArgvSampler {
                     if !watched {
                         continue;
                     }
-                    if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-                        let line = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-                        if !line.trim().is_empty() {
-                            seen.insert(line);
-                        }
+                    let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                        continue;
+                    };
+                    // Between fork and exec a child still shows its parent's command line:
+                    // a binary's own, which the test wrote, not one the binary made.
+                    let parent = parent_and_group(pid)
+                        .and_then(|(ppid, _)| std::fs::read(format!("/proc/{ppid}/cmdline")).ok());
+                    if matches!(watch, Watch::Grandchildren) && parent.as_ref() == Some(&cmdline) {
+                        continue;
+                    }
+                    let line = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                    if !line.trim().is_empty() {
+                        seen.insert(line);
                     }
                 }
                 std::thread::sleep(Duration::from_millis(2));
