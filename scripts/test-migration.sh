@@ -8,7 +8,9 @@
 # The scratch database `pgward_test_<pid>_<random>` is created on the server of
 # --database-url (default $DATABASE_URL; the role needs CREATEDB) and dropped again when
 # the script ends, also when a step fails or on Ctrl-C (--keep leaves it, for a look).
-# Every step gets --database-url of the scratch database; the migrations folder is --dir,
+# Every step gets the scratch database's URL in DATABASE_URL (never on a command line, where
+# other users could read its password; psql and pg_dump get it in PGPASSWORD); the
+# migrations folder is --dir,
 # else pgward.toml's `migrations`, else prisma/migrations. PGWARD_ENV is ignored: the
 # scratch database belongs to no environment.
 # The binaries come from $PGWARD_BIN (a folder), else PATH; jq, psql and pg_dump (from
@@ -58,8 +60,9 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$url" ] || pgw_fail 2 NO_DATABASE_URL "no database URL: the scratch database is created on its server" \
   "pass --database-url postgresql://USER:PASSWORD@HOST:PORT/DB or set DATABASE_URL"
-pgw_url_parse "$url" || pgw_fail 2 INVALID_DATABASE_URL "not a postgresql:// URL: $(pgw_redact "$url")" \
-  "e.g. postgresql://USER:PASSWORD@HOST:5432/postgres"
+pgw_url_parse "$url" || pgw_fail 2 INVALID_DATABASE_URL \
+  "the database URL is not a postgresql:// URL (not shown: it may hold a password)" \
+  "write it as postgresql://USER:PASSWORD@HOST:5432/postgres (password percent-encoded); a libpq key=value string is not accepted"
 unset PGWARD_ENV
 [ -n "${PGW_QUIET:-}" ] && PGW_GLOBAL+=(--quiet)
 pgw_need_tools migrate validate
@@ -67,7 +70,9 @@ pgw_need_pg_tools psql pg_dump
 
 scratch=pgward_test_$$_$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
 scratch_url=$(pgw_url_with_db "$url" "$scratch")
-PGW_GLOBAL+=(--database-url "$scratch_url")
+# Every step finds the scratch database in DATABASE_URL: on a command line its password
+# would be readable by any user of the machine (ps, /proc/PID/cmdline).
+export DATABASE_URL=$scratch_url
 PGW_LOG_CONTEXT=$scratch
 pgw_result scratch_database "$(jq -n --arg s "$scratch" '$s')"
 

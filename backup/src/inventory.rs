@@ -165,7 +165,7 @@ fn listed(manifest: &BackupManifest, verified: bool) -> ListedBackup {
         },
         format: manifest.format,
         tables: manifest.tables.len(),
-        rows: manifest.tables.iter().map(|t| t.rows).sum(),
+        rows: manifest.total_rows(),
         duration_s: (manifest.finished_at - manifest.started_at).num_milliseconds() as f64 / 1000.0,
     }
 }

@@ -158,7 +158,10 @@ pub fn build(
         too_old: newest.as_ref().is_none_or(|n| n.age_s > max_age_s),
         count: rows.len(),
         verified_count: backups.iter().filter(|b| b.entry.verified).count(),
-        total_bytes: backups.iter().map(|b| b.entry.size_bytes).sum(),
+        // Saturating: crafted manifests' sizes may add up past u64.
+        total_bytes: backups
+            .iter()
+            .fold(0u64, |sum, b| sum.saturating_add(b.entry.size_bytes)),
         newest,
         newest_verified,
         backups: rows,

@@ -256,11 +256,13 @@ pgw_need_pg_tools() {
       "install the PostgreSQL client (apt-get install postgresql-client) or set PGWARD_PG_BINDIR"
 }
 
-# Arguments as they may be logged: passwords in URLs become ***.
+# Arguments as they may be logged: passwords in URLs and password=VALUE (libpq key=value
+# strings, PGPASSWORD=...) become ***, whatever their length.
 pgw_redact() {
   local arg out=()
   for arg in "$@"; do
-    arg=$(printf '%s' "$arg" | sed -E 's#(://[^:/?@]*):[^@/]*@#\1:***@#')
+    arg=$(printf '%s' "$arg" | sed -E -e 's#(://[^:/?@[:space:]]*):[^@/]*@#\1:***@#g' \
+      -e "s#([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd][[:space:]]*=[[:space:]]*)('[^']*'|[^[:space:]]+)#\\1***#g")
     [[ $arg =~ ^[][A-Za-z0-9_./:=@%+,*-]+$ ]] || arg="'${arg//\'/\'\\\'\'}'"
     out+=("$arg")
   done
@@ -417,7 +419,7 @@ PGW_LIBPQ_PARAMS=" host hostaddr port sslmode sslrootcert sslcert sslkey sslpass
 pgw_pg() {
   local tool=$1 url=$2 kept=() param query
   shift 2
-  pgw_url_parse "$url" || { printf '%s\n' "not a postgresql:// URL: $(pgw_redact "$url")" >&2; return 2; }
+  pgw_url_parse "$url" || { printf '%s\n' "not a postgresql:// URL (not shown: it may hold a password)" >&2; return 2; }
   if [ -n "$PGW_URL_QUERY" ]; then
     IFS='&' read -r -a query <<<"$PGW_URL_QUERY"
     for param in "${query[@]}"; do

@@ -134,11 +134,7 @@ impl ConnectionSettings {
         let invalid = |reason: String| Error::InvalidUrl { reason };
         let scheme_ok = raw.starts_with("postgresql://") || raw.starts_with("postgres://");
         if !scheme_ok {
-            let shown = crate::redact::redact_url(raw);
-            let shown: String = shown.chars().take(40).collect();
-            return Err(invalid(format!(
-                "`{shown}` does not start with postgresql:// or postgres://"
-            )));
+            return Err(invalid(not_a_url(raw)));
         }
         let parsed = url::Url::parse(raw).map_err(|e| invalid(e.to_string()))?;
         let decode = |s: &str, what: &str| -> Result<String> {
@@ -333,6 +329,55 @@ impl ConnectionSettings {
     }
 }
 
+/// Why `raw` is not a database URL, without echoing any of it but a scheme: a value that
+/// is not a URL may be anything, a libpq key=value string with its password or a bare
+/// password pasted into the wrong variable.
+fn not_a_url(raw: &str) -> String {
+    let looks_like_conninfo = raw
+        .split_whitespace()
+        .next()
+        .and_then(|word| word.split_once('='))
+        .is_some_and(|(key, _)| {
+            !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    if looks_like_conninfo {
+        let keys: Vec<&str> = raw
+            .split_whitespace()
+            .filter_map(|w| w.split_once('=').map(|(k, _)| k))
+            .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .collect();
+        return format!(
+            "a libpq key=value connection string (keys: {}) is not accepted; pgward reads \
+             postgresql:// URLs as Prisma does: write it as \
+             postgresql://USER:PASSWORD@HOST:PORT/DBNAME (password percent-encoded), or use \
+             the PGHOST/PGUSER/PGPASSWORD/PGDATABASE variables",
+            keys.join(", ")
+        );
+    }
+    let trimmed = raw.trim_start();
+    if trimmed.starts_with(['"', '\'']) && trimmed[1..].starts_with("postgres") {
+        return "the value is wrapped in quotes (not shown: it may hold a password); remove \
+                the quotes, they are not part of the URL"
+            .into();
+    }
+    match raw.split_once("://") {
+        Some((scheme, _))
+            if !scheme.is_empty()
+                && scheme.len() <= 20
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            format!("the URL's scheme is `{scheme}://`, not postgresql:// or postgres://")
+        }
+        _ => format!(
+            "the value ({} characters, not shown: it may hold a password) does not start \
+             with postgresql:// or postgres://",
+            raw.chars().count()
+        ),
+    }
+}
+
 /// A host text starting with `/` is a socket directory (libpq's rule).
 fn host_from_text(text: &str) -> Host {
     if text.starts_with('/') {
@@ -410,6 +455,28 @@ mod tests {
             let err = ConnectionSettings::from_url(bad).expect_err(bad);
             assert_eq!(err.code(), "INVALID_DATABASE_URL", "{bad}");
             assert!(!err.to_string().contains("secretpw"), "{err}");
+        }
+        for (bad, says) in [
+            (
+                "host=db password=s3 dbname=app",
+                "keys: host, password, dbname",
+            ),
+            ("password='x y' host=db", "keys: password, host"),
+            ("hunter2", "7 characters"),
+            ("mysql://u:s3@h/d", "`mysql://`"),
+            ("\"postgresql://u:s3@h/d\"", "wrapped in quotes"),
+        ] {
+            let err = ConnectionSettings::from_url(bad).expect_err(bad);
+            let text = err.to_string();
+            assert!(text.contains(says), "{bad}: {text}");
+            for secret in ["s3", "x y", "hunter2"] {
+                assert!(
+                    !text.contains(&format!("={secret}"))
+                        && !text.contains(&format!(" {secret}"))
+                        && !text.contains(&format!(":{secret}")),
+                    "{bad}: {text}"
+                );
+            }
         }
     }
 

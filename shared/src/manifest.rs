@@ -179,9 +179,19 @@ pub struct BackupManifest {
 }
 
 impl BackupManifest {
-    /// Total bytes of the backup's files.
+    /// Total bytes of the backup's files (saturating: a crafted manifest's sizes may add up
+    /// past u64).
     pub fn size_bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
+        self.files
+            .iter()
+            .fold(0u64, |sum, f| sum.saturating_add(f.size))
+    }
+
+    /// Total rows of the backup's tables (saturating, like [`Self::size_bytes`]).
+    pub fn total_rows(&self) -> u64 {
+        self.tables
+            .iter()
+            .fold(0u64, |sum, t| sum.saturating_add(t.rows))
     }
 
     /// The entry for `path`.

@@ -20,6 +20,7 @@
 //! - [`run()`], [`run_in`], [`spawn`]: the built binaries with a cleared environment.
 //! - [`redact_json`]: stable JSON snapshots without timings, ids and temp paths.
 //! - [`s3()`]: a real S3-compatible server (SeaweedFS), [`S3Server`] for private ones.
+//! - [`webhook()`]: a real HTTP listener receiving `--notify` messages.
 
 mod cleanup;
 mod cluster;
@@ -31,6 +32,7 @@ mod run;
 mod s3;
 mod server_user;
 mod tls;
+mod webhook;
 
 pub use cluster::{cluster, Cluster, TlsMode, SUPERUSER, SUPERUSER_PASSWORD};
 pub use database::TestDb;
@@ -42,3 +44,4 @@ pub use run::{
     warning_codes, Output, RUN_TIMEOUT,
 };
 pub use s3::{s3, S3Server, S3_REGION, WEED_ENV, WEED_VERSION};
+pub use webhook::webhook;

@@ -2,7 +2,6 @@
 //! `--notify-on success`), received by a real HTTP listener on 127.0.0.1; an undeliverable
 //! notification never changes the exit code.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -10,35 +9,13 @@ use std::time::Duration;
 use pgward_tests::{cluster, run, SUPERUSER_PASSWORD};
 use serde_json::Value;
 
-/// A listener that answers every request 200 and hands the JSON bodies over.
+/// The harness's listener, the bodies parsed as JSON.
 fn webhook() -> (String, mpsc::Receiver<(String, Value)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
-    let url = format!(
-        "http://127.0.0.1:{}/services/T000/B000/secret-token",
-        listener.local_addr().expect("address").port()
-    );
+    let (url, raw) = pgward_tests::webhook("/services/T000/B000/secret-token");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
-            let mut request_line = String::new();
-            let _ = reader.read_line(&mut request_line);
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; length];
-            let _ = reader.read_exact(&mut body);
-            let mut stream = stream;
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
-            let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let _ = tx.send((request_line, json));
+        for (request, body) in raw {
+            let _ = tx.send((request, serde_json::from_str(&body).unwrap_or(Value::Null)));
         }
     });
     (url, rx)

@@ -352,7 +352,7 @@ fn user_checks_with_max_rows_run_read_only_and_in_parallel() {
         "{out}"
     );
 
-    // A check that tries to write is refused by the read-only transaction.
+    // A check that tries to write is refused before it runs (see tests/tests/adversarial).
     write_check(
         checks.path(),
         "05_writer.sql",
@@ -360,7 +360,7 @@ fn user_checks_with_max_rows_run_read_only_and_in_parallel() {
     );
     let out = validate(&db, &["data", "--checks", dir]);
     let envelope = out.json();
-    assert!(has(&envelope, "check-failed", "05_writer.sql"), "{out}");
+    assert!(has(&envelope, "check-refused", "05_writer.sql"), "{out}");
     assert_eq!(
         db.query_one_string("SELECT count(*) FROM prices"),
         "2",

@@ -5,12 +5,15 @@
 //!
 //! Every check runs in its own read-only transaction on its own connection, in parallel
 //! (`--jobs`), under `--statement-timeout`: a user check can neither change data nor run
-//! forever.
+//! forever. A user check is parsed by libpg_query first and refused unless it is exactly
+//! one SELECT that changes nothing (no data-modifying WITH, no SELECT INTO, no FOR
+//! UPDATE/SHARE); it then runs through the extended query protocol, which carries exactly
+//! one statement, so nothing can ride along after a `;`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pg_query::NodeEnum;
+use pg_query::{NodeEnum, NodeRef};
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::output::{Context, Failure, Outcome};
@@ -46,6 +49,8 @@ struct DataCheck {
     file: Option<String>,
     /// A query returning the violating rows.
     sql: String,
+    /// Why a user check is refused without running (not exactly one read-only SELECT).
+    refused: Option<String>,
     /// More rows than this is a violation.
     max_rows: usize,
     why: String,
@@ -129,76 +134,46 @@ fn run_check(
     timeout: Duration,
 ) -> Result<(CheckRun, Option<Finding>)> {
     let started = Instant::now();
+    if let Some(reason) = &check.refused {
+        let finding = check_problem(
+            check,
+            "check-refused",
+            format!(
+                "check {} was refused and did not run: {reason}",
+                check.object
+            ),
+            "a check must be exactly one SELECT (or WITH ... SELECT) that changes nothing; \
+             pgward runs it read-only and refuses anything else rather than trusting it"
+                .into(),
+        );
+        return Ok((failed_run(check, started), Some(finding)));
+    }
     let mut session = pgward_shared::connect::connect(db, "pgward-validate")?;
-    let client = &mut session.client;
-    // Read-only, so a user check cannot change anything; SET LOCAL ends with it.
-    let sql = format!(
-        "BEGIN READ ONLY; SET LOCAL statement_timeout = {}; SELECT * FROM ({}\n) AS pgward_check LIMIT {}",
-        timeout.as_millis().max(1),
-        check.sql,
-        check.max_rows + SAMPLE_ROWS
-    );
-    let result = client.simple_query(&sql);
-    let _ = client.batch_execute("ROLLBACK");
-    let messages = match result {
-        Ok(m) => m,
+    let rows = match query_read_only(&mut session.client, check, timeout) {
+        Ok(rows) => rows,
         Err(e) => {
             if pgward_shared::interrupt::requested() {
                 return Err(Error::Interrupted);
             }
             let (sqlstate, message) = describe_pg_error(&e);
             let timed_out = sqlstate.as_deref() == Some("57014");
-            let finding = Finding {
-                rule: if timed_out {
+            let finding = check_problem(
+                check,
+                if timed_out {
                     "check-timed-out"
                 } else {
                     "check-failed"
-                }
-                .into(),
-                severity: Severity::Error,
-                location: Location {
-                    file: check.file.clone(),
-                    line: None,
-                    column: None,
-                    object: Some(check.object.clone()),
                 },
-                message: format!("check {} could not run: {message}", check.object),
-                lock: None,
-                why: "a check that does not run proves nothing".into(),
-                fix: if timed_out {
+                format!("check {} could not run: {message}", check.object),
+                if timed_out {
                     "raise --statement-timeout, or make the query cheaper (an index, a narrower WHERE)".into()
                 } else {
                     "fix the check's SQL; it must be one SELECT returning the violating rows".into()
                 },
-            };
-            let run = CheckRun {
-                rule: check.rule.clone(),
-                object: check.object.clone(),
-                rows: 0,
-                passed: false,
-                duration_ms: started.elapsed().as_millis() as u64,
-            };
-            return Ok((run, Some(finding)));
+            );
+            return Ok((failed_run(check, started), Some(finding)));
         }
     };
-    let rows: Vec<serde_json::Value> = messages
-        .iter()
-        .filter_map(|m| match m {
-            postgres::SimpleQueryMessage::Row(r) => Some(serde_json::Value::Object(
-                r.columns()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        (
-                            c.name().to_string(),
-                            r.get(i).map(Into::into).unwrap_or(serde_json::Value::Null),
-                        )
-                    })
-                    .collect(),
-            )),
-            _ => None,
-        })
-        .collect();
     let passed = rows.len() <= check.max_rows;
     let run = CheckRun {
         rule: check.rule.clone(),
@@ -214,16 +189,10 @@ fn run_check(
         } else {
             ""
         };
-        Finding {
-            rule: check.rule.clone(),
-            severity: Severity::Error,
-            location: Location {
-                file: check.file.clone(),
-                line: None,
-                column: None,
-                object: Some(check.object.clone()),
-            },
-            message: format!(
+        check_finding(
+            check,
+            &check.rule,
+            format!(
                 "{}: {} violating row(s){more}{}; first: {}",
                 check.object,
                 rows.len(),
@@ -234,12 +203,144 @@ fn run_check(
                 },
                 serde_json::Value::Array(sample)
             ),
-            lock: None,
-            why: check.why.clone(),
-            fix: check.fix.clone(),
-        }
+            check.why.clone(),
+            check.fix.clone(),
+        )
     });
     Ok((run, finding))
+}
+
+/// Runs a check's query in a READ ONLY transaction under `timeout`, through the extended
+/// query protocol (one Parse message holds one statement: a `;` cannot smuggle a second
+/// one in), and returns its first rows as JSON objects (column name to value).
+fn query_read_only(
+    client: &mut postgres::Client,
+    check: &DataCheck,
+    timeout: Duration,
+) -> std::result::Result<Vec<serde_json::Value>, postgres::Error> {
+    // Dropping the transaction rolls it back; SET LOCAL ends with it.
+    let mut tx = client.build_transaction().read_only(true).start()?;
+    tx.batch_execute(&format!(
+        "SET LOCAL statement_timeout = {}",
+        timeout.as_millis().max(1)
+    ))?;
+    // `pgward_check.*` is the whole row even when the check has a column of that name.
+    let sql = format!(
+        "SELECT to_json(pgward_check.*) FROM (\n{}\n) AS pgward_check LIMIT {}",
+        check.sql,
+        check.max_rows + SAMPLE_ROWS
+    );
+    let rows = tx.query(&sql, &[])?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The finding of a check that did not run (refused, failed or timed out).
+fn check_problem(check: &DataCheck, rule: &str, message: String, fix: String) -> Finding {
+    let why = "a check that does not run proves nothing".to_string();
+    check_finding(check, rule, message, why, fix)
+}
+
+/// An error finding on `check`'s file or object.
+fn check_finding(
+    check: &DataCheck,
+    rule: &str,
+    message: String,
+    why: String,
+    fix: String,
+) -> Finding {
+    Finding {
+        rule: rule.into(),
+        severity: Severity::Error,
+        location: Location {
+            file: check.file.clone(),
+            line: None,
+            column: None,
+            object: Some(check.object.clone()),
+        },
+        message,
+        lock: None,
+        why,
+        fix,
+    }
+}
+
+/// The run of a check that did not run to the end.
+fn failed_run(check: &DataCheck, started: Instant) -> CheckRun {
+    CheckRun {
+        rule: check.rule.clone(),
+        object: check.object.clone(),
+        rows: 0,
+        passed: false,
+        duration_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+/// The statement of a user check when it is exactly one SELECT that changes nothing, else
+/// why it is refused. Parsed by libpg_query, so comments, strings and dollar quotes cannot
+/// hide a second statement.
+fn read_only_select(text: &str) -> std::result::Result<String, String> {
+    let statements = pgward_shared::sql::parse_statements(text)
+        .map_err(|e| format!("it does not parse: {}", e.message))?;
+    let [statement] = statements.as_slice() else {
+        return Err(format!(
+            "it holds {} statements, not one SELECT{}",
+            statements.len(),
+            if statements.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    statements
+                        .iter()
+                        .map(|s| statement_kind(&s.node))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ));
+    };
+    if !matches!(statement.node, NodeEnum::SelectStmt(_)) {
+        return Err(format!(
+            "it is {}, not a SELECT",
+            statement_kind(&statement.node)
+        ));
+    }
+    for (node, ..) in statement.node.nodes() {
+        match node {
+            NodeRef::InsertStmt(_)
+            | NodeRef::UpdateStmt(_)
+            | NodeRef::DeleteStmt(_)
+            | NodeRef::MergeStmt(_) => {
+                return Err(
+                    "it changes data (an INSERT, UPDATE, DELETE or MERGE inside WITH)".into(),
+                )
+            }
+            NodeRef::SelectStmt(s) if s.into_clause.is_some() => {
+                return Err("SELECT INTO creates a table".into())
+            }
+            NodeRef::SelectStmt(s) if !s.locking_clause.is_empty() => {
+                return Err(
+                    "FOR UPDATE / FOR SHARE locks rows and would block the application's writes"
+                        .into(),
+                )
+            }
+            _ => {}
+        }
+    }
+    Ok(statement.text.clone())
+}
+
+/// `a SELECT`, `a DeleteStmt`: the parse tree's statement kind, for messages.
+fn statement_kind(node: &NodeEnum) -> String {
+    match node {
+        NodeEnum::SelectStmt(_) => "a SELECT".into(),
+        NodeEnum::TransactionStmt(_) => "a transaction command (BEGIN, COMMIT, ...)".into(),
+        other => {
+            let name = format!("{other:?}");
+            let name = name.split('(').next().unwrap_or_default().to_string();
+            format!("a {name}")
+        }
+    }
 }
 
 /// The built-in checks, one per NOT VALID constraint and invalid unique index.
@@ -284,6 +385,7 @@ fn builtin_checks(client: &mut postgres::Client) -> Result<Vec<DataCheck>> {
             rule: "not-valid-foreign-key-violation".into(),
             object: format!("{table}.{name}"),
             file: None,
+            refused: None,
             sql: format!("SELECT c.ctid::text AS ctid, {select} FROM ONLY {table} c WHERE {not_null} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join})"),
             max_rows: 0,
             why: format!("rows of {table} reference {parent} rows that do not exist; VALIDATE CONSTRAINT {name} will fail"),
@@ -309,6 +411,7 @@ fn builtin_checks(client: &mut postgres::Client) -> Result<Vec<DataCheck>> {
             rule: rule.into(),
             object: format!("{table}.{name}"),
             file: None,
+            refused: None,
             // A CHECK passes on NULL: only FALSE is a violation.
             sql: format!("SELECT ctid::text AS ctid, * FROM ONLY {table} WHERE ({expr}) IS FALSE"),
             max_rows: 0,
@@ -344,6 +447,7 @@ fn builtin_checks(client: &mut postgres::Client) -> Result<Vec<DataCheck>> {
             rule: "duplicates-under-invalid-unique-index".into(),
             object: index.clone(),
             file: None,
+            refused: None,
             sql: format!(
                 "SELECT {key_list}, count(*) AS copies FROM ONLY {table} WHERE {} GROUP BY {key_list} HAVING count(*) > 1",
                 filters.join(" AND ")
@@ -409,11 +513,16 @@ fn read_user_checks(dir: &Path) -> Result<Vec<DataCheck>> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let (sql, refused) = match read_only_select(&body) {
+            Ok(statement) => (statement, None),
+            Err(reason) => (String::new(), Some(reason)),
+        };
         checks.push(DataCheck {
             rule: "user-check".into(),
             object: name.clone(),
             file: Some(path.display().to_string()),
-            sql: body,
+            sql,
+            refused,
             max_rows,
             why: format!("the team's check {name} returned violating rows"),
             fix: format!(
@@ -457,6 +566,51 @@ mod tests {
         );
         assert_eq!(max_rows_header("SELECT 1\n-- max-rows: 3"), Ok(0));
         assert!(max_rows_header("-- max-rows: many\nSELECT 1").is_err());
+    }
+
+    #[test]
+    fn only_one_read_only_select_is_accepted_as_a_check() {
+        for ok in [
+            "SELECT id FROM users WHERE email IS NULL",
+            "-- header\nWITH x AS (SELECT 1 AS a) SELECT a FROM x -- trailing",
+            "SELECT ';' AS s, $$; DELETE FROM users; $$ AS d /* ; COMMIT; */",
+            "VALUES (1), (2)",
+            "SELECT 1 UNION ALL SELECT 2",
+        ] {
+            assert!(
+                read_only_select(ok).is_ok(),
+                "{ok}: {:?}",
+                read_only_select(ok)
+            );
+        }
+        assert_eq!(
+            read_only_select("SELECT 1 -- done\n").as_deref(),
+            Ok("SELECT 1 -- done")
+        );
+        for (bad, why) in [
+            (
+                "SELECT 1) x; COMMIT; DELETE FROM users; SELECT (1",
+                "does not parse",
+            ),
+            ("SELECT 1; DELETE FROM users", "2 statements"),
+            ("COMMIT", "transaction command"),
+            ("DELETE FROM users", "DeleteStmt"),
+            ("SET transaction_read_only = off", "VariableSetStmt"),
+            (
+                "WITH d AS (DELETE FROM users RETURNING id) SELECT id FROM d",
+                "changes data",
+            ),
+            ("SELECT * INTO copy FROM users", "SELECT INTO"),
+            ("SELECT * FROM users FOR UPDATE", "FOR UPDATE"),
+            (
+                "SELECT * FROM (SELECT * FROM users FOR SHARE) s",
+                "FOR UPDATE",
+            ),
+            ("", "0 statements"),
+        ] {
+            let err = read_only_select(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]
