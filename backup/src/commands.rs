@@ -39,6 +39,7 @@ pub fn backup(
     if dry_run {
         let mut coordinator = crate::snapshot::Coordinator::open(&db)?;
         let tables = coordinator.tables(options.lock_timeout)?;
+        let large_objects = coordinator.large_objects(&db.dbname, options.no_large_objects)?;
         coordinator.close();
         let plan: Vec<serde_json::Value> = tables
             .iter()
@@ -49,6 +50,7 @@ pub fn backup(
             "location": storage.location(),
             "tables": plan,
             "bytes": tables.iter().map(|t| t.bytes).sum::<u64>(),
+            "large_objects": large_objects,
         })));
     }
     ctx.audit(&db);
@@ -57,6 +59,15 @@ pub fn backup(
         ..options.clone()
     };
     let (result, _) = dump(&db, storage.as_ref(), &options)?;
+    if result.large_objects.excluded && result.large_objects.count > 0 {
+        ctx.warn(
+            "LARGE_OBJECTS_EXCLUDED",
+            format!(
+                "--no-large-objects: the {} large object(s) of {} are not in backup {}; its manifest records this, and a restore of it says so",
+                result.large_objects.count, db.dbname, result.id
+            ),
+        );
+    }
     pgward_shared::log::info(&format!(
         "backup {} complete: {} rows, {} bytes",
         result.id, result.rows, result.size_bytes

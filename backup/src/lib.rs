@@ -1,6 +1,6 @@
 //! pgward-backup as a library: a consistent, parallel backup engine ([`dump`]), the
 //! inventory ([`inventory`]), verification ([`verify`]), retention ([`prune`]) and the
-//! loader that restores a backup ([`load`]), which pgward-restore and `verify --deep`
+//! loader that restores a backup ([`load`]) with the large objects ([`large_objects`]), which pgward-restore and `verify --deep`
 //! share, with the databases they create for their work ([`workdb`]). The binary is a
 //! thin clap layer over [`commands`].
 
@@ -8,6 +8,7 @@ pub mod commands;
 pub mod copy_rows;
 pub mod dump;
 pub mod inventory;
+pub mod large_objects;
 pub mod load;
 pub mod pgtools;
 pub mod post_data;

@@ -76,6 +76,19 @@ pub fn not_started(name: &str, e: std::io::Error) -> Error {
     }
 }
 
+/// Reads `child`'s stderr to its end on a thread of its own (so that a chatty child never
+/// blocks on a full pipe while its stdin or stdout is being streamed): join it for the text.
+pub fn collect_stderr(child: &mut std::process::Child) -> std::thread::JoinHandle<Vec<u8>> {
+    let stderr = child.stderr.take();
+    std::thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(mut s) = stderr {
+            let _ = std::io::Read::read_to_end(&mut s, &mut text);
+        }
+        text
+    })
+}
+
 /// Turns a finished child's failure into an error with its stderr.
 pub fn check_status(name: &str, status: std::process::ExitStatus, stderr: &[u8]) -> Result<()> {
     if status.success() {

@@ -18,6 +18,10 @@ pub const SCHEMA_FILE: &str = "schema.dump";
 pub const MIGRATIONS_FILE: &str = "migrations.json";
 /// The one file of a `--format sql` backup.
 pub const SQL_FILE: &str = "backup.sql.zst";
+/// The large objects of a directory-format backup: their owners, privileges, comments
+/// and contents, as `pg_dump --data-only --format=custom` of nothing but them writes it,
+/// zstd-compressed as it streams.
+pub const LARGE_OBJECTS_FILE: &str = "large_objects.dump.zst";
 /// Bumped when a reader of an older pgward could misread a newer manifest.
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
 
@@ -133,6 +137,25 @@ pub struct ManifestSequence {
     pub is_called: bool,
 }
 
+/// The database's large objects (`lo_create`, `lo_from_bytea`; `pg_largeobject`) at
+/// backup time. They belong to no table, so they are counted apart from the tables.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ManifestLargeObjects {
+    /// How many the database held in the backup's snapshot.
+    pub count: u64,
+    /// Whether they were left out (`pgward-backup backup --no-large-objects`): then the
+    /// backup holds none of them, and a restore says so.
+    #[serde(default)]
+    pub excluded: bool,
+}
+
+impl ManifestLargeObjects {
+    /// Whether the backup holds large objects to restore.
+    pub fn held(&self) -> bool {
+        self.count > 0 && !self.excluded
+    }
+}
+
 /// manifest.json.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BackupManifest {
@@ -176,6 +199,10 @@ pub struct BackupManifest {
     pub tables: Vec<ManifestTable>,
     /// Sequence values.
     pub sequences: Vec<ManifestSequence>,
+    /// The large objects; `None` in a manifest written before pgward backed them up
+    /// (such a backup holds none, whatever the database had).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub large_objects: Option<ManifestLargeObjects>,
 }
 
 impl BackupManifest {

@@ -1,0 +1,141 @@
+//! Large objects (`lo_create`, `lo_from_bytea`: `pg_largeobject` and
+//! `pg_largeobject_metadata`) belong to no table, and `pg_dump --schema-only` leaves them
+//! out, so a backup carries them in a file of their own: `large_objects.dump.zst`, a
+//! custom-format archive of nothing but them (their owners, privileges, comments and
+//! contents), written by pg_dump from the backup's snapshot (see `dump.rs`). A
+//! `--backup-format sql` backup carries them inside `backup.sql.zst`, as pg_dump writes a
+//! whole database.
+//!
+//! Restoring streams the file through its checks (size, SHA-256, zstd's content
+//! checksums) into pg_restore's standard input: no large object is ever held whole in
+//! memory, pg_dump and pg_restore read and write them in pieces. Afterwards the number of
+//! large objects in the target is compared with the manifest, as rows are.
+
+use std::process::Stdio;
+
+use pgward_shared::connect::Session;
+use pgward_shared::dburl::ConnectionSettings;
+use pgward_shared::error::{Error, Result};
+use pgward_shared::manifest::{BackupFormat, BackupManifest, LARGE_OBJECTS_FILE};
+use pgward_shared::storage::{HashingReader, Storage};
+
+use crate::{load, pgtools, verify};
+
+/// How many large objects a restore of `manifest` loads: the manifest's count, unless
+/// they are not in the backup or `skip` (`--no-large-objects`) leaves them out.
+pub fn to_restore(manifest: &BackupManifest, skip: bool) -> u64 {
+    match &manifest.large_objects {
+        Some(lo) if lo.held() && !skip => lo.count,
+        _ => 0,
+    }
+}
+
+/// The file a directory-format restore of `manifest` streams its large objects from, if
+/// it restores any (see [`to_restore`]).
+pub fn file_to_restore(manifest: &BackupManifest, skip: bool) -> Option<&'static str> {
+    (manifest.format == BackupFormat::Directory && to_restore(manifest, skip) > 0)
+        .then_some(LARGE_OBJECTS_FILE)
+}
+
+/// Why a restore of `manifest` leaves large objects out, if it does: the text of the
+/// `LARGE_OBJECTS_NOT_RESTORED` warning.
+pub fn not_restored(manifest: &BackupManifest, skip: bool) -> Option<String> {
+    let id = &manifest.id;
+    match &manifest.large_objects {
+        None => Some(format!(
+            "backup {id} was taken by a pgward (version {}) that did not back up large objects: any large objects {} held are not in it and were not restored",
+            manifest.tool_version, manifest.database
+        )),
+        Some(lo) if lo.excluded && lo.count > 0 => Some(format!(
+            "backup {id} was taken with --no-large-objects: the {} large object(s) {} held then are not in it and were not restored",
+            lo.count, manifest.database
+        )),
+        Some(lo) if skip && lo.held() => Some(format!(
+            "--no-large-objects: the {} large object(s) of backup {id} were not restored",
+            lo.count
+        )),
+        _ => None,
+    }
+}
+
+/// Restores the large objects of `manifest` into `target`: [`LARGE_OBJECTS_FILE`] streamed
+/// through its checks into pg_restore. A file that does not match the manifest fails with
+/// [`Error::BackupCorrupt`] naming it (pg_restore may have loaded some of it by then: the
+/// restore loads into a database that is dropped when it fails, or checked the file
+/// before).
+pub fn restore(
+    storage: &dyn Storage,
+    manifest: &BackupManifest,
+    target: &ConnectionSettings,
+    no_owner: bool,
+) -> Result<()> {
+    let entry = manifest.file(LARGE_OBJECTS_FILE).ok_or_else(|| {
+        verify::corrupt(
+            &manifest.id,
+            LARGE_OBJECTS_FILE,
+            "the manifest counts large objects but does not list their file",
+        )
+    })?;
+    pgward_shared::log::info(&format!(
+        "restoring {} large object(s)",
+        to_restore(manifest, false)
+    ));
+    let stored = storage.open(&manifest.id, LARGE_OBJECTS_FILE)?;
+    let mut cmd = load::pg_restore_command(target, no_owner);
+    cmd.arg("--format=custom").stdin(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| pgtools::not_started("pg_restore", e))?;
+    let stderr_reader = pgtools::collect_stderr(&mut child);
+    let streamed = (|| -> std::io::Result<(u64, String)> {
+        let mut decoder = zstd::Decoder::new(HashingReader::new(stored))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("pg_restore has no standard input"))?;
+        std::io::copy(&mut decoder, &mut stdin)?;
+        drop(stdin);
+        decoder.finish().into_inner().finish()
+    })();
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("wait for", "pg_restore", e))?;
+    let stderr = stderr_reader.join().unwrap_or_default();
+    let (size, sha256) = match streamed {
+        Ok(read) => read,
+        // pg_restore stopped reading (its error says why), the file did not decompress,
+        // or the store failed: the file, read again whole, is blamed if it is bad.
+        Err(e) => {
+            if let Some(bad) = verify::blame(storage, &manifest.id, entry) {
+                return Err(bad);
+            }
+            pgtools::check_status("pg_restore", status, &stderr)?;
+            return Err(Error::io("read", LARGE_OBJECTS_FILE, e));
+        }
+    };
+    if let Some(problem) = verify::mismatch(entry, size, &sha256) {
+        return Err(verify::corrupt(&manifest.id, LARGE_OBJECTS_FILE, &problem));
+    }
+    pgtools::check_status("pg_restore", status, &stderr)
+}
+
+/// Compares the large objects in the restored database with the `expected` count (exit 5
+/// `ROW_COUNT_MISMATCH` when they differ): the target was new or empty, so it holds
+/// exactly what the restore loaded.
+pub fn check_count(session: &mut Session, expected: u64) -> Result<u64> {
+    let restored: i64 = session
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_catalog.pg_largeobject_metadata",
+            &[],
+        )
+        .map_err(|e| Error::query("counting the restored large objects", &e))?
+        .get(0);
+    let restored = restored.max(0) as u64;
+    if restored != expected {
+        return Err(Error::RowCountMismatch {
+            tables: format!("large objects: {restored} restored, {expected} in the backup"),
+        });
+    }
+    Ok(restored)
+}
