@@ -4,7 +4,7 @@
 use chrono::Utc;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Exit, Result};
-use pgward_shared::manifest::{VerificationRecord, VERIFIED_FILE};
+use pgward_shared::manifest::{VerificationRecord, LARGE_OBJECTS_FILE, VERIFIED_FILE};
 use pgward_shared::output::{Context, Failure, Outcome, VERSION};
 use pgward_shared::storage::{self, Location, Storage, StorageArgs};
 use serde::Serialize;
@@ -129,6 +129,9 @@ fn check_and_record(
     jobs: usize,
 ) -> Result<Outcome, Failure> {
     let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(storage, id)?;
+    if let Some(problem) = crate::large_objects::inconsistency(&manifest) {
+        return Err(crate::verify::corrupt(id, LARGE_OBJECTS_FILE, problem).into());
+    }
     pgward_shared::log::info(&format!("verifying {} files of {id}", manifest.files.len()));
     let files = check_files(
         storage,

@@ -22,19 +22,36 @@ use pgward_shared::storage::{HashingReader, Storage};
 use crate::{load, pgtools, verify};
 
 /// How many large objects a restore of `manifest` loads: the manifest's count, unless
-/// they are not in the backup or `skip` (`--no-large-objects`) leaves them out.
-pub fn to_restore(manifest: &BackupManifest, skip: bool) -> u64 {
-    match &manifest.large_objects {
-        Some(lo) if lo.held() && !skip => lo.count,
-        _ => 0,
-    }
+/// they are not in the backup or `skip` (`--no-large-objects`) leaves them out. `None`
+/// for a manifest written before pgward counted them: a directory-format one holds none,
+/// a sql-format one whatever its plain dump holds.
+pub fn to_restore(manifest: &BackupManifest, skip: bool) -> Option<u64> {
+    manifest
+        .large_objects
+        .as_ref()
+        .map(|lo| if lo.held() && !skip { lo.count } else { 0 })
 }
 
 /// The file a directory-format restore of `manifest` streams its large objects from, if
 /// it restores any (see [`to_restore`]).
 pub fn file_to_restore(manifest: &BackupManifest, skip: bool) -> Option<&'static str> {
-    (manifest.format == BackupFormat::Directory && to_restore(manifest, skip) > 0)
+    (manifest.format == BackupFormat::Directory && to_restore(manifest, skip) > Some(0))
         .then_some(LARGE_OBJECTS_FILE)
+}
+
+/// What in `manifest` contradicts itself about large objects, if anything: a count
+/// without the file that holds them, or the file without a count. Either way the
+/// manifest is not what pgward wrote, and restoring it could leave them out unsaid.
+pub fn inconsistency(manifest: &BackupManifest) -> Option<&'static str> {
+    if manifest.format != BackupFormat::Directory {
+        return None;
+    }
+    let counted = manifest.large_objects.as_ref().is_some_and(|lo| lo.held());
+    match (counted, manifest.file(LARGE_OBJECTS_FILE).is_some()) {
+        (true, false) => Some("the manifest counts large objects but does not list their file"),
+        (false, true) => Some("the manifest lists the large objects' file but counts none"),
+        _ => None,
+    }
 }
 
 /// Why a restore of `manifest` leaves large objects out, if it does: the text of the
@@ -42,6 +59,8 @@ pub fn file_to_restore(manifest: &BackupManifest, skip: bool) -> Option<&'static
 pub fn not_restored(manifest: &BackupManifest, skip: bool) -> Option<String> {
     let id = &manifest.id;
     match &manifest.large_objects {
+        // Plain dumps of a whole database always carried them.
+        None if manifest.format == BackupFormat::Sql => None,
         None => Some(format!(
             "backup {id} was taken by a pgward (version {}) that did not back up large objects: any large objects {} held are not in it and were not restored",
             manifest.tool_version, manifest.database
@@ -78,7 +97,7 @@ pub fn restore(
     })?;
     pgward_shared::log::info(&format!(
         "restoring {} large object(s)",
-        to_restore(manifest, false)
+        to_restore(manifest, false).unwrap_or_default()
     ));
     let stored = storage.open(&manifest.id, LARGE_OBJECTS_FILE)?;
     let mut cmd = load::pg_restore_command(target, no_owner);
@@ -119,10 +138,10 @@ pub fn restore(
     pgtools::check_status("pg_restore", status, &stderr)
 }
 
-/// Compares the large objects in the restored database with the `expected` count (exit 5
-/// `ROW_COUNT_MISMATCH` when they differ): the target was new or empty, so it holds
-/// exactly what the restore loaded.
-pub fn check_count(session: &mut Session, expected: u64) -> Result<u64> {
+/// Counts the large objects in the restored database and compares them with `expected`
+/// when the manifest says (exit 5 `ROW_COUNT_MISMATCH` when they differ): the target was
+/// new or empty, so it holds exactly what the restore loaded.
+pub fn check_count(session: &mut Session, expected: Option<u64>) -> Result<u64> {
     let restored: i64 = session
         .client
         .query_one(
@@ -132,7 +151,7 @@ pub fn check_count(session: &mut Session, expected: u64) -> Result<u64> {
         .map_err(|e| Error::query("counting the restored large objects", &e))?
         .get(0);
     let restored = restored.max(0) as u64;
-    if restored != expected {
+    if let Some(expected) = expected.filter(|&e| e != restored) {
         return Err(Error::RowCountMismatch {
             tables: format!("large objects: {restored} restored, {expected} in the backup"),
         });

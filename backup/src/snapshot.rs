@@ -250,6 +250,7 @@ impl Coordinator {
                 Err(Error::LargeObjectsUnreadable {
                     database: database.to_string(),
                     reason: pgward_shared::error::describe_pg_error(&e).1,
+                    safety_backup: false,
                 })
             }
             Err(e) => Err(Error::query("checking the large objects", &e)),

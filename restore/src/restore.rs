@@ -112,9 +112,14 @@ pub fn restore(
         BackupFormat::Directory => load::selected_tables(&manifest, &options.tables)?,
         BackupFormat::Sql => Vec::new(),
     };
+    // A manifest that contradicts itself is not what pgward wrote: the target must not
+    // be touched.
+    if let Some(problem) = large_objects::inconsistency(&manifest) {
+        return Err(verify::corrupt(&id, LARGE_OBJECTS_FILE, problem).into());
+    }
     if options.no_large_objects
         && manifest.format == BackupFormat::Sql
-        && large_objects::to_restore(&manifest, false) > 0
+        && large_objects::to_restore(&manifest, false) != Some(0)
     {
         return Err(Error::usage(
             format!(
@@ -128,15 +133,6 @@ pub fn restore(
         ctx.warn("LARGE_OBJECTS_NOT_RESTORED", message);
     }
     let large_objects_file = large_objects::file_to_restore(&manifest, options.no_large_objects);
-    // Counted but not listed: the manifest is wrong, and the target must not be touched.
-    if let Some(file) = large_objects_file.filter(|f| manifest.file(f).is_none()) {
-        return Err(verify::corrupt(
-            &id,
-            file,
-            "the manifest counts large objects but does not list their file",
-        )
-        .into());
-    }
 
     let db = ctx.database()?;
     let target_name = options
@@ -386,7 +382,7 @@ fn safety_backup(
         "taking a safety backup of {} to {destination}",
         target_settings.dbname
     ));
-    let (result, _) = dump(
+    let dumped = dump(
         target_settings,
         store.as_ref(),
         &DumpOptions {
@@ -402,6 +398,16 @@ fn safety_backup(
             // The target's large objects are part of what is replaced.
             no_large_objects: false,
         },
-    )?;
-    Ok(result.id)
+    );
+    match dumped {
+        Ok((result, _)) => Ok(result.id),
+        Err(Error::LargeObjectsUnreadable {
+            database, reason, ..
+        }) => Err(Error::LargeObjectsUnreadable {
+            database,
+            reason,
+            safety_backup: true,
+        }),
+        Err(e) => Err(e),
+    }
 }
