@@ -12,9 +12,11 @@
 
 use std::path::Path;
 
+use std::time::Duration;
+
 use pgward_tests::{
-    assert_same_state, cluster, error_message, json_ids, path_str, run, s3, state, temp_dir,
-    warning_codes, Output, TestDb,
+    assert_same_state, cluster, error_message, json_ids, path_str, run, s3, spawn, state, temp_dir,
+    wait_child, wait_until, warning_codes, Output, TestDb,
 };
 use serde_json::Value;
 
@@ -34,8 +36,8 @@ impl Roles {
         for name in &names {
             admin
                 .batch_execute(&format!(
-                    "CREATE ROLE {name} LOGIN PASSWORD 'lo-role-pw-{i}'",
-                    i = name.len()
+                    "CREATE ROLE {name} LOGIN PASSWORD '{}'",
+                    Roles::password(name)
                 ))
                 .expect("the test role can be created");
         }
@@ -44,6 +46,23 @@ impl Roles {
 
     fn name(&self, i: usize) -> &str {
         &self.0[i]
+    }
+
+    /// `db`'s URL logging in as `role` (one of these) instead of the superuser.
+    fn url(role: &str, db: &TestDb) -> String {
+        db.url().replacen(
+            &format!(
+                "{}:{}",
+                pgward_tests::SUPERUSER,
+                pgward_tests::SUPERUSER_PASSWORD
+            ),
+            &format!("{role}:{}", Roles::password(role)),
+            1,
+        )
+    }
+
+    fn password(role: &str) -> String {
+        format!("lo-role-pw-{}", role.len())
     }
 }
 
@@ -359,6 +378,61 @@ fn a_sql_format_backup_carries_and_counts_its_large_objects() {
     );
 }
 
+#[test]
+fn large_objects_are_read_from_the_backups_snapshot() {
+    // The backup's snapshot is taken first; the backup then waits for a table lock. A
+    // large object changed and one created meanwhile must not be in it: the large objects
+    // are as consistent with the tables as the rows are.
+    let src = Source::new("lo_snapshot_");
+    let (source, to, root) = (&src.db, src.to(), src.root.path());
+    let before = large_objects(source);
+    let mut holder = source.client();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE docs IN ACCESS EXCLUSIVE MODE")
+        .expect("the lock is taken");
+    let url = source.url();
+    let child = spawn(
+        "backup",
+        &[
+            "backup",
+            "--to",
+            to,
+            "--database-url",
+            &url,
+            "--lock-timeout",
+            "60s",
+        ],
+        &cluster().pg_tools_env(),
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the backup waits for the lock",
+        || {
+            source.query_one_string(
+                "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = 'pgward-backup' AND wait_event_type = 'Lock'",
+            ) == "1"
+        },
+    );
+    source.psql(
+        "SELECT lo_put(4004, 0, convert_to('THE', 'UTF8')); \
+         SELECT lo_from_bytea(4010, 'created after the snapshot');",
+    );
+    holder
+        .batch_execute("ROLLBACK")
+        .expect("the lock is released");
+    let out = wait_child(child);
+    out.assert_code(0);
+    let id = out.json()["result"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    assert_eq!(manifest(root, &id)["large_objects"]["count"], 5, "{out}");
+    let target = cluster().vacant_database();
+    restore_new(source, &format!("{to}/{id}"), &target, &[], NO_ENV);
+    assert_eq!(large_objects(&target), before, "as of the snapshot");
+}
+
 // ---------------------------------------------------------------------------------------
 // Leaving them out, on purpose only
 // ---------------------------------------------------------------------------------------
@@ -412,11 +486,7 @@ fn a_role_that_may_not_read_every_large_object_gets_no_backup_unless_it_leaves_t
     // The table's owner owns large object 4003, and may not read the superuser's.
     let role = src.roles.name(0);
     source.psql(&format!("ALTER TABLE docs OWNER TO {role}"));
-    let url = source.url().replacen(
-        "pgward:pgward-test-secret-pw",
-        &format!("{role}:lo-role-pw-{}", role.len()),
-        1,
-    );
+    let url = Roles::url(role, source);
     let out = backup(&url, to, &[], NO_ENV);
     let json = out.assert_error(1, "LARGE_OBJECTS_UNREADABLE");
     assert!(
@@ -488,6 +558,51 @@ fn restore_clean_replaces_the_targets_large_objects_and_its_safety_backup_keeps_
         large_objects(&back),
         target_before,
         "the safety backup gives the target's own back"
+    );
+}
+
+#[test]
+fn restore_clean_refuses_when_its_safety_backup_cannot_hold_the_targets_large_objects() {
+    let src = Source::new("lo_safety_unreadable_");
+    let (source, to) = (&src.db, src.to());
+    let id = id_of(&backup_ok(source, to, &[], NO_ENV));
+    // The restoring role owns the target database but may not read the large object
+    // the superuser put there.
+    let role = src.roles.name(0);
+    cluster()
+        .client("postgres")
+        .batch_execute(&format!("ALTER ROLE {role} CREATEDB"))
+        .expect("the role may create databases");
+    let target = cluster().create_database();
+    target.psql(&format!(
+        "ALTER DATABASE {} OWNER TO {role}; SELECT lo_from_bytea(6001, 'the target''s own');",
+        target.name
+    ));
+    let url = Roles::url(role, &target);
+    let out = run_tool(
+        "restore",
+        &[
+            "restore",
+            "--from",
+            &format!("{to}/{id}"),
+            "--database-url",
+            &url,
+            "--clean",
+        ],
+        NO_ENV,
+    );
+    let json = out.assert_error(1, "LARGE_OBJECTS_UNREADABLE");
+    assert!(
+        json["error"]["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--no-safety-backup"),
+        "{out}"
+    );
+    assert_eq!(
+        target.query_one_string("SELECT convert_from(lo_get(6001), 'UTF8')"),
+        "the target's own",
+        "nothing was changed"
     );
 }
 

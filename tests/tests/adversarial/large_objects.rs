@@ -10,6 +10,11 @@ use serde_json::Value;
 /// A database with two large objects and a table pointing at them, and a local backup of
 /// it: the backup's id.
 fn source_with_backup(root: &Path) -> (TestDb<'static>, String) {
+    source_with_backup_in(root, "directory")
+}
+
+/// [`source_with_backup`] in `--backup-format FORMAT`.
+fn source_with_backup_in(root: &Path, format: &str) -> (TestDb<'static>, String) {
     let db = cluster().create_database();
     db.psql(
         "CREATE TABLE docs (id integer PRIMARY KEY, body oid); \
@@ -18,7 +23,15 @@ fn source_with_backup(root: &Path) -> (TestDb<'static>, String) {
     let url = db.url();
     let out = run(
         "backup",
-        &["backup", "--to", path_str(root), "--database-url", &url],
+        &[
+            "backup",
+            "--to",
+            path_str(root),
+            "--database-url",
+            &url,
+            "--backup-format",
+            format,
+        ],
         &cluster().pg_tools_env(),
     );
     out.assert_code(0);
@@ -104,19 +117,16 @@ fn a_manifest_counting_large_objects_without_listing_their_file_is_corrupt_befor
         "the target is untouched"
     );
 
-    // Claiming the large objects were left out, when they were not, is no way around it
-    // either: the restore says they are missing.
+    // Claiming they were left out on purpose, with their file still listed, is no way
+    // around it either: the manifest contradicts itself.
     let (db2, id2) = source_with_backup(root.path());
     edit_manifest(root.path(), &id2, |m| {
         m["large_objects"]["excluded"] = true.into();
     });
     let target2 = cluster().vacant_database();
     let out = restore_new(&db2, root.path(), &id2, &target2);
-    out.assert_code(0);
-    assert!(
-        pgward_tests::warning_codes(&out.json()).contains(&"LARGE_OBJECTS_NOT_RESTORED".into()),
-        "{out}"
-    );
+    out.assert_error(5, "BACKUP_CORRUPT");
+    assert!(!cluster().database_exists(&target2.name), "{out}");
 }
 
 #[test]
@@ -147,5 +157,56 @@ fn a_manifest_from_before_large_objects_were_backed_up_restores_with_a_warning()
             .unwrap_or_default()
             .contains("did not back up large objects"),
         "{out}"
+    );
+}
+
+#[test]
+fn a_manifest_listing_the_large_objects_file_but_counting_none_is_corrupt() {
+    // Rewriting the count to 0 must not make a restore skip the file and pass.
+    let root = temp_dir("adv_lo_zero_");
+    let (db, id) = source_with_backup(root.path());
+    edit_manifest(root.path(), &id, |m| m["large_objects"]["count"] = 0.into());
+    let from = path_str(root.path());
+    let out = run(
+        "backup",
+        &["verify", &id, "--from", from],
+        &cluster().pg_tools_env(),
+    );
+    out.assert_error(5, "BACKUP_CORRUPT");
+    let target = cluster().vacant_database();
+    let out = restore_new(&db, root.path(), &id, &target);
+    let json = out.assert_error(5, "BACKUP_CORRUPT");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("counts none"),
+        "{out}"
+    );
+    assert!(!cluster().database_exists(&target.name), "{out}");
+}
+
+#[test]
+fn a_sql_format_manifest_from_before_large_objects_were_counted_restores_them_without_a_warning() {
+    // Plain dumps of a whole database always carried the large objects: an older
+    // manifest without the count must neither fail the restore nor claim they are missing.
+    let root = temp_dir("adv_lo_old_sql_");
+    let (db, id) = source_with_backup_in(root.path(), "sql");
+    edit_manifest(root.path(), &id, |m| {
+        m.as_object_mut()
+            .expect("an object")
+            .remove("large_objects");
+    });
+    let target = cluster().vacant_database();
+    let out = restore_new(&db, root.path(), &id, &target);
+    out.assert_code(0);
+    assert!(
+        !pgward_tests::warning_codes(&out.json()).contains(&"LARGE_OBJECTS_NOT_RESTORED".into()),
+        "{out}"
+    );
+    assert_eq!(out.json()["result"]["load"]["large_objects"], 2, "{out}");
+    assert_eq!(
+        target.query_one_string("SELECT string_agg(convert_from(lo_get(oid), 'UTF8'), ',' ORDER BY oid) FROM pg_largeobject_metadata"),
+        "one,two"
     );
 }
