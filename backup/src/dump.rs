@@ -658,12 +658,13 @@ fn run_pg_dump(
                     .set_parameter(parameter)
                     .map_err(|e| write_error(path, e))?;
             }
-            std::io::copy(&mut stdout, &mut encoder).map_err(|e| write_error(path, e))?;
+            std::io::copy(&mut pgtools::Interruptible(&mut stdout), &mut encoder)
+                .map_err(|e| write_error(path, e))?;
             encoder.finish().map_err(|e| write_error(path, e))
         })(),
         None => {
             let mut file = file;
-            std::io::copy(&mut stdout, &mut file)
+            std::io::copy(&mut pgtools::Interruptible(&mut stdout), &mut file)
                 .map(|_| file)
                 .map_err(|e| write_error(path, e))
         }

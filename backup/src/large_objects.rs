@@ -16,6 +16,7 @@ use std::process::Stdio;
 use pgward_shared::connect::Session;
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
+use pgward_shared::interrupt;
 use pgward_shared::manifest::{BackupFormat, BackupManifest, LARGE_OBJECTS_FILE};
 use pgward_shared::storage::{HashingReader, Storage};
 
@@ -112,14 +113,20 @@ pub fn restore(
             .stdin
             .take()
             .ok_or_else(|| std::io::Error::other("pg_restore has no standard input"))?;
-        std::io::copy(&mut decoder, &mut stdin)?;
+        // An interrupt stops the stream at the next piece, as the tables' loads stop.
+        std::io::copy(&mut pgtools::Interruptible(&mut decoder), &mut stdin)?;
         drop(stdin);
         decoder.finish().into_inner().finish()
     })();
+    if streamed.is_err() {
+        // Whatever pg_restore made of a stream cut short is not to be kept.
+        let _ = child.kill();
+    }
     let status = child
         .wait()
         .map_err(|e| Error::io("wait for", "pg_restore", e))?;
     let stderr = stderr_reader.join().unwrap_or_default();
+    interrupt::check()?;
     let (size, sha256) = match streamed {
         Ok(read) => read,
         // pg_restore stopped reading (its error says why), the file did not decompress,

@@ -89,6 +89,20 @@ pub fn collect_stderr(child: &mut std::process::Child) -> std::thread::JoinHandl
     })
 }
 
+/// A reader that fails once an interrupt has arrived, so that streaming to or from a
+/// client program (which may take as long as the largest large object) stops at the next
+/// piece, and its caller can end the program.
+pub struct Interruptible<R>(pub R);
+
+impl<R: std::io::Read> std::io::Read for Interruptible<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if pgward_shared::interrupt::requested() {
+            return Err(std::io::Error::other("interrupted"));
+        }
+        self.0.read(buf)
+    }
+}
+
 /// Turns a finished child's failure into an error with its stderr.
 pub fn check_status(name: &str, status: std::process::ExitStatus, stderr: &[u8]) -> Result<()> {
     if status.success() {
