@@ -294,6 +294,27 @@ fn large_objects_round_trip_with_owners_acls_comments_and_contents_through_a_loc
     restore_new(source, &from, &partial, &["--tables", "docs"], NO_ENV);
     assert_eq!(large_objects(&partial), before, "after --tables docs");
 
+    // --no-owner (another cluster's roles): the contents and comments come back, owned by
+    // the restoring role, without ACLs.
+    let unowned = cluster().vacant_database();
+    restore_new(source, &from, &unowned, &["--no-owner"], NO_ENV);
+    let expected: Vec<String> = before
+        .iter()
+        .map(|line| {
+            let owner_end = line.find(" comment=").expect("a comment field");
+            let oid = line.split(' ').next().expect("an oid");
+            format!("{oid} owner=pgward acl=-{}", &line[owner_end..])
+        })
+        .collect();
+    assert_eq!(large_objects(&unowned), expected, "after --no-owner");
+
+    // A partial backup (--table) carries them all too: an oid column is only a number.
+    let json = backup_ok(source, to, &["--table", "docs"], NO_ENV);
+    assert_eq!(
+        json["result"]["large_objects"]["count"], 5,
+        "a partial backup\n{json}"
+    );
+
     // --no-large-objects leaves them out, and says so.
     let without = cluster().vacant_database();
     let json = restore_new(source, &from, &without, &["--no-large-objects"], NO_ENV);
