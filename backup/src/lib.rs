@@ -1,8 +1,8 @@
 //! pgward-backup as a library: a consistent, parallel backup engine ([`dump`]), the
 //! inventory ([`inventory`]), verification ([`verify`]), retention ([`prune`]) and the
-//! loader that restores a backup ([`load`]) with the large objects ([`large_objects`]), which pgward-restore and `verify --deep`
-//! share, with the databases they create for their work ([`workdb`]). The binary is a
-//! thin clap layer over [`commands`].
+//! loader that restores a backup ([`load`]), its large objects too ([`large_objects`]),
+//! which pgward-restore and `verify --deep` share, with the databases they create for
+//! their work ([`workdb`]). The binary is a thin clap layer over [`commands`].
 
 pub mod commands;
 pub mod copy_rows;
