@@ -288,6 +288,13 @@ fn large_objects_round_trip_with_owners_acls_comments_and_contents_through_a_loc
     assert_eq!(large_objects(&target), before, "the restored large objects");
     assert_same_state(&tables, &state(&target), "the restored database");
 
+    // An existing empty database is loaded in place, its large objects too.
+    let empty = cluster().create_database();
+    let out = restore(source, &from, &["--target-db", &empty.name], NO_ENV);
+    out.assert_code(0);
+    assert_eq!(out.json()["result"]["load"]["large_objects"], 5, "{out}");
+    assert_eq!(large_objects(&empty), before, "loaded in place");
+
     // A partial restore (--tables) restores the large objects whole: they belong to no
     // table, and the table that points at them would otherwise point at nothing.
     let partial = cluster().vacant_database();
