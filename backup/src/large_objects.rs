@@ -11,7 +11,9 @@
 //! memory, pg_dump and pg_restore read and write them in pieces. Afterwards the number of
 //! large objects in the target is compared with the manifest, as rows are.
 
+use std::io::Read;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pgward_shared::connect::Session;
 use pgward_shared::dburl::ConnectionSettings;
@@ -82,12 +84,14 @@ pub fn not_restored(manifest: &BackupManifest, skip: bool) -> Option<String> {
 /// through its checks into pg_restore. A file that does not match the manifest fails with
 /// [`Error::BackupCorrupt`] naming it (pg_restore may have loaded some of it by then: the
 /// restore loads into a database that is dropped when it fails, or checked the file
-/// before).
+/// before). Once `stop` is set (the rest of the restore failed), the stream ends at the
+/// next piece.
 pub fn restore(
     storage: &dyn Storage,
     manifest: &BackupManifest,
     target: &ConnectionSettings,
     no_owner: bool,
+    stop: &AtomicBool,
 ) -> Result<()> {
     let entry = manifest.file(LARGE_OBJECTS_FILE).ok_or_else(|| {
         verify::corrupt(
@@ -113,8 +117,14 @@ pub fn restore(
             .stdin
             .take()
             .ok_or_else(|| std::io::Error::other("pg_restore has no standard input"))?;
-        // An interrupt stops the stream at the next piece, as the tables' loads stop.
-        std::io::copy(&mut pgtools::Interruptible(&mut decoder), &mut stdin)?;
+        // An interrupt stops the stream at the next piece, as the tables' loads stop, and
+        // so does a failure elsewhere: the restore has failed, and the rest would only
+        // be loaded to be dropped.
+        let mut pieces = pgtools::Interruptible(Stoppable {
+            inner: &mut decoder,
+            stop,
+        });
+        std::io::copy(&mut pieces, &mut stdin)?;
         drop(stdin);
         decoder.finish().into_inner().finish()
     })();
@@ -143,6 +153,23 @@ pub fn restore(
         return Err(verify::corrupt(&manifest.id, LARGE_OBJECTS_FILE, &problem));
     }
     pgtools::check_status("pg_restore", status, &stderr)
+}
+
+/// A reader that fails once `stop` is set.
+struct Stoppable<'s, R> {
+    inner: R,
+    stop: &'s AtomicBool,
+}
+
+impl<R: Read> Read for Stoppable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other(
+                "stopped: the rest of the restore failed",
+            ));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// Counts the large objects in the restored database and compares them with `expected`

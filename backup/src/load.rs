@@ -159,12 +159,15 @@ pub fn load(
         no_owner: options.no_owner,
     };
     let schema_ready = Gate::default();
+    let failed = AtomicBool::new(false);
     let (rest, large_objects, loaded) = std::thread::scope(|scope| {
         // Large objects need no schema (their owners are the cluster's roles): they load
-        // on a session of their own from the start.
+        // on a session of their own from the start, until the rest fails, if it does.
         let large_objects =
             large_objects::file_to_restore(manifest, options.no_large_objects).map(|_| {
-                scope.spawn(|| large_objects::restore(storage, manifest, target, options.no_owner))
+                scope.spawn(|| {
+                    large_objects::restore(storage, manifest, target, options.no_owner, &failed)
+                })
             });
         let rest = scope.spawn(|| {
             let mut opener = Opener {
@@ -185,6 +188,9 @@ pub fn load(
         let loaded = load_data(
             storage, manifest, target, &tables, jobs, &post_data, schedule,
         );
+        if loaded.is_err() {
+            failed.store(true, Ordering::SeqCst);
+        }
         let joined = |thread: std::thread::ScopedJoinHandle<Result<()>>, what: &str| {
             thread.join().unwrap_or_else(|_| {
                 Err(Error::ExternalTool {
