@@ -22,8 +22,10 @@ pub const SQL_FILE: &str = "backup.sql.zst";
 /// and contents, as `pg_dump --data-only --format=custom` of nothing but them writes it,
 /// zstd-compressed as it streams.
 pub const LARGE_OBJECTS_FILE: &str = "large_objects.dump.zst";
-/// Bumped when a reader of an older pgward could misread a newer manifest.
-pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+/// Bumped when a reader of an older pgward could misread a newer manifest. 2: the large
+/// objects (`large_objects`, [`LARGE_OBJECTS_FILE`]), which a reader of version 1 would
+/// leave out of a restore without a word.
+pub const MANIFEST_FORMAT_VERSION: u32 = 2;
 
 /// How the backup is laid out.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -240,6 +240,10 @@ fn large_objects_round_trip_with_owners_acls_comments_and_contents_through_a_loc
         m["large_objects"],
         serde_json::json!({ "count": 5, "excluded": false })
     );
+    assert_eq!(
+        m["format_version"], 2,
+        "a manifest an older pgward would misread says so"
+    );
     let file = m["files"]
         .as_array()
         .expect("files")
