@@ -104,7 +104,10 @@ pub fn restore(
         "restoring {} large object(s)",
         to_restore(manifest, false).unwrap_or_default()
     ));
-    let stored = storage.open(&manifest.id, LARGE_OBJECTS_FILE)?;
+    // A missing file is the backup's fault (exit 5), not the store's.
+    let stored = storage
+        .open(&manifest.id, LARGE_OBJECTS_FILE)
+        .map_err(|e| verify::blame(storage, &manifest.id, entry).unwrap_or(e))?;
     let mut cmd = load::pg_restore_command(target, no_owner);
     cmd.arg("--format=custom").stdin(Stdio::piped());
     let mut child = cmd

@@ -671,4 +671,19 @@ fn a_damaged_large_objects_file_fails_verify_and_restore_and_no_target_appears()
         "large_objects.dump.zst"
     );
     assert!(!cluster().database_exists(&target.name), "{out}");
+
+    // A missing file is the backup's fault too, not the store's.
+    std::fs::remove_file(&path).expect("the file is removed");
+    let out = restore(
+        source,
+        &format!("{to}/{id}"),
+        &["--target-db", &target.name, "--create"],
+        NO_ENV,
+    );
+    let json = out.assert_error(5, "BACKUP_CORRUPT");
+    assert!(
+        error_message(&json).contains("large_objects.dump.zst: missing"),
+        "{out}"
+    );
+    assert!(!cluster().database_exists(&target.name), "{out}");
 }
