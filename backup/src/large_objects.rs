@@ -195,3 +195,80 @@ pub fn check_count(session: &mut Session, expected: Option<u64>) -> Result<u64> 
     }
     Ok(restored)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A manifest of `format` with `large_objects` (JSON, or none) and `files`.
+    fn manifest(format: &str, large_objects: Option<&str>, files: &[&str]) -> BackupManifest {
+        let files: Vec<String> = files
+            .iter()
+            .map(|f| format!(r#"{{"path": "{f}", "size": 1, "sha256": "00"}}"#))
+            .collect();
+        let large_objects = large_objects
+            .map(|lo| format!(r#", "large_objects": {lo}"#))
+            .unwrap_or_default();
+        serde_json::from_str(&format!(
+            r#"{{"format_version": 1, "id": "app-default-20261122T031300Z", "format": "{format}",
+                "tool_version": "0.1.0", "database": "app", "env": null, "label": null,
+                "server_version": "15", "pg_dump_version": "15", "encoding": "UTF8",
+                "lc_collate": "C", "lc_ctype": "C", "snapshot_time": "2026-11-22T03:13:00Z",
+                "started_at": "2026-11-22T03:13:00Z", "finished_at": "2026-11-22T03:13:00Z",
+                "zstd_level": 3, "migration_head": null, "files": [{}], "tables": [],
+                "sequences": []{large_objects}}}"#,
+            files.join(", ")
+        ))
+        .expect("a valid manifest")
+    }
+
+    #[test]
+    fn what_a_restore_loads_and_says_follows_the_manifest() {
+        let held = manifest("directory", Some(r#"{"count": 3}"#), &[LARGE_OBJECTS_FILE]);
+        assert_eq!(to_restore(&held, false), Some(3));
+        assert_eq!(to_restore(&held, true), Some(0));
+        assert_eq!(file_to_restore(&held, false), Some(LARGE_OBJECTS_FILE));
+        assert_eq!(file_to_restore(&held, true), None);
+        assert_eq!(inconsistency(&held), None);
+        assert_eq!(not_restored(&held, false), None);
+        assert!(not_restored(&held, true).is_some_and(|m| m.contains("3 large object(s)")));
+
+        let excluded = manifest("directory", Some(r#"{"count": 3, "excluded": true}"#), &[]);
+        assert_eq!(to_restore(&excluded, false), Some(0));
+        assert!(not_restored(&excluded, false).is_some_and(|m| m.contains("--no-large-objects")));
+
+        let none = manifest("directory", Some(r#"{"count": 0}"#), &[]);
+        assert_eq!(
+            (to_restore(&none, false), not_restored(&none, false)),
+            (Some(0), None)
+        );
+
+        let older = manifest("directory", None, &[]);
+        assert_eq!(to_restore(&older, false), None, "unknown: not checked");
+        assert!(not_restored(&older, false).is_some());
+        let older_sql = manifest("sql", None, &["backup.sql.zst"]);
+        assert_eq!(
+            not_restored(&older_sql, false),
+            None,
+            "plain dumps carried them"
+        );
+        assert_eq!(file_to_restore(&older_sql, false), None);
+    }
+
+    #[test]
+    fn a_manifest_that_contradicts_itself_about_large_objects_is_named() {
+        let unlisted = manifest("directory", Some(r#"{"count": 2}"#), &[]);
+        assert!(inconsistency(&unlisted).is_some_and(|p| p.contains("does not list")));
+        for lo in [r#"{"count": 0}"#, r#"{"count": 2, "excluded": true}"#] {
+            let uncounted = manifest("directory", Some(lo), &[LARGE_OBJECTS_FILE]);
+            assert!(inconsistency(&uncounted).is_some_and(|p| p.contains("counts none")));
+        }
+        let older = manifest("directory", None, &[LARGE_OBJECTS_FILE]);
+        assert!(
+            inconsistency(&older).is_some(),
+            "a file no older pgward wrote"
+        );
+        let sql = manifest("sql", Some(r#"{"count": 2}"#), &["backup.sql.zst"]);
+        assert_eq!(inconsistency(&sql), None);
+    }
+}
