@@ -201,8 +201,9 @@ pub struct BackupManifest {
     pub tables: Vec<ManifestTable>,
     /// Sequence values.
     pub sequences: Vec<ManifestSequence>,
-    /// The large objects; `None` in a manifest written before pgward backed them up
-    /// (such a backup holds none, whatever the database had).
+    /// The large objects; `None` in a manifest written before pgward counted them (a
+    /// directory-format backup of then holds none, whatever the database had; a
+    /// sql-format one's plain dump carried them, uncounted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub large_objects: Option<ManifestLargeObjects>,
 }
