@@ -410,6 +410,88 @@ fn a_sql_format_backup_carries_and_counts_its_large_objects() {
     );
 }
 
+/// Runs `pgward-<tool> ARGS` to its end: its output, and the largest resident set (KiB)
+/// of it and the programs it waited for (pg_dump, pg_restore), as `wait4` reports it.
+// wait4 reaps the child itself, for its resource usage, which Child::wait does not give.
+#[allow(clippy::zombie_processes)]
+fn run_measured(tool: &str, args: &[&str]) -> (Output, i64) {
+    let mut child = spawn(tool, args, &cluster().pg_tools_env());
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).expect("stdout");
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).expect("stderr");
+        text
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid, and wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: the pid is our unreaped child; status and usage are valid for writes.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4 reaps the child");
+    let output = Output {
+        code: libc::WEXITSTATUS(status),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    };
+    (output, usage.ru_maxrss)
+}
+
+#[test]
+fn a_large_object_bigger_than_pgwards_memory_streams_through_backup_and_restore() {
+    // 64 MiB of incompressible bytes in one large object: backup and restore stay far
+    // below that (pgward, pg_dump and pg_restore read and write it in pieces).
+    const BIG: i64 = 64 << 20;
+    let root = temp_dir("lo_stream_");
+    let to = path_str(root.path());
+    let source = cluster().create_database();
+    source.psql(&format!(
+        "SELECT lo_from_bytea(8001, decode(string_agg(md5(g::text), '' ORDER BY g), 'hex')) \
+           FROM generate_series(1, {}) AS g",
+        BIG / 16
+    ));
+    let md5 = "SELECT length(lo_get(8001)) || ' ' || md5(lo_get(8001))";
+    let expected = source.query_one_string(md5);
+    assert_eq!(expected.split(' ').next(), Some(BIG.to_string().as_str()));
+
+    let url = source.url();
+    let (out, backup_kib) = run_measured("backup", &["backup", "--to", to, "--database-url", &url]);
+    out.assert_code(0);
+    let id = out.json()["result"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    let target = cluster().vacant_database();
+    let from = format!("{to}/{id}");
+    let (out, restore_kib) = run_measured(
+        "restore",
+        &[
+            "restore",
+            "--from",
+            &from,
+            "--database-url",
+            &url,
+            "--target-db",
+            &target.name,
+            "--create",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(target.query_one_string(md5), expected, "the same contents");
+    for (what, kib) in [("backup", backup_kib), ("restore", restore_kib)] {
+        assert!(
+            kib * 1024 < BIG / 2,
+            "{what} peaked at {kib} KiB for a {BIG}-byte large object"
+        );
+    }
+}
+
 #[test]
 fn large_objects_are_read_from_the_backups_snapshot() {
     // The backup's snapshot is taken first; the backup then waits for a table lock. A
