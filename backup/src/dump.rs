@@ -643,6 +643,7 @@ fn run_pg_dump(
     let mut child = cmd
         .spawn()
         .map_err(|e| pgtools::not_started("pg_dump", e))?;
+    let end_on_interrupt = pgtools::EndOnInterrupt::new(&child);
     let stderr_reader = pgtools::collect_stderr(&mut child);
     let mut stdout = child.stdout.take().ok_or_else(|| Error::ExternalTool {
         tool: "pg_dump".into(),
@@ -672,8 +673,8 @@ fn run_pg_dump(
     if copy_result.is_err() {
         let _ = child.kill();
     }
-    let status = child
-        .wait()
+    let status = end_on_interrupt
+        .wait(&mut child)
         .map_err(|e| Error::io("wait for", "pg_dump", e))?;
     let stderr = stderr_reader.join().unwrap_or_default();
     let file = copy_result?;

@@ -113,6 +113,7 @@ pub fn restore(
     let mut child = cmd
         .spawn()
         .map_err(|e| pgtools::not_started("pg_restore", e))?;
+    let end_on_interrupt = pgtools::EndOnInterrupt::new(&child);
     let stderr_reader = pgtools::collect_stderr(&mut child);
     let streamed = (|| -> std::io::Result<(u64, String)> {
         let mut decoder = zstd::Decoder::new(HashingReader::new(stored))?;
@@ -135,8 +136,8 @@ pub fn restore(
         // Whatever pg_restore made of a stream cut short is not to be kept.
         let _ = child.kill();
     }
-    let status = child
-        .wait()
+    let status = end_on_interrupt
+        .wait(&mut child)
         .map_err(|e| Error::io("wait for", "pg_restore", e))?;
     let stderr = stderr_reader.join().unwrap_or_default();
     interrupt::check()?;

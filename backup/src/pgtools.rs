@@ -103,6 +103,70 @@ impl<R: std::io::Read> std::io::Read for Interruptible<R> {
     }
 }
 
+/// Ends a client program (pg_dump, pg_restore) when an interrupt arrives. Its server
+/// session is not one pgward can cancel, and it may wait on the server for as long as a
+/// lock is held or a large object takes, with pgward blocked writing to it: SIGTERM makes
+/// it cancel its query and exit. Created right after the program starts; [`Self::wait`]
+/// replaces `Child::wait`.
+pub struct EndOnInterrupt {
+    pid: u32,
+    /// Whether the program may still be signalled: cleared before it is reaped, so that
+    /// its pid, once free for another process, is never signalled.
+    running: std::sync::Arc<std::sync::Mutex<bool>>,
+    _registration: pgward_shared::interrupt::CancelRegistration,
+}
+
+impl EndOnInterrupt {
+    /// Registers `child` to be ended on interrupt.
+    pub fn new(child: &std::process::Child) -> EndOnInterrupt {
+        let pid = child.id();
+        let running = std::sync::Arc::new(std::sync::Mutex::new(true));
+        let registration = pgward_shared::interrupt::on_interrupt({
+            let running = running.clone();
+            move || {
+                let running = running.lock().unwrap_or_else(|e| e.into_inner());
+                if *running {
+                    // SAFETY: kill(2) on our own child, which is not reaped yet (see
+                    // `running`).
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                }
+            }
+        });
+        EndOnInterrupt {
+            pid,
+            running,
+            _registration: registration,
+        }
+    }
+
+    /// Waits for `child` (the one given to [`Self::new`]) to end, and reaps it.
+    pub fn wait(
+        self,
+        child: &mut std::process::Child,
+    ) -> std::io::Result<std::process::ExitStatus> {
+        loop {
+            // SAFETY: an all-zero siginfo_t is valid; waitid(2) with WNOWAIT waits for
+            // our child's end without reaping it.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let waited = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    self.pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT,
+                )
+            };
+            if waited == 0
+                || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+            {
+                break;
+            }
+        }
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        child.wait()
+    }
+}
+
 /// Turns a finished child's failure into an error with its stderr.
 pub fn check_status(name: &str, status: std::process::ExitStatus, stderr: &[u8]) -> Result<()> {
     if status.success() {
