@@ -137,12 +137,17 @@ fn backup_ok(db: &TestDb, to: &str, extra: &[&str], env: &[(&'static str, String
     out.json()
 }
 
+/// The arguments of `pgward-restore restore --from FROM --database-url URL EXTRA...`.
+fn restore_args<'a>(url: &'a str, from: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["restore", "--from", from, "--database-url", url];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// `pgward-restore restore --from FROM --database-url URL(via) EXTRA...`
 fn restore(via: &TestDb, from: &str, extra: &[&str], env: &[(&'static str, String)]) -> Output {
     let url = via.url();
-    let mut args = vec!["restore", "--from", from, "--database-url", &url];
-    args.extend_from_slice(extra);
-    run_tool("restore", &args, env)
+    run_tool("restore", &restore_args(&url, from, extra), env)
 }
 
 /// Restores `from` into the new database `into` (`--target-db --create`): the envelope.
@@ -471,16 +476,7 @@ fn a_large_object_bigger_than_pgwards_memory_streams_through_backup_and_restore(
     let from = format!("{to}/{id}");
     let (out, restore_kib) = run_measured(
         "restore",
-        &[
-            "restore",
-            "--from",
-            &from,
-            "--database-url",
-            &url,
-            "--target-db",
-            &target.name,
-            "--create",
-        ],
+        &restore_args(&url, &from, &["--target-db", &target.name, "--create"]),
     );
     out.assert_code(0);
     assert_eq!(target.query_one_string(md5), expected, "the same contents");
@@ -718,6 +714,66 @@ fn restore_clean_refuses_when_its_safety_backup_cannot_hold_the_targets_large_ob
         "the target's own",
         "nothing was changed"
     );
+}
+
+#[test]
+fn an_interrupt_ends_a_large_objects_load_blocked_on_the_server() {
+    // pg_restore's session is not one pgward can cancel: when it waits on the server (here
+    // for a lock another session holds on a large object's oid) and pgward alone is sent
+    // SIGINT, as a supervisor does, pgward must end it and exit 130, not wait for it.
+    let src = Source::new("lo_interrupt_");
+    let (source, to) = (&src.db, src.to());
+    let id = id_of(&backup_ok(source, to, &[], NO_ENV));
+    let target = cluster().create_database();
+    let mut blocker = target.client();
+    blocker
+        .batch_execute("BEGIN; SELECT lo_create(4001)")
+        .expect("an uncommitted large object");
+    let url = source.url();
+    let from = format!("{to}/{id}");
+    let child = spawn(
+        "restore",
+        &restore_args(&url, &from, &["--target-db", &target.name]),
+        &cluster().pg_tools_env(),
+    );
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' \
+         AND application_name = 'pg_restore' AND wait_event_type = 'Lock'",
+        target.name
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "pg_restore waits for the lock",
+        || source.query_one_string(&waiting) == "1",
+    );
+    // SAFETY: the pid is our running child's.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let started = std::time::Instant::now();
+    let exited = loop {
+        // SAFETY: waitid with WNOWAIT only looks at our child; wait_child reaps it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let done = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                child.id() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            ) == 0
+                && info.si_pid() != 0
+        };
+        if done || started.elapsed() > Duration::from_secs(20) {
+            break done;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Lets a restore that did not end go on, so that the test ends either way.
+    blocker.batch_execute("ROLLBACK").expect("rolled back");
+    let out = wait_child(child);
+    assert!(
+        exited,
+        "pgward-restore did not end within 20 s of SIGINT\n{out}"
+    );
+    out.assert_code(130);
 }
 
 #[test]
