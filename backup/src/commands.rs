@@ -4,7 +4,7 @@
 use chrono::Utc;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Exit, Result};
-use pgward_shared::manifest::{VerificationRecord, VERIFIED_FILE};
+use pgward_shared::manifest::{VerificationRecord, LARGE_OBJECTS_FILE, VERIFIED_FILE};
 use pgward_shared::output::{Context, Failure, Outcome, VERSION};
 use pgward_shared::storage::{self, Location, Storage, StorageArgs};
 use serde::Serialize;
@@ -39,6 +39,7 @@ pub fn backup(
     if dry_run {
         let mut coordinator = crate::snapshot::Coordinator::open(&db)?;
         let tables = coordinator.tables(options.lock_timeout)?;
+        let large_objects = coordinator.large_objects(&db.dbname, options.no_large_objects)?;
         coordinator.close();
         let plan: Vec<serde_json::Value> = tables
             .iter()
@@ -49,6 +50,7 @@ pub fn backup(
             "location": storage.location(),
             "tables": plan,
             "bytes": tables.iter().map(|t| t.bytes).sum::<u64>(),
+            "large_objects": large_objects,
         })));
     }
     ctx.audit(&db);
@@ -57,6 +59,15 @@ pub fn backup(
         ..options.clone()
     };
     let (result, _) = dump(&db, storage.as_ref(), &options)?;
+    if result.large_objects.excluded && result.large_objects.count > 0 {
+        ctx.warn(
+            "LARGE_OBJECTS_EXCLUDED",
+            format!(
+                "--no-large-objects: the {} large object(s) of {} are not in backup {}; its manifest records this, and a restore of it says so",
+                result.large_objects.count, db.dbname, result.id
+            ),
+        );
+    }
     pgward_shared::log::info(&format!(
         "backup {} complete: {} rows, {} bytes",
         result.id, result.rows, result.size_bytes
@@ -118,6 +129,9 @@ fn check_and_record(
     jobs: usize,
 ) -> Result<Outcome, Failure> {
     let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(storage, id)?;
+    if let Some(problem) = crate::large_objects::inconsistency(&manifest) {
+        return Err(crate::verify::corrupt(id, LARGE_OBJECTS_FILE, problem).into());
+    }
     pgward_shared::log::info(&format!("verifying {} files of {id}", manifest.files.len()));
     let files = check_files(
         storage,

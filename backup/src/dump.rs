@@ -5,7 +5,7 @@
 //! Nothing is visible as a backup until the manifest is written last; any failure or
 //! interrupt aborts the writer, which removes what was written.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -15,7 +15,8 @@ use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::manifest::{
     backup_id, BackupFormat, BackupManifest, CopyFormat, ManifestChunk, ManifestFile,
-    ManifestTable, MANIFEST_FORMAT_VERSION, MIGRATIONS_FILE, SCHEMA_FILE, SQL_FILE,
+    ManifestLargeObjects, ManifestTable, LARGE_OBJECTS_FILE, MANIFEST_FORMAT_VERSION,
+    MIGRATIONS_FILE, SCHEMA_FILE, SQL_FILE,
 };
 use pgward_shared::output::VERSION;
 use pgward_shared::progress::Progress;
@@ -49,6 +50,8 @@ pub struct DumpOptions {
     pub lock_timeout: Duration,
     /// Environment name, for the id.
     pub env: Option<String>,
+    /// Leave the large objects out (the manifest records it).
+    pub no_large_objects: bool,
 }
 
 /// One table as the result reports it.
@@ -85,6 +88,8 @@ pub struct DumpResult {
     pub migration_head: Option<String>,
     /// Per table.
     pub tables: Vec<TableReport>,
+    /// The database's large objects, and whether they were left out.
+    pub large_objects: ManifestLargeObjects,
 }
 
 /// One unit of work: a ctid range of a table.
@@ -113,6 +118,7 @@ pub fn dump(
     let tables = filter_tables(all_tables, &options.tables, &options.exclude_tables)?;
     coordinator.lock(&tables, options.lock_timeout)?;
     let (migrations, migration_head) = coordinator.migrations(db.schema_or_default())?;
+    let large_objects = coordinator.large_objects(&db.dbname, options.no_large_objects)?;
     // Another backup of this database in the same second takes the next free id.
     let writer = storage.begin(&backup_id(
         &db.dbname,
@@ -132,6 +138,7 @@ pub fn dump(
         writer.as_ref(),
         &tables,
         &migrations,
+        &large_objects,
         options,
     );
     let (files, manifest_tables) = match written {
@@ -174,6 +181,7 @@ pub fn dump(
         files,
         tables: manifest_tables,
         sequences,
+        large_objects: Some(large_objects),
     };
     coordinator.close();
     let bytes = serde_json::to_vec_pretty(&manifest)
@@ -204,6 +212,7 @@ pub fn dump(
                     .sum(),
             })
             .collect(),
+        large_objects: manifest.large_objects.clone().unwrap_or_default(),
     };
     Ok((result, manifest))
 }
@@ -232,6 +241,7 @@ fn write_backup(
     writer: &dyn BackupWriter,
     tables: &[TableInfo],
     migrations: &serde_json::Value,
+    large_objects: &ManifestLargeObjects,
     options: &DumpOptions,
 ) -> Result<(Vec<ManifestFile>, Vec<ManifestTable>)> {
     let mut files = Vec::new();
@@ -242,12 +252,18 @@ fn write_backup(
     files.push(file.finish()?);
 
     if options.format == BackupFormat::Sql {
+        // A whole-database plain dump carries the large objects; -B leaves them out.
+        let args: &[&str] = if large_objects.excluded {
+            &["--format=plain", "-B"]
+        } else {
+            &["--format=plain"]
+        };
         files.push(run_pg_dump(
             db,
             &coordinator.snapshot_id,
             writer,
             SQL_FILE,
-            &["--format=plain"],
+            args,
             Some(options.level),
             options.lock_timeout,
         )?);
@@ -267,7 +283,7 @@ fn write_backup(
             options.level,
         )?);
     }
-    let (schema_file, chunks) = std::thread::scope(|scope| {
+    let (schema_file, large_objects_file, chunks) = std::thread::scope(|scope| {
         let schema = scope.spawn(|| {
             run_pg_dump(
                 db,
@@ -279,22 +295,52 @@ fn write_backup(
                 options.lock_timeout,
             )
         });
+        // pg_dump --schema-only leaves large objects out (they are data); this second
+        // pg_dump of the same snapshot writes nothing but them: every schema excluded, so
+        // no table, sequence or lock, and the large objects' owners, privileges,
+        // comments and contents, read in pieces and streamed into zstd.
+        let large_objects_file = large_objects.held().then(|| {
+            scope.spawn(|| {
+                run_pg_dump(
+                    db,
+                    &snapshot_id,
+                    writer,
+                    LARGE_OBJECTS_FILE,
+                    &[
+                        "--data-only",
+                        "-b",
+                        "--exclude-schema=*",
+                        "--format=custom",
+                        "--compress=0",
+                    ],
+                    Some(options.level),
+                    options.lock_timeout,
+                )
+            })
+        });
         let chunks = workers::try_queue(sessions, &plans, |worker, plan| {
             dump_chunk(worker, plan, writer, &progress)
                 .map(|(chunk, file)| (plan.table, chunk, file))
         });
-        let schema_file = schema.join().unwrap_or_else(|_| {
-            Err(Error::ExternalTool {
-                tool: "pg_dump".into(),
-                reason: "the schema thread panicked".into(),
-                hint: "report this as a bug".into(),
+        let joined = |thread: std::thread::ScopedJoinHandle<Result<ManifestFile>>| {
+            thread.join().unwrap_or_else(|_| {
+                Err(Error::ExternalTool {
+                    tool: "pg_dump".into(),
+                    reason: "a thread running pg_dump panicked".into(),
+                    hint: "report this as a bug".into(),
+                })
             })
-        });
-        (schema_file, chunks)
+        };
+        (
+            joined(schema),
+            large_objects_file.map(joined).transpose(),
+            chunks,
+        )
     });
     progress.finish();
     let chunks = chunks?;
     files.push(schema_file?);
+    files.extend(large_objects_file?);
     let mut manifest_tables: Vec<ManifestTable> = tables
         .iter()
         .map(|t| ManifestTable {
@@ -597,14 +643,8 @@ fn run_pg_dump(
     let mut child = cmd
         .spawn()
         .map_err(|e| pgtools::not_started("pg_dump", e))?;
-    let stderr = child.stderr.take();
-    let stderr_reader = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        if let Some(mut s) = stderr {
-            let _ = s.read_to_end(&mut text);
-        }
-        text
-    });
+    let end_on_interrupt = pgtools::EndOnInterrupt::new(&child);
+    let stderr_reader = pgtools::collect_stderr(&mut child);
     let mut stdout = child.stdout.take().ok_or_else(|| Error::ExternalTool {
         tool: "pg_dump".into(),
         reason: "no output pipe".into(),
@@ -619,12 +659,13 @@ fn run_pg_dump(
                     .set_parameter(parameter)
                     .map_err(|e| write_error(path, e))?;
             }
-            std::io::copy(&mut stdout, &mut encoder).map_err(|e| write_error(path, e))?;
+            std::io::copy(&mut pgtools::Interruptible(&mut stdout), &mut encoder)
+                .map_err(|e| write_error(path, e))?;
             encoder.finish().map_err(|e| write_error(path, e))
         })(),
         None => {
             let mut file = file;
-            std::io::copy(&mut stdout, &mut file)
+            std::io::copy(&mut pgtools::Interruptible(&mut stdout), &mut file)
                 .map(|_| file)
                 .map_err(|e| write_error(path, e))
         }
@@ -632,8 +673,8 @@ fn run_pg_dump(
     if copy_result.is_err() {
         let _ = child.kill();
     }
-    let status = child
-        .wait()
+    let status = end_on_interrupt
+        .wait(&mut child)
         .map_err(|e| Error::io("wait for", "pg_dump", e))?;
     let stderr = stderr_reader.join().unwrap_or_default();
     let file = copy_result?;

@@ -24,9 +24,9 @@ use pgward_shared::storage::{HashingReader, Storage};
 use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
-use crate::pgtools;
 use crate::post_data::{split_pre_data, PostDataPlan};
 use crate::workers::{self, TablePatterns};
+use crate::{large_objects, pgtools};
 
 /// Application name of restore sessions.
 const APP: &str = "pgward-restore";
@@ -40,6 +40,8 @@ pub struct LoadOptions {
     pub tables: Vec<String>,
     /// Skip restoring ownership and privileges (for another cluster's roles).
     pub no_owner: bool,
+    /// Leave the backup's large objects out.
+    pub no_large_objects: bool,
 }
 
 /// One table loaded.
@@ -77,6 +79,8 @@ pub struct LoadReport {
     pub post_data_s: f64,
     /// See `pre_data_s`.
     pub verify_and_analyze_s: f64,
+    /// Large objects restored (counted in the target and compared with the manifest).
+    pub large_objects: u64,
 }
 
 fn since(t: Instant) -> f64 {
@@ -91,6 +95,7 @@ pub fn load(
     options: &LoadOptions,
 ) -> Result<LoadReport> {
     if manifest.format == BackupFormat::Sql {
+        // It restores whole: `--no-large-objects` is refused before anything is touched.
         return load_sql(storage, manifest, target);
     }
     let jobs = options.jobs.max(1);
@@ -154,7 +159,16 @@ pub fn load(
         no_owner: options.no_owner,
     };
     let schema_ready = Gate::default();
-    let (rest, loaded) = std::thread::scope(|scope| {
+    let failed = AtomicBool::new(false);
+    let (rest, large_objects, loaded) = std::thread::scope(|scope| {
+        // Large objects need no schema (their owners are the cluster's roles): they load
+        // on a session of their own from the start, until the rest fails, if it does.
+        let large_objects =
+            large_objects::file_to_restore(manifest, options.no_large_objects).map(|_| {
+                scope.spawn(|| {
+                    large_objects::restore(storage, manifest, target, options.no_owner, &failed)
+                })
+            });
         let rest = scope.spawn(|| {
             let mut opener = Opener {
                 gate: &schema_ready,
@@ -174,22 +188,36 @@ pub fn load(
         let loaded = load_data(
             storage, manifest, target, &tables, jobs, &post_data, schedule,
         );
-        let rest = rest.join().unwrap_or_else(|_| {
-            Err(Error::ExternalTool {
-                tool: "pg_restore".into(),
-                reason: "the thread restoring the schema panicked".into(),
-                hint: "report this as a bug".into(),
+        if loaded.is_err() {
+            failed.store(true, Ordering::SeqCst);
+        }
+        let joined = |thread: std::thread::ScopedJoinHandle<Result<()>>, what: &str| {
+            thread.join().unwrap_or_else(|_| {
+                Err(Error::ExternalTool {
+                    tool: "pg_restore".into(),
+                    reason: format!("the thread restoring {what} panicked"),
+                    hint: "report this as a bug".into(),
+                })
             })
-        });
-        (rest, loaded)
+        };
+        let rest = joined(rest, "the schema");
+        let large_objects = large_objects
+            .map(|thread| joined(thread, "the large objects"))
+            .transpose();
+        (rest, large_objects, loaded)
     });
     // A failed schema stops the other loads, so its error is the cause.
     rest?;
     let loaded = loaded?;
+    large_objects?;
     let report_tables = check_row_counts(&tables, &loaded.per_table)?;
     let data_s = since(t);
 
     let mut session = connect(target, APP)?;
+    let large_objects = large_objects::check_count(
+        &mut session,
+        large_objects::to_restore(manifest, options.no_large_objects),
+    )?;
     for s in &manifest.sequences {
         let name = format!("{}.{}", quote_ident(&s.schema), quote_ident(&s.name));
         session
@@ -223,6 +251,7 @@ pub fn load(
             .sum(),
         post_data_s,
         verify_and_analyze_s: since(t),
+        large_objects,
     })
 }
 
@@ -801,7 +830,7 @@ fn pg_restore(
     no_owner: bool,
     use_list: Option<&std::path::Path>,
 ) -> std::process::Command {
-    let mut cmd = pgtools::command("pg_restore", target);
+    let mut cmd = pg_restore_command(target, no_owner);
     match workers {
         Workers::Jobs(jobs) if jobs > 1 => {
             cmd.arg(format!("--jobs={jobs}"));
@@ -812,8 +841,23 @@ fn pg_restore(
             cmd.env("PGOPTIONS", "-c max_parallel_maintenance_workers=0");
         }
     }
-    cmd.arg(format!("--section={section}"))
-        .arg("--exit-on-error")
+    cmd.arg(format!("--section={section}"));
+    if let Some(list) = use_list {
+        cmd.arg("--use-list").arg(list);
+    }
+    cmd.arg(file);
+    cmd
+}
+
+/// pg_restore into `target`, stopping at the first error, its output discarded and its
+/// messages kept; without ownership and privileges when `no_owner`. The archive and what
+/// to restore of it are the caller's to add.
+pub(crate) fn pg_restore_command(
+    target: &ConnectionSettings,
+    no_owner: bool,
+) -> std::process::Command {
+    let mut cmd = pgtools::command("pg_restore", target);
+    cmd.arg("--exit-on-error")
         .arg("--no-password")
         .arg(format!("--dbname={}", target.dbname))
         .stdout(Stdio::null())
@@ -821,10 +865,6 @@ fn pg_restore(
     if no_owner {
         cmd.args(["--no-owner", "--no-privileges"]);
     }
-    if let Some(list) = use_list {
-        cmd.arg("--use-list").arg(list);
-    }
-    cmd.arg(file);
     cmd
 }
 
@@ -942,6 +982,10 @@ fn load_sql(
         .map_err(|e| Error::io("wait for", "psql", e))?;
     pgtools::check_status("psql", out.status, &out.stderr)?;
     copied.map_err(|e| Error::io("decompress", SQL_FILE, e))?;
+    let large_objects = large_objects::check_count(
+        &mut connect(target, APP)?,
+        large_objects::to_restore(manifest, false),
+    )?;
     Ok(LoadReport {
         tables: Vec::new(),
         pre_data_s: 0.0,
@@ -949,6 +993,7 @@ fn load_sql(
         post_data_early_items: 0,
         post_data_s: 0.0,
         verify_and_analyze_s: 0.0,
+        large_objects,
     })
 }
 

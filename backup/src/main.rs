@@ -69,6 +69,9 @@ enum Command {
         /// Layout of the backup
         #[arg(long = "backup-format", value_enum, default_value = "directory")]
         backup_format: FormatArg,
+        /// Leave the database's large objects out (the manifest records it; a restore says so)
+        #[arg(long)]
+        no_large_objects: bool,
         /// Tables larger than this are split into chunks of about this many MiB
         #[arg(long, value_name = "MIB", default_value_t = 256)]
         chunk_mib: u64,
@@ -143,6 +146,7 @@ fn main() {
             tables,
             exclude_tables,
             backup_format,
+            no_large_objects,
             chunk_mib,
             lock_timeout,
             dry_run,
@@ -160,6 +164,7 @@ fn main() {
                 chunk_bytes: chunk_mib.max(1) << 20,
                 lock_timeout,
                 env: None,
+                no_large_objects,
             };
             commands::backup(ctx, to.as_deref(), &storage, &options, dry_run)
         }),

@@ -76,6 +76,97 @@ pub fn not_started(name: &str, e: std::io::Error) -> Error {
     }
 }
 
+/// Reads `child`'s stderr to its end on a thread of its own (so that a chatty child never
+/// blocks on a full pipe while its stdin or stdout is being streamed): join it for the text.
+pub fn collect_stderr(child: &mut std::process::Child) -> std::thread::JoinHandle<Vec<u8>> {
+    let stderr = child.stderr.take();
+    std::thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(mut s) = stderr {
+            let _ = std::io::Read::read_to_end(&mut s, &mut text);
+        }
+        text
+    })
+}
+
+/// A reader that fails once an interrupt has arrived, so that streaming to or from a
+/// client program (which may take as long as the largest large object) stops at the next
+/// piece, and its caller can end the program.
+pub struct Interruptible<R>(pub R);
+
+impl<R: std::io::Read> std::io::Read for Interruptible<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if pgward_shared::interrupt::requested() {
+            return Err(std::io::Error::other("interrupted"));
+        }
+        self.0.read(buf)
+    }
+}
+
+/// Ends a client program (pg_dump, pg_restore) when an interrupt arrives. Its server
+/// session is not one pgward can cancel, and it may wait on the server for as long as a
+/// lock is held or a large object takes, with pgward blocked writing to it: SIGTERM makes
+/// it cancel its query and exit. Created right after the program starts; [`Self::wait`]
+/// replaces `Child::wait`.
+pub struct EndOnInterrupt {
+    pid: u32,
+    /// Whether the program may still be signalled: cleared before it is reaped, so that
+    /// its pid, once free for another process, is never signalled.
+    running: std::sync::Arc<std::sync::Mutex<bool>>,
+    _registration: pgward_shared::interrupt::CancelRegistration,
+}
+
+impl EndOnInterrupt {
+    /// Registers `child` to be ended on interrupt.
+    pub fn new(child: &std::process::Child) -> EndOnInterrupt {
+        let pid = child.id();
+        let running = std::sync::Arc::new(std::sync::Mutex::new(true));
+        let registration = pgward_shared::interrupt::on_interrupt({
+            let running = running.clone();
+            move || {
+                let running = running.lock().unwrap_or_else(|e| e.into_inner());
+                if *running {
+                    // SAFETY: kill(2) on our own child, which is not reaped yet (see
+                    // `running`).
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                }
+            }
+        });
+        EndOnInterrupt {
+            pid,
+            running,
+            _registration: registration,
+        }
+    }
+
+    /// Waits for `child` (the one given to [`Self::new`]) to end, and reaps it.
+    pub fn wait(
+        self,
+        child: &mut std::process::Child,
+    ) -> std::io::Result<std::process::ExitStatus> {
+        loop {
+            // SAFETY: an all-zero siginfo_t is valid; waitid(2) with WNOWAIT waits for
+            // our child's end without reaping it.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let waited = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    self.pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT,
+                )
+            };
+            if waited == 0
+                || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+            {
+                break;
+            }
+        }
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        child.wait()
+    }
+}
+
 /// Turns a finished child's failure into an error with its stderr.
 pub fn check_status(name: &str, status: std::process::ExitStatus, stderr: &[u8]) -> Result<()> {
     if status.success() {

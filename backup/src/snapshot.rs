@@ -15,7 +15,7 @@ use pgward_shared::connect::{connect, CopySession, Session};
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, LockHolder, Result};
 use pgward_shared::history;
-use pgward_shared::manifest::{CopyFormat, ManifestSequence};
+use pgward_shared::manifest::{CopyFormat, ManifestLargeObjects, ManifestSequence};
 use pgward_shared::sql::{quote_ident, quote_literal};
 
 /// Application name of pgward-backup's sessions.
@@ -210,6 +210,51 @@ impl Coordinator {
             .map(|r| r.migration_name.clone());
         let value = serde_json::to_value(&rows).unwrap_or_default();
         Ok((value, head))
+    }
+
+    /// The large objects the snapshot sees: how many, and, unless they are to be left out
+    /// (`exclude`), a check that this role may read every one of them. pg_dump would fail
+    /// on the first it may not read, once the tables were already written; this fails
+    /// before anything is written, with the way out.
+    pub fn large_objects(&mut self, database: &str, exclude: bool) -> Result<ManifestLargeObjects> {
+        let client = &mut self.session.client;
+        let row = client
+            .query_one(
+                "SELECT count(*), coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) \
+                        OR current_setting('lo_compat_privileges')::boolean \
+                 FROM pg_largeobject_metadata",
+                &[],
+            )
+            .map_err(|e| Error::query("counting the large objects", &e))?;
+        let large_objects = ManifestLargeObjects {
+            count: row.get::<_, i64>(0).max(0) as u64,
+            excluded: exclude,
+        };
+        let reads_all = row.get::<_, bool>(1);
+        if !large_objects.held() || reads_all {
+            return Ok(large_objects);
+        }
+        // Opening each one checks the SELECT privilege, and reads nothing.
+        client
+            .batch_execute("SAVEPOINT pgward_large_objects")
+            .map_err(|e| Error::query("checking the large objects", &e))?;
+        match client.query_one(
+            "SELECT count(*) FROM pg_largeobject_metadata WHERE lo_get(oid, 0, 0) IS NULL",
+            &[],
+        ) {
+            Ok(_) => client
+                .batch_execute("RELEASE SAVEPOINT pgward_large_objects")
+                .map_err(|e| Error::query("checking the large objects", &e))
+                .map(|()| large_objects),
+            Err(e) if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
+                Err(Error::LargeObjectsUnreadable {
+                    database: database.to_string(),
+                    reason: pgward_shared::error::describe_pg_error(&e).1,
+                    safety_backup: false,
+                })
+            }
+            Err(e) => Err(Error::query("checking the large objects", &e)),
+        }
     }
 
     /// Sequence values, read as late as possible (sequences ignore snapshots, and a later

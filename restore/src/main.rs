@@ -67,6 +67,9 @@ enum Command {
         /// Do not restore ownership and privileges (restoring into another cluster)
         #[arg(long)]
         no_owner: bool,
+        /// Do not restore the backup's large objects (the restore says so)
+        #[arg(long)]
+        no_large_objects: bool,
         /// Verify the backup and say what would happen; change nothing
         #[arg(long)]
         dry_run: bool,
@@ -90,6 +93,7 @@ fn main() {
             jobs,
             tables,
             no_owner,
+            no_large_objects,
             dry_run,
             guard,
         } => run(TOOL, "restore", cli.global, |ctx| {
@@ -104,6 +108,7 @@ fn main() {
                 jobs,
                 tables,
                 no_owner,
+                no_large_objects,
                 dry_run,
                 guard,
             };

@@ -12,13 +12,14 @@
 
 use pgward_backup::dump::{dump, DumpOptions};
 use pgward_backup::inventory;
+use pgward_backup::large_objects;
 use pgward_backup::load::{self, LoadOptions, LoadReport};
-use pgward_backup::verify::{check_files, require_all_ok, restore_depth, Depth};
+use pgward_backup::verify::{self, check_files, require_all_ok, restore_depth, Depth};
 use pgward_backup::workdb;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::log;
-use pgward_shared::manifest::BackupFormat;
+use pgward_shared::manifest::{BackupFormat, LARGE_OBJECTS_FILE};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::storage::{self, Location, StorageArgs};
 use serde::Serialize;
@@ -48,6 +49,8 @@ pub struct RestoreOptions {
     pub tables: Vec<String>,
     /// Skip ownership and privileges.
     pub no_owner: bool,
+    /// Leave the backup's large objects out.
+    pub no_large_objects: bool,
     /// Verify and plan; change nothing.
     pub dry_run: bool,
     /// --force / --yes.
@@ -109,6 +112,27 @@ pub fn restore(
         BackupFormat::Directory => load::selected_tables(&manifest, &options.tables)?,
         BackupFormat::Sql => Vec::new(),
     };
+    // A manifest that contradicts itself is not what pgward wrote: the target must not
+    // be touched.
+    if let Some(problem) = large_objects::inconsistency(&manifest) {
+        return Err(verify::corrupt(&id, LARGE_OBJECTS_FILE, problem).into());
+    }
+    if options.no_large_objects
+        && manifest.format == BackupFormat::Sql
+        && large_objects::to_restore(&manifest, false) != Some(0)
+    {
+        return Err(Error::usage(
+            format!(
+                "--no-large-objects cannot leave out the large objects of {id}: a --backup-format sql backup restores whole"
+            ),
+            "restore without --no-large-objects (and drop what you do not want afterwards: SELECT lo_unlink(oid) FROM pg_largeobject_metadata)",
+        )
+        .into());
+    }
+    if let Some(message) = large_objects::not_restored(&manifest, options.no_large_objects) {
+        ctx.warn("LARGE_OBJECTS_NOT_RESTORED", message);
+    }
+    let large_objects_file = large_objects::file_to_restore(&manifest, options.no_large_objects);
 
     let db = ctx.database()?;
     let target_name = options
@@ -134,14 +158,17 @@ pub fn restore(
         tables
             .iter()
             .flat_map(|t| t.chunks.iter().map(|c| c.file.as_str()))
+            .chain(large_objects_file)
             .collect()
     } else {
         Default::default()
     };
+    // The large objects' file is not read at all when they are left out.
     let first: Vec<_> = manifest
         .files
         .iter()
         .filter(|f| !streamed.contains(f.path.as_str()))
+        .filter(|f| f.path != LARGE_OBJECTS_FILE || large_objects_file.is_some())
         .collect();
     let depth = restore_depth(store.as_ref(), &id, &manifest_sha256);
     log::info(&format!(
@@ -260,6 +287,7 @@ pub fn restore(
             jobs: options.jobs,
             tables: options.tables.clone(),
             no_owner: options.no_owner,
+            no_large_objects: options.no_large_objects,
         },
     );
     // What follows opens sessions of its own: the load may have taken hours.
@@ -354,7 +382,7 @@ fn safety_backup(
         "taking a safety backup of {} to {destination}",
         target_settings.dbname
     ));
-    let (result, _) = dump(
+    let dumped = dump(
         target_settings,
         store.as_ref(),
         &DumpOptions {
@@ -367,7 +395,19 @@ fn safety_backup(
             chunk_bytes: 256 << 20,
             lock_timeout: std::time::Duration::from_secs(30),
             env: ctx.settings.env_name.clone(),
+            // The target's large objects are part of what is replaced.
+            no_large_objects: false,
         },
-    )?;
-    Ok(result.id)
+    );
+    match dumped {
+        Ok((result, _)) => Ok(result.id),
+        Err(Error::LargeObjectsUnreadable {
+            database, reason, ..
+        }) => Err(Error::LargeObjectsUnreadable {
+            database,
+            reason,
+            safety_backup: true,
+        }),
+        Err(e) => Err(e),
+    }
 }

@@ -42,7 +42,8 @@ pub fn exists(admin: &mut postgres::Client, name: &str) -> Result<bool> {
 }
 
 /// How many objects of its own the database holds (tables, views, sequences, types,
-/// functions outside the system schemas and not owned by extensions).
+/// functions outside the system schemas and not owned by extensions, and large objects:
+/// a database holding nothing else still holds data).
 pub fn user_objects(target: &ConnectionSettings) -> Result<i64> {
     let mut s = connect(target, APP)?;
     let row = s
@@ -55,7 +56,8 @@ pub fn user_objects(target: &ConnectionSettings) -> Result<i64> {
                         AND relkind IN ('r','p','v','m','S','f') AND oid NOT IN (SELECT objid FROM ext)) \
                   + (SELECT count(*) FROM pg_proc WHERE pronamespace IN (SELECT oid FROM ns) AND oid NOT IN (SELECT objid FROM ext)) \
                   + (SELECT count(*) FROM pg_type WHERE typnamespace IN (SELECT oid FROM ns) AND typtype IN ('e','d','r','m') \
-                        AND oid NOT IN (SELECT objid FROM ext))",
+                        AND oid NOT IN (SELECT objid FROM ext)) \
+                  + (SELECT count(*) FROM pg_largeobject_metadata)",
             &[],
         )
         .map_err(|e| Error::query("checking whether the target is empty", &e))?;

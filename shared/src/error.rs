@@ -374,6 +374,17 @@ pub enum Error {
         /// What to do.
         hint: String,
     },
+    /// The backup's role may not read every large object: a backup without them would be
+    /// incomplete, so none is written.
+    #[error("cannot back up the large objects of {database}: {reason}")]
+    LargeObjectsUnreadable {
+        /// The database.
+        database: String,
+        /// The server's message (`permission denied for large object 16385`).
+        reason: String,
+        /// Whether it was the safety backup `restore --clean` takes of its target.
+        safety_backup: bool,
+    },
     /// A restore target holds data and `--clean` was not given.
     #[error("the target database {database} is not empty ({objects} objects)")]
     TargetNotEmpty {
@@ -446,6 +457,7 @@ impl Error {
             Error::ExternalTool { tool, .. } if tool == "pg_restore" => "PG_RESTORE_FAILED",
             Error::ExternalTool { .. } => "PG_DUMP_FAILED",
             Error::TargetNotEmpty { .. } => "TARGET_NOT_EMPTY",
+            Error::LargeObjectsUnreadable { .. } => "LARGE_OBJECTS_UNREADABLE",
             Error::RowCountMismatch { .. } => "ROW_COUNT_MISMATCH",
             Error::Storage { s3_code, .. } => match s3_code.as_deref() {
                 Some("NoSuchBucket") => "BUCKET_NOT_FOUND",
@@ -482,6 +494,7 @@ impl Error {
             | Error::InvalidHistoryAction { .. }
             | Error::NoDownSql { .. }
             | Error::ExternalTool { .. }
+            | Error::LargeObjectsUnreadable { .. }
             | Error::ScriptFailed { .. }
             | Error::ChecksFailed { .. } => Exit::Failed,
             Error::FailedMigrations { .. }
@@ -511,6 +524,10 @@ impl Error {
             Error::BackupNotFound { .. } => "`pgward-backup list --from LOCATION` shows the complete backups and their ids".into(),
             Error::BackupCorrupt { .. } => "do not restore this backup; restore an older one (`pgward-backup list`) and take a new backup".into(),
             Error::TableLocked { .. } => "another session holds a lock that conflicts with reading (an ALTER TABLE, a deploy?): wait for it or raise --lock-timeout; backups and deploys should not overlap".into(),
+            Error::LargeObjectsUnreadable { database, safety_backup: true, .. } => format!(
+                "the safety backup of {database} taken before it is replaced must hold its large objects, and nothing was changed: restore as a role that may read every one (a superuser, their owner), or, if another backup holds {database}'s large objects, pass --no-safety-backup"
+            ),
+            Error::LargeObjectsUnreadable { .. } => "back up as a role that may read every large object (a superuser, their owner, or one granted it: GRANT SELECT ON LARGE OBJECT <oid> TO <role>), or leave them all out with pgward-backup backup --no-large-objects (the manifest records it, and a restore of that backup says so)".into(),
             Error::TargetNotEmpty { .. } => "restore into an empty database (--target-db NEW --create), or replace it with --clean (a safety backup of it is taken first)".into(),
             Error::RowCountMismatch { .. } => "the restored database does not match the backup; do not use it: check the server log, then restore again".into(),
             Error::InvalidUrl { .. } => "the form is postgresql:// followed by USER:PASSWORD@HOST:PORT/DATABASE?schema=public; percent-encode special characters in the password (@ is %40, / is %2F)".into(),

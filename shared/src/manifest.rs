@@ -18,8 +18,14 @@ pub const SCHEMA_FILE: &str = "schema.dump";
 pub const MIGRATIONS_FILE: &str = "migrations.json";
 /// The one file of a `--format sql` backup.
 pub const SQL_FILE: &str = "backup.sql.zst";
-/// Bumped when a reader of an older pgward could misread a newer manifest.
-pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+/// The large objects of a directory-format backup: their owners, privileges, comments
+/// and contents, as `pg_dump --data-only --format=custom` of nothing but them writes it,
+/// zstd-compressed as it streams.
+pub const LARGE_OBJECTS_FILE: &str = "large_objects.dump.zst";
+/// Bumped when a reader of an older pgward could misread a newer manifest. 2: the large
+/// objects (`large_objects`, [`LARGE_OBJECTS_FILE`]), which a reader of version 1 would
+/// leave out of a restore without a word.
+pub const MANIFEST_FORMAT_VERSION: u32 = 2;
 
 /// How the backup is laid out.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -133,6 +139,25 @@ pub struct ManifestSequence {
     pub is_called: bool,
 }
 
+/// The database's large objects (`lo_create`, `lo_from_bytea`; `pg_largeobject`) at
+/// backup time. They belong to no table, so they are counted apart from the tables.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ManifestLargeObjects {
+    /// How many the database held in the backup's snapshot.
+    pub count: u64,
+    /// Whether they were left out (`pgward-backup backup --no-large-objects`): then the
+    /// backup holds none of them, and a restore says so.
+    #[serde(default)]
+    pub excluded: bool,
+}
+
+impl ManifestLargeObjects {
+    /// Whether the backup holds large objects to restore.
+    pub fn held(&self) -> bool {
+        self.count > 0 && !self.excluded
+    }
+}
+
 /// manifest.json.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BackupManifest {
@@ -176,6 +201,11 @@ pub struct BackupManifest {
     pub tables: Vec<ManifestTable>,
     /// Sequence values.
     pub sequences: Vec<ManifestSequence>,
+    /// The large objects; `None` in a manifest written before pgward counted them (a
+    /// directory-format backup of then holds none, whatever the database had; a
+    /// sql-format one's plain dump carried them, uncounted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub large_objects: Option<ManifestLargeObjects>,
 }
 
 impl BackupManifest {

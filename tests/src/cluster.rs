@@ -180,6 +180,17 @@ impl Cluster {
         })
     }
 
+    /// Whether database `name` exists on this cluster (a restore created it, or did not).
+    pub fn database_exists(&self, name: &str) -> bool {
+        self.client("postgres")
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+                &[&name],
+            )
+            .expect("pg_database can be read")
+            .get(0)
+    }
+
     /// Runs `sql` with `psql -X -q -A -t -v ON_ERROR_STOP=1` against `conninfo` (a
     /// libpq conninfo string or URL) and returns its stdout, or its stderr if it fails.
     /// For tests of connection rules; [`TestDb::psql`] is the everyday form.

@@ -1,7 +1,10 @@
-//! Crafted input, in one place: every hostile value a reviewer tried against pgward (check
-//! SQL, manifests and backup ids, URLs, `pgward.toml` values), one module per area, each
-//! case asserting that nothing was changed, deleted or leaked, and the fuzz-style property
-//! runs that feed random bytes to every parser.
+//! Crafted input, collected in one place so that a reviewer sees at a glance what has been
+//! tried against pgward: hostile manifests, backup ids and file paths, check SQL, database
+//! URLs and `pgward.toml` values, each area in a module of its own. Every case runs the
+//! real binaries against a real PostgreSQL (and S3 where storage is involved) and asserts
+//! the refusal or the correct result — that nothing was changed, deleted or leaked — never
+//! just "no crash". `fuzz` holds the property runs that feed random bytes to every parser.
 
 mod check_sql;
 mod fuzz;
+mod large_objects;
