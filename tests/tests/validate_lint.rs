@@ -118,6 +118,9 @@ const RULES: &[(&str, u64, u64)] = &[
     ("prefer-timestamptz", 3, 17),
     ("prefer-bigint-primary-key", 2, 10),
     ("prefer-text-over-char", 3, 10),
+    ("concurrently-without-if-not-exists", 1, 1),
+    ("statements-after-commit", 4, 1),
+    ("drop-default-not-null", 2, 22),
 ];
 
 #[test]
@@ -320,10 +323,14 @@ fn corpus_langfuse_lints_and_leaves_single_statement_concurrently_files_alone() 
         .filter(|f| {
             let file = f["file"].as_str().unwrap_or_default();
             let rule = f["rule"].as_str().unwrap_or_default();
-            rule.contains("concurrently")
-                && single
-                    .iter()
-                    .any(|name| file.contains(&format!("/{name}/")))
+            // The placement rules; `concurrently-without-if-not-exists` is about retrying
+            // a failed build and fires on these files when they lack IF NOT EXISTS.
+            matches!(
+                rule,
+                "concurrently-in-transaction" | "concurrently-in-multi-statement-file"
+            ) && single
+                .iter()
+                .any(|name| file.contains(&format!("/{name}/")))
         })
         .collect();
     assert!(offending.is_empty(), "{offending:#?}");
@@ -664,6 +671,72 @@ fn missing_lock_timeout_counts_every_write_blocking_lock_on_an_existing_relation
             .any(|f| f["rule"] == "missing-lock-timeout")
         {
             failures.push(format!("{name}: flagged although lock_timeout is set"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Rules judge an ALTER TABLE's subcommands in order, and know when a table must be
+/// empty or a column all NULL: `(before, file, rule, expected severity or None)`.
+#[test]
+fn rules_follow_what_earlier_subcommands_and_statements_proved() {
+    let dir = pgward_tests::temp_dir("lint_order_");
+    let before = "CREATE TABLE t (id INTEGER NOT NULL, code TEXT NOT NULL);\nCREATE TABLE r (id BIGINT PRIMARY KEY);\n";
+    let cases: &[(&str, &str, &str, Option<&str>)] = &[
+        (
+            "key_retyped_to_text",
+            "ALTER TABLE t ALTER COLUMN id TYPE TEXT, ADD PRIMARY KEY (id);\n",
+            "prefer-bigint-primary-key",
+            None,
+        ),
+        (
+            "key_retyped_to_integer",
+            "ALTER TABLE t ALTER COLUMN code TYPE INTEGER USING code::integer, ADD PRIMARY KEY (code);\n",
+            "prefer-bigint-primary-key",
+            Some("warning"),
+        ),
+        (
+            "fk_on_a_table_proven_empty",
+            "ALTER TABLE t ADD COLUMN r_id BIGINT NOT NULL;\nALTER TABLE t ADD CONSTRAINT t_r_fkey FOREIGN KEY (r_id) REFERENCES r (id);\n",
+            "add-foreign-key-without-not-valid",
+            None,
+        ),
+        (
+            "check_on_a_table_proven_empty",
+            "ALTER TABLE t ADD COLUMN n INTEGER NOT NULL;\nALTER TABLE t ADD CONSTRAINT t_n_check CHECK (n > 0);\n",
+            "add-check-without-not-valid",
+            None,
+        ),
+        (
+            "fk_on_a_column_all_null",
+            "ALTER TABLE t ADD COLUMN r_id BIGINT;\nALTER TABLE t ADD CONSTRAINT t_r_fkey FOREIGN KEY (r_id) REFERENCES r (id);\n",
+            "add-foreign-key-without-not-valid",
+            Some("warning"),
+        ),
+        (
+            "fk_on_a_column_with_values",
+            "ALTER TABLE t ADD COLUMN r_id BIGINT DEFAULT 1;\nALTER TABLE t ADD CONSTRAINT t_r_fkey FOREIGN KEY (r_id) REFERENCES r (id);\n",
+            "add-foreign-key-without-not-valid",
+            Some("error"),
+        ),
+    ];
+    let before_path = dir.path().join("0_before.sql");
+    std::fs::write(&before_path, before).expect("written");
+    let mut failures = Vec::new();
+    for (name, sql, rule, expected) in cases {
+        let file = dir.path().join(format!("1_{name}.sql"));
+        std::fs::write(&file, format!("SET lock_timeout = '5s';\n{sql}")).expect("written");
+        let envelope = lint(&[path_str(&before_path), path_str(&file)]).json();
+        let found: Vec<&str> = findings(&envelope, &format!("1_{name}.sql"))
+            .into_iter()
+            .filter(|f| f["rule"] == *rule)
+            .filter_map(|f| f["severity"].as_str())
+            .collect();
+        let expected: Vec<&str> = expected.iter().copied().collect();
+        if found != expected {
+            failures.push(format!(
+                "{name}: {rule} expected {expected:?}, got {found:?}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -1,5 +1,6 @@
 //! What the migrations linted so far have built, as far as the rules need it: each
-//! table's columns with their types, and its `CHECK (col IS NOT NULL)` constraints.
+//! table's columns with their types, which are NOT NULL and which have a default, and its
+//! `CHECK (col IS NOT NULL)` constraints.
 //!
 //! Files are linted in migration order, so when lint reaches a file the catalog holds what
 //! the earlier migrations left, which is what the database has when that file runs. It
@@ -8,11 +9,12 @@
 //! not know (a file linted on its own) is an existing table of unknown shape, and the
 //! rules that need more say so rather than guess.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use pg_query::protobuf::{AlterTableType, ConstrType, NullTestType, ObjectType};
 use pg_query::NodeEnum;
 
+use crate::lint::string_values;
 use crate::lint::types::ColumnType;
 
 /// The tables the linted migrations built, by name (Prisma qualifies nothing, so the
@@ -26,6 +28,10 @@ pub struct Catalog {
 #[derive(Debug, Default)]
 struct TableShape {
     columns: HashMap<String, ColumnType>,
+    /// Columns declared NOT NULL (or part of the primary key).
+    not_null: HashSet<String>,
+    /// Columns with a default (a DEFAULT, an identity, a serial type).
+    defaults: HashSet<String>,
     /// `CHECK (col IS NOT NULL)` constraints by name.
     not_null_checks: HashMap<String, NotNullCheck>,
 }
@@ -52,7 +58,22 @@ impl Catalog {
         })
     }
 
-    /// Takes in what one statement changes.
+    /// Whether `table.column` is declared NOT NULL and has a default, as far as the linted
+    /// migrations show (false when they do not show the column).
+    pub fn not_null_with_default(&self, table: &str, column: &str) -> bool {
+        self.tables
+            .get(table)
+            .is_some_and(|t| t.not_null.contains(column) && t.defaults.contains(column))
+    }
+
+    /// Takes in what one `ALTER TABLE` subcommand changes, so that the next subcommand
+    /// of the same statement is judged on the table as this one left it.
+    pub fn learn_alter_table_cmd(&mut self, table: &str, cmd: &pg_query::protobuf::AlterTableCmd) {
+        self.tables.entry(table.to_string()).or_default().learn(cmd);
+    }
+
+    /// Takes in what one statement changes (an `ALTER TABLE` of a table: subcommand by
+    /// subcommand through [`Catalog::learn_alter_table_cmd`] instead).
     pub fn learn(&mut self, node: &NodeEnum) {
         match node {
             NodeEnum::CreateStmt(create) => {
@@ -63,14 +84,12 @@ impl Catalog {
                 for element in &create.table_elts {
                     match &element.node {
                         Some(NodeEnum::ColumnDef(column)) => {
-                            if let Some(t) = &column.type_name {
-                                shape.columns.insert(
-                                    column.colname.clone(),
-                                    ColumnType::from_type_name(t).stored(),
-                                );
-                            }
+                            shape.add_column(column);
                         }
                         Some(NodeEnum::Constraint(constraint)) => {
+                            if constraint.contype() == ConstrType::ConstrPrimary {
+                                shape.not_null.extend(string_values(&constraint.keys));
+                            }
                             // A new table is empty: every constraint on it is valid.
                             if let Some(column) = not_null_check_column(constraint) {
                                 shape.not_null_checks.insert(
@@ -141,16 +160,48 @@ impl Catalog {
 }
 
 impl TableShape {
+    /// A column of CREATE TABLE or ADD COLUMN: its type, NOT NULL and default.
+    fn add_column(&mut self, column: &pg_query::protobuf::ColumnDef) {
+        let name = column.colname.clone();
+        let column_type = column.type_name.as_ref().map(ColumnType::from_type_name);
+        if column_type.as_ref().is_some_and(ColumnType::is_serial) {
+            self.defaults.insert(name.clone());
+        }
+        for c in &column.constraints {
+            if let Some(NodeEnum::Constraint(c)) = &c.node {
+                match c.contype() {
+                    ConstrType::ConstrNotnull | ConstrType::ConstrPrimary => {
+                        self.not_null.insert(name.clone());
+                    }
+                    ConstrType::ConstrDefault | ConstrType::ConstrIdentity => {
+                        self.defaults.insert(name.clone());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(t) = column_type {
+            self.columns.insert(name, t.stored());
+        }
+    }
+
     fn learn(&mut self, cmd: &pg_query::protobuf::AlterTableCmd) {
         let def = cmd.def.as_ref().and_then(|d| d.node.as_ref());
         match (cmd.subtype(), def) {
             (AlterTableType::AtAddColumn, Some(NodeEnum::ColumnDef(column))) => {
-                if let Some(t) = &column.type_name {
-                    self.columns.insert(
-                        column.colname.clone(),
-                        ColumnType::from_type_name(t).stored(),
-                    );
-                }
+                self.add_column(column);
+            }
+            (AlterTableType::AtSetNotNull, _) => {
+                self.not_null.insert(cmd.name.clone());
+            }
+            (AlterTableType::AtDropNotNull, _) => {
+                self.not_null.remove(&cmd.name);
+            }
+            (AlterTableType::AtColumnDefault, Some(_)) => {
+                self.defaults.insert(cmd.name.clone());
+            }
+            (AlterTableType::AtColumnDefault, None) => {
+                self.defaults.remove(&cmd.name);
             }
             (AlterTableType::AtAlterColumnType, Some(NodeEnum::ColumnDef(column))) => {
                 if let Some(t) = &column.type_name {
@@ -160,9 +211,14 @@ impl TableShape {
             }
             (AlterTableType::AtDropColumn, _) => {
                 self.columns.remove(&cmd.name);
+                self.not_null.remove(&cmd.name);
+                self.defaults.remove(&cmd.name);
                 self.not_null_checks.retain(|_, c| c.column != cmd.name);
             }
             (AlterTableType::AtAddConstraint, Some(NodeEnum::Constraint(constraint))) => {
+                if constraint.contype() == ConstrType::ConstrPrimary {
+                    self.not_null.extend(string_values(&constraint.keys));
+                }
                 if let Some(column) = not_null_check_column(constraint) {
                     self.not_null_checks.insert(
                         constraint.conname.clone(),

@@ -22,7 +22,7 @@ use crate::lint::locks::{self, has_full_option, range_vars, vacuum_targets, Lock
 use crate::lint::rules::Rule;
 use crate::lint::source::ParsedFile;
 use crate::lint::types::{self, ColumnType};
-use crate::lint::{display_ident, last_name};
+use crate::lint::{display_ident, last_name, string_values};
 
 /// PostgreSQL keeps the first NAMEDATALEN - 1 bytes of an identifier (NAMEDATALEN is 64).
 const MAX_IDENTIFIER_BYTES: usize = 63;
@@ -59,16 +59,6 @@ fn constraints_of(column: &ColumnDef) -> impl Iterator<Item = &Constraint> {
         Some(NodeEnum::Constraint(c)) => Some(c.as_ref()),
         _ => None,
     })
-}
-
-fn string_values(nodes: &[protobuf::Node]) -> Vec<String> {
-    nodes
-        .iter()
-        .filter_map(|n| match &n.node {
-            Some(NodeEnum::String(s)) => Some(s.sval.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// `"User"."email"`.
@@ -119,6 +109,10 @@ pub fn lint_file(text: &str, file: &ParsedFile, catalog: &mut Catalog) -> Vec<Hi
         created_enums: Vec::new(),
         added_enum_values: Vec::new(),
         not_valid_constraints: Vec::new(),
+        empty_tables: HashSet::new(),
+        committed: None,
+        work_before_commit: false,
+        null_columns: HashSet::new(),
         lock_timeout_set: false,
         unguarded_lock: None,
     };
@@ -148,6 +142,16 @@ struct FileLinter<'a> {
     created_enums: Vec<(String, usize)>,
     added_enum_values: Vec<AddedEnumValue>,
     not_valid_constraints: Vec<NotValidConstraint>,
+    /// Existing tables proven empty by the file: an `ADD COLUMN ... NOT NULL` without a
+    /// default fails on a table with a row, so once it has run the table has none.
+    empty_tables: HashSet<String>,
+    /// Columns the file added to existing tables with no default: NULL in every row.
+    null_columns: HashSet<(String, String)>,
+    /// The explicit COMMIT (or ROLLBACK) that ended work, until a statement after it is
+    /// reported.
+    committed: Option<usize>,
+    /// Whether the file did work before its first COMMIT.
+    work_before_commit: bool,
     lock_timeout_set: bool,
     unguarded_lock: Option<UnguardedLock>,
 }
@@ -194,6 +198,7 @@ impl FileLinter<'_> {
         let file = self.file;
         let node = &file.statements[index].node;
         self.account_lock(index, node);
+        self.after_commit(index, node);
         if let Some(what) = sql::non_transactional_reason(node) {
             self.outside_transaction(index, what);
         }
@@ -243,7 +248,11 @@ impl FileLinter<'_> {
             _ => {}
         }
         self.enum_value_uses(index);
-        self.catalog.learn(node);
+        match node {
+            // Learned subcommand by subcommand in `alter_table`.
+            NodeEnum::AlterTableStmt(alter) if alter.objtype() == ObjectType::ObjectTable => {}
+            _ => self.catalog.learn(node),
+        }
     }
 
     // -- transactions ------------------------------------------------------------------
@@ -258,6 +267,9 @@ impl FileLinter<'_> {
             Some(TransactionControl::End) => {
                 self.open_block = None;
                 self.transaction += 1;
+                if self.work_before_commit && self.committed.is_none() {
+                    self.committed = Some(index);
+                }
             }
             Some(TransactionControl::Chain) => {
                 self.open_block = Some(index);
@@ -265,6 +277,34 @@ impl FileLinter<'_> {
             }
             Some(TransactionControl::Other) | None => {}
         }
+    }
+
+    /// `statements-after-commit`: the first statement doing work after an explicit COMMIT
+    /// that ended earlier work.
+    fn after_commit(&mut self, index: usize, node: &NodeEnum) {
+        if matches!(
+            node,
+            NodeEnum::TransactionStmt(_) | NodeEnum::VariableSetStmt(_)
+        ) {
+            return;
+        }
+        self.work_before_commit = true;
+        let Some(commit) = self.committed.take() else {
+            return;
+        };
+        // Reported once; `committed` stays taken, so later statements are not.
+        self.work_before_commit = false;
+        let commit_line = self.line_of(self.offset_of(commit));
+        self.hit(
+            Rule::StatementsAfterCommit,
+            index,
+            self.offset_of(index),
+            None,
+            format!("this statement runs after the COMMIT on line {commit_line}: it is not atomic with the work before that COMMIT"),
+            None,
+            "if it fails, the work committed before it stays, and the migration is recorded as failed with part of it applied: neither a retry nor a rollback starts from a known state",
+            "put the statements after the COMMIT in a migration of their own (or inside the same transaction block); a statement that cannot run in a transaction (CONCURRENTLY) belongs alone in its own migration file",
+        );
     }
 
     fn outside_transaction(&mut self, index: usize, what: &str) {
@@ -556,6 +596,21 @@ impl FileLinter<'_> {
                         self.alter_column_type(index, &table, &cmd.name, column, at);
                     }
                 }
+                (AlterTableType::AtColumnDefault, None)
+                    if existing && self.catalog.not_null_with_default(&table, &cmd.name) =>
+                {
+                    let (t, c) = (display_ident(&table), display_ident(&cmd.name));
+                    self.hit(
+                        Rule::DropDefaultNotNull,
+                        index,
+                        at,
+                        Some(column_object(&table, &cmd.name)),
+                        format!("the default of NOT NULL column {c} of existing table {t} is dropped"),
+                        Some(format!("ACCESS EXCLUSIVE on {t} (briefly)")),
+                        format!("the application still running during the deploy inserts into {t} without naming {c} wherever it relied on the default (Prisma leaves out a field with @default that the code does not set), and every such INSERT now fails with a not-null violation"),
+                        format!("first deploy code that always sets {c} (keep @default in schema.prisma until then), then drop the default in a later migration; or keep the default"),
+                    );
+                }
                 (AlterTableType::AtDropColumn, _) if existing => self.hit(
                     Rule::DropColumn,
                     index,
@@ -568,6 +623,9 @@ impl FileLinter<'_> {
                 ),
                 _ => {}
             }
+            // The next subcommand sees the table as this one left it (a key changed to
+            // text, then made the primary key, is a text key).
+            self.catalog.learn_alter_table_cmd(&table, cmd);
         }
     }
 
@@ -590,8 +648,14 @@ impl FileLinter<'_> {
                 ConstrType::ConstrNotnull | ConstrType::ConstrPrimary
             )
         });
+        let no_value = default.is_none() && identity.is_none() && generated.is_none() && !serial;
+        if not_null.is_none() && no_value {
+            self.null_columns.insert((table.to_string(), name.clone()));
+        }
         if let Some(not_null) = not_null {
-            if default.is_none() && identity.is_none() && generated.is_none() && !serial {
+            if no_value {
+                // Past this statement the table is known to be empty.
+                self.empty_tables.insert(table.to_string());
                 self.hit(
                     Rule::AddColumnNotNullWithoutDefault,
                     index,
@@ -671,10 +735,12 @@ impl FileLinter<'_> {
         let [key] = keys.as_slice() else {
             return;
         };
-        if let Some(column) = added.iter().find(|c| &c.colname == key) {
-            self.small_primary_key(index, table, column, Some(at));
-        } else if let Some(column_type) = self.catalog.column_type(table, key).cloned() {
+        // The catalog has taken in the statement's earlier subcommands: a column added
+        // or retyped before this ADD PRIMARY KEY has its new type there.
+        if let Some(column_type) = self.catalog.column_type(table, key).cloned() {
             self.small_key_type(index, table, key, &column_type, at);
+        } else if let Some(column) = added.iter().find(|c| &c.colname == key) {
+            self.small_primary_key(index, table, column, Some(at));
         }
     }
 
@@ -692,6 +758,15 @@ impl FileLinter<'_> {
         } else {
             format!("{t}.{}", display_ident(&constraint.conname))
         });
+        let validates = matches!(
+            constraint.contype(),
+            ConstrType::ConstrForeign | ConstrType::ConstrCheck
+        ) && !constraint.skip_validation;
+        if validates && self.empty_tables.contains(table) {
+            // An earlier ADD COLUMN ... NOT NULL without a default succeeded only on an
+            // empty table: the validation scans nothing, NOT VALID would buy nothing.
+            return;
+        }
         match constraint.contype() {
             ConstrType::ConstrForeign => {
                 let referenced = constraint
@@ -701,6 +776,32 @@ impl FileLinter<'_> {
                     .unwrap_or_else(|| "the referenced table".into());
                 if constraint.skip_validation {
                     self.remember_not_valid(index, table, constraint, LockMode::ShareRowExclusive);
+                    return;
+                }
+                let keys = string_values(&constraint.fk_attrs);
+                if !keys.is_empty()
+                    && keys
+                        .iter()
+                        .all(|k| self.null_columns.contains(&(table.to_string(), k.clone())))
+                {
+                    let columns = keys
+                        .iter()
+                        .map(|k| display_ident(k))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    self.hit(
+                        Rule::AddForeignKeyWithoutNotValid,
+                        index,
+                        at,
+                        object,
+                        format!("foreign key {name}is added to existing table {t} (referencing {referenced}) without NOT VALID, on {columns} added in this file with no default"),
+                        Some(format!("SHARE ROW EXCLUSIVE on {t} and {referenced}")),
+                        format!("every row's {columns} is NULL, so the validation looks nothing up in {referenced}; it still reads all of {t} while holding SHARE ROW EXCLUSIVE on both tables, so writes to either wait for one sequential scan of {t}"),
+                        format!("cheap on a small {t}; on a large one add it NOT VALID and `ALTER TABLE {t} VALIDATE CONSTRAINT {conname};` in a later migration, which scans under SHARE UPDATE EXCLUSIVE"),
+                    );
+                    if let Some(hit) = self.hits.last_mut() {
+                        hit.severity = Severity::Warning;
+                    }
                     return;
                 }
                 self.hit(
@@ -890,10 +991,26 @@ impl FileLinter<'_> {
         let Some(relation) = &create.relation else {
             return;
         };
-        if create.concurrent || self.is_new(&relation.relname) {
+        if self.is_new(&relation.relname) {
             return;
         }
         let t = display_ident(&relation.relname);
+        if create.concurrent {
+            if !create.if_not_exists && !create.idxname.is_empty() {
+                let name = display_ident(&create.idxname);
+                self.hit(
+                    Rule::ConcurrentlyWithoutIfNotExists,
+                    index,
+                    self.offset_of(index),
+                    Some(name.clone()),
+                    format!("index {name} is built CONCURRENTLY without IF NOT EXISTS"),
+                    None,
+                    format!("a concurrent build that fails (a lock timeout while it waits, a duplicate key) leaves an INVALID index named {name} behind: running the file again fails with `relation {name} already exists` (pgward-migrate drops the INVALID index its own failed build left before a retry; Prisma and psql do not)"),
+                    format!("write `CREATE {}INDEX CONCURRENTLY IF NOT EXISTS {name} ON {t} (...);`, and before running it again after a failure check that no INVALID {name} is left (`DROP INDEX CONCURRENTLY IF EXISTS {name};` if one is): IF NOT EXISTS alone would keep an INVALID index", if create.unique { "UNIQUE " } else { "" }),
+                );
+            }
+            return;
+        }
         let name = if create.idxname.is_empty() {
             String::new()
         } else {

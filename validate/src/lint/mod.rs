@@ -312,6 +312,17 @@ fn is_reserved_word(word: &str) -> bool {
     })
 }
 
+/// The strings of a list of `String` nodes (a qualified name, a column list).
+pub(crate) fn string_values(nodes: &[pg_query::protobuf::Node]) -> Vec<String> {
+    nodes
+        .iter()
+        .filter_map(|n| match &n.node {
+            Some(pg_query::NodeEnum::String(s)) => Some(s.sval.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The last part of a possibly qualified name in a parse tree (`public.users` → `users`).
 pub(crate) fn last_name(node: &pg_query::protobuf::Node) -> Option<String> {
     use pg_query::NodeEnum;

@@ -68,6 +68,13 @@ pub enum Rule {
     PreferBigintPrimaryKey,
     /// `char(n)` column.
     PreferTextOverChar,
+    /// `CREATE INDEX CONCURRENTLY` without `IF NOT EXISTS`: a failed build's INVALID
+    /// index keeps the name, so the file cannot simply be run again.
+    ConcurrentlyWithoutIfNotExists,
+    /// Statements after an explicit `COMMIT`: no longer atomic with what came before.
+    StatementsAfterCommit,
+    /// `DROP DEFAULT` on a NOT NULL column: inserts that relied on it fail.
+    DropDefaultNotNull,
     /// The parser rejected the file.
     ParseError,
 }
@@ -106,6 +113,9 @@ impl Rule {
         Rule::PreferTimestamptz,
         Rule::PreferBigintPrimaryKey,
         Rule::PreferTextOverChar,
+        Rule::ConcurrentlyWithoutIfNotExists,
+        Rule::StatementsAfterCommit,
+        Rule::DropDefaultNotNull,
         Rule::ParseError,
     ];
 
@@ -143,6 +153,9 @@ impl Rule {
             Rule::PreferTimestamptz => "prefer-timestamptz",
             Rule::PreferBigintPrimaryKey => "prefer-bigint-primary-key",
             Rule::PreferTextOverChar => "prefer-text-over-char",
+            Rule::ConcurrentlyWithoutIfNotExists => "concurrently-without-if-not-exists",
+            Rule::StatementsAfterCommit => "statements-after-commit",
+            Rule::DropDefaultNotNull => "drop-default-not-null",
             Rule::ParseError => "parse-error",
         }
     }
@@ -170,7 +183,10 @@ impl Rule {
             | Rule::PreferJsonb
             | Rule::PreferTimestamptz
             | Rule::PreferBigintPrimaryKey
-            | Rule::PreferTextOverChar => Severity::Warning,
+            | Rule::PreferTextOverChar
+            | Rule::ConcurrentlyWithoutIfNotExists
+            | Rule::StatementsAfterCommit
+            | Rule::DropDefaultNotNull => Severity::Warning,
             Rule::EnumAddValueWithoutPosition => Severity::Info,
             _ => Severity::Error,
         }
