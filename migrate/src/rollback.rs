@@ -12,7 +12,6 @@ use pgward_shared::history;
 use pgward_shared::log;
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
-use pgward_shared::sql::quote_literal;
 use pgward_shared::state::MigrationState;
 use serde::Serialize;
 
@@ -125,11 +124,7 @@ fn rollback_locked(
         log::info(&format!("rolling back {}", m.name));
         let started = std::time::Instant::now();
         let books = Bookkeeping {
-            on_finish: Some(format!(
-                "DELETE FROM {} WHERE migration_name = {}",
-                history::qualified_table(schema),
-                quote_literal(&m.name)
-            )),
+            on_finish: Some(history::delete_migration(schema, &m.name)),
             ..Default::default()
         };
         match run_script(client, &down, &plan, &books) {

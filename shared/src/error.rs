@@ -230,7 +230,12 @@ pub enum Error {
         failure: Box<FailedStatement>,
         /// Whether statements of it were committed before the failure (statement mode,
         /// or a file that commits a block itself): then a plain re-deploy would repeat them.
+        /// The one source of truth for "the database holds part of this migration":
+        /// `error.details.partly_committed`, which scripts/migrate.sh reads.
         partly_committed: bool,
+        /// INVALID indexes its failed CREATE INDEX CONCURRENTLY left and pgward could not
+        /// drop (the lock it needs was still held).
+        left_behind: Vec<String>,
     },
     /// A failed migration in the history blocks deploy (Prisma P3009).
     #[error("P3009: migrate found failed migrations in the target database, new migrations will not be applied: {}", names.join(", "))]
@@ -536,12 +541,20 @@ impl Error {
                 std::io::ErrorKind::StorageFull => "free disk space, then run again".into(),
                 _ => "check that the path exists and is readable".into(),
             },
-            Error::MigrationFailed { migration, partly_committed: false, .. } => format!(
-                "nothing of the failing transaction was kept; fix the migration, then run `pgward-migrate resolve --rolled-back {migration}` and deploy again (or `resolve --applied {migration}` if you applied it by hand)"
-            ),
-            Error::MigrationFailed { migration, partly_committed: true, .. } => format!(
-                "statements before the failing one were committed and stay applied (`pgward-migrate status` shows the attempt's logs); revert them by hand and run `pgward-migrate resolve --rolled-back {migration}` before deploying the fixed migration again, or finish it by hand and run `resolve --applied {migration}`"
-            ),
+            Error::MigrationFailed { migration, partly_committed, left_behind, .. } => {
+                let mut hint = if *partly_committed {
+                    format!("statements before the failing one were committed and stay applied (`pgward-migrate status` shows the attempt's logs); revert them by hand and run `pgward-migrate resolve --rolled-back {migration}` before deploying the fixed migration again, or finish it by hand and run `resolve --applied {migration}`")
+                } else {
+                    format!("nothing of the failing transaction was kept; fix the migration, then run `pgward-migrate resolve --rolled-back {migration}` and deploy again (or `resolve --applied {migration}` if you applied it by hand)")
+                };
+                if !left_behind.is_empty() {
+                    hint = format!(
+                        "its failed CREATE INDEX CONCURRENTLY left the INVALID index {list}, which could not be dropped (another session still holds a lock on the table): drop it first with DROP INDEX CONCURRENTLY {list}; then {hint}",
+                        list = left_behind.join(", ")
+                    );
+                }
+                hint
+            }
             Error::FailedMigrations { names } => format!(
                 "inspect the failure with `pgward-migrate status`; after fixing the database, mark it with `pgward-migrate resolve --rolled-back {}` (or `--applied` if you finished it by hand)",
                 names.first().map(String::as_str).unwrap_or("NAME")
@@ -573,8 +586,16 @@ impl Error {
     pub fn details(&self) -> Option<serde_json::Value> {
         match self {
             Error::MigrationFailed {
-                migration, failure, ..
-            } => Some(failure.details("migration", migration)),
+                migration,
+                failure,
+                partly_committed,
+                left_behind,
+            } => {
+                let mut details = failure.details("migration", migration);
+                details["partly_committed"] = serde_json::json!(partly_committed);
+                details["left_behind"] = serde_json::json!(left_behind);
+                Some(details)
+            }
             Error::ScriptFailed { what, failure, .. } => Some(failure.details("script", what)),
             Error::Query { sqlstate, .. } => Some(serde_json::json!({ "sqlstate": sqlstate })),
             Error::LockHeld { holder, waited_ms } => {
