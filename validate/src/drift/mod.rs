@@ -28,7 +28,7 @@ use pgward_shared::history::{self, HistoryRow};
 use pgward_shared::log;
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
-use pgward_shared::sql::quote_ident;
+use pgward_shared::sql::{self, quote_ident};
 use pgward_shared::state::MigrationState;
 use serde::Serialize;
 
@@ -126,6 +126,23 @@ pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
     });
     let mut shadow = shadow?;
     let steps = steps?;
+    // Nothing is replayed when a migration holds statements that act on the whole server
+    // and the shadow shares the live server: they would run on production again.
+    let cluster_wide = cluster_wide_statements(&steps);
+    if !cluster_wide.is_empty() && shadow.on_live_server()? {
+        let place = if result.shadow_temporary {
+            format!("the shadow database {shadow_name} would be a temporary database on the live server")
+        } else {
+            format!("--shadow-url names {shadow_name}, a database on the live server")
+        };
+        return Err(Failure::with_result(
+            Error::ClusterWideReplay {
+                statements: cluster_wide,
+                shadow: place,
+            },
+            &result,
+        ));
+    }
     let models = replay_and_read(&mut shadow, &steps, &schema, &mut result.migrations_applied);
     if let Err(e) = shadow.close() {
         let (code, advice) = if result.shadow_temporary {
@@ -250,6 +267,24 @@ fn plan_replay<'m>(migrations: &[&'m LocalMigration]) -> Result<Vec<ReplayStep<'
             })
         })
         .collect()
+}
+
+/// `migration line N: WHAT` for every statement of the replay that acts on the whole
+/// server (roles, databases, tablespaces, server settings, subscriptions...).
+fn cluster_wide_statements(steps: &[ReplayStep<'_>]) -> Vec<String> {
+    let mut found = Vec::new();
+    for step in steps {
+        for stmt in &step.plan.statements {
+            if let Some(what) = sql::cluster_wide_reason(&stmt.node) {
+                found.push(format!(
+                    "{} line {}: {what}",
+                    step.name,
+                    sql::position_of(step.script, stmt.offset).line
+                ));
+            }
+        }
+    }
+    found
 }
 
 /// Replays `migrations` into the shadow and reads both schemas, the live one while the

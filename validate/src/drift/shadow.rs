@@ -161,6 +161,34 @@ impl Shadow {
         &self.name
     }
 
+    /// Whether the shadow database lives on the live database's server (cluster): always
+    /// for a temporary one; for a `--shadow-url` one, when both sessions see the same
+    /// server, whatever host names the two URLs use.
+    pub fn on_live_server(&mut self) -> Result<bool> {
+        if self.temporary {
+            return Ok(true);
+        }
+        let (live, shadow) = self.sessions();
+        // The system identifier names a cluster uniquely, but pg_control_system() may be
+        // refused to the role; the postmaster's start time (microseconds) and port tell
+        // two running servers apart as well.
+        const SYSTEM_ID: &str =
+            "SELECT system_identifier::text FROM pg_catalog.pg_control_system()";
+        const STARTED: &str = "SELECT pg_catalog.pg_postmaster_start_time()::text || ' port ' || pg_catalog.current_setting('port')";
+        let read = |client: &mut postgres::Client,
+                    sql: &str|
+         -> std::result::Result<String, postgres::Error> {
+            Ok(client.query_one(sql, &[])?.get(0))
+        };
+        if let (Ok(a), Ok(b)) = (read(live, SYSTEM_ID), read(shadow, SYSTEM_ID)) {
+            return Ok(a == b);
+        }
+        let a = read(live, STARTED).map_err(|e| Error::query("identifying the live server", &e))?;
+        let b = read(shadow, STARTED)
+            .map_err(|e| Error::query("identifying the shadow database's server", &e))?;
+        Ok(a == b)
+    }
+
     /// The live session and the shadow session, to use at the same time.
     pub fn sessions(&mut self) -> (&mut postgres::Client, &mut postgres::Client) {
         let shadow = self
