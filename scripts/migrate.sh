@@ -166,6 +166,20 @@ stop_nothing_partial() {
     | .details.restored = false | .details.restore_command = $cmd' <<<"$failed_error")"
 }
 
+# After a deploy that failed without saying what it committed (a query of its own failed,
+# the connection was lost): no restore on a guess; say so, and how to look and go back.
+stop_state_unknown() {
+  local failed_rc=$STEP_RC failed_error
+  failed_error=$(pgw_step_error)
+  pgw_log_error "[deploy] failed ($(pgw_jq '.error.code // "no error code"')) without saying what it committed, so the database is not restored" \
+    "see what it holds: pgward-migrate status --env $env" \
+    "to go back to the state before this run: $(restore_command) (it first takes a safety backup of the current state)"
+  pgw_result restored null
+  pgw_finish "$failed_rc" "$(jq -c --arg cmd "$(restore_command)" --arg env "$env" '
+    .hint = "\(.hint // "see the message above"); the deploy did not say what it committed and the database was not restored: check it with pgward-migrate status --env \($env); to go back to before this run: \($cmd)"
+    | .details.restored = false | .details.restore_command = $cmd' <<<"$failed_error")"
+}
+
 # After a deploy that committed part of a migration, or checks that found a regression
 # ($1 says which): restore the backup taken before the deploy when the environment sets
 # auto_restore = true, else stop and say so. Ends with the failing step's code and error.
@@ -262,11 +276,11 @@ deploy() {
       [ -n "$dry_run" ] && pgw_fail_step
       # The deploy's error.details.partly_committed is the one source of truth for
       # "the database holds part of the failing migration".
-      if [ "$(pgw_jq '.error.details.partly_committed // false')" = true ]; then
-        restore_or_stop "the deploy committed part of $(pgw_jq '.error.details.migration') before it failed"
-      else
-        stop_nothing_partial
-      fi ;;
+      case "$(pgw_jq '"\(.error.code)/\(.error.details.partly_committed)"')" in
+        MIGRATION_FAILED/true) restore_or_stop "the deploy committed part of $(pgw_jq '.error.details.migration') before it failed" ;;
+        MIGRATION_FAILED/false) stop_nothing_partial ;;
+        *) stop_state_unknown ;;
+      esac ;;
     *) pgw_fail_step ;;
   esac
   [ -z "$dry_run" ] || pgw_finish 0

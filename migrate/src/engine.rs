@@ -200,6 +200,9 @@ fn left_by_non_transactional(node: &NodeEnum, reason: &str) -> LeftBehind {
 struct IndexCheck {
     /// The table, as written (quoted, schema-qualified when it was).
     table: String,
+    /// The table, resolved when the statement ran (a later `SET search_path` of the
+    /// script cannot send the check elsewhere).
+    table_oid: Option<u32>,
     /// The index name, when the statement gives one.
     name: Option<String>,
     /// The table's indexes before the statement ran (concurrent builds only).
@@ -229,6 +232,7 @@ fn index_check(stmt: &ParsedStatement) -> Option<IndexCheck> {
     };
     Some(IndexCheck {
         table,
+        table_oid: None,
         name: Some(ix.idxname.clone()).filter(|n| !n.is_empty()),
         before: Vec::new(),
         offset: stmt.offset,
@@ -240,7 +244,7 @@ fn index_check(stmt: &ParsedStatement) -> Option<IndexCheck> {
 /// its name, or, unnamed, those that were not there before it ran.
 const INVALID_INDEXES_SQL: &str = "SELECT c.oid, c.oid::pg_catalog.regclass::text \
      FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
-     WHERE i.indrelid = pg_catalog.to_regclass($1::text) AND NOT i.indisvalid \
+     WHERE i.indrelid = $1::oid AND NOT i.indisvalid \
        AND CASE WHEN $2::text IS NULL THEN NOT (c.oid = ANY ($3::oid[])) ELSE c.relname = $2::text END \
      ORDER BY c.oid";
 
@@ -248,11 +252,11 @@ fn invalid_indexes(
     client: &mut postgres::Client,
     check: &IndexCheck,
 ) -> Result<Vec<LeftIndex>, postgres::Error> {
+    let Some(table) = check.table_oid else {
+        return Ok(Vec::new());
+    };
     Ok(client
-        .query(
-            INVALID_INDEXES_SQL,
-            &[&check.table, &check.name, &check.before],
-        )?
+        .query(INVALID_INDEXES_SQL, &[&table, &check.name, &check.before])?
         .iter()
         .map(|r| LeftIndex {
             oid: r.get(0),
@@ -261,15 +265,18 @@ fn invalid_indexes(
         .collect())
 }
 
-/// The indexes of `table` now.
-fn index_oids(client: &mut postgres::Client, table: &str) -> Result<Vec<u32>, postgres::Error> {
-    Ok(client
-        .query_one(
-            "SELECT coalesce(array_agg(indexrelid), '{}')::oid[] FROM pg_catalog.pg_index \
-             WHERE indrelid = pg_catalog.to_regclass($1::text)",
-            &[&table],
-        )?
-        .get(0))
+/// `table` as the session resolves it now, and its indexes.
+fn table_and_indexes(
+    client: &mut postgres::Client,
+    table: &str,
+) -> Result<(Option<u32>, Vec<u32>), postgres::Error> {
+    let row = client.query_one(
+        "SELECT t.oid, coalesce((SELECT array_agg(indexrelid) FROM pg_catalog.pg_index \
+                                 WHERE indrelid = t.oid), '{}')::oid[] \
+         FROM (SELECT pg_catalog.to_regclass($1::text)::oid AS oid) t",
+        &[&table],
+    )?;
+    Ok((row.get(0), row.get(1)))
 }
 
 /// Longest statement text quoted in errors and logs.
@@ -373,8 +380,8 @@ impl Runner<'_, '_> {
         let mut check = index_check(stmt);
         let concurrent = matches!(&stmt.node, NodeEnum::IndexStmt(ix) if ix.concurrent);
         if let (Some(c), true) = (check.as_mut(), concurrent) {
-            c.before =
-                index_oids(self.client, &c.table).map_err(|e| self.failure(&e, Some(stmt)))?;
+            (c.table_oid, c.before) = table_and_indexes(self.client, &c.table)
+                .map_err(|e| self.failure(&e, Some(stmt)))?;
         }
         if let Err(mut failure) = self.exec(&stmt.text, Some(stmt)) {
             if !in_transaction {
@@ -392,6 +399,11 @@ impl Runner<'_, '_> {
                 };
             }
             return Err(failure);
+        }
+        if let (Some(c), false) = (check.as_mut(), concurrent) {
+            c.table_oid = table_and_indexes(self.client, &c.table)
+                .map_err(|e| self.failure(&e, Some(stmt)))?
+                .0;
         }
         self.index_checks.extend(check);
         Ok(())

@@ -263,6 +263,51 @@ fn a_concurrent_index_build_that_times_out_without_retries_leaves_nothing_or_nam
 }
 
 #[test]
+fn a_timed_out_statement_that_may_have_left_work_pgward_cannot_clean_is_not_retried() {
+    let db = cluster().create_database();
+    let folder = table_t(&db);
+    // REINDEX CONCURRENTLY builds t_pkey_ccnew, then waits for the writer like a
+    // concurrent build does; its leftovers are not pgward's to guess at.
+    add_migration(
+        folder.path(),
+        INDEX_T,
+        "REINDEX INDEX CONCURRENTLY t_pkey;\n",
+    );
+    let mut writer = db.client();
+    writer
+        .batch_execute("BEGIN; INSERT INTO t VALUES (100001, 1)")
+        .expect("the writer opens its transaction");
+    let out = deploy(
+        folder.path(),
+        &db,
+        &[
+            "--lock-timeout",
+            "300ms",
+            "--retries",
+            "3",
+            "--retry-backoff",
+            "100ms",
+        ],
+    );
+    writer.batch_execute("COMMIT").expect("the writer commits");
+    let json = out.assert_error(1, "MIGRATION_FAILED");
+    assert_eq!(json["error"]["details"]["sqlstate"], "55P03", "{out}");
+    let warnings = warning_codes(&json);
+    assert!(
+        warnings.iter().any(|c| c == "LOCK_TIMEOUT_NOT_RETRIED")
+            && !warnings.iter().any(|c| c == "LOCK_TIMEOUT_RETRY"),
+        "{out}"
+    );
+    assert_eq!(
+        db.query_one_string(&format!(
+            "SELECT count(*) FROM _prisma_migrations WHERE migration_name = '{INDEX_T}'"
+        )),
+        "1",
+        "one attempt, not retried"
+    );
+}
+
+#[test]
 fn a_migration_is_never_recorded_applied_over_an_invalid_index() {
     let db = cluster().create_database();
     let folder = table_t(&db);

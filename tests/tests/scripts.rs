@@ -754,6 +754,39 @@ fn a_partly_committed_deploy_is_not_restored_unless_the_environment_opts_in() {
 }
 
 #[test]
+fn a_deploy_that_cannot_say_what_it_committed_is_not_restored_on_a_guess() {
+    let (db, project, url) = deployed_two_migrations();
+    project.auto_restore("dev");
+    let envs = [("DEV_DATABASE_URL", url.as_str())];
+    // Recording the failure itself fails: the deploy ends with QUERY_FAILED, and its
+    // error says nothing about what the migration committed.
+    db.psql(
+        "CREATE FUNCTION refuse_logs() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'no failure logs here'; END $$;\n\
+         CREATE TRIGGER refuse_logs BEFORE INSERT ON _prisma_migrations \
+         FOR EACH ROW WHEN (NEW.logs IS NOT NULL) EXECUTE FUNCTION refuse_logs();",
+    );
+    project.migration(BAD, BAD_PARTLY_COMMITTED, None);
+    next_second();
+
+    let out = project.script("migrate.sh", &["deploy", "dev"], &envs);
+    let json = document(&out, 1);
+    assert_eq!(json["error"]["code"], "QUERY_FAILED", "{out}");
+    assert_eq!(json["error"]["details"]["restored"], false, "{out}");
+    assert!(
+        !step_names(&json).iter().any(|s| s.starts_with("restore")),
+        "{out}"
+    );
+    assert!(
+        json["error"]["hint"]
+            .as_str()
+            .expect("a hint")
+            .contains("did not say what it committed"),
+        "{out}"
+    );
+}
+
+#[test]
 fn the_automatic_restore_of_a_protected_environment_needs_force_from_the_user() {
     let db = cluster().create_database();
     let project = Project::new();

@@ -169,24 +169,29 @@ impl Shadow {
             return Ok(true);
         }
         let (live, shadow) = self.sessions();
-        // The system identifier names a cluster uniquely, but pg_control_system() may be
-        // refused to the role; the postmaster's start time (microseconds) and port tell
-        // two running servers apart as well.
+        // One running server has one postmaster start time (microseconds) and port, which
+        // every role may read; two servers practically never share both. The system
+        // identifier, when both roles may read it, also tells apart a clone of the live
+        // server (same identifier, its own start time) from the live server itself.
+        const STARTED: &str = "SELECT pg_catalog.pg_postmaster_start_time()::text || ' port ' || pg_catalog.current_setting('port')";
         const SYSTEM_ID: &str =
             "SELECT system_identifier::text FROM pg_catalog.pg_control_system()";
-        const STARTED: &str = "SELECT pg_catalog.pg_postmaster_start_time()::text || ' port ' || pg_catalog.current_setting('port')";
         let read = |client: &mut postgres::Client,
                     sql: &str|
          -> std::result::Result<String, postgres::Error> {
             Ok(client.query_one(sql, &[])?.get(0))
         };
-        if let (Ok(a), Ok(b)) = (read(live, SYSTEM_ID), read(shadow, SYSTEM_ID)) {
-            return Ok(a == b);
-        }
         let a = read(live, STARTED).map_err(|e| Error::query("identifying the live server", &e))?;
         let b = read(shadow, STARTED)
             .map_err(|e| Error::query("identifying the shadow database's server", &e))?;
-        Ok(a == b)
+        if a != b {
+            return Ok(false);
+        }
+        Ok(match (read(live, SYSTEM_ID), read(shadow, SYSTEM_ID)) {
+            (Ok(a), Ok(b)) => a == b,
+            // Unreadable to one of the roles: the same start time and port decide.
+            _ => true,
+        })
     }
 
     /// The live session and the shadow session, to use at the same time.
