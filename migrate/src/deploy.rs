@@ -368,6 +368,15 @@ fn apply_migration(
                 "LOCK_TIMEOUT_NOT_RETRIED",
                 format!("{} hit lock_timeout and is not retried: {why}", m.name),
             ),
+            _ if interrupted => {
+                // Ctrl-C: leave at once; say what is left rather than wait to drop it.
+                if !left.is_empty() {
+                    log::warn(&format!(
+                        "the interrupted CREATE INDEX CONCURRENTLY left the INVALID index {}: drop it with DROP INDEX CONCURRENTLY before deploying again",
+                        names(&left)
+                    ));
+                }
+            }
             _ => {
                 // No retry: still drop what the failed statement left, so that the
                 // failed attempt leaves nothing behind when it can.
