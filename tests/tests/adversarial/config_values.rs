@@ -77,3 +77,40 @@ fn a_database_url_env_that_is_not_a_variable_name_runs_nothing_and_is_refused() 
         );
     }
 }
+
+/// What `pgw_config_env_value ENV KEY` (scripts/lib/common.sh, the reader migrate.sh
+/// asks for `auto_restore`) reads from a pgward.toml holding `toml`.
+fn script_reads(toml: &str, env: &str, key: &str) -> String {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    std::fs::write(dir.path().join("pgward.toml"), toml).expect("pgward.toml is writable");
+    let common = workspace_root().join("scripts/lib/common.sh");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(r#". "$1" && pgw_config_env_value "$2" "$3""#)
+        .args(["bash", common.to_str().expect("a UTF-8 path"), env, key])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+#[test]
+fn auto_restore_is_read_only_from_its_own_environment_and_only_as_written() {
+    // Another environment's opt-in, a comment, a longer key and a quoted section name.
+    let toml = "[env.dev]\n\
+                # auto_restore = true\n\
+                auto_restore_later = true\n\
+                database_url_env = \"DEV_URL\" # auto_restore = true\n\
+                [env.\"prod\"] # the protected one\n\
+                auto_restore=true\n";
+    assert_eq!(script_reads(toml, "dev", "auto_restore"), "");
+    assert_eq!(script_reads(toml, "prod", "auto_restore"), "true");
+    assert_eq!(script_reads(toml, "dev", "database_url_env"), "DEV_URL");
+    // Forms the reader does not follow read as unset: off, the safe side (the binaries,
+    // which run first, accept or refuse the file as a whole).
+    let toml = "[env]\ndev = { auto_restore = true }\n";
+    assert_eq!(script_reads(toml, "dev", "auto_restore"), "");
+}
