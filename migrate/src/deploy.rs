@@ -15,7 +15,8 @@ use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
 use crate::engine::{
-    elapsed_ms, run_script, Bookkeeping, LeftBehind, LeftIndex, RunMode, ScriptFailure, ScriptPlan,
+    drop_left_indexes, elapsed_ms, index_names as names, is_lock_timeout, run_script, Bookkeeping,
+    LeftBehind, RunMode, ScriptFailure, ScriptPlan,
 };
 use crate::lock::with_migration_lock;
 
@@ -402,46 +403,6 @@ fn apply_migration(
             left_behind: left.iter().map(|l| l.name.clone()).collect(),
         });
     }
-}
-
-/// `a, b`: the names of indexes.
-fn names(indexes: &[LeftIndex]) -> String {
-    indexes
-        .iter()
-        .map(|l| l.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn is_lock_timeout(e: &postgres::Error) -> bool {
-    describe_pg_error(e).0.as_deref() == Some("55P03")
-}
-
-/// Drops the INVALID indexes a failed CREATE INDEX CONCURRENTLY left, removing each from
-/// `left` once gone. Each is found again by its oid and dropped only while it is still
-/// INVALID, under whatever name it has now: never an index someone else made or fixed.
-fn drop_left_indexes(
-    client: &mut postgres::Client,
-    left: &mut Vec<LeftIndex>,
-) -> std::result::Result<(), postgres::Error> {
-    while let Some(index) = left.first() {
-        let current = client.query_opt(
-            "SELECT c.oid::pg_catalog.regclass::text FROM pg_catalog.pg_index i \
-             JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
-             WHERE i.indexrelid = $1 AND NOT i.indisvalid",
-            &[&index.oid],
-        )?;
-        if let Some(row) = current {
-            // regclass's text form is a quoted, qualified-when-needed identifier.
-            let name: String = row.get(0);
-            client.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))?;
-            log::info(&format!(
-                "dropped the INVALID index {name} the failed CREATE INDEX CONCURRENTLY left"
-            ));
-        }
-        left.remove(0);
-    }
-    Ok(())
 }
 
 /// Sleeps for `duration` (a retry back-off, which can be minutes), but returns

@@ -631,6 +631,47 @@ fn is_commit(stmt: &ParsedStatement) -> bool {
     )
 }
 
+/// `a, b`: the names of indexes.
+pub fn index_names(indexes: &[LeftIndex]) -> String {
+    indexes
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether a server error is lock_timeout (SQLSTATE 55P03).
+pub fn is_lock_timeout(e: &postgres::Error) -> bool {
+    describe_pg_error(e).0.as_deref() == Some("55P03")
+}
+
+/// Drops the INVALID indexes a failed CREATE INDEX CONCURRENTLY left, removing each from
+/// `left` once gone. Each is found again by its oid and dropped only while it is still
+/// INVALID, under whatever name it has now: never an index someone else made or fixed.
+pub fn drop_left_indexes(
+    client: &mut postgres::Client,
+    left: &mut Vec<LeftIndex>,
+) -> std::result::Result<(), postgres::Error> {
+    while let Some(index) = left.first() {
+        let current = client.query_opt(
+            "SELECT c.oid::pg_catalog.regclass::text FROM pg_catalog.pg_index i \
+             JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indexrelid = $1 AND NOT i.indisvalid",
+            &[&index.oid],
+        )?;
+        if let Some(row) = current {
+            // regclass's text form is a quoted, qualified-when-needed identifier.
+            let name: String = row.get(0);
+            client.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))?;
+            pgward_shared::log::info(&format!(
+                "dropped the INVALID index {name} the failed CREATE INDEX CONCURRENTLY left"
+            ));
+        }
+        left.remove(0);
+    }
+    Ok(())
+}
+
 /// Milliseconds since `start`.
 pub fn elapsed_ms(start: Instant) -> u64 {
     start.elapsed().as_millis() as u64

@@ -308,6 +308,40 @@ fn a_timed_out_statement_that_may_have_left_work_pgward_cannot_clean_is_not_retr
 }
 
 #[test]
+fn a_failed_concurrent_build_in_a_down_sql_leaves_no_invalid_index() {
+    let db = cluster().create_database();
+    let folder = table_t(&db);
+    // The migration dropped a unique index; its down.sql builds it again, concurrently,
+    // and fails on the duplicates written since.
+    add_migration(folder.path(), INDEX_T, "SELECT 1;\n");
+    std::fs::write(
+        folder.path().join(INDEX_T).join("down.sql"),
+        "CREATE UNIQUE INDEX CONCURRENTLY t_a_key ON t (a);\n",
+    )
+    .expect("down.sql is writable");
+    deploy(folder.path(), &db, &[]).assert_code(0);
+    let out = run(
+        "migrate",
+        &[
+            "rollback",
+            "--dir",
+            path(folder.path()),
+            "--database-url",
+            &db.url(),
+        ],
+        &[],
+    );
+    let json = out.assert_error(1, "ROLLBACK_FAILED");
+    assert_eq!(json["error"]["details"]["sqlstate"], "23505", "{out}");
+    assert_eq!(
+        indexes(&db, "t"),
+        [("t_pkey".to_string(), true)],
+        "the INVALID t_a_key the failed build left is dropped\n{out}"
+    );
+    assert_eq!(applied(&db), [CREATE_T, INDEX_T], "{INDEX_T} stays applied");
+}
+
+#[test]
 fn a_migration_is_never_recorded_applied_over_an_invalid_index() {
     let db = cluster().create_database();
     let folder = table_t(&db);
