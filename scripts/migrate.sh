@@ -142,9 +142,10 @@ new_lines() {
   comm -13 <(printf '%s\n' "$1" | sed '/^$/d') <(printf '%s\n' "$2" | sed '/^$/d')
 }
 
-# The commands that put the database back as it was before this run, for a person.
+# The command that puts the database back as it was before this run, for a person to
+# paste (quoted for the shell where a path needs it).
 restore_command() {
-  printf 'pgward-restore restore --env %s --from %s/%s --clean --create' "$env" "$backup_location" "$backup_id"
+  printf 'pgward-restore restore --env %q --from %q --clean --create' "$env" "$backup_location/$backup_id"
 }
 
 # After a deploy that failed without committing anything of the failing migration: no
