@@ -270,12 +270,15 @@ pub enum Error {
     },
     /// drift would replay statements that act on the whole server into a shadow database
     /// on the live server, running them on the live server again.
-    #[error("drift refuses to replay the migrations on the live server: {} change the whole server, not one database ({})", describe_objects(statements, statements.len()), shadow)]
+    #[error("drift refuses to replay the migrations: {} act beyond one database ({})", describe_objects(statements, statements.len()), shadow)]
     ClusterWideReplay {
         /// `migration line N: ALTER ROLE`, each statement found.
         statements: Vec<String>,
-        /// Where the shadow database is (`a temporary database on the live server`).
+        /// Why replaying them here would reach production (`the shadow database ... would
+        /// be a temporary database on the live server`).
         shadow: String,
+        /// Whether they reach other servers (subscriptions, dblink): then no shadow helps.
+        other_servers: bool,
     },
     /// The migration advisory lock is held by another session (Prisma P1002).
     #[error("P1002: timed out after {waited_ms} ms waiting for the migration lock (pg_advisory_lock(72707369)){}", holder.as_ref().map(|h| format!(", held by pid {} ({})", h.pid, if h.application_name.is_empty() { "no application_name" } else { h.application_name.as_str() })).unwrap_or_default())]
@@ -576,7 +579,8 @@ impl Error {
                 first_migration.as_deref().unwrap_or("<first migration>")
             ),
             Error::ShadowNotEmpty { .. } => "drift applies the migrations to the shadow database and needs it empty: pass the URL of a new, empty database (CREATE DATABASE ... TEMPLATE template0), or omit --shadow-url to let drift create and drop a temporary one".into(),
-            Error::ClusterWideReplay { .. } => "replaying these statements beside the live database would run them on the live server again: pass --shadow-url with an empty database on a separate PostgreSQL server (a throwaway one, e.g. CI's service container), or skip drift (scripts/migrate.sh --no-drift)".into(),
+            Error::ClusterWideReplay { other_servers: false, .. } => "replaying these statements beside the live database would run them on the live server again: pass --shadow-url with an empty database on a separate PostgreSQL server (a throwaway one, e.g. CI's service container), or skip drift (scripts/migrate.sh --no-drift)".into(),
+            Error::ClusterWideReplay { other_servers: true, .. } => "replaying these statements would act on the servers they connect to (a subscription's publisher, a dblink target) from any shadow database: drift cannot check this history; skip it (scripts/migrate.sh --no-drift), or move such statements out of the migrations".into(),
             Error::LockHeld { .. } => "another deploy or resolve is running; wait for it, raise --lock-wait, or end the holding session (pg_terminate_backend(pid)) if it is stuck".into(),
             Error::NeedsForce { action, target, .. } => format!("rerun with --force to {action} on {target}"),
             Error::NeedsYes { .. } => "rerun with --yes to approve the deploy (or run it on a terminal to be asked)".into(),
@@ -622,9 +626,13 @@ impl Error {
                 serde_json::json!({ "database": database, "objects": objects, "total": total }),
             ),
             Error::NoDownSql { migration } => Some(serde_json::json!({ "migration": migration })),
-            Error::ClusterWideReplay { statements, shadow } => {
-                Some(serde_json::json!({ "statements": statements, "shadow": shadow }))
-            }
+            Error::ClusterWideReplay {
+                statements,
+                shadow,
+                other_servers,
+            } => Some(
+                serde_json::json!({ "statements": statements, "shadow": shadow, "other_servers": other_servers }),
+            ),
             Error::BackupCorrupt { id, files, .. } => {
                 Some(serde_json::json!({ "backup": id, "files": files }))
             }

@@ -249,16 +249,53 @@ const CLUSTER_WIDE_FUNCTIONS: &[&str] = &[
     "dblink_connect_u",
 ];
 
-/// Why a statement changes the whole server (roles, databases, tablespaces, server
+/// Functions that connect to other servers.
+const OTHER_SERVER_FUNCTIONS: &[&str] = &[
+    "dblink_exec",
+    "dblink",
+    "dblink_connect",
+    "dblink_connect_u",
+];
+
+/// A statement that acts beyond the database it runs in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterWide {
+    /// What it is (`ALTER ROLE ... SET`, `a call of dblink_exec()`).
+    pub what: String,
+    /// Whether it reaches other servers (a subscription's publisher, dblink), so that
+    /// running it again acts on them from wherever it runs.
+    pub other_servers: bool,
+}
+
+/// Whether a statement changes the whole server (roles, databases, tablespaces, server
 /// settings, subscriptions, other sessions) rather than only the database it runs in, or
 /// `None`. A database made beside the live one on the same server (drift's shadow) does
 /// not contain such a statement: replaying it there runs it on the live server again.
 /// DO blocks are read too (their statements and the SQL in their string constants).
-pub fn cluster_wide_reason(node: &NodeEnum) -> Option<String> {
-    cluster_wide_reason_at(node, 0)
+pub fn cluster_wide(node: &NodeEnum) -> Option<ClusterWide> {
+    cluster_wide_at(node, 0)
 }
 
-fn cluster_wide_reason_at(node: &NodeEnum, depth: usize) -> Option<String> {
+/// Of several findings, one that reaches other servers if there is one, else the first.
+fn strongest(found: impl Iterator<Item = ClusterWide>) -> Option<ClusterWide> {
+    let mut first = None;
+    for f in found {
+        if f.other_servers {
+            return Some(f);
+        }
+        first.get_or_insert(f);
+    }
+    first
+}
+
+fn server_wide(what: impl Into<String>) -> ClusterWide {
+    ClusterWide {
+        what: what.into(),
+        other_servers: false,
+    }
+}
+
+fn cluster_wide_at(node: &NodeEnum, depth: usize) -> Option<ClusterWide> {
     use protobuf::ObjectType as O;
     let shared_object = |t: O| matches!(t, O::ObjectDatabase | O::ObjectRole | O::ObjectTablespace);
     let direct = match node {
@@ -300,6 +337,12 @@ fn cluster_wide_reason_at(node: &NodeEnum, depth: usize) -> Option<String> {
         }
         NodeEnum::ReassignOwnedStmt(_) => Some("REASSIGN OWNED"),
         NodeEnum::DropOwnedStmt(_) => Some("DROP OWNED"),
+        _ => None,
+    };
+    if let Some(d) = direct {
+        return Some(server_wide(d));
+    }
+    let subscription = match node {
         NodeEnum::CreateSubscriptionStmt(_) => Some(
             "CREATE SUBSCRIPTION (connects to the publisher and creates a replication slot there)",
         ),
@@ -309,8 +352,11 @@ fn cluster_wide_reason_at(node: &NodeEnum, depth: usize) -> Option<String> {
         }
         _ => None,
     };
-    if let Some(d) = direct {
-        return Some(d.to_string());
+    if let Some(what) = subscription {
+        return Some(ClusterWide {
+            what: what.to_string(),
+            other_servers: true,
+        });
     }
     if let NodeEnum::DoStmt(d) = node {
         return do_block_reason(d, depth);
@@ -320,10 +366,15 @@ fn cluster_wide_reason_at(node: &NodeEnum, depth: usize) -> Option<String> {
     let tree = serde_json::to_value(node).ok()?;
     let mut calls = Vec::new();
     collect_function_names(&tree, &mut calls);
-    calls
-        .into_iter()
-        .find(|name| CLUSTER_WIDE_FUNCTIONS.contains(&name.as_str()))
-        .map(|name| format!("a call of {name}()"))
+    strongest(
+        calls
+            .into_iter()
+            .filter(|name| CLUSTER_WIDE_FUNCTIONS.contains(&name.as_str()))
+            .map(|name| ClusterWide {
+                other_servers: OTHER_SERVER_FUNCTIONS.contains(&name.as_str()),
+                what: format!("a call of {name}()"),
+            }),
+    )
 }
 
 /// The names of the functions a parse tree (as JSON) calls.
@@ -401,7 +452,7 @@ const MAX_NESTING: usize = 4;
 /// A DO block's cluster-wide statements: the PL/pgSQL body is parsed, and each of its
 /// SQL statements and each string constant of its expressions (the SQL an EXECUTE runs,
 /// `format()` placeholders read as names) is checked like a statement of its own.
-fn do_block_reason(stmt: &protobuf::DoStmt, depth: usize) -> Option<String> {
+fn do_block_reason(stmt: &protobuf::DoStmt, depth: usize) -> Option<ClusterWide> {
     let mut body = None;
     let mut language = "plpgsql".to_string();
     for arg in &stmt.args {
@@ -418,9 +469,9 @@ fn do_block_reason(stmt: &protobuf::DoStmt, depth: usize) -> Option<String> {
         }
     }
     if language != "plpgsql" {
-        return Some(format!(
+        return Some(server_wide(format!(
             "a DO block in language {language}, which pgward cannot read for cluster-wide statements"
-        ));
+        )));
     }
     let body = body?;
     let tag = (0..)
@@ -430,30 +481,35 @@ fn do_block_reason(stmt: &protobuf::DoStmt, depth: usize) -> Option<String> {
         "CREATE FUNCTION pgward_do_block() RETURNS void LANGUAGE plpgsql AS {tag}{body}{tag}"
     );
     let Ok(tree) = pg_query::parse_plpgsql(&wrapped) else {
-        return Some(
-            "a DO block pgward cannot parse, so cannot check for cluster-wide statements".into(),
-        );
+        return Some(server_wide(
+            "a DO block pgward cannot parse, so cannot check for cluster-wide statements",
+        ));
     };
     let mut queries = Vec::new();
     collect_strings(&tree, "query", &mut queries);
-    queries
-        .into_iter()
-        .find_map(|q| sql_text_reason(q, depth + 1))
+    strongest(
+        queries
+            .into_iter()
+            .filter_map(|q| sql_text_reason(q, depth + 1)),
+    )
 }
 
 /// The cluster-wide reason of SQL text found inside a DO block (a statement, or an
 /// expression whose string constants may be SQL).
-fn sql_text_reason(text: &str, depth: usize) -> Option<String> {
+fn sql_text_reason(text: &str, depth: usize) -> Option<ClusterWide> {
     if depth > MAX_NESTING {
         return None;
     }
-    if let Ok(stmts) = parse_statements(text) {
-        if let Some(r) = stmts
-            .iter()
-            .find_map(|s| cluster_wide_reason_at(&s.node, depth))
-        {
-            return Some(r);
-        }
+    let of_sql = |sql: &str| -> Option<ClusterWide> {
+        let stmts = parse_statements(sql).ok()?;
+        strongest(
+            stmts
+                .iter()
+                .filter_map(|s| cluster_wide_at(&s.node, depth + 1)),
+        )
+    };
+    if let Some(found) = of_sql(text) {
+        return Some(found);
     }
     // An expression (`'ALTER ROLE ' || r`, `format('ALTER ROLE %I ...', r)`): its
     // string constants, with format()'s placeholders read as a name.
@@ -463,16 +519,11 @@ fn sql_text_reason(text: &str, depth: usize) -> Option<String> {
     collect_constants(&tree, &mut constants);
     // Pieces glued together around names (`'ALTER ROLE ' || r || ' SET x = 1'`).
     let joined = constants.join(" x ");
-    std::iter::once(joined.as_str())
-        .chain(constants)
-        .find_map(|c| {
-            let sql = c.replace("%I", "x").replace("%L", "'x'").replace("%s", "x");
-            parse_statements(&sql).ok().and_then(|stmts| {
-                stmts
-                    .iter()
-                    .find_map(|s| cluster_wide_reason_at(&s.node, depth + 1))
-            })
-        })
+    strongest(
+        std::iter::once(joined.as_str())
+            .chain(constants)
+            .filter_map(|c| of_sql(&c.replace("%I", "x").replace("%L", "'x'").replace("%s", "x"))),
+    )
 }
 
 /// The value an `ALTER TYPE ... ADD VALUE` adds, if the statement is one.
@@ -548,7 +599,7 @@ mod tests {
     fn cluster_wide_statements_are_found_also_inside_do_blocks() {
         let reason = |sql: &str| {
             let stmts = parse_statements(sql).expect("valid SQL");
-            cluster_wide_reason(&stmts[0].node)
+            cluster_wide(&stmts[0].node)
         };
         for sql in [
             "CREATE ROLE app_ro",
@@ -574,6 +625,26 @@ mod tests {
         ] {
             assert!(reason(sql).is_some(), "not found: {sql}");
         }
+        let other_servers = |sql: &str| reason(sql).map(|c| c.other_servers);
+        assert_eq!(
+            other_servers("ALTER ROLE app SET work_mem = '1MB'"),
+            Some(false)
+        );
+        assert_eq!(
+            other_servers("CREATE SUBSCRIPTION s CONNECTION 'host=x' PUBLICATION p"),
+            Some(true)
+        );
+        assert_eq!(
+            other_servers("SELECT dblink_exec('host=prod', 'DELETE FROM t')"),
+            Some(true)
+        );
+        assert_eq!(
+            other_servers(
+                "DO $$ BEGIN ALTER ROLE app SET work_mem = '1MB'; PERFORM dblink_exec('host=prod', 'x'); END $$"
+            ),
+            Some(true),
+            "the finding that reaches other servers wins"
+        );
         for sql in [
             "CREATE TABLE t (id int)",
             "GRANT SELECT ON t TO app_ro",

@@ -482,6 +482,31 @@ fn drift_refuses_to_replay_cluster_wide_statements_on_the_live_server() {
     );
     assert_eq!(role_work_mem(&db, &role), "work_mem=20MB");
     assert_eq!(role_work_mem(&shadow, &role), "work_mem=17MB", "{out}");
+
+    // A subscription connects to its publisher from wherever it is replayed: refused
+    // whichever server the shadow is on.
+    add_migration(
+        folder.path(),
+        "20240104000000_subscription",
+        "CREATE SUBSCRIPTION guard_sub CONNECTION 'host=/nonexistent dbname=app' \
+         PUBLICATION p WITH (connect = false);\n",
+    );
+    deploy(folder.path(), &db, &[]).assert_code(0);
+    let empty = other.create_database();
+    let out = check(&["--shadow-url", &empty.url()]);
+    let json = out.assert_error(6, "CLUSTER_WIDE_REPLAY");
+    assert_eq!(json["error"]["details"]["other_servers"], true, "{out}");
+    assert_eq!(
+        json["error"]["details"]["statements"],
+        serde_json::json!([
+            "20240104000000_subscription line 1: CREATE SUBSCRIPTION (connects to the publisher and creates a replication slot there)"
+        ]),
+        "{out}"
+    );
+    db.psql(
+        "ALTER SUBSCRIPTION guard_sub SET (slot_name = NONE);\n\
+         DROP SUBSCRIPTION guard_sub;",
+    );
     db.psql(&format!("DROP ROLE \"{role}\""));
 }
 

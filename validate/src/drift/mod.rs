@@ -128,17 +128,40 @@ pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
     let steps = steps?;
     // Nothing is replayed when a migration holds statements that act on the whole server
     // and the shadow shares the live server: they would run on production again.
+    // Statements that reach other servers (a subscription's publisher, dblink) act on
+    // them from any shadow: those are never replayed.
     let cluster_wide = cluster_wide_statements(&steps);
-    if !cluster_wide.is_empty() && shadow.on_live_server()? {
+    let other_servers: Vec<String> = cluster_wide
+        .iter()
+        .filter(|(_, other)| *other)
+        .map(|(s, _)| s.clone())
+        .collect();
+    let refusal = if !other_servers.is_empty() {
+        Some((
+            other_servers,
+            "they connect to other servers, whichever server the shadow is on".to_string(),
+            true,
+        ))
+    } else if !cluster_wide.is_empty() && shadow.on_live_server()? {
         let place = if result.shadow_temporary {
             format!("the shadow database {shadow_name} would be a temporary database on the live server")
         } else {
             format!("--shadow-url names {shadow_name}, a database on the live server")
         };
+        Some((
+            cluster_wide.into_iter().map(|(s, _)| s).collect(),
+            place,
+            false,
+        ))
+    } else {
+        None
+    };
+    if let Some((statements, shadow, other_servers)) = refusal {
         return Err(Failure::with_result(
             Error::ClusterWideReplay {
-                statements: cluster_wide,
-                shadow: place,
+                statements,
+                shadow,
+                other_servers,
             },
             &result,
         ));
@@ -269,17 +292,22 @@ fn plan_replay<'m>(migrations: &[&'m LocalMigration]) -> Result<Vec<ReplayStep<'
         .collect()
 }
 
-/// `migration line N: WHAT` for every statement of the replay that acts on the whole
-/// server (roles, databases, tablespaces, server settings, subscriptions...).
-fn cluster_wide_statements(steps: &[ReplayStep<'_>]) -> Vec<String> {
+/// `(migration line N: WHAT, reaches other servers)` for every statement of the replay
+/// that acts beyond its database (roles, databases, tablespaces, server settings,
+/// subscriptions...).
+fn cluster_wide_statements(steps: &[ReplayStep<'_>]) -> Vec<(String, bool)> {
     let mut found = Vec::new();
     for step in steps {
         for stmt in &step.plan.statements {
-            if let Some(what) = sql::cluster_wide_reason(&stmt.node) {
-                found.push(format!(
-                    "{} line {}: {what}",
-                    step.name,
-                    sql::position_of(step.script, stmt.offset).line
+            if let Some(c) = sql::cluster_wide(&stmt.node) {
+                found.push((
+                    format!(
+                        "{} line {}: {}",
+                        step.name,
+                        sql::position_of(step.script, stmt.offset).line,
+                        c.what
+                    ),
+                    c.other_servers,
                 ));
             }
         }
