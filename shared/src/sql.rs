@@ -541,9 +541,18 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// `'text'` with embedded quotes doubled: safe to splice into SQL as a literal.
+/// `'text'` with embedded quotes doubled: safe to splice into SQL as a literal, for the
+/// statements that take no parameters (COMMENT, CREATE DATABASE, ...). Text holding a
+/// backslash becomes an escape string, `E'a\\b'`, as PostgreSQL's own quote_literal()
+/// does: a plain literal's backslash is an escape in a session with
+/// `standard_conforming_strings = off`, where `\'` would end the literal early. Values
+/// of other statements are bound, never spliced.
 pub fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    if text.contains('\\') {
+        format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", text.replace('\'', "''"))
+    }
 }
 
 #[cfg(test)]

@@ -612,3 +612,34 @@ fn a_database_name_that_reads_as_a_connection_string_is_restored_as_a_name() {
         "the database of that very name was restored\n{out}"
     );
 }
+
+#[test]
+fn quoted_literals_read_back_verbatim_whatever_standard_conforming_strings_says() {
+    let db = cluster().create_database();
+    let mut client = db.client();
+    for setting in ["on", "off"] {
+        client
+            .batch_execute(&format!("SET standard_conforming_strings = {setting}"))
+            .expect("the setting can be changed");
+        for text in [
+            r"plain",
+            r"it's",
+            r"\'); DROP TABLE t; --",
+            r"C:\temp\new",
+            r"\\",
+            r"ends with \",
+        ] {
+            let sql = format!("SELECT {}::text", pgward_shared::sql::quote_literal(text));
+            let read: String = client
+                .simple_query(&sql)
+                .expect("the literal parses")
+                .iter()
+                .find_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                    _ => None,
+                })
+                .expect("one row");
+            assert_eq!(read, text, "standard_conforming_strings = {setting}: {sql}");
+        }
+    }
+}
