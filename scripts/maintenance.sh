@@ -74,9 +74,9 @@ pgw_need_tools report
 if [ -n "$url" ]; then
   PGW_GLOBAL+=(--database-url "$url")
 else
-  var=$(pgw_config_url_var "$env" "${config:-pgward.toml}")
-  if [ -n "$var" ]; then
-    url=${!var:-}
+  pgw_config_url_var "$env" "${config:-pgward.toml}"
+  if [ -n "$PGW_URL_VAR" ]; then
+    url=${!PGW_URL_VAR:-}
   fi
   url=${url:-${DATABASE_URL:-}}
 fi

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # migrate.sh: deploy, roll back or check the migrations of one environment of pgward.toml,
-# with a verified backup first and the backup restored when a deploy fails.
+# with a verified backup first, and the backup restored after a deploy that left part of a
+# migration committed when the environment opts in (auto_restore = true).
 #
 # Usage:
-#   scripts/migrate.sh deploy ENV [--yes] [--dry-run] [--no-drift] [--lock-timeout D]
+#   scripts/migrate.sh deploy ENV [--yes] [--force] [--dry-run] [--no-drift] [--lock-timeout D]
 #                      [--statement-timeout D] [--retries N] [--config PATH] [-q]
 #   scripts/migrate.sh rollback ENV [--steps N | --to NAME] [--force] [--dry-run]
 #                      [--no-drift] [--config PATH] [-q]
@@ -16,12 +17,21 @@
 # deploy: status (nothing pending: done) -> preflight -> baseline schema and drift checks
 #   -> backup -> verify it -> lint the pending migrations -> deploy -> schema -> drift
 #   -> status. A failing preflight stops before anything is written, except for a missing
-#   recent verified backup, which the next steps take. If the deploy fails (exit 1), or
-#   schema or drift find errors or differences the baseline did not have, the backup just
-#   taken is restored (pgward-restore --clean --force --no-safety-backup: the database is
-#   put back as it was, history included, and anything written since the backup is lost),
-#   the log says so, and the script exits with the deploy's or check's code. A deploy that
-#   is refused or cannot start (exit 2, 4, 5, 6) changed nothing and restores nothing.
+#   recent verified backup, which the next steps take. When the deploy fails:
+#   - nothing of the failing migration was committed (a lock timeout, an error inside its
+#     transaction): no restore. The script stops, says which migrations this run applied
+#     (they stay) and that the failing one is recorded as failed, and prints the commands
+#     to go on (resolve, deploy) or to go back (restore).
+#   - part of a migration was committed (the deploy's error.details.partly_committed), or
+#     schema or drift find errors or differences the baseline did not have: the backup
+#     just taken is restored only if the environment sets `auto_restore = true` in
+#     pgward.toml (pgward-restore --clean, which first takes a safety backup of the state
+#     it replaces, so writes made since the backup are kept there; --force only when you
+#     gave --force). Otherwise (the default) the script stops, says what the database
+#     holds, and prints the restore command.
+#   Either way it exits with the deploy's or check's code. A deploy that is refused or
+#   cannot start (exit 2, 4, 5, 6) changed nothing and restores nothing.
+#   --force: lets that automatic restore replace a protected environment's database.
 #   --dry-run: status, preflight and lint, then `deploy --dry-run`; no backup, no change.
 #   --no-drift skips both drift checks (they need CREATEDB for the shadow database).
 #   A protected environment: pgward-migrate asks for the database name on a terminal; in
@@ -57,13 +67,14 @@ dry_run=
 no_drift=
 yes=
 force=
+config=
 deploy_args=()
 rollback_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     -h | --help) pgw_help ;;
     -q | --quiet) PGW_QUIET=1 ;;
-    --config) [ $# -ge 2 ] || pgw_usage_error "--config needs a path"; PGW_GLOBAL+=(--config "$2"); shift ;;
+    --config) [ $# -ge 2 ] || pgw_usage_error "--config needs a path"; config=$2; PGW_GLOBAL+=(--config "$2"); shift ;;
     --dry-run) dry_run=1 ;;
     --no-drift) no_drift=1 ;;
     --yes) yes=1 ;;
@@ -93,7 +104,7 @@ esac
 [ ${#deploy_args[@]} = 0 ] || [ "$command" = deploy ] || pgw_usage_error "--lock-timeout, --statement-timeout and --retries are deploy options"
 [ ${#rollback_args[@]} = 0 ] || [ "$command" = rollback ] || pgw_usage_error "--steps and --to are rollback options"
 [ -z "$yes" ] || [ "$command" = deploy ] || pgw_usage_error "--yes approves a deploy; rollback needs --force"
-[ -z "$force" ] || [ "$command" = rollback ] || pgw_usage_error "--force is for rollback; a deploy is approved with --yes"
+[ -z "$force" ] || [ "$command" != status ] || pgw_usage_error "--force is for rollback, and for deploy's automatic restore"
 PGW_GLOBAL+=(--env "$env")
 [ -n "${PGW_QUIET:-}" ] && PGW_GLOBAL+=(--quiet)
 PGW_LOG_CONTEXT="$command $env"
@@ -131,27 +142,82 @@ new_lines() {
   comm -13 <(printf '%s\n' "$1" | sed '/^$/d') <(printf '%s\n' "$2" | sed '/^$/d')
 }
 
-# After a failed deploy or failed checks: restore the backup taken before the deploy,
-# check the history agrees, and end with the failing step's exit code and error.
-restore_and_stop() {
-  local failed_rc=$STEP_RC failed_step=$STEP_NAME failed_error
+# The command that puts the database back as it was before this run, for a person to
+# paste (quoted for the shell where a path needs it).
+restore_command() {
+  printf 'pgward-restore restore --env %q --from %q --clean --create' "$env" "$backup_location/$backup_id"
+}
+
+# After a deploy that failed without committing anything of the failing migration: no
+# restore (the application's writes since the backup stay); say what the database holds
+# and how to go on or back, and end with the deploy's exit code and error.
+stop_nothing_partial() {
+  local failed_rc=$STEP_RC failed_error migration kept left
   failed_error=$(pgw_step_error)
-  pgw_log_error "[$failed_step] failed: restoring backup $backup_id, taken before this deploy"
-  pgw_step restore restore restore --from "$backup_location/$backup_id" --clean --force --no-safety-backup
+  migration=$(pgw_jq '.error.details.migration // "the failing migration"')
+  kept=$(pgw_jq '[(.result.applied // [])[].name] | if length == 0 then "none" else join(", ") end')
+  left=$(pgw_jq '(.error.details.left_behind // []) | join(", ")')
+  pgw_log_error "[deploy] failed on $migration; nothing of it was committed, so the database is not restored" \
+    "the database now: applied by this run and kept: $kept; $migration is recorded as failed, none of it applied${left:+; an INVALID index it left could not be dropped: $left}" \
+    "to go on: fix $migration, then pgward-migrate resolve --rolled-back $migration --env $env, then migrate.sh deploy $env" \
+    "to go back to the state before this run instead: $(restore_command) (it first takes a safety backup of the current state)"
+  pgw_result restored null
+  pgw_finish "$failed_rc" "$(jq -c --arg cmd "$(restore_command)" --arg kept "$kept" --arg env "$env" --arg m "$migration" '
+    .hint = "nothing of \($m) was committed and the database was not restored; migrations this run applied stay applied (\($kept)). Fix \($m), run pgward-migrate resolve --rolled-back \($m) --env \($env), then deploy again; or go back to before this run: \($cmd)"
+    | .details.restored = false | .details.restore_command = $cmd' <<<"$failed_error")"
+}
+
+# After a deploy that failed without saying what it committed (a query of its own failed,
+# the connection was lost): no restore on a guess; say so, and how to look and go back.
+stop_state_unknown() {
+  local failed_rc=$STEP_RC failed_error
+  failed_error=$(pgw_step_error)
+  pgw_log_error "[deploy] failed ($(pgw_jq '.error.code // "no error code"')) without saying what it committed, so the database is not restored" \
+    "see what it holds: pgward-migrate status --env $env" \
+    "to go back to the state before this run: $(restore_command) (it first takes a safety backup of the current state)"
+  pgw_result restored null
+  pgw_finish "$failed_rc" "$(jq -c --arg cmd "$(restore_command)" --arg env "$env" '
+    .hint = "\(.hint // "see the message above"); the deploy did not say what it committed and the database was not restored: check it with pgward-migrate status --env \($env); to go back to before this run: \($cmd)"
+    | .details.restored = false | .details.restore_command = $cmd' <<<"$failed_error")"
+}
+
+# After a deploy that committed part of a migration, or checks that found a regression
+# ($1 says which): restore the backup taken before the deploy when the environment sets
+# auto_restore = true, else stop and say so. Ends with the failing step's code and error.
+restore_or_stop() {
+  local why=$1 failed_rc=$STEP_RC failed_step=$STEP_NAME failed_error auto
+  failed_error=$(pgw_step_error)
+  auto=$(pgw_config_env_value "$env" auto_restore "${config:-pgward.toml}")
+  pgw_result auto_restore "$([ "$auto" = true ] && echo true || echo false)"
+  if [ "$auto" != true ]; then
+    pgw_log_error "[$failed_step] $why" \
+      "the database was NOT restored: auto_restore is off for $env, so the decision is yours" \
+      "to put it back as it was before this run (a safety backup of the current state is taken first): $(restore_command)"
+    pgw_result restored null
+    pgw_finish "$failed_rc" "$(jq -c --arg cmd "$(restore_command)" --arg why "$why" '
+      .hint = "\($why); the database was not restored (auto_restore is off for this environment). To put it back as it was before this run: \($cmd); or fix forward"
+      | .details.restored = false | .details.restore_command = $cmd' <<<"$failed_error")"
+  fi
+  pgw_log_error "[$failed_step] $why: restoring backup $backup_id, taken before this deploy (auto_restore = true)"
+  local flags=(--from "$backup_location/$backup_id" --clean)
+  [ -n "$force" ] && flags+=(--force)
+  pgw_step restore restore restore "${flags[@]}"
   if [ "$STEP_RC" != 0 ]; then
     pgw_result restored "$(jq -n --arg id "$backup_id" --arg l "$backup_location" '{backup: $id, location: $l, ok: false}')"
-    pgw_log_error "RESTORE FAILED: the $failed_step step failed and restoring backup $backup_id failed too; the database holds a partial deploy, or, if the restore failed while loading, no longer exists"
-    pgw_finish "$STEP_RC" "$(pgw_step_error | jq -c --arg id "$backup_id" --arg l "$backup_location" --arg s "$failed_step" --arg env "$env" \
+    pgw_log_error "RESTORE FAILED: the $failed_step step failed and restoring backup $backup_id failed too; the database holds the deploy's changes, or, if the restore failed while loading, no longer exists"
+    pgw_finish "$STEP_RC" "$(pgw_step_error | jq -c --arg id "$backup_id" --arg s "$failed_step" --arg env "$env" --arg cmd "$(restore_command)" \
       '.message = "the \($s) step failed and restoring backup \($id) failed too: " + .message
-       | .hint = "\(.hint // "fix what the restore says"); then restore by hand: pgward-restore restore --env \($env) --from \($l)/\($id) --clean --create --force; then check with pgward-migrate status --env \($env)"')"
+       | .hint = "\(.hint // "fix what the restore says"); then restore by hand: \($cmd); then check with pgward-migrate status --env \($env)"')"
   fi
-  pgw_result restored "$(jq -n --arg id "$backup_id" --arg l "$backup_location" '{backup: $id, location: $l, ok: true}')"
-  pgw_log_error "the database was restored from backup $backup_id: it is as it was before this deploy"
+  local safety
+  safety=$(pgw_jq '.result.safety_backup // empty')
+  pgw_result restored "$(jq -n --arg id "$backup_id" --arg l "$backup_location" --arg s "$safety" '{backup: $id, location: $l, safety_backup: (if $s == "" then null else $s end), ok: true}')"
+  pgw_log_error "the database was restored from backup $backup_id: it is as it was before this deploy${safety:+; the state it replaced is in safety backup $safety}"
   pgw_step status-after-restore migrate status
   pgw_detail '"history after the restore: \(.result.applied | length) applied, pending: \(.result.pending | join(", "))"'
-  pgw_finish "$failed_rc" "$(jq -c --arg id "$backup_id" --arg l "$backup_location" '
-    .hint = "the database was restored from backup \($id) (\($l)) as it was before this deploy, its migration history included; fix the cause and run migrate.sh deploy again"
-    | .details.restored_from = "\($l)/\($id)"' <<<"$failed_error")"
+  pgw_finish "$failed_rc" "$(jq -c --arg id "$backup_id" --arg l "$backup_location" --arg s "$safety" '
+    .hint = "the database was restored from backup \($id) (\($l)) as it was before this deploy, its migration history included\(if $s == "" then "" else "; what it held before the restore (writes made since the backup included) is in safety backup \($s)" end); fix the cause and run migrate.sh deploy again"
+    | .details.restored_from = "\($l)/\($id)" | .details.restored = true' <<<"$failed_error")"
 }
 
 deploy() {
@@ -207,7 +273,15 @@ deploy() {
   pgw_result deployed "$(pgw_jq -c '[(.result.applied // [])[].name]')"
   case $STEP_RC in
     0) ;;
-    1) [ -n "$dry_run" ] && pgw_fail_step; restore_and_stop ;;
+    1)
+      [ -n "$dry_run" ] && pgw_fail_step
+      # The deploy's error.details.partly_committed is the one source of truth for
+      # "the database holds part of the failing migration".
+      case "$(pgw_jq '"\(.error.code)/\(.error.details.partly_committed)"')" in
+        MIGRATION_FAILED/true) restore_or_stop "the deploy committed part of $(pgw_jq '.error.details.migration') before it failed" ;;
+        MIGRATION_FAILED/false) stop_nothing_partial ;;
+        *) stop_state_unknown ;;
+      esac ;;
     *) pgw_fail_step ;;
   esac
   [ -z "$dry_run" ] || pgw_finish 0
@@ -220,7 +294,7 @@ deploy() {
       if [ -n "$added" ]; then
         pgw_log_error "the deploy left new schema errors:" "$(printf '  %s\n' "$added")"
         STEP_RC=1
-        restore_and_stop
+        restore_or_stop "the deploy succeeded but left new schema errors (${added//$'\n'/, })"
       fi ;;
     *) pgw_log_error "the deploy succeeded but the schema could not be checked; backup $backup_id is at $backup_location"; pgw_fail_step ;;
   esac
@@ -234,7 +308,7 @@ deploy() {
         if [ -n "$added" ]; then
           pgw_log_error "the deploy left the database different from what its migrations produce:" "$(printf '  %s\n' "$added")"
           STEP_RC=3
-          restore_and_stop
+          restore_or_stop "the deploy succeeded but left the database different from what its migrations produce ($(echo "$added" | wc -l) new difference(s))"
         fi ;;
       *) pgw_log_error "the deploy succeeded but drift could not be checked; backup $backup_id is at $backup_location"; pgw_fail_step ;;
     esac

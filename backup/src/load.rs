@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use pgward_shared::connect::{connect, Session};
+use pgward_shared::connect::{connect, libpq_dbname_arg, Session};
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::manifest::{
@@ -859,7 +859,7 @@ pub(crate) fn pg_restore_command(
     let mut cmd = pgtools::command("pg_restore", target);
     cmd.arg("--exit-on-error")
         .arg("--no-password")
-        .arg(format!("--dbname={}", target.dbname))
+        .arg(libpq_dbname_arg(&target.dbname))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     if no_owner {
@@ -962,7 +962,7 @@ fn load_sql(
     let t = Instant::now();
     let mut cmd = pgtools::command("psql", target);
     cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password"])
-        .arg(format!("--dbname={}", target.dbname))
+        .arg(libpq_dbname_arg(&target.dbname))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -6,7 +6,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use pgward_shared::config::GuardArgs;
-use pgward_shared::error::{Error, Result};
+use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::history::{self, Attempt};
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
@@ -14,7 +14,10 @@ use pgward_shared::state::MigrationState;
 use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
-use crate::engine::{elapsed_ms, run_script, Bookkeeping, RunMode, ScriptFailure, ScriptPlan};
+use crate::engine::{
+    drop_left_indexes, elapsed_ms, index_names as names, is_lock_timeout, run_script, Bookkeeping,
+    LeftBehind, RunMode, ScriptFailure, ScriptPlan,
+};
 use crate::lock::with_migration_lock;
 
 /// Deploy's options, as the flags give them.
@@ -241,6 +244,14 @@ fn set_session_timeouts(client: &mut postgres::Client, opts: &DeployOptions) -> 
 }
 
 /// Applies one migration, retrying lock timeouts; records every attempt.
+///
+/// A retry runs the whole migration again, so it is only safe when the failed attempt
+/// left nothing behind: nothing of it committed, and the failing statement either ran in
+/// a transaction or left only what pgward can clean. A CREATE INDEX CONCURRENTLY that
+/// timed out in its wait phase has already committed an INVALID index; that index (the
+/// one it created, found by oid) is dropped before the retry, and if it cannot be dropped
+/// the migration fails naming it. Anything else a non-transactional statement may have
+/// left stops the retries (`LOCK_TIMEOUT_NOT_RETRIED`).
 fn apply_migration(
     ctx: &Context,
     client: &mut postgres::Client,
@@ -252,14 +263,12 @@ fn apply_migration(
     let plan = ScriptPlan::new(script);
     let started = Instant::now();
     let mut retries = 0;
-    loop {
+    'attempts: loop {
         let attempt = Attempt::new(&m.name, &m.checksum);
         let books = Bookkeeping {
-            on_start: Some(attempt.insert_sql(schema)),
-            on_finish: Some(history::finish_attempt_sql(schema, &attempt)),
-            on_progress: Some(Box::new(|n| {
-                history::progress_attempt_sql(schema, &attempt, n)
-            })),
+            on_start: Some(attempt.insert(schema)),
+            on_finish: Some(history::finish_attempt(schema, &attempt)),
+            on_progress: Some(Box::new(|n| history::progress_attempt(schema, &attempt, n))),
         };
         let failure = match run_script(client, script, &plan, &books) {
             Ok(done) => {
@@ -279,28 +288,107 @@ fn apply_migration(
             return Err(Error::Interrupted);
         }
         let logs = failure_logs(&m.name, &failure, interrupted);
-        client
-            .batch_execute(&history::fail_attempt_sql(schema, &attempt, &logs))
+        history::fail_attempt(schema, &attempt, &logs)
+            .execute(client)
             .map_err(|e| Error::query(format!("recording the failure of {}", m.name), &e))?;
-        let safe_to_retry = !failure.partly_committed();
-        if failure.is_lock_timeout() && !interrupted && retries < opts.retries && safe_to_retry {
-            let backoff = opts.retry_backoff * 2u32.saturating_pow(retries);
-            ctx.warn(
-                "LOCK_TIMEOUT_RETRY",
-                format!(
-                    "{} hit lock_timeout; retry {} of {} in {} ms",
-                    m.name,
-                    retries + 1,
-                    opts.retries,
-                    backoff.as_millis()
-                ),
-            );
-            client
-                .batch_execute(&history::roll_back_failed_sql(schema, &m.name))
-                .map_err(|e| Error::query("marking the timed-out attempt rolled back", &e))?;
-            sleep_unless_interrupted(backoff)?;
-            retries += 1;
-            continue;
+        let mut left = match &failure.left_behind {
+            LeftBehind::InvalidIndexes(found) => found.clone(),
+            _ => Vec::new(),
+        };
+        let wants_retry = failure.is_lock_timeout() && !interrupted && retries < opts.retries;
+        let blocker = if failure.partly_committed() {
+            Some("statements of it were committed before the failure, and a retry would run them again".to_string())
+        } else if let LeftBehind::Unknown(why) = &failure.left_behind {
+            Some(why.clone())
+        } else {
+            None
+        };
+        match (&blocker, wants_retry) {
+            (None, true) => {
+                // The timed-out attempt no longer counts; wait, drop what the failed
+                // statement left, run the migration again. A cleanup that meets the same
+                // lock waits again, within the same retry budget.
+                history::roll_back_failed(schema, &m.name)
+                    .execute(client)
+                    .map_err(|e| Error::query("marking the timed-out attempt rolled back", &e))?;
+                while retries < opts.retries {
+                    let backoff = opts.retry_backoff * 2u32.saturating_pow(retries);
+                    ctx.warn(
+                        "LOCK_TIMEOUT_RETRY",
+                        format!(
+                            "{} hit lock_timeout; retry {} of {} in {} ms{}",
+                            m.name,
+                            retries + 1,
+                            opts.retries,
+                            backoff.as_millis(),
+                            if left.is_empty() {
+                                String::new()
+                            } else {
+                                format!(
+                                    ", after dropping the INVALID index {} its CREATE INDEX CONCURRENTLY left",
+                                    names(&left)
+                                )
+                            }
+                        ),
+                    );
+                    sleep_unless_interrupted(backoff)?;
+                    retries += 1;
+                    match drop_left_indexes(client, &mut left) {
+                        Ok(()) => continue 'attempts,
+                        Err(e) if is_lock_timeout(&e) => log::warn(&format!(
+                            "the INVALID index {} could not be dropped yet: {}",
+                            names(&left),
+                            describe_pg_error(&e).1
+                        )),
+                        Err(e) => {
+                            return Err(Error::query(
+                                format!(
+                                    "dropping the INVALID index {} before a retry",
+                                    names(&left)
+                                ),
+                                &e,
+                            ))
+                        }
+                    }
+                }
+                // Out of retries with the index still there: the migration is failed
+                // again, not pending, until someone drops it.
+                let again = Attempt::new(&m.name, &m.checksum);
+                let logs = format!(
+                    "{logs}\nThe INVALID index {} it left could not be dropped within {} retries; drop it with DROP INDEX CONCURRENTLY before deploying again.\n",
+                    names(&left),
+                    opts.retries
+                );
+                history::fail_attempt(schema, &again, &logs)
+                    .execute(client)
+                    .map_err(|e| {
+                        Error::query(format!("recording the failure of {}", m.name), &e)
+                    })?;
+            }
+            (Some(why), true) => ctx.warn(
+                "LOCK_TIMEOUT_NOT_RETRIED",
+                format!("{} hit lock_timeout and is not retried: {why}", m.name),
+            ),
+            _ if interrupted => {
+                // Ctrl-C: leave at once; say what is left rather than wait to drop it.
+                if !left.is_empty() {
+                    log::warn(&format!(
+                        "the interrupted CREATE INDEX CONCURRENTLY left the INVALID index {}: drop it with DROP INDEX CONCURRENTLY before deploying again",
+                        names(&left)
+                    ));
+                }
+            }
+            _ => {
+                // No retry: still drop what the failed statement left, so that the
+                // failed attempt leaves nothing behind when it can.
+                if let Err(e) = drop_left_indexes(client, &mut left) {
+                    log::warn(&format!(
+                        "the INVALID index {} could not be dropped: {}",
+                        names(&left),
+                        describe_pg_error(&e).1
+                    ));
+                }
+            }
         }
         if interrupted {
             return Err(Error::Interrupted);
@@ -310,8 +398,9 @@ fn apply_migration(
         let partly_committed = failure.partly_committed();
         return Err(Error::MigrationFailed {
             migration: m.name.clone(),
-            failure: Box::new(failure.failed),
+            failure: failure.failed,
             partly_committed,
+            left_behind: left.iter().map(|l| l.name.clone()).collect(),
         });
     }
 }

@@ -12,7 +12,9 @@
 
 use std::time::Instant;
 
+use pg_query::NodeEnum;
 use pgward_shared::error::{describe_pg_error, Error, FailedStatement};
+use pgward_shared::history::HistoryWrite;
 use pgward_shared::sql::{
     self, byte_offset_of_char, non_transactional_reason, position_of, transaction_control,
     ParsedStatement, TransactionControl,
@@ -94,16 +96,17 @@ fn step_reason(statements: &[ParsedStatement]) -> Option<String> {
     None
 }
 
-/// What pgward records around a script, as SQL run inside its transactions.
+/// What pgward records around a script, as history writes (values bound, never spliced
+/// into SQL) run inside its transactions.
 #[derive(Default)]
 pub struct Bookkeeping<'a> {
     /// Records the start: with the file's first own COMMIT (transaction mode), or
     /// committed before anything runs (step mode).
-    pub on_start: Option<String>,
+    pub on_start: Option<HistoryWrite>,
     /// Records success: committed with the last statements.
-    pub on_finish: Option<String>,
+    pub on_finish: Option<HistoryWrite>,
     /// Records progress after n statements (step mode).
-    pub on_progress: Option<Box<dyn Fn(usize) -> String + 'a>>,
+    pub on_progress: Option<Box<dyn Fn(usize) -> HistoryWrite + 'a>>,
 }
 
 /// A script that ran to the end.
@@ -117,11 +120,38 @@ pub struct ScriptDone {
 #[derive(Debug, Clone)]
 pub struct ScriptFailure {
     /// What the server rejected, and where.
-    pub failed: FailedStatement,
+    pub failed: Box<FailedStatement>,
     /// Statements that ran before the failing one.
     pub statements_done: usize,
     /// Whether anything of the script may have been committed.
     pub committed_something: bool,
+    /// What the failing statement itself may have left in the database.
+    pub left_behind: LeftBehind,
+}
+
+/// What a failed statement may have left in the database. A statement that ran in a
+/// transaction leaves nothing (the transaction was rolled back); one that cannot run in
+/// a transaction commits its own steps as it goes, and a failure part-way leaves them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeftBehind {
+    /// Nothing: it ran in a transaction, or it is one a retry simply finishes (VACUUM,
+    /// ANALYZE, DROP INDEX CONCURRENTLY).
+    Nothing,
+    /// A failed CREATE INDEX CONCURRENTLY: the INVALID indexes it created itself (none
+    /// when it failed before creating one). Told apart from indexes that were already
+    /// there by their oids, read before it ran.
+    InvalidIndexes(Vec<LeftIndex>),
+    /// Something pgward cannot clean: a retry could trip over it, or do the work twice.
+    Unknown(String),
+}
+
+/// An INVALID index a failed CREATE INDEX CONCURRENTLY left behind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeftIndex {
+    /// Its oid: what identifies it, whatever it is called by the time it is dropped.
+    pub oid: u32,
+    /// Its name when it was found (schema-qualified when not on the search_path).
+    pub name: String,
 }
 
 impl ScriptFailure {
@@ -135,7 +165,7 @@ impl ScriptFailure {
         Error::ScriptFailed {
             code,
             what,
-            failure: Box::new(self.failed),
+            failure: self.failed,
             hint,
         }
     }
@@ -150,6 +180,108 @@ impl ScriptFailure {
     pub fn is_lock_timeout(&self) -> bool {
         self.failed.sqlstate.as_deref() == Some("55P03")
     }
+}
+
+/// What a failure of `node`, run outside a transaction block, may leave behind, when it
+/// is not an index built concurrently (which the runner looks for itself).
+fn left_by_non_transactional(node: &NodeEnum, reason: &str) -> LeftBehind {
+    match node {
+        NodeEnum::VacuumStmt(_) => LeftBehind::Nothing,
+        NodeEnum::DropStmt(_) => LeftBehind::Nothing,
+        _ => LeftBehind::Unknown(format!(
+            "{reason} commits its work in steps and a failure part-way may leave some of it (a REINDEX CONCURRENTLY leaves `_ccnew` indexes, a DETACH PARTITION CONCURRENTLY a pending detach)"
+        )),
+    }
+}
+
+/// A CREATE INDEX of the script whose result is checked before the script is recorded as
+/// done: concurrent builds (which can leave an INVALID index) and IF NOT EXISTS (which
+/// can skip an INVALID one of the same name).
+struct IndexCheck {
+    /// The table, as written (quoted, schema-qualified when it was).
+    table: String,
+    /// The table, resolved when the statement ran (a later `SET search_path` of the
+    /// script cannot send the check elsewhere).
+    table_oid: Option<u32>,
+    /// The index name, when the statement gives one.
+    name: Option<String>,
+    /// The table's indexes before the statement ran (concurrent builds only).
+    before: Vec<u32>,
+    /// Where the statement starts in the script, and its text.
+    offset: usize,
+    text: String,
+}
+
+/// The index check for `node` when it is a CREATE INDEX whose result must be checked.
+fn index_check(stmt: &ParsedStatement) -> Option<IndexCheck> {
+    let NodeEnum::IndexStmt(ix) = &stmt.node else {
+        return None;
+    };
+    if !ix.concurrent && !ix.if_not_exists {
+        return None;
+    }
+    let rel = ix.relation.as_ref()?;
+    if !rel.inh {
+        // CREATE INDEX ... ON ONLY a partitioned table: INVALID by design until an index
+        // of every partition is attached, which a later migration may do.
+        return None;
+    }
+    let table = if rel.schemaname.is_empty() {
+        sql::quote_ident(&rel.relname)
+    } else {
+        format!(
+            "{}.{}",
+            sql::quote_ident(&rel.schemaname),
+            sql::quote_ident(&rel.relname)
+        )
+    };
+    Some(IndexCheck {
+        table,
+        table_oid: None,
+        name: Some(ix.idxname.clone()).filter(|n| !n.is_empty()),
+        before: Vec::new(),
+        offset: stmt.offset,
+        text: stmt.text.clone(),
+    })
+}
+
+/// The INVALID indexes of `check`'s table that its statement made or names: the one of
+/// its name, or, unnamed, those that were not there before it ran.
+const INVALID_INDEXES_SQL: &str = "SELECT c.oid, c.oid::pg_catalog.regclass::text \
+     FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+     WHERE i.indrelid = $1::oid AND NOT i.indisvalid \
+       AND CASE WHEN $2::text IS NULL THEN NOT (c.oid = ANY ($3::oid[])) ELSE c.relname = $2::text END \
+     ORDER BY c.oid";
+
+fn invalid_indexes(
+    client: &mut postgres::Client,
+    check: &IndexCheck,
+) -> Result<Vec<LeftIndex>, postgres::Error> {
+    let Some(table) = check.table_oid else {
+        return Ok(Vec::new());
+    };
+    Ok(client
+        .query(INVALID_INDEXES_SQL, &[&table, &check.name, &check.before])?
+        .iter()
+        .map(|r| LeftIndex {
+            oid: r.get(0),
+            name: r.get(1),
+        })
+        .collect())
+}
+
+/// `table` as the session resolves it now, and its indexes.
+fn table_and_indexes(
+    client: &mut postgres::Client,
+    table: &str,
+) -> Result<(Option<u32>, Vec<u32>), postgres::Error> {
+    let row = client.query_one(
+        "SELECT t.oid, coalesce((SELECT array_agg(indexrelid) FROM pg_catalog.pg_index \
+                                 WHERE indrelid = t.oid), '{}')::oid[] \
+         FROM (SELECT pg_catalog.to_regclass($1::text)::oid AS oid) t",
+        &[&table],
+    )?;
+    Ok((row.get(0), row.get(1)))
 }
 
 /// Longest statement text quoted in errors and logs.
@@ -177,6 +309,7 @@ pub fn run_script(
         in_block: false,
         committed_something: false,
         done: 0,
+        index_checks: Vec::new(),
     };
     let result = match &plan.mode {
         RunMode::Transaction => runner.run_transactional(&plan.statements, books),
@@ -199,6 +332,8 @@ struct Runner<'c, 's> {
     in_block: bool,
     committed_something: bool,
     done: usize,
+    /// The CREATE INDEX statements run so far whose indexes must be valid at the end.
+    index_checks: Vec<IndexCheck>,
 }
 
 impl Runner<'_, '_> {
@@ -227,15 +362,98 @@ impl Runner<'_, '_> {
             (None, None) => None,
         };
         ScriptFailure {
-            failed: FailedStatement {
+            failed: Box::new(FailedStatement {
                 sqlstate,
                 message,
                 position,
                 statement: stmt.map(|s| excerpt(&s.text)),
-            },
+            }),
             statements_done: self.done,
             committed_something: self.committed_something,
+            left_behind: LeftBehind::Nothing,
         }
+    }
+
+    /// Runs one statement of the script, keeping what is needed to check the index it
+    /// builds (if it builds one) and to tell what it left behind if it fails outside a
+    /// transaction block.
+    fn run_statement(
+        &mut self,
+        stmt: &ParsedStatement,
+        in_transaction: bool,
+    ) -> Result<(), ScriptFailure> {
+        let mut check = index_check(stmt);
+        let concurrent = matches!(&stmt.node, NodeEnum::IndexStmt(ix) if ix.concurrent);
+        if let (Some(c), true) = (check.as_mut(), concurrent) {
+            (c.table_oid, c.before) = table_and_indexes(self.client, &c.table)
+                .map_err(|e| self.failure(&e, Some(stmt)))?;
+        }
+        if let Err(mut failure) = self.exec(&stmt.text, Some(stmt)) {
+            if !in_transaction {
+                failure.left_behind = match (&check, concurrent) {
+                    (Some(c), true) => match invalid_indexes(self.client, c) {
+                        Ok(found) => LeftBehind::InvalidIndexes(found),
+                        Err(e) => LeftBehind::Unknown(format!(
+                            "the CREATE INDEX CONCURRENTLY failed and its INVALID index could not be looked for: {}",
+                            describe_pg_error(&e).1
+                        )),
+                    },
+                    _ => non_transactional_reason(&stmt.node)
+                        .map(|reason| left_by_non_transactional(&stmt.node, reason))
+                        .unwrap_or(LeftBehind::Nothing),
+                };
+            }
+            return Err(failure);
+        }
+        if let (Some(c), false) = (check.as_mut(), concurrent) {
+            c.table_oid = table_and_indexes(self.client, &c.table)
+                .map_err(|e| self.failure(&e, Some(stmt)))?
+                .0;
+        }
+        self.index_checks.extend(check);
+        Ok(())
+    }
+
+    /// Before the script is recorded as done: every index its CREATE INDEX statements
+    /// built concurrently or skipped with IF NOT EXISTS must be valid. An INVALID one
+    /// (left by an earlier failed concurrent build, and skipped by IF NOT EXISTS) fails
+    /// the script: it is not recorded as applied.
+    fn check_indexes(&mut self) -> Result<(), ScriptFailure> {
+        let checks = std::mem::take(&mut self.index_checks);
+        for check in &checks {
+            let stmt_position = Some(position_of(self.script, check.offset));
+            let found = invalid_indexes(self.client, check).map_err(|e| {
+                let mut f = self.failure(&e, None);
+                f.failed.position = stmt_position.clone();
+                f
+            })?;
+            if let Some(index) = found.first() {
+                return Err(ScriptFailure {
+                    failed: Box::new(FailedStatement {
+                        sqlstate: None,
+                        message: format!(
+                            "the index {} this statement builds is INVALID, so the migration is not recorded as applied: \
+                             a concurrent build that failed earlier left it (IF NOT EXISTS then skips it), or this one did not finish; \
+                             drop it (DROP INDEX CONCURRENTLY {}) and deploy again",
+                            index.name, index.name
+                        ),
+                        position: stmt_position,
+                        statement: Some(excerpt(&check.text)),
+                    }),
+                    statements_done: self.done,
+                    committed_something: self.committed_something,
+                    left_behind: LeftBehind::Nothing,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, write: &HistoryWrite) -> Result<(), ScriptFailure> {
+        write
+            .execute(self.client)
+            .map(|_| ())
+            .map_err(|e| self.failure(&e, None))
     }
 
     fn begin(&mut self) -> Result<(), ScriptFailure> {
@@ -289,7 +507,7 @@ impl Runner<'_, '_> {
                     if !self.in_block {
                         self.begin()?;
                     }
-                    self.exec(&stmt.text, Some(stmt))?;
+                    self.run_statement(stmt, true)?;
                 }
             }
             self.done += 1;
@@ -297,8 +515,9 @@ impl Runner<'_, '_> {
         if !self.in_block {
             self.begin()?;
         }
+        self.check_indexes()?;
         if let Some(finish) = &books.on_finish {
-            self.exec(finish, None)?;
+            self.write(finish)?;
         }
         self.exec("COMMIT", None)?;
         self.in_block = false;
@@ -313,7 +532,7 @@ impl Runner<'_, '_> {
         books: &Bookkeeping<'_>,
     ) -> Result<(), ScriptFailure> {
         if let Some(start) = &books.on_start {
-            self.exec(start, None)?;
+            self.write(start)?;
             self.committed_something = true;
         }
         let mut finished = false;
@@ -323,7 +542,11 @@ impl Runner<'_, '_> {
             let control = transaction_control(&stmt.node);
             if control.is_some() || self.in_block {
                 // The file manages this block itself.
-                self.exec(&stmt.text, Some(stmt))?;
+                if control.is_some() {
+                    self.exec(&stmt.text, Some(stmt))?;
+                } else {
+                    self.run_statement(stmt, true)?;
+                }
                 self.in_block = match control {
                     Some(TransactionControl::Begin | TransactionControl::Chain) => true,
                     Some(TransactionControl::End) => false,
@@ -337,14 +560,15 @@ impl Runner<'_, '_> {
             if own_transaction {
                 self.begin()?;
             }
-            self.exec(&stmt.text, Some(stmt))?;
+            self.run_statement(stmt, own_transaction)?;
             self.done += 1;
             if let Some(progress) = &books.on_progress {
-                self.exec(&progress(self.done), None)?;
+                self.write(&progress(self.done))?;
             }
             if i == last && own_transaction {
+                self.check_indexes()?;
                 if let Some(finish) = &books.on_finish {
-                    self.exec(finish, None)?;
+                    self.write(finish)?;
                 }
                 finished = true;
             }
@@ -361,8 +585,9 @@ impl Runner<'_, '_> {
             self.in_block = false;
         }
         if !finished {
+            self.check_indexes()?;
             if let Some(finish) = &books.on_finish {
-                self.exec(finish, None)?;
+                self.write(finish)?;
             }
         }
         Ok(())
@@ -371,33 +596,34 @@ impl Runner<'_, '_> {
     /// The whole script as one simple query, as Prisma sends it.
     fn run_whole(&mut self, books: &Bookkeeping<'_>) -> Result<(), ScriptFailure> {
         if let Some(start) = &books.on_start {
-            self.exec(start, None)?;
+            self.write(start)?;
             self.committed_something = true;
         }
         self.exec(self.script, None)?;
         if let Some(finish) = &books.on_finish {
-            self.exec(finish, None)?;
+            self.write(finish)?;
         }
         Ok(())
     }
 
     fn record_start(&mut self, books: &Bookkeeping<'_>) -> Result<(), ScriptFailure> {
         match &books.on_start {
-            Some(start) => self.exec(start, None),
+            Some(start) => self.write(start),
             None => Ok(()),
         }
     }
 
     fn interrupted(&self, stmt: &ParsedStatement) -> ScriptFailure {
         ScriptFailure {
-            failed: FailedStatement {
+            failed: Box::new(FailedStatement {
                 sqlstate: Some("57014".into()),
                 message: "interrupted before this statement".into(),
                 position: Some(position_of(self.script, stmt.offset)),
                 statement: Some(excerpt(&stmt.text)),
-            },
+            }),
             statements_done: self.done,
             committed_something: self.committed_something,
+            left_behind: LeftBehind::Nothing,
         }
     }
 }
@@ -408,6 +634,47 @@ fn is_commit(stmt: &ParsedStatement) -> bool {
         pg_query::NodeEnum::TransactionStmt(t)
             if t.kind() == pg_query::protobuf::TransactionStmtKind::TransStmtCommit
     )
+}
+
+/// `a, b`: the names of indexes.
+pub fn index_names(indexes: &[LeftIndex]) -> String {
+    indexes
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether a server error is lock_timeout (SQLSTATE 55P03).
+pub fn is_lock_timeout(e: &postgres::Error) -> bool {
+    describe_pg_error(e).0.as_deref() == Some("55P03")
+}
+
+/// Drops the INVALID indexes a failed CREATE INDEX CONCURRENTLY left, removing each from
+/// `left` once gone. Each is found again by its oid and dropped only while it is still
+/// INVALID, under whatever name it has now: never an index someone else made or fixed.
+pub fn drop_left_indexes(
+    client: &mut postgres::Client,
+    left: &mut Vec<LeftIndex>,
+) -> std::result::Result<(), postgres::Error> {
+    while let Some(index) = left.first() {
+        let current = client.query_opt(
+            "SELECT c.oid::pg_catalog.regclass::text FROM pg_catalog.pg_index i \
+             JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indexrelid = $1 AND NOT i.indisvalid",
+            &[&index.oid],
+        )?;
+        if let Some(row) = current {
+            // regclass's text form is a quoted, qualified-when-needed identifier.
+            let name: String = row.get(0);
+            client.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))?;
+            pgward_shared::log::info(&format!(
+                "dropped the INVALID index {name} the failed CREATE INDEX CONCURRENTLY left"
+            ));
+        }
+        left.remove(0);
+    }
+    Ok(())
 }
 
 /// Milliseconds since `start`.

@@ -8,7 +8,6 @@ use pgward_shared::error::{Error, Result};
 use pgward_shared::history;
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
-use pgward_shared::sql::quote_literal;
 use serde::Serialize;
 
 use crate::lock::{with_migration_lock, DEFAULT_LOCK_WAIT};
@@ -82,7 +81,6 @@ fn resolve_locked(
         Vec::new()
     };
     let mine: Vec<_> = rows.iter().filter(|r| r.migration_name == name).collect();
-    let table = history::qualified_table(schema);
     let rows_changed = match resolution {
         Resolution::Applied => {
             let Some(m) = folder.get(name) else {
@@ -106,17 +104,12 @@ fn resolve_locked(
                 let mut tx = client
                     .transaction()
                     .map_err(|e| Error::query("starting the resolve transaction", &e))?;
-                let rolled = tx
-                    .execute(&history::roll_back_failed_sql(schema, name), &[])
+                let rolled = history::roll_back_failed(schema, name)
+                    .execute(&mut tx)
                     .map_err(|e| Error::query("marking failed attempts rolled back", &e))?;
-                tx.batch_execute(&format!(
-                    "INSERT INTO {table} (id, checksum, migration_name, started_at, finished_at, applied_steps_count) \
-                     VALUES ({}, {}, {}, now(), now(), 0)",
-                    quote_literal(&uuid::Uuid::new_v4().to_string()),
-                    quote_literal(&m.checksum),
-                    quote_literal(name)
-                ))
-                .map_err(|e| Error::query("recording the migration as applied", &e))?;
+                history::record_applied(schema, name, &m.checksum)
+                    .execute(&mut tx)
+                    .map_err(|e| Error::query("recording the migration as applied", &e))?;
                 tx.commit()
                     .map_err(|e| Error::query("committing the resolve", &e))?;
                 rolled + 1
@@ -138,8 +131,8 @@ fn resolve_locked(
             if dry_run {
                 failed
             } else {
-                client
-                    .execute(&history::roll_back_failed_sql(schema, name), &[])
+                history::roll_back_failed(schema, name)
+                    .execute(client)
                     .map_err(|e| Error::query("marking the migration rolled back", &e))?
             }
         }

@@ -7,16 +7,18 @@
 use std::path::Path;
 
 use pgward_shared::config::GuardArgs;
-use pgward_shared::error::{Error, Result};
+use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::history;
 use pgward_shared::log;
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
-use pgward_shared::sql::quote_literal;
 use pgward_shared::state::MigrationState;
 use serde::Serialize;
 
-use crate::engine::{elapsed_ms, run_script, Bookkeeping, RunMode, ScriptPlan};
+use crate::engine::{
+    drop_left_indexes, elapsed_ms, index_names, run_script, Bookkeeping, LeftBehind, RunMode,
+    ScriptPlan,
+};
 use crate::lock::{with_migration_lock, DEFAULT_LOCK_WAIT};
 
 /// How far to roll back.
@@ -125,11 +127,7 @@ fn rollback_locked(
         log::info(&format!("rolling back {}", m.name));
         let started = std::time::Instant::now();
         let books = Bookkeeping {
-            on_finish: Some(format!(
-                "DELETE FROM {} WHERE migration_name = {}",
-                history::qualified_table(schema),
-                quote_literal(&m.name)
-            )),
+            on_finish: Some(history::delete_migration(schema, &m.name)),
             ..Default::default()
         };
         match run_script(client, &down, &plan, &books) {
@@ -139,7 +137,18 @@ fn rollback_locked(
                 statements: done.statements,
                 duration_ms: Some(elapsed_ms(started)),
             }),
-            Err(f) => {
+            Err(mut f) => {
+                // A concurrent index build of down.sql that failed has committed an
+                // INVALID index: drop that one (it is the only thing it left).
+                if let LeftBehind::InvalidIndexes(left) = &mut f.left_behind {
+                    if let Err(e) = drop_left_indexes(client, left) {
+                        log::warn(&format!(
+                            "the INVALID index {} the failed CREATE INDEX CONCURRENTLY of down.sql left could not be dropped ({}): drop it with DROP INDEX CONCURRENTLY",
+                            index_names(left),
+                            describe_pg_error(&e).1
+                        ));
+                    }
+                }
                 let hint = if f.partly_committed() {
                     format!("part of down.sql was committed (it cannot run in one transaction) and {} is still recorded as applied; finish reverting by hand, then run rollback again or restore a backup", m.name)
                 } else {

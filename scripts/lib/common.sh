@@ -436,15 +436,33 @@ pgw_pg() {
   fi
 }
 
-# pgw_config_url_var ENV [CONFIG]: the `database_url_env` of [env.ENV] in pgward.toml
-# (CONFIG, else ./pgward.toml), or nothing.
-pgw_config_url_var() {
-  local config=${2:-pgward.toml}
+# pgw_config_env_value ENV KEY [CONFIG]: the value of KEY in [env.ENV] of pgward.toml
+# (CONFIG, else ./pgward.toml), unquoted, or nothing. A plain `key = value` line only;
+# the binaries read the file in full (and refuse unknown keys or wrong types) before any
+# script step that relies on the value, so a form this reader misses reads as unset.
+pgw_config_env_value() {
+  local config=${3:-pgward.toml}
   [ -f "$config" ] || return 0
-  awk -v want="env.$1" '
-    /^[[:space:]]*\[/ { s = $0; gsub(/[][[:space:]"'\'']/, "", s); section = s; next }
-    section == want && /^[[:space:]]*database_url_env[[:space:]]*=/ {
-      v = $0; sub(/^[^=]*=[[:space:]]*/, "", v); sub(/[[:space:]]*(#.*)?$/, "", v)
+  awk -v want="env.$1" -v key="$2" '
+    /^[[:space:]]*\[/ { s = $0; sub(/#.*$/, "", s); gsub(/[][[:space:]"'\'']/, "", s); section = s; next }
+    section == want {
+      line = $0; sub(/^[[:space:]]*/, "", line)
+      if (index(line, key) != 1) next
+      rest = substr(line, length(key) + 1)
+      if (rest !~ /^[[:space:]]*=/) next
+      v = rest; sub(/^[[:space:]]*=[[:space:]]*/, "", v); sub(/[[:space:]]*(#.*)?$/, "", v)
       gsub(/^["'\'']|["'\'']$/, "", v); print v; exit
     }' "$config"
+}
+
+# pgw_config_url_var ENV [CONFIG]: sets PGW_URL_VAR to the `database_url_env` of
+# [env.ENV] (or nothing), after checking that it is a variable name (letters, digits,
+# _): `${!var}` with a crafted value such as `x[$(cmd)]` would run cmd. Ends the script
+# (exit 2, CONFIG_INVALID) otherwise.
+pgw_config_url_var() {
+  PGW_URL_VAR=$(pgw_config_env_value "$1" database_url_env "${2:-}")
+  if [ -n "$PGW_URL_VAR" ] && ! [[ $PGW_URL_VAR =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
+    pgw_fail 2 CONFIG_INVALID "[env.$1] database_url_env in ${2:-pgward.toml} is not the name of an environment variable: $(pgw_redact "$PGW_URL_VAR")" \
+      "set it to the name of the variable that holds the URL (letters, digits and _), e.g. database_url_env = \"PRODUCTION_DATABASE_URL\""
+  fi
 }

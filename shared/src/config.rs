@@ -122,6 +122,21 @@ pub struct EnvConfig {
     pub protected: bool,
     /// The migrations folder for this environment, relative to the config file.
     pub migrations: Option<PathBuf>,
+    /// scripts/migrate.sh: restore the backup it took before a deploy, by itself, when the
+    /// deploy committed part of a migration or the checks after it found a regression.
+    /// Off by default: the script stops and prints the restore command instead.
+    #[serde(default)]
+    pub auto_restore: bool,
+}
+
+/// Whether `name` can be the name of an environment variable (what `database_url_env`
+/// holds): letters, digits and `_`, not starting with a digit. Anything else is refused,
+/// so that no reader of the file (a shell script expanding `${!name}`) can be made to run
+/// code by it.
+pub fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Flags, environment and config file, resolved.
@@ -346,10 +361,23 @@ fn load_config(path: &Path) -> Result<ConfigFile> {
         path: path.into(),
         reason: e.to_string(),
     })?;
-    toml::from_str(&text).map_err(|e: toml::de::Error| Error::Config {
+    let config: ConfigFile = toml::from_str(&text).map_err(|e: toml::de::Error| Error::Config {
         path: path.into(),
         reason: e.message().to_string(),
-    })
+    })?;
+    for (name, env) in &config.env {
+        if let Some(var) = &env.database_url_env {
+            if !is_variable_name(var) {
+                return Err(Error::Config {
+                    path: path.into(),
+                    reason: format!(
+                        "[env.{name}] database_url_env = {var:?} is not the name of an environment variable (letters, digits and _, not starting with a digit)"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(config)
 }
 
 /// Parses a duration flag (`10s`, `500ms`, `2min`) for clap.

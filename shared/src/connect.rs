@@ -366,6 +366,19 @@ pub fn libpq_env(settings: &ConnectionSettings) -> Vec<(&'static str, String)> {
     env
 }
 
+/// The `--dbname` value that makes a libpq tool (pg_restore, psql) connect to the
+/// database named `dbname` and nothing else. libpq reads a dbname holding `=`, or starting
+/// with `postgresql://` or `postgres://`, as a whole connection string (a database named
+/// `x host=evil.example` would send the tool, and the password, to another server), so
+/// the name always goes as a quoted `dbname='...'` connection string, `\` and `'`
+/// escaped as libpq wants. The rest of the connection comes from [`libpq_env`].
+pub fn libpq_dbname_arg(dbname: &str) -> String {
+    format!(
+        "--dbname=dbname='{}'",
+        dbname.replace('\\', "\\\\").replace('\'', "\\'")
+    )
+}
+
 /// libpq variables a command must not inherit when pgward sets the connection itself.
 pub const LIBPQ_VARS_TO_CLEAR: &[&str] = &[
     "PGSERVICE",
@@ -610,5 +623,20 @@ impl ServerCertVerifier for EncryptOnly {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::libpq_dbname_arg;
+
+    #[test]
+    fn a_database_name_goes_to_libpq_tools_as_a_quoted_dbname() {
+        assert_eq!(libpq_dbname_arg("app"), "--dbname=dbname='app'");
+        assert_eq!(
+            libpq_dbname_arg("x host=evil"),
+            "--dbname=dbname='x host=evil'"
+        );
+        assert_eq!(libpq_dbname_arg(r"it's\x"), r"--dbname=dbname='it\'s\\x'");
     }
 }

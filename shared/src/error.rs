@@ -230,7 +230,12 @@ pub enum Error {
         failure: Box<FailedStatement>,
         /// Whether statements of it were committed before the failure (statement mode,
         /// or a file that commits a block itself): then a plain re-deploy would repeat them.
+        /// The one source of truth for "the database holds part of this migration":
+        /// `error.details.partly_committed`, which scripts/migrate.sh reads.
         partly_committed: bool,
+        /// INVALID indexes its failed CREATE INDEX CONCURRENTLY left and pgward could not
+        /// drop (the lock it needs was still held).
+        left_behind: Vec<String>,
     },
     /// A failed migration in the history blocks deploy (Prisma P3009).
     #[error("P3009: migrate found failed migrations in the target database, new migrations will not be applied: {}", names.join(", "))]
@@ -262,6 +267,18 @@ pub enum Error {
         objects: Vec<String>,
         /// How many objects it holds in all.
         total: usize,
+    },
+    /// drift would replay statements that act on the whole server into a shadow database
+    /// on the live server, running them on the live server again.
+    #[error("drift refuses to replay the migrations: {} act beyond one database ({})", describe_objects(statements, statements.len()), shadow)]
+    ClusterWideReplay {
+        /// `migration line N: ALTER ROLE`, each statement found.
+        statements: Vec<String>,
+        /// Why replaying them here would reach production (`the shadow database ... would
+        /// be a temporary database on the live server`).
+        shadow: String,
+        /// Whether they reach other servers (subscriptions, dblink): then no shadow helps.
+        other_servers: bool,
     },
     /// The migration advisory lock is held by another session (Prisma P1002).
     #[error("P1002: timed out after {waited_ms} ms waiting for the migration lock (pg_advisory_lock(72707369)){}", holder.as_ref().map(|h| format!(", held by pid {} ({})", h.pid, if h.application_name.is_empty() { "no application_name" } else { h.application_name.as_str() })).unwrap_or_default())]
@@ -443,6 +460,7 @@ impl Error {
             Error::HistoryDiverged { .. } => "HISTORY_DIVERGED",
             Error::SchemaNotEmpty { .. } => "SCHEMA_NOT_EMPTY",
             Error::ShadowNotEmpty { .. } => "SHADOW_NOT_EMPTY",
+            Error::ClusterWideReplay { .. } => "CLUSTER_WIDE_REPLAY",
             Error::LockHeld { .. } => "LOCK_HELD",
             Error::NeedsForce { .. } => "PROTECTED_NEEDS_FORCE",
             Error::NeedsYes { .. } => "PROTECTED_NEEDS_YES",
@@ -505,6 +523,7 @@ impl Error {
             Error::TableLocked { .. } | Error::TargetNotEmpty { .. } => Exit::Refused,
             Error::SchemaNotEmpty { .. }
             | Error::ShadowNotEmpty { .. }
+            | Error::ClusterWideReplay { .. }
             | Error::LockHeld { .. }
             | Error::NeedsForce { .. }
             | Error::NeedsYes { .. }
@@ -553,12 +572,20 @@ impl Error {
                 std::io::ErrorKind::StorageFull => "free disk space, then run again".into(),
                 _ => "check that the path exists and is readable".into(),
             },
-            Error::MigrationFailed { migration, partly_committed: false, .. } => format!(
-                "nothing of the failing transaction was kept; fix the migration, then run `pgward-migrate resolve --rolled-back {migration}` and deploy again (or `resolve --applied {migration}` if you applied it by hand)"
-            ),
-            Error::MigrationFailed { migration, partly_committed: true, .. } => format!(
-                "statements before the failing one were committed and stay applied (`pgward-migrate status` shows the attempt's logs); revert them by hand and run `pgward-migrate resolve --rolled-back {migration}` before deploying the fixed migration again, or finish it by hand and run `resolve --applied {migration}`"
-            ),
+            Error::MigrationFailed { migration, partly_committed, left_behind, .. } => {
+                let mut hint = if *partly_committed {
+                    format!("statements before the failing one were committed and stay applied (`pgward-migrate status` shows the attempt's logs); revert them by hand and run `pgward-migrate resolve --rolled-back {migration}` before deploying the fixed migration again, or finish it by hand and run `resolve --applied {migration}`")
+                } else {
+                    format!("nothing of the failing transaction was kept; fix the migration, then run `pgward-migrate resolve --rolled-back {migration}` and deploy again (or `resolve --applied {migration}` if you applied it by hand)")
+                };
+                if !left_behind.is_empty() {
+                    hint = format!(
+                        "its failed CREATE INDEX CONCURRENTLY left the INVALID index {list}, which could not be dropped (another session still holds a lock on the table): drop it first with DROP INDEX CONCURRENTLY {list}; then {hint}",
+                        list = left_behind.join(", ")
+                    );
+                }
+                hint
+            }
             Error::FailedMigrations { names } => format!(
                 "inspect the failure with `pgward-migrate status`; after fixing the database, mark it with `pgward-migrate resolve --rolled-back {}` (or `--applied` if you finished it by hand)",
                 names.first().map(String::as_str).unwrap_or("NAME")
@@ -569,6 +596,8 @@ impl Error {
                 first_migration.as_deref().unwrap_or("<first migration>")
             ),
             Error::ShadowNotEmpty { .. } => "drift applies the migrations to the shadow database and needs it empty: pass the URL of a new, empty database (CREATE DATABASE ... TEMPLATE template0), or omit --shadow-url to let drift create and drop a temporary one".into(),
+            Error::ClusterWideReplay { other_servers: false, .. } => "replaying these statements beside the live database would run them on the live server again: pass --shadow-url with an empty database on a separate PostgreSQL server (a throwaway one, e.g. CI's service container), or skip drift (scripts/migrate.sh --no-drift)".into(),
+            Error::ClusterWideReplay { other_servers: true, .. } => "replaying these statements would act on the servers they connect to (a subscription's publisher, a dblink target) from any shadow database: drift cannot check this history; skip it (scripts/migrate.sh --no-drift), or move such statements out of the migrations".into(),
             Error::LockHeld { .. } => "another deploy or resolve is running; wait for it, raise --lock-wait, or end the holding session (pg_terminate_backend(pid)) if it is stuck".into(),
             Error::NeedsForce { action, target, .. } => format!("rerun with --force to {action} on {target}"),
             Error::NeedsYes { .. } => "rerun with --yes to approve the deploy (or run it on a terminal to be asked)".into(),
@@ -590,8 +619,16 @@ impl Error {
     pub fn details(&self) -> Option<serde_json::Value> {
         match self {
             Error::MigrationFailed {
-                migration, failure, ..
-            } => Some(failure.details("migration", migration)),
+                migration,
+                failure,
+                partly_committed,
+                left_behind,
+            } => {
+                let mut details = failure.details("migration", migration);
+                details["partly_committed"] = serde_json::json!(partly_committed);
+                details["left_behind"] = serde_json::json!(left_behind);
+                Some(details)
+            }
             Error::ScriptFailed { what, failure, .. } => Some(failure.details("script", what)),
             Error::Query { sqlstate, .. } => Some(serde_json::json!({ "sqlstate": sqlstate })),
             Error::LockHeld { holder, waited_ms } => {
@@ -606,6 +643,13 @@ impl Error {
                 serde_json::json!({ "database": database, "objects": objects, "total": total }),
             ),
             Error::NoDownSql { migration } => Some(serde_json::json!({ "migration": migration })),
+            Error::ClusterWideReplay {
+                statements,
+                shadow,
+                other_servers,
+            } => Some(
+                serde_json::json!({ "statements": statements, "shadow": shadow, "other_servers": other_servers }),
+            ),
             Error::BackupCorrupt { id, files, .. } => {
                 Some(serde_json::json!({ "backup": id, "files": files }))
             }

@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, LockHolder, Result};
-use crate::sql::{quote_ident, quote_literal};
+use postgres::types::ToSql;
+
+use crate::sql::quote_ident;
 
 /// Prisma Migrate's advisory lock key (`pg_advisory_lock(72707369)`).
 pub const PRISMA_LOCK_KEY: i64 = 72707369;
@@ -258,53 +260,118 @@ pub fn lock_holder(client: &mut postgres::Client) -> Result<Option<LockHolder>> 
     }))
 }
 
-/// SQL that marks an attempt finished (Prisma writes applied_steps_count = 1). An upsert:
-/// a ROLLBACK inside the migration file may have undone the attempt's first row.
-pub fn finish_attempt_sql(schema: &str, attempt: &Attempt) -> String {
-    format!(
+/// One write to the history table: SQL with `$n` placeholders and the values bound to
+/// them, sent with the extended protocol. History text (migration names, and failure
+/// logs that quote statements, server messages and row values) is never spliced into SQL
+/// text: in a session with `standard_conforming_strings = off` (a database or role
+/// setting, or a migration's own `SET`) a backslash in a quoted literal escapes the
+/// closing quote, and the rest of the text would be read as SQL.
+pub struct HistoryWrite {
+    sql: String,
+    params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl HistoryWrite {
+    fn new(sql: String) -> HistoryWrite {
+        HistoryWrite {
+            sql,
+            params: Vec::new(),
+        }
+    }
+
+    fn bind(mut self, value: impl ToSql + Sync + Send + 'static) -> HistoryWrite {
+        self.params.push(Box::new(value));
+        self
+    }
+
+    /// The SQL, with its placeholders.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// Runs it on `client` (a session or a transaction); the rows it touched.
+    pub fn execute(
+        &self,
+        client: &mut impl postgres::GenericClient,
+    ) -> std::result::Result<u64, postgres::Error> {
+        let params: Vec<&(dyn ToSql + Sync)> = self
+            .params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        client.execute(self.sql.as_str(), &params)
+    }
+}
+
+/// Marks an attempt finished (Prisma writes applied_steps_count = 1). An upsert: a
+/// ROLLBACK inside the migration file may have undone the attempt's first row.
+pub fn finish_attempt(schema: &str, attempt: &Attempt) -> HistoryWrite {
+    HistoryWrite::new(format!(
         "INSERT INTO {} (id, checksum, migration_name, started_at, finished_at, applied_steps_count) \
-         VALUES ({}, {}, {}, {}, clock_timestamp(), 1) \
+         VALUES ($1, $2, $3, $4, clock_timestamp(), 1) \
          ON CONFLICT (id) DO UPDATE SET finished_at = clock_timestamp(), applied_steps_count = 1",
         qualified_table(schema),
-        quote_literal(&attempt.id),
-        quote_literal(&attempt.checksum),
-        quote_literal(&attempt.name),
-        quote_literal(&attempt.started_at.to_rfc3339()),
-    )
+    ))
+    .bind(attempt.id.clone())
+    .bind(attempt.checksum.clone())
+    .bind(attempt.name.clone())
+    .bind(attempt.started_at)
 }
 
-/// SQL that records how many statements of a step-by-step attempt are applied.
-pub fn progress_attempt_sql(schema: &str, attempt: &Attempt, steps: usize) -> String {
-    format!(
-        "UPDATE {} SET applied_steps_count = {steps} WHERE id = {}",
+/// Records how many statements of a step-by-step attempt are applied.
+pub fn progress_attempt(schema: &str, attempt: &Attempt, steps: usize) -> HistoryWrite {
+    HistoryWrite::new(format!(
+        "UPDATE {} SET applied_steps_count = $1 WHERE id = $2",
         qualified_table(schema),
-        quote_literal(&attempt.id)
-    )
+    ))
+    .bind(i32::try_from(steps).unwrap_or(i32::MAX))
+    .bind(attempt.id.clone())
 }
 
-/// SQL that records a failed attempt with its logs (finished_at stays NULL, as Prisma
-/// records failures).
-pub fn fail_attempt_sql(schema: &str, attempt: &Attempt, logs: &str) -> String {
-    format!(
+/// Records a failed attempt with its logs (finished_at stays NULL, as Prisma records
+/// failures).
+pub fn fail_attempt(schema: &str, attempt: &Attempt, logs: &str) -> HistoryWrite {
+    HistoryWrite::new(format!(
         "INSERT INTO {} (id, checksum, migration_name, started_at, logs, applied_steps_count) \
-         VALUES ({}, {}, {}, {}, {}, 0) ON CONFLICT (id) DO UPDATE SET logs = EXCLUDED.logs",
+         VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (id) DO UPDATE SET logs = EXCLUDED.logs",
         qualified_table(schema),
-        quote_literal(&attempt.id),
-        quote_literal(&attempt.checksum),
-        quote_literal(&attempt.name),
-        quote_literal(&attempt.started_at.to_rfc3339()),
-        quote_literal(logs),
-    )
+    ))
+    .bind(attempt.id.clone())
+    .bind(attempt.checksum.clone())
+    .bind(attempt.name.clone())
+    .bind(attempt.started_at)
+    .bind(logs.to_string())
 }
 
-/// SQL that marks every failed attempt of a migration rolled back (`resolve --rolled-back`,
-/// and before a lock-timeout retry).
-pub fn roll_back_failed_sql(schema: &str, name: &str) -> String {
-    format!(
-        "UPDATE {} SET rolled_back_at = now() WHERE migration_name = {} AND finished_at IS NULL AND rolled_back_at IS NULL",
+/// Marks every failed attempt of a migration rolled back (`resolve --rolled-back`, and
+/// before a lock-timeout retry).
+pub fn roll_back_failed(schema: &str, name: &str) -> HistoryWrite {
+    HistoryWrite::new(format!(
+        "UPDATE {} SET rolled_back_at = now() WHERE migration_name = $1 AND finished_at IS NULL AND rolled_back_at IS NULL",
         qualified_table(schema),
-        quote_literal(name)
-    )
+    ))
+    .bind(name.to_string())
+}
+
+/// Records a migration as applied without running it (`resolve --applied`).
+pub fn record_applied(schema: &str, name: &str, checksum: &str) -> HistoryWrite {
+    HistoryWrite::new(format!(
+        "INSERT INTO {} (id, checksum, migration_name, started_at, finished_at, applied_steps_count) \
+         VALUES ($1, $2, $3, now(), now(), 0)",
+        qualified_table(schema),
+    ))
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(checksum.to_string())
+    .bind(name.to_string())
+}
+
+/// Deletes every row of a migration (a rollback by its down.sql).
+pub fn delete_migration(schema: &str, name: &str) -> HistoryWrite {
+    HistoryWrite::new(format!(
+        "DELETE FROM {} WHERE migration_name = $1",
+        qualified_table(schema),
+    ))
+    .bind(name.to_string())
 }
 
 /// One attempt to apply a migration: the identity of its history row.
@@ -331,14 +398,14 @@ impl Attempt {
         }
     }
 
-    /// SQL that records this attempt's start (Prisma's row shape).
-    pub fn insert_sql(&self, schema: &str) -> String {
-        format!(
-            "INSERT INTO {} (id, checksum, migration_name, started_at, applied_steps_count) VALUES ({}, {}, {}, now(), 0)",
+    /// Records this attempt's start (Prisma's row shape).
+    pub fn insert(&self, schema: &str) -> HistoryWrite {
+        HistoryWrite::new(format!(
+            "INSERT INTO {} (id, checksum, migration_name, started_at, applied_steps_count) VALUES ($1, $2, $3, now(), 0)",
             qualified_table(schema),
-            quote_literal(&self.id),
-            quote_literal(&self.checksum),
-            quote_literal(&self.name)
-        )
+        ))
+        .bind(self.id.clone())
+        .bind(self.checksum.clone())
+        .bind(self.name.clone())
     }
 }

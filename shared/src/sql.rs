@@ -221,6 +221,311 @@ fn detaches_concurrently(stmt: &protobuf::AlterTableStmt) -> bool {
     })
 }
 
+/// Functions whose call acts on the server, or beyond it, rather than on the database a
+/// statement runs in: ending sessions, reloading or writing server files, replication
+/// slots, connections to other servers.
+const CLUSTER_WIDE_FUNCTIONS: &[&str] = &[
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_switch_wal",
+    "pg_promote",
+    "pg_create_physical_replication_slot",
+    "pg_create_logical_replication_slot",
+    "pg_copy_physical_replication_slot",
+    "pg_copy_logical_replication_slot",
+    "pg_drop_replication_slot",
+    "pg_replication_origin_create",
+    "pg_replication_origin_drop",
+    "pg_file_write",
+    "pg_file_rename",
+    "pg_file_unlink",
+    "lo_import",
+    "lo_export",
+    "dblink_exec",
+    "dblink",
+    "dblink_connect",
+    "dblink_connect_u",
+];
+
+/// Functions that connect to other servers.
+const OTHER_SERVER_FUNCTIONS: &[&str] = &[
+    "dblink_exec",
+    "dblink",
+    "dblink_connect",
+    "dblink_connect_u",
+];
+
+/// A statement that acts beyond the database it runs in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterWide {
+    /// What it is (`ALTER ROLE ... SET`, `a call of dblink_exec()`).
+    pub what: String,
+    /// Whether it reaches other servers (a subscription's publisher, dblink), so that
+    /// running it again acts on them from wherever it runs.
+    pub other_servers: bool,
+}
+
+/// Whether a statement changes the whole server (roles, databases, tablespaces, server
+/// settings, subscriptions, other sessions) rather than only the database it runs in, or
+/// `None`. A database made beside the live one on the same server (drift's shadow) does
+/// not contain such a statement: replaying it there runs it on the live server again.
+/// DO blocks are read too (their statements and the SQL in their string constants).
+pub fn cluster_wide(node: &NodeEnum) -> Option<ClusterWide> {
+    cluster_wide_at(node, 0)
+}
+
+/// Of several findings, one that reaches other servers if there is one, else the first.
+fn strongest(found: impl Iterator<Item = ClusterWide>) -> Option<ClusterWide> {
+    let mut first = None;
+    for f in found {
+        if f.other_servers {
+            return Some(f);
+        }
+        first.get_or_insert(f);
+    }
+    first
+}
+
+fn server_wide(what: impl Into<String>) -> ClusterWide {
+    ClusterWide {
+        what: what.into(),
+        other_servers: false,
+    }
+}
+
+fn cluster_wide_at(node: &NodeEnum, depth: usize) -> Option<ClusterWide> {
+    use protobuf::ObjectType as O;
+    let shared_object = |t: O| matches!(t, O::ObjectDatabase | O::ObjectRole | O::ObjectTablespace);
+    let direct = match node {
+        NodeEnum::CreateRoleStmt(_) => Some("CREATE ROLE"),
+        NodeEnum::AlterRoleStmt(_) => Some("ALTER ROLE"),
+        NodeEnum::AlterRoleSetStmt(_) => Some("ALTER ROLE ... SET"),
+        NodeEnum::DropRoleStmt(_) => Some("DROP ROLE"),
+        NodeEnum::GrantRoleStmt(_) => Some("GRANT/REVOKE of a role"),
+        NodeEnum::AlterSystemStmt(_) => Some("ALTER SYSTEM"),
+        NodeEnum::CreateTableSpaceStmt(_) => Some("CREATE TABLESPACE"),
+        NodeEnum::DropTableSpaceStmt(_) => Some("DROP TABLESPACE"),
+        NodeEnum::AlterTableSpaceOptionsStmt(_) => Some("ALTER TABLESPACE"),
+        NodeEnum::CreatedbStmt(_) => Some("CREATE DATABASE"),
+        NodeEnum::DropdbStmt(_) => Some("DROP DATABASE"),
+        NodeEnum::AlterDatabaseStmt(_) => Some("ALTER DATABASE"),
+        NodeEnum::AlterDatabaseSetStmt(_) => Some("ALTER DATABASE ... SET"),
+        NodeEnum::AlterDatabaseRefreshCollStmt(_) => {
+            Some("ALTER DATABASE ... REFRESH COLLATION VERSION")
+        }
+        NodeEnum::RenameStmt(s) if shared_object(s.rename_type()) => {
+            Some("ALTER DATABASE/ROLE/TABLESPACE ... RENAME")
+        }
+        NodeEnum::AlterOwnerStmt(s) if shared_object(s.object_type()) => {
+            Some("ALTER DATABASE/TABLESPACE ... OWNER TO")
+        }
+        NodeEnum::CommentStmt(s) if shared_object(s.objtype()) => {
+            Some("COMMENT ON DATABASE/ROLE/TABLESPACE")
+        }
+        NodeEnum::SecLabelStmt(s) if shared_object(s.objtype()) => {
+            Some("SECURITY LABEL ON DATABASE/ROLE/TABLESPACE")
+        }
+        NodeEnum::GrantStmt(s)
+            if matches!(
+                s.objtype(),
+                O::ObjectDatabase | O::ObjectTablespace | O::ObjectParameterAcl
+            ) =>
+        {
+            Some("GRANT/REVOKE on a database, tablespace or server parameter")
+        }
+        NodeEnum::ReassignOwnedStmt(_) => Some("REASSIGN OWNED"),
+        NodeEnum::DropOwnedStmt(_) => Some("DROP OWNED"),
+        _ => None,
+    };
+    if let Some(d) = direct {
+        return Some(server_wide(d));
+    }
+    let subscription = match node {
+        NodeEnum::CreateSubscriptionStmt(_) => Some(
+            "CREATE SUBSCRIPTION (connects to the publisher and creates a replication slot there)",
+        ),
+        NodeEnum::AlterSubscriptionStmt(_) => Some("ALTER SUBSCRIPTION"),
+        NodeEnum::DropSubscriptionStmt(_) => {
+            Some("DROP SUBSCRIPTION (drops the publisher's replication slot)")
+        }
+        _ => None,
+    };
+    if let Some(what) = subscription {
+        return Some(ClusterWide {
+            what: what.to_string(),
+            other_servers: true,
+        });
+    }
+    if let NodeEnum::DoStmt(d) = node {
+        return do_block_reason(d, depth);
+    }
+    // Calls anywhere in the tree (SELECT pg_terminate_backend(...), INSERT ... SELECT
+    // dblink_exec(...)).
+    let tree = serde_json::to_value(node).ok()?;
+    let mut calls = Vec::new();
+    collect_function_names(&tree, &mut calls);
+    strongest(
+        calls
+            .into_iter()
+            .filter(|name| CLUSTER_WIDE_FUNCTIONS.contains(&name.as_str()))
+            .map(|name| ClusterWide {
+                other_servers: OTHER_SERVER_FUNCTIONS.contains(&name.as_str()),
+                what: format!("a call of {name}()"),
+            }),
+    )
+}
+
+/// The names of the functions a parse tree (as JSON) calls.
+fn collect_function_names(tree: &serde_json::Value, out: &mut Vec<String>) {
+    match tree {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                if key == "FuncCall" {
+                    if let Some(name) = value
+                        .get("funcname")
+                        .and_then(|n| n.as_array())
+                        .and_then(|parts| parts.last())
+                        .and_then(|last| last.pointer("/node/String/sval"))
+                        .and_then(|s| s.as_str())
+                    {
+                        out.push(name.to_ascii_lowercase());
+                    }
+                }
+                collect_function_names(value, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                collect_function_names(item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every string found under `key` in a JSON tree.
+fn collect_strings<'v>(tree: &'v serde_json::Value, key: &str, out: &mut Vec<&'v str>) {
+    match tree {
+        serde_json::Value::Object(map) => {
+            for (k, value) in map {
+                match value {
+                    serde_json::Value::String(s) if k == key => out.push(s),
+                    _ => collect_strings(value, key, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                collect_strings(item, key, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The string constants of a parse tree (as JSON), not its names.
+fn collect_constants<'v>(tree: &'v serde_json::Value, out: &mut Vec<&'v str>) {
+    match tree {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                if key == "AConst" {
+                    collect_strings(value, "sval", out);
+                } else {
+                    collect_constants(value, out);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                collect_constants(item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// How deep DO blocks that EXECUTE DO blocks are followed.
+const MAX_NESTING: usize = 4;
+
+/// A DO block's cluster-wide statements: the PL/pgSQL body is parsed, and each of its
+/// SQL statements and each string constant of its expressions (the SQL an EXECUTE runs,
+/// `format()` placeholders read as names) is checked like a statement of its own.
+fn do_block_reason(stmt: &protobuf::DoStmt, depth: usize) -> Option<ClusterWide> {
+    let mut body = None;
+    let mut language = "plpgsql".to_string();
+    for arg in &stmt.args {
+        if let Some(NodeEnum::DefElem(d)) = &arg.node {
+            let value = d.arg.as_ref().and_then(|a| match &a.node {
+                Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+                _ => None,
+            });
+            match d.defname.as_str() {
+                "as" => body = value,
+                "language" => language = value.unwrap_or_default().to_ascii_lowercase(),
+                _ => {}
+            }
+        }
+    }
+    if language != "plpgsql" {
+        return Some(server_wide(format!(
+            "a DO block in language {language}, which pgward cannot read for cluster-wide statements"
+        )));
+    }
+    let body = body?;
+    let tag = (0..)
+        .map(|i| format!("$pgward{i}$"))
+        .find(|t| !body.contains(t.as_str()))?;
+    let wrapped = format!(
+        "CREATE FUNCTION pgward_do_block() RETURNS void LANGUAGE plpgsql AS {tag}{body}{tag}"
+    );
+    let Ok(tree) = pg_query::parse_plpgsql(&wrapped) else {
+        return Some(server_wide(
+            "a DO block pgward cannot parse, so cannot check for cluster-wide statements",
+        ));
+    };
+    let mut queries = Vec::new();
+    collect_strings(&tree, "query", &mut queries);
+    strongest(
+        queries
+            .into_iter()
+            .filter_map(|q| sql_text_reason(q, depth + 1)),
+    )
+}
+
+/// The cluster-wide reason of SQL text found inside a DO block (a statement, or an
+/// expression whose string constants may be SQL).
+fn sql_text_reason(text: &str, depth: usize) -> Option<ClusterWide> {
+    if depth > MAX_NESTING {
+        return None;
+    }
+    let of_sql = |sql: &str| -> Option<ClusterWide> {
+        let stmts = parse_statements(sql).ok()?;
+        strongest(
+            stmts
+                .iter()
+                .filter_map(|s| cluster_wide_at(&s.node, depth + 1)),
+        )
+    };
+    if let Some(found) = of_sql(text) {
+        return Some(found);
+    }
+    // An expression (`'ALTER ROLE ' || r`, `format('ALTER ROLE %I ...', r)`): its
+    // string constants, with format()'s placeholders read as a name.
+    let stmts = parse_statements(&format!("SELECT {text}")).ok()?;
+    let tree = serde_json::to_value(&stmts.first()?.node).ok()?;
+    let mut constants = Vec::new();
+    collect_constants(&tree, &mut constants);
+    // Pieces glued together around names (`'ALTER ROLE ' || r || ' SET x = 1'`).
+    let joined = constants.join(" x ");
+    strongest(
+        std::iter::once(joined.as_str())
+            .chain(constants)
+            .filter_map(|c| of_sql(&c.replace("%I", "x").replace("%L", "'x'").replace("%s", "x"))),
+    )
+}
+
 /// The value an `ALTER TYPE ... ADD VALUE` adds, if the statement is one.
 pub fn enum_value_added(node: &NodeEnum) -> Option<&str> {
     match node {
@@ -236,9 +541,18 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// `'text'` with embedded quotes doubled: safe to splice into SQL as a literal.
+/// `'text'` with embedded quotes doubled: safe to splice into SQL as a literal, for the
+/// statements that take no parameters (COMMENT, CREATE DATABASE, ...). Text holding a
+/// backslash becomes an escape string, `E'a\\b'`, as PostgreSQL's own quote_literal()
+/// does: a plain literal's backslash is an escape in a session with
+/// `standard_conforming_strings = off`, where `\'` would end the literal early. Values
+/// of other statements are bound, never spliced.
 pub fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    if text.contains('\\') {
+        format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", text.replace('\'', "''"))
+    }
 }
 
 #[cfg(test)]
@@ -288,6 +602,70 @@ mod tests {
             string_literals("SELECT 'it''s', E'x', 1"),
             vec!["it's", "x"]
         );
+    }
+
+    #[test]
+    fn cluster_wide_statements_are_found_also_inside_do_blocks() {
+        let reason = |sql: &str| {
+            let stmts = parse_statements(sql).expect("valid SQL");
+            cluster_wide(&stmts[0].node)
+        };
+        for sql in [
+            "CREATE ROLE app_ro",
+            "ALTER ROLE app SET statement_timeout = '5s'",
+            "ALTER USER app WITH PASSWORD 'x'",
+            "DROP ROLE app_ro",
+            "GRANT app_ro TO app",
+            "ALTER SYSTEM SET work_mem = '64MB'",
+            "CREATE TABLESPACE fast LOCATION '/ssd'",
+            "ALTER DATABASE app SET timezone = 'UTC'",
+            "ALTER DATABASE app OWNER TO app",
+            "ALTER DATABASE app RENAME TO app2",
+            "COMMENT ON DATABASE app IS 'x'",
+            "GRANT CONNECT ON DATABASE app TO app_ro",
+            "REASSIGN OWNED BY old TO app",
+            "CREATE SUBSCRIPTION s CONNECTION 'host=x' PUBLICATION p",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity",
+            "DO $$ BEGIN ALTER ROLE app SET work_mem = '1MB'; END $$",
+            "DO $$ BEGIN EXECUTE 'ALTER SYSTEM SET work_mem = ''1MB'''; END $$",
+            "DO $$ BEGIN EXECUTE format('ALTER ROLE %I SET x.y = 1', current_user); END $$",
+            "DO $$ DECLARE r text := 'app'; BEGIN EXECUTE 'ALTER ROLE ' || quote_ident(r) || ' SET work_mem = ''1MB'''; END $$",
+            "DO LANGUAGE plpython3u $$ plpy.execute('select 1') $$",
+        ] {
+            assert!(reason(sql).is_some(), "not found: {sql}");
+        }
+        let other_servers = |sql: &str| reason(sql).map(|c| c.other_servers);
+        assert_eq!(
+            other_servers("ALTER ROLE app SET work_mem = '1MB'"),
+            Some(false)
+        );
+        assert_eq!(
+            other_servers("CREATE SUBSCRIPTION s CONNECTION 'host=x' PUBLICATION p"),
+            Some(true)
+        );
+        assert_eq!(
+            other_servers("SELECT dblink_exec('host=prod', 'DELETE FROM t')"),
+            Some(true)
+        );
+        assert_eq!(
+            other_servers(
+                "DO $$ BEGIN ALTER ROLE app SET work_mem = '1MB'; PERFORM dblink_exec('host=prod', 'x'); END $$"
+            ),
+            Some(true),
+            "the finding that reaches other servers wins"
+        );
+        for sql in [
+            "CREATE TABLE t (id int)",
+            "GRANT SELECT ON t TO app_ro",
+            "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO app_ro",
+            "COMMENT ON TABLE t IS 'database role'",
+            "ALTER TABLE t OWNER TO app",
+            "SELECT set_config('search_path', 'x', false)",
+            "DO $$ BEGIN CREATE TYPE mood AS ENUM ('a'); EXCEPTION WHEN duplicate_object THEN null; END $$",
+            "DO $$ BEGIN RAISE NOTICE 'the database role'; END $$",
+        ] {
+            assert_eq!(reason(sql), None, "{sql}");
+        }
     }
 
     #[test]

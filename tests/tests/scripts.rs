@@ -72,6 +72,20 @@ impl Project {
         self.dir.path()
     }
 
+    /// Sets `auto_restore = true` for the environment `env` in pgward.toml.
+    fn auto_restore(&self, env: &str) -> &Project {
+        let file = self.path().join("pgward.toml");
+        let text = std::fs::read_to_string(&file).expect("pgward.toml is readable");
+        let section = format!("[env.{env}]\n");
+        assert!(text.contains(&section), "no {section} in {text}");
+        std::fs::write(
+            &file,
+            text.replace(&section, &format!("{section}auto_restore = true\n")),
+        )
+        .expect("pgward.toml is writable");
+        self
+    }
+
     /// Adds `prisma/migrations/NAME/migration.sql` (and `down.sql`).
     fn migration(&self, name: &str, sql: &str, down: Option<&str>) -> &Project {
         let folder = self.path().join("prisma/migrations").join(name);
@@ -325,6 +339,14 @@ fn relation_exists(db: &TestDb, name: &str) -> bool {
     db.query_one_string(&format!("SELECT to_regclass('{name}') IS NOT NULL")) == "t"
 }
 
+/// Whether `table` (in public) has a column `column`.
+fn column_exists(db: &TestDb, table: &str, column: &str) -> bool {
+    db.query_one_string(&format!(
+        "SELECT count(*) FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name = '{table}' AND column_name = '{column}'"
+    )) == "1"
+}
+
 /// Whether a database named `name` exists on the cluster.
 fn database_exists(db: &TestDb, name: &str) -> bool {
     db.query_one_string(&format!(
@@ -455,9 +477,17 @@ fn migrate_deploy_runs_preflight_backup_lint_deploy_and_validation() {
     assert!(out.stderr.contains("nothing to deploy"), "{out}");
 }
 
+/// A migration run statement by statement (its CREATE INDEX CONCURRENTLY cannot run in a
+/// transaction) whose last statement fails: the first two are committed by then.
+const BAD_PARTLY_COMMITTED: &str = "ALTER TABLE account ADD COLUMN nickname text;\n\
+     CREATE INDEX CONCURRENTLY account_nickname_idx ON account(nickname);\n\
+     INSERT INTO account (id, name) VALUES (1, 'one'), (1, 'duplicate');\n";
+
 #[test]
 fn a_deploy_whose_third_migration_fails_restores_the_backup_exactly() {
     let (db, project, url) = deployed_two_migrations();
+    // The automatic restore is the environment's choice.
+    project.auto_restore("dev");
     let envs = [("DEV_DATABASE_URL", url.as_str())];
     db.psql(
         "INSERT INTO account (name) SELECT 'account ' || g FROM generate_series(1, 500) g;\n\
@@ -465,7 +495,7 @@ fn a_deploy_whose_third_migration_fails_restores_the_backup_exactly() {
          DELETE FROM orders WHERE id % 7 = 0;",
     );
     // Three pending migrations: two that work (one of them statement by statement) and a
-    // third that fails halfway.
+    // third that fails halfway, after committing part of itself.
     project
         .migration(
             NOTES,
@@ -478,13 +508,7 @@ fn a_deploy_whose_third_migration_fails_restores_the_backup_exactly() {
             "CREATE INDEX CONCURRENTLY note_account_id_idx ON note(account_id);\n",
             Some("DROP INDEX note_account_id_idx;\n"),
         )
-        .migration(
-            BAD,
-            "ALTER TABLE account ADD COLUMN nickname text;\n\
-             UPDATE account SET nickname = name;\n\
-             INSERT INTO account (id, name) VALUES (1, 'duplicate');\n",
-            None,
-        );
+        .migration(BAD, BAD_PARTLY_COMMITTED, None);
     let before = full_dump(&db);
     next_second();
 
@@ -518,10 +542,26 @@ fn a_deploy_whose_third_migration_fails_restores_the_backup_exactly() {
         .expect("a backup id");
     assert_eq!(json["result"]["restored"]["backup"], backup, "{out}");
     assert_eq!(json["result"]["restored"]["ok"], true, "{out}");
+    assert_eq!(json["result"]["auto_restore"], true, "{out}");
     assert!(
         out.stderr
             .contains(&format!("the database was restored from backup {backup}")),
         "the log says so\n{out}"
+    );
+    // Never --force nor --no-safety-backup unasked: the state the restore replaced (with
+    // whatever was written since the backup) is kept in a safety backup.
+    let restore_args = step(&json, "restore");
+    assert_eq!(restore_args["exit_code"], 0, "{out}");
+    let safety = json["result"]["restored"]["safety_backup"]
+        .as_str()
+        .expect("the restore took a safety backup");
+    assert!(
+        project.local_backups().contains(&safety.to_string()),
+        "{out}"
+    );
+    assert!(
+        !out.stderr.contains("--force") && !out.stderr.contains("--no-safety-backup"),
+        "{out}"
     );
 
     // Schema, data, sequences and the migration history: exactly as before the deploy.
@@ -540,6 +580,7 @@ fn a_deploy_whose_third_migration_fails_restores_the_backup_exactly() {
 #[test]
 fn when_the_restore_after_a_failed_deploy_fails_too_the_script_says_so_and_its_hint_recovers() {
     let (db, project, url) = deployed_two_migrations();
+    project.auto_restore("dev");
     let envs = [("DEV_DATABASE_URL", url.as_str())];
     db.psql("INSERT INTO account (name) SELECT 'account ' || g FROM generate_series(1, 50) g;");
     project
@@ -548,11 +589,7 @@ fn when_the_restore_after_a_failed_deploy_fails_too_the_script_says_so_and_its_h
             "CREATE TABLE note (id bigserial PRIMARY KEY, body text);\n",
             Some("DROP TABLE note;\n"),
         )
-        .migration(
-            BAD,
-            "INSERT INTO account (id, name) VALUES (1, 'duplicate');\n",
-            None,
-        );
+        .migration(BAD, BAD_PARTLY_COMMITTED, None);
     // Someone made a database under the name a restore into this one loads under: the
     // restore refuses it, before it touches anything.
     let squatter = format!("pgward_restoring_{}", db.name);
@@ -578,6 +615,7 @@ fn when_the_restore_after_a_failed_deploy_fails_too_the_script_says_so_and_its_h
     );
     // The restore refused before --clean dropped anything: the partial deploy is there.
     assert_eq!(applied(&db), [INIT, ORDERS, NOTES], "{out}");
+    assert!(column_exists(&db, "account", "nickname"), "{out}");
     let hint = json["error"]["hint"].as_str().expect("a hint");
     assert!(
         hint.contains("rename or drop that database"),
@@ -591,17 +629,187 @@ fn when_the_restore_after_a_failed_deploy_fails_too_the_script_says_so_and_its_h
         .nth(1)
         .and_then(|rest| rest.split(';').next())
         .unwrap_or_else(|| panic!("the hint names a command\n{out}"));
+    run_printed_restore(&project, command, &envs, &db, &before);
+}
+
+/// Runs the `pgward-restore restore ...` command a script printed for a person (never
+/// with --force: that is the person's to add) and checks that it puts `db` back as it
+/// was (`before`, a [`full_dump`]).
+fn run_printed_restore(
+    project: &Project,
+    command: &str,
+    envs: &[(&str, &str)],
+    db: &TestDb,
+    before: &str,
+) {
     let words: Vec<&str> = command.split_whitespace().collect();
     assert_eq!(words[..2], ["pgward-restore", "restore"], "{command}");
+    assert!(!words.contains(&"--force"), "{command}");
     let mut env = cluster().pg_tools_env().to_vec();
     env.extend(envs);
-    let restored = pgward_tests::run_in(project.path(), "restore", &words[1..], &env);
-    restored.assert_code(0);
-    let after = full_dump(&db);
+    pgward_tests::run_in(project.path(), "restore", &words[1..], &env).assert_code(0);
+    let after = full_dump(db);
     assert!(
         before == after,
         "the database differs from before the deploy:\n{}",
-        diff(&before, &after)
+        diff(before, &after)
+    );
+}
+
+#[test]
+fn a_deploy_that_times_out_on_a_lock_restores_nothing_and_keeps_the_applications_writes() {
+    let (db, project, url) = deployed_two_migrations();
+    // Even opted in: nothing of the migration was committed, so there is nothing to undo.
+    project.auto_restore("dev");
+    let envs = [("DEV_DATABASE_URL", url.as_str())];
+    project.migration(
+        NOTES,
+        "ALTER TABLE account ADD COLUMN note text;\n",
+        Some("ALTER TABLE account DROP COLUMN note;\n"),
+    );
+    next_second();
+    // The application writes while the deploy runs: its open transaction holds the lock
+    // the ALTER TABLE waits for until lock_timeout.
+    let mut app = db.client();
+    app.batch_execute("BEGIN; INSERT INTO account (name) VALUES ('written during the deploy')")
+        .expect("the application writes");
+
+    let out = project.script(
+        "migrate.sh",
+        &["deploy", "dev", "--lock-timeout", "1s"],
+        &envs,
+    );
+    app.batch_execute("COMMIT")
+        .expect("the application commits");
+    let json = document(&out, 1);
+    assert_eq!(json["error"]["code"], "MIGRATION_FAILED", "{out}");
+    assert_eq!(json["error"]["details"]["sqlstate"], "55P03", "{out}");
+    assert_eq!(json["error"]["details"]["partly_committed"], false, "{out}");
+    assert_eq!(json["error"]["details"]["restored"], false, "{out}");
+    assert!(
+        !step_names(&json).iter().any(|s| s.starts_with("restore")),
+        "no restore after a deploy that committed nothing\n{out}"
+    );
+    assert!(json["result"]["restored"].is_null(), "{out}");
+    let hint = json["error"]["hint"].as_str().expect("a hint");
+    assert!(
+        hint.contains(&format!(
+            "pgward-migrate resolve --rolled-back {NOTES} --env dev"
+        )) && hint.contains("pgward-restore restore --env dev --from "),
+        "the hint says how to go on, and how to go back\n{out}"
+    );
+    assert!(
+        out.stderr.contains("the database is not restored")
+            && out
+                .stderr
+                .contains(&format!("{NOTES} is recorded as failed")),
+        "the log says what state the database is in\n{out}"
+    );
+    assert_eq!(
+        db.query_one_string(
+            "SELECT count(*) FROM account WHERE name = 'written during the deploy'"
+        ),
+        "1",
+        "the application's write is kept"
+    );
+    assert!(!column_exists(&db, "account", "note"));
+}
+
+#[test]
+fn a_partly_committed_deploy_is_not_restored_unless_the_environment_opts_in() {
+    let (db, project, url) = deployed_two_migrations();
+    let envs = [("DEV_DATABASE_URL", url.as_str())];
+    project.migration(BAD, BAD_PARTLY_COMMITTED, None);
+    let before = full_dump(&db);
+    next_second();
+
+    let out = project.script("migrate.sh", &["deploy", "dev"], &envs);
+    let json = document(&out, 1);
+    assert_eq!(json["error"]["code"], "MIGRATION_FAILED", "{out}");
+    assert_eq!(json["error"]["details"]["partly_committed"], true, "{out}");
+    assert_eq!(json["error"]["details"]["restored"], false, "{out}");
+    assert_eq!(json["result"]["auto_restore"], false, "{out}");
+    assert!(json["result"]["restored"].is_null(), "{out}");
+    assert_eq!(
+        step_names(&json).last().map(String::as_str),
+        Some("deploy"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("NOT restored"), "{out}");
+    // The database holds the committed part of BAD.
+    assert!(column_exists(&db, "account", "nickname"));
+
+    // The command the script prints puts it back as it was before the deploy.
+    let command = json["error"]["details"]["restore_command"]
+        .as_str()
+        .expect("the restore command");
+    assert!(
+        json["error"]["hint"]
+            .as_str()
+            .expect("a hint")
+            .contains(command),
+        "{out}"
+    );
+    run_printed_restore(&project, command, &envs, &db, &before);
+}
+
+#[test]
+fn a_deploy_that_cannot_say_what_it_committed_is_not_restored_on_a_guess() {
+    let (db, project, url) = deployed_two_migrations();
+    project.auto_restore("dev");
+    let envs = [("DEV_DATABASE_URL", url.as_str())];
+    // Recording the failure itself fails: the deploy ends with QUERY_FAILED, and its
+    // error says nothing about what the migration committed.
+    db.psql(
+        "CREATE FUNCTION refuse_logs() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'no failure logs here'; END $$;\n\
+         CREATE TRIGGER refuse_logs BEFORE INSERT ON _prisma_migrations \
+         FOR EACH ROW WHEN (NEW.logs IS NOT NULL) EXECUTE FUNCTION refuse_logs();",
+    );
+    project.migration(BAD, BAD_PARTLY_COMMITTED, None);
+    next_second();
+
+    let out = project.script("migrate.sh", &["deploy", "dev"], &envs);
+    let json = document(&out, 1);
+    assert_eq!(json["error"]["code"], "QUERY_FAILED", "{out}");
+    assert_eq!(json["error"]["details"]["restored"], false, "{out}");
+    assert!(
+        !step_names(&json).iter().any(|s| s.starts_with("restore")),
+        "{out}"
+    );
+    assert!(
+        json["error"]["hint"]
+            .as_str()
+            .expect("a hint")
+            .contains("did not say what it committed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_automatic_restore_of_a_protected_environment_needs_force_from_the_user() {
+    let db = cluster().create_database();
+    let project = Project::new();
+    project.auto_restore("prod");
+    two_migrations(&project);
+    project.migration(BAD, BAD_PARTLY_COMMITTED, None);
+    let url = db.url();
+    let envs = [("PROD_DATABASE_URL", url.as_str())];
+
+    // --yes approves the deploy, not replacing the database: the restore is refused.
+    let out = project.script("migrate.sh", &["deploy", "prod", "--yes"], &envs);
+    let json = document(&out, 6);
+    assert_eq!(step(&json, "deploy")["exit_code"], 1, "{out}");
+    assert_eq!(step(&json, "restore")["exit_code"], 6, "{out}");
+    assert_eq!(
+        step(&json, "restore")["error"]["code"],
+        "PROTECTED_NEEDS_FORCE",
+        "{out}"
+    );
+    assert!(out.stderr.contains("RESTORE FAILED"), "{out}");
+    assert!(
+        column_exists(&db, "account", "nickname"),
+        "nothing was replaced"
     );
 }
 
@@ -798,7 +1006,7 @@ fn migrate_sh_usage_errors_help_and_missing_binaries() {
     assert!(out.stderr.contains("Usage:"), "{out}");
 
     let json = document(
-        &project.script("migrate.sh", &["deploy", "dev", "--force"], &[]),
+        &project.script("migrate.sh", &["status", "dev", "--force"], &[]),
         2,
     );
     assert_eq!(json["error"]["code"], "USAGE");

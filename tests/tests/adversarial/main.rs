@@ -6,5 +6,6 @@
 //! just "no crash". `fuzz` holds the property runs that feed random bytes to every parser.
 
 mod check_sql;
+mod config_values;
 mod fuzz;
 mod large_objects;

@@ -28,7 +28,7 @@ use pgward_shared::history::{self, HistoryRow};
 use pgward_shared::log;
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
-use pgward_shared::sql::quote_ident;
+use pgward_shared::sql::{self, quote_ident};
 use pgward_shared::state::MigrationState;
 use serde::Serialize;
 
@@ -126,6 +126,46 @@ pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
     });
     let mut shadow = shadow?;
     let steps = steps?;
+    // Nothing is replayed when a migration holds statements that act on the whole server
+    // and the shadow shares the live server: they would run on production again.
+    // Statements that reach other servers (a subscription's publisher, dblink) act on
+    // them from any shadow: those are never replayed.
+    let cluster_wide = cluster_wide_statements(&steps);
+    let other_servers: Vec<String> = cluster_wide
+        .iter()
+        .filter(|(_, other)| *other)
+        .map(|(s, _)| s.clone())
+        .collect();
+    let refusal = if !other_servers.is_empty() {
+        Some((
+            other_servers,
+            "they connect to other servers, whichever server the shadow is on".to_string(),
+            true,
+        ))
+    } else if !cluster_wide.is_empty() && shadow.on_live_server()? {
+        let place = if result.shadow_temporary {
+            format!("the shadow database {shadow_name} would be a temporary database on the live server")
+        } else {
+            format!("--shadow-url names {shadow_name}, a database on the live server")
+        };
+        Some((
+            cluster_wide.into_iter().map(|(s, _)| s).collect(),
+            place,
+            false,
+        ))
+    } else {
+        None
+    };
+    if let Some((statements, shadow, other_servers)) = refusal {
+        return Err(Failure::with_result(
+            Error::ClusterWideReplay {
+                statements,
+                shadow,
+                other_servers,
+            },
+            &result,
+        ));
+    }
     let models = replay_and_read(&mut shadow, &steps, &schema, &mut result.migrations_applied);
     if let Err(e) = shadow.close() {
         let (code, advice) = if result.shadow_temporary {
@@ -250,6 +290,29 @@ fn plan_replay<'m>(migrations: &[&'m LocalMigration]) -> Result<Vec<ReplayStep<'
             })
         })
         .collect()
+}
+
+/// `(migration line N: WHAT, reaches other servers)` for every statement of the replay
+/// that acts beyond its database (roles, databases, tablespaces, server settings,
+/// subscriptions...).
+fn cluster_wide_statements(steps: &[ReplayStep<'_>]) -> Vec<(String, bool)> {
+    let mut found = Vec::new();
+    for step in steps {
+        for stmt in &step.plan.statements {
+            if let Some(c) = sql::cluster_wide(&stmt.node) {
+                found.push((
+                    format!(
+                        "{} line {}: {}",
+                        step.name,
+                        sql::position_of(step.script, stmt.offset).line,
+                        c.what
+                    ),
+                    c.other_servers,
+                ));
+            }
+        }
+    }
+    found
 }
 
 /// Replays `migrations` into the shadow and reads both schemas, the live one while the

@@ -161,6 +161,39 @@ impl Shadow {
         &self.name
     }
 
+    /// Whether the shadow database lives on the live database's server (cluster): always
+    /// for a temporary one; for a `--shadow-url` one, when both sessions see the same
+    /// server, whatever host names the two URLs use.
+    pub fn on_live_server(&mut self) -> Result<bool> {
+        if self.temporary {
+            return Ok(true);
+        }
+        let (live, shadow) = self.sessions();
+        // One running server has one postmaster start time (microseconds) and port, which
+        // every role may read; two servers practically never share both. The system
+        // identifier, when both roles may read it, also tells apart a clone of the live
+        // server (same identifier, its own start time) from the live server itself.
+        const STARTED: &str = "SELECT pg_catalog.pg_postmaster_start_time()::text || ' port ' || pg_catalog.current_setting('port')";
+        const SYSTEM_ID: &str =
+            "SELECT system_identifier::text FROM pg_catalog.pg_control_system()";
+        let read = |client: &mut postgres::Client,
+                    sql: &str|
+         -> std::result::Result<String, postgres::Error> {
+            Ok(client.query_one(sql, &[])?.get(0))
+        };
+        let a = read(live, STARTED).map_err(|e| Error::query("identifying the live server", &e))?;
+        let b = read(shadow, STARTED)
+            .map_err(|e| Error::query("identifying the shadow database's server", &e))?;
+        if a != b {
+            return Ok(false);
+        }
+        Ok(match (read(live, SYSTEM_ID), read(shadow, SYSTEM_ID)) {
+            (Ok(a), Ok(b)) => a == b,
+            // Unreadable to one of the roles: the same start time and port decide.
+            _ => true,
+        })
+    }
+
     /// The live session and the shadow session, to use at the same time.
     pub fn sessions(&mut self) -> (&mut postgres::Client, &mut postgres::Client) {
         let shadow = self
