@@ -31,8 +31,12 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 echo "pgward: $("$V" --version); squawk: $("$S" --version)"
 largest="" largest_n=0
+seen=" "
 for h in "${histories[@]}"; do
   name=$(basename "$h")
+  # The same history in two places (the repository's copy and ../shared) counts once.
+  case "$seen" in *" $name "*) continue ;; esac
+  seen="$seen$name "
   n=$(find "$h/migrations" -name migration.sql | wc -l)
   if [ "$n" -gt "$largest_n" ]; then largest=$h largest_n=$n; fi
   "$V" lint --all --dir "$h/migrations" > "$out/$name.pgward.json" 2>/dev/null || true
