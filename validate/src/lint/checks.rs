@@ -18,7 +18,9 @@ use pgward_shared::sql::{self, TransactionControl};
 
 use crate::findings::Severity;
 use crate::lint::catalog::Catalog;
-use crate::lint::locks::{self, has_full_option, range_vars, vacuum_targets, LockMode, Locked};
+use crate::lint::locks::{
+    self, has_full_option, range_vars, vacuum_targets, Kind, LockMode, Locked,
+};
 use crate::lint::rules::Rule;
 use crate::lint::source::ParsedFile;
 use crate::lint::types::{self, ColumnType};
@@ -64,6 +66,30 @@ fn constraints_of(column: &ColumnDef) -> impl Iterator<Item = &Constraint> {
 /// `"User"."email"`.
 fn column_object(table: &str, column: &str) -> String {
     format!("{}.{}", display_ident(table), display_ident(column))
+}
+
+/// `SHARE on "orders"`: the lock the lock table gives `kind`, on `on`.
+fn lock_on(kind: Kind, on: &str) -> String {
+    format!("{} on {on}", kind.row().mode.name())
+}
+
+/// The locks of a foreign key from `table` to `referenced` (one table when it refers to
+/// itself), by the lock table.
+fn fk_lock(table: &str, referenced: &str) -> String {
+    let row = Kind::AddForeignKey.row();
+    match row.other {
+        Some(other) if referenced != table && other == row.mode => {
+            format!("{} on {table} and {referenced}", row.mode.name())
+        }
+        Some(other) if referenced != table => {
+            format!(
+                "{} on {table}, {} on {referenced}",
+                row.mode.name(),
+                other.name()
+            )
+        }
+        _ => lock_on(Kind::AddForeignKey, table),
+    }
 }
 
 /// An enum value added by the file.
@@ -606,7 +632,7 @@ impl FileLinter<'_> {
                         at,
                         Some(column_object(&table, &cmd.name)),
                         format!("the default of NOT NULL column {c} of existing table {t} is dropped"),
-                        Some(format!("ACCESS EXCLUSIVE on {t} (briefly)")),
+                        Some(format!("{} (briefly)", lock_on(Kind::DropDefault, &t))),
                         format!("the application still running during the deploy inserts into {t} without naming {c} wherever it relied on the default (Prisma leaves out a field with @default that the code does not set), and every such INSERT now fails with a not-null violation"),
                         format!("first deploy code that always sets {c} (keep @default in schema.prisma until then), then drop the default in a later migration; or keep the default"),
                     );
@@ -617,7 +643,7 @@ impl FileLinter<'_> {
                     at,
                     Some(column_object(&table, &cmd.name)),
                     format!("column {} is dropped from existing table {}", display_ident(&cmd.name), display_ident(&table)),
-                    Some(format!("ACCESS EXCLUSIVE on {} (briefly)", display_ident(&table))),
+                    Some(format!("{} (briefly)", lock_on(Kind::DropColumn, &display_ident(&table)))),
                     "the application still running during the deploy names the column (Prisma selects and inserts every column of a model by name), so it fails from this moment until the new code runs everywhere; and the data is gone for good",
                     "first deploy code that no longer uses the column (remove the field from schema.prisma), then drop it in a later migration, with a backup taken",
                 ),
@@ -632,7 +658,7 @@ impl FileLinter<'_> {
     fn add_column(&mut self, index: usize, table: &str, column: &ColumnDef, at: usize) {
         let name = &column.colname;
         let object = Some(column_object(table, name));
-        let lock = Some(format!("ACCESS EXCLUSIVE on {}", display_ident(table)));
+        let lock = Some(lock_on(Kind::AddColumn, &display_ident(table)));
         let column_type = column.type_name.as_ref().map(ColumnType::from_type_name);
         let serial = column_type.as_ref().is_some_and(ColumnType::is_serial);
         let constraints: Vec<&Constraint> = constraints_of(column).collect();
@@ -775,7 +801,12 @@ impl FileLinter<'_> {
                     .map(|r| display_ident(&r.relname))
                     .unwrap_or_else(|| "the referenced table".into());
                 if constraint.skip_validation {
-                    self.remember_not_valid(index, table, constraint, LockMode::ShareRowExclusive);
+                    self.remember_not_valid(
+                        index,
+                        table,
+                        constraint,
+                        Kind::AddForeignKey.row().mode,
+                    );
                     return;
                 }
                 let keys = string_values(&constraint.fk_attrs);
@@ -795,7 +826,7 @@ impl FileLinter<'_> {
                         at,
                         object,
                         format!("foreign key {name}is added to existing table {t} (referencing {referenced}) without NOT VALID, on {columns} added in this file with no default"),
-                        Some(format!("SHARE ROW EXCLUSIVE on {t} and {referenced}")),
+                        Some(fk_lock(&t, &referenced)),
                         format!("every row's {columns} is NULL, so the validation looks nothing up in {referenced}; it still reads all of {t} while holding SHARE ROW EXCLUSIVE on both tables, so writes to either wait for one sequential scan of {t}"),
                         format!("cheap on a small {t}; on a large one add it NOT VALID and `ALTER TABLE {t} VALIDATE CONSTRAINT {conname};` in a later migration, which scans under SHARE UPDATE EXCLUSIVE"),
                     );
@@ -810,18 +841,14 @@ impl FileLinter<'_> {
                     at,
                     object,
                     format!("foreign key {name}is added to existing table {t} (referencing {referenced}) without NOT VALID"),
-                    Some(if referenced == t {
-                        format!("SHARE ROW EXCLUSIVE on {t}")
-                    } else {
-                        format!("SHARE ROW EXCLUSIVE on {t} and {referenced}")
-                    }),
+                    Some(fk_lock(&t, &referenced)),
                     format!("PostgreSQL checks every row of {t} against {referenced} before committing, holding SHARE ROW EXCLUSIVE on both tables for the whole scan: every INSERT, UPDATE and DELETE on either waits"),
                     format!("add it as `ALTER TABLE {t} ADD CONSTRAINT {conname} FOREIGN KEY (...) REFERENCES {referenced} (...) NOT VALID;` (a brief lock, no scan: new rows are checked from then on), then in a later migration `ALTER TABLE {t} VALIDATE CONSTRAINT {conname};` which scans under SHARE UPDATE EXCLUSIVE and lets reads and writes through"),
                 );
             }
             ConstrType::ConstrCheck => {
                 if constraint.skip_validation {
-                    self.remember_not_valid(index, table, constraint, LockMode::AccessExclusive);
+                    self.remember_not_valid(index, table, constraint, Kind::AddCheck.row().mode);
                     return;
                 }
                 self.hit(
@@ -830,7 +857,7 @@ impl FileLinter<'_> {
                     at,
                     object,
                     format!("check constraint {name}is added to existing table {t} without NOT VALID"),
-                    Some(format!("ACCESS EXCLUSIVE on {t}")),
+                    Some(lock_on(Kind::AddCheck, &t)),
                     "PostgreSQL checks every existing row before committing, holding ACCESS EXCLUSIVE for the whole scan: no reads or writes on the table meanwhile",
                     format!("add it as `ALTER TABLE {t} ADD CONSTRAINT {conname} CHECK (...) NOT VALID;` (brief lock, no scan), then in a later migration `ALTER TABLE {t} VALIDATE CONSTRAINT {conname};` which scans under SHARE UPDATE EXCLUSIVE and lets reads and writes through"),
                 );
@@ -864,7 +891,7 @@ impl FileLinter<'_> {
                     at,
                     object,
                     format!("{what} {name}is added to existing table {t} without USING INDEX"),
-                    Some(format!("ACCESS EXCLUSIVE on {t}")),
+                    Some(lock_on(Kind::AddKey, &t)),
                     "the unique index behind it is built while ACCESS EXCLUSIVE is held: no reads or writes on the table for the whole build",
                     format!("build the index first, without blocking, in a migration of its own: `CREATE UNIQUE INDEX CONCURRENTLY {index_name} ON {t} ({columns});`, then in the next migration `ALTER TABLE {t} ADD CONSTRAINT {conname} {keyword} USING INDEX {index_name};` (a brief lock){not_null_note}"),
                 );
@@ -923,7 +950,7 @@ impl FileLinter<'_> {
             at,
             Some(column_object(table, column)),
             format!("column {c} of existing table {t} is made NOT NULL"),
-            Some(format!("ACCESS EXCLUSIVE on {t}")),
+            Some(lock_on(Kind::SetNotNull, &t)),
             "PostgreSQL scans the whole table to prove there is no NULL, holding ACCESS EXCLUSIVE: no reads or writes on the table meanwhile",
             format!("`ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({c} IS NOT NULL) NOT VALID;`, then in a later migration `ALTER TABLE {t} VALIDATE CONSTRAINT {check};` (scans without blocking writes), then `ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;` which PostgreSQL 12 and newer do without a scan because the valid check proves it, and `ALTER TABLE {t} DROP CONSTRAINT {check};`"),
         );
@@ -976,7 +1003,7 @@ impl FileLinter<'_> {
             offset: location(type_name.location).unwrap_or(at),
             object: Some(column_object(table, column)),
             message,
-            lock: Some(format!("ACCESS EXCLUSIVE on {t}")),
+            lock: Some(lock_on(Kind::AlterColumnType, &t)),
             why,
             fix: format!("add a new column of type {}, keep it in sync with {c} (a trigger, or the application writing both), backfill it in batches, switch reads to it, then drop {c} in a later migration", new.display()),
         });
@@ -1022,7 +1049,7 @@ impl FileLinter<'_> {
             self.offset_of(index),
             Some(if create.idxname.is_empty() { t.clone() } else { display_ident(&create.idxname) }),
             format!("index {name}is built on existing table {t} without CONCURRENTLY"),
-            Some(format!("SHARE on {t}")),
+            Some(lock_on(Kind::CreateIndex, &t)),
             "CREATE INDEX holds a SHARE lock for the whole build: every INSERT, UPDATE and DELETE on the table waits until the index is built, which takes minutes on a large table",
             format!("`CREATE {}INDEX CONCURRENTLY {name}ON {t} (...);` as the only statement of a migration file (Prisma and pgward-migrate both run such a file outside a transaction); if it fails it leaves an INVALID index: drop it with DROP INDEX CONCURRENTLY and run it again", if create.unique { "UNIQUE " } else { "" }),
         );
@@ -1043,7 +1070,7 @@ impl FileLinter<'_> {
                         self.offset_of(index),
                         Some(t.clone()),
                         format!("existing table {t} is dropped"),
-                        Some(format!("ACCESS EXCLUSIVE on {t} (briefly)")),
+                        Some(format!("{} (briefly)", lock_on(Kind::DropTable, &t))),
                         "the application still running during the deploy may query the table and fails from this moment on; and its data is gone for good",
                         "first deploy code that no longer uses the table, then drop it in a later migration, with a backup taken (or rename it aside and drop it once nothing missed it)",
                     );
@@ -1062,7 +1089,7 @@ impl FileLinter<'_> {
                         self.offset_of(index),
                         Some(i.clone()),
                         format!("index {i} is dropped without CONCURRENTLY"),
-                        Some("ACCESS EXCLUSIVE on the index's table".into()),
+                        Some(lock_on(Kind::DropIndex, "the index's table")),
                         "DROP INDEX takes ACCESS EXCLUSIVE on the table: quick itself, but it waits behind every running query on the table and, while it waits, blocks every new one, reads included",
                         format!("`DROP INDEX CONCURRENTLY {i};` as the only statement of a migration file (run outside a transaction)"),
                     );
@@ -1084,7 +1111,7 @@ impl FileLinter<'_> {
             return;
         }
         let t = display_ident(table);
-        let lock = Some(format!("ACCESS EXCLUSIVE on {t} (briefly)"));
+        let lock = Some(format!("{} (briefly)", lock_on(Kind::RenameColumn, &t)));
         match rename.rename_type() {
             ObjectType::ObjectColumn => self.hit(
                 Rule::RenameColumn,
@@ -1240,7 +1267,7 @@ impl FileLinter<'_> {
             return;
         }
         let tables = existing.join(", ");
-        let lock = Some(format!("ACCESS EXCLUSIVE on {tables}"));
+        let lock = Some(lock_on(Kind::Truncate, &tables));
         let object = Some(tables.clone());
         if truncate.behavior() == DropBehavior::DropCascade {
             self.hit(
@@ -1291,7 +1318,7 @@ impl FileLinter<'_> {
             self.offset_of(index),
             Some(tables.clone()),
             format!("VACUUM FULL rewrites {tables}"),
-            Some(format!("ACCESS EXCLUSIVE on {tables}")),
+            Some(lock_on(Kind::VacuumFull, &tables)),
             "VACUUM FULL copies the table into a new file holding ACCESS EXCLUSIVE for the whole rewrite: no reads or writes until it is done, and it needs the table's size again in free disk space",
             "plain VACUUM (no lock on reads or writes) makes the space reusable; to shrink a bloated table online use pg_repack or pg_squeeze, outside migrations",
         );
@@ -1309,7 +1336,7 @@ impl FileLinter<'_> {
             self.offset_of(index),
             Some(table.clone()),
             format!("CLUSTER rewrites {table} in index order"),
-            Some(format!("ACCESS EXCLUSIVE on {table}")),
+            Some(lock_on(Kind::Cluster, &table)),
             "CLUSTER rewrites the table in index order holding ACCESS EXCLUSIVE for the whole rewrite: no reads or writes until it is done, and it needs the table's size again in free disk space",
             "leave physical ordering out of migrations; if it matters, use pg_repack --order-by online, in a maintenance window",
         );
