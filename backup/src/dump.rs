@@ -5,7 +5,7 @@
 //! Nothing is visible as a backup until the manifest is written last; any failure or
 //! interrupt aborts the writer, which removes what was written.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -179,7 +179,7 @@ pub fn dump(
     let bytes = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| Error::io("write", "manifest.json", std::io::Error::other(e)))?;
     interrupt::check()?;
-    writer.commit(&bytes)?;
+    writer.commit(&manifest.files, &bytes)?;
     let result = DumpResult {
         id,
         location: storage.location(),
@@ -597,14 +597,7 @@ fn run_pg_dump(
     let mut child = cmd
         .spawn()
         .map_err(|e| pgtools::not_started("pg_dump", e))?;
-    let stderr = child.stderr.take();
-    let stderr_reader = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        if let Some(mut s) = stderr {
-            let _ = s.read_to_end(&mut text);
-        }
-        text
-    });
+    let stderr_reader = pgtools::stderr_reader(&mut child);
     let mut stdout = child.stdout.take().ok_or_else(|| Error::ExternalTool {
         tool: "pg_dump".into(),
         reason: "no output pipe".into(),
