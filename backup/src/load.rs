@@ -299,10 +299,17 @@ impl PostData<'_> {
     }
 }
 
-/// Writes a pg_restore `--use-list` file `name` into `dir`.
+/// Writes a pg_restore `--use-list` file `name` into `dir` (created new: never written
+/// through a file or link already there).
 fn write_list(dir: &std::path::Path, name: &str, text: &str) -> Result<std::path::PathBuf> {
     let path = dir.join(name);
-    std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| Error::io("write", &path, e))?;
     Ok(path)
 }
 

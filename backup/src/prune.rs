@@ -87,7 +87,11 @@ pub fn prune(storage: &dyn Storage, rules: &PruneRules, dry_run: bool) -> Result
     let mut leftovers = Vec::new();
     let mut running = Vec::new();
     for (id, age) in storage.list_incomplete()? {
-        if age.is_some_and(|a| a < rules.leftover_age.as_secs()) {
+        // A name that is no backup id pgward could have written (`list` shows it) is
+        // not for prune to act on, nor to stop pruning the rest.
+        if age.is_some_and(|a| a < rules.leftover_age.as_secs())
+            || pgward_shared::manifest::check_id(&id).is_err()
+        {
             continue;
         }
         if storage.is_being_written(&id)? {

@@ -382,3 +382,44 @@ fn a_sql_backup_cannot_run_shell_commands() {
         assert_eq!(exists, 0, "the target was never created: {out}");
     }
 }
+
+/// A leftover whose name is no backup id (`.partial-..`: "the leftover `..`") used to make
+/// prune delete the location's parent folder. Such a name is never acted on, and does not
+/// stop prune from removing the real leftovers beside it.
+#[test]
+fn a_leftover_named_dot_dot_never_deletes_the_parent() {
+    let base = temp_dir("pgward-adversarial");
+    let root = base.path().join("backups");
+    let precious = base.path().join("precious.txt");
+    std::fs::write(&precious, "keep me").expect("write");
+    std::fs::create_dir_all(root.join(".partial-..")).expect("mkdir");
+    let real = root.join(".partial-app-default-20260101T000000Z");
+    std::fs::create_dir_all(&real).expect("mkdir");
+    let env = env();
+    let location = path_str(&root).to_string();
+    let out = run_env(
+        "backup",
+        &[
+            "prune",
+            "--from",
+            &location,
+            "--keep-last",
+            "1",
+            "--leftover-age",
+            "0s",
+        ],
+        &env,
+    );
+    out.assert_code(0);
+    assert!(
+        precious.is_file(),
+        "the parent folder survives prune: {out}"
+    );
+    assert!(root.join(".partial-..").is_dir(), "{out}");
+    assert_eq!(
+        json_ids(&out.json()["result"]["leftovers_deleted"]),
+        vec!["app-default-20260101T000000Z".to_string()],
+        "{out}"
+    );
+    assert!(!real.exists(), "{out}");
+}
