@@ -82,12 +82,17 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
-/// Takes an exclusive `flock` on `file` without waiting: `Ok(false)` when another open
-/// file description holds one. (`File::try_lock` needs Rust 1.89; the MSRV is older.)
-fn try_lock(file: &File) -> std::io::Result<bool> {
+/// Takes an exclusive `flock` on `file`; with `wait: false`, `Ok(false)` when another open
+/// file description holds one. (`File::lock` needs Rust 1.89; the MSRV is older.)
+fn flock(file: &File, wait: bool) -> std::io::Result<bool> {
     use std::os::fd::AsRawFd;
+    let operation = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
     // SAFETY: flock only acts on the descriptor, which `file` keeps open.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    let rc = unsafe { libc::flock(file.as_raw_fd(), operation) };
     if rc == 0 {
         return Ok(true);
     }
@@ -103,7 +108,7 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
 /// own lock, if it gets one, goes with the descriptor at once.
 fn locked(path: &Path) -> bool {
     File::open(path)
-        .and_then(|dir| try_lock(&dir))
+        .and_then(|dir| flock(&dir, false))
         .is_ok_and(|got| !got)
 }
 
@@ -123,11 +128,10 @@ impl Storage for LocalStorage {
             // creates it; the other takes the next id.
             match DirBuilder::new().mode(0o700).create(&partial) {
                 Ok(()) => {
+                    // Waiting: only a prune's probe can hold it, for an instant; the
+                    // folder is this writer's alone.
                     let lock = File::open(&partial)
-                        .and_then(|dir| match try_lock(&dir)? {
-                            true => Ok(dir),
-                            false => Err(std::io::Error::other("held by another process")),
-                        })
+                        .and_then(|dir| flock(&dir, true).map(|_| dir))
                         .map_err(|e| Error::io("lock", &partial, e))?;
                     return Ok(Box::new(LocalWriter {
                         root: self.root.clone(),
