@@ -130,11 +130,7 @@ pub fn read_backup(storage: &dyn Storage, id: &str) -> Result<ReadBackup> {
             "{MANIFEST_FILE} is missing: the backup never finished"
         ))
     })?;
-    let manifest: BackupManifest = serde_json::from_slice(&bytes)
-        .map_err(|e| corrupt(format!("{MANIFEST_FILE} cannot be read: {e}")))?;
-    manifest
-        .check_addresses(id)
-        .map_err(|problem| corrupt(format!("{MANIFEST_FILE} is not to be trusted: {problem}")))?;
+    let manifest = BackupManifest::parse(&bytes, id).map_err(corrupt)?;
     let manifest_sha256 = pgward_shared::migrations::checksum(&bytes);
     let record = storage
         .read_small(id, VERIFIED_FILE)?

@@ -353,6 +353,18 @@ impl ManifestTable {
 }
 
 impl BackupManifest {
+    /// Reads manifest.json's `bytes` as found in the folder or prefix `folder`: parsed,
+    /// then [`Self::check_addresses`]. The one entry point from bytes to a manifest that
+    /// may be used (`pgward-backup`'s reader calls it); the problem, if any.
+    pub fn parse(bytes: &[u8], folder: &str) -> std::result::Result<BackupManifest, String> {
+        let manifest: BackupManifest = serde_json::from_slice(bytes)
+            .map_err(|e| format!("{MANIFEST_FILE} cannot be read: {e}"))?;
+        manifest
+            .check_addresses(folder)
+            .map_err(|problem| format!("{MANIFEST_FILE} is not to be trusted: {problem}"))?;
+        Ok(manifest)
+    }
+
     /// Everything in the manifest that names a place, checked before any of it is used:
     /// the id equals `folder`, the name the backup was found under (a manifest copied or
     /// crafted into another folder would otherwise make verify check one backup and
