@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::pgtools;
 use crate::post_data::{split_pre_data, PostDataPlan};
+use crate::sql_guard::SqlGuard;
 use crate::workers::{self, TablePatterns};
 
 /// Application name of restore sessions.
@@ -1090,48 +1091,6 @@ fn restrict_key() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Checks a plain pg_dump script line by line, tracking COPY data (where lines are rows,
-/// and `\N` begins a row whose first column is NULL).
-#[derive(Default)]
-struct SqlGuard {
-    in_copy: bool,
-    line: u64,
-}
-
-impl SqlGuard {
-    /// `Ok(true)`: pass the line to psql; `Ok(false)`: drop it (pg_dump's own
-    /// `\restrict`/`\unrestrict`); `Err(line)`: a meta-command pgward refuses.
-    fn check(&mut self, line: &[u8]) -> std::result::Result<bool, String> {
-        self.line += 1;
-        let text = line.strip_suffix(b"\n").unwrap_or(line);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        if self.in_copy {
-            if text == b"\\." {
-                self.in_copy = false;
-            }
-            return Ok(true);
-        }
-        let trimmed = text.trim_ascii_start();
-        if trimmed.first() == Some(&b'\\') {
-            let is_restrict = |word: &[u8]| {
-                trimmed
-                    .strip_prefix(word)
-                    .and_then(|rest| rest.strip_prefix(b" "))
-                    .is_some_and(|key| !key.is_empty() && key.iter().all(u8::is_ascii_alphanumeric))
-            };
-            if is_restrict(b"\\restrict") || is_restrict(b"\\unrestrict") {
-                return Ok(false);
-            }
-            let shown: String = String::from_utf8_lossy(text).chars().take(120).collect();
-            return Err(shown);
-        }
-        if text.starts_with(b"COPY ") && text.ends_with(b" FROM stdin;") {
-            self.in_copy = true;
-        }
-        Ok(true)
-    }
-}
-
 /// Creates database `name` with the backup's encoding and locale (from template0, so it is
 /// empty), using a session on another database of the same server.
 pub fn create_database(
@@ -1162,31 +1121,8 @@ pub fn drop_database(admin: &mut postgres::Client, name: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{early_batches, pg_restore, SqlGuard, Tail, Workers};
+    use super::{early_batches, pg_restore, Tail, Workers};
 
-    #[test]
-    fn sql_backups_pass_pg_dumps_lines_and_refuse_meta_commands() {
-        let mut guard = SqlGuard::default();
-        assert_eq!(guard.check(b"\\restrict abcXYZ123\n"), Ok(false));
-        assert_eq!(guard.check(b"SET client_encoding = 'UTF8';\n"), Ok(true));
-        assert_eq!(guard.check(b"COPY public.t (a, b) FROM stdin;\n"), Ok(true));
-        // COPY rows: a NULL first column begins with a backslash.
-        assert_eq!(guard.check(b"\\N\tx\n"), Ok(true));
-        assert_eq!(
-            guard.check(b"\\!\tnot a command inside COPY data\n"),
-            Ok(true)
-        );
-        assert_eq!(guard.check(b"\\.\n"), Ok(true));
-        assert!(guard.check(b"\\! touch /tmp/x\n").is_err());
-        assert!(guard.check(b"  \\o /tmp/out\n").is_err());
-        assert!(guard.check(b"\\connect postgres\n").is_err());
-        assert!(
-            guard.check(b"\\restrict\n").is_err(),
-            "a restrict without its key"
-        );
-        assert_eq!(guard.check(b"\\unrestrict abcXYZ123\n"), Ok(false));
-        assert_eq!(guard.line, 11);
-    }
     use pgward_shared::dburl::ConnectionSettings;
 
     #[test]

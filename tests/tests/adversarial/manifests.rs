@@ -341,36 +341,58 @@ fn crafted_sql_backup(db: &TestDb, location: &Path, line: &str) -> String {
     id
 }
 
-/// psql obeyed `\!` in a SQL backup. A line beginning with a meta-command is refused
-/// before psql sees it; one later in a line is refused by psql's restricted mode. Either
-/// way the command never runs and the target is never created.
+/// psql obeyed `\!` in a SQL backup. A line beginning with a meta-command makes the file
+/// bad when it is checked before anything is touched (restore, verify); a backup whose
+/// verified.json lets restore skip that scan (as an older pgward's verify wrote it) is
+/// stopped by the same check as the lines stream into psql; one later in a line is refused
+/// by psql's restricted mode. Either way the command never runs and the target is never
+/// created.
 #[test]
 fn a_sql_backup_cannot_run_shell_commands() {
     let db = source();
     let env = env();
     let dir = temp_dir("pgward-adversarial");
-    let start = proof_file("sql-line");
-    let inline = proof_file("sql-inline");
+    let location = path_str(dir.path()).to_string();
     let cases = [
+        ("sql-line", "\\! touch", false, 5, "BACKUP_CORRUPT"),
         (
-            format!("\\! touch {}", start.display()),
-            &start,
+            "sql-line-verified",
+            "\\! touch",
+            true,
             5,
             "UNSAFE_SQL_BACKUP",
         ),
         (
-            format!("SELECT 1; \\! touch {}", inline.display()),
-            &inline,
+            "sql-inline",
+            "SELECT 1; \\! touch",
+            false,
             1,
             "PG_DUMP_FAILED",
         ),
     ];
-    for (line, marker, code, error) in cases {
+    for (what, command, verified, code, error) in cases {
+        let marker = proof_file(what);
+        let line = format!("{command} {}", marker.display());
         let id = crafted_sql_backup(&db, dir.path(), &line);
         next_second();
-        let (out, target) = restore_new(&db, &format!("{}/{id}", path_str(dir.path())), &env);
+        if verified {
+            let manifest = std::fs::read(dir.path().join(&id).join("manifest.json")).expect("read");
+            let record = serde_json::json!({
+                "verified_at": "2026-01-01T00:00:00Z", "deep": false, "tool_version": "0.1.0",
+                "manifest_sha256": sha256_hex(&manifest),
+            });
+            write_json(&dir.path().join(&id).join("verified.json"), &record);
+        } else if code == 5 {
+            let out = run_env("backup", &["verify", &id, "--from", &location], &env);
+            let json = out.assert_error(5, "BACKUP_CORRUPT");
+            assert!(
+                error_message(&json).contains("meta-command"),
+                "{what}: {out}"
+            );
+        }
+        let (out, target) = restore_new(&db, &format!("{location}/{id}"), &env);
         out.assert_error(code, error);
-        assert!(!marker.exists(), "`{line}` never ran: {out}");
+        assert!(!marker.exists(), "{what}: `{line}` never ran: {out}");
         let exists = cluster()
             .client("postgres")
             .query_one(
@@ -379,7 +401,7 @@ fn a_sql_backup_cannot_run_shell_commands() {
             )
             .expect("pg_database")
             .get::<_, i64>(0);
-        assert_eq!(exists, 0, "the target was never created: {out}");
+        assert_eq!(exists, 0, "{what}: the target was never created: {out}");
     }
 }
 
