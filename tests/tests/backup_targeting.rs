@@ -677,3 +677,30 @@ fn prune_with_a_huge_keep_days_keeps_everything() {
         );
     }
 }
+
+/// verify writes verified.json through a temporary file: one planted in the backup as a
+/// symlink to a file elsewhere is removed, never written through (the file is created
+/// with O_EXCL).
+#[test]
+fn verify_never_writes_through_a_planted_temporary_file() {
+    let place = Place::local();
+    let db = cluster().create_database();
+    let id = place.backup(&db, &[]);
+    let outside = temp_dir("pgward-targeting-outside");
+    let victim = outside.path().join("victim.txt");
+    std::fs::write(&victim, "untouched").expect("write");
+    let planted = Path::new(&place.location).join(&id).join("verified.tmp");
+    std::os::unix::fs::symlink(&victim, &planted).expect("plant a symlink");
+    place
+        .run("backup", &["verify", &id, "--from", &place.location])
+        .assert_code(0);
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("read"),
+        "untouched",
+        "the file the symlink pointed to was not written"
+    );
+    assert!(Path::new(&place.location)
+        .join(&id)
+        .join("verified.json")
+        .is_file());
+}

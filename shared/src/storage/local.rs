@@ -62,11 +62,11 @@ fn sync_dir(path: &Path) -> Result<()> {
 
 /// Writes `bytes` to `path` through a temporary file and a rename, mode 0600, then fsyncs
 /// the folder so that the rename itself is durable. The temporary file is created new
-/// (`O_EXCL`): a file or symlink already there under its name is never written through; a
-/// stale one a killed run left is removed first (only a regular file is).
+/// (`O_EXCL`): a file or symlink already there under its name (a killed run's, or one
+/// planted to redirect the write) is removed, never written through.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    if fs::symlink_metadata(&tmp).is_ok_and(|m| m.file_type().is_file()) {
+    if fs::symlink_metadata(&tmp).is_ok_and(|m| !m.is_dir()) {
         fs::remove_file(&tmp).map_err(|e| Error::io("remove", &tmp, e))?;
     }
     let mut file = OpenOptions::new()
