@@ -38,6 +38,9 @@ pub struct ListResult {
     pub backups: Vec<ListedBackup>,
     /// Ids of leftovers of interrupted runs (never restorable; prune removes them).
     pub incomplete: Vec<String>,
+    /// Ids of backups being written right now (their writer holds the folder's lock or
+    /// keeps its heartbeat fresh): not backups yet, and never pruned.
+    pub running: Vec<String>,
     /// Backups whose manifest exists but cannot be read: never restorable, never pruned
     /// (someone should look at them), newest id last.
     pub damaged: Vec<DamagedBackup>,
@@ -194,17 +197,23 @@ pub fn list(storage: &dyn Storage) -> Result<ListResult> {
             .cmp(&a.entry.created_at)
             .then(b.entry.id.cmp(&a.entry.id))
     });
-    let mut incomplete: Vec<String> = storage
-        .list_incomplete()?
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let mut incomplete = Vec::new();
+    let mut running = Vec::new();
+    for (id, _) in storage.list_incomplete()? {
+        if check_id(&id).is_ok() && storage.is_being_written(&id)? {
+            running.push(id);
+        } else {
+            incomplete.push(id);
+        }
+    }
     incomplete.sort();
+    running.sort();
     damaged.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(ListResult {
         location: storage.location(),
         backups,
         incomplete,
+        running,
         damaged,
     })
 }

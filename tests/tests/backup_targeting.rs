@@ -419,12 +419,13 @@ fn prune_leaves_a_running_backup_alone(place: &Place) {
     );
     std::thread::sleep(Duration::from_millis(1500));
     let listed = place.list();
-    let incomplete = json_ids(&listed["incomplete"]);
+    let incomplete = json_ids(&listed["running"]);
     assert_eq!(
         incomplete.len(),
         1,
-        "the running backup is a leftover so far: {listed}"
+        "list shows the backup being written: {listed}"
     );
+    assert_eq!(listed["incomplete"], serde_json::json!([]), "{listed}");
     let out = place.run(
         "backup",
         &[
