@@ -63,8 +63,8 @@ pub struct RestoreResult {
     /// The database (and environment) it is a backup of.
     pub source: BackupSource,
     /// Whether that is another database than the target (or another environment than the
-    /// selected one): allowed only for a backup named by its id, or with `--target-db`
-    /// for a backup of the URL's own database, and always stated here and in a warning.
+    /// selected one): allowed only for a backup named by its id, never one `latest` or
+    /// `--before-migration` picked, and always stated here and in a warning.
     pub other_database: bool,
     /// Where it came from.
     pub location: String,
@@ -143,6 +143,19 @@ pub fn restore(
         .target_db
         .clone()
         .unwrap_or_else(|| db.dbname.clone());
+    // A backup of one database goes into another only when named: `latest` and
+    // `--before-migration` never decide that on their own, even with --target-db.
+    if !named && backup_source.database != target_name {
+        return Err(Error::usage(
+            format!(
+                "{} picks {id}, a backup of database {}; restoring it into database {target_name} needs it named by its id",
+                options.before_migration.as_ref().map_or("latest".to_string(), |m| format!("--before-migration {m}")),
+                backup_source.database
+            ),
+            format!("name it: --from {}/{id} (the result then says whose backup it is)", store.location()),
+        )
+        .into());
+    }
     let target_settings = db.with_database(&target_name);
     let mut admin = target::admin_session(&db, &target_name)?;
     let exists = target::exists(&mut admin.client, &target_name)?;
@@ -197,12 +210,7 @@ pub fn restore(
         ctx.warn(
             "OTHER_DATABASE_BACKUP",
             format!(
-                "{id} is a backup of {backup_source}, restored into database {target_name}{}",
-                if named {
-                    ": it was named by its id"
-                } else {
-                    " (--target-db)"
-                }
+                "{id} is a backup of {backup_source}, restored into database {target_name}: it was named by its id"
             ),
         );
     }

@@ -1192,7 +1192,7 @@ fn restore_refuses_a_non_empty_target_without_clean() {
     // --target-db of another, existing non-empty database: refused the same way.
     let out = restore(
         &source,
-        &format!("{}/latest", path_str(root.path())),
+        &format!("{}/{id}", path_str(root.path())),
         &["--target-db", &target.name, "--create"],
     );
     out.assert_error(6, "TARGET_NOT_EMPTY");
@@ -1912,13 +1912,21 @@ fn restore_before_migration_picks_the_newest_backup_taken_before_it() {
         (steps[1].0, &backups[0], "first_table", "second_table"),
         (steps[2].0, &backups[1], "second_table", "third_table"),
     ] {
-        let target = cluster().vacant_database();
-        let result = restore_into_new(
+        // Into the database itself: a backup `--before-migration` picks goes into another
+        // database only named by its id.
+        let out = restore(
             &db,
             path_str(root.path()),
-            &target,
-            &["--before-migration", migration],
+            &[
+                "--before-migration",
+                migration,
+                "--clean",
+                "--no-safety-backup",
+            ],
         );
+        out.assert_code(0);
+        let result = out.json()["result"].clone();
+        let target = &db;
         assert_eq!(
             result["backup"],
             expected.as_str(),
@@ -1933,7 +1941,7 @@ fn restore_before_migration_picks_the_newest_backup_taken_before_it() {
         );
         assert_eq!(
             count(
-                &target,
+                target,
                 &format!(
                     "SELECT count(*) FROM _prisma_migrations WHERE migration_name = '{migration}'"
                 )

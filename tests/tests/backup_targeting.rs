@@ -162,9 +162,21 @@ fn selection_is_by_source_database(place: &Place) {
     let theirs = place.backup(&other, &[]);
     let url = app.url();
 
-    // restore --from LOCATION/latest, into a new database beside it.
+    // restore --from LOCATION/latest into app itself: app's newest, not the newer one of
+    // the other database.
     let latest = place.from("latest");
-    let (out, into) = place.restore_new(&["--from", &latest], &url);
+    let out = place.run(
+        "restore",
+        &[
+            "restore",
+            "--from",
+            &latest,
+            "--database-url",
+            &url,
+            "--clean",
+            "--no-safety-backup",
+        ],
+    );
     out.assert_code(0);
     let result = &out.json()["result"];
     assert_eq!(
@@ -173,10 +185,39 @@ fn selection_is_by_source_database(place: &Place) {
         "latest is app's newest, not {theirs}: {out}"
     );
     assert_eq!(result["source"]["database"], app.name.as_str(), "{out}");
-    assert_eq!(
-        result["other_database"], true,
-        "--target-db restores beside it: {out}"
+    assert_eq!(result["other_database"], false, "{out}");
+    assert_eq!(app.query_one_string("SELECT count(*) FROM mine"), "1");
+
+    // Into another database, what latest picks must be named: the refusal names it.
+    let (out, into) = place.restore_new(&["--from", &latest], &url);
+    let json = out.assert_error(2, "USAGE");
+    assert!(
+        error_message(&json).contains(&mine) && !error_message(&json).contains(&theirs),
+        "{out}"
     );
+    assert!(
+        json["error"]["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&place.from(&mine)),
+        "the hint gives the --from to use: {out}"
+    );
+    // Named, it goes in, and the output says whose backup it is.
+    let out = place.run(
+        "restore",
+        &[
+            "restore",
+            "--from",
+            &place.from(&mine),
+            "--database-url",
+            &url,
+            "--target-db",
+            &into.name,
+            "--create",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(out.json()["result"]["other_database"], true, "{out}");
     assert!(
         warning_codes(&out.json()).contains(&"OTHER_DATABASE_BACKUP".to_string()),
         "{out}"
@@ -205,7 +246,8 @@ fn selection_is_by_source_database(place: &Place) {
         "{out}"
     );
 
-    // --before-migration: a migration no backup has applied picks app's newest.
+    // --before-migration: a migration no backup has applied picks app's newest (named in
+    // the refusal to put it into another database).
     let (out, _into) = place.restore_new(
         &[
             "--from",
@@ -215,8 +257,11 @@ fn selection_is_by_source_database(place: &Place) {
         ],
         &url,
     );
-    out.assert_code(0);
-    assert_eq!(out.json()["result"]["backup"], mine.as_str(), "{out}");
+    let json = out.assert_error(2, "USAGE");
+    assert!(
+        error_message(&json).contains(&mine) && !error_message(&json).contains(&theirs),
+        "{out}"
+    );
 
     // report backups: the verdict and the listing are app's.
     let out = place.run(
