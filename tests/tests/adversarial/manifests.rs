@@ -318,6 +318,11 @@ fn proof_file(what: &str) -> PathBuf {
 /// A `--backup-format sql` backup rewritten with `line` inserted before its first CREATE,
 /// its manifest updated to match (as someone who can write the location would).
 fn crafted_sql_backup(db: &TestDb, location: &Path, line: &str) -> String {
+    crafted_sql_backup_at(db, location, line, "CREATE TABLE")
+}
+
+/// [`crafted_sql_backup`] with `line` inserted before the last occurrence of `before`.
+fn crafted_sql_backup_at(db: &TestDb, location: &Path, line: &str, before: &str) -> String {
     let env = env();
     let id = backup(db, path_str(location), &env, &["--backup-format", "sql"]);
     let file = location.join(&id).join("backup.sql.zst");
@@ -325,7 +330,7 @@ fn crafted_sql_backup(db: &TestDb, location: &Path, line: &str) -> String {
         zstd::decode_all(&std::fs::read(&file).expect("read")[..]).expect("zstd"),
     )
     .expect("UTF-8");
-    let at = sql.find("CREATE TABLE").expect("a CREATE TABLE");
+    let at = sql.rfind(before).expect("the text to insert before");
     let crafted = format!("{}{line}\n{}", &sql[..at], &sql[at..]);
     let bytes = zstd::encode_all(crafted.as_bytes(), 3).expect("zstd");
     std::fs::write(&file, &bytes).expect("write");
@@ -403,6 +408,53 @@ fn a_sql_backup_cannot_run_shell_commands() {
             .get::<_, i64>(0);
         assert_eq!(exists, 0, "{what}: the target was never created: {out}");
     }
+}
+
+/// A meta-command after the schema and data: the load stops there, and nothing psql had
+/// already run is committed. The target, an existing empty database loaded in place, is
+/// still empty afterwards (its verified.json forged so that only the load-time check
+/// stands).
+#[test]
+fn a_sql_backup_stopped_late_commits_nothing() {
+    let db = source();
+    let env = env();
+    let dir = temp_dir("pgward-adversarial");
+    let marker = proof_file("sql-late");
+    let line = format!("\\! touch {}", marker.display());
+    let id = crafted_sql_backup_at(&db, dir.path(), &line, "\\unrestrict");
+    let manifest = std::fs::read(dir.path().join(&id).join("manifest.json")).expect("read");
+    write_json(
+        &dir.path().join(&id).join("verified.json"),
+        &serde_json::json!({
+            "verified_at": "2026-01-01T00:00:00Z", "deep": false, "tool_version": "0.1.0",
+            "manifest_sha256": sha256_hex(&manifest),
+        }),
+    );
+    let target = cluster().create_database();
+    let url = db.url();
+    let from = format!("{}/{id}", path_str(dir.path()));
+    let out = run_env(
+        "restore",
+        &[
+            "restore",
+            "--from",
+            &from,
+            "--database-url",
+            &url,
+            "--target-db",
+            &target.name,
+        ],
+        &env,
+    );
+    out.assert_error(5, "UNSAFE_SQL_BACKUP");
+    assert!(!marker.exists(), "the command never ran: {out}");
+    assert_eq!(
+        target.query_one_string(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+        ),
+        "0",
+        "the tables psql had created were rolled back: {out}"
+    );
 }
 
 /// A leftover whose name is no backup id (`.partial-..`: "the leftover `..`") used to make
