@@ -4,6 +4,7 @@
 use chrono::Utc;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Exit, Result};
+use pgward_shared::inventory::BackupSource;
 use pgward_shared::manifest::{VerificationRecord, LARGE_OBJECTS_FILE, VERIFIED_FILE};
 use pgward_shared::output::{Context, Failure, Outcome, VERSION};
 use pgward_shared::storage::{self, Location, Storage, StorageArgs};
@@ -24,6 +25,16 @@ pub fn open_storage(
 ) -> Result<Box<dyn Storage>> {
     let text = storage::resolve_location(flag, &ctx.settings)?;
     storage::open(&Location::parse(&text)?, &args.options())
+}
+
+/// Whose backups `latest`, `--before-migration` and the reports choose among: the
+/// database of the URL in use (flag, environment, `pgward.toml`) and the selected
+/// environment; `None` without a URL (then a location must hold one database's backups
+/// for `latest` to mean anything).
+pub fn configured_source(ctx: &Context) -> Option<BackupSource> {
+    ctx.database()
+        .ok()
+        .map(|db| BackupSource::new(&db.dbname, ctx.settings.env_name.as_deref()))
 }
 
 /// `backup`.
@@ -109,7 +120,17 @@ pub fn verify(
 ) -> Result<Outcome, Failure> {
     let storage = open_storage(ctx, from, args)?;
     ctx.audit_location(&storage.location());
-    let id = inventory::resolve_id(storage.as_ref(), id)?;
+    let id = inventory::resolve_id(storage.as_ref(), id, configured_source(ctx))?;
+    // A manifest that cannot be trusted (unreadable, naming places outside its backup, or
+    // not the one an earlier verify recorded) fails here. One altered after a verify keeps
+    // its verified.json: the record is the evidence that the manifest changed, and
+    // removing it would let the next verify accept the altered manifest.
+    if let Err(e) = inventory::read_backup(storage.as_ref(), &id) {
+        if !inventory::altered_after_verify(storage.as_ref(), &id) {
+            forget_verification(ctx, storage.as_ref(), &id);
+        }
+        return Err(e.into());
+    }
     let checked = check_and_record(ctx, storage.as_ref(), &id, deep, jobs);
     if let Err(failure) = &checked {
         if failure.error.exit() == Exit::Integrity {
@@ -135,7 +156,7 @@ fn check_and_record(
     pgward_shared::log::info(&format!("verifying {} files of {id}", manifest.files.len()));
     let files = check_files(
         storage,
-        &manifest.id,
+        id,
         &manifest.files.iter().collect::<Vec<_>>(),
         jobs,
         Depth::Decode,
@@ -170,8 +191,8 @@ fn check_and_record(
     Ok(Outcome::ok(result))
 }
 
-/// A backup that fails a verify on its integrity (exit 5: a file, the manifest, or the
-/// `--deep` row counts) is no longer "verified", whatever an earlier verify wrote: `list`,
+/// A backup that fails a verify on its integrity (exit 5: a file or the `--deep` row
+/// counts) is no longer "verified", whatever an earlier verify wrote: `list`,
 /// `prune` (which keeps the newest verified backup) and restore (which trusts a
 /// record of this manifest) read `verified.json`.
 fn forget_verification(ctx: &Context, storage: &dyn Storage, id: &str) {

@@ -187,7 +187,7 @@ pub fn dump(
     let bytes = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| Error::io("write", "manifest.json", std::io::Error::other(e)))?;
     interrupt::check()?;
-    writer.commit(&bytes)?;
+    writer.commit(&manifest.files, &bytes)?;
     let result = DumpResult {
         id,
         location: storage.location(),
@@ -644,7 +644,7 @@ fn run_pg_dump(
         .spawn()
         .map_err(|e| pgtools::not_started("pg_dump", e))?;
     let end_on_interrupt = pgtools::EndOnInterrupt::new(&child);
-    let stderr_reader = pgtools::collect_stderr(&mut child);
+    let stderr_reader = pgtools::stderr_reader(&mut child);
     let mut stdout = child.stdout.take().ok_or_else(|| Error::ExternalTool {
         tool: "pg_dump".into(),
         reason: "no output pipe".into(),

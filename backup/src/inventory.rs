@@ -4,8 +4,10 @@
 use pgward_shared::error::{Error, Result};
 use pgward_shared::history::HistoryRow;
 use pgward_shared::inventory::BackupEntry;
+use pgward_shared::inventory::{choose_source, of_source, BackupSource};
 use pgward_shared::manifest::{
-    time_of_id, BackupFormat, BackupManifest, MANIFEST_FILE, MIGRATIONS_FILE, VERIFIED_FILE,
+    check_id, BackupFormat, BackupManifest, VerificationRecord, MANIFEST_FILE, MIGRATIONS_FILE,
+    VERIFIED_FILE,
 };
 use pgward_shared::migrations::{prisma_collator, prisma_order};
 use pgward_shared::storage::Storage;
@@ -36,6 +38,9 @@ pub struct ListResult {
     pub backups: Vec<ListedBackup>,
     /// Ids of leftovers of interrupted runs (never restorable; prune removes them).
     pub incomplete: Vec<String>,
+    /// Ids of backups being written right now (their writer holds the folder's lock or
+    /// keeps its heartbeat fresh): not backups yet, and never pruned.
+    pub running: Vec<String>,
     /// Backups whose manifest exists but cannot be read: never restorable, never pruned
     /// (someone should look at them), newest id last.
     pub damaged: Vec<DamagedBackup>,
@@ -86,7 +91,7 @@ pub fn listing_warnings(
 
 /// Reads and parses a backup's manifest; a missing or unreadable one is corruption.
 pub fn read_manifest(storage: &dyn Storage, id: &str) -> Result<BackupManifest> {
-    read_manifest_with_digest(storage, id).map(|(manifest, _)| manifest)
+    read_backup(storage, id).map(|b| b.manifest)
 }
 
 /// [`read_manifest`], with the SHA-256 of manifest.json's bytes: what `verified.json`
@@ -95,19 +100,75 @@ pub fn read_manifest_with_digest(
     storage: &dyn Storage,
     id: &str,
 ) -> Result<(BackupManifest, String)> {
-    let bytes = storage
-        .read_small(id, MANIFEST_FILE)?
-        .ok_or_else(|| Error::BackupCorrupt {
-            id: id.to_string(),
-            problems: format!("{MANIFEST_FILE} is missing: the backup never finished"),
-            files: vec![MANIFEST_FILE.to_string()],
-        })?;
-    let manifest = serde_json::from_slice(&bytes).map_err(|e| Error::BackupCorrupt {
+    read_backup(storage, id).map(|b| (b.manifest, b.manifest_sha256))
+}
+
+/// A backup's manifest as [`read_backup`] checked it.
+#[derive(Debug, Clone)]
+pub struct ReadBackup {
+    /// The manifest.
+    pub manifest: BackupManifest,
+    /// SHA-256 of manifest.json's bytes.
+    pub manifest_sha256: String,
+    /// Whether `verified.json` records a passing verify of this very manifest (or, written
+    /// by an older pgward, of an unnamed one).
+    pub verified: bool,
+}
+
+/// The one reader of a backup's manifest, for every command: the backup is addressed by
+/// `id`, the folder or prefix it was found under, never by what the manifest says. The
+/// manifest must name that id, and its file paths and columns pass
+/// [`BackupManifest::check_addresses`]; when `verified.json` records the SHA-256 of the
+/// manifest a verify checked, manifest.json must still have it. Anything else is
+/// [`Error::BackupCorrupt`]: `list` shows it as damaged, nothing restores or prunes it.
+pub fn read_backup(storage: &dyn Storage, id: &str) -> Result<ReadBackup> {
+    let corrupt = |problems: String| Error::BackupCorrupt {
         id: id.to_string(),
-        problems: format!("{MANIFEST_FILE} cannot be read: {e}"),
+        problems,
         files: vec![MANIFEST_FILE.to_string()],
+    };
+    check_id(id).map_err(corrupt)?;
+    let bytes = storage.read_small(id, MANIFEST_FILE)?.ok_or_else(|| {
+        corrupt(format!(
+            "{MANIFEST_FILE} is missing: the backup never finished"
+        ))
     })?;
-    Ok((manifest, pgward_shared::migrations::checksum(&bytes)))
+    let manifest = BackupManifest::parse(&bytes, id).map_err(corrupt)?;
+    let manifest_sha256 = pgward_shared::migrations::checksum(&bytes);
+    let record = storage
+        .read_small(id, VERIFIED_FILE)?
+        .and_then(|b| serde_json::from_slice::<VerificationRecord>(&b).ok());
+    let verified = match record.as_ref().and_then(|r| r.manifest_sha256.as_deref()) {
+        Some(recorded) if recorded != manifest_sha256 => {
+            return Err(corrupt(format!(
+                "{MANIFEST_FILE} is not the manifest `pgward-backup verify` checked ({VERIFIED_FILE} records SHA-256 {recorded}, it now has {manifest_sha256}): it was altered after verification"
+            )))
+        }
+        _ => record.is_some(),
+    };
+    Ok(ReadBackup {
+        manifest,
+        manifest_sha256,
+        verified,
+    })
+}
+
+/// Whether `verified.json` of backup `id` names a manifest SHA-256 that manifest.json, still
+/// a readable manifest, no longer has (it was changed after a verify passed). Any read
+/// failure: no.
+pub fn altered_after_verify(storage: &dyn Storage, id: &str) -> bool {
+    let read = |path| storage.read_small(id, path).ok().flatten();
+    let recorded = read(VERIFIED_FILE)
+        .and_then(|b| serde_json::from_slice::<VerificationRecord>(&b).ok())
+        .and_then(|r| r.manifest_sha256);
+    // Only a manifest that still reads as one: garbage is damaged whatever the record.
+    match (recorded, read(MANIFEST_FILE)) {
+        (Some(recorded), Some(bytes)) => {
+            recorded != pgward_shared::migrations::checksum(&bytes)
+                && serde_json::from_slice::<BackupManifest>(&bytes).is_ok()
+        }
+        _ => false,
+    }
 }
 
 /// Every complete backup, newest first.
@@ -115,8 +176,8 @@ pub fn list(storage: &dyn Storage) -> Result<ListResult> {
     let mut backups = Vec::new();
     let mut damaged = Vec::new();
     for id in storage.list()? {
-        let manifest = match read_manifest(storage, &id) {
-            Ok(m) => m,
+        let read = match read_backup(storage, &id) {
+            Ok(r) => r,
             // A damaged manifest is not a backup anyone should pick, but it is listed
             // apart so that it is noticed rather than silently ignored.
             Err(Error::BackupCorrupt { problems, .. }) => {
@@ -128,8 +189,7 @@ pub fn list(storage: &dyn Storage) -> Result<ListResult> {
             }
             Err(e) => return Err(e),
         };
-        let verified = storage.read_small(&id, VERIFIED_FILE)?.is_some();
-        backups.push(listed(&manifest, verified));
+        backups.push(listed(&read.manifest, read.verified));
     }
     backups.sort_by(|a, b| {
         b.entry
@@ -137,17 +197,23 @@ pub fn list(storage: &dyn Storage) -> Result<ListResult> {
             .cmp(&a.entry.created_at)
             .then(b.entry.id.cmp(&a.entry.id))
     });
-    let mut incomplete: Vec<String> = storage
-        .list_incomplete()?
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let mut incomplete = Vec::new();
+    let mut running = Vec::new();
+    for (id, _) in storage.list_incomplete()? {
+        if check_id(&id).is_ok() && storage.is_being_written(&id)? {
+            running.push(id);
+        } else {
+            incomplete.push(id);
+        }
+    }
     incomplete.sort();
+    running.sort();
     damaged.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(ListResult {
         location: storage.location(),
         backups,
         incomplete,
+        running,
         damaged,
     })
 }
@@ -157,6 +223,7 @@ fn listed(manifest: &BackupManifest, verified: bool) -> ListedBackup {
         entry: BackupEntry {
             id: manifest.id.clone(),
             database: manifest.database.clone(),
+            env: manifest.env.clone(),
             created_at: manifest.snapshot_time,
             size_bytes: manifest.size_bytes(),
             label: manifest.label.clone(),
@@ -171,33 +238,45 @@ fn listed(manifest: &BackupManifest, verified: bool) -> ListedBackup {
 }
 
 /// The id `latest` or an id names; an unknown id is an error, an incomplete one is
-/// corruption (it exists but never finished).
-pub fn resolve_id(storage: &dyn Storage, requested: &str) -> Result<String> {
-    let complete = storage.list()?;
+/// corruption (it exists but never finished). `latest` is the newest backup of `source`
+/// (see [`source_for`]): never one of another database or environment.
+pub fn resolve_id(
+    storage: &dyn Storage,
+    requested: &str,
+    source: Option<BackupSource>,
+) -> Result<String> {
     if requested == "latest" {
-        // The newest backup whose manifest reads: a damaged one is for `verify` to name,
-        // not for `latest` to pick.
-        let mut by_time: Vec<_> = complete
-            .into_iter()
-            .filter_map(|id| time_of_id(&id).map(|t| (t, id)))
-            .collect();
-        by_time.sort();
-        let mut newest_damaged = None;
-        for (_, id) in by_time.into_iter().rev() {
-            match read_manifest(storage, &id) {
-                Ok(_) => return Ok(id),
-                Err(e) => {
-                    newest_damaged.get_or_insert(e);
-                }
-            }
+        let listing = list(storage)?;
+        let source = source_for(&listing, source, "latest")?;
+        let entries = entries(&listing);
+        if let Some(newest) = of_source(&entries, &source).first() {
+            return Ok(newest.id.clone());
         }
-        // Only damaged ones: say so rather than "none".
-        return Err(newest_damaged.unwrap_or_else(|| Error::BackupNotFound {
-            id: "latest".into(),
-            location: storage.location(),
-        }));
+        // Only damaged ones of that source: say so rather than "none".
+        let prefix = id_prefix(&source);
+        if let Some(d) = listing
+            .damaged
+            .iter()
+            .rev()
+            .find(|d| d.id.starts_with(&prefix))
+        {
+            return Err(read_backup(storage, &d.id).err().unwrap_or_else(|| {
+                Error::BackupCorrupt {
+                    id: d.id.clone(),
+                    problems: d.problem.clone(),
+                    files: vec![MANIFEST_FILE.to_string()],
+                }
+            }));
+        }
+        return Err(not_of_source("latest", &source, &listing));
     }
-    if complete.iter().any(|id| id == requested) {
+    check_id(requested).map_err(|problem| {
+        Error::usage(
+            problem,
+            "name a backup by the id `pgward-backup list` shows, or `latest`",
+        )
+    })?;
+    if storage.list()?.iter().any(|id| id == requested) {
         return Ok(requested.to_string());
     }
     if storage
@@ -217,36 +296,101 @@ pub fn resolve_id(storage: &dyn Storage, requested: &str) -> Result<String> {
     })
 }
 
-/// The newest backup in which `migration` was not yet applied: the state to return to
-/// when that migration went wrong.
-pub fn before_migration(storage: &dyn Storage, migration: &str) -> Result<String> {
+/// The listing's backups as inventory entries, newest first.
+fn entries(listing: &ListResult) -> Vec<BackupEntry> {
+    listing.backups.iter().map(|b| b.entry.clone()).collect()
+}
+
+/// How pgward's own ids of `source` begin (`<database>-<env>-`).
+fn id_prefix(source: &BackupSource) -> String {
+    let id = pgward_shared::manifest::backup_id(
+        &source.database,
+        source.env.as_deref(),
+        chrono::DateTime::UNIX_EPOCH,
+    );
+    id[..id.rfind('-').map_or(0, |i| i + 1)].to_string()
+}
+
+/// The source whose backups `what` chooses among: `configured` (the URL's database and the
+/// selected environment), else the only source the location holds; a location with
+/// backups of several and nothing configured is a usage error naming them.
+pub fn source_for(
+    listing: &ListResult,
+    configured: Option<BackupSource>,
+    what: &str,
+) -> Result<BackupSource> {
+    match choose_source(&entries(listing), configured) {
+        Ok(Some(source)) => Ok(source),
+        Ok(None) => Err(Error::BackupNotFound {
+            id: what.to_string(),
+            location: listing.location.clone(),
+        }),
+        Err(several) => Err(Error::usage(
+            format!(
+                "{} holds backups of {}: `{what}` would not know whose to pick",
+                listing.location,
+                several
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "name the backup by its id (`pgward-backup list` shows them), or say whose backups you mean with --database-url / DATABASE_URL and --env",
+        )),
+    }
+}
+
+/// "No backup of `source`" for `what` (`latest`, "taken before migration X"), naming the
+/// sources the location does hold.
+fn not_of_source(what: &str, source: &BackupSource, listing: &ListResult) -> Error {
+    let others: Vec<String> = pgward_shared::inventory::sources(&entries(listing))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Error::NoBackupOfSource {
+        what: what.to_string(),
+        wanted: source.to_string(),
+        location: listing.location.clone(),
+        others,
+    }
+}
+
+/// The newest backup of `source` in which `migration` was not yet applied: the state to
+/// return to when that migration went wrong.
+pub fn before_migration(
+    storage: &dyn Storage,
+    migration: &str,
+    source: Option<BackupSource>,
+) -> Result<String> {
+    let what = format!("taken before migration {migration}");
+    let listing = list(storage)?;
+    let source = source_for(&listing, source, &what)?;
     let collator = prisma_collator();
     let mut candidates: Vec<(chrono::DateTime<chrono::Utc>, String)> = Vec::new();
-    for id in storage.list()? {
-        let Ok(manifest) = read_manifest(storage, &id) else {
+    for b in &listing.backups {
+        if !source.holds(&b.entry) {
             continue;
-        };
+        }
+        let id = &b.entry.id;
         let rows: Vec<HistoryRow> = storage
-            .read_small(&id, MIGRATIONS_FILE)?
+            .read_small(id, MIGRATIONS_FILE)?
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         let applied = rows
             .iter()
             .any(|r| r.migration_name == migration && r.is_applied());
-        let head_before = manifest
+        let head_before = b
+            .entry
             .migration_head
             .as_deref()
             .is_none_or(|head| prisma_order(&collator, head, migration).is_lt());
         if !applied && head_before {
-            candidates.push((manifest.snapshot_time, id));
+            candidates.push((b.entry.created_at, id.clone()));
         }
     }
     candidates
         .into_iter()
         .max()
         .map(|(_, id)| id)
-        .ok_or_else(|| Error::BackupNotFound {
-            id: format!("taken before migration {migration}"),
-            location: storage.location(),
-        })
+        .ok_or_else(|| not_of_source(&what, &source, &listing))
 }

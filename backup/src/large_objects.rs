@@ -114,7 +114,7 @@ pub fn restore(
         .spawn()
         .map_err(|e| pgtools::not_started("pg_restore", e))?;
     let end_on_interrupt = pgtools::EndOnInterrupt::new(&child);
-    let stderr_reader = pgtools::collect_stderr(&mut child);
+    let stderr_reader = pgtools::stderr_reader(&mut child);
     let streamed = (|| -> std::io::Result<(u64, String)> {
         let mut decoder = zstd::Decoder::new(HashingReader::new(stored))?;
         let mut stdin = child

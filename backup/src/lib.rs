@@ -14,6 +14,7 @@ pub mod pgtools;
 pub mod post_data;
 pub mod prune;
 pub mod snapshot;
+pub mod sql_guard;
 pub mod verify;
 pub mod workdb;
 pub mod workers;

@@ -25,6 +25,7 @@ use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
 use crate::post_data::{split_pre_data, PostDataPlan};
+use crate::sql_guard::SqlGuard;
 use crate::workers::{self, TablePatterns};
 use crate::{large_objects, pgtools};
 
@@ -328,10 +329,17 @@ impl PostData<'_> {
     }
 }
 
-/// Writes a pg_restore `--use-list` file `name` into `dir`.
+/// Writes a pg_restore `--use-list` file `name` into `dir` (created new: never written
+/// through a file or link already there).
 fn write_list(dir: &std::path::Path, name: &str, text: &str) -> Result<std::path::PathBuf> {
     let path = dir.join(name);
-    std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| Error::io("write", &path, e))?;
     Ok(path)
 }
 
@@ -677,9 +685,17 @@ fn load_table(
         }
         Err(e) => return Err(Error::query(format!("truncating {name} to load it"), &e)),
     };
+    // The column list is quoted here from the names, never spliced from the manifest
+    // (read_backup has already refused a manifest whose columns are not identifiers).
+    let columns = table.column_list().map_err(|problem| {
+        crate::verify::corrupt(
+            &manifest.id,
+            pgward_shared::manifest::MANIFEST_FILE,
+            &problem,
+        )
+    })?;
     let sql = format!(
-        "COPY {name} ({}) FROM STDIN{}",
-        table.columns.join(", "),
+        "COPY {name} ({columns}) FROM STDIN{}",
         table
             .copy_format
             .copy_options(if freeze { &["FREEZE"] } else { &[] })
@@ -953,35 +969,68 @@ fn check_row_counts(tables: &[&ManifestTable], loaded: &[TableLoaded]) -> Result
     Ok(report)
 }
 
-/// A `--format sql` backup: decompressed into psql, as a user would without pgward.
+/// A `--format sql` backup: decompressed into psql, as a user would without pgward, but
+/// never trusted as a script:
+///
+/// - psql runs it as one transaction (`--single-transaction -f -`, `ON_ERROR_STOP`), in
+///   psql's restricted mode (`\restrict` with a key of our own as its first line), so no
+///   meta-command (`\!`, `\o`, `\copy`, `\connect`...) runs, wherever it sits in a line;
+/// - every line that begins with a backslash outside COPY data is checked before psql sees
+///   it: pg_dump's own `\restrict`/`\unrestrict` are dropped (the restriction is ours),
+///   and anything else stops the load with [`Error::UnsafeSqlBackup`];
+/// - the stored bytes are hashed as they stream, and psql's input is closed (which commits)
+///   only once size and SHA-256 match the manifest: on a mismatch, a refused line or a
+///   decompression error, psql is killed before it reads the end of its input, so its
+///   transaction is never committed.
 fn load_sql(
     storage: &dyn Storage,
     manifest: &BackupManifest,
     target: &ConnectionSettings,
 ) -> Result<LoadReport> {
     let t = Instant::now();
+    let entry = manifest
+        .file(SQL_FILE)
+        .ok_or_else(|| crate::verify::corrupt(&manifest.id, SQL_FILE, "not in the manifest"))?;
+    let (_, version) = pgtools::major_version("psql")?;
+    if !pgtools::has_restricted_mode(&version) {
+        return Err(Error::ExternalTool {
+            tool: "psql".into(),
+            reason: format!("{version} has no restricted mode (\\restrict), so it would obey any meta-command a SQL backup holds"),
+            hint: format!("install a newer PostgreSQL client (13.22, 14.19, 15.14, 16.10, 17.6 or later) and put it first on PATH, or set {}", pgtools::BINDIR_ENV),
+        });
+    }
     let mut cmd = pgtools::command("psql", target);
-    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password"])
-        .arg(libpq_dbname_arg(&target.dbname))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "--no-password",
+        "--single-transaction",
+    ])
+    .arg(libpq_dbname_arg(&target.dbname))
+    .args(["-f", "-"])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| pgtools::not_started("psql", e))?;
-    let reader = storage.open(&manifest.id, SQL_FILE)?;
-    let copied = (|| -> std::io::Result<()> {
-        let mut decoder = zstd::Decoder::new(reader)?;
-        let mut stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| std::io::Error::other("no stdin"))?;
-        std::io::copy(&mut decoder, &mut stdin)?;
-        Ok(())
-    })();
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::io("wait for", "psql", e))?;
-    pgtools::check_status("psql", out.status, &out.stderr)?;
-    copied.map_err(|e| Error::io("decompress", SQL_FILE, e))?;
+    let stderr_reader = pgtools::stderr_reader(&mut child);
+    let fed = feed_sql(storage, manifest, entry, child.stdin.take());
+    if fed.is_err() {
+        // Before psql sees the end of its input: its one transaction never commits.
+        let _ = child.kill();
+    }
+    let status = child.wait().map_err(|e| Error::io("wait for", "psql", e))?;
+    let stderr = stderr_reader.join().unwrap_or_default();
+    match fed {
+        Err(SqlFeed::Refused(e)) => return Err(e),
+        // psql stopped reading: its own error says why.
+        Err(SqlFeed::Psql(write)) => {
+            pgtools::check_status("psql", status, &stderr)?;
+            return Err(Error::io("write to", "psql", write));
+        }
+        Ok(()) => pgtools::check_status("psql", status, &stderr)?,
+    }
     let large_objects = large_objects::check_count(
         &mut connect(target, APP)?,
         large_objects::to_restore(manifest, false),
@@ -995,6 +1044,96 @@ fn load_sql(
         verify_and_analyze_s: 0.0,
         large_objects,
     })
+}
+
+/// Why feeding psql stopped.
+enum SqlFeed {
+    /// The backup: a refused line, a mismatch, a decompression or storage error.
+    Refused(Error),
+    /// psql stopped reading its input.
+    Psql(std::io::Error),
+}
+
+/// Streams `entry` of the backup into psql's `stdin` through [`SqlGuard`]; returns only
+/// when every byte matched the manifest, closing psql's input (psql then commits).
+fn feed_sql(
+    storage: &dyn Storage,
+    manifest: &BackupManifest,
+    entry: &ManifestFile,
+    stdin: Option<std::process::ChildStdin>,
+) -> std::result::Result<(), SqlFeed> {
+    let refused = SqlFeed::Refused;
+    let mut stdin = stdin.ok_or_else(|| SqlFeed::Psql(std::io::Error::other("no stdin")))?;
+    let reader = HashingReader::new(storage.open(&manifest.id, SQL_FILE).map_err(refused)?);
+    let decode_error = |e: std::io::Error| {
+        SqlFeed::Refused(crate::verify::corrupt(
+            &manifest.id,
+            SQL_FILE,
+            &format!("does not decompress: {e}"),
+        ))
+    };
+    let mut decoder = std::io::BufReader::with_capacity(
+        1 << 20,
+        zstd::Decoder::new(reader).map_err(decode_error)?,
+    );
+    let key = restrict_key();
+    stdin
+        .write_all(format!("\\restrict {key}\n").as_bytes())
+        .map_err(SqlFeed::Psql)?;
+    let mut guard = SqlGuard::default();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n =
+            std::io::BufRead::read_until(&mut decoder, b'\n', &mut line).map_err(decode_error)?;
+        if n == 0 {
+            break;
+        }
+        match guard.check(&line) {
+            Ok(true) => stdin.write_all(&line).map_err(SqlFeed::Psql)?,
+            Ok(false) => {}
+            Err(text) => {
+                return Err(SqlFeed::Refused(Error::UnsafeSqlBackup {
+                    id: manifest.id.clone(),
+                    file: SQL_FILE.into(),
+                    line: guard.line,
+                    text,
+                }))
+            }
+        }
+    }
+    let (size, sha256) = decoder
+        .into_inner()
+        .finish()
+        .into_inner()
+        .finish()
+        .map_err(|e| SqlFeed::Refused(Error::io("read", SQL_FILE, e)))?;
+    if let Some(problem) = crate::verify::mismatch(entry, size, &sha256) {
+        return Err(SqlFeed::Refused(crate::verify::corrupt(
+            &manifest.id,
+            SQL_FILE,
+            &problem,
+        )));
+    }
+    // Closing psql's input lets it reach the end of the script and commit.
+    drop(stdin);
+    Ok(())
+}
+
+/// A fresh key for psql's restricted mode: random, so that nothing in the backup can
+/// name it in an `\unrestrict`.
+fn restrict_key() -> String {
+    let mut bytes = [0u8; 24];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if read.is_err() {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+            ^ u128::from(std::process::id());
+        bytes[..16].copy_from_slice(&seed.to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Creates database `name` with the backup's encoding and locale (from template0, so it is
@@ -1028,6 +1167,7 @@ pub fn drop_database(admin: &mut postgres::Client, name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::{early_batches, pg_restore, Tail, Workers};
+
     use pgward_shared::dburl::ConnectionSettings;
 
     #[test]

@@ -52,6 +52,34 @@ pub fn major_version(name: &str) -> Result<(i32, String)> {
     Ok((major, text))
 }
 
+/// Whether a psql of `version` (`psql (PostgreSQL) 15.18 ...`) has restricted mode
+/// (`\restrict`, added in 13.22, 14.19, 15.14, 16.10, 17.6 and 18), in which it runs no
+/// meta-command.
+pub fn has_restricted_mode(version: &str) -> bool {
+    let Some(number) = version
+        .split_whitespace()
+        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+    else {
+        return false;
+    };
+    let mut parts = number
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    let (Some(Some(major)), minor) = (parts.next(), parts.next().flatten()) else {
+        return false;
+    };
+    let minor = minor.unwrap_or(0);
+    match major {
+        18.. => true,
+        17 => minor >= 6,
+        16 => minor >= 10,
+        15 => minor >= 14,
+        14 => minor >= 19,
+        13 => minor >= 22,
+        _ => false,
+    }
+}
+
 /// Fails unless `name` is at least the server's major version (older clients cannot
 /// dump or restore newer servers).
 pub fn check_fits_server(name: &str, server_version_num: i32) -> Result<String> {
@@ -67,18 +95,10 @@ pub fn check_fits_server(name: &str, server_version_num: i32) -> Result<String> 
     Ok(text)
 }
 
-/// The error for client program `name` that did not start.
-pub fn not_started(name: &str, e: std::io::Error) -> Error {
-    Error::ExternalTool {
-        tool: name.to_string(),
-        reason: format!("cannot start {}: {e}", program(name).display()),
-        hint: format!("install the PostgreSQL client tools (apt-get install postgresql-client), or set {BINDIR_ENV}"),
-    }
-}
-
-/// Reads `child`'s stderr to its end on a thread of its own (so that a chatty child never
-/// blocks on a full pipe while its stdin or stdout is being streamed): join it for the text.
-pub fn collect_stderr(child: &mut std::process::Child) -> std::thread::JoinHandle<Vec<u8>> {
+/// Reads a child's stderr to its end on a thread of its own (so that a chatty child never
+/// blocks on a full pipe while its stdin or stdout is streamed); join it for the text once
+/// the child exits.
+pub fn stderr_reader(child: &mut std::process::Child) -> std::thread::JoinHandle<Vec<u8>> {
     let stderr = child.stderr.take();
     std::thread::spawn(move || {
         let mut text = Vec::new();
@@ -87,6 +107,15 @@ pub fn collect_stderr(child: &mut std::process::Child) -> std::thread::JoinHandl
         }
         text
     })
+}
+
+/// The error for client program `name` that did not start.
+pub fn not_started(name: &str, e: std::io::Error) -> Error {
+    Error::ExternalTool {
+        tool: name.to_string(),
+        reason: format!("cannot start {}: {e}", program(name).display()),
+        hint: format!("install the PostgreSQL client tools (apt-get install postgresql-client), or set {BINDIR_ENV}"),
+    }
 }
 
 /// A reader that fails once an interrupt has arrived, so that streaming to or from a
@@ -181,4 +210,18 @@ pub fn check_status(name: &str, status: std::process::ExitStatus, stderr: &[u8])
         reason: format!("exited with {status}: {text}"),
         hint: format!("see {name}'s message above; check the connection and privileges"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn restricted_mode_comes_with_the_august_2025_minor_releases() {
+        use super::has_restricted_mode as ok;
+        assert!(ok("psql (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"));
+        assert!(ok("psql (PostgreSQL) 17.6"));
+        assert!(ok("psql (PostgreSQL) 18beta1"));
+        assert!(!ok("psql (PostgreSQL) 15.13"));
+        assert!(!ok("psql (PostgreSQL) 12.22"));
+        assert!(!ok("psql"));
+    }
 }

@@ -1,6 +1,9 @@
 //! `pgward-backup prune`: retention for cron. Keeps the newest `--keep-last` backups, every
 //! backup younger than `--keep-days`, and always the newest verified backup, whatever the
-//! numbers say; removes leftovers of interrupted runs older than `--leftover-age`.
+//! numbers say: each of these per database and environment, so that a location shared by
+//! several databases (or holding a restore's safety backup of another) never loses one
+//! database's backups to another's newer ones. Removes leftovers of interrupted runs older
+//! than `--leftover-age`, never one whose writer is still running.
 
 use std::time::Duration;
 
@@ -10,6 +13,7 @@ use pgward_shared::storage::Storage;
 use serde::Serialize;
 
 use crate::inventory;
+use pgward_shared::inventory::{newest_verified, of_source, sources, BackupEntry};
 
 /// Retention rules.
 #[derive(Debug, Clone)]
@@ -33,6 +37,9 @@ pub struct PruneResult {
     pub deleted: Vec<String>,
     /// Leftovers of interrupted runs deleted.
     pub leftovers_deleted: Vec<String>,
+    /// Backups still being written (their writer holds the lock or its heartbeat is
+    /// fresh), left alone whatever their age.
+    pub leftovers_running: Vec<String>,
 }
 
 /// A kept backup and the rule that kept it.
@@ -48,43 +55,51 @@ pub struct KeptBackup {
 pub fn prune(storage: &dyn Storage, rules: &PruneRules, dry_run: bool) -> Result<PruneResult> {
     let listing = inventory::list(storage)?;
     let now = Utc::now();
-    let newest_verified = pgward_shared::inventory::newest_verified(
-        &listing
-            .backups
-            .iter()
-            .map(|b| b.entry.clone())
-            .collect::<Vec<_>>(),
-    )
-    .map(|e| e.id.clone());
+    let entries: Vec<BackupEntry> = listing.backups.iter().map(|b| b.entry.clone()).collect();
+    // Beyond what chrono can count, --keep-days keeps everything.
+    let keep_days = rules
+        .keep_days
+        .map(|d| i64::try_from(d).ok().and_then(chrono::TimeDelta::try_days));
     let mut kept = Vec::new();
     let mut deleted = Vec::new();
-    for (rank, b) in listing.backups.iter().enumerate() {
-        let reason = if rules.keep_last.is_some_and(|n| rank < n) {
-            Some("keep-last")
-        } else if rules
-            .keep_days
-            .is_some_and(|d| now - b.entry.created_at < chrono::Duration::days(d as i64))
-        {
-            Some("keep-days")
-        } else if newest_verified.as_deref() == Some(b.entry.id.as_str()) {
-            Some("newest-verified")
-        } else {
-            None
-        };
-        match reason {
-            Some(r) => kept.push(KeptBackup {
-                id: b.entry.id.clone(),
-                reason: r.into(),
-            }),
-            None => deleted.push(b.entry.id.clone()),
+    for source in sources(&entries) {
+        let newest_verified = newest_verified(&entries, &source).map(|e| e.id.clone());
+        // Newest first, as the listing is.
+        for (rank, b) in of_source(&entries, &source).into_iter().enumerate() {
+            let reason = if rules.keep_last.is_some_and(|n| rank < n) {
+                Some("keep-last")
+            } else if keep_days.is_some_and(|d| d.is_none_or(|d| now - b.created_at < d)) {
+                Some("keep-days")
+            } else if newest_verified.as_deref() == Some(b.id.as_str()) {
+                Some("newest-verified")
+            } else {
+                None
+            };
+            match reason {
+                Some(r) => kept.push(KeptBackup {
+                    id: b.id.clone(),
+                    reason: r.into(),
+                }),
+                None => deleted.push(b.id.clone()),
+            }
         }
     }
-    let leftovers: Vec<String> = storage
-        .list_incomplete()?
-        .into_iter()
-        .filter(|(_, age)| age.is_none_or(|a| a >= rules.leftover_age.as_secs()))
-        .map(|(id, _)| id)
-        .collect();
+    let mut leftovers = Vec::new();
+    let mut running = Vec::new();
+    for (id, age) in storage.list_incomplete()? {
+        // A name that is no backup id pgward could have written (`list` shows it) is
+        // not for prune to act on, nor to stop pruning the rest.
+        if age.is_some_and(|a| a < rules.leftover_age.as_secs())
+            || pgward_shared::manifest::check_id(&id).is_err()
+        {
+            continue;
+        }
+        if storage.is_being_written(&id)? {
+            running.push(id);
+        } else {
+            leftovers.push(id);
+        }
+    }
     if !dry_run {
         for id in deleted.iter().chain(&leftovers) {
             pgward_shared::log::info(&format!("deleting {id}"));
@@ -96,5 +111,6 @@ pub fn prune(storage: &dyn Storage, rules: &PruneRules, dry_run: bool) -> Result
         kept,
         deleted,
         leftovers_deleted: leftovers,
+        leftovers_running: running,
     })
 }

@@ -151,20 +151,33 @@ impl Coordinator {
             }
             Err(e) => return Err(Error::query("listing the tables", &e)),
         };
-        Ok(rows
-            .iter()
-            .map(|r| TableInfo {
-                schema: r.get(0),
-                name: r.get(1),
-                bytes: r.get::<_, i64>(2).max(0) as u64,
-                columns: r.get(3),
-                copy_format: if r.get::<_, bool>(4) {
-                    CopyFormat::Binary
-                } else {
-                    CopyFormat::Text
-                },
+        rows.iter()
+            .map(|r| {
+                let (schema, name): (String, String) = (r.get(0), r.get(1));
+                // NULL: the table the snapshot lists was dropped since (its size is read
+                // from the current catalog), so it can be neither locked nor read.
+                let Some(bytes) = r.get::<_, Option<i64>>(2) else {
+                    return Err(Error::Query {
+                        context: "listing the tables".into(),
+                        sqlstate: None,
+                        message: format!(
+                            "table {schema}.{name} was dropped after the backup's snapshot was taken (a DROP TABLE committed while the backup started); run the backup again once no migration or DROP is running"
+                        ),
+                    });
+                };
+                Ok(TableInfo {
+                    schema,
+                    name,
+                    bytes: bytes.max(0) as u64,
+                    columns: r.get(3),
+                    copy_format: if r.get::<_, bool>(4) {
+                        CopyFormat::Binary
+                    } else {
+                        CopyFormat::Text
+                    },
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Takes ACCESS SHARE locks on `tables` (under the lock timeout [`Coordinator::tables`]

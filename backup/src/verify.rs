@@ -7,7 +7,9 @@
 use std::io::Read;
 
 use pgward_shared::error::{Error, Result};
-use pgward_shared::manifest::{BackupManifest, ManifestFile, VerificationRecord, VERIFIED_FILE};
+use pgward_shared::manifest::{
+    BackupManifest, ManifestFile, VerificationRecord, SQL_FILE, VERIFIED_FILE,
+};
 use pgward_shared::storage::{HashingReader, Storage};
 use serde::Serialize;
 
@@ -156,10 +158,23 @@ fn read_and_hash(
     };
     let mut hashing = HashingReader::new(reader);
     if depth != Depth::Checksums && file.path.ends_with(".zst") {
-        let decoded = zstd::Decoder::new(&mut hashing)
-            .and_then(|mut d| std::io::copy(&mut d, &mut std::io::sink()));
-        if let Err(e) = decoded {
-            return Err(FileProblem::Unreadable(format!("does not decompress: {e}")));
+        // A SQL backup's lines are checked as they decompress: one psql would take for a
+        // meta-command makes the file bad before anything is touched.
+        let decoded = zstd::Decoder::new(&mut hashing).and_then(|mut d| {
+            if file.path == SQL_FILE {
+                crate::sql_guard::scan(d)
+            } else {
+                std::io::copy(&mut d, &mut std::io::sink()).map(|_| None)
+            }
+        });
+        match decoded {
+            Err(e) => return Err(FileProblem::Unreadable(format!("does not decompress: {e}"))),
+            Ok(Some((line, text))) => {
+                return Err(FileProblem::Unreadable(format!(
+                    "line {line} is a psql meta-command pgward does not run: `{text}`"
+                )))
+            }
+            Ok(None) => {}
         }
     }
     hashing

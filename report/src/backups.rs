@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use pgward_backup::commands::open_storage;
+use pgward_backup::commands::{configured_source, open_storage};
 use pgward_backup::inventory::{self, ListedBackup};
+use pgward_shared::inventory::{choose_source, BackupSource};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::storage::StorageArgs;
 use serde::Serialize;
@@ -67,6 +68,9 @@ pub struct BackupsReport {
     pub backups: Vec<BackupRow>,
     /// Leftovers of interrupted runs (not backups).
     pub incomplete: Vec<String>,
+    /// The database and environment reported on: the URL's (and `--env`'s), or the only
+    /// one the location holds backups of. Backups of others are not counted.
+    pub source: Option<BackupSource>,
 }
 
 /// Runs backups.
@@ -77,18 +81,29 @@ pub fn backups(
     max_age: Duration,
 ) -> Result<Outcome, Failure> {
     let storage = open_storage(ctx, from, storage_args)?;
-    let listed = inventory::list(storage.as_ref())?;
+    let mut listed = inventory::list(storage.as_ref())?;
+    // The verdict is about one database's backups: another's newer ones must not hide
+    // that this one's stopped.
+    let entries: Vec<_> = listed.backups.iter().map(|b| b.entry.clone()).collect();
+    let source = match choose_source(&entries, configured_source(ctx)) {
+        Ok(source) => source,
+        Err(_) => Some(inventory::source_for(&listed, None, "report backups")?),
+    };
+    if let Some(source) = &source {
+        listed.backups.retain(|b| source.holds(&b.entry));
+    }
     // Ages to the millisecond, as the manifests' times are.
     let now = Utc::now();
     let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
     let warnings = inventory::listing_warnings(&listed.incomplete, &listed.damaged);
-    let report = build(
+    let mut report = build(
         listed.location,
         listed.backups,
         listed.incomplete,
         now,
         max_age,
     );
+    report.source = source;
     for (code, message) in warnings {
         ctx.warn(code, message);
     }
@@ -166,6 +181,7 @@ pub fn build(
         newest_verified,
         backups: rows,
         incomplete,
+        source: None,
     }
 }
 
@@ -186,6 +202,7 @@ mod tests {
             entry: BackupEntry {
                 id: id.into(),
                 database: "app".into(),
+                env: None,
                 created_at: at(created_at),
                 size_bytes: 100,
                 label: None,

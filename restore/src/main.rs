@@ -18,7 +18,7 @@ target without --clean (and then takes a safety backup of it first), loads schem
 parallel, and checks row counts against the manifest. Prints one JSON document on stdout; exit codes: \
 0 ok, 1 failed, 2 usage, 4 cannot connect, 5 corrupt backup or row counts differ, 6 refused, 7 storage, \
 130 interrupted.",
-    after_help = "Examples:\n  pgward-restore restore --from /var/backups/pgward/latest --target-db app_check --create\n  pgward-restore restore --env production --before-migration 20261120093000_add_orders --clean --force"
+    after_help = "Examples:\n  pgward-restore restore --from /var/backups/pgward/app-prod-20261122T031300Z --target-db app_check --create\n  pgward-restore restore --env production --before-migration 20261120093000_add_orders --clean --force"
 )]
 struct Cli {
     #[command(flatten)]

@@ -18,6 +18,7 @@ use pgward_backup::verify::{self, check_files, require_all_ok, restore_depth, De
 use pgward_backup::workdb;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
+use pgward_shared::inventory::BackupSource;
 use pgward_shared::log;
 use pgward_shared::manifest::{BackupFormat, LARGE_OBJECTS_FILE};
 use pgward_shared::output::{Context, Failure, Outcome};
@@ -62,6 +63,12 @@ pub struct RestoreOptions {
 pub struct RestoreResult {
     /// The backup restored.
     pub backup: String,
+    /// The database (and environment) it is a backup of.
+    pub source: BackupSource,
+    /// Whether that is another database than the target (or another environment than the
+    /// selected one): allowed only for a backup named by its id, never one `latest` or
+    /// `--before-migration` picked, and always stated here and in a warning.
+    pub other_database: bool,
     /// Where it came from.
     pub location: String,
     /// The database restored into.
@@ -96,10 +103,21 @@ pub fn restore(
     let from = storage::resolve_location(options.from.as_deref(), &ctx.settings)?;
     let (location, id) = Location::parse_with_id(&from)?;
     let store = storage::open(&location, &storage_args.options())?;
-    let id =
+    // `latest` and `--before-migration` choose among the backups of the URL's database
+    // (and environment) only; a backup of another database is restored only when named.
+    let db = ctx.database()?;
+    let source = BackupSource::new(&db.dbname, ctx.settings.env_name.as_deref());
+    let (id, named) =
         match (id, &options.before_migration) {
-            (_, Some(migration)) => inventory::before_migration(store.as_ref(), migration)?,
-            (Some(id), None) => inventory::resolve_id(store.as_ref(), &id)?,
+            (_, Some(migration)) => (
+                inventory::before_migration(store.as_ref(), migration, Some(source.clone()))?,
+                false,
+            ),
+            (Some(id), None) if id == "latest" => (
+                inventory::resolve_id(store.as_ref(), &id, Some(source.clone()))?,
+                false,
+            ),
+            (Some(id), None) => (inventory::resolve_id(store.as_ref(), &id, None)?, true),
             (None, None) => return Err(Error::usage(
                 format!("--from {from} names no backup"),
                 "name one: --from LOCATION/ID, --from LOCATION/latest, or --before-migration NAME",
@@ -107,6 +125,17 @@ pub fn restore(
             .into()),
         };
     let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(store.as_ref(), &id)?;
+    let backup_source = BackupSource::new(&manifest.database, manifest.env.as_deref());
+    if !named && backup_source != source {
+        // Selection only ever picks backups of `source`; a manifest saying otherwise was
+        // not chosen by this restore.
+        return Err(Error::BackupCorrupt {
+            id,
+            problems: format!("its manifest says it is a backup of {backup_source}, but it was picked as one of {source}"),
+            files: vec![pgward_shared::manifest::MANIFEST_FILE.to_string()],
+        }
+        .into());
+    }
     // A --tables typo is a usage error before anything is read or touched.
     let tables = match manifest.format {
         BackupFormat::Directory => load::selected_tables(&manifest, &options.tables)?,
@@ -134,11 +163,23 @@ pub fn restore(
     }
     let large_objects_file = large_objects::file_to_restore(&manifest, options.no_large_objects);
 
-    let db = ctx.database()?;
     let target_name = options
         .target_db
         .clone()
         .unwrap_or_else(|| db.dbname.clone());
+    // A backup of one database goes into another only when named: `latest` and
+    // `--before-migration` never decide that on their own, even with --target-db.
+    if !named && backup_source.database != target_name {
+        return Err(Error::usage(
+            format!(
+                "{} picks {id}, a backup of database {}; restoring it into database {target_name} needs it named by its id",
+                options.before_migration.as_ref().map_or("latest".to_string(), |m| format!("--before-migration {m}")),
+                backup_source.database
+            ),
+            format!("name it: --from {}/{id} (the result then says whose backup it is)", store.location()),
+        )
+        .into());
+    }
     let target_settings = db.with_database(&target_name);
     let mut admin = target::admin_session(&db, &target_name)?;
     let exists = target::exists(&mut admin.client, &target_name)?;
@@ -191,8 +232,19 @@ pub fn restore(
     let checks = check_files(store.as_ref(), &id, &first, options.jobs, depth)?;
     require_all_ok(&id, &checks)?;
 
+    let other_database = backup_source.database != target_name || backup_source != source;
+    if other_database {
+        ctx.warn(
+            "OTHER_DATABASE_BACKUP",
+            format!(
+                "{id} is a backup of {backup_source}, restored into database {target_name}: it was named by its id"
+            ),
+        );
+    }
     let mut result = RestoreResult {
         backup: id.clone(),
+        source: backup_source,
+        other_database,
         location: store.location(),
         target_db: target_name.clone(),
         created: false,

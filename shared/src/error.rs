@@ -360,6 +360,44 @@ pub enum Error {
         /// The location.
         location: String,
     },
+    /// `latest` or `--before-migration` found no backup of the database (and environment)
+    /// in question; backups of other databases are never candidates.
+    #[error("no backup {what} of {wanted} in {location}{}", if others.is_empty() { String::new() } else { format!(" (it holds backups of {})", others.join(", ")) })]
+    NoBackupOfSource {
+        /// `latest`, or "taken before migration X".
+        what: String,
+        /// The database and environment whose backup was wanted.
+        wanted: String,
+        /// The location.
+        location: String,
+        /// The databases and environments it does hold backups of.
+        others: Vec<String>,
+    },
+    /// A backup's files disappeared while it was written (a prune, a cleanup job): nothing
+    /// was published.
+    #[error("backup {id} in {location} lost its files while it was written ({reason}): it was not published")]
+    BackupRemovedWhileWriting {
+        /// The backup being written.
+        id: String,
+        /// The location.
+        location: String,
+        /// What was found missing.
+        reason: String,
+    },
+    /// A `--backup-format sql` backup holds a psql meta-command pg_dump never writes.
+    #[error(
+        "backup {id}: {file} line {line} is a psql meta-command pgward does not run: `{text}`"
+    )]
+    UnsafeSqlBackup {
+        /// The backup.
+        id: String,
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: u64,
+        /// The line, shortened.
+        text: String,
+    },
     /// A backup failed verification: a file is missing, truncated, altered or undecodable,
     /// or the manifest is missing or unreadable.
     #[error("backup {id} is corrupt or incomplete: {problems}")]
@@ -469,7 +507,9 @@ impl Error {
             Error::NoDownSql { .. } => "NO_DOWN_SQL",
             Error::ScriptFailed { code, .. } => code,
             Error::ChecksFailed { .. } => "CHECKS_FAILED",
-            Error::BackupNotFound { .. } => "BACKUP_NOT_FOUND",
+            Error::BackupNotFound { .. } | Error::NoBackupOfSource { .. } => "BACKUP_NOT_FOUND",
+            Error::BackupRemovedWhileWriting { .. } => "BACKUP_REMOVED_WHILE_WRITING",
+            Error::UnsafeSqlBackup { .. } => "UNSAFE_SQL_BACKUP",
             Error::BackupCorrupt { .. } => "BACKUP_CORRUPT",
             Error::TableLocked { .. } => "TABLE_LOCKED",
             Error::ExternalTool { tool, .. } if tool == "pg_restore" => "PG_RESTORE_FAILED",
@@ -518,8 +558,10 @@ impl Error {
             Error::FailedMigrations { .. }
             | Error::HistoryDiverged { .. }
             | Error::BackupCorrupt { .. }
+            | Error::BackupRemovedWhileWriting { .. }
+            | Error::UnsafeSqlBackup { .. }
             | Error::RowCountMismatch { .. } => Exit::Integrity,
-            Error::BackupNotFound { .. } => Exit::Usage,
+            Error::BackupNotFound { .. } | Error::NoBackupOfSource { .. } => Exit::Usage,
             Error::TableLocked { .. } | Error::TargetNotEmpty { .. } => Exit::Refused,
             Error::SchemaNotEmpty { .. }
             | Error::ShadowNotEmpty { .. }
@@ -541,6 +583,13 @@ impl Error {
             | Error::ScriptFailed { hint, .. }
             | Error::ExternalTool { hint, .. } => hint.clone(),
             Error::BackupNotFound { .. } => "`pgward-backup list --from LOCATION` shows the complete backups and their ids".into(),
+            Error::NoBackupOfSource { others, location, .. } => if others.is_empty() {
+                format!("take one first: pgward-backup backup --to {location}")
+            } else {
+                format!("a backup of another database is restored only when named by its id (`pgward-backup list --from {location}` shows them); or select its database with --database-url / DATABASE_URL and --env")
+            },
+            Error::BackupRemovedWhileWriting { .. } => "something deleted the backup while it was being written (a prune or cleanup job of another tool or an older pgward): run the backup again, and keep cleanup jobs away from backups being written".into(),
+            Error::UnsafeSqlBackup { .. } => "pgward's SQL backups hold only what pg_dump writes: this file was altered or was not written by pgward. Do not restore it; inspect it (zstd -dc FILE | less) and restore an older backup".into(),
             Error::BackupCorrupt { .. } => "do not restore this backup; restore an older one (`pgward-backup list`) and take a new backup".into(),
             Error::TableLocked { .. } => "another session holds a lock that conflicts with reading (an ALTER TABLE, a deploy?): wait for it or raise --lock-timeout; backups and deploys should not overlap".into(),
             Error::LargeObjectsUnreadable { database, safety_backup: true, .. } => format!(
@@ -652,6 +701,12 @@ impl Error {
             ),
             Error::BackupCorrupt { id, files, .. } => {
                 Some(serde_json::json!({ "backup": id, "files": files }))
+            }
+            Error::NoBackupOfSource { wanted, others, .. } => {
+                Some(serde_json::json!({ "source": wanted, "others": others }))
+            }
+            Error::UnsafeSqlBackup { id, file, line, .. } => {
+                Some(serde_json::json!({ "backup": id, "file": file, "line": line }))
             }
             Error::TableLocked { table, holder, .. } => {
                 Some(serde_json::json!({ "table": table, "holder": holder }))

@@ -291,6 +291,172 @@ pub fn time_of_id(id: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
+/// Longest id or file path a manifest may hold (bytes): far above what pgward writes.
+const MAX_NAME_BYTES: usize = 255;
+
+/// Checks a backup id, the one name a backup is addressed by (its folder or S3 prefix):
+/// ASCII letters, digits, `_`, `-` and `.`, not beginning with `.` or `-`, at most
+/// [`MAX_NAME_BYTES`]. pgward's own ids use only `[A-Za-z0-9_-]`; anything else (`..`,
+/// `/`, an absolute path, a space, a NUL) could reach outside the location when joined to
+/// it, so every reader and every storage call refuses it. The problem, if any.
+pub fn check_id(id: &str) -> std::result::Result<(), String> {
+    check_segment(id).map_err(|why| format!("`{}` is not a backup id: {why}", shown(id)))
+}
+
+/// Checks a file path inside a backup as a manifest lists it (`data/t00000.00000.copy.zst`):
+/// `/`-separated segments, each as [`check_id`] allows (so no empty segment, no `.` or
+/// `..`, no leading `/`). The problem, if any.
+pub fn check_path(path: &str) -> std::result::Result<(), String> {
+    if path.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "`{}` is not a backup file path: too long",
+            shown(path)
+        ));
+    }
+    path.split('/')
+        .try_for_each(check_segment)
+        .map_err(|why| format!("`{}` is not a backup file path: {why}", shown(path)))
+}
+
+fn check_segment(name: &str) -> std::result::Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("empty (an absolute path or a doubled `/`)");
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err("too long");
+    }
+    if name.starts_with('.') || name.starts_with('-') {
+        return Err("begins with `.` or `-`");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return Err("only ASCII letters, digits, `_`, `-` and `.` are allowed");
+    }
+    Ok(())
+}
+
+/// A name from a manifest, printable in a message whatever it holds.
+fn shown(name: &str) -> String {
+    let escaped: String = name.escape_debug().collect();
+    match escaped.char_indices().nth(80) {
+        Some((end, _)) => format!("{}...", &escaped[..end]),
+        None => escaped,
+    }
+}
+
+/// A column name as the manifest stores it (PostgreSQL's `quote_ident` of the name: bare
+/// when lowercase and simple, else double-quoted), back to the plain name. Anything else
+/// (`id) ; DROP ...`) is refused: the column list is quoted again from these names before
+/// it reaches SQL, never taken from the manifest as it stands.
+pub fn column_name(stored: &str) -> std::result::Result<String, String> {
+    let bad = || format!("column `{}` is not a quoted identifier", shown(stored));
+    if let Some(inner) = stored.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        let mut name = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c == '"' && chars.next() != Some('"') {
+                return Err(bad());
+            }
+            name.push(c);
+        }
+        if name.is_empty() || name.contains('\0') {
+            return Err(bad());
+        }
+        return Ok(name);
+    }
+    let mut bytes = stored.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
+    if first_ok
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'$')
+    {
+        Ok(stored.to_string())
+    } else {
+        Err(bad())
+    }
+}
+
+impl ManifestTable {
+    /// The COPY column list, `"a", "b"`, quoted here from the column names (see
+    /// [`column_name`]).
+    pub fn column_list(&self) -> std::result::Result<String, String> {
+        let names = self
+            .columns
+            .iter()
+            .map(|c| column_name(c).map(|n| crate::sql::quote_ident(&n)))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(names.join(", "))
+    }
+}
+
+impl BackupManifest {
+    /// Reads manifest.json's `bytes` as found in the folder or prefix `folder`: parsed,
+    /// then [`Self::check_addresses`]. The one entry point from bytes to a manifest that
+    /// may be used (`pgward-backup`'s reader calls it); the problem, if any.
+    pub fn parse(bytes: &[u8], folder: &str) -> std::result::Result<BackupManifest, String> {
+        let manifest: BackupManifest = serde_json::from_slice(bytes)
+            .map_err(|e| format!("{MANIFEST_FILE} cannot be read: {e}"))?;
+        manifest
+            .check_addresses(folder)
+            .map_err(|problem| format!("{MANIFEST_FILE} is not to be trusted: {problem}"))?;
+        Ok(manifest)
+    }
+
+    /// Everything in the manifest that names a place, checked before any of it is used:
+    /// the id equals `folder`, the name the backup was found under (a manifest copied or
+    /// crafted into another folder would otherwise make verify check one backup and
+    /// restore or prune act on another); every file path and chunk file passes
+    /// [`check_path`] and every chunk file is a listed file (checked with its SHA-256);
+    /// every column passes [`column_name`]. Every problem found, or none.
+    pub fn check_addresses(&self, folder: &str) -> std::result::Result<(), String> {
+        let mut problems = Vec::new();
+        if let Err(e) = check_id(folder) {
+            problems.push(e);
+        }
+        if self.id != folder {
+            problems.push(format!(
+                "its id `{}` is not the name of the folder it is in ({folder})",
+                shown(&self.id)
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for f in &self.files {
+            if let Err(e) = check_path(&f.path) {
+                problems.push(e);
+            } else if f.path == MANIFEST_FILE || f.path == VERIFIED_FILE {
+                problems.push(format!("it lists {} among its files", f.path));
+            } else if !seen.insert(f.path.as_str()) {
+                problems.push(format!("it lists {} twice", f.path));
+            }
+        }
+        for t in &self.tables {
+            if let Err(e) = t.column_list() {
+                problems.push(format!(
+                    "table {}.{}: {e}",
+                    shown(&t.schema),
+                    shown(&t.name)
+                ));
+            }
+            for c in &t.chunks {
+                if let Err(e) = check_path(&c.file) {
+                    problems.push(e);
+                } else if !seen.contains(c.file.as_str()) {
+                    problems.push(format!("chunk {} is not among its files", c.file));
+                }
+            }
+        }
+        problems.truncate(5);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,5 +483,76 @@ mod tests {
             "ids of one second sort in the order taken"
         );
         assert_eq!(time_of_id("app-default-20261122T031300Z-10"), None);
+    }
+
+    #[test]
+    fn ids_and_paths_from_a_manifest_cannot_leave_the_location() {
+        for good in [
+            "app-prod-20261122T031300Z",
+            "app-default-20261122T031300Z-2",
+            "a.b_c",
+        ] {
+            assert_eq!(check_id(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "..",
+            ".",
+            "../x",
+            "/abs/path",
+            "a/b",
+            ".partial-x",
+            "-rf",
+            "a b",
+            "a\0b",
+            "é",
+            "a\\b",
+        ] {
+            assert!(check_id(bad).is_err(), "{bad:?} is refused as an id");
+        }
+        for good in ["schema.dump", "data/t00000.00000.copy.zst"] {
+            assert_eq!(check_path(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "/etc/passwd",
+            "../x",
+            "data/../../x",
+            "data//x",
+            "data/",
+            "./x",
+            "data/.x",
+            "c:\\x",
+            "data/x y",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad:?} is refused as a path");
+        }
+        assert!(check_path(&"a".repeat(300)).is_err());
+    }
+
+    #[test]
+    fn column_names_are_requoted_never_spliced() {
+        assert_eq!(column_name("id"), Ok("id".into()));
+        assert_eq!(column_name("\"Weird \"\"x\"\"\""), Ok("Weird \"x\"".into()));
+        for bad in [
+            "id) ; DROP TABLE t; --",
+            "\"a\" , \"b\"",
+            "\"a\"\"",
+            "\"\"",
+            "Id",
+            "a b",
+            "",
+            "\"x\"y\"",
+        ] {
+            assert!(column_name(bad).is_err(), "{bad:?} is refused");
+        }
+        let table = ManifestTable {
+            schema: "s".into(),
+            name: "t".into(),
+            columns: vec!["id".into(), "\"Name\"".into()],
+            copy_format: CopyFormat::Text,
+            rows: 0,
+            chunks: vec![],
+        };
+        assert_eq!(table.column_list(), Ok("\"id\", \"Name\"".into()));
     }
 }

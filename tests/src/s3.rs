@@ -234,6 +234,44 @@ impl S3Server {
         }
     }
 
+    /// Object `key` of `bucket`, read directly: the raw way to craft a backup.
+    pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let result = self.admin(|client| async move {
+            let out = client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| aws_sdk_s3::error::DisplayErrorContext(&e).to_string())?;
+            out.body
+                .collect()
+                .await
+                .map(|b| b.to_vec())
+                .map_err(|e| e.to_string())
+        });
+        result.unwrap_or_else(|e| {
+            panic!(
+                "could not GET s3://{bucket}/{key} on {}: {e}",
+                self.endpoint()
+            )
+        })
+    }
+
+    /// Deletes object `key` of `bucket` directly (a cleanup job, a hostile hand).
+    pub fn delete(&self, bucket: &str, key: &str) {
+        let result = self.admin(|client| async move {
+            client.delete_object().bucket(bucket).key(key).send().await
+        });
+        if let Err(e) = result {
+            panic!(
+                "could not DELETE s3://{bucket}/{key} on {}: {}",
+                self.endpoint(),
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            );
+        }
+    }
+
     /// The server-side encryption the server reports for object `key` of `bucket`
     /// (`AES256`, `aws:kms`), `None` for a plain object.
     pub fn object_encryption(&self, bucket: &str, key: &str) -> Option<String> {

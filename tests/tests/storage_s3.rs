@@ -182,8 +182,9 @@ fn s3_backup_round_trip_with_a_multipart_file() {
     assert_eq!(storage.list().expect("list"), Vec::<String>::new());
     assert_eq!(incomplete_ids(storage.as_ref()), vec![ID.to_string()]);
 
-    let manifest = manifest_json(ID, &[big_entry, small_entry]);
-    writer.commit(&manifest).expect("commit");
+    let files = [big_entry, small_entry];
+    let manifest = manifest_json(ID, &files);
+    writer.commit(&files, &manifest).expect("commit");
 
     assert_eq!(storage.list().expect("list"), vec![ID.to_string()]);
     assert_eq!(incomplete_ids(storage.as_ref()), Vec::<String>::new());
@@ -219,7 +220,10 @@ fn s3_backup_round_trip_with_a_multipart_file() {
     let writer = other.begin(ID2).expect("begin");
     let entry = write_file(writer.as_ref(), "schema.dump", b"second");
     writer
-        .commit(&manifest_json(ID2, &[entry]))
+        .commit(
+            std::slice::from_ref(&entry),
+            &manifest_json(ID2, std::slice::from_ref(&entry)),
+        )
         .expect("commit");
     assert_eq!(
         sorted(storage.list().expect("list")),
@@ -256,7 +260,12 @@ fn s3_small_files_round_trip_and_a_missing_one_is_none() {
         (empty.size, empty.sha256.as_str()),
         (0, sha256_hex(b"").as_str())
     );
-    writer.commit(&manifest_json(ID, &[empty])).expect("commit");
+    writer
+        .commit(
+            std::slice::from_ref(&empty),
+            &manifest_json(ID, std::slice::from_ref(&empty)),
+        )
+        .expect("commit");
     assert_eq!(storage.list().expect("list"), vec![ID.to_string()]);
     assert_eq!(
         read_all(storage.as_ref(), ID, "empty.bin"),
@@ -391,6 +400,8 @@ fn s3_a_run_killed_in_its_first_upload_is_a_leftover_that_keeps_its_id() {
     open_file.write_all(&bytes(PART_SIZE, 8)).expect("write");
     std::mem::forget(open_file);
     std::mem::forget(writer);
+    // Its heartbeat object gone too (as a run of an older pgward left it, or a cleanup).
+    server.delete(&bucket, &format!("p/{ID}/writer.json"));
     assert_eq!(server.keys(&bucket, ""), Vec::<String>::new());
     assert_eq!(
         server.open_uploads(&bucket, ""),
@@ -438,7 +449,10 @@ fn s3_server_side_encryption_aes256() {
     let big_entry = write_file(writer.as_ref(), "data/big.bin", &big);
     let small_entry = write_file(writer.as_ref(), "schema.dump", b"encrypted schema");
     writer
-        .commit(&manifest_json(ID, &[big_entry, small_entry]))
+        .commit(
+            &[big_entry.clone(), small_entry.clone()],
+            &manifest_json(ID, &[big_entry, small_entry]),
+        )
         .expect("commit");
     assert_eq!(storage.list().expect("list"), vec![ID.to_string()]);
     // Every object, the multipart one and the manifest included, is stored encrypted.
@@ -538,7 +552,10 @@ fn s3_endpoint_and_credentials_from_the_environment() {
         )?;
         let writer = storage.begin(ID)?;
         let entry = write_file(writer.as_ref(), "schema.dump", b"via AWS_ENDPOINT_URL");
-        writer.commit(&manifest_json(ID, &[entry]))?;
+        writer.commit(
+            std::slice::from_ref(&entry),
+            &manifest_json(ID, std::slice::from_ref(&entry)),
+        )?;
         storage.list()
     })();
     set_harness_env(server);
@@ -590,7 +607,10 @@ fn s3_server_dying_mid_upload_is_a_storage_error() {
     let finish_err = file.finish().expect_err("finishing on a dead server fails");
     assert_storage_error(&finish_err, "STORAGE_ERROR");
     let commit_err = writer
-        .commit(&manifest_json(ID, &[done]))
+        .commit(
+            std::slice::from_ref(&done),
+            &manifest_json(ID, std::slice::from_ref(&done)),
+        )
         .expect_err("committing on a dead server fails");
     assert_storage_error(&commit_err, "STORAGE_ERROR");
     let list_err = storage.list().expect_err("listing a dead server fails");
@@ -602,9 +622,13 @@ fn s3_server_dying_mid_upload_is_a_storage_error() {
         Vec::<String>::new()
     );
     assert_eq!(incomplete_ids(storage.as_ref()), vec![ID.to_string()]);
+    // The dead run's file, and the heartbeat that claimed its id.
     assert_eq!(
         server.keys(&bucket, ""),
-        vec![format!("crash/{ID}/schema.dump")]
+        vec![
+            format!("crash/{ID}/schema.dump"),
+            format!("crash/{ID}/writer.json")
+        ]
     );
     storage.delete(ID).expect("delete the leftover");
     assert_eq!(server.keys(&bucket, ""), Vec::<String>::new());
@@ -636,8 +660,9 @@ fn local_backup_round_trip_with_private_modes() {
     assert_eq!(storage.list().expect("list"), Vec::<String>::new());
     assert_eq!(incomplete_ids(storage.as_ref()), vec![ID.to_string()]);
     assert!(root.join(format!(".partial-{ID}")).is_dir());
-    let manifest = manifest_json(ID, &[big_entry, small_entry]);
-    writer.commit(&manifest).expect("commit");
+    let files = [big_entry, small_entry];
+    let manifest = manifest_json(ID, &files);
+    writer.commit(&files, &manifest).expect("commit");
 
     assert_eq!(storage.list().expect("list"), vec![ID.to_string()]);
     assert_eq!(incomplete_ids(storage.as_ref()), Vec::<String>::new());
@@ -732,7 +757,12 @@ fn local_partial_leftover_is_listed_as_incomplete() {
     storage.delete(ID).expect("delete the leftover");
     let writer = storage.begin(ID).expect("begin once the leftover is gone");
     let entry = write_file(writer.as_ref(), "other.bin", b"x");
-    writer.commit(&manifest_json(ID, &[entry])).expect("commit");
+    writer
+        .commit(
+            std::slice::from_ref(&entry),
+            &manifest_json(ID, std::slice::from_ref(&entry)),
+        )
+        .expect("commit");
     assert_eq!(storage.list().expect("list"), vec![ID.to_string()]);
     assert!(!root.join(ID).join("schema.dump").exists());
 
@@ -764,12 +794,20 @@ fn backups_of_one_second_take_the_next_ids() {
     for store in [local.as_ref(), remote.as_ref()] {
         let first = store.begin(ID).expect("begin");
         let entry = write_file(first.as_ref(), "schema.dump", b"schema");
-        first.commit(&manifest_json(ID, &[entry])).expect("commit");
+        first
+            .commit(
+                std::slice::from_ref(&entry),
+                &manifest_json(ID, std::slice::from_ref(&entry)),
+            )
+            .expect("commit");
         let second = store.begin(ID).expect("a second backup in the same second");
         assert_eq!(second.id(), format!("{ID}-2"), "{}", store.location());
         let entry = write_file(second.as_ref(), "schema.dump", b"schema");
         second
-            .commit(&manifest_json(&format!("{ID}-2"), &[entry]))
+            .commit(
+                std::slice::from_ref(&entry),
+                &manifest_json(&format!("{ID}-2"), std::slice::from_ref(&entry)),
+            )
             .expect("commit");
         let listed = sorted(store.list().expect("list"));
         assert_eq!(listed, vec![ID.to_string(), format!("{ID}-2")]);

@@ -14,7 +14,7 @@ use chrono::Utc;
 use pgward_shared::connect::Session;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::history;
-use pgward_shared::inventory::{newest_verified, BackupEntry};
+use pgward_shared::inventory::{choose_source, newest_verified, BackupEntry, BackupSource};
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::state::MigrationState;
@@ -320,10 +320,43 @@ fn backup_check(ctx: &Context, options: &PreflightOptions, list: &mut Checklist)
     };
     match entries {
         Err(reason) => list.fail("recent-verified-backup", reason, format!("check the location {location}")),
-        Ok(entries) => match newest_verified(&entries) {
-            None => list.fail(
+        Ok(entries) => match choose_source(
+            &entries,
+            ctx.database()
+                .ok()
+                .map(|db| BackupSource::new(&db.dbname, ctx.settings.env_name.as_deref())),
+        ) {
+            Err(several) => list.fail(
+                "recent-verified-backup",
+                format!(
+                    "{location} holds backups of {}, and no database is configured to say whose to check",
+                    several.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                ),
+                "pass --database-url (or set DATABASE_URL, or --env) for the database being migrated",
+            ),
+            Ok(None) => list.fail(
                 "recent-verified-backup",
                 format!("no verified backup at {location}"),
+                format!("pgward-backup backup --to {location} && pgward-backup verify latest --from {location}"),
+            ),
+            Ok(Some(source)) => backup_age_check(&entries, &source, &location, options, list),
+        },
+    }
+}
+
+/// The newest verified backup of `source` (never one of another database) against
+/// `--max-backup-age`.
+fn backup_age_check(
+    entries: &[BackupEntry],
+    source: &BackupSource,
+    location: &str,
+    options: &PreflightOptions,
+    list: &mut Checklist,
+) {
+    match newest_verified(entries, source) {
+            None => list.fail(
+                "recent-verified-backup",
+                format!("no verified backup of {source} at {location}"),
                 format!("pgward-backup backup --to {location} && pgward-backup verify latest --from {location}"),
             ),
             Some(b) => {
@@ -339,7 +372,6 @@ fn backup_check(ctx: &Context, options: &PreflightOptions, list: &mut Checklist)
                     );
                 }
             }
-        },
     }
 }
 

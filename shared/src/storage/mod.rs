@@ -159,6 +159,101 @@ pub trait Storage: Send + Sync {
     fn delete_small(&self, id: &str, path: &str) -> Result<()>;
     /// Deletes a backup (complete or not) and everything in it.
     fn delete(&self, id: &str) -> Result<()>;
+    /// Whether a leftover (no manifest) is a backup still being written: its writer holds
+    /// the folder's lock (local), or its heartbeat is fresh or names a live process on
+    /// this machine (S3). `prune` never removes one, whatever its age.
+    fn is_being_written(&self, id: &str) -> Result<bool>;
+}
+
+/// Refuses an id or file path that could address anything but a file of one backup in
+/// the location (see [`crate::manifest::check_id`]): every storage call goes through it,
+/// whatever handed it the name.
+fn check_address(id: &str, path: Option<&str>) -> Result<()> {
+    crate::manifest::check_id(id)
+        .and_then(|()| path.map_or(Ok(()), crate::manifest::check_path))
+        .map_err(|problems| Error::BackupCorrupt {
+            id: id.to_string(),
+            problems,
+            files: path.map(str::to_string).into_iter().collect(),
+        })
+}
+
+/// How often an S3 writer refreshes its heartbeat object.
+pub const HEARTBEAT_SECS: u64 = 20;
+/// A heartbeat older than this (three missed refreshes) no longer shows a running writer.
+pub const HEARTBEAT_STALE_SECS: u64 = 3 * HEARTBEAT_SECS;
+
+/// Who is writing a backup: what an S3 writer's heartbeat object holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct WriterMark {
+    /// Random, unique to this writer: a prefix another writer claimed is not ours.
+    pub token: String,
+    /// The machine (hostname) and its boot.
+    pub host: String,
+    /// `/proc/sys/kernel/random/boot_id`, when known.
+    pub boot_id: Option<String>,
+    /// The writing process.
+    pub pid: u32,
+    /// Its start time (clock ticks since boot), so that a reused pid is not taken for it.
+    pub pid_start: Option<u64>,
+}
+
+impl WriterMark {
+    /// The mark of this process, with a fresh token.
+    pub fn of_this_process() -> WriterMark {
+        let pid = std::process::id();
+        WriterMark {
+            token: format!("{:032x}", rand_u128()),
+            host: hostname(),
+            boot_id: boot_id(),
+            pid,
+            pid_start: process_start(pid),
+        }
+    }
+
+    /// Whether it names a process of this machine (and this boot): `Some(alive)`; `None`
+    /// when the writer runs elsewhere and only its heartbeat's age can tell.
+    pub fn alive_here(&self) -> Option<bool> {
+        if self.host != hostname() || self.boot_id.is_none() || self.boot_id != boot_id() {
+            return None;
+        }
+        Some(self.pid_start.is_some() && process_start(self.pid) == self.pid_start)
+    }
+}
+
+fn rand_u128() -> u128 {
+    let mut bytes = [0u8; 16];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_err()
+    {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        return now ^ (u128::from(std::process::id()) << 96);
+    }
+    u128::from_le_bytes(bytes)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|b| b.trim().to_string())
+}
+
+/// Field 22 of `/proc/PID/stat`: when the process started.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count after its end.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Every id one second can give a backup first named `id` is taken in `location`.
@@ -173,14 +268,20 @@ fn ids_exhausted(id: &str, location: &str) -> Error {
     )
 }
 
-/// A backup being written.
+/// A backup being written. Its folder or prefix is claimed for this writer alone (locally
+/// by creating it, on S3 by a conditional write of its heartbeat object), marked as being
+/// written while it lives (a lock the writer holds, or a heartbeat), and checked before the
+/// manifest is published: a writer whose files were deleted under it fails
+/// ([`Error::BackupRemovedWhileWriting`]) instead of publishing a manifest of files that
+/// are gone.
 pub trait BackupWriter: Send + Sync {
     /// The backup's id.
     fn id(&self) -> &str;
     /// Creates a file of the backup (path inside the backup, `/`-separated).
     fn create(&self, path: &str) -> Result<FileWriter>;
-    /// Writes the manifest last and makes the backup visible.
-    fn commit(self: Box<Self>, manifest: &[u8]) -> Result<()>;
+    /// Checks that every one of `files` is still there as written, then writes the
+    /// manifest last and makes the backup visible.
+    fn commit(self: Box<Self>, files: &[ManifestFile], manifest: &[u8]) -> Result<()>;
     /// Removes what was written.
     fn abort(self: Box<Self>);
 }
@@ -254,9 +355,67 @@ pub fn open(location: &Location, s3: &S3Options) -> Result<Box<dyn Storage>> {
     }
 }
 
+/// The files of `expected` that `found` (path and size of what is there) lacks or holds
+/// at another size: what [`BackupWriter::commit`] refuses to publish.
+fn missing_files(
+    expected: &[ManifestFile],
+    found: &std::collections::HashMap<String, u64>,
+) -> Option<String> {
+    let missing: Vec<String> = expected
+        .iter()
+        .filter(|f| found.get(&f.path) != Some(&f.size))
+        .map(|f| f.path.clone())
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let shown = missing
+        .iter()
+        .take(5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "{} of its {} files are gone or changed: {shown}{}",
+        missing.len(),
+        expected.len(),
+        if missing.len() > 5 { ", ..." } else { "" }
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_made_up_one_is_not() {
+        let mark = WriterMark::of_this_process();
+        assert_eq!(mark.alive_here(), Some(true));
+        assert_ne!(mark.token, WriterMark::of_this_process().token);
+        let gone = WriterMark {
+            pid_start: mark.pid_start.map(|s| s + 1),
+            ..mark.clone()
+        };
+        assert_eq!(
+            gone.alive_here(),
+            Some(false),
+            "a reused pid is not the writer"
+        );
+        let elsewhere = WriterMark {
+            host: "another-host".into(),
+            ..mark
+        };
+        assert_eq!(elsewhere.alive_here(), None);
+    }
+
+    #[test]
+    fn storage_calls_refuse_addresses_outside_a_backup() {
+        assert!(check_address("app-default-20260101T000000Z", Some("data/t1.copy.zst")).is_ok());
+        assert!(check_address("../x", None).is_err());
+        assert!(check_address("/abs/path", None).is_err());
+        assert!(check_address("ok", Some("../../etc/passwd")).is_err());
+        assert!(check_address("ok", Some("verified.json")).is_ok());
+    }
 
     #[test]
     fn locations_and_ids() {

@@ -5,6 +5,13 @@
 //! checksum the server verifies. `manifest.json` is uploaded only after every other object
 //! is complete, so a prefix without one is a leftover. The S3 client runs on its own tokio
 //! runtime: the synchronous postgres client must never run inside it.
+//!
+//! A writer claims its prefix by creating `<id>/writer.json` with a conditional write
+//! (`If-None-Match: *`): of two backups of one database in the same second, exactly one
+//! gets the id, and the other takes the next. The object is its heartbeat, rewritten every
+//! [`super::HEARTBEAT_SECS`] while the backup runs and removed once the manifest is up;
+//! `prune` leaves a leftover with a fresh heartbeat, or one naming a live process on this
+//! machine, alone.
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -17,9 +24,14 @@ use aws_sdk_s3::types::{
 };
 use tokio::runtime::Runtime;
 
-use super::{BackupWriter, FileWriter, S3Options, Sink, Storage};
+use super::{check_address, BackupWriter, FileWriter, S3Options, Sink, Storage, WriterMark};
 use crate::error::{Error, Result};
-use crate::manifest::MANIFEST_FILE;
+use crate::manifest::{ManifestFile, MANIFEST_FILE};
+
+/// The heartbeat object of a backup being written (see the module doc).
+const WRITER_FILE: &str = "writer.json";
+/// How long a writer waits after claiming an id before reading its claim back.
+const CLAIM_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Multipart part size: S3's minimum is 5 MiB; 16 MiB keeps requests few and memory
 /// bounded (one buffer per worker).
@@ -122,7 +134,8 @@ impl S3Storage {
             client: aws_sdk_s3::Client::from_conf(s3_config),
             rt,
             bucket,
-            prefix,
+            // `db/prod/` and `db/prod` are one location: keys never hold a doubled `/`.
+            prefix: prefix.trim_matches('/').to_string(),
             sse,
         };
         let location = shared.location();
@@ -175,9 +188,9 @@ impl S3Shared {
         }
     }
 
-    /// Every key under `prefix`, with its age in seconds.
-    fn list_keys(&self, prefix: &str) -> Result<Vec<(String, Option<u64>)>> {
-        let mut keys = Vec::new();
+    /// Every object under `prefix`: key, age in seconds, size.
+    fn objects(&self, prefix: &str) -> Result<Vec<(String, Option<u64>, u64)>> {
+        let mut objects = Vec::new();
         let mut token = None;
         loop {
             let page = self
@@ -195,7 +208,8 @@ impl S3Shared {
             for obj in page.contents() {
                 if let Some(k) = obj.key() {
                     let age = obj.last_modified().map(|t| (now - t.secs()).max(0) as u64);
-                    keys.push((k.to_string(), age));
+                    let size = obj.size().unwrap_or(0).max(0) as u64;
+                    objects.push((k.to_string(), age, size));
                 }
             }
             match page.next_continuation_token() {
@@ -203,7 +217,87 @@ impl S3Shared {
                 _ => break,
             }
         }
-        Ok(keys)
+        Ok(objects)
+    }
+
+    /// Every key under `prefix`, with its age in seconds.
+    fn list_keys(&self, prefix: &str) -> Result<Vec<(String, Option<u64>)>> {
+        Ok(self
+            .objects(prefix)?
+            .into_iter()
+            .map(|(key, age, _)| (key, age))
+            .collect())
+    }
+
+    /// Every object under `prefix` (the path after it) with its size.
+    fn sizes(&self, prefix: &str) -> Result<std::collections::HashMap<String, u64>> {
+        Ok(self
+            .objects(prefix)?
+            .into_iter()
+            .filter_map(|(key, _, size)| Some((key.strip_prefix(prefix)?.to_string(), size)))
+            .collect())
+    }
+
+    /// Creates `key` only if no object has that key (`If-None-Match: *`): `Ok(false)` when
+    /// one does (or another writer's create is in flight).
+    fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool> {
+        let sent = self.rt.block_on(
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .if_none_match("*")
+                .set_server_side_encryption(self.sse.clone())
+                .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                .body(ByteStream::from(bytes))
+                .send(),
+        );
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.raw_response().map(|r| r.status().as_u16()),
+                    Some(412 | 409)
+                ) || matches!(
+                    e.code(),
+                    Some("PreconditionFailed" | "ConditionalRequestConflict")
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(s3_error(&self.location(), &format!("upload {key}"), e)),
+        }
+    }
+
+    /// The heartbeat of backup `id`, and its age in seconds, if there is one.
+    fn writer_mark(&self, id: &str) -> Result<Option<(Option<WriterMark>, Option<u64>)>> {
+        let key = self.key(id, WRITER_FILE);
+        let got = self.rt.block_on(async {
+            let out = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await?;
+            let modified = out.last_modified().map(|t| t.secs());
+            Ok::<_, aws_sdk_s3::error::SdkError<_, _>>((
+                out.body.collect().await.map(|b| b.to_vec()),
+                modified,
+            ))
+        });
+        match got {
+            Ok((bytes, modified)) => {
+                let now = chrono::Utc::now().timestamp();
+                let age = modified.map(|t| (now - t).max(0) as u64);
+                let mark = bytes
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<WriterMark>(&b).ok());
+                Ok(Some((mark, age)))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(s3_error(&self.location(), &format!("download {key}"), e)),
+        }
     }
 
     /// Every multipart upload still open under `prefix`: key, upload id and age in
@@ -316,20 +410,58 @@ impl Storage for S3Storage {
     }
 
     fn begin(&self, id: &str) -> Result<Box<dyn BackupWriter>> {
+        check_address(id, None)?;
+        let mark = WriterMark::of_this_process();
+        let body = serde_json::to_vec(&mark).unwrap_or_default();
         for candidate in crate::manifest::id_candidates(id) {
             // Anything under the id, complete or a leftover, even a killed run's open
-            // upload with no object beside it, keeps it taken.
-            if !self
+            // upload with no object beside it, keeps it taken; of two writers that find
+            // it free at once, the conditional create of the heartbeat lets one through.
+            if self
                 .shared
                 .anything_under(&self.shared.key(&candidate, ""))?
             {
-                return Ok(Box::new(S3Writer {
-                    shared: self.shared.clone(),
-                    id: candidate,
-                }));
+                continue;
             }
+            if !self
+                .shared
+                .put_new(&self.shared.key(&candidate, WRITER_FILE), body.clone())?
+            {
+                continue;
+            }
+            // Some S3-compatible stores (SeaweedFS) check `If-None-Match` apart from the
+            // write, so two writers racing for one id can both succeed; the later write
+            // is the one stored. Reading it back once both writes have landed settles who
+            // has the id: the other takes the next one.
+            std::thread::sleep(CLAIM_SETTLE);
+            match self.shared.writer_mark(&candidate)? {
+                Some((Some(found), _)) if found.token == mark.token => {}
+                _ => continue,
+            }
+            let heartbeat = Heartbeat::start(
+                self.shared.clone(),
+                self.shared.key(&candidate, WRITER_FILE),
+                body,
+            );
+            return Ok(Box::new(S3Writer {
+                shared: self.shared.clone(),
+                id: candidate,
+                mark,
+                heartbeat: std::sync::Mutex::new(Some(heartbeat)),
+            }));
         }
         Err(super::ids_exhausted(id, &self.location()))
+    }
+
+    fn is_being_written(&self, id: &str) -> Result<bool> {
+        check_address(id, None)?;
+        Ok(match self.shared.writer_mark(id)? {
+            None => false,
+            Some((mark, age)) => match mark.as_ref().and_then(WriterMark::alive_here) {
+                Some(alive) => alive,
+                None => age.is_none_or(|a| a < super::HEARTBEAT_STALE_SECS),
+            },
+        })
     }
 
     fn list(&self) -> Result<Vec<String>> {
@@ -353,6 +485,7 @@ impl Storage for S3Storage {
     }
 
     fn open(&self, id: &str, path: &str) -> Result<Box<dyn Read + Send>> {
+        check_address(id, Some(path))?;
         let key = self.shared.key(id, path);
         let out = self
             .shared
@@ -375,6 +508,7 @@ impl Storage for S3Storage {
     }
 
     fn read_small(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        check_address(id, Some(path))?;
         let key = self.shared.key(id, path);
         let result = self.shared.rt.block_on(async {
             let out = self
@@ -401,10 +535,12 @@ impl Storage for S3Storage {
     }
 
     fn write_small(&self, id: &str, path: &str, bytes: &[u8]) -> Result<()> {
+        check_address(id, Some(path))?;
         self.shared.put(&self.shared.key(id, path), bytes.to_vec())
     }
 
     fn delete_small(&self, id: &str, path: &str) -> Result<()> {
+        check_address(id, Some(path))?;
         let key = self.shared.key(id, path);
         // Deleting a key that is not there succeeds in S3.
         self.shared
@@ -422,6 +558,7 @@ impl Storage for S3Storage {
     }
 
     fn delete(&self, id: &str) -> Result<()> {
+        check_address(id, None)?;
         let shared = &self.shared;
         let prefix = shared.key(id, "");
         let keys = shared.list_keys(&prefix)?;
@@ -492,6 +629,63 @@ impl Storage for S3Storage {
 struct S3Writer {
     shared: Arc<S3Shared>,
     id: String,
+    mark: WriterMark,
+    heartbeat: std::sync::Mutex<Option<Heartbeat>>,
+}
+
+impl S3Writer {
+    fn stop_heartbeat(&self) {
+        if let Some(h) = self.heartbeat.lock().ok().and_then(|mut h| h.take()) {
+            h.stop();
+        }
+    }
+
+    /// Fails unless the prefix still holds this writer's heartbeat and every one of
+    /// `files` at its size: a prefix deleted under a running backup is never published.
+    fn check_intact(&self, files: &[ManifestFile]) -> Result<()> {
+        let gone = |reason: String| Error::BackupRemovedWhileWriting {
+            id: self.id.clone(),
+            location: self.shared.location(),
+            reason,
+        };
+        match self.shared.writer_mark(&self.id)? {
+            Some((Some(mark), _)) if mark.token == self.mark.token => {}
+            Some(_) => return Err(gone(format!("{WRITER_FILE} belongs to another writer"))),
+            None => return Err(gone(format!("its {WRITER_FILE} was deleted"))),
+        }
+        let found = self.shared.sizes(&self.shared.key(&self.id, ""))?;
+        match super::missing_files(files, &found) {
+            Some(reason) => Err(gone(reason)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Rewrites a writer's heartbeat object every [`super::HEARTBEAT_SECS`] until stopped.
+struct Heartbeat {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Heartbeat {
+    fn start(shared: Arc<S3Shared>, key: String, body: Vec<u8>) -> Heartbeat {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let every = std::time::Duration::from_secs(super::HEARTBEAT_SECS);
+            // Ends when told to or when the writer is dropped (the sender with it).
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every)
+            {
+                // A missed beat is retried at the next; the commit checks the object.
+                let _ = shared.put(&key, body.clone());
+            }
+        });
+        Heartbeat { stop, thread }
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
 }
 
 impl BackupWriter for S3Writer {
@@ -500,6 +694,7 @@ impl BackupWriter for S3Writer {
     }
 
     fn create(&self, path: &str) -> Result<FileWriter> {
+        check_address(&self.id, Some(path))?;
         Ok(FileWriter::new(
             path,
             Box::new(S3Sink {
@@ -512,12 +707,23 @@ impl BackupWriter for S3Writer {
         ))
     }
 
-    fn commit(self: Box<Self>, manifest: &[u8]) -> Result<()> {
+    fn commit(self: Box<Self>, files: &[ManifestFile], manifest: &[u8]) -> Result<()> {
+        // The heartbeat stops first, so that it cannot write the object again after the
+        // check found it, or after it is removed.
+        self.stop_heartbeat();
+        self.check_intact(files)?;
         self.shared
-            .put(&self.shared.key(&self.id, MANIFEST_FILE), manifest.to_vec())
+            .put(&self.shared.key(&self.id, MANIFEST_FILE), manifest.to_vec())?;
+        // Published: the heartbeat has done its work. One left behind is harmless.
+        let _ = S3Storage {
+            shared: self.shared.clone(),
+        }
+        .delete_small(&self.id, WRITER_FILE);
+        Ok(())
     }
 
     fn abort(self: Box<Self>) {
+        self.stop_heartbeat();
         // Best effort; prune removes what remains.
         let storage = S3Storage {
             shared: self.shared.clone(),

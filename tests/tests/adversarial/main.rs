@@ -9,3 +9,4 @@ mod check_sql;
 mod config_values;
 mod fuzz;
 mod large_objects;
+mod manifests;
