@@ -95,6 +95,13 @@ pub fn connect(settings: &ConnectionSettings, app: &str) -> Result<Session> {
     })
 }
 
+/// Makes a session that reads table data see every row or fail: with `row_security = off`
+/// (as pg_dump sets it), a query on a table whose row-level security policies apply to the
+/// role fails with SQLSTATE 42501 instead of returning only the rows the policies show
+/// ([`crate::error::row_security_table`] names the table). Backup's coordinator and
+/// workers, the loader of restore and `verify --deep`, and `validate data` run it.
+pub const READ_EVERY_ROW: &str = "SET row_security = off";
+
 fn set_search_path(schema: &str) -> String {
     format!("SET search_path TO {}", quote_ident(schema))
 }

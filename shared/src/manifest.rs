@@ -133,6 +133,27 @@ pub struct ManifestSequence {
     pub is_called: bool,
 }
 
+/// A materialized view, and whether it held rows at backup time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestView {
+    /// Schema.
+    pub schema: String,
+    /// View.
+    pub name: String,
+    /// Whether it was populated (`pg_class.relispopulated`): one created `WITH NO DATA`
+    /// and never refreshed stays empty after a restore, as pg_restore leaves it.
+    pub populated: bool,
+}
+
+/// A relation named by schema and name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestRelation {
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+}
+
 /// manifest.json.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BackupManifest {
@@ -176,6 +197,17 @@ pub struct BackupManifest {
     pub tables: Vec<ManifestTable>,
     /// Sequence values.
     pub sequences: Vec<ManifestSequence>,
+    /// Every materialized view and whether it was populated; a restore refreshes only
+    /// those that were. Absent in manifests of older versions, whose restore refreshes
+    /// every one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub materialized_views: Option<Vec<ManifestView>>,
+    /// Tables of [`BackupManifest::tables`] that an extension created and marked with
+    /// `pg_extension_config_dump`: `CREATE EXTENSION` recreates them with the extension's
+    /// own rows, so their backed-up rows (those the extension's filter selects, as pg_dump
+    /// takes them) are added by restore without emptying the table first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extension_config_tables: Vec<ManifestRelation>,
 }
 
 impl BackupManifest {
@@ -187,6 +219,14 @@ impl BackupManifest {
     /// The entry for `path`.
     pub fn file(&self, path: &str) -> Option<&ManifestFile> {
         self.files.iter().find(|f| f.path == path)
+    }
+
+    /// Whether `table` is an extension's configuration table (see
+    /// [`BackupManifest::extension_config_tables`]).
+    pub fn is_extension_config(&self, table: &ManifestTable) -> bool {
+        self.extension_config_tables
+            .iter()
+            .any(|r| r.schema == table.schema && r.name == table.name)
     }
 }
 
