@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use pg_query::NodeEnum;
+use pgward_shared::connect::READ_EVERY_ROW;
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::output::{Context, Failure, Outcome};
@@ -132,8 +133,10 @@ fn run_check(
     let mut session = pgward_shared::connect::connect(db, "pgward-validate")?;
     let client = &mut session.client;
     // Read-only, so a user check cannot change anything; SET LOCAL ends with it.
+    // With row_security off, a check on a table whose policies apply to the role fails
+    // instead of passing on the rows the policies show.
     let sql = format!(
-        "BEGIN READ ONLY; SET LOCAL statement_timeout = {}; SELECT * FROM ({}\n) AS pgward_check LIMIT {}",
+        "BEGIN READ ONLY; SET LOCAL statement_timeout = {}; {READ_EVERY_ROW}; SELECT * FROM ({}\n) AS pgward_check LIMIT {}",
         timeout.as_millis().max(1),
         check.sql,
         check.max_rows + SAMPLE_ROWS
@@ -167,6 +170,12 @@ fn run_check(
                 why: "a check that does not run proves nothing".into(),
                 fix: if timed_out {
                     "raise --statement-timeout, or make the query cheaper (an index, a narrower WHERE)".into()
+                } else if let Some(table) = pgward_shared::error::row_security_table(&e) {
+                    Error::RowSecurity {
+                        role: db.user.clone(),
+                        tables: vec![table],
+                    }
+                    .hint()
                 } else {
                     "fix the check's SQL; it must be one SELECT returning the violating rows".into()
                 },
