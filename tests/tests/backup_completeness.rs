@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use pgward_tests::{cluster, fixtures_dir, path_str, run, temp_dir, Output, TestDb};
+use pgward_tests::{
+    cluster, fixtures_dir, path_str, restore_into_new_database, run, temp_dir, Output, TestDb,
+};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------
@@ -101,21 +103,7 @@ fn backup_as_ok(url: &str, to: &str, extra: &[&str]) -> String {
 /// Restores `from` into `into` (which must not exist yet) through `via`, as the
 /// superuser; asserts success.
 fn restore_into_new(via: &TestDb, from: &str, into: &TestDb) -> Value {
-    let url = via.url();
-    let out = run(
-        "restore",
-        &[
-            "restore",
-            "--from",
-            from,
-            "--database-url",
-            &url,
-            "--target-db",
-            &into.name,
-            "--create",
-        ],
-        &cluster().pg_tools_env(),
-    );
+    let out = restore_into_new_database(via, from, into);
     out.assert_code(0);
     out.json()["result"].clone()
 }
