@@ -111,6 +111,10 @@ pub fn dump(
     let pg_dump_version =
         pgtools::check_fits_server("pg_dump", coordinator.source.server_version_num)?;
     let all_tables = coordinator.tables(options.lock_timeout)?;
+    // The sql format's pg_dump reads every table, whatever the patterns select.
+    if options.format == BackupFormat::Sql {
+        refuse_hidden_rows(&coordinator, &all_tables)?;
+    }
     let tables = filter_tables(all_tables, &options.tables, &options.exclude_tables)?;
     refuse_hidden_rows(&coordinator, &tables)?;
     coordinator.check_sequences()?;
@@ -235,7 +239,7 @@ fn refuse_hidden_rows(coordinator: &Coordinator, tables: &[TableInfo]) -> Result
         return Ok(());
     }
     Err(Error::RowSecurity {
-        role: coordinator.role.clone(),
+        role: Some(coordinator.role.clone()),
         tables: hidden,
     })
 }

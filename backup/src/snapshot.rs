@@ -231,13 +231,15 @@ impl Coordinator {
     }
 
     /// Every sequence a backup carries (extension members only when the extension marked
-    /// them with `pg_extension_config_dump`), and whether the role may read its value.
+    /// them with `pg_extension_config_dump`), and whether the role may read its value
+    /// (SELECT on it, USAGE on its schema).
     fn list_sequences(&mut self) -> Result<Vec<(String, String, bool)>> {
         let rows = self
             .session
             .client
             .query(
-                "SELECT n.nspname::text, c.relname::text, has_sequence_privilege(c.oid, 'SELECT') \
+                "SELECT n.nspname::text, c.relname::text, \
+                        has_sequence_privilege(c.oid, 'SELECT') AND has_schema_privilege(n.oid, 'USAGE') \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
                    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \

@@ -385,10 +385,10 @@ pub enum Error {
     /// Row-level security would hide rows from a read that must see them all (a backup,
     /// a data check): pgward reads with `row_security = off`, as pg_dump does, and
     /// refuses rather than back up or check only the rows the policies show.
-    #[error("row-level security would hide rows of {} from role {role}: reading only the rows its policies show would make an incomplete backup (or a check that proves nothing), so pgward reads with row_security = off and refuses", tables.join(", "))]
+    #[error("row-level security would hide rows of {} from {}: reading only the rows its policies show would make an incomplete backup (or a check that proves nothing), so pgward reads with row_security = off and refuses", tables.join(", "), role.as_deref().map(|r| format!("role {r}")).unwrap_or_else(|| "the connecting role".into()))]
     RowSecurity {
-        /// The role pgward connected as (`the connecting role` when not known).
-        role: String,
+        /// The role pgward connected as, when known.
+        role: Option<String>,
         /// The tables, `schema.table`.
         tables: Vec<String>,
     },
@@ -536,12 +536,15 @@ impl Error {
             Error::BackupCorrupt { .. } => "do not restore this backup; restore an older one (`pgward-backup list`) and take a new backup".into(),
             Error::TableLocked { .. } => "another session holds a lock that conflicts with reading (an ALTER TABLE, a deploy?): wait for it or raise --lock-timeout; backups and deploys should not overlap".into(),
             Error::TargetNotEmpty { .. } => "restore into an empty database (--target-db NEW --create), or replace it with --clean (a safety backup of it is taken first)".into(),
-            Error::RowSecurity { role, tables } => format!(
-                "connect as a role that bypasses row-level security (a superuser, or ALTER ROLE {role} BYPASSRLS run by one); if {role} owns {} and FORCE ROW LEVEL SECURITY is what applies the policies to it, ALTER TABLE ... NO FORCE ROW LEVEL SECURITY lets its owner read every row",
-                tables.first().map(String::as_str).unwrap_or("the table")
-            ),
+            Error::RowSecurity { role, tables } => {
+                let role = role.as_deref().unwrap_or("ROLE");
+                format!(
+                    "connect as a role that bypasses row-level security (a superuser, or ALTER ROLE {role} BYPASSRLS run by one); if {role} owns {} and FORCE ROW LEVEL SECURITY is what applies the policies to it, ALTER TABLE ... NO FORCE ROW LEVEL SECURITY lets its owner read every row",
+                    tables.first().map(String::as_str).unwrap_or("the table")
+                )
+            }
             Error::SequenceUnreadable { role, sequences } => format!(
-                "GRANT SELECT ON SEQUENCE {} TO {role} (USAGE alone does not let it read the value), or back up as the sequences' owner or a superuser",
+                "GRANT SELECT ON SEQUENCE {} TO {role} (with USAGE on its schema; USAGE on the sequence alone does not let it read the value), or back up as the sequences' owner or a superuser",
                 sequences.join(", ")
             ),
             Error::RowCountMismatch { .. } => "the restored database does not match the backup; do not use it: check the server log, then restore again".into(),
@@ -659,7 +662,7 @@ impl Error {
         }
         if let Some(table) = row_security_table(err) {
             return Error::RowSecurity {
-                role: "the connecting role".into(),
+                role: None,
                 tables: vec![table],
             };
         }

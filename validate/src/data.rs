@@ -172,7 +172,7 @@ fn run_check(
                     "raise --statement-timeout, or make the query cheaper (an index, a narrower WHERE)".into()
                 } else if let Some(table) = pgward_shared::error::row_security_table(&e) {
                     Error::RowSecurity {
-                        role: db.user.clone(),
+                        role: Some(db.user.clone()),
                         tables: vec![table],
                     }
                     .hint()
