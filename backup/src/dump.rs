@@ -120,6 +120,7 @@ pub fn dump(
     coordinator.check_sequences()?;
     coordinator.lock(&tables, options.lock_timeout)?;
     let materialized_views = coordinator.materialized_views()?;
+    let database_properties = coordinator.database_properties()?;
     let (migrations, migration_head) = coordinator.migrations(db.schema_or_default())?;
     // Another backup of this database in the same second takes the next free id.
     let writer = storage.begin(&backup_id(
@@ -183,6 +184,7 @@ pub fn dump(
         tables: manifest_tables,
         sequences,
         materialized_views: Some(materialized_views),
+        database_properties: Some(database_properties),
         extension_config_tables: tables
             .iter()
             .filter(|t| t.extension_filter.is_some())

@@ -15,7 +15,9 @@ use pgward_shared::connect::{connect, CopySession, Session, READ_EVERY_ROW};
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, LockHolder, Result};
 use pgward_shared::history;
-use pgward_shared::manifest::{CopyFormat, ManifestSequence, ManifestView};
+use pgward_shared::manifest::{
+    CopyFormat, ManifestDatabase, ManifestSequence, ManifestSetting, ManifestView,
+};
 use pgward_shared::sql::{quote_ident, quote_literal};
 
 /// Application name of pgward-backup's sessions.
@@ -343,6 +345,40 @@ impl Coordinator {
                 populated: r.get(2),
             })
             .collect())
+    }
+
+    /// The database's comment and its settings (`ALTER DATABASE ... SET`, `ALTER ROLE ...
+    /// IN DATABASE ... SET`).
+    pub fn database_properties(&mut self) -> Result<ManifestDatabase> {
+        let client = &mut self.session.client;
+        let comment = client
+            .query_one(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+                 WHERE datname = current_database()",
+                &[],
+            )
+            .map_err(|e| Error::query("reading the database's comment", &e))?
+            .get(0);
+        let settings = client
+            .query(
+                "SELECT r.rolname::text, split_part(c.setting, '=', 1), \
+                        substr(c.setting, strpos(c.setting, '=') + 1) \
+                 FROM pg_db_role_setting s \
+                 CROSS JOIN LATERAL unnest(s.setconfig) WITH ORDINALITY AS c(setting, n) \
+                 LEFT JOIN pg_roles r ON r.oid = s.setrole \
+                 WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 ORDER BY r.rolname NULLS FIRST, c.n",
+                &[],
+            )
+            .map_err(|e| Error::query("reading the database's settings", &e))?
+            .iter()
+            .map(|r| ManifestSetting {
+                role: r.get(0),
+                name: r.get(1),
+                value: r.get(2),
+            })
+            .collect();
+        Ok(ManifestDatabase { comment, settings })
     }
 
     /// Ends the snapshot transaction.

@@ -145,6 +145,28 @@ pub struct ManifestView {
     pub populated: bool,
 }
 
+/// A setting made with `ALTER DATABASE ... SET` (no role) or `ALTER ROLE ... IN DATABASE
+/// ... SET`, as `pg_db_role_setting` stores it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestSetting {
+    /// The role it applies to; none for every role.
+    pub role: Option<String>,
+    /// The parameter (`search_path`, `TimeZone`, ...).
+    pub name: String,
+    /// Its value as stored (a list parameter as `"$user", public`).
+    pub value: String,
+}
+
+/// What belongs to the database itself rather than to an object in it, which
+/// `pg_dump --schema-only` keeps only for `pg_restore --create`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ManifestDatabase {
+    /// `COMMENT ON DATABASE`.
+    pub comment: Option<String>,
+    /// Its settings, database-wide first.
+    pub settings: Vec<ManifestSetting>,
+}
+
 /// A relation named by schema and name.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ManifestRelation {
@@ -208,6 +230,10 @@ pub struct BackupManifest {
     /// takes them) are added by restore without emptying the table first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extension_config_tables: Vec<ManifestRelation>,
+    /// The database's own comment and settings, which a restore that creates the
+    /// database gives it (absent in manifests of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_properties: Option<ManifestDatabase>,
 }
 
 impl BackupManifest {
