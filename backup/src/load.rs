@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use pgward_shared::connect::{connect, Session, READ_EVERY_ROW};
+use pgward_shared::connect::{connect, Session, EXACT_COPY_SETTINGS, READ_EVERY_ROW};
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::manifest::{
@@ -446,7 +446,9 @@ fn load_data(
         let mut s = connect(target, APP)?;
         // Restored data is checked afterwards; there is no point waiting for WAL flushes.
         s.client
-            .batch_execute(&format!("SET synchronous_commit = off; {READ_EVERY_ROW}"))
+            .batch_execute(&format!(
+                "SET synchronous_commit = off; {READ_EVERY_ROW}; {EXACT_COPY_SETTINGS}"
+            ))
             .map_err(|e| Error::query("preparing a loader session", &e))?;
         sessions.push(s);
     }

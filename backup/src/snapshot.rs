@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use pgward_shared::connect::{connect, CopySession, Session, READ_EVERY_ROW};
+use pgward_shared::connect::{connect, CopySession, Session, EXACT_COPY_SETTINGS, READ_EVERY_ROW};
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, LockHolder, Result};
 use pgward_shared::history;
@@ -90,7 +90,7 @@ impl Coordinator {
         let client = &mut session.client;
         client
             .batch_execute(&format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; {READ_EVERY_ROW}"
+                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; {READ_EVERY_ROW}; {EXACT_COPY_SETTINGS}"
             ))
             .map_err(|e| Error::query("starting the snapshot transaction", &e))?;
         let row = client
@@ -449,7 +449,7 @@ pub fn worker(
     let mut session = CopySession::connect(settings, APP)?;
     session
         .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; SET LOCAL lock_timeout = {}; {READ_EVERY_ROW}",
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; SET LOCAL lock_timeout = {}; {READ_EVERY_ROW}; {EXACT_COPY_SETTINGS}",
             quote_literal(snapshot_id),
             lock_timeout.as_millis().max(1)
         ))

@@ -621,3 +621,44 @@ fn the_databases_own_settings_and_comment_come_back_with_a_restore_that_creates_
         "\"$user\", app, \"we\"\"ird, one\""
     );
 }
+
+#[test]
+fn dates_floats_and_intervals_come_back_exactly_whatever_output_style_the_database_sets() {
+    let source = cluster().create_database();
+    // `mood` keeps `styled` in COPY's text format, whose output follows the settings;
+    // `plain` (built-in types only) goes binary. Days of at most 12, so that a date read
+    // back day-for-month is another valid date: no error, only wrong data.
+    source.psql(
+        "CREATE TYPE mood AS ENUM ('ok'); \
+         CREATE TABLE styled (m mood, d date, ts timestamp, tz timestamptz, f8 float8, \
+                              f4 real, i interval, n numeric); \
+         INSERT INTO styled VALUES ('ok', '2024-02-01', '2024-02-01 10:00:00.123456', \
+             '2024-02-01 10:00:00+05', 0.1::float8 + 0.2::float8, 1.1::real / 3, \
+             '1 year 2 mons 3 days 04:05:06.789', 1.25), \
+             ('ok', '2023-03-04', '2023-03-04 23:59:59', 'infinity', 1e-300, 'NaN', \
+              '-1 days +02:00', 'NaN'); \
+         CREATE TABLE plain AS SELECT d, ts, f8, i FROM styled;",
+    );
+    source.psql(&format!(
+        "ALTER DATABASE {0} SET DateStyle = 'SQL, DMY'; \
+         ALTER DATABASE {0} SET IntervalStyle = sql_standard; \
+         ALTER DATABASE {0} SET extra_float_digits = -10;",
+        source.name
+    ));
+    let rows = |db: &TestDb, table: &str| {
+        db.query_one_string(&format!(
+            "SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3; \
+             SET TimeZone = 'UTC'; SELECT string_agg(t::text, ' | ' ORDER BY t::text) FROM {table} t"
+        ))
+    };
+    let expected = (rows(&source, "styled"), rows(&source, "plain"));
+    assert!(
+        expected.0.contains("2024-02-01") && expected.0.contains("0.30000000000000004"),
+        "{expected:?}"
+    );
+    let root = temp_dir("backup_styles_");
+    let id = backup_ok(&source, path_str(root.path()), &[]);
+    let target = cluster().vacant_database();
+    restore_into_new(&source, &format!("{}/{id}", path_str(root.path())), &target);
+    assert_eq!((rows(&target, "styled"), rows(&target, "plain")), expected);
+}
