@@ -281,14 +281,30 @@ impl PostData<'_> {
         Ok(built)
     }
 
-    /// After all data: every post-data entry the early pass (over `early`) did not run.
+    /// After all data: every post-data entry the early pass (over `early`) did not run;
+    /// index attachments of partitioned indexes, and what depends on them, last on one
+    /// session.
     fn run_rest(&self, early: &[usize], jobs: usize) -> Result<()> {
-        let list = self.write_list("rest.list", &self.plan.remaining_list(early))?;
+        let (parallel, attachments) = self.plan.remaining_lists(early);
+        let list = self.write_list("rest.list", &parallel)?;
         run(pg_restore(
             self.target,
             self.archive,
             "post-data",
             Workers::Jobs(jobs),
+            self.no_owner,
+            Some(&list),
+        ))?;
+        if attachments.is_empty() {
+            return Ok(());
+        }
+        // One session: see `PostDataPlan::remaining_lists`.
+        let list = self.write_list("attachments.list", &attachments)?;
+        run(pg_restore(
+            self.target,
+            self.archive,
+            "post-data",
+            Workers::Jobs(1),
             self.no_owner,
             Some(&list),
         ))

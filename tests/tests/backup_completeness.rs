@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use pgward_tests::{
-    cluster, fixtures_dir, path_str, restore_into_new_database, run, temp_dir, Output, TestDb,
+    cluster, fixtures_dir, path_str, restore_into_new_database, run, temp_dir, Cluster, Output,
+    TestDb,
 };
 use serde_json::Value;
 
@@ -103,7 +104,7 @@ fn backup_as_ok(url: &str, to: &str, extra: &[&str]) -> String {
 /// Restores `from` into `into` (which must not exist yet) through `via`, as the
 /// superuser; asserts success.
 fn restore_into_new(via: &TestDb, from: &str, into: &TestDb) -> Value {
-    let out = restore_into_new_database(via, from, into);
+    let out = restore_into_new_database(via, from, into, &[]);
     out.assert_code(0);
     out.json()["result"].clone()
 }
@@ -661,4 +662,57 @@ fn dates_floats_and_intervals_come_back_exactly_whatever_output_style_the_databa
     let target = cluster().vacant_database();
     restore_into_new(&source, &format!("{}/{id}", path_str(root.path())), &target);
     assert_eq!((rows(&target, "styled"), rows(&target, "plain")), expected);
+}
+
+#[test]
+fn foreign_keys_to_sub_partitioned_tables_restore_with_parallel_jobs() {
+    // Two index attachments under one partitioned index, run at once by parallel
+    // post-data, can leave it invalid (PostgreSQL; pg_restore --jobs 4 fails on this
+    // schema every time too), and the foreign keys to it then fail. The race needs
+    // commits that take as long as real ones: a private cluster with fsync and
+    // synchronous_commit on (the shared one runs without them, for speed).
+    let private = Cluster::start();
+    let mut admin = private.client("postgres");
+    for sql in [
+        "ALTER SYSTEM SET fsync = on",
+        "ALTER SYSTEM SET synchronous_commit = on",
+        "SELECT pg_reload_conf()",
+    ] {
+        admin
+            .batch_execute(sql)
+            .expect("fsync and synchronous_commit on");
+    }
+    let source = private.create_database();
+    let mut sql = String::new();
+    for h in 1..=20 {
+        sql.push_str(&format!(
+            "CREATE TABLE o{h} (id bigint NOT NULL, region text NOT NULL, PRIMARY KEY (id, region)) \
+                 PARTITION BY LIST (region); \
+             CREATE TABLE o{h}_eu PARTITION OF o{h} FOR VALUES IN ('eu') PARTITION BY HASH (id); \
+             CREATE TABLE o{h}_eu_0 PARTITION OF o{h}_eu FOR VALUES WITH (MODULUS 2, REMAINDER 0); \
+             CREATE TABLE o{h}_eu_1 PARTITION OF o{h}_eu FOR VALUES WITH (MODULUS 2, REMAINDER 1); \
+             CREATE TABLE o{h}_us PARTITION OF o{h} FOR VALUES IN ('us'); \
+             INSERT INTO o{h} SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END \
+                 FROM generate_series(1, 20) AS g; \
+             CREATE TABLE n{h} (id int PRIMARY KEY, oid bigint, region text, \
+                                FOREIGN KEY (oid, region) REFERENCES o{h}); \
+             INSERT INTO n{h} SELECT g, g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END \
+                 FROM generate_series(1, 20) AS g;"
+        ));
+    }
+    source.psql(&sql);
+    let root = temp_dir("backup_attach_");
+    let id = backup_ok(&source, path_str(root.path()), &[]);
+    let from = format!("{}/{id}", path_str(root.path()));
+    for _ in 0..2 {
+        let target = private.vacant_database();
+        let out = restore_into_new_database(&source, &from, &target, &["--jobs", "4"]);
+        out.assert_code(0);
+        assert_eq!(
+            target.query_one_string("SELECT count(*) FROM pg_index WHERE NOT indisvalid"),
+            "0",
+            "every index is valid"
+        );
+        assert_same(&source, &target, "restored with --jobs 4");
+    }
 }

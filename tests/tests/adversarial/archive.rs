@@ -75,8 +75,13 @@ fn object_names_that_are_sql_in_disguise_are_quoted_in_every_read_and_every_erro
     // As the superuser: every object comes back, named as it was.
     let id = backup_id(&db, root.path());
     let target = cluster().vacant_database();
-    restore_into_new_database(&db, &format!("{}/{id}", path_str(root.path())), &target)
-        .assert_code(0);
+    restore_into_new_database(
+        &db,
+        &format!("{}/{id}", path_str(root.path())),
+        &target,
+        &[],
+    )
+    .assert_code(0);
     assert_eq!(
         target.query_one_string(&format!("SELECT count(*) FROM {table}")),
         "4"
@@ -147,8 +152,13 @@ fn manifests_of_older_versions_or_with_a_table_miscast_as_extension_data_restore
         m["extension_config_tables"] = serde_json::json!([{"schema": "public", "name": "items"}]);
     });
     let target = cluster().vacant_database();
-    restore_into_new_database(&db, &format!("{}/{id}", path_str(root.path())), &target)
-        .assert_code(0);
+    restore_into_new_database(
+        &db,
+        &format!("{}/{id}", path_str(root.path())),
+        &target,
+        &[],
+    )
+    .assert_code(0);
     assert_eq!(
         target.query_one_string("SELECT count(*) || ' ' || sum(id) FROM items"),
         "50 1275"
