@@ -16,7 +16,7 @@ use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, LockHolder, Result};
 use pgward_shared::history;
 use pgward_shared::manifest::{
-    CopyFormat, ManifestDatabase, ManifestSequence, ManifestSetting, ManifestView,
+    CopyFormat, ManifestDatabase, ManifestGrant, ManifestSequence, ManifestSetting, ManifestView,
 };
 use pgward_shared::sql::{quote_ident, quote_literal};
 
@@ -378,7 +378,34 @@ impl Coordinator {
                 value: r.get(2),
             })
             .collect();
-        Ok(ManifestDatabase { comment, settings })
+        // The owner's own privileges are left out: the restoring role owns the new
+        // database and has them.
+        let acl = client
+            .query(
+                "SELECT d.datacl IS NOT NULL, a.privilege_type, \
+                        CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)::text END, \
+                        a.is_grantable \
+                 FROM pg_database d LEFT JOIN LATERAL aclexplode(d.datacl) a ON a.grantee <> d.datdba \
+                 WHERE d.datname = current_database() ORDER BY 3 NULLS FIRST, 2",
+                &[],
+            )
+            .map_err(|e| Error::query("reading the database's privileges", &e))?;
+        let grants = acl.first().is_some_and(|r| r.get::<_, bool>(0)).then(|| {
+            acl.iter()
+                .filter_map(|r| {
+                    Some(ManifestGrant {
+                        privilege: r.get::<_, Option<String>>(1)?,
+                        grantee: r.get(2),
+                        grantable: r.get::<_, Option<bool>>(3).unwrap_or(false),
+                    })
+                })
+                .collect()
+        });
+        Ok(ManifestDatabase {
+            comment,
+            settings,
+            grants,
+        })
     }
 
     /// Ends the snapshot transaction.

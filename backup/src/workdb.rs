@@ -150,6 +150,54 @@ pub fn apply_settings(
     Ok(())
 }
 
+/// Gives database `work`, which a restore created, the privileges the backed-up database
+/// had when they were not PostgreSQL's default (`REVOKE CONNECT ON DATABASE app FROM
+/// PUBLIC` is a common guard, and a restore that dropped it would open the database to
+/// every role), as `pg_restore --create` would. Privileges other than CONNECT, CREATE and
+/// TEMPORARY (none exist on a database) are refused as a damaged manifest.
+pub fn apply_grants(
+    admin: &mut postgres::Client,
+    work: &str,
+    manifest: &BackupManifest,
+) -> Result<()> {
+    let Some(grants) = manifest
+        .database_properties
+        .as_ref()
+        .and_then(|p| p.grants.as_ref())
+    else {
+        return Ok(());
+    };
+    let database = quote_ident(work);
+    let mut sql = format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC");
+    for grant in grants {
+        let privilege = match grant.privilege.as_str() {
+            p @ ("CONNECT" | "CREATE" | "TEMPORARY") => p,
+            other => {
+                return Err(Error::BackupCorrupt {
+                    id: manifest.id.clone(),
+                    problems: format!("manifest.json: `{other}` is not a privilege on a database"),
+                    files: vec!["manifest.json".into()],
+                })
+            }
+        };
+        sql.push_str(&format!(
+            "; GRANT {privilege} ON DATABASE {database} TO {}{}",
+            grant
+                .grantee
+                .as_deref()
+                .map_or_else(|| "PUBLIC".to_string(), quote_ident),
+            if grant.grantable {
+                " WITH GRANT OPTION"
+            } else {
+                ""
+            }
+        ));
+    }
+    admin
+        .batch_execute(&sql)
+        .map_err(|e| Error::query("giving the restored database its privileges", &e))
+}
+
 /// The parameters whose stored value is a list of quoted names (PostgreSQL's
 /// `GUC_LIST_QUOTE`, as pg_dump knows them): each element is set as a literal of its own.
 const LIST_PARAMETERS: &[&str] = &[

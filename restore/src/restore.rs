@@ -290,6 +290,9 @@ pub fn restore(
         target::admin_session(&db, &target_name)
             .and_then(|mut admin| {
                 workdb::apply_settings(&mut admin.client, &load_into, &manifest, !options.no_owner)?;
+                if !options.no_owner {
+                    workdb::apply_grants(&mut admin.client, &load_into, &manifest)?;
+                }
                 workdb::publish(&mut admin.client, &load_into, &target_name, comment)
             })
             .map_err(|e| {

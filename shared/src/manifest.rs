@@ -157,6 +157,17 @@ pub struct ManifestSetting {
     pub value: String,
 }
 
+/// A privilege on the database (`GRANT CONNECT ON DATABASE ... TO ...`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestGrant {
+    /// `CONNECT`, `CREATE` or `TEMPORARY`.
+    pub privilege: String,
+    /// The role it is granted to; none for PUBLIC.
+    pub grantee: Option<String>,
+    /// WITH GRANT OPTION.
+    pub grantable: bool,
+}
+
 /// What belongs to the database itself rather than to an object in it, which
 /// `pg_dump --schema-only` keeps only for `pg_restore --create`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -165,6 +176,10 @@ pub struct ManifestDatabase {
     pub comment: Option<String>,
     /// Its settings, database-wide first.
     pub settings: Vec<ManifestSetting>,
+    /// Its privileges, when they differ from PostgreSQL's default (CONNECT and TEMPORARY
+    /// for PUBLIC, everything for the owner); none for the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<Vec<ManifestGrant>>,
 }
 
 /// A relation named by schema and name.

@@ -579,12 +579,14 @@ fn an_extensions_configuration_data_is_backed_up_as_pg_dump_takes_it() {
     }
 }
 
-/// The database's own settings (each with its role, none for all) and its comment.
+/// The database's own settings (each with its role, none for all), its comment and its
+/// privileges (both databases are owned by the same superuser).
 fn database_properties(db: &TestDb) -> String {
     db.query_one_string(
         "SELECT coalesce(string_agg(coalesce(r.rolname, '*') || ': ' \
                 || array_to_string(s.setconfig, ' | '), E'\\n' ORDER BY r.rolname NULLS FIRST), '') \
                 || E'\\ncomment: ' || coalesce(shobj_description(d.oid, 'pg_database'), '-') \
+                || E'\\nprivileges: ' || coalesce(d.datacl::text, 'default') \
          FROM pg_database d LEFT JOIN pg_db_role_setting s ON s.setdatabase = d.oid \
          LEFT JOIN pg_roles r ON r.oid = s.setrole \
          WHERE d.datname = current_database() GROUP BY d.oid",
@@ -592,23 +594,28 @@ fn database_properties(db: &TestDb) -> String {
 }
 
 #[test]
-fn the_databases_own_settings_and_comment_come_back_with_a_restore_that_creates_it() {
+fn the_databases_own_settings_comment_and_privileges_come_back_with_a_restore_that_creates_it() {
     let roles = Roles::create(&["app"]);
     let role = roles.name(0);
     let source = cluster().create_database();
     source.psql("CREATE SCHEMA app; CREATE TABLE app.t (id int); INSERT INTO app.t VALUES (1);");
     // A list setting with a name that needs quotes, a timezone, a role's own setting, a
-    // comment, and a setting that would stop the load if it applied to it.
+    // comment, privileges (PUBLIC may not connect), and a setting that would stop the load
+    // if it applied to it.
     source.psql(&format!(
         "ALTER DATABASE {0} SET search_path TO \"$user\", app, \"we\"\"ird, one\"; \
          ALTER DATABASE {0} SET \"TimeZone\" TO 'Europe/Paris'; \
          ALTER ROLE {role} IN DATABASE {0} SET statement_timeout TO '1min'; \
          COMMENT ON DATABASE {0} IS 'the app''s database'; \
+         REVOKE CONNECT, TEMPORARY ON DATABASE {0} FROM PUBLIC; \
+         GRANT CONNECT ON DATABASE {0} TO {role}; \
+         GRANT TEMPORARY ON DATABASE {0} TO {role} WITH GRANT OPTION; \
          ALTER DATABASE {0} SET default_transaction_read_only TO on;",
         source.name
     ));
     let expected = database_properties(&source);
     assert!(expected.contains("TimeZone=Europe/Paris"), "{expected}");
+    assert!(expected.contains(&format!("{role}=T*c/")), "{expected}");
     let root = temp_dir("backup_dbprops_");
     let id = backup_ok(&source, path_str(root.path()), &[]);
     // Through another database: the source is read-only now.

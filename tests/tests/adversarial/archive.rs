@@ -171,3 +171,45 @@ fn manifests_of_older_versions_or_with_a_table_miscast_as_extension_data_restore
         "a manifest that does not say is restored as older versions restored it"
     );
 }
+
+#[test]
+fn a_manifest_whose_database_privilege_is_sql_is_refused_as_damaged() {
+    let db = cluster().create_database();
+    db.psql("CREATE TABLE items (id int); INSERT INTO items VALUES (1);");
+    let root = temp_dir("adv_grants_");
+    let id = backup_id(&db, root.path());
+    edit_manifest(root.path(), &id, |m| {
+        m["database_properties"]["grants"] = serde_json::json!([
+            {"privilege": "CONNECT ON DATABASE postgres TO PUBLIC; DROP TABLE items; --",
+             "grantee": null, "grantable": false}
+        ]);
+    });
+    let target = cluster().vacant_database();
+    let out = restore_into_new_database(
+        &db,
+        &format!("{}/{id}", path_str(root.path())),
+        &target,
+        &[],
+    );
+    let json = out.assert_error(5, "BACKUP_CORRUPT");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is not a privilege on a database"),
+        "{out}"
+    );
+    assert_eq!(db.query_one_string("SELECT count(*) FROM items"), "1");
+    assert_eq!(
+        cluster()
+            .client("postgres")
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname = $1",
+                &[&target.name]
+            )
+            .expect("pg_database")
+            .get::<_, i64>(0),
+        0,
+        "the target was never published"
+    );
+}
