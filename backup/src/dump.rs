@@ -111,13 +111,7 @@ pub fn dump(
     let pg_dump_version =
         pgtools::check_fits_server("pg_dump", coordinator.source.server_version_num)?;
     let all_tables = coordinator.tables(options.lock_timeout)?;
-    // The sql format's pg_dump reads every table, whatever the patterns select.
-    if options.format == BackupFormat::Sql {
-        refuse_hidden_rows(&coordinator, &all_tables)?;
-    }
-    let tables = filter_tables(all_tables, &options.tables, &options.exclude_tables)?;
-    refuse_hidden_rows(&coordinator, &tables)?;
-    coordinator.check_sequences()?;
+    let tables = refuse_incomplete(&mut coordinator, all_tables, options)?;
     coordinator.lock(&tables, options.lock_timeout)?;
     let materialized_views = coordinator.materialized_views()?;
     let database_properties = coordinator.database_properties()?;
@@ -225,6 +219,24 @@ pub fn dump(
             .collect(),
     };
     Ok((result, manifest))
+}
+
+/// The tables of `all` a backup with `options` reads, once it is sure it can read them
+/// whole: row-level security hides no rows of them from its role (in the sql format,
+/// none of any table: its pg_dump reads them all, whatever the patterns select) and
+/// every sequence's value is readable. `backup --dry-run` asks the same.
+pub fn refuse_incomplete(
+    coordinator: &mut Coordinator,
+    all: Vec<TableInfo>,
+    options: &DumpOptions,
+) -> Result<Vec<TableInfo>> {
+    if options.format == BackupFormat::Sql {
+        refuse_hidden_rows(coordinator, &all)?;
+    }
+    let tables = filter_tables(all, &options.tables, &options.exclude_tables)?;
+    refuse_hidden_rows(coordinator, &tables)?;
+    coordinator.check_sequences()?;
+    Ok(tables)
 }
 
 /// Refuses a backup in which row-level security would hide rows of any of `tables` from

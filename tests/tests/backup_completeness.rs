@@ -266,6 +266,13 @@ fn rows_hidden_by_row_level_security_refuse_the_backup_until_the_role_may_see_th
             "{out}"
         );
         assert_nothing_written(root.path(), format);
+        // A dry run says so too.
+        backup(
+            &url,
+            path_str(root.path()),
+            &["--backup-format", format, "--dry-run"],
+        )
+        .assert_error(6, "ROW_SECURITY_ACTIVE");
     }
 
     // A role that bypasses row-level security backs up every row.
