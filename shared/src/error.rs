@@ -539,8 +539,8 @@ impl Error {
             Error::RowSecurity { role, tables } => {
                 let role = role.as_deref().unwrap_or("ROLE");
                 format!(
-                    "connect as a role that bypasses row-level security (a superuser, or ALTER ROLE {role} BYPASSRLS run by one); if {role} owns {} and FORCE ROW LEVEL SECURITY is what applies the policies to it, ALTER TABLE ... NO FORCE ROW LEVEL SECURITY lets its owner read every row",
-                    tables.first().map(String::as_str).unwrap_or("the table")
+                    "connect as a role that bypasses row-level security (a superuser, or ALTER ROLE {role} BYPASSRLS run by one); if {role} owns the table and FORCE ROW LEVEL SECURITY is what applies the policies to it, ALTER TABLE {} NO FORCE ROW LEVEL SECURITY lets its owner read every row",
+                    tables.first().map(String::as_str).unwrap_or("TABLE")
                 )
             }
             Error::SequenceUnreadable { role, sequences } => format!(
