@@ -49,9 +49,12 @@ pub fn backup(
     let storage = open_storage(ctx, to, args)?;
     if dry_run {
         let mut coordinator = crate::snapshot::Coordinator::open(&db)?;
-        let tables = coordinator.tables(options.lock_timeout)?;
+        let all = coordinator.tables(options.lock_timeout)?;
+        // A dry run refuses what the backup would refuse.
+        let tables = crate::dump::refuse_incomplete(&mut coordinator, all, options);
         let large_objects = coordinator.large_objects(&db.dbname, options.no_large_objects)?;
         coordinator.close();
+        let tables = tables?;
         let plan: Vec<serde_json::Value> = tables
             .iter()
             .map(|t| serde_json::json!({ "table": format!("{}.{}", t.schema, t.name), "bytes": t.bytes }))

@@ -15,8 +15,8 @@ use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::manifest::{
     backup_id, BackupFormat, BackupManifest, CopyFormat, ManifestChunk, ManifestFile,
-    ManifestLargeObjects, ManifestTable, LARGE_OBJECTS_FILE, MANIFEST_FORMAT_VERSION,
-    MIGRATIONS_FILE, SCHEMA_FILE, SQL_FILE,
+    ManifestLargeObjects, ManifestRelation, ManifestTable, LARGE_OBJECTS_FILE,
+    MANIFEST_FORMAT_VERSION, MIGRATIONS_FILE, SCHEMA_FILE, SQL_FILE,
 };
 use pgward_shared::output::VERSION;
 use pgward_shared::progress::Progress;
@@ -115,8 +115,10 @@ pub fn dump(
     let pg_dump_version =
         pgtools::check_fits_server("pg_dump", coordinator.source.server_version_num)?;
     let all_tables = coordinator.tables(options.lock_timeout)?;
-    let tables = filter_tables(all_tables, &options.tables, &options.exclude_tables)?;
+    let tables = refuse_incomplete(&mut coordinator, all_tables, options)?;
     coordinator.lock(&tables, options.lock_timeout)?;
+    let materialized_views = coordinator.materialized_views()?;
+    let database_properties = coordinator.database_properties()?;
     let (migrations, migration_head) = coordinator.migrations(db.schema_or_default())?;
     let large_objects = coordinator.large_objects(&db.dbname, options.no_large_objects)?;
     // Another backup of this database in the same second takes the next free id.
@@ -182,6 +184,16 @@ pub fn dump(
         tables: manifest_tables,
         sequences,
         large_objects: Some(large_objects),
+        materialized_views: Some(materialized_views),
+        database_properties: Some(database_properties),
+        extension_config_tables: tables
+            .iter()
+            .filter(|t| t.extension_filter.is_some())
+            .map(|t| ManifestRelation {
+                schema: t.schema.clone(),
+                name: t.name.clone(),
+            })
+            .collect(),
     };
     coordinator.close();
     let bytes = serde_json::to_vec_pretty(&manifest)
@@ -215,6 +227,43 @@ pub fn dump(
         large_objects: manifest.large_objects.clone().unwrap_or_default(),
     };
     Ok((result, manifest))
+}
+
+/// The tables of `all` a backup with `options` reads, once it is sure it can read them
+/// whole: row-level security hides no rows of them from its role (in the sql format,
+/// none of any table: its pg_dump reads them all, whatever the patterns select) and
+/// every sequence's value is readable. `backup --dry-run` asks the same.
+pub fn refuse_incomplete(
+    coordinator: &mut Coordinator,
+    all: Vec<TableInfo>,
+    options: &DumpOptions,
+) -> Result<Vec<TableInfo>> {
+    if options.format == BackupFormat::Sql {
+        refuse_hidden_rows(coordinator, &all)?;
+    }
+    let tables = filter_tables(all, &options.tables, &options.exclude_tables)?;
+    refuse_hidden_rows(coordinator, &tables)?;
+    coordinator.check_sequences()?;
+    Ok(tables)
+}
+
+/// Refuses a backup in which row-level security would hide rows of any of `tables` from
+/// the backup's role ([`Error::RowSecurity`], naming every such table): the sessions read
+/// with `row_security = off` and would fail on the first one anyway, but only after
+/// writing files, and naming one table at a time.
+fn refuse_hidden_rows(coordinator: &Coordinator, tables: &[TableInfo]) -> Result<()> {
+    let hidden: Vec<String> = tables
+        .iter()
+        .filter(|t| t.row_security)
+        .map(TableInfo::qualified)
+        .collect();
+    if hidden.is_empty() {
+        return Ok(());
+    }
+    Err(Error::RowSecurity {
+        role: Some(coordinator.role.clone()),
+        tables: hidden,
+    })
 }
 
 /// Keeps the tables `include` matches (all when empty) and `exclude` does not.
@@ -373,13 +422,30 @@ fn plan_chunks(tables: &[TableInfo], chunk_bytes: u64, block_size: u64) -> Vec<C
     for (ti, t) in tables.iter().enumerate() {
         let columns = t.columns.join(", ");
         let pages = t.bytes.div_ceil(block_size.max(1));
-        let count = pages.div_ceil(chunk_pages).max(1);
+        // An extension's configuration table is read whole through its filter.
+        let count = if t.extension_filter.is_some() {
+            1
+        } else {
+            pages.div_ceil(chunk_pages).max(1)
+        };
         for ci in 0..count {
             let first = ci * chunk_pages;
             let end = (ci + 1 < count).then_some((ci + 1) * chunk_pages);
             let options = t.copy_format.copy_options(&[]);
-            let sql = if count == 1 {
-                format!("COPY {} ({columns}) TO STDOUT{options}", t.qualified())
+            let sql = if let Some(filter) = &t.extension_filter {
+                format!(
+                    "COPY (SELECT {columns} FROM ONLY {} {filter}) TO STDOUT{options}",
+                    t.qualified()
+                )
+            } else if count == 1 {
+                // A table without columns still has rows: `COPY t TO STDOUT` writes an
+                // empty line for each (`COPY t () ...` is a syntax error).
+                let list = if columns.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({columns})")
+                };
+                format!("COPY {}{list} TO STDOUT{options}", t.qualified())
             } else {
                 let upper = end
                     .map(|e| format!(" AND ctid < '({e},0)'::tid"))

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use pgward_shared::connect::{connect, libpq_dbname_arg, Session};
+use pgward_shared::connect::{
+    connect, libpq_dbname_arg, Session, EXACT_COPY_SETTINGS, READ_EVERY_ROW,
+};
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::manifest::{
@@ -235,7 +237,7 @@ pub fn load(
     let t = Instant::now();
     log::info("building indexes, constraints and triggers (post-data)");
     post_data.run_rest(&loaded.early, jobs)?;
-    refresh_materialized_views(&mut session)?;
+    refresh_materialized_views(&mut session, manifest)?;
     let post_data_s = since(t);
 
     let t = Instant::now();
@@ -311,14 +313,30 @@ impl PostData<'_> {
         Ok(built)
     }
 
-    /// After all data: every post-data entry the early pass (over `early`) did not run.
+    /// After all data: every post-data entry the early pass (over `early`) did not run;
+    /// index attachments of partitioned indexes, and what depends on them, last on one
+    /// session.
     fn run_rest(&self, early: &[usize], jobs: usize) -> Result<()> {
-        let list = self.write_list("rest.list", &self.plan.remaining_list(early))?;
+        let (parallel, attachments) = self.plan.remaining_lists(early);
+        let list = self.write_list("rest.list", &parallel)?;
         run(pg_restore(
             self.target,
             self.archive,
             "post-data",
             Workers::Jobs(jobs),
+            self.no_owner,
+            Some(&list),
+        ))?;
+        if attachments.is_empty() {
+            return Ok(());
+        }
+        // One session: see `PostDataPlan::remaining_lists`.
+        let list = self.write_list("attachments.list", &attachments)?;
+        run(pg_restore(
+            self.target,
+            self.archive,
+            "post-data",
+            Workers::Jobs(1),
             self.no_owner,
             Some(&list),
         ))
@@ -483,7 +501,9 @@ fn load_data(
         let mut s = connect(target, APP)?;
         // Restored data is checked afterwards; there is no point waiting for WAL flushes.
         s.client
-            .batch_execute("SET synchronous_commit = off")
+            .batch_execute(&format!(
+                "SET synchronous_commit = off; {READ_EVERY_ROW}; {EXACT_COPY_SETTINGS}"
+            ))
             .map_err(|e| Error::query("preparing a loader session", &e))?;
         sessions.push(s);
     }
@@ -670,11 +690,15 @@ fn load_table(
 ) -> Result<(u64, bool)> {
     let name = table.qualified();
     // A role that may insert but not truncate (the tables keep their owners) loads
-    // without FREEZE, as plain COPY.
-    let freeze = match session
-        .client
-        .batch_execute(&format!("BEGIN; TRUNCATE ONLY {name}"))
-    {
+    // without FREEZE, as plain COPY. So does an extension's configuration table: CREATE
+    // EXTENSION filled it with the extension's own rows, which the backup left out.
+    let truncate = if manifest.is_extension_config(table) {
+        "BEGIN".to_string()
+    } else {
+        format!("BEGIN; TRUNCATE ONLY {name}")
+    };
+    let freeze = match session.client.batch_execute(&truncate) {
+        Ok(()) if manifest.is_extension_config(table) => false,
         Ok(()) => true,
         Err(e) if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
             session
@@ -686,7 +710,8 @@ fn load_table(
         Err(e) => return Err(Error::query(format!("truncating {name} to load it"), &e)),
     };
     // The column list is quoted here from the names, never spliced from the manifest
-    // (read_backup has already refused a manifest whose columns are not identifiers).
+    // (read_backup has already refused a manifest whose columns are not identifiers); a
+    // table without columns has none (`COPY t () ...` is a syntax error).
     let columns = table.column_list().map_err(|problem| {
         crate::verify::corrupt(
             &manifest.id,
@@ -694,8 +719,13 @@ fn load_table(
             &problem,
         )
     })?;
+    let columns = if columns.is_empty() {
+        String::new()
+    } else {
+        format!(" ({columns})")
+    };
     let sql = format!(
-        "COPY {name} ({columns}) FROM STDIN{}",
+        "COPY {name}{columns} FROM STDIN{}",
         table
             .copy_format
             .copy_options(if freeze { &["FREEZE"] } else { &[] })
@@ -903,19 +933,30 @@ fn pg_restore_list(target: &ConnectionSettings, file: &std::path::Path) -> Resul
     })
 }
 
-/// pg_dump --schema-only leaves materialized views empty; fill them in dependency order
-/// (retrying those that depend on a not yet refreshed one).
-fn refresh_materialized_views(session: &mut Session) -> Result<()> {
+/// pg_dump --schema-only leaves materialized views empty; fill those that held rows at
+/// backup time in dependency order (retrying those that depend on a not yet refreshed
+/// one). One that was empty (created `WITH NO DATA` and never refreshed) stays empty, as
+/// pg_restore leaves it: refreshing it would run a query its owner never ran, and reading
+/// it fails until someone refreshes it, as it did before. A manifest of an older version
+/// does not say which were populated: every view is refreshed then.
+fn refresh_materialized_views(session: &mut Session, manifest: &BackupManifest) -> Result<()> {
     let views: Vec<String> = session
         .client
         .query(
-            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind = 'm' AND NOT c.relispopulated ORDER BY c.oid",
             &[],
         )
         .map_err(|e| Error::query("listing materialized views", &e))?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+        .filter(|(schema, name)| match &manifest.materialized_views {
+            Some(views) => views
+                .iter()
+                .any(|v| v.populated && &v.schema == schema && &v.name == name),
+            None => true,
+        })
+        .map(|(schema, name)| format!("{}.{}", quote_ident(&schema), quote_ident(&name)))
         .collect();
     let mut pending = views;
     for _round in 0..3 {

@@ -11,11 +11,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use pgward_shared::connect::{connect, CopySession, Session};
+use pgward_shared::connect::{connect, CopySession, Session, EXACT_COPY_SETTINGS, READ_EVERY_ROW};
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, LockHolder, Result};
 use pgward_shared::history;
-use pgward_shared::manifest::{CopyFormat, ManifestLargeObjects, ManifestSequence};
+use pgward_shared::manifest::{
+    CopyFormat, ManifestDatabase, ManifestGrant, ManifestLargeObjects, ManifestSequence,
+    ManifestSetting, ManifestView,
+};
 use pgward_shared::sql::{quote_ident, quote_literal};
 
 /// Application name of pgward-backup's sessions.
@@ -34,6 +37,13 @@ pub struct TableInfo {
     pub columns: Vec<String>,
     /// How its rows are copied.
     pub copy_format: CopyFormat,
+    /// Whether row-level security policies apply to the backup's role on it
+    /// (`row_security_active`): then a read would see only the rows they show.
+    pub row_security: bool,
+    /// For a configuration table of an extension (`pg_extension_config_dump`), the
+    /// extension's filter (`WHERE ...`, or empty for every row): pg_dump backs up the rows
+    /// it selects, and so does pgward.
+    pub extension_filter: Option<String>,
 }
 
 impl TableInfo {
@@ -70,6 +80,8 @@ pub struct Coordinator {
     pub snapshot_time: DateTime<Utc>,
     /// The source's properties.
     pub source: SourceInfo,
+    /// The role the session runs as (`current_user`), for the errors that name it.
+    pub role: String,
 }
 
 impl Coordinator {
@@ -78,13 +90,15 @@ impl Coordinator {
         let mut session = connect(settings, APP)?;
         let client = &mut session.client;
         client
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; {READ_EVERY_ROW}; {EXACT_COPY_SETTINGS}"
+            ))
             .map_err(|e| Error::query("starting the snapshot transaction", &e))?;
         let row = client
             .query_one(
                 "SELECT pg_export_snapshot(), now(), current_setting('server_version'), \
                         pg_encoding_to_char(d.encoding), d.datcollate::text, d.datctype::text, \
-                        current_setting('block_size')::bigint \
+                        current_setting('block_size')::bigint, current_user::text \
                  FROM pg_database d WHERE d.datname = current_database()",
                 &[],
             )
@@ -101,6 +115,7 @@ impl Coordinator {
         Ok(Coordinator {
             snapshot_id: row.get(0),
             snapshot_time: row.get(1),
+            role: row.get(7),
             source,
             session,
         })
@@ -129,13 +144,17 @@ impl Coordinator {
                                                   AND t.typsend::oid <> 0 AND t.typreceive::oid <> 0) \
                                   FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
                                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-                                    AND a.attgenerated = ''), false) \
+                                    AND a.attgenerated = ''), false), \
+                        row_security_active(c.oid), \
+                        (SELECT coalesce(e.extcondition[array_position(e.extconfig, c.oid)], '') \
+                         FROM pg_extension e WHERE c.oid = ANY (e.extconfig) LIMIT 1) \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relkind = 'r' AND c.relpersistence <> 't' \
                    AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
                    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
-                   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
-                                   AND d.objid = c.oid AND d.deptype = 'e') \
+                   AND (NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                                    AND d.objid = c.oid AND d.deptype = 'e') \
+                        OR EXISTS (SELECT 1 FROM pg_extension e WHERE c.oid = ANY (e.extconfig))) \
                  ORDER BY 3 DESC, 1, 2",
                 &[],
             );
@@ -175,6 +194,8 @@ impl Coordinator {
                     } else {
                         CopyFormat::Text
                     },
+                    row_security: r.get(5),
+                    extension_filter: r.get(6),
                 })
             })
             .collect()
@@ -270,30 +291,180 @@ impl Coordinator {
         }
     }
 
-    /// Sequence values, read as late as possible (sequences ignore snapshots, and a later
-    /// value is the safe side after a restore).
-    pub fn sequences(&mut self) -> Result<Vec<ManifestSequence>> {
+    /// Every sequence a backup carries (extension members only when the extension marked
+    /// them with `pg_extension_config_dump`), and whether the role may read its value
+    /// (SELECT on it, USAGE on its schema).
+    fn list_sequences(&mut self) -> Result<Vec<(String, String, bool)>> {
         let rows = self
             .session
             .client
             .query(
-                "SELECT s.schemaname::text, s.sequencename::text, coalesce(s.last_value, s.start_value), s.last_value IS NOT NULL \
-                 FROM pg_sequences s JOIN pg_namespace n ON n.nspname = s.schemaname \
-                 JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.sequencename \
-                 WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') \
+                "SELECT n.nspname::text, c.relname::text, \
+                        has_sequence_privilege(c.oid, 'SELECT') AND has_schema_privilege(n.oid, 'USAGE') \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
+                   AND (NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                                    AND d.objid = c.oid AND d.deptype = 'e') \
+                        OR EXISTS (SELECT 1 FROM pg_extension e WHERE c.oid = ANY (e.extconfig))) \
                  ORDER BY 1, 2",
                 &[],
             )
-            .map_err(|e| Error::query("reading sequence values", &e))?;
+            .map_err(|e| Error::query("listing the sequences", &e))?;
         Ok(rows
             .iter()
-            .map(|r| ManifestSequence {
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    /// Fails with [`Error::SequenceUnreadable`] naming every sequence whose value the role
+    /// may not read. (`pg_sequences` shows such a value as NULL, as it shows a sequence
+    /// never called: taking NULL for "never called" would restore the sequence at its
+    /// start, and the next insert would collide with the rows already there.)
+    pub fn check_sequences(&mut self) -> Result<()> {
+        let unreadable: Vec<String> = self
+            .list_sequences()?
+            .into_iter()
+            .filter(|(_, _, readable)| !readable)
+            .map(|(schema, name, _)| format!("{}.{}", quote_ident(&schema), quote_ident(&name)))
+            .collect();
+        if unreadable.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::SequenceUnreadable {
+                role: self.role.clone(),
+                sequences: unreadable,
+            })
+        }
+    }
+
+    /// Sequence values, read as late as possible (sequences ignore snapshots, and a later
+    /// value is the safe side after a restore): `last_value` and `is_called` from each
+    /// sequence itself, as pg_dump reads them, so a sequence never called, or set with
+    /// `setval(..., false)`, comes back exactly.
+    pub fn sequences(&mut self) -> Result<Vec<ManifestSequence>> {
+        self.check_sequences()?;
+        let names: Vec<(String, String)> = self
+            .list_sequences()?
+            .into_iter()
+            .map(|(schema, name, _)| (schema, name))
+            .collect();
+        let mut values = Vec::with_capacity(names.len());
+        for batch in names.chunks(500) {
+            let sql = batch
+                .iter()
+                .enumerate()
+                .map(|(i, (schema, name))| {
+                    format!(
+                        "SELECT {i}, last_value, is_called FROM {}.{}",
+                        quote_ident(schema),
+                        quote_ident(name)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+            let mut rows = self
+                .session
+                .client
+                .query(&format!("{sql} ORDER BY 1"), &[])
+                .map_err(|e| Error::query("reading sequence values", &e))?;
+            rows.sort_by_key(|r| r.get::<_, i32>(0));
+            for (r, (schema, name)) in rows.iter().zip(batch) {
+                values.push(ManifestSequence {
+                    schema: schema.clone(),
+                    name: name.clone(),
+                    last_value: r.get(1),
+                    is_called: r.get(2),
+                });
+            }
+        }
+        Ok(values)
+    }
+
+    /// Every materialized view (but an extension's) and whether it holds rows.
+    pub fn materialized_views(&mut self) -> Result<Vec<ManifestView>> {
+        let rows = self
+            .session
+            .client
+            .query(
+                "SELECT n.nspname::text, c.relname::text, c.relispopulated \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind = 'm' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                                   AND d.objid = c.oid AND d.deptype = 'e') \
+                 ORDER BY 1, 2",
+                &[],
+            )
+            .map_err(|e| Error::query("listing the materialized views", &e))?;
+        Ok(rows
+            .iter()
+            .map(|r| ManifestView {
                 schema: r.get(0),
                 name: r.get(1),
-                last_value: r.get(2),
-                is_called: r.get(3),
+                populated: r.get(2),
             })
             .collect())
+    }
+
+    /// The database's comment and its settings (`ALTER DATABASE ... SET`, `ALTER ROLE ...
+    /// IN DATABASE ... SET`).
+    pub fn database_properties(&mut self) -> Result<ManifestDatabase> {
+        let client = &mut self.session.client;
+        let comment = client
+            .query_one(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+                 WHERE datname = current_database()",
+                &[],
+            )
+            .map_err(|e| Error::query("reading the database's comment", &e))?
+            .get(0);
+        let settings = client
+            .query(
+                "SELECT r.rolname::text, split_part(c.setting, '=', 1), \
+                        substr(c.setting, strpos(c.setting, '=') + 1) \
+                 FROM pg_db_role_setting s \
+                 CROSS JOIN LATERAL unnest(s.setconfig) WITH ORDINALITY AS c(setting, n) \
+                 LEFT JOIN pg_roles r ON r.oid = s.setrole \
+                 WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 ORDER BY r.rolname NULLS FIRST, c.n",
+                &[],
+            )
+            .map_err(|e| Error::query("reading the database's settings", &e))?
+            .iter()
+            .map(|r| ManifestSetting {
+                role: r.get(0),
+                name: r.get(1),
+                value: r.get(2),
+            })
+            .collect();
+        // The owner's own privileges are left out: the restoring role owns the new
+        // database and has them.
+        let acl = client
+            .query(
+                "SELECT d.datacl IS NOT NULL, a.privilege_type, \
+                        CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)::text END, \
+                        a.is_grantable \
+                 FROM pg_database d LEFT JOIN LATERAL aclexplode(d.datacl) a ON a.grantee <> d.datdba \
+                 WHERE d.datname = current_database() ORDER BY 3 NULLS FIRST, 2",
+                &[],
+            )
+            .map_err(|e| Error::query("reading the database's privileges", &e))?;
+        let grants = acl.first().is_some_and(|r| r.get::<_, bool>(0)).then(|| {
+            acl.iter()
+                .filter_map(|r| {
+                    Some(ManifestGrant {
+                        privilege: r.get::<_, Option<String>>(1)?,
+                        grantee: r.get(2),
+                        grantable: r.get::<_, Option<bool>>(3).unwrap_or(false),
+                    })
+                })
+                .collect()
+        });
+        Ok(ManifestDatabase {
+            comment,
+            settings,
+            grants,
+        })
     }
 
     /// Ends the snapshot transaction.
@@ -364,7 +535,7 @@ pub fn worker(
     let mut session = CopySession::connect(settings, APP)?;
     session
         .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; SET LOCAL lock_timeout = {}",
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; SET LOCAL lock_timeout = {}; {READ_EVERY_ROW}; {EXACT_COPY_SETTINGS}",
             quote_literal(snapshot_id),
             lock_timeout.as_millis().max(1)
         ))

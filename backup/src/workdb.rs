@@ -89,16 +89,207 @@ pub fn drop_leftover(admin: &mut postgres::Client, found: &Found) -> Result<()> 
         .map_err(|e| Error::query(format!("dropping {}", found.name), &e))
 }
 
-/// Gives the complete database `work` its real name `name`, unmarked. The two go in one
-/// transaction: a database never loses its mark without its new name.
-pub fn publish(admin: &mut postgres::Client, work: &str, name: &str) -> Result<()> {
+/// Gives the complete database `work` its real name `name`, unmarked: the backup's
+/// database comment (`comment`) replaces pgward's mark. The two go in one transaction: a
+/// database never loses its mark without its new name.
+pub fn publish(
+    admin: &mut postgres::Client,
+    work: &str,
+    name: &str,
+    comment: Option<&str>,
+) -> Result<()> {
     admin
         .batch_execute(&format!(
-            "COMMENT ON DATABASE {0} IS NULL; ALTER DATABASE {0} RENAME TO {1}",
+            "COMMENT ON DATABASE {0} IS {2}; ALTER DATABASE {0} RENAME TO {1}",
             quote_ident(work),
-            quote_ident(name)
+            quote_ident(name),
+            comment.map_or_else(|| "NULL".to_string(), quote_literal)
         ))
         .map_err(|e| Error::query(format!("renaming the restored {work} to {name}"), &e))
+}
+
+/// Gives database `work`, which a restore created and loaded, the settings the backed-up
+/// database had (`ALTER DATABASE ... SET`; with `roles`, `ALTER ROLE ... IN DATABASE ...
+/// SET` too), as `pg_restore --create` would. Run after the load: a setting such as
+/// `statement_timeout` or `default_transaction_read_only` must not apply to it.
+pub fn apply_settings(
+    admin: &mut postgres::Client,
+    work: &str,
+    manifest: &BackupManifest,
+    roles: bool,
+) -> Result<()> {
+    let Some(properties) = &manifest.database_properties else {
+        return Ok(());
+    };
+    for setting in &properties.settings {
+        let target = match &setting.role {
+            None => format!("DATABASE {}", quote_ident(work)),
+            Some(_) if !roles => continue,
+            Some(role) => format!(
+                "ROLE {} IN DATABASE {}",
+                quote_ident(role),
+                quote_ident(work)
+            ),
+        };
+        admin
+            .batch_execute(&format!(
+                "ALTER {target} SET {} TO {}",
+                quote_ident(&setting.name),
+                setting_value(&setting.name, &setting.value)
+            ))
+            .map_err(|e| {
+                Error::query(
+                    format!(
+                        "giving the restored database the setting {}={}",
+                        setting.name, setting.value
+                    ),
+                    &e,
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// Gives database `work`, which a restore created, the privileges the backed-up database
+/// had when they were not PostgreSQL's default (`REVOKE CONNECT ON DATABASE app FROM
+/// PUBLIC` is a common guard, and a restore that dropped it would open the database to
+/// every role), as `pg_restore --create` would. Privileges other than CONNECT, CREATE and
+/// TEMPORARY (none exist on a database) are refused as a damaged manifest.
+pub fn apply_grants(
+    admin: &mut postgres::Client,
+    work: &str,
+    manifest: &BackupManifest,
+) -> Result<()> {
+    let Some(grants) = manifest
+        .database_properties
+        .as_ref()
+        .and_then(|p| p.grants.as_ref())
+    else {
+        return Ok(());
+    };
+    let database = quote_ident(work);
+    let mut sql = format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC");
+    for grant in grants {
+        let privilege = match grant.privilege.as_str() {
+            p @ ("CONNECT" | "CREATE" | "TEMPORARY") => p,
+            other => {
+                return Err(Error::BackupCorrupt {
+                    id: manifest.id.clone(),
+                    problems: format!("manifest.json: `{other}` is not a privilege on a database"),
+                    files: vec!["manifest.json".into()],
+                })
+            }
+        };
+        sql.push_str(&format!(
+            "; GRANT {privilege} ON DATABASE {database} TO {}{}",
+            grant
+                .grantee
+                .as_deref()
+                .map_or_else(|| "PUBLIC".to_string(), quote_ident),
+            if grant.grantable {
+                " WITH GRANT OPTION"
+            } else {
+                ""
+            }
+        ));
+    }
+    admin
+        .batch_execute(&sql)
+        .map_err(|e| Error::query("giving the restored database its privileges", &e))
+}
+
+/// The parameters whose stored value is a list of quoted names (PostgreSQL's
+/// `GUC_LIST_QUOTE`, as pg_dump knows them): each element is set as a literal of its own.
+const LIST_PARAMETERS: &[&str] = &[
+    "local_preload_libraries",
+    "search_path",
+    "session_preload_libraries",
+    "shared_preload_libraries",
+    "temp_tablespaces",
+    "unix_socket_directories",
+];
+
+/// `value` of parameter `name` as SQL after `SET name TO`: one literal, or for a list
+/// parameter one literal per element (as pg_dump writes them).
+fn setting_value(name: &str, value: &str) -> String {
+    if !LIST_PARAMETERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return quote_literal(value);
+    }
+    split_list(value)
+        .iter()
+        .map(|element| quote_literal(element))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The elements of a stored list value (`"$user", public, "we""ird"`): separated by
+/// commas, spaces around them dropped, double quotes (and doubled ones inside) removed.
+fn split_list(value: &str) -> Vec<String> {
+    let mut elements = Vec::new();
+    let mut chars = value.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut element = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                if c == '"' {
+                    if chars.peek() == Some(&'"') {
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                element.push(c);
+            }
+            while chars.peek().is_some_and(|&c| c != ',') {
+                chars.next();
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                element.push(c);
+                chars.next();
+            }
+            element.truncate(element.trim_end().len());
+        }
+        elements.push(element);
+        if chars.next().is_none() {
+            break;
+        }
+    }
+    if elements.len() == 1 && elements[0].is_empty() && !value.contains('"') {
+        elements.clear();
+    }
+    elements
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{setting_value, split_list};
+
+    #[test]
+    fn list_settings_are_split_as_postgresql_stores_them_and_each_element_quoted() {
+        assert_eq!(split_list("\"$user\", public"), vec!["$user", "public"]);
+        assert_eq!(
+            split_list(" app ,\"we\"\"ird, x\",\"\""),
+            vec!["app", "we\"ird, x", ""]
+        );
+        assert!(split_list("").is_empty());
+        assert_eq!(
+            setting_value("search_path", "\"$user\", app"),
+            "'$user', 'app'"
+        );
+        assert_eq!(setting_value("TimeZone", "Europe/Paris"), "'Europe/Paris'");
+        assert_eq!(
+            setting_value("application_name", "it's, a list? no"),
+            "'it''s, a list? no'"
+        );
+    }
 }
 
 /// A database pgward created for its work, as `pgward-report health` lists it.

@@ -361,12 +361,24 @@ pub fn restore(
         }
     };
     if !in_place {
+        // The database's own settings and comment, as pg_restore --create gives them,
+        // after the load (a statement_timeout of the source must not cut it short).
+        let comment = manifest
+            .database_properties
+            .as_ref()
+            .and_then(|p| p.comment.as_deref());
         target::admin_session(&db, &target_name)
-            .and_then(|mut admin| workdb::publish(&mut admin.client, &load_into, &target_name))
+            .and_then(|mut admin| {
+                workdb::apply_settings(&mut admin.client, &load_into, &manifest, !options.no_owner)?;
+                if !options.no_owner {
+                    workdb::apply_grants(&mut admin.client, &load_into, &manifest)?;
+                }
+                workdb::publish(&mut admin.client, &load_into, &target_name, comment)
+            })
             .map_err(|e| {
                 ctx.warn(
                     "RESTORE_INCOMPLETE",
-                    format!("the backup is restored completely into {load_into}, which could not be renamed to {target_name}: rename it by hand (ALTER DATABASE {load_into} RENAME TO {target_name})"),
+                    format!("the backup is restored completely into {load_into}, but its database settings could not be applied or it could not be renamed to {target_name}: fix the cause, then rename it by hand (ALTER DATABASE {load_into} RENAME TO {target_name})"),
                 );
                 Failure::with_result(e, &result)
             })?;

@@ -95,6 +95,25 @@ pub fn connect(settings: &ConnectionSettings, app: &str) -> Result<Session> {
     })
 }
 
+/// Makes a session that reads table data see every row or fail: with `row_security = off`
+/// (as pg_dump sets it), a query on a table whose row-level security policies apply to the
+/// role fails with SQLSTATE 42501 instead of returning only the rows the policies show
+/// ([`crate::error::row_security_table`] names the table). Backup's coordinator and
+/// workers, the loader of restore and `verify --deep`, and `validate data` run it.
+pub const READ_EVERY_ROW: &str = "SET row_security = off";
+
+/// The settings of every session that writes or reads COPY data of a backup, as pg_dump
+/// and pg_restore set them: COPY's text output follows DateStyle, IntervalStyle and
+/// extra_float_digits, which a database or role may set (`ALTER DATABASE app SET DateStyle
+/// = 'SQL, DMY'`); read back under other settings, `01/02/2024` is another day and a float
+/// printed with fewer digits another number, with no error. ISO dates, `postgres`
+/// intervals and `extra_float_digits = 3` read back exactly under any setting. And no
+/// statement or idle-transaction timeout of the database cuts a long COPY or the
+/// snapshot's idle transaction short.
+pub const EXACT_COPY_SETTINGS: &str = "SET DateStyle = ISO; SET IntervalStyle = postgres; \
+     SET extra_float_digits = 3; SET statement_timeout = 0; \
+     SET idle_in_transaction_session_timeout = 0";
+
 fn set_search_path(schema: &str) -> String {
     format!("SET search_path TO {}", quote_ident(schema))
 }

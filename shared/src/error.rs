@@ -448,6 +448,25 @@ pub enum Error {
         /// How many user objects it holds.
         objects: i64,
     },
+    /// Row-level security would hide rows from a read that must see them all (a backup,
+    /// a data check): pgward reads with `row_security = off`, as pg_dump does, and
+    /// refuses rather than back up or check only the rows the policies show.
+    #[error("row-level security would hide rows of {} from {}: reading only the rows its policies show would make an incomplete backup (or a check that proves nothing), so pgward reads with row_security = off and refuses", tables.join(", "), role.as_deref().map(|r| format!("role {r}")).unwrap_or_else(|| "the connecting role".into()))]
+    RowSecurity {
+        /// The role pgward connected as, when known.
+        role: Option<String>,
+        /// The tables, `schema.table`.
+        tables: Vec<String>,
+    },
+    /// Sequences whose value the backup role may not read: a backup without them would
+    /// restore them at their start and the next insert would collide with existing keys.
+    #[error("role {role} may not read the value of sequence(s) {}: a backup without them would restore them at their start value", sequences.join(", "))]
+    SequenceUnreadable {
+        /// The role pgward connected as.
+        role: String,
+        /// The sequences, `schema.sequence`.
+        sequences: Vec<String>,
+    },
     /// Restored row counts differ from the manifest.
     #[error("restored row counts differ from the backup's manifest: {tables}")]
     RowCountMismatch {
@@ -517,6 +536,8 @@ impl Error {
             Error::TargetNotEmpty { .. } => "TARGET_NOT_EMPTY",
             Error::LargeObjectsUnreadable { .. } => "LARGE_OBJECTS_UNREADABLE",
             Error::RowCountMismatch { .. } => "ROW_COUNT_MISMATCH",
+            Error::RowSecurity { .. } => "ROW_SECURITY_ACTIVE",
+            Error::SequenceUnreadable { .. } => "SEQUENCE_NOT_READABLE",
             Error::Storage { s3_code, .. } => match s3_code.as_deref() {
                 Some("NoSuchBucket") => "BUCKET_NOT_FOUND",
                 Some(
@@ -562,7 +583,10 @@ impl Error {
             | Error::UnsafeSqlBackup { .. }
             | Error::RowCountMismatch { .. } => Exit::Integrity,
             Error::BackupNotFound { .. } | Error::NoBackupOfSource { .. } => Exit::Usage,
-            Error::TableLocked { .. } | Error::TargetNotEmpty { .. } => Exit::Refused,
+            Error::TableLocked { .. }
+            | Error::TargetNotEmpty { .. }
+            | Error::RowSecurity { .. }
+            | Error::SequenceUnreadable { .. } => Exit::Refused,
             Error::SchemaNotEmpty { .. }
             | Error::ShadowNotEmpty { .. }
             | Error::ClusterWideReplay { .. }
@@ -597,6 +621,17 @@ impl Error {
             ),
             Error::LargeObjectsUnreadable { .. } => "back up as a role that may read every large object (a superuser, their owner, or one granted it: GRANT SELECT ON LARGE OBJECT <oid> TO <role>), or leave them all out with pgward-backup backup --no-large-objects (the manifest records it, and a restore of that backup says so)".into(),
             Error::TargetNotEmpty { .. } => "restore into an empty database (--target-db NEW --create), or replace it with --clean (a safety backup of it is taken first)".into(),
+            Error::RowSecurity { role, tables } => {
+                let role = role.as_deref().unwrap_or("ROLE");
+                format!(
+                    "connect as a role that bypasses row-level security (a superuser, or ALTER ROLE {role} BYPASSRLS run by one); if {role} owns the table and FORCE ROW LEVEL SECURITY is what applies the policies to it, ALTER TABLE {} NO FORCE ROW LEVEL SECURITY lets its owner read every row",
+                    tables.first().map(String::as_str).unwrap_or("TABLE")
+                )
+            }
+            Error::SequenceUnreadable { role, sequences } => format!(
+                "GRANT SELECT ON SEQUENCE {} TO {role} (with USAGE on its schema; USAGE on the sequence alone does not let it read the value), or back up as the sequences' owner or a superuser",
+                sequences.join(", ")
+            ),
             Error::RowCountMismatch { .. } => "the restored database does not match the backup; do not use it: check the server log, then restore again".into(),
             Error::InvalidUrl { .. } => "the form is postgresql:// followed by USER:PASSWORD@HOST:PORT/DATABASE?schema=public; percent-encode special characters in the password (@ is %40, / is %2F)".into(),
             Error::NoDatabaseUrl => "pass --database-url, set DATABASE_URL, or select an environment of pgward.toml with --env".into(),
@@ -711,6 +746,12 @@ impl Error {
             Error::TableLocked { table, holder, .. } => {
                 Some(serde_json::json!({ "table": table, "holder": holder }))
             }
+            Error::RowSecurity { role, tables } => {
+                Some(serde_json::json!({ "role": role, "tables": tables }))
+            }
+            Error::SequenceUnreadable { role, sequences } => {
+                Some(serde_json::json!({ "role": role, "sequences": sequences }))
+            }
             Error::NotUtf8 { path, offset } => {
                 Some(serde_json::json!({ "path": path, "offset": offset }))
             }
@@ -734,6 +775,12 @@ impl Error {
     pub fn query(context: impl Into<String>, err: &postgres::Error) -> Error {
         if crate::interrupt::requested() {
             return Error::Interrupted;
+        }
+        if let Some(table) = row_security_table(err) {
+            return Error::RowSecurity {
+                role: None,
+                tables: vec![table],
+            };
         }
         let (sqlstate, message) = describe_pg_error(err);
         Error::Query {
@@ -781,6 +828,21 @@ pub fn describe_pg_error(err: &postgres::Error) -> (Option<String>, String) {
             crate::redact::scrub(&error_chain(err)),
         ),
     }
+}
+
+/// The table a server error names when a session with `row_security = off` read a table
+/// whose policies apply to its role (SQLSTATE 42501, "query would be affected by
+/// row-level security policy for table \"t\""): such a read would otherwise have seen only
+/// the rows the policies show.
+pub fn row_security_table(err: &postgres::Error) -> Option<String> {
+    let db = err.as_db_error()?;
+    if db.code() != &postgres::error::SqlState::INSUFFICIENT_PRIVILEGE {
+        return None;
+    }
+    let rest = db
+        .message()
+        .strip_prefix("query would be affected by row-level security policy for table ")?;
+    Some(rest.trim_matches('"').to_string())
 }
 
 /// An error and its sources, joined with ": ".

@@ -158,6 +158,64 @@ impl ManifestLargeObjects {
     }
 }
 
+/// A materialized view, and whether it held rows at backup time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestView {
+    /// Schema.
+    pub schema: String,
+    /// View.
+    pub name: String,
+    /// Whether it was populated (`pg_class.relispopulated`): one created `WITH NO DATA`
+    /// and never refreshed stays empty after a restore, as pg_restore leaves it.
+    pub populated: bool,
+}
+
+/// A setting made with `ALTER DATABASE ... SET` (no role) or `ALTER ROLE ... IN DATABASE
+/// ... SET`, as `pg_db_role_setting` stores it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestSetting {
+    /// The role it applies to; none for every role.
+    pub role: Option<String>,
+    /// The parameter (`search_path`, `TimeZone`, ...).
+    pub name: String,
+    /// Its value as stored (a list parameter as `"$user", public`).
+    pub value: String,
+}
+
+/// A privilege on the database (`GRANT CONNECT ON DATABASE ... TO ...`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestGrant {
+    /// `CONNECT`, `CREATE` or `TEMPORARY`.
+    pub privilege: String,
+    /// The role it is granted to; none for PUBLIC.
+    pub grantee: Option<String>,
+    /// WITH GRANT OPTION.
+    pub grantable: bool,
+}
+
+/// What belongs to the database itself rather than to an object in it, which
+/// `pg_dump --schema-only` keeps only for `pg_restore --create`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ManifestDatabase {
+    /// `COMMENT ON DATABASE`.
+    pub comment: Option<String>,
+    /// Its settings, database-wide first.
+    pub settings: Vec<ManifestSetting>,
+    /// Its privileges, when they differ from PostgreSQL's default (CONNECT and TEMPORARY
+    /// for PUBLIC, everything for the owner); none for the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<Vec<ManifestGrant>>,
+}
+
+/// A relation named by schema and name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestRelation {
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+}
+
 /// manifest.json.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BackupManifest {
@@ -206,6 +264,21 @@ pub struct BackupManifest {
     /// sql-format one's plain dump carried them, uncounted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub large_objects: Option<ManifestLargeObjects>,
+    /// Every materialized view and whether it was populated; a restore refreshes only
+    /// those that were. Absent in manifests of older versions, whose restore refreshes
+    /// every one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub materialized_views: Option<Vec<ManifestView>>,
+    /// Tables of [`BackupManifest::tables`] that an extension created and marked with
+    /// `pg_extension_config_dump`: `CREATE EXTENSION` recreates them with the extension's
+    /// own rows, so their backed-up rows (those the extension's filter selects, as pg_dump
+    /// takes them) are added by restore without emptying the table first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extension_config_tables: Vec<ManifestRelation>,
+    /// The database's own comment and settings, which a restore that creates the
+    /// database gives it (absent in manifests of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_properties: Option<ManifestDatabase>,
 }
 
 impl BackupManifest {
@@ -227,6 +300,14 @@ impl BackupManifest {
     /// The entry for `path`.
     pub fn file(&self, path: &str) -> Option<&ManifestFile> {
         self.files.iter().find(|f| f.path == path)
+    }
+
+    /// Whether `table` is an extension's configuration table (see
+    /// [`BackupManifest::extension_config_tables`]).
+    pub fn is_extension_config(&self, table: &ManifestTable) -> bool {
+        self.extension_config_tables
+            .iter()
+            .any(|r| r.schema == table.schema && r.name == table.name)
     }
 }
 

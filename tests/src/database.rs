@@ -100,9 +100,21 @@ impl<'c> TestDb<'c> {
     /// the `\restrict`/`\unrestrict` lines whose random key changes on every dump (newer
     /// pg_dump releases print them), so two dumps of the same schema compare equal.
     pub fn pg_dump_schema(&self) -> String {
+        self.pg_dump(&["-s", "--no-owner", "--no-privileges"])
+    }
+
+    /// [`TestDb::pg_dump_schema`] with owners and privileges (`pg_dump -s`): for
+    /// comparing databases of one cluster, whose roles are the same.
+    pub fn pg_dump_schema_with_owners(&self) -> String {
+        self.pg_dump(&["-s"])
+    }
+
+    /// pg_dump's output with `args`, without the `\restrict`/`\unrestrict` lines.
+    fn pg_dump(&self, args: &[&str]) -> String {
         let mut pg_dump = self.cluster.client_tool("pg_dump");
         pg_dump
-            .args(["-s", "--no-owner", "--no-privileges", "-d"])
+            .args(args)
+            .arg("-d")
             .arg(self.cluster.socket_conninfo(&self.name));
         let output = pg_dump
             .output()

@@ -40,8 +40,8 @@ pub use dbstate::{assert_same_state, diff_lines, load_rich_fixture, state, DbSta
 pub use paths::{corpus_history, fixtures_dir, path_str, temp_dir, workspace_root, CORPUS_ENV};
 pub use redact::{redact_json, redact_temp_paths, TEMP_PATH_PLACEHOLDER};
 pub use run::{
-    bin, error_message, json_ids, json_strings, run, run_in, spawn, wait_child, wait_until,
-    warning_codes, Output, RUN_TIMEOUT,
+    bin, error_message, json_ids, json_strings, restore_into_new_database, run, run_in, spawn,
+    wait_child, wait_until, warning_codes, Output, RUN_TIMEOUT,
 };
 pub use s3::{s3, S3Server, S3_REGION, WEED_ENV, WEED_VERSION};
 pub use webhook::webhook;

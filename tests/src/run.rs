@@ -140,6 +140,30 @@ pub fn run_in(dir: &Path, bin_name: &str, args: &[&str], envs: &[(&str, &str)]) 
     finish(bin_name, command(bin_name, Some(dir), args, envs))
 }
 
+/// `pgward-restore restore --from FROM --target-db INTO --create EXTRA...`, connecting
+/// through `via` as the superuser, with the cluster's own pg_restore: a restore into a
+/// database that does not exist yet ([`crate::Cluster::vacant_database`]).
+pub fn restore_into_new_database(
+    via: &crate::TestDb,
+    from: &str,
+    into: &crate::TestDb,
+    extra: &[&str],
+) -> Output {
+    let url = via.url();
+    let mut args = vec![
+        "restore",
+        "--from",
+        from,
+        "--database-url",
+        &url,
+        "--target-db",
+        &into.name,
+        "--create",
+    ];
+    args.extend_from_slice(extra);
+    run("restore", &args, &via.cluster().pg_tools_env())
+}
+
 /// Starts `pgward-<bin_name>` like [`run`] but returns at once, with stdout and stderr
 /// piped, for tests that signal or kill it. Read the pipes (or call
 /// `wait_with_output`) so a chatty binary cannot block on a full pipe.

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use pg_query::{NodeEnum, NodeRef};
+use pgward_shared::connect::READ_EVERY_ROW;
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::output::{Context, Failure, Outcome};
@@ -167,6 +168,12 @@ fn run_check(
                 format!("check {} could not run: {message}", check.object),
                 if timed_out {
                     "raise --statement-timeout, or make the query cheaper (an index, a narrower WHERE)".into()
+                } else if let Some(table) = pgward_shared::error::row_security_table(&e) {
+                    Error::RowSecurity {
+                        role: Some(db.user.clone()),
+                        tables: vec![table],
+                    }
+                    .hint()
                 } else {
                     "fix the check's SQL; it must be one SELECT returning the violating rows".into()
                 },
@@ -220,8 +227,10 @@ fn query_read_only(
 ) -> std::result::Result<Vec<serde_json::Value>, postgres::Error> {
     // Dropping the transaction rolls it back; SET LOCAL ends with it.
     let mut tx = client.build_transaction().read_only(true).start()?;
+    // With row_security off, a check on a table whose policies apply to the role fails
+    // instead of passing on the rows the policies show (the SET ends with the rollback).
     tx.batch_execute(&format!(
-        "SET LOCAL statement_timeout = {}",
+        "SET LOCAL statement_timeout = {}; {READ_EVERY_ROW}",
         timeout.as_millis().max(1)
     ))?;
     // `pgward_check.*` is the whole row even when the check has a column of that name.

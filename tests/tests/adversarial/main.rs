@@ -5,6 +5,7 @@
 //! the refusal or the correct result — that nothing was changed, deleted or leaked — never
 //! just "no crash". `fuzz` holds the property runs that feed random bytes to every parser.
 
+mod archive;
 mod check_sql;
 mod config_values;
 mod fuzz;
