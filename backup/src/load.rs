@@ -1056,11 +1056,20 @@ fn load_sql(
     .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| pgtools::not_started("psql", e))?;
     let stderr_reader = pgtools::stderr_reader(&mut child);
-    let fed = feed_sql(storage, manifest, entry, child.stdin.take());
-    if fed.is_err() {
-        // Before psql sees the end of its input: its one transaction never commits.
-        let _ = child.kill();
-    }
+    let fed = match child.stdin.take() {
+        Some(mut stdin) => {
+            let fed = feed_sql(storage, manifest, entry, &mut stdin);
+            if fed.is_err() {
+                // Killed while its input is still open: psql never reads the end of the
+                // file, so its one transaction never commits.
+                let _ = child.kill();
+            }
+            // The end of psql's input, only now.
+            drop(stdin);
+            fed
+        }
+        None => Err(SqlFeed::Psql(std::io::Error::other("no stdin"))),
+    };
     let status = child.wait().map_err(|e| Error::io("wait for", "psql", e))?;
     let stderr = stderr_reader.join().unwrap_or_default();
     match fed {
@@ -1095,16 +1104,16 @@ enum SqlFeed {
     Psql(std::io::Error),
 }
 
-/// Streams `entry` of the backup into psql's `stdin` through [`SqlGuard`]; returns only
-/// when every byte matched the manifest, closing psql's input (psql then commits).
+/// Streams `entry` of the backup into psql's `stdin` through [`SqlGuard`]; `Ok` only when
+/// every byte matched the manifest. The caller closes psql's input (psql then commits),
+/// and on an error kills psql first, its input still open.
 fn feed_sql(
     storage: &dyn Storage,
     manifest: &BackupManifest,
     entry: &ManifestFile,
-    stdin: Option<std::process::ChildStdin>,
+    stdin: &mut std::process::ChildStdin,
 ) -> std::result::Result<(), SqlFeed> {
     let refused = SqlFeed::Refused;
-    let mut stdin = stdin.ok_or_else(|| SqlFeed::Psql(std::io::Error::other("no stdin")))?;
     let reader = HashingReader::new(storage.open(&manifest.id, SQL_FILE).map_err(refused)?);
     let decode_error = |e: std::io::Error| {
         SqlFeed::Refused(crate::verify::corrupt(
@@ -1156,8 +1165,7 @@ fn feed_sql(
             &problem,
         )));
     }
-    // Closing psql's input lets it reach the end of the script and commit.
-    drop(stdin);
+    // The caller closes psql's input, which lets it reach the end and commit.
     Ok(())
 }
 

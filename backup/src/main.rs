@@ -129,6 +129,10 @@ enum Command {
         /// Show what would be deleted
         #[arg(long)]
         dry_run: bool,
+        /// Apply the rules to every database's backups in the location, each apart
+        /// [default: only the backups of the database in use: the URL's, and --env]
+        #[arg(long)]
+        all_databases: bool,
         #[command(flatten)]
         guard: GuardArgs,
     },
@@ -185,12 +189,15 @@ fn main() {
             keep_days,
             leftover_age,
             dry_run,
+            all_databases,
             guard,
         } => run(TOOL, "prune", cli.global, |ctx| {
             let rules = PruneRules {
                 keep_last,
                 keep_days,
                 leftover_age,
+                source: commands::configured_source(ctx),
+                all_databases,
             };
             commands::prune_command(ctx, from.as_deref(), &storage, &rules, dry_run, guard)
         }),

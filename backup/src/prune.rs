@@ -1,19 +1,24 @@
 //! `pgward-backup prune`: retention for cron. Keeps the newest `--keep-last` backups, every
 //! backup younger than `--keep-days`, and always the newest verified backup, whatever the
-//! numbers say: each of these per database and environment, so that a location shared by
-//! several databases (or holding a restore's safety backup of another) never loses one
-//! database's backups to another's newer ones. Removes leftovers of interrupted runs older
+//! numbers say. It acts on the backups of one database and environment: the one in use
+//! (the URL's database and `--env`), or the only one the location holds; a location
+//! holding several with none in use is refused. So a staging cron never applies its
+//! retention to production's backups in a shared bucket, and a restore's safety backup of
+//! another database is not pruned by this one's rules. `--all-databases` applies the rules
+//! to every database's backups, each apart. Removes leftovers of interrupted runs older
 //! than `--leftover-age`, never one whose writer is still running.
 
 use std::time::Duration;
 
 use chrono::Utc;
-use pgward_shared::error::Result;
+use pgward_shared::error::{Error, Result};
 use pgward_shared::storage::Storage;
 use serde::Serialize;
 
 use crate::inventory;
-use pgward_shared::inventory::{newest_verified, of_source, sources, BackupEntry};
+use pgward_shared::inventory::{
+    choose_source, newest_verified, of_source, sources, BackupEntry, BackupSource,
+};
 
 /// Retention rules.
 #[derive(Debug, Clone)]
@@ -24,6 +29,10 @@ pub struct PruneRules {
     pub keep_days: Option<u64>,
     /// Remove leftovers older than this (a younger one may be a backup still running).
     pub leftover_age: Duration,
+    /// The database and environment in use, whose backups the rules apply to.
+    pub source: Option<BackupSource>,
+    /// Apply the rules to every database's backups (each apart) instead.
+    pub all_databases: bool,
 }
 
 /// prune's `result`.
@@ -60,9 +69,27 @@ pub fn prune(storage: &dyn Storage, rules: &PruneRules, dry_run: bool) -> Result
     let keep_days = rules
         .keep_days
         .map(|d| i64::try_from(d).ok().and_then(chrono::TimeDelta::try_days));
+    let chosen = if rules.all_databases {
+        sources(&entries)
+    } else {
+        match choose_source(&entries, rules.source.clone()) {
+            Ok(source) => source.into_iter().collect(),
+            Err(several) => {
+                let names: Vec<String> = several.iter().map(ToString::to_string).collect();
+                return Err(Error::usage(
+                    format!(
+                        "{} holds backups of several databases ({}), and none is in use: prune would not know whose backups its rules are for",
+                        storage.location(),
+                        names.join(", ")
+                    ),
+                    "name the database whose backups to prune (--database-url, DATABASE_URL or --env), or pass --all-databases to apply the rules to each database's backups",
+                ));
+            }
+        }
+    };
     let mut kept = Vec::new();
     let mut deleted = Vec::new();
-    for source in sources(&entries) {
+    for source in chosen {
         let newest_verified = newest_verified(&entries, &source).map(|e| e.id.clone());
         // Newest first, as the listing is.
         for (rank, b) in of_source(&entries, &source).into_iter().enumerate() {

@@ -10,13 +10,19 @@ use std::io::BufRead;
 #[derive(Default)]
 pub struct SqlGuard {
     in_copy: bool,
+    /// Inside pg_dump's large-object data section (`-- Data for Name: BLOBS; Type: BLOBS`),
+    /// which pg_dump wraps in its own `BEGIN;` ... `COMMIT;`.
+    in_large_objects: bool,
     /// Lines checked so far (the 1-based number of the last one).
     pub line: u64,
 }
 
 impl SqlGuard {
     /// `Ok(true)`: pass the line to psql; `Ok(false)`: drop it (pg_dump's own
-    /// `\restrict`/`\unrestrict`); `Err(line)`: a meta-command pgward refuses.
+    /// `\restrict`/`\unrestrict`, and the `BEGIN;`/`COMMIT;` it writes around large-object
+    /// data: psql loads the whole file in one transaction, which pg_dump's COMMIT would end
+    /// early, committing everything before it however the rest goes); `Err(line)`: a
+    /// meta-command pgward refuses.
     pub fn check(&mut self, line: &[u8]) -> std::result::Result<bool, String> {
         self.line += 1;
         let text = line.strip_suffix(b"\n").unwrap_or(line);
@@ -26,6 +32,13 @@ impl SqlGuard {
                 self.in_copy = false;
             }
             return Ok(true);
+        }
+        // pg_dump's section headers: `-- Name: ...` and `-- Data for Name: ...; Type: ...`.
+        if text.starts_with(b"-- Name: ") || text.starts_with(b"-- Data for Name: ") {
+            self.in_large_objects = text.windows(13).any(|w| w == b"; Type: BLOBS");
+        }
+        if self.in_large_objects && (text == b"BEGIN;" || text == b"COMMIT;") {
+            return Ok(false);
         }
         let trimmed = text.trim_ascii_start();
         if trimmed.first() == Some(&b'\\') {
@@ -68,6 +81,38 @@ pub fn scan(reader: impl std::io::Read) -> std::io::Result<Option<(u64, String)>
 #[cfg(test)]
 mod tests {
     use super::{scan, SqlGuard};
+
+    /// pg_dump wraps large-object data in BEGIN/COMMIT; inside psql's one transaction
+    /// that COMMIT would commit everything before it, so those two lines are dropped there,
+    /// and only there.
+    #[test]
+    fn pg_dumps_own_transaction_around_large_objects_is_dropped() {
+        let mut guard = SqlGuard::default();
+        assert_eq!(
+            guard.check(b"BEGIN;\n"),
+            Ok(true),
+            "outside the section: as written"
+        );
+        assert_eq!(
+            guard.check(b"-- Data for Name: BLOBS; Type: BLOBS; Schema: -; Owner: -\n"),
+            Ok(true)
+        );
+        assert_eq!(guard.check(b"BEGIN;\n"), Ok(false));
+        assert_eq!(
+            guard.check(b"SELECT pg_catalog.lo_open('16390', 131072);\n"),
+            Ok(true)
+        );
+        assert_eq!(guard.check(b"COMMIT;\n"), Ok(false));
+        assert_eq!(
+            guard.check(b"-- Name: t t_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres\n"),
+            Ok(true)
+        );
+        assert_eq!(
+            guard.check(b"COMMIT;\n"),
+            Ok(true),
+            "after the section: as written"
+        );
+    }
 
     #[test]
     fn sql_backups_pass_pg_dumps_lines_and_refuse_meta_commands() {

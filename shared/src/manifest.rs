@@ -480,6 +480,14 @@ impl BackupManifest {
     pub fn parse(bytes: &[u8], folder: &str) -> std::result::Result<BackupManifest, String> {
         let manifest: BackupManifest = serde_json::from_slice(bytes)
             .map_err(|e| format!("{MANIFEST_FILE} cannot be read: {e}"))?;
+        // A newer format may hold what this version would silently leave out of a restore
+        // (as version 1 readers would leave out large objects).
+        if manifest.format_version > MANIFEST_FORMAT_VERSION {
+            return Err(format!(
+                "{MANIFEST_FILE} has format version {}, newer than the {MANIFEST_FORMAT_VERSION} this pgward reads: it was written by a newer pgward, whose backups this one could restore incompletely; use that pgward (or a newer one) for it",
+                manifest.format_version
+            ));
+        }
         manifest
             .check_addresses(folder)
             .map_err(|problem| format!("{MANIFEST_FILE} is not to be trusted: {problem}"))?;

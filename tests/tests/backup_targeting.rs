@@ -307,10 +307,50 @@ fn selection_is_by_source_database(place: &Place) {
         "{out}"
     );
 
-    // prune --keep-last 1 keeps the newest of each database, not the newest overall.
+    // prune applies its rules to the database in use only: with none in use, a location
+    // holding several databases' backups is refused, naming them, and nothing is deleted.
     let out = place.run(
         "backup",
         &["prune", "--from", &place.location, "--keep-last", "1"],
+    );
+    let json = out.assert_error(2, "USAGE");
+    assert!(
+        error_message(&json).contains(&app.name) && error_message(&json).contains(&other.name),
+        "{out}"
+    );
+    assert_eq!(json_ids(&place.list()["backups"]).len(), 3, "{out}");
+    // With the other database in use, app's backups are not its to prune.
+    let other_url = other.url();
+    let out = place.run(
+        "backup",
+        &[
+            "prune",
+            "--from",
+            &place.location,
+            "--keep-last",
+            "1",
+            "--database-url",
+            &other_url,
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(
+        json_ids(&out.json()["result"]["deleted"]),
+        Vec::<String>::new(),
+        "{out}"
+    );
+    // --all-databases: --keep-last 1 keeps the newest of each database, not the newest
+    // overall.
+    let out = place.run(
+        "backup",
+        &[
+            "prune",
+            "--from",
+            &place.location,
+            "--keep-last",
+            "1",
+            "--all-databases",
+        ],
     );
     out.assert_code(0);
     assert_eq!(
@@ -454,12 +494,14 @@ fn prune_leaves_a_running_backup_alone(place: &Place) {
         "CREATE SEQUENCE gate; CREATE TABLE t AS SELECT g AS id, repeat('x', 100) AS pad FROM generate_series(1, 20000) g;",
     );
     let mut gate = db.client();
-    gate.batch_execute("BEGIN; ALTER SEQUENCE gate RESTART WITH 5")
+    // A rename holds the sequence against the backup's read of it (the backup reads each
+    // sequence as pg_dump does, which ALTER SEQUENCE RESTART does not block).
+    gate.batch_execute("BEGIN; ALTER SEQUENCE gate RENAME TO gate_held")
         .expect("hold the sequence");
     let child = spawn_backup_until_it_waits(
         place,
         &db,
-        "%pg_sequences%",
+        "%last_value, is_called FROM%",
         "the backup waits to read the sequences",
     );
     std::thread::sleep(Duration::from_millis(1500));

@@ -415,6 +415,58 @@ fn role_work_mem(db: &TestDb, role: &str) -> String {
     ))
 }
 
+/// A migration the parser cannot read cannot be checked for server-wide statements: drift
+/// refuses to replay it on the live server (it replays on a separate one).
+#[test]
+fn drift_refuses_to_replay_an_unparseable_migration_on_the_live_server() {
+    let db = cluster().create_database();
+    let folder = migrations(&[(CREATE_T, "CREATE TABLE t (id int PRIMARY KEY);\n")]);
+    deploy(folder.path(), &db, &[]).assert_code(0);
+    // Recorded as applied by hand (as `resolve --applied` does for a migration run
+    // elsewhere): its text is nothing the parser reads.
+    let odd = "20240102000000_odd";
+    add_migration(
+        folder.path(),
+        odd,
+        "ALTER ROLE CURRENT_USER SET work_mem = '17MB' +;\n",
+    );
+    let url = db.url();
+    run(
+        "migrate",
+        &[
+            "resolve",
+            "--applied",
+            odd,
+            "--dir",
+            path(folder.path()),
+            "--database-url",
+            &url,
+        ],
+        &[],
+    )
+    .assert_code(0);
+    let out = run(
+        "validate",
+        &[
+            "drift",
+            "--dir",
+            path(folder.path()),
+            "--database-url",
+            &url,
+        ],
+        &[],
+    );
+    let json = out.assert_error(6, "CLUSTER_WIDE_REPLAY");
+    assert!(
+        json["error"]["details"]["statements"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s
+                .as_str()
+                .is_some_and(|s| s.contains("could not be parsed")))),
+        "{out}"
+    );
+}
+
 #[test]
 fn drift_refuses_to_replay_cluster_wide_statements_on_the_live_server() {
     let db = cluster().create_database();

@@ -25,6 +25,9 @@ const ODD_PASSWORD: &str = "p w'\"q\\@/:%#?";
 /// position keeps it out.
 const SHORT_PASSWORD: &str = "x1";
 
+/// Stands in a run's arguments for the id of the newest backup in the project.
+const BACKUP_ID: &str = "{newest backup id}";
+
 /// Roles with those passwords (superusers, so every command can run), made once per test
 /// process.
 fn roles() -> &'static (String, String) {
@@ -221,7 +224,9 @@ fn every_binary_keeps(form_index: usize) {
     let audit = p.join("audit.jsonl");
     let audit_s = audit.to_string_lossy().into_owned();
     let backups = path("backups");
-    let latest = format!("{backups}/latest");
+    // Restore names the backup by its id (a backup goes into another database only when
+    // named): the id is known once the backup above has run, so it is filled in then.
+    let by_id = format!("{backups}/{BACKUP_ID}");
     // (tool, arguments, the exit codes it may end with: it must really run, since a leak
     // test of runs that all failed at the door would prove little).
     let ok: &[i32] = &[0, 3];
@@ -299,7 +304,7 @@ fn every_binary_keeps(form_index: usize) {
             vec![
                 "restore".into(),
                 "--from".into(),
-                latest,
+                by_id,
                 "--target-db".into(),
                 target.name.clone(),
                 "--create".into(),
@@ -329,7 +334,21 @@ fn every_binary_keeps(form_index: usize) {
     let bindir = cluster().bin_dir.to_string_lossy().into_owned();
     let sampler = ArgvSampler::start(Watch::Grandchildren);
     for (tool, args, expected) in &runs {
-        let mut all: Vec<String> = args.clone();
+        let newest_backup = || {
+            let mut ids: Vec<String> = std::fs::read_dir(p.join("backups"))
+                .map(|d| {
+                    d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                        .filter(|n| !n.starts_with('.'))
+                        .collect()
+                })
+                .unwrap_or_default();
+            ids.sort();
+            ids.pop().unwrap_or_default()
+        };
+        let mut all: Vec<String> = args
+            .iter()
+            .map(|a| a.replace(BACKUP_ID, &newest_backup()))
+            .collect();
         all.extend(form.args.iter().cloned());
         all.extend([
             "--audit-log".to_string(),

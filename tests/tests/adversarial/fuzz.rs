@@ -305,7 +305,8 @@ fn manifest_template(id: &str) -> Value {
         "migration_head": null,
         "files": [
             {"path": "schema.dump", "size": 10, "sha256": "00"},
-            {"path": "migrations.json", "size": 2, "sha256": "00"}
+            {"path": "migrations.json", "size": 2, "sha256": "00"},
+            {"path": "data/public.users.0000.copy.zst", "size": 5, "sha256": "00"}
         ],
         "tables": [{
             "schema": "public", "name": "users", "columns": ["\"id\""], "copy_format": "text",

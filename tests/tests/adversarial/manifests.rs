@@ -229,6 +229,29 @@ fn a_manifest_moved_into_another_backup_is_refused() {
     }
 }
 
+/// A manifest of a newer format than this pgward reads (as a version-1 reader would have
+/// read a backup with large objects, restoring it without them): listed as damaged, never
+/// verified or restored, with the reason.
+#[test]
+fn a_manifest_from_a_newer_pgward_is_refused() {
+    let db = source();
+    let env = env();
+    let dir = temp_dir("pgward-adversarial");
+    let location = path_str(dir.path()).to_string();
+    let id = backup(&db, &location, &env, &[]);
+    let path = dir.path().join(&id).join("manifest.json");
+    let mut manifest = read_json(&path);
+    manifest["format_version"] = Value::from(99);
+    write_json(&path, &manifest);
+    assert_refused(&location, &id, &env, &db);
+    let out = run_env("backup", &["verify", &id, "--from", &location], &env);
+    let json = out.assert_error(5, "BACKUP_CORRUPT");
+    assert!(
+        error_message(&json).contains("newer pgward"),
+        "the refusal says why: {out}"
+    );
+}
+
 /// A file path that leaves the backup (`../OTHER/schema.dump`, with that file's checksum):
 /// verify used to pass by reading another backup's file.
 #[test]
@@ -454,6 +477,56 @@ fn a_sql_backup_stopped_late_commits_nothing() {
         ),
         "0",
         "the tables psql had created were rolled back: {out}"
+    );
+}
+
+/// pg_dump's plain output wraps large-object data in its own BEGIN/COMMIT. Inside psql's
+/// one transaction that COMMIT would commit every table loaded before it, so a load
+/// stopped after the large objects (here by a refused line near the end, found only as
+/// the file streams because a verify was recorded) left a half-restored database. The
+/// restore drops those two lines: nothing is committed.
+#[test]
+fn a_sql_backup_with_large_objects_stopped_late_commits_nothing() {
+    let db = source();
+    db.psql("SELECT lo_from_bytea(0, 'large object'::bytea);");
+    let env = env();
+    let dir = temp_dir("pgward-adversarial");
+    let marker = proof_file("sql-late-lo");
+    let line = format!("\\! touch {}", marker.display());
+    let id = crafted_sql_backup_at(&db, dir.path(), &line, "\\unrestrict");
+    let manifest = std::fs::read(dir.path().join(&id).join("manifest.json")).expect("read");
+    write_json(
+        &dir.path().join(&id).join("verified.json"),
+        &serde_json::json!({
+            "verified_at": "2026-01-01T00:00:00Z", "deep": false, "tool_version": "0.1.0",
+            "manifest_sha256": sha256_hex(&manifest),
+        }),
+    );
+    let target = cluster().create_database();
+    let url = db.url();
+    let from = format!("{}/{id}", path_str(dir.path()));
+    let out = run_env(
+        "restore",
+        &[
+            "restore",
+            "--from",
+            &from,
+            "--database-url",
+            &url,
+            "--target-db",
+            &target.name,
+        ],
+        &env,
+    );
+    out.assert_error(5, "UNSAFE_SQL_BACKUP");
+    assert!(!marker.exists(), "the command never ran: {out}");
+    assert_eq!(
+        target.query_one_string(
+            "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace) \
+                    + (SELECT count(*) FROM pg_largeobject_metadata)"
+        ),
+        "0",
+        "neither the tables nor the large object psql had loaded were committed: {out}"
     );
 }
 

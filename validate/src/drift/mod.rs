@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pgward_migrate::engine::{run_script, Bookkeeping, ScriptPlan};
+use pgward_migrate::engine::{run_script, Bookkeeping, RunMode, ScriptPlan};
 use pgward_shared::connect::connect;
 use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
@@ -294,10 +294,21 @@ fn plan_replay<'m>(migrations: &[&'m LocalMigration]) -> Result<Vec<ReplayStep<'
 
 /// `(migration line N: WHAT, reaches other servers)` for every statement of the replay
 /// that acts beyond its database (roles, databases, tablespaces, server settings,
-/// subscriptions...).
+/// subscriptions...), and for every script that cannot be parsed (and so checked).
 fn cluster_wide_statements(steps: &[ReplayStep<'_>]) -> Vec<(String, bool)> {
     let mut found = Vec::new();
     for step in steps {
+        // A script the parser rejects cannot be checked: on the live server it is refused
+        // like a server-wide statement, since nothing says it is not one.
+        if let RunMode::Whole { parse_error } = &step.plan.mode {
+            found.push((
+                format!(
+                    "{}: could not be parsed ({parse_error}), so it cannot be checked for statements that act on the whole server",
+                    step.name
+                ),
+                false,
+            ));
+        }
         for stmt in &step.plan.statements {
             if let Some(c) = sql::cluster_wide(&stmt.node) {
                 found.push((
