@@ -573,7 +573,6 @@ impl Error {
             | Error::InvalidHistoryAction { .. }
             | Error::NoDownSql { .. }
             | Error::ExternalTool { .. }
-            | Error::LargeObjectsUnreadable { .. }
             | Error::ScriptFailed { .. }
             | Error::ChecksFailed { .. } => Exit::Failed,
             Error::FailedMigrations { .. }
@@ -586,7 +585,8 @@ impl Error {
             Error::TableLocked { .. }
             | Error::TargetNotEmpty { .. }
             | Error::RowSecurity { .. }
-            | Error::SequenceUnreadable { .. } => Exit::Refused,
+            | Error::SequenceUnreadable { .. }
+            | Error::LargeObjectsUnreadable { .. } => Exit::Refused,
             Error::SchemaNotEmpty { .. }
             | Error::ShadowNotEmpty { .. }
             | Error::ClusterWideReplay { .. }

@@ -598,7 +598,7 @@ fn a_role_that_may_not_read_every_large_object_gets_no_backup_unless_it_leaves_t
     source.psql(&format!("ALTER TABLE docs OWNER TO {role}"));
     let url = Roles::url(role, source);
     let out = backup(&url, to, &[], NO_ENV);
-    let json = out.assert_error(1, "LARGE_OBJECTS_UNREADABLE");
+    let json = out.assert_error(6, "LARGE_OBJECTS_UNREADABLE");
     assert!(
         error_message(&json).contains("permission denied for large object 400"),
         "{out}"
@@ -701,7 +701,7 @@ fn restore_clean_refuses_when_its_safety_backup_cannot_hold_the_targets_large_ob
         ],
         NO_ENV,
     );
-    let json = out.assert_error(1, "LARGE_OBJECTS_UNREADABLE");
+    let json = out.assert_error(6, "LARGE_OBJECTS_UNREADABLE");
     assert!(
         json["error"]["hint"]
             .as_str()

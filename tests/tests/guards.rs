@@ -8,12 +8,11 @@
 //! - drift refuses to replay migrations holding cluster-wide statements (ALTER ROLE, ...)
 //!   into a shadow database on the live server, where they would run again;
 //! - history text is bound, not spliced into SQL, so a session with
-//!   `standard_conforming_strings = off` cannot turn a failure's logs into SQL;
-//! - a database name that libpq would read as a connection string reaches pg_restore
-//!   and psql as a name, not as a connection string.
+//!   `standard_conforming_strings = off` cannot turn a failure's logs into SQL.
 //!
-//! The script side (migrate.sh's automatic restore) is in `scripts.rs`, the crafted
-//! pgward.toml values in `adversarial/config_values.rs`.
+//! The script side (migrate.sh's automatic restore) is in `scripts.rs`; the crafted
+//! pgward.toml values, and database names libpq would read as a connection string, in
+//! `adversarial/config_values.rs` and `adversarial/urls.rs`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -607,75 +606,6 @@ fn failure_logs_are_bound_parameters_even_with_standard_conforming_strings_off()
     assert_eq!(
         db.query_one_string("SELECT to_regclass('other.victim') IS NOT NULL"),
         "t"
-    );
-}
-
-#[test]
-fn a_database_name_that_reads_as_a_connection_string_is_restored_as_a_name() {
-    let source = cluster().create_database();
-    source.psql(
-        "CREATE TABLE t (id int PRIMARY KEY, note text);\n\
-         INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 100) g;",
-    );
-    let backups = tempfile::tempdir().expect("a temp dir for backups");
-    let tools = cluster().pg_tools_env();
-    let out = run(
-        "backup",
-        &[
-            "backup",
-            "--to",
-            path(backups.path()),
-            "--database-url",
-            &source.url(),
-        ],
-        &tools,
-    );
-    out.assert_code(0);
-    let id = out.json()["result"]["id"]
-        .as_str()
-        .expect("a backup id")
-        .to_string();
-
-    // libpq reads a dbname holding `=` as a connection string: this one would send
-    // pg_restore (and the password) to another host.
-    let target = format!("dbname=g{} host=/nonexistent", std::process::id());
-    let out = run(
-        "restore",
-        &[
-            "restore",
-            "--from",
-            &format!("{}/{id}", path(backups.path())),
-            "--target-db",
-            &target,
-            "--create",
-            "--database-url",
-            &source.url(),
-        ],
-        &tools,
-    );
-    let restored = cluster().client("postgres").query_one(
-        "SELECT count(*) FROM pg_database WHERE datname = $1",
-        &[&target],
-    );
-    let exists: i64 = restored.expect("pg_database can be read").get(0);
-    if exists == 1 {
-        let mut admin = cluster().client("postgres");
-        let count = cluster()
-            .client(&target)
-            .query_one("SELECT count(*) FROM t", &[])
-            .map(|r| r.get::<_, i64>(0));
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE \"{}\" WITH (FORCE)",
-                target.replace('"', "\"\"")
-            ))
-            .expect("the restored database can be dropped");
-        assert_eq!(count.ok(), Some(100), "{out}");
-    }
-    out.assert_code(0);
-    assert_eq!(
-        exists, 1,
-        "the database of that very name was restored\n{out}"
     );
 }
 

@@ -11,3 +11,4 @@ mod config_values;
 mod fuzz;
 mod large_objects;
 mod manifests;
+mod urls;
