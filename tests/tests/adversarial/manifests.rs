@@ -440,37 +440,7 @@ fn a_sql_backup_cannot_run_shell_commands() {
 #[test]
 fn a_sql_backup_stopped_late_commits_nothing() {
     let db = source();
-    let env = env();
-    let dir = temp_dir("pgward-adversarial");
-    let marker = proof_file("sql-late");
-    let line = format!("\\! touch {}", marker.display());
-    let id = crafted_sql_backup_at(&db, dir.path(), &line, "\\unrestrict");
-    let manifest = std::fs::read(dir.path().join(&id).join("manifest.json")).expect("read");
-    write_json(
-        &dir.path().join(&id).join("verified.json"),
-        &serde_json::json!({
-            "verified_at": "2026-01-01T00:00:00Z", "deep": false, "tool_version": "0.1.0",
-            "manifest_sha256": sha256_hex(&manifest),
-        }),
-    );
-    let target = cluster().create_database();
-    let url = db.url();
-    let from = format!("{}/{id}", path_str(dir.path()));
-    let out = run_env(
-        "restore",
-        &[
-            "restore",
-            "--from",
-            &from,
-            "--database-url",
-            &url,
-            "--target-db",
-            &target.name,
-        ],
-        &env,
-    );
-    out.assert_error(5, "UNSAFE_SQL_BACKUP");
-    assert!(!marker.exists(), "the command never ran: {out}");
+    let (out, target) = restore_stopped_late(&db, "sql-late");
     assert_eq!(
         target.query_one_string(
             "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
@@ -489,11 +459,27 @@ fn a_sql_backup_stopped_late_commits_nothing() {
 fn a_sql_backup_with_large_objects_stopped_late_commits_nothing() {
     let db = source();
     db.psql("SELECT lo_from_bytea(0, 'large object'::bytea);");
+    let (out, target) = restore_stopped_late(&db, "sql-late-lo");
+    assert_eq!(
+        target.query_one_string(
+            "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace) \
+                    + (SELECT count(*) FROM pg_largeobject_metadata)"
+        ),
+        "0",
+        "neither the tables nor the large object psql had loaded were committed: {out}"
+    );
+}
+
+/// Restores a sql-format backup of `db` with a `\!` line near its end, found only as the
+/// file streams (a verify is recorded, so no check reads the file first): the restore is
+/// refused there (`UNSAFE_SQL_BACKUP`) and the command never runs. Returns the output and
+/// the target, for the caller to check that nothing was committed.
+fn restore_stopped_late(db: &TestDb, what: &str) -> (Output, TestDb<'static>) {
     let env = env();
     let dir = temp_dir("pgward-adversarial");
-    let marker = proof_file("sql-late-lo");
+    let marker = proof_file(what);
     let line = format!("\\! touch {}", marker.display());
-    let id = crafted_sql_backup_at(&db, dir.path(), &line, "\\unrestrict");
+    let id = crafted_sql_backup_at(db, dir.path(), &line, "\\unrestrict");
     let manifest = std::fs::read(dir.path().join(&id).join("manifest.json")).expect("read");
     write_json(
         &dir.path().join(&id).join("verified.json"),
@@ -520,14 +506,7 @@ fn a_sql_backup_with_large_objects_stopped_late_commits_nothing() {
     );
     out.assert_error(5, "UNSAFE_SQL_BACKUP");
     assert!(!marker.exists(), "the command never ran: {out}");
-    assert_eq!(
-        target.query_one_string(
-            "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace) \
-                    + (SELECT count(*) FROM pg_largeobject_metadata)"
-        ),
-        "0",
-        "neither the tables nor the large object psql had loaded were committed: {out}"
-    );
+    (out, target)
 }
 
 /// A leftover whose name is no backup id (`.partial-..`: "the leftover `..`") used to make
