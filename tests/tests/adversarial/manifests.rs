@@ -451,15 +451,38 @@ fn a_sql_backup_stopped_late_commits_nothing() {
 }
 
 /// pg_dump's plain output wraps large-object data in its own BEGIN/COMMIT. Inside psql's
-/// one transaction that COMMIT would commit every table loaded before it, so a load
-/// stopped after the large objects (here by a refused line near the end, found only as
-/// the file streams because a verify was recorded) left a half-restored database. The
-/// restore drops those two lines: nothing is committed.
+/// one transaction that COMMIT would commit every table loaded before it, so a load that
+/// failed after the large objects (here on an SQL error near the end) left a
+/// half-restored database. The restore drops those two lines: nothing is committed.
 #[test]
 fn a_sql_backup_with_large_objects_stopped_late_commits_nothing() {
     let db = source();
     db.psql("SELECT lo_from_bytea(0, 'large object'::bytea);");
-    let (out, target) = restore_stopped_late(&db, "sql-late-lo");
+    let env = env();
+    let dir = temp_dir("pgward-adversarial");
+    // An error psql itself reaches near the end, after the large objects' COMMIT.
+    let id = crafted_sql_backup_at(&db, dir.path(), "SELECT 1/0;", "\\unrestrict");
+    let target = cluster().create_database();
+    let url = db.url();
+    let from = format!("{}/{id}", path_str(dir.path()));
+    let out = run_env(
+        "restore",
+        &[
+            "restore",
+            "--from",
+            &from,
+            "--database-url",
+            &url,
+            "--target-db",
+            &target.name,
+        ],
+        &env,
+    );
+    assert_eq!(out.code, 1, "psql's error fails the restore: {out}");
+    assert!(
+        error_message(&out.json()).contains("division by zero"),
+        "{out}"
+    );
     assert_eq!(
         target.query_one_string(
             "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace) \
