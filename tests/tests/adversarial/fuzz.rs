@@ -259,6 +259,10 @@ fn sql_statements_never_panic() {
         "COPY t FROM STDIN",
         "\\.",
         "CREATE TABLE t (a int)",
+        "ALTER ROLE r SET work_mem = '1MB'",
+        "DO $$ BEGIN EXECUTE format('ALTER SYSTEM SET %I = 1', 'x'); END $$",
+        "EXECUTE 'DROP ROLE ' || quote_ident(r)",
+        "CREATE SUBSCRIPTION s CONNECTION 'host=x' PUBLICATION p",
     ];
     no_panic(
         "sql::parse_statements",
@@ -273,6 +277,9 @@ fn sql_statements_never_panic() {
                     let _ = pgward_shared::sql::transaction_control(&s.node);
                     let _ = pgward_shared::sql::non_transactional_reason(&s.node);
                     let _ = pgward_shared::sql::enum_value_added(&s.node);
+                    // drift's check for server-wide statements, which also parses the
+                    // bodies of DO blocks and the SQL in their string constants.
+                    let _ = pgward_shared::sql::cluster_wide(&s.node);
                     let _ = pgward_shared::sql::position_of(&text, s.offset);
                 }
             }
