@@ -138,6 +138,7 @@ pub fn lint_file(text: &str, file: &ParsedFile, catalog: &mut Catalog) -> Vec<Hi
         empty_tables: HashSet::new(),
         committed: None,
         work_before_commit: false,
+        dropped_defaults: Vec::new(),
         null_columns: HashSet::new(),
         lock_timeout_set: false,
         unguarded_lock: None,
@@ -178,6 +179,10 @@ struct FileLinter<'a> {
     committed: Option<usize>,
     /// Whether the file did work before its first COMMIT.
     work_before_commit: bool,
+    /// `drop-default-not-null` findings `(table, column, transaction, statement)`: withdrawn
+    /// when the same transaction sets a default again (as Prisma's enum changes do), since
+    /// no other session ever sees the column without one.
+    dropped_defaults: Vec<(String, String, usize, usize)>,
     lock_timeout_set: bool,
     unguarded_lock: Option<UnguardedLock>,
 }
@@ -622,9 +627,33 @@ impl FileLinter<'_> {
                         self.alter_column_type(index, &table, &cmd.name, column, at);
                     }
                 }
+                (AlterTableType::AtColumnDefault, Some(_)) => {
+                    let transaction = self.transaction;
+                    let object = column_object(&table, &cmd.name);
+                    let (restored, pending): (Vec<_>, Vec<_>) =
+                        std::mem::take(&mut self.dropped_defaults)
+                            .into_iter()
+                            .partition(|(t, c, tx, _)| {
+                                t == &table && c == &cmd.name && *tx == transaction
+                            });
+                    self.dropped_defaults = pending;
+                    for (.., statement) in restored {
+                        self.hits.retain(|h| {
+                            !(h.rule == Rule::DropDefaultNotNull
+                                && h.statement == statement
+                                && h.object.as_deref() == Some(object.as_str()))
+                        });
+                    }
+                }
                 (AlterTableType::AtColumnDefault, None)
                     if existing && self.catalog.not_null_with_default(&table, &cmd.name) =>
                 {
+                    self.dropped_defaults.push((
+                        table.clone(),
+                        cmd.name.clone(),
+                        self.transaction,
+                        index,
+                    ));
                     let (t, c) = (display_ident(&table), display_ident(&cmd.name));
                     self.hit(
                         Rule::DropDefaultNotNull,
