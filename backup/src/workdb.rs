@@ -1,8 +1,11 @@
 //! Databases pgward creates for its own work: the database a restore loads a new target
 //! under until it is complete, and `verify --deep`'s scratch database. Each carries a
-//! comment that marks it as pgward's and says what it is, so that one a killed run left
-//! behind is recognised (marked, no session on it) and dropped by the next run, while a
-//! database pgward did not make is never touched.
+//! comment that marks it as pgward's, says what it is, and names the session that created
+//! it, so that one a killed run left behind is recognised (marked, no session on it, its
+//! creating session gone) and dropped by the next run, while a database pgward did not
+//! make is never touched. The creating session matters: a run's database has no session
+//! between its creation and its loader's first connection, and another run's cleanup must
+//! not take it for a leftover then.
 
 use pgward_shared::error::{Error, Result};
 use pgward_shared::manifest::BackupManifest;
@@ -24,13 +27,28 @@ pub struct Found {
     pub marked: bool,
     /// Sessions connected to it.
     pub sessions: i64,
+    /// Whether the session that created it (named in its mark) is still connected: the
+    /// run that made it is alive.
+    pub creator_running: bool,
 }
 
 impl Found {
-    /// Whether it is what an interrupted run left: pgward's, and nobody is on it.
+    /// Whether it is what an interrupted run left: pgward's, nobody on it, and the session
+    /// that created it gone.
     pub fn is_leftover(&self) -> bool {
-        self.marked && self.sessions == 0
+        self.marked && self.sessions == 0 && !self.creator_running
     }
+}
+
+/// Whether the session named by a mark's `creating session PID:START_US` is connected,
+/// given the mark as `$N` of a query (false for marks without it, from older versions).
+fn creator_running_sql(mark: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM pg_stat_activity a \
+                 WHERE a.pid::text = (regexp_match({mark}, 'creating session ([0-9]+):([0-9]+)'))[1] \
+                   AND floor(extract(epoch FROM a.backend_start) * 1000000)::bigint::text \
+                       = (regexp_match({mark}, 'creating session ([0-9]+):([0-9]+)'))[2])"
+    )
 }
 
 /// Creates database `name` with the backup's encoding and locale (see
@@ -42,9 +60,18 @@ pub fn create(
     manifest: &BackupManifest,
     what: &str,
 ) -> Result<()> {
+    // The session creating it, which stays connected until the run is done with it.
+    let creator = admin
+        .query_one(
+            "SELECT pg_backend_pid(), floor(extract(epoch FROM backend_start) * 1000000)::bigint \
+             FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .map_err(|e| Error::query("reading this session's id", &e))?;
+    let (pid, start): (i32, i64) = (creator.get(0), creator.get(1));
     load::create_database(admin, name, manifest)?;
     let comment = format!(
-        "{MARK} {what} (started {})",
+        "{MARK} {what} (started {}; creating session {pid}:{start})",
         chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
     );
     admin
@@ -60,10 +87,13 @@ pub fn create(
 pub fn find(admin: &mut postgres::Client, name: &str, prefix: bool) -> Result<Vec<Found>> {
     let rows = admin
         .query(
-            "SELECT datname::text, coalesce(starts_with(shobj_description(oid, 'pg_database'), $3), false), \
-                    (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) \
-             FROM pg_database d \
-             WHERE datname = $1 OR ($2 AND starts_with(datname, $1)) ORDER BY datname",
+            &format!(
+                "SELECT datname::text, coalesce(starts_with(shobj_description(oid, 'pg_database'), $3), false), \
+                        (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname), {} \
+                 FROM pg_database d \
+                 WHERE datname = $1 OR ($2 AND starts_with(datname, $1)) ORDER BY datname",
+                creator_running_sql("shobj_description(d.oid, 'pg_database')")
+            ),
             &[&name, &prefix, &MARK],
         )
         .map_err(|e| Error::query("looking for databases an interrupted run left", &e))?;
@@ -73,6 +103,7 @@ pub fn find(admin: &mut postgres::Client, name: &str, prefix: bool) -> Result<Ve
             name: r.get(0),
             marked: r.get(1),
             sessions: r.get(2),
+            creator_running: r.get(3),
         })
         .collect())
 }
@@ -301,19 +332,25 @@ pub struct Listed {
     pub what: String,
     /// `pg_database_size`; none without the CONNECT privilege on it.
     pub bytes: Option<i64>,
-    /// Sessions connected to it: none means the run that made it is gone.
+    /// Sessions connected to it.
     pub sessions: i64,
+    /// Whether the session that created it is still connected. With no session on it and
+    /// its creator gone, the run that made it is gone.
+    pub creator_running: bool,
 }
 
 /// Every database on the server that carries pgward's mark, by name.
 pub fn list(admin: &mut postgres::Client) -> Result<Vec<Listed>> {
     let rows = admin
         .query(
-            "SELECT datname::text, substr(shobj_description(oid, 'pg_database'), length($1) + 2), \
-                    CASE WHEN has_database_privilege(oid, 'CONNECT') THEN pg_database_size(oid) END, \
-                    (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) \
-             FROM pg_database d \
-             WHERE starts_with(shobj_description(oid, 'pg_database'), $1) ORDER BY datname",
+            &format!(
+                "SELECT datname::text, substr(shobj_description(oid, 'pg_database'), length($1) + 2), \
+                        CASE WHEN has_database_privilege(oid, 'CONNECT') THEN pg_database_size(oid) END, \
+                        (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname), {} \
+                 FROM pg_database d \
+                 WHERE starts_with(shobj_description(oid, 'pg_database'), $1) ORDER BY datname",
+                creator_running_sql("shobj_description(d.oid, 'pg_database')")
+            ),
             &[&MARK],
         )
         .map_err(|e| Error::query("listing the databases pgward created for its work", &e))?;
@@ -324,6 +361,7 @@ pub fn list(admin: &mut postgres::Client) -> Result<Vec<Listed>> {
             what: r.get(1),
             bytes: r.get(2),
             sessions: r.get(3),
+            creator_running: r.get(4),
         })
         .collect())
 }

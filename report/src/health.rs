@@ -298,7 +298,7 @@ pub fn health(ctx: &Context, options: &HealthOptions) -> Result<Outcome, Failure
     let left: Vec<String> = report
         .work_databases
         .iter()
-        .filter(|w| w.sessions == 0)
+        .filter(|w| w.sessions == 0 && !w.creator_running)
         .map(|w| match w.bytes {
             Some(bytes) => format!(
                 "{} ({})",

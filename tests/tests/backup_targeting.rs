@@ -792,3 +792,88 @@ fn verify_never_writes_through_a_planted_temporary_file() {
         .join("verified.json")
         .is_file());
 }
+
+// ---------------------------------------------------------------------------------------
+// Work databases of concurrent runs
+// ---------------------------------------------------------------------------------------
+
+/// A run's scratch database has no session on it between its creation and its loader's
+/// first connection. Another `verify --deep`'s cleanup took it for a killed run's leftover
+/// then and dropped it under the run. A work database whose creating session is still
+/// connected is never a leftover; once that session is gone, it is.
+#[test]
+fn a_work_database_whose_creator_is_still_connected_is_never_dropped_as_a_leftover() {
+    let place = Place::local();
+    let db = cluster().create_database();
+    db.psql("CREATE TABLE t (id int); INSERT INTO t VALUES (1);");
+    let id = place.backup(&db, &[]);
+    let url = db.url();
+
+    let mut creator = cluster().client("postgres");
+    let row = creator
+        .query_one(
+            "SELECT pg_backend_pid(), floor(extract(epoch FROM backend_start) * 1000000)::bigint \
+             FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .expect("this session's id");
+    let (pid, start): (i32, i64) = (row.get(0), row.get(1));
+    let name = format!("pgward_verify_{pid}_000000");
+    creator
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .expect("created");
+    creator
+        .batch_execute(&format!(
+            "COMMENT ON DATABASE \"{name}\" IS 'pgward work in progress: scratch database of a \
+             run that is still going (started 2026-01-01T00:00:00Z; creating session {pid}:{start})'"
+        ))
+        .expect("marked");
+    let exists = |name: &str| {
+        cluster()
+            .client("postgres")
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname = $1",
+                &[&name],
+            )
+            .expect("pg_database")
+            .get::<_, i64>(0)
+            == 1
+    };
+    let deep = || {
+        place.run(
+            "backup",
+            &[
+                "verify",
+                &id,
+                "--from",
+                &place.location,
+                "--deep",
+                "--database-url",
+                &url,
+            ],
+        )
+    };
+    let out = deep();
+    out.assert_code(0);
+    assert!(exists(&name), "the running run's database was kept: {out}");
+
+    drop(creator);
+    wait_until(
+        Duration::from_secs(20),
+        "the creating session is gone",
+        || {
+            cluster()
+                .client("postgres")
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                    &[&pid],
+                )
+                .expect("pg_stat_activity")
+                .get::<_, i64>(0)
+                == 0
+        },
+    );
+    let out = deep();
+    out.assert_code(0);
+    assert!(!exists(&name), "a killed run's leftover is dropped: {out}");
+}
