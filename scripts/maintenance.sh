@@ -72,7 +72,10 @@ pgw_need_tools report
 # The URL psql uses, as the binaries pick theirs: the flag, the environment's variable,
 # DATABASE_URL; empty means libpq's PG* variables.
 if [ -n "$url" ]; then
-  PGW_GLOBAL+=(--database-url "$url")
+  # To the binaries through the environment, never on their command lines (which any
+  # user on the machine can read): the environment's own variable, else DATABASE_URL.
+  pgw_config_url_var "$env" "${config:-pgward.toml}"
+  export "${PGW_URL_VAR:-DATABASE_URL}=$url"
 else
   pgw_config_url_var "$env" "${config:-pgward.toml}"
   if [ -n "$PGW_URL_VAR" ]; then

@@ -155,6 +155,8 @@ pub struct Settings {
     database_url: Option<String>,
     database_url_source: &'static str,
     pg_env: Option<ConnectionSettings>,
+    /// `PGPASSWORD`, for a URL that names no password (as libpq takes it).
+    pg_password: Option<String>,
     audit_log: Option<PathBuf>,
     notify_url: Option<String>,
 }
@@ -201,6 +203,7 @@ impl Settings {
         } else {
             None
         };
+        let pg_password = var("PGPASSWORD").filter(|p| !p.is_empty());
         let base = config_path
             .as_ref()
             .and_then(|p| p.parent())
@@ -225,6 +228,7 @@ impl Settings {
             database_url,
             database_url_source,
             pg_env,
+            pg_password,
             audit_log,
         })
     }
@@ -232,12 +236,23 @@ impl Settings {
     /// The connection settings, or an error saying how to give them.
     pub fn database(&self) -> Result<ConnectionSettings> {
         match (&self.database_url, &self.pg_env) {
-            (Some(url), _) => ConnectionSettings::from_url(url).map_err(|e| match e {
-                Error::InvalidUrl { reason } => Error::InvalidUrl {
-                    reason: format!("{reason} (from {})", self.database_url_source),
-                },
-                other => other,
-            }),
+            (Some(url), _) => {
+                let mut settings = ConnectionSettings::from_url(url).map_err(|e| match e {
+                    Error::InvalidUrl { reason } => Error::InvalidUrl {
+                        reason: format!("{reason} (from {})", self.database_url_source),
+                    },
+                    other => other,
+                })?;
+                // A URL without a password takes PGPASSWORD, as libpq does: a way to keep
+                // the password out of the URL, and so out of every command line.
+                if settings.password.is_none() {
+                    if let Some(password) = &self.pg_password {
+                        crate::redact::register_secret(password);
+                        settings.password = Some(password.clone());
+                    }
+                }
+                Ok(settings)
+            }
             (None, Some(pg)) => Ok(pg.clone()),
             (None, None) => Err(Error::NoDatabaseUrl),
         }

@@ -824,7 +824,13 @@ fn scripts_keep_passwords_out_of_output_and_child_command_lines() {
         let db = cluster().create_database();
         let project = project();
         let p = project.path();
-        // The scripts read prisma/migrations and the environment `app`.
+        // The scripts read prisma/migrations and the environment `app`; every binary
+        // they run writes the audit log.
+        std::fs::write(
+            p.join("pgward.toml"),
+            "audit_log = \"audit.jsonl\"\n[env.app]\ndatabase_url_env = \"APP_DATABASE_URL\"\nbackups = \"backups\"\n",
+        )
+        .expect("pgward.toml");
         std::fs::create_dir_all(p.join("prisma")).expect("prisma");
         std::fs::rename(p.join("good"), p.join("prisma/migrations")).expect("move");
         std::fs::write(
@@ -832,62 +838,120 @@ fn scripts_keep_passwords_out_of_output_and_child_command_lines() {
             "provider = \"postgresql\"\n",
         )
         .expect("lock file");
+        let (hook, bodies) = webhook();
+        let audit = p.join("audit.jsonl");
         let server_url = url(user, password, "postgres");
         let app_url = url(user, password, &db.name);
-        // (script, arguments, the one variable that carries the URL)
-        let runs: Vec<(&str, Vec<&str>, (&str, &str))> = vec![
+        let no_password = format!(
+            "postgresql://{user}@127.0.0.1:{}/{}",
+            cluster().port,
+            db.name
+        );
+        let missing_db = url(user, password, "no_such_database");
+        let kv = "host=127.0.0.1 password=kv-secret-9 dbname=postgres";
+        // (script, arguments, the variables that carry the URL and password, whether it
+        // must succeed)
+        let runs: Vec<(&str, Vec<&str>, Vec<(&str, &str)>, bool)> = vec![
             (
                 "test-migration.sh",
                 vec![],
-                ("DATABASE_URL", server_url.as_str()),
+                vec![("DATABASE_URL", &server_url)],
+                true,
+            ),
+            (
+                "test-migration.sh",
+                vec!["--database-url", &server_url],
+                vec![],
+                true,
             ),
             (
                 "migrate.sh",
                 vec!["deploy", "app"],
-                ("APP_DATABASE_URL", app_url.as_str()),
+                vec![("APP_DATABASE_URL", &app_url)],
+                true,
             ),
             (
                 "migrate.sh",
                 vec!["status", "app"],
-                ("APP_DATABASE_URL", app_url.as_str()),
+                vec![("APP_DATABASE_URL", &app_url)],
+                true,
+            ),
+            (
+                "migrate.sh",
+                vec!["status", "app"],
+                vec![("APP_DATABASE_URL", &no_password), ("PGPASSWORD", password)],
+                true,
             ),
             (
                 "backup-cron.sh",
                 vec!["app"],
-                ("APP_DATABASE_URL", app_url.as_str()),
+                vec![("APP_DATABASE_URL", &app_url)],
+                true,
             ),
             (
                 "maintenance.sh",
                 vec!["app", "--dry-run"],
-                ("APP_DATABASE_URL", app_url.as_str()),
+                vec![("APP_DATABASE_URL", &app_url)],
+                true,
+            ),
+            (
+                "maintenance.sh",
+                vec!["app", "--dry-run", "--database-url", &app_url],
+                vec![("APP_DATABASE_URL", &no_password)],
+                true,
+            ),
+            // Fails inside pgward-backup, which posts its failure to the webhook.
+            (
+                "backup-cron.sh",
+                vec!["app"],
+                vec![("APP_DATABASE_URL", &missing_db)],
+                false,
             ),
             (
                 "test-migration.sh",
                 vec![],
-                (
-                    "DATABASE_URL",
-                    "host=127.0.0.1 password=kv-secret-9 dbname=postgres",
-                ),
+                vec![("DATABASE_URL", kv)],
+                false,
             ),
         ];
-        for (script, args, env) in runs {
-            let (out, argv) = run_script_sampled(p, script, &args, &[env]);
-            let checked = if env.1.contains("kv-secret-9") {
+        for (script, args, mut env, must_succeed) in runs {
+            env.push(("PGWARD_NOTIFY_URL", &hook));
+            let (out, argv) = run_script_sampled(p, script, &args, &env);
+            // Notifications are posted before the binaries exit; give the listener a moment.
+            std::thread::sleep(Duration::from_millis(50));
+            let checked = if env.iter().any(|(_, v)| v.contains("kv-secret-9")) {
                 "kv-secret-9"
             } else {
                 password
             };
-            if leaks(&out.stdout, checked) || leaks(&out.stderr, checked) {
-                problems.push(format!("{script} {args:?} printed the password:\n{out}"));
+            let text = seen(&out, &audit, &bodies);
+            if leaks(&text, checked) {
+                problems.push(format!(
+                    "{script} {args:?} let the password into its output, the audit log or a notification:\n{text}"
+                ));
             }
-            for line in argv.iter().filter(|l| leaks(l, checked)) {
+            // The script's own command line is the user's; what it starts must not carry it.
+            let own = format!("scripts/{script}");
+            for line in argv
+                .iter()
+                .filter(|l| leaks(l, checked) && !l.contains(&own))
+            {
                 problems.push(format!("{script} {args:?} started a process with the password on its command line: {line}"));
             }
-            if checked == password && out.code != 0 && out.code != 3 {
+            if must_succeed && out.code != 0 && out.code != 3 {
                 problems.push(format!(
                     "{script} {args:?} failed, so it proved little:\n{out}"
                 ));
             }
+        }
+        if bodies.lock().expect("bodies").is_empty() {
+            problems.push("no notification was posted: the failing run proved nothing".into());
+        }
+        if std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .is_empty()
+        {
+            problems.push("the audit log is empty: the runs proved nothing about it".into());
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
