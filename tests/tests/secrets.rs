@@ -25,6 +25,10 @@ const ODD_PASSWORD: &str = "p w'\"q\\@/:%#?";
 /// position keeps it out.
 const SHORT_PASSWORD: &str = "x1";
 
+/// A script run: the script, its arguments, the variables that carry the URL and password,
+/// and whether it must succeed.
+type ScriptRun<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, bool);
+
 /// Stands in a run's arguments for the id of the newest backup in the project.
 const BACKUP_ID: &str = "{newest backup id}";
 
@@ -851,7 +855,7 @@ fn scripts_keep_passwords_out_of_output_and_child_command_lines() {
         let kv = "host=127.0.0.1 password=kv-secret-9 dbname=postgres";
         // (script, arguments, the variables that carry the URL and password, whether it
         // must succeed)
-        let runs: Vec<(&str, Vec<&str>, Vec<(&str, &str)>, bool)> = vec![
+        let runs: Vec<ScriptRun> = vec![
             (
                 "test-migration.sh",
                 vec![],
