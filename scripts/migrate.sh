@@ -122,7 +122,7 @@ take_backup() {
   backup_location=$(pgw_jq .result.location)
   pgw_result backup "$(pgw_jq -c '.result | {id, location, size_bytes, rows}')"
   pgw_log "backup $backup_id at $backup_location"
-  PGW_INTERRUPT_HINT="migrations applied before the interrupt stay applied; to go back to the state before this run: pgward-restore restore --env $env --from $backup_location/$backup_id --clean"
+  PGW_INTERRUPT_HINT="migrations applied before the interrupt stay applied; to go back to the state before this run: pgward-restore --env $env --from $backup_location/$backup_id --clean"
   pgw_step verify backup verify "$backup_id" --from "$backup_location"
   [ "$STEP_RC" = 0 ] || pgw_fail_step
 }
@@ -145,7 +145,7 @@ new_lines() {
 # The command that puts the database back as it was before this run, for a person to
 # paste (quoted for the shell where a path needs it).
 restore_command() {
-  printf 'pgward-restore restore --env %q --from %q --clean --create' "$env" "$backup_location/$backup_id"
+  printf 'pgward-restore --env %q --from %q --clean --create' "$env" "$backup_location/$backup_id"
 }
 
 # After a deploy that failed without committing anything of the failing migration: no

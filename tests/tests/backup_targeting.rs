@@ -877,3 +877,31 @@ fn a_work_database_whose_creator_is_still_connected_is_never_dropped_as_a_leftov
     out.assert_code(0);
     assert!(!exists(&name), "a killed run's leftover is dropped: {out}");
 }
+
+/// `pgward-restore --from LOCATION/ID ...` restores without the `restore` word, as
+/// `pgward-restore restore --from ...` (kept for existing scripts) does.
+#[test]
+fn restore_works_without_repeating_its_name() {
+    let place = Place::local();
+    let db = cluster().create_database();
+    db.psql("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 7);");
+    let id = place.backup(&db, &[]);
+    let target = cluster().vacant_database();
+    let url = db.url();
+    let from = place.from(&id);
+    let out = place.run(
+        "restore",
+        &[
+            "--from",
+            &from,
+            "--database-url",
+            &url,
+            "--target-db",
+            &target.name,
+            "--create",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(out.json()["command"], "restore", "{out}");
+    assert_eq!(target.query_one_string("SELECT count(*) FROM t"), "7");
+}
