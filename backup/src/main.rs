@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use pgward_backup::commands;
 use pgward_backup::dump::DumpOptions;
 use pgward_backup::prune::PruneRules;
 use pgward_shared::config::{parse_duration, GlobalArgs, GuardArgs};
+use pgward_shared::error::Error;
 use pgward_shared::manifest::BackupFormat;
 use pgward_shared::output::{parse_args, run};
 use pgward_shared::storage::StorageArgs;
@@ -16,21 +17,24 @@ const TOOL: &str = "backup";
 #[derive(Parser)]
 #[command(
     name = "pgward-backup",
+    arg_required_else_help = true,
     version,
     about = "Consistent, parallel, zstd-compressed PostgreSQL backups to a folder or S3; list, verify, prune",
     long_about = "One consistent snapshot of the database: the schema by pg_dump, every table's rows as \
 zstd-compressed COPY streams read in parallel, manifest.json (sizes, SHA-256, row counts) written last. \
 Prints one JSON document on stdout; exit codes: 0 ok, 1 failed, 2 usage, 4 cannot connect, 5 corrupt or \
 incomplete backup, 6 refused, 7 storage, 130 interrupted.",
-    after_help = "Examples:\n  pgward-backup backup --to /var/backups/pgward --jobs 4\n  pgward-backup list --from s3://acme-db-backups/prod --format text"
+    after_help = "Examples:\n  pgward-backup --to /var/backups/pgward --jobs 4\n  pgward-backup list --from s3://acme-db-backups/prod --format text\n  pgward-backup backup --to s3://acme-db-backups/prod   (the `backup` word is accepted too)"
 )]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
     #[command(flatten)]
     storage: StorageArgs,
+    #[command(flatten)]
+    backup: BackupArgs,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -41,47 +45,88 @@ enum FormatArg {
     Sql,
 }
 
+/// What to back up, where, and how.
+#[derive(Args)]
+struct BackupArgs {
+    /// Folder or s3://bucket/prefix [default: the environment's `backups`]
+    #[arg(long, value_name = "LOCATION")]
+    to: Option<String>,
+    /// Parallel readers [default: 2]
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// zstd level (1 fast .. 19 small) [default: 3]
+    #[arg(long, value_name = "L", value_parser = clap::value_parser!(i32).range(1..=19))]
+    level: Option<i32>,
+    /// A note kept in the manifest
+    #[arg(long, value_name = "TEXT")]
+    label: Option<String>,
+    /// Only the data of tables matching (schema.table or table, * wildcards); repeatable
+    #[arg(long = "table", value_name = "PATTERN")]
+    tables: Vec<String>,
+    /// Not the data of tables matching; repeatable
+    #[arg(long = "exclude-table", value_name = "PATTERN")]
+    exclude_tables: Vec<String>,
+    /// Layout of the backup [default: directory]
+    #[arg(long = "backup-format", value_enum)]
+    backup_format: Option<FormatArg>,
+    /// Leave the database's large objects out (the manifest records it; a restore says so)
+    #[arg(long)]
+    no_large_objects: bool,
+    /// Tables larger than this are split into chunks of about this many MiB [default: 256]
+    #[arg(long, value_name = "MIB")]
+    chunk_mib: Option<u64>,
+    /// How long to wait for each table's ACCESS SHARE lock [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    lock_timeout: Option<Duration>,
+    /// List what would be backed up; write nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl BackupArgs {
+    /// Whether any option was given (so that one given beside another command, or on
+    /// both sides of the `backup` word, is refused rather than silently ignored).
+    fn given(&self) -> bool {
+        self.to.is_some()
+            || self.jobs.is_some()
+            || self.level.is_some()
+            || self.label.is_some()
+            || !self.tables.is_empty()
+            || !self.exclude_tables.is_empty()
+            || self.backup_format.is_some()
+            || self.no_large_objects
+            || self.chunk_mib.is_some()
+            || self.lock_timeout.is_some()
+            || self.dry_run
+    }
+
+    fn options(&self) -> DumpOptions {
+        DumpOptions {
+            jobs: self.jobs.unwrap_or(2),
+            level: self.level.unwrap_or(3),
+            label: self.label.clone(),
+            tables: self.tables.clone(),
+            exclude_tables: self.exclude_tables.clone(),
+            format: match self.backup_format.unwrap_or(FormatArg::Directory) {
+                FormatArg::Directory => BackupFormat::Directory,
+                FormatArg::Sql => BackupFormat::Sql,
+            },
+            chunk_bytes: self.chunk_mib.unwrap_or(256).max(1) << 20,
+            lock_timeout: self.lock_timeout.unwrap_or(Duration::from_secs(30)),
+            env: None,
+            no_large_objects: self.no_large_objects,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Take a backup
+    /// Take a backup: the same as without the word, kept so that scripts written
+    /// `pgward-backup backup --to ...` go on working
     #[command(
         after_help = "Examples:\n  DATABASE_URL=postgresql://app@db/app pgward-backup backup --to /var/backups/pgward\n  pgward-backup backup --env production --label before-release-42 --jobs 4"
     )]
-    Backup {
-        /// Folder or s3://bucket/prefix [default: the environment's `backups`]
-        #[arg(long, value_name = "LOCATION")]
-        to: Option<String>,
-        /// Parallel readers
-        #[arg(long, value_name = "N", default_value_t = 2)]
-        jobs: usize,
-        /// zstd level (1 fast .. 19 small)
-        #[arg(long, value_name = "L", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
-        level: i32,
-        /// A note kept in the manifest
-        #[arg(long, value_name = "TEXT")]
-        label: Option<String>,
-        /// Only the data of tables matching (schema.table or table, * wildcards); repeatable
-        #[arg(long = "table", value_name = "PATTERN")]
-        tables: Vec<String>,
-        /// Not the data of tables matching; repeatable
-        #[arg(long = "exclude-table", value_name = "PATTERN")]
-        exclude_tables: Vec<String>,
-        /// Layout of the backup
-        #[arg(long = "backup-format", value_enum, default_value = "directory")]
-        backup_format: FormatArg,
-        /// Leave the database's large objects out (the manifest records it; a restore says so)
-        #[arg(long)]
-        no_large_objects: bool,
-        /// Tables larger than this are split into chunks of about this many MiB
-        #[arg(long, value_name = "MIB", default_value_t = 256)]
-        chunk_mib: u64,
-        /// How long to wait for each table's ACCESS SHARE lock
-        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-        lock_timeout: Duration,
-        /// List what would be backed up; write nothing
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Backup(BackupArgs),
     /// List complete backups, newest first
     #[command(
         after_help = "Example:\n  pgward-backup list --from /var/backups/pgward --format text"
@@ -141,49 +186,43 @@ enum Command {
 fn main() {
     let cli: Cli = parse_args(TOOL);
     let storage = cli.storage;
-    match cli.command {
-        Command::Backup {
-            to,
-            jobs,
-            level,
-            label,
-            tables,
-            exclude_tables,
-            backup_format,
-            no_large_objects,
-            chunk_mib,
-            lock_timeout,
-            dry_run,
-        } => run(TOOL, "backup", cli.global, |ctx| {
-            let options = DumpOptions {
-                jobs,
-                level,
-                label,
-                tables,
-                exclude_tables,
-                format: match backup_format {
-                    FormatArg::Directory => BackupFormat::Directory,
-                    FormatArg::Sql => BackupFormat::Sql,
-                },
-                chunk_bytes: chunk_mib.max(1) << 20,
-                lock_timeout,
-                env: None,
-                no_large_objects,
-            };
-            commands::backup(ctx, to.as_deref(), &storage, &options, dry_run)
+    let top = cli.backup;
+    // Backup options beside another command, or on both sides of the word, are refused:
+    // one of them would be ignored.
+    let command = match cli.command {
+        Some(_) if top.given() => None,
+        None => Some(Command::Backup(top)),
+        some => some,
+    };
+    match command {
+        None => run(TOOL, "backup", cli.global, |_| {
+            Err(Error::usage(
+                "backup options (--to, --jobs, ...) were given with another command, or on both sides of the word `backup`",
+                "give them once, to the backup: pgward-backup --to LOCATION ... (or pgward-backup backup --to LOCATION ...)",
+            )
+            .into())
         }),
-        Command::List { from } => run(TOOL, "list", cli.global, |ctx| {
+        Some(Command::Backup(args)) => run(TOOL, "backup", cli.global, |ctx| {
+            commands::backup(
+                ctx,
+                args.to.as_deref(),
+                &storage,
+                &args.options(),
+                args.dry_run,
+            )
+        }),
+        Some(Command::List { from }) => run(TOOL, "list", cli.global, |ctx| {
             commands::list(ctx, from.as_deref(), &storage)
         }),
-        Command::Verify {
+        Some(Command::Verify {
             id,
             from,
             deep,
             jobs,
-        } => run(TOOL, "verify", cli.global, |ctx| {
+        }) => run(TOOL, "verify", cli.global, |ctx| {
             commands::verify(ctx, from.as_deref(), &id, deep, jobs, &storage)
         }),
-        Command::Prune {
+        Some(Command::Prune {
             from,
             keep_last,
             keep_days,
@@ -191,7 +230,7 @@ fn main() {
             dry_run,
             all_databases,
             guard,
-        } => run(TOOL, "prune", cli.global, |ctx| {
+        }) => run(TOOL, "prune", cli.global, |ctx| {
             let rules = PruneRules {
                 keep_last,
                 keep_days,

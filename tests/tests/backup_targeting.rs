@@ -905,3 +905,26 @@ fn restore_works_without_repeating_its_name() {
     assert_eq!(out.json()["command"], "restore", "{out}");
     assert_eq!(target.query_one_string("SELECT count(*) FROM t"), "7");
 }
+
+/// `pgward-backup --to LOCATION` backs up without the `backup` word (`pgward-backup backup
+/// --to ...` still works); backup options beside another command are refused, not ignored.
+#[test]
+fn backup_works_without_repeating_its_name() {
+    let place = Place::local();
+    let db = cluster().create_database();
+    db.psql("CREATE TABLE t (id int); INSERT INTO t VALUES (1);");
+    let url = db.url();
+    let out = place.run("backup", &["--to", &place.location, "--database-url", &url]);
+    out.assert_code(0);
+    assert_eq!(out.json()["command"], "backup", "{out}");
+    let id = out.json()["result"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    assert_eq!(json_ids(&place.list()["backups"]), vec![id], "{out}");
+    let out = place.run(
+        "backup",
+        &["--jobs", "3", "list", "--from", &place.location],
+    );
+    out.assert_error(2, "USAGE");
+}
