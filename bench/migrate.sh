@@ -2,9 +2,13 @@
 # Deploy speed against its anchor, in one run on one throwaway cluster:
 #   pgward-migrate deploy   of tests/fixtures/corpus/langfuse__langfuse (434 migrations)
 #   a psql loop             `psql -1 -f` per file (CONCURRENTLY-only files without -1)
-# and the time of `pgward-migrate status` on the result. Runs each deploy ROUNDS times,
-# alternating, on fresh databases, and prints medians and ratios.
-# Targets (issue 2): deploy <= 0.5 x the psql loop; status <= 50 ms.
+# and the time of `pgward-migrate status` on the result. Then 200 one-statement
+# migrations (SMALL=N to change the count) against dbmate 2.36 (an npm package shipping
+# its Go binary, installed into target/dbmate when missing; skipped with a message when it
+# cannot be): deploy and status, each tool on its own folder layout of the same SQL.
+# Runs each deploy ROUNDS times, alternating, on fresh databases, and prints medians and
+# ratios. Targets: deploy <= 0.5 x the psql loop and status <= 50 ms (issue 2); on the
+# small migrations deploy <= 0.5 x dbmate and status <= 0.1 x dbmate (issue 19).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/cluster.sh
@@ -49,3 +53,43 @@ echo "deploy  pgward-migrate: ${pw} ms (median)"
 echo "deploy  psql -1 -f loop: ${ps} ms (median)"
 awk -v a="$pw" -v b="$ps" 'BEGIN { printf "ratio   pgward / psql = %.3f (target <= 0.5)\n", a / b }'
 echo "status  pgward-migrate: ${st} ms (median of 20; target <= 50 ms)"
+
+# --- 200 one-statement migrations against dbmate -----------------------------------------
+DBMATE_VERSION=2.36.0
+SMALL=${SMALL:-200}
+dbmate=target/dbmate/node_modules/@dbmate/linux-x64/bin/dbmate
+if [ ! -x "$dbmate" ] && command -v npm >/dev/null 2>&1; then
+  echo "== installing dbmate $DBMATE_VERSION into target/dbmate" >&2
+  npm install --silent --prefix target/dbmate "dbmate@$DBMATE_VERSION" >/dev/null 2>&1 || true
+fi
+if [ ! -x "$dbmate" ]; then
+  echo "dbmate: skipped (npm could not install dbmate@$DBMATE_VERSION into target/dbmate)"
+  exit 0
+fi
+small=$dir/small; mkdir -p "$small/prisma" "$small/dbmate"
+for i in $(seq "$SMALL"); do
+  ts=$(printf '2024%010d' "$i")
+  sql="CREATE TABLE t_$i (id bigint PRIMARY KEY, note text);"
+  mkdir -p "$small/prisma/${ts}_m$i"
+  printf '%s\n' "$sql" > "$small/prisma/${ts}_m$i/migration.sql"
+  printf -- '-- migrate:up\n%s\n\n-- migrate:down\n' "$sql" > "$small/dbmate/${ts}_m$i.sql"
+done
+printf 'provider = "postgresql"\n' > "$small/prisma/migration_lock.toml"
+dburl() { echo "postgres://postgres@127.0.0.1:$PGPORT/$1?sslmode=disable"; }
+: > "$dir/s_pgward.ms"; : > "$dir/s_dbmate.ms"
+for i in $(seq "$ROUNDS"); do
+  psql -q -d postgres -c "CREATE DATABASE spw_$i" -c "CREATE DATABASE sdb_$i"
+  t=$(now_ms); $M deploy --dir "$small/prisma" --database-url "$(url "spw_$i")" -q >/dev/null; echo $(( $(now_ms) - t )) >> "$dir/s_pgward.ms"
+  t=$(now_ms); "$dbmate" --url "$(dburl "sdb_$i")" --migrations-dir "$small/dbmate" --no-dump-schema up >/dev/null; echo $(( $(now_ms) - t )) >> "$dir/s_dbmate.ms"
+done
+: > "$dir/ss_pgward.ms"; : > "$dir/ss_dbmate.ms"
+for i in $(seq 20); do
+  t=$(date +%s%N); $M status --dir "$small/prisma" --database-url "$(url spw_1)" -q >/dev/null; echo $(( ($(date +%s%N) - t) / 100000 )) >> "$dir/ss_pgward.ms"
+  t=$(date +%s%N); "$dbmate" --url "$(dburl sdb_1)" --migrations-dir "$small/dbmate" status >/dev/null; echo $(( ($(date +%s%N) - t) / 100000 )) >> "$dir/ss_dbmate.ms"
+done
+spw=$(median < "$dir/s_pgward.ms"); sdb=$(median < "$dir/s_dbmate.ms")
+ssp=$(median < "$dir/ss_pgward.ms"); ssd=$(median < "$dir/ss_dbmate.ms")
+echo "small   $SMALL one-statement migrations; dbmate $("$dbmate" --version 2>/dev/null | head -n 1)"
+echo "deploy  pgward-migrate: ${spw} ms; dbmate up: ${sdb} ms (medians of $ROUNDS)"
+awk -v a="$spw" -v b="$sdb" 'BEGIN { printf "ratio   pgward / dbmate deploy = %.3f (target <= 0.5)\n", a / b }'
+awk -v a="$ssp" -v b="$ssd" 'BEGIN { printf "status  pgward-migrate: %.1f ms; dbmate status: %.1f ms (medians of 20); ratio %.3f (target <= 0.1)\n", a / 10, b / 10, a / b }'
