@@ -741,3 +741,24 @@ fn rules_follow_what_earlier_subcommands_and_statements_proved() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `statements-after-commit` names the first statement doing work after each COMMIT that
+/// ended earlier work: a file of three parts has two such boundaries.
+#[test]
+fn statements_after_commit_are_named_once_per_commit() {
+    let dir = pgward_tests::temp_dir("lint_commit_");
+    let file = dir.path().join("three_parts.sql");
+    std::fs::write(
+        &file,
+        "SET lock_timeout = '5s';\nBEGIN;\nUPDATE a SET x = 1 WHERE id = 1;\nCOMMIT;\n\
+         UPDATE a SET x = 2 WHERE id = 2;\nCOMMIT;\nUPDATE a SET x = 3 WHERE id = 3;\n",
+    )
+    .expect("written");
+    let envelope = lint(&[path_str(&file)]).json();
+    let lines: Vec<u64> = findings(&envelope, "")
+        .into_iter()
+        .filter(|f| f["rule"] == "statements-after-commit")
+        .filter_map(|f| f["line"].as_u64())
+        .collect();
+    assert_eq!(lines, [5, 7], "{envelope}");
+}

@@ -137,7 +137,7 @@ pub fn lint_file(text: &str, file: &ParsedFile, catalog: &mut Catalog) -> Vec<Hi
         not_valid_constraints: Vec::new(),
         empty_tables: HashSet::new(),
         committed: None,
-        work_before_commit: false,
+        work_since_commit: false,
         dropped_defaults: Vec::new(),
         null_columns: HashSet::new(),
         lock_timeout_set: false,
@@ -174,11 +174,11 @@ struct FileLinter<'a> {
     empty_tables: HashSet<String>,
     /// Columns the file added to existing tables with no default: NULL in every row.
     null_columns: HashSet<(String, String)>,
-    /// The explicit COMMIT (or ROLLBACK) that ended work, until a statement after it is
-    /// reported.
+    /// The explicit COMMIT (or ROLLBACK) that ended work, until the first statement doing
+    /// work after it is reported.
     committed: Option<usize>,
-    /// Whether the file did work before its first COMMIT.
-    work_before_commit: bool,
+    /// Whether a statement did work since the file's start or its last COMMIT.
+    work_since_commit: bool,
     /// `drop-default-not-null` findings `(table, column, transaction, statement)`: withdrawn
     /// when the same transaction sets a default again (as Prisma's enum changes do), since
     /// no other session ever sees the column without one.
@@ -298,9 +298,10 @@ impl FileLinter<'_> {
             Some(TransactionControl::End) => {
                 self.open_block = None;
                 self.transaction += 1;
-                if self.work_before_commit && self.committed.is_none() {
+                if self.work_since_commit {
                     self.committed = Some(index);
                 }
+                self.work_since_commit = false;
             }
             Some(TransactionControl::Chain) => {
                 self.open_block = Some(index);
@@ -310,7 +311,7 @@ impl FileLinter<'_> {
         }
     }
 
-    /// `statements-after-commit`: the first statement doing work after an explicit COMMIT
+    /// `statements-after-commit`: the first statement doing work after each explicit COMMIT
     /// that ended earlier work.
     fn after_commit(&mut self, index: usize, node: &NodeEnum) {
         if matches!(
@@ -319,12 +320,10 @@ impl FileLinter<'_> {
         ) {
             return;
         }
-        self.work_before_commit = true;
+        self.work_since_commit = true;
         let Some(commit) = self.committed.take() else {
             return;
         };
-        // Reported once; `committed` stays taken, so later statements are not.
-        self.work_before_commit = false;
         let commit_line = self.line_of(self.offset_of(commit));
         self.hit(
             Rule::StatementsAfterCommit,
