@@ -37,7 +37,7 @@ struct Cli {
     command: Option<Command>,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
 enum FormatArg {
     /// Schema + parallel zstd COPY chunks (restored by pgward-restore)
     Directory,
@@ -46,7 +46,7 @@ enum FormatArg {
 }
 
 /// What to back up, where, and how.
-#[derive(Args)]
+#[derive(Args, Default, PartialEq)]
 struct BackupArgs {
     /// Folder or s3://bucket/prefix [default: the environment's `backups`]
     #[arg(long, value_name = "LOCATION")]
@@ -85,19 +85,10 @@ struct BackupArgs {
 
 impl BackupArgs {
     /// Whether any option was given (so that one given beside another command, or on
-    /// both sides of the `backup` word, is refused rather than silently ignored).
+    /// both sides of the `backup` word, is refused rather than silently ignored): every
+    /// field defaults to "not given" (none, false, empty).
     fn given(&self) -> bool {
-        self.to.is_some()
-            || self.jobs.is_some()
-            || self.level.is_some()
-            || self.label.is_some()
-            || !self.tables.is_empty()
-            || !self.exclude_tables.is_empty()
-            || self.backup_format.is_some()
-            || self.no_large_objects
-            || self.chunk_mib.is_some()
-            || self.lock_timeout.is_some()
-            || self.dry_run
+        *self != BackupArgs::default()
     }
 
     fn options(&self) -> DumpOptions {

@@ -44,7 +44,7 @@ enum Command {
 }
 
 /// What to restore, where, and how.
-#[derive(Args, Default)]
+#[derive(Args, Default, PartialEq)]
 struct RestoreArgs {
     /// LOCATION/ID or LOCATION/latest (LOCATION alone with --before-migration)
     /// [default: the environment's `backups`]
@@ -92,22 +92,10 @@ const DEFAULT_JOBS: usize = 2;
 
 impl RestoreArgs {
     /// Whether any option was given (so that one given both before and after the
-    /// `restore` word is refused rather than one of them silently ignored).
+    /// `restore` word is refused rather than one of them silently ignored): every field
+    /// defaults to "not given" (none, false, empty).
     fn given(&self) -> bool {
-        self.from.is_some()
-            || self.before_migration.is_some()
-            || self.target_db.is_some()
-            || self.create
-            || self.clean
-            || self.no_safety_backup
-            || self.safety_backup_to.is_some()
-            || self.jobs.is_some()
-            || !self.tables.is_empty()
-            || self.no_owner
-            || self.no_large_objects
-            || self.dry_run
-            || self.guard.force
-            || self.guard.yes
+        *self != RestoreArgs::default()
     }
 
     fn into_options(self) -> RestoreOptions {

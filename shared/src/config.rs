@@ -74,7 +74,7 @@ pub struct GlobalArgs {
 }
 
 /// The safety flags of commands that change something.
-#[derive(Debug, Clone, Copy, clap::Args, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args, Default)]
 pub struct GuardArgs {
     /// Allow a destructive action in a protected environment
     #[arg(long)]
