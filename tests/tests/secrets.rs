@@ -351,7 +351,13 @@ fn every_binary_keeps(form_index: usize) {
         };
         let mut all: Vec<String> = args
             .iter()
-            .map(|a| a.replace(BACKUP_ID, &newest_backup()))
+            .map(|a| {
+                if a.contains(BACKUP_ID) {
+                    a.replace(BACKUP_ID, &newest_backup())
+                } else {
+                    a.clone()
+                }
+            })
             .collect();
         all.extend(form.args.iter().cloned());
         all.extend([

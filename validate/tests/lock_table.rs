@@ -13,21 +13,10 @@ use pgward_tests::{cluster, TestDb};
 use pgward_validate::lint::locks::{LockMode, LockRow, FIXTURE, LOCK_TABLE};
 use postgres::Client;
 
-/// Every lock mode, weakest first, for reading `pg_locks.mode`.
-const MODES: [LockMode; 8] = [
-    LockMode::AccessShare,
-    LockMode::RowShare,
-    LockMode::RowExclusive,
-    LockMode::ShareUpdateExclusive,
-    LockMode::Share,
-    LockMode::ShareRowExclusive,
-    LockMode::Exclusive,
-    LockMode::AccessExclusive,
-];
-
 fn mode_of(pg_locks_mode: &str) -> LockMode {
-    MODES
-        .into_iter()
+    // Every mode, by the numbers LOCK TABLE parses to.
+    (1..=8)
+        .filter_map(LockMode::from_number)
         .find(|m| m.pg_locks_name() == pg_locks_mode)
         .unwrap_or_else(|| panic!("unknown pg_locks mode {pg_locks_mode}"))
 }
