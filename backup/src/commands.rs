@@ -4,7 +4,7 @@
 use chrono::Utc;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Exit, Result};
-use pgward_shared::inventory::BackupSource;
+use pgward_shared::inventory::source_in_use;
 use pgward_shared::manifest::{VerificationRecord, LARGE_OBJECTS_FILE, VERIFIED_FILE};
 use pgward_shared::output::{Context, Failure, Outcome, VERSION};
 use pgward_shared::storage::{self, Location, Storage, StorageArgs};
@@ -25,16 +25,6 @@ pub fn open_storage(
 ) -> Result<Box<dyn Storage>> {
     let text = storage::resolve_location(flag, &ctx.settings)?;
     storage::open(&Location::parse(&text)?, &args.options())
-}
-
-/// Whose backups `latest`, `--before-migration` and the reports choose among: the
-/// database of the URL in use (flag, environment, `pgward.toml`) and the selected
-/// environment; `None` without a URL (then a location must hold one database's backups
-/// for `latest` to mean anything).
-pub fn configured_source(ctx: &Context) -> Option<BackupSource> {
-    ctx.database()
-        .ok()
-        .map(|db| BackupSource::new(&db.dbname, ctx.settings.env_name.as_deref()))
 }
 
 /// `backup`.
@@ -123,7 +113,7 @@ pub fn verify(
 ) -> Result<Outcome, Failure> {
     let storage = open_storage(ctx, from, args)?;
     ctx.audit_location(&storage.location());
-    let id = inventory::resolve_id(storage.as_ref(), id, configured_source(ctx))?;
+    let id = inventory::resolve_id(storage.as_ref(), id, source_in_use(ctx))?;
     // A manifest that cannot be trusted (unreadable, naming places outside its backup, or
     // not the one an earlier verify recorded) fails here. One altered after a verify keeps
     // its verified.json: the record is the evidence that the manifest changed, and

@@ -226,7 +226,7 @@ fn main() {
                 keep_last,
                 keep_days,
                 leftover_age,
-                source: commands::configured_source(ctx),
+                source: pgward_shared::inventory::source_in_use(ctx),
                 all_databases,
             };
             commands::prune_command(ctx, from.as_deref(), &storage, &rules, dry_run, guard)

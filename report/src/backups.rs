@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use pgward_backup::commands::{configured_source, open_storage};
+use pgward_backup::commands::open_storage;
 use pgward_backup::inventory::{self, ListedBackup};
-use pgward_shared::inventory::{choose_source, BackupSource};
+use pgward_shared::inventory::{choose_source, source_in_use, BackupSource};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::storage::StorageArgs;
 use serde::Serialize;
@@ -85,7 +85,7 @@ pub fn backups(
     // The verdict is about one database's backups: another's newer ones must not hide
     // that this one's stopped.
     let entries: Vec<_> = listed.backups.iter().map(|b| b.entry.clone()).collect();
-    let source = match choose_source(&entries, configured_source(ctx)) {
+    let source = match choose_source(&entries, source_in_use(ctx)) {
         Ok(source) => source,
         Err(_) => Some(inventory::source_for(&listed, None, "report backups")?),
     };

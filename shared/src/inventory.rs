@@ -94,6 +94,16 @@ pub fn sources(entries: &[BackupEntry]) -> Vec<BackupSource> {
     all
 }
 
+/// Whose backups `latest`, `--before-migration`, prune, preflight and the reports choose
+/// among: the database of the URL in use (flag, environment, `pgward.toml`) and the
+/// selected environment; `None` without a URL (then a location must hold one database's
+/// backups for a choice to mean anything).
+pub fn source_in_use(ctx: &crate::output::Context) -> Option<BackupSource> {
+    ctx.database()
+        .ok()
+        .map(|db| BackupSource::new(&db.dbname, ctx.settings.env_name.as_deref()))
+}
+
 /// The source a command acts for: `configured` (the database of the URL in use and the
 /// selected environment) when there is one; otherwise the one source of a location that
 /// holds backups of only one. `Err` lists the sources when the choice is not clear.

@@ -14,7 +14,9 @@ use chrono::Utc;
 use pgward_shared::connect::Session;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::history;
-use pgward_shared::inventory::{choose_source, newest_verified, BackupEntry, BackupSource};
+use pgward_shared::inventory::{
+    choose_source, newest_verified, source_in_use, BackupEntry, BackupSource,
+};
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::state::MigrationState;
@@ -320,12 +322,7 @@ fn backup_check(ctx: &Context, options: &PreflightOptions, list: &mut Checklist)
     };
     match entries {
         Err(reason) => list.fail("recent-verified-backup", reason, format!("check the location {location}")),
-        Ok(entries) => match choose_source(
-            &entries,
-            ctx.database()
-                .ok()
-                .map(|db| BackupSource::new(&db.dbname, ctx.settings.env_name.as_deref())),
-        ) {
+        Ok(entries) => match choose_source(&entries, source_in_use(ctx)) {
             Err(several) => list.fail(
                 "recent-verified-backup",
                 format!(
