@@ -203,7 +203,7 @@ impl Settings {
         } else {
             None
         };
-        let pg_password = var("PGPASSWORD").filter(|p| !p.is_empty());
+        let pg_password = var("PGPASSWORD");
         let base = config_path
             .as_ref()
             .and_then(|p| p.parent())
