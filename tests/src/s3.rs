@@ -330,13 +330,67 @@ impl S3Server {
         // start fails, so give it a few tries before giving up.
         for attempt in 1..=PORT_ATTEMPTS {
             match self.launch() {
-                Ok(()) => return,
+                Ok(()) => return self.wait_until_objects_read_back(),
                 Err(log) if attempt < PORT_ATTEMPTS && port_taken(&log) => {
                     std::thread::sleep(Duration::from_secs(1));
                 }
                 Err(log) => self.fail(&format!("did not restart (attempt {attempt})"), &log),
             }
         }
+    }
+
+    /// After a restart, SeaweedFS answers S3 requests (and lists keys from its filer)
+    /// before its volume server has registered the volumes again; until then a GET of
+    /// an object written before the crash is an InternalError. A test that reads after
+    /// a restart means the restarted server, so wait until every object kept from before
+    /// reads back.
+    fn wait_until_objects_read_back(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let failure = match self.read_every_object() {
+                Ok(()) => return,
+                Err(e) => e,
+            };
+            if Instant::now() > deadline {
+                let log = self.log();
+                self.fail(
+                    &format!("restarted but could not read its objects back: {failure}"),
+                    &log,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// GETs every object in every bucket (tests keep few), failing on the first error.
+    fn read_every_object(&self) -> Result<(), String> {
+        use aws_sdk_s3::error::DisplayErrorContext;
+        self.admin(|client| async move {
+            let buckets = client.list_buckets().send().await.map_err(|e| DisplayErrorContext(&e).to_string())?;
+            for bucket in buckets.buckets().iter().filter_map(|b| b.name()) {
+                let listed = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .send()
+                    .await
+                    .map_err(|e| DisplayErrorContext(&e).to_string())?;
+                for key in listed.contents().iter().filter_map(|o| o.key()) {
+                    let object = client
+                        .get_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .send()
+                        .await
+                        .map_err(|e| format!("s3://{bucket}/{key}: {}", DisplayErrorContext(&e)))?;
+                    object
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| format!("s3://{bucket}/{key}: {e}"))?;
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Whether the server process is running (not stopped, not crashed).
