@@ -2,30 +2,20 @@
 //! verify, prune.
 
 use chrono::Utc;
+use pgward_shared::archive::manifest::{VerificationRecord, LARGE_OBJECTS_FILE, VERIFIED_FILE};
+use pgward_shared::archive::sources::source_in_use;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Exit, Result};
-use pgward_shared::inventory::source_in_use;
-use pgward_shared::manifest::{VerificationRecord, LARGE_OBJECTS_FILE, VERIFIED_FILE};
 use pgward_shared::output::{Context, Failure, Outcome, VERSION};
-use pgward_shared::storage::{self, Location, Storage, StorageArgs};
+use pgward_shared::storage::{open_storage, Storage, StorageArgs};
 use serde::Serialize;
 
-use crate::dump::{dump, DumpOptions};
-use crate::inventory;
-use crate::load::{self, LoadOptions, LoadReport};
-use crate::prune::{prune, PruneRules};
-use crate::verify::{check_files, require_all_ok, Depth, FileCheck};
-use crate::workdb;
-
-/// Opens the storage a `--to`/`--from` flag (or the environment's `backups`) names.
-pub fn open_storage(
-    ctx: &Context,
-    flag: Option<&str>,
-    args: &StorageArgs,
-) -> Result<Box<dyn Storage>> {
-    let text = storage::resolve_location(flag, &ctx.settings)?;
-    storage::open(&Location::parse(&text)?, &args.options())
-}
+use pgward_shared::archive::inventory;
+use pgward_shared::archive::load::{self, LoadOptions, LoadReport};
+use pgward_shared::archive::prune::{prune, PruneRules};
+use pgward_shared::archive::verify::{check_files, require_all_ok, Depth, FileCheck};
+use pgward_shared::archive::workdb;
+use pgward_shared::archive::write::{dump, DumpOptions};
 
 /// `backup`.
 pub fn backup(
@@ -38,10 +28,11 @@ pub fn backup(
     let db = ctx.database()?;
     let storage = open_storage(ctx, to, args)?;
     if dry_run {
-        let mut coordinator = crate::snapshot::Coordinator::open(&db)?;
+        let mut coordinator = pgward_shared::archive::write::snapshot::Coordinator::open(&db)?;
         let all = coordinator.tables(options.lock_timeout)?;
         // A dry run refuses what the backup would refuse.
-        let tables = crate::dump::refuse_incomplete(&mut coordinator, all, options);
+        let tables =
+            pgward_shared::archive::write::refuse_incomplete(&mut coordinator, all, options);
         let large_objects = coordinator.large_objects(&db.dbname, options.no_large_objects)?;
         coordinator.close();
         let tables = tables?;
@@ -143,8 +134,10 @@ fn check_and_record(
     jobs: usize,
 ) -> Result<Outcome, Failure> {
     let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(storage, id)?;
-    if let Some(problem) = crate::large_objects::inconsistency(&manifest) {
-        return Err(crate::verify::corrupt(id, LARGE_OBJECTS_FILE, problem).into());
+    if let Some(problem) = pgward_shared::archive::large_objects::inconsistency(&manifest) {
+        return Err(
+            pgward_shared::archive::verify::corrupt(id, LARGE_OBJECTS_FILE, problem).into(),
+        );
     }
     pgward_shared::log::info(&format!("verifying {} files of {id}", manifest.files.len()));
     let files = check_files(
@@ -203,9 +196,9 @@ const SCRATCH_PREFIX: &str = "pgward_verify_";
 /// Restores into a scratch database on the same server, compares row counts (the loader
 /// does), and drops it again whatever happens.
 fn deep_restore(
-    db: &pgward_shared::dburl::ConnectionSettings,
+    db: &pgward_shared::connect::dburl::ConnectionSettings,
     storage: &dyn Storage,
-    manifest: &pgward_shared::manifest::BackupManifest,
+    manifest: &pgward_shared::archive::manifest::BackupManifest,
     jobs: usize,
 ) -> Result<LoadReport> {
     let scratch = format!(

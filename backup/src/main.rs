@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use pgward_backup::commands;
-use pgward_backup::dump::DumpOptions;
-use pgward_backup::prune::PruneRules;
+use pgward_shared::archive::manifest::BackupFormat;
+use pgward_shared::archive::prune::PruneRules;
+use pgward_shared::archive::write::DumpOptions;
 use pgward_shared::config::{parse_duration, GlobalArgs, GuardArgs};
 use pgward_shared::error::Error;
-use pgward_shared::manifest::BackupFormat;
 use pgward_shared::output::{parse_args, run};
 use pgward_shared::storage::StorageArgs;
 
@@ -226,7 +226,7 @@ fn main() {
                 keep_last,
                 keep_days,
                 leftover_age,
-                source: pgward_shared::inventory::source_in_use(ctx),
+                source: pgward_shared::archive::sources::source_in_use(ctx),
                 all_databases,
             };
             commands::prune_command(ctx, from.as_deref(), &storage, &rules, dry_run, guard)

@@ -7,18 +7,18 @@ use std::time::{Duration, Instant};
 
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{describe_pg_error, Error, Result};
-use pgward_shared::history::{self, Attempt};
+use pgward_shared::migrations::history::{self, Attempt};
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::state::MigrationState;
 use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
-use crate::engine::{
+use pgward_shared::migrations::engine::{
     drop_left_indexes, elapsed_ms, index_names as names, is_lock_timeout, run_script, Bookkeeping,
     LeftBehind, RunMode, ScriptFailure, ScriptPlan,
 };
-use crate::lock::with_migration_lock;
+use pgward_shared::migrations::lock::with_migration_lock;
 
 /// Deploy's options, as the flags give them.
 #[derive(Debug, Clone)]

@@ -1,10 +1,8 @@
-//! pgward-migrate as a library: Prisma-compatible migrations whose commands are plain
-//! functions, so the binary is a thin clap layer and other tools (validate's drift check)
-//! reuse the same engine.
+//! pgward-migrate as a library: one module per command, each turning parsed arguments into
+//! a call of the migration engine in [`pgward_shared::migrations`], so the binary is a thin
+//! clap layer.
 
 pub mod deploy;
-pub mod engine;
-pub mod lock;
 pub mod new;
 pub mod resolve;
 pub mod rollback;

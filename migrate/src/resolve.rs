@@ -5,12 +5,12 @@ use std::path::Path;
 
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
-use pgward_shared::history;
+use pgward_shared::migrations::history;
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
 use serde::Serialize;
 
-use crate::lock::{with_migration_lock, DEFAULT_LOCK_WAIT};
+use pgward_shared::migrations::lock::{with_migration_lock, DEFAULT_LOCK_WAIT};
 
 /// What resolve records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

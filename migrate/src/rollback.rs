@@ -8,18 +8,18 @@ use std::path::Path;
 
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{describe_pg_error, Error, Result};
-use pgward_shared::history;
 use pgward_shared::log;
+use pgward_shared::migrations::history;
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::state::MigrationState;
 use serde::Serialize;
 
-use crate::engine::{
+use pgward_shared::migrations::engine::{
     drop_left_indexes, elapsed_ms, index_names, run_script, Bookkeeping, LeftBehind, RunMode,
     ScriptPlan,
 };
-use crate::lock::{with_migration_lock, DEFAULT_LOCK_WAIT};
+use pgward_shared::migrations::lock::{with_migration_lock, DEFAULT_LOCK_WAIT};
 
 /// How far to roll back.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use pgward_shared::migrations::{prisma_collator, prisma_order};
 use pgward_shared::output::{Context, Failure, Outcome};
 use serde::Serialize;
 
-use crate::engine::{elapsed_ms, run_script, Bookkeeping, RunMode, ScriptPlan};
+use pgward_shared::migrations::engine::{elapsed_ms, run_script, Bookkeeping, RunMode, ScriptPlan};
 
 /// One seed file run (or, dry-run, to be run).
 #[derive(Debug, Serialize)]

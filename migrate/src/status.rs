@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use pgward_shared::error::{Error, LockHolder};
-use pgward_shared::history;
+use pgward_shared::migrations::history;
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::state::MigrationState;

@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use pgward_backup::commands::open_storage;
-use pgward_backup::inventory::{self, ListedBackup};
-use pgward_shared::inventory::{choose_source, source_in_use, BackupSource};
+use pgward_shared::archive::inventory::{self, ListedBackup};
+use pgward_shared::archive::sources::{choose_source, source_in_use, BackupSource};
 use pgward_shared::output::{Context, Failure, Outcome};
+use pgward_shared::storage::open_storage;
 use pgward_shared::storage::StorageArgs;
 use serde::Serialize;
 
@@ -188,8 +188,8 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pgward_shared::inventory::BackupEntry;
-    use pgward_shared::manifest::BackupFormat;
+    use pgward_shared::archive::manifest::BackupFormat;
+    use pgward_shared::archive::sources::BackupEntry;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use pgward_backup::workdb;
+use pgward_shared::archive::workdb;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::redact::scrub;

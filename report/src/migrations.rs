@@ -8,7 +8,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use pgward_shared::error::Error;
-use pgward_shared::history::{self, HistoryRow};
+use pgward_shared::migrations::history::{self, HistoryRow};
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::state::MigrationState;

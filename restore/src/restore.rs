@@ -10,17 +10,17 @@
 //!    constraints), row counts are checked against the manifest, and ANALYZE runs. A new
 //!    database is loaded under another name and renamed to the target only then.
 
-use pgward_backup::dump::{dump, DumpOptions};
-use pgward_backup::inventory;
-use pgward_backup::large_objects;
-use pgward_backup::load::{self, LoadOptions, LoadReport};
-use pgward_backup::verify::{self, check_files, require_all_ok, restore_depth, Depth};
-use pgward_backup::workdb;
+use pgward_shared::archive::inventory;
+use pgward_shared::archive::large_objects;
+use pgward_shared::archive::load::{self, LoadOptions, LoadReport};
+use pgward_shared::archive::manifest::{BackupFormat, LARGE_OBJECTS_FILE};
+use pgward_shared::archive::sources::BackupSource;
+use pgward_shared::archive::verify::{self, check_files, require_all_ok, restore_depth, Depth};
+use pgward_shared::archive::workdb;
+use pgward_shared::archive::write::{dump, DumpOptions};
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
-use pgward_shared::inventory::BackupSource;
 use pgward_shared::log;
-use pgward_shared::manifest::{BackupFormat, LARGE_OBJECTS_FILE};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::storage::{self, Location, StorageArgs};
 use serde::Serialize;
@@ -132,7 +132,7 @@ pub fn restore(
         return Err(Error::BackupCorrupt {
             id,
             problems: format!("its manifest says it is a backup of {backup_source}, but it was picked as one of {source}"),
-            files: vec![pgward_shared::manifest::MANIFEST_FILE.to_string()],
+            files: vec![pgward_shared::archive::manifest::MANIFEST_FILE.to_string()],
         }
         .into());
     }
@@ -393,7 +393,7 @@ pub fn restore(
 /// failed restore. The database a new target was loading under held nothing of anyone's:
 /// it is dropped.
 fn after_failed_load(
-    db: &pgward_shared::dburl::ConnectionSettings,
+    db: &pgward_shared::connect::dburl::ConnectionSettings,
     target_name: &str,
     load_into: &str,
     result: &RestoreResult,
@@ -434,7 +434,7 @@ fn safety_destination(options: &RestoreOptions, from: &str) -> Result<String> {
 /// Backs up the target before it is replaced; returns the backup's id.
 fn safety_backup(
     ctx: &Context,
-    target_settings: &pgward_shared::dburl::ConnectionSettings,
+    target_settings: &pgward_shared::connect::dburl::ConnectionSettings,
     options: &RestoreOptions,
     storage_args: &StorageArgs,
     from: &str,

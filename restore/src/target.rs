@@ -2,11 +2,11 @@
 //! (ending its sessions, dropping), and the database a new target is loaded under until it
 //! is complete, through a session on another database.
 
-use pgward_backup::workdb;
+use pgward_shared::archive::manifest::BackupManifest;
+use pgward_shared::archive::workdb;
+use pgward_shared::connect::dburl::ConnectionSettings;
 use pgward_shared::connect::{connect, Session};
-use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
-use pgward_shared::manifest::BackupManifest;
 
 /// Application name of restore sessions.
 pub const APP: &str = "pgward-restore";

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::dburl::ConnectionSettings;
+use crate::connect::dburl::ConnectionSettings;
 use crate::error::{Error, Result};
 
 /// The config file looked for in the current directory.

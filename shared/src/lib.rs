@@ -10,19 +10,17 @@
 //! ([`interrupt`]), SQL parsing ([`sql`]), and Prisma's migrations folder and history table
 //! ([`migrations`], [`history`]).
 
+pub mod archive;
 pub mod audit;
 pub mod config;
 pub mod connect;
-pub mod dburl;
 pub mod error;
-pub mod history;
 pub mod interrupt;
-pub mod inventory;
 pub mod log;
-pub mod manifest;
 pub mod migrations;
 pub mod notify;
 pub mod output;
+pub mod pgtools;
 #[cfg(feature = "storage")]
 pub mod progress;
 pub mod redact;

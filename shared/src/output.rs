@@ -10,8 +10,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::config::{GlobalArgs, OutputFormat, Settings};
+use crate::connect::dburl::ConnectionSettings;
 use crate::connect::{Session, Target};
-use crate::dburl::ConnectionSettings;
 use crate::error::{Error, Exit, Result};
 
 /// pgward's version, printed in every envelope.

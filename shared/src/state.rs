@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::history::HistoryRow;
+use crate::migrations::history::HistoryRow;
 use crate::migrations::MigrationsFolder;
 
 /// A migration applied and finished.

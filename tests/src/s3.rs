@@ -366,7 +366,11 @@ impl S3Server {
     fn read_every_object(&self) -> Result<(), String> {
         use aws_sdk_s3::error::DisplayErrorContext;
         self.admin(|client| async move {
-            let buckets = client.list_buckets().send().await.map_err(|e| DisplayErrorContext(&e).to_string())?;
+            let buckets = client
+                .list_buckets()
+                .send()
+                .await
+                .map_err(|e| DisplayErrorContext(&e).to_string())?;
             for bucket in buckets.buckets().iter().filter_map(|b| b.name()) {
                 let listed = client
                     .list_objects_v2()

@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Once, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use pgward_shared::manifest::{ManifestFile, MANIFEST_FILE, VERIFIED_FILE};
+use pgward_shared::archive::manifest::{ManifestFile, MANIFEST_FILE, VERIFIED_FILE};
 use pgward_shared::storage::{self, Location, S3Options, Storage};
 use pgward_shared::{Error, Exit};
 use pgward_tests::{s3, S3Server};

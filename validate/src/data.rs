@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use pg_query::{NodeEnum, NodeRef};
+use pgward_shared::connect::dburl::ConnectionSettings;
 use pgward_shared::connect::READ_EVERY_ROW;
-use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::sql::quote_ident;

@@ -11,12 +11,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use chrono::Utc;
-use pgward_shared::connect::Session;
-use pgward_shared::error::{Error, Result};
-use pgward_shared::history;
-use pgward_shared::inventory::{
+use pgward_shared::archive::sources::{
     choose_source, newest_verified, source_in_use, BackupEntry, BackupSource,
 };
+use pgward_shared::connect::Session;
+use pgward_shared::error::{Error, Result};
+use pgward_shared::migrations::history;
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::state::MigrationState;

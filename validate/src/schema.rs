@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use pgward_shared::error::{Error, Result};
-use pgward_shared::history;
+use pgward_shared::migrations::history;
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::state::MigrationState;

@@ -14,8 +14,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{check_address, BackupWriter, FileWriter, Sink, Storage};
+use crate::archive::manifest::{ManifestFile, MANIFEST_FILE};
 use crate::error::{Error, Result};
-use crate::manifest::{ManifestFile, MANIFEST_FILE};
 
 /// Name prefix of a backup folder still being written.
 const PARTIAL_PREFIX: &str = ".partial-";
@@ -119,7 +119,7 @@ impl Storage for LocalStorage {
 
     fn begin(&self, id: &str) -> Result<Box<dyn BackupWriter>> {
         create_dir(&self.root)?;
-        for candidate in crate::manifest::id_candidates(id) {
+        for candidate in crate::archive::manifest::id_candidates(id) {
             let partial = self.root.join(format!("{PARTIAL_PREFIX}{candidate}"));
             if self.root.join(&candidate).exists() || partial.exists() {
                 continue;
@@ -165,7 +165,7 @@ impl Storage for LocalStorage {
                 let id = match name.strip_prefix(PARTIAL_PREFIX) {
                     Some(id) => id.to_string(),
                     None if !name.starts_with('.')
-                        && crate::manifest::time_of_id(&name).is_some()
+                        && crate::archive::manifest::time_of_id(&name).is_some()
                         && !path.join(MANIFEST_FILE).is_file() =>
                     {
                         name.clone()

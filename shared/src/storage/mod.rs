@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 pub use hashing::{HashingReader, HashingWriter};
 
+use crate::archive::manifest::ManifestFile;
 use crate::error::{Error, Result};
-use crate::manifest::ManifestFile;
 
 /// The storage flags of every command that reads or writes backups.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -119,7 +119,7 @@ impl Location {
     pub fn parse_with_id(text: &str) -> Result<(Location, Option<String>)> {
         let trimmed = text.trim_end_matches('/');
         if let Some((base, last)) = trimmed.rsplit_once('/') {
-            if last == "latest" || crate::manifest::time_of_id(last).is_some() {
+            if last == "latest" || crate::archive::manifest::time_of_id(last).is_some() {
                 return Ok((Location::parse(base)?, Some(last.to_string())));
             }
         }
@@ -166,11 +166,11 @@ pub trait Storage: Send + Sync {
 }
 
 /// Refuses an id or file path that could address anything but a file of one backup in
-/// the location (see [`crate::manifest::check_id`]): every storage call goes through it,
+/// the location (see [`crate::archive::manifest::check_id`]): every storage call goes through it,
 /// whatever handed it the name.
 fn check_address(id: &str, path: Option<&str>) -> Result<()> {
-    crate::manifest::check_id(id)
-        .and_then(|()| path.map_or(Ok(()), crate::manifest::check_path))
+    crate::archive::manifest::check_id(id)
+        .and_then(|()| path.map_or(Ok(()), crate::archive::manifest::check_path))
         .map_err(|problems| Error::BackupCorrupt {
             id: id.to_string(),
             problems,
@@ -261,8 +261,8 @@ fn ids_exhausted(id: &str, location: &str) -> Error {
     Error::usage(
         format!(
             "{} backups named {id} (and {id}-2 to -{}) already exist or are being written in {location}",
-            crate::manifest::IDS_PER_SECOND,
-            crate::manifest::IDS_PER_SECOND
+            crate::archive::manifest::IDS_PER_SECOND,
+            crate::archive::manifest::IDS_PER_SECOND
         ),
         "wait a second (ids carry the UTC second) and run again",
     )
@@ -381,6 +381,16 @@ fn missing_files(
         expected.len(),
         if missing.len() > 5 { ", ..." } else { "" }
     ))
+}
+
+/// Opens the storage a `--to`/`--from` flag (or the environment's `backups`) names.
+pub fn open_storage(
+    ctx: &crate::output::Context,
+    flag: Option<&str>,
+    args: &StorageArgs,
+) -> Result<Box<dyn Storage>> {
+    let text = resolve_location(flag, &ctx.settings)?;
+    open(&Location::parse(&text)?, &args.options())
 }
 
 #[cfg(test)]

@@ -25,8 +25,8 @@ use aws_sdk_s3::types::{
 use tokio::runtime::Runtime;
 
 use super::{check_address, BackupWriter, FileWriter, S3Options, Sink, Storage, WriterMark};
+use crate::archive::manifest::{ManifestFile, MANIFEST_FILE};
 use crate::error::{Error, Result};
-use crate::manifest::{ManifestFile, MANIFEST_FILE};
 
 /// The heartbeat object of a backup being written (see the module doc).
 const WRITER_FILE: &str = "writer.json";
@@ -413,7 +413,7 @@ impl Storage for S3Storage {
         check_address(id, None)?;
         let mark = WriterMark::of_this_process();
         let body = serde_json::to_vec(&mark).unwrap_or_default();
-        for candidate in crate::manifest::id_candidates(id) {
+        for candidate in crate::archive::manifest::id_candidates(id) {
             // Anything under the id, complete or a leftover, even a killed run's open
             // upload with no object beside it, keeps it taken; of two writers that find
             // it free at once, the conditional create of the heartbeat lets one through.
@@ -479,7 +479,9 @@ impl Storage for S3Storage {
             .shared
             .ids()?
             .into_iter()
-            .filter(|(id, complete, _)| !complete && crate::manifest::time_of_id(id).is_some())
+            .filter(|(id, complete, _)| {
+                !complete && crate::archive::manifest::time_of_id(id).is_some()
+            })
             .map(|(id, _, age)| (id, age))
             .collect())
     }

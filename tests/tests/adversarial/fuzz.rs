@@ -14,10 +14,10 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pgward_backup::inventory::{list, read_manifest};
+use pgward_shared::archive::inventory::{list, read_manifest};
+use pgward_shared::archive::manifest::MANIFEST_FILE;
 use pgward_shared::config::{GlobalArgs, Settings};
-use pgward_shared::dburl::ConnectionSettings;
-use pgward_shared::manifest::MANIFEST_FILE;
+use pgward_shared::connect::dburl::ConnectionSettings;
 use pgward_shared::redact;
 use pgward_shared::storage::{self, Location, S3Options};
 use proptest::prelude::*;
@@ -343,7 +343,7 @@ fn read_back(root: &Path, bytes: &[u8]) -> bool {
             let _ = t.qualified();
             let _ = t.copy_format.copy_options(&["FREEZE"]);
         }
-        let _ = pgward_shared::manifest::time_of_id(&m.id);
+        let _ = pgward_shared::archive::manifest::time_of_id(&m.id);
         // The inventory `list`, `report backups` and `latest` build from it.
         let _ = list(storage.as_ref());
         return true;

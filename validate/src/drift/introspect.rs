@@ -17,7 +17,7 @@
 //! definition covers them).
 
 use pgward_shared::error::{Error, Result};
-use pgward_shared::history::HISTORY_TABLE;
+use pgward_shared::migrations::history::HISTORY_TABLE;
 use pgward_shared::sql::quote_literal;
 
 use super::model::{ObjectKey, ObjectKind, SchemaModel, SchemaObject};

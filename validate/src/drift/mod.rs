@@ -20,12 +20,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pgward_migrate::engine::{run_script, Bookkeeping, RunMode, ScriptPlan};
 use pgward_shared::connect::connect;
-use pgward_shared::dburl::ConnectionSettings;
+use pgward_shared::connect::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
-use pgward_shared::history::{self, HistoryRow};
 use pgward_shared::log;
+use pgward_shared::migrations::engine::{run_script, Bookkeeping, RunMode, ScriptPlan};
+use pgward_shared::migrations::history::{self, HistoryRow};
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::sql::{self, quote_ident};

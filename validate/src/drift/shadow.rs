@@ -22,8 +22,8 @@
 //! shadow, and cannot tell an idle live run from a dead one. Only databases the role may
 //! drop (it is a member of the owner) are touched.
 
+use pgward_shared::connect::dburl::ConnectionSettings;
 use pgward_shared::connect::{connect, Session};
-use pgward_shared::dburl::ConnectionSettings;
 use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::log;
 use pgward_shared::output::Context;

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use pgward_shared::error::Error;
-use pgward_shared::history;
+use pgward_shared::migrations::history;
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder, MIGRATION_FILE};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::sql::{self, position_of};

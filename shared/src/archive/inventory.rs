@@ -1,16 +1,16 @@
 //! `pgward-backup list`, and finding a backup by id, `latest`, or "taken before migration
 //! X": the manifests are the inventory; folders or prefixes without one are leftovers.
 
-use pgward_shared::error::{Error, Result};
-use pgward_shared::history::HistoryRow;
-use pgward_shared::inventory::BackupEntry;
-use pgward_shared::inventory::{choose_source, of_source, BackupSource};
-use pgward_shared::manifest::{
+use crate::archive::manifest::{
     check_id, BackupFormat, BackupManifest, VerificationRecord, MANIFEST_FILE, MIGRATIONS_FILE,
     VERIFIED_FILE,
 };
-use pgward_shared::migrations::{prisma_collator, prisma_order};
-use pgward_shared::storage::Storage;
+use crate::archive::sources::BackupEntry;
+use crate::archive::sources::{choose_source, of_source, BackupSource};
+use crate::error::{Error, Result};
+use crate::migrations::history::HistoryRow;
+use crate::migrations::{prisma_collator, prisma_order};
+use crate::storage::Storage;
 use serde::Serialize;
 
 /// A backup as `list` shows it: the shared inventory entry plus details.
@@ -134,7 +134,7 @@ pub fn read_backup(storage: &dyn Storage, id: &str) -> Result<ReadBackup> {
         ))
     })?;
     let manifest = BackupManifest::parse(&bytes, id).map_err(corrupt)?;
-    let manifest_sha256 = pgward_shared::migrations::checksum(&bytes);
+    let manifest_sha256 = crate::migrations::checksum(&bytes);
     let record = storage
         .read_small(id, VERIFIED_FILE)?
         .and_then(|b| serde_json::from_slice::<VerificationRecord>(&b).ok());
@@ -164,7 +164,7 @@ pub fn altered_after_verify(storage: &dyn Storage, id: &str) -> bool {
     // Only a manifest that still reads as one: garbage is damaged whatever the record.
     match (recorded, read(MANIFEST_FILE)) {
         (Some(recorded), Some(bytes)) => {
-            recorded != pgward_shared::migrations::checksum(&bytes)
+            recorded != crate::migrations::checksum(&bytes)
                 && serde_json::from_slice::<BackupManifest>(&bytes).is_ok()
         }
         _ => false,
@@ -303,7 +303,7 @@ fn entries(listing: &ListResult) -> Vec<BackupEntry> {
 
 /// How pgward's own ids of `source` begin (`<database>-<env>-`).
 fn id_prefix(source: &BackupSource) -> String {
-    let id = pgward_shared::manifest::backup_id(
+    let id = crate::archive::manifest::backup_id(
         &source.database,
         source.env.as_deref(),
         chrono::DateTime::UNIX_EPOCH,
@@ -343,7 +343,7 @@ pub fn source_for(
 /// "No backup of `source`" for `what` (`latest`, "taken before migration X"), naming the
 /// sources the location does hold.
 fn not_of_source(what: &str, source: &BackupSource, listing: &ListResult) -> Error {
-    let others: Vec<String> = pgward_shared::inventory::sources(&entries(listing))
+    let others: Vec<String> = crate::archive::sources::sources(&entries(listing))
         .iter()
         .map(ToString::to_string)
         .collect();

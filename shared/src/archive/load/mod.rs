@@ -5,6 +5,9 @@
 //! manifest, and ANALYZE. `pgward-restore` and `pgward-backup verify --deep` both load
 //! through here.
 
+pub mod post_data;
+pub mod sql_guard;
+
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::Stdio;
@@ -12,24 +15,23 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use pgward_shared::connect::{
-    connect, libpq_dbname_arg, Session, EXACT_COPY_SETTINGS, READ_EVERY_ROW,
-};
-use pgward_shared::dburl::ConnectionSettings;
-use pgward_shared::error::{Error, Result};
-use pgward_shared::manifest::{
+use crate::archive::manifest::{
     BackupFormat, BackupManifest, ManifestFile, ManifestTable, SCHEMA_FILE, SQL_FILE,
 };
-use pgward_shared::progress::Progress;
-use pgward_shared::sql::{quote_ident, quote_literal};
-use pgward_shared::storage::{HashingReader, Storage};
-use pgward_shared::{interrupt, log};
+use crate::connect::dburl::ConnectionSettings;
+use crate::connect::{connect, libpq_dbname_arg, Session, EXACT_COPY_SETTINGS, READ_EVERY_ROW};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::sql::{quote_ident, quote_literal};
+use crate::storage::{HashingReader, Storage};
+use crate::{interrupt, log};
 use serde::Serialize;
 
-use crate::post_data::{split_pre_data, PostDataPlan};
-use crate::sql_guard::SqlGuard;
-use crate::workers::{self, TablePatterns};
-use crate::{large_objects, pgtools};
+use crate::archive::large_objects;
+use crate::archive::workers::{self, TablePatterns};
+use crate::pgtools;
+use post_data::{split_pre_data, PostDataPlan};
+use sql_guard::SqlGuard;
 
 /// Application name of restore sessions.
 const APP: &str = "pgward-restore";
@@ -105,7 +107,7 @@ pub fn load(
     let staging = tempfile_dir()?;
     let schema_path = staging.path().join(SCHEMA_FILE);
     {
-        let bytes = crate::verify::read_checked(storage, manifest, SCHEMA_FILE)?;
+        let bytes = crate::archive::verify::read_checked(storage, manifest, SCHEMA_FILE)?;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -258,7 +260,7 @@ pub fn load(
     })
 }
 
-/// Post-data of the schema archive, run in two passes (see [`crate::post_data`]).
+/// Post-data of the schema archive, run in two passes (see [`crate::archive::load::post_data`]).
 struct PostData<'a> {
     plan: PostDataPlan,
     target: &'a ConnectionSettings,
@@ -713,9 +715,9 @@ fn load_table(
     // (read_backup has already refused a manifest whose columns are not identifiers); a
     // table without columns has none (`COPY t () ...` is a syntax error).
     let columns = table.column_list().map_err(|problem| {
-        crate::verify::corrupt(
+        crate::archive::verify::corrupt(
             &manifest.id,
-            pgward_shared::manifest::MANIFEST_FILE,
+            crate::archive::manifest::MANIFEST_FILE,
             &problem,
         )
     })?;
@@ -773,12 +775,12 @@ fn load_chunk(
     file: &str,
     progress: &Progress,
 ) -> Result<u64> {
-    let entry = manifest
-        .file(file)
-        .ok_or_else(|| crate::verify::corrupt(&manifest.id, file, "not in the manifest"))?;
+    let entry = manifest.file(file).ok_or_else(|| {
+        crate::archive::verify::corrupt(&manifest.id, file, "not in the manifest")
+    })?;
     copy_chunk(storage, &manifest.id, entry, session, name, sql, progress).map_err(|e| match e {
         Error::BackupCorrupt { .. } | Error::Interrupted => e,
-        e => crate::verify::blame(storage, &manifest.id, entry).unwrap_or(e),
+        e => crate::archive::verify::blame(storage, &manifest.id, entry).unwrap_or(e),
     })
 }
 
@@ -824,8 +826,8 @@ fn copy_chunk(
         .into_inner()
         .finish()
         .map_err(|e| Error::io("read", path, e))?;
-    if let Some(problem) = crate::verify::mismatch(file, size, &sha256) {
-        return Err(crate::verify::corrupt(id, path, &problem));
+    if let Some(problem) = crate::archive::verify::mismatch(file, size, &sha256) {
+        return Err(crate::archive::verify::corrupt(id, path, &problem));
     }
     let rows = writer
         .finish()
@@ -1029,9 +1031,9 @@ fn load_sql(
     target: &ConnectionSettings,
 ) -> Result<LoadReport> {
     let t = Instant::now();
-    let entry = manifest
-        .file(SQL_FILE)
-        .ok_or_else(|| crate::verify::corrupt(&manifest.id, SQL_FILE, "not in the manifest"))?;
+    let entry = manifest.file(SQL_FILE).ok_or_else(|| {
+        crate::archive::verify::corrupt(&manifest.id, SQL_FILE, "not in the manifest")
+    })?;
     let (_, version) = pgtools::major_version("psql")?;
     if !pgtools::has_restricted_mode(&version) {
         return Err(Error::ExternalTool {
@@ -1116,7 +1118,7 @@ fn feed_sql(
     let refused = SqlFeed::Refused;
     let reader = HashingReader::new(storage.open(&manifest.id, SQL_FILE).map_err(refused)?);
     let decode_error = |e: std::io::Error| {
-        SqlFeed::Refused(crate::verify::corrupt(
+        SqlFeed::Refused(crate::archive::verify::corrupt(
             &manifest.id,
             SQL_FILE,
             &format!("does not decompress: {e}"),
@@ -1158,8 +1160,8 @@ fn feed_sql(
         .into_inner()
         .finish()
         .map_err(|e| SqlFeed::Refused(Error::io("read", SQL_FILE, e)))?;
-    if let Some(problem) = crate::verify::mismatch(entry, size, &sha256) {
-        return Err(SqlFeed::Refused(crate::verify::corrupt(
+    if let Some(problem) = crate::archive::verify::mismatch(entry, size, &sha256) {
+        return Err(SqlFeed::Refused(crate::archive::verify::corrupt(
             &manifest.id,
             SQL_FILE,
             &problem,
@@ -1217,7 +1219,7 @@ pub fn drop_database(admin: &mut postgres::Client, name: &str) -> Result<()> {
 mod tests {
     use super::{early_batches, pg_restore, Tail, Workers};
 
-    use pgward_shared::dburl::ConnectionSettings;
+    use crate::connect::dburl::ConnectionSettings;
 
     #[test]
     fn the_early_pass_keeps_the_servers_parallel_workers_off_the_loading_cpus() {

@@ -8,6 +8,8 @@
 //! (unless a root certificate is given, in which case require verifies the chain, as libpq
 //! does).
 
+pub mod dburl;
+
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 use serde::Serialize;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::dburl::{ConnectionSettings, Host, SslMode};
+use crate::connect::dburl::{ConnectionSettings, Host, SslMode};
 use crate::error::{error_chain, Error, Result};
 use crate::interrupt::{self, CancelRegistration};
 use crate::sql::quote_ident;

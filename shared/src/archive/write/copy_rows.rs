@@ -6,7 +6,7 @@
 //! 16-bit field count and per field a 32-bit length (-1 for NULL) and its bytes, and a
 //! field count of -1 to end.
 
-use pgward_shared::manifest::CopyFormat;
+use crate::archive::manifest::CopyFormat;
 
 /// The binary format's signature.
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";

@@ -142,7 +142,7 @@ mod tests {
             id: id.into(),
             database: database.into(),
             env: env.map(Into::into),
-            created_at: crate::manifest::time_of_id(id).expect("an id with a time"),
+            created_at: crate::archive::manifest::time_of_id(id).expect("an id with a time"),
             size_bytes: 1,
             label: None,
             migration_head: None,

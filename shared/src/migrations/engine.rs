@@ -12,13 +12,13 @@
 
 use std::time::Instant;
 
-use pg_query::NodeEnum;
-use pgward_shared::error::{describe_pg_error, Error, FailedStatement};
-use pgward_shared::history::HistoryWrite;
-use pgward_shared::sql::{
+use crate::error::{describe_pg_error, Error, FailedStatement};
+use crate::migrations::history::HistoryWrite;
+use crate::sql::{
     self, byte_offset_of_char, non_transactional_reason, position_of, transaction_control,
     ParsedStatement, TransactionControl,
 };
+use pg_query::NodeEnum;
 use serde::Serialize;
 
 /// How a script will run.
@@ -159,7 +159,7 @@ impl ScriptFailure {
     /// replay): `Interrupted` after Ctrl-C, else `ScriptFailed` with `code`, `what` and
     /// `hint`.
     pub fn into_error(self, code: &'static str, what: String, hint: String) -> Error {
-        if pgward_shared::interrupt::requested() {
+        if crate::interrupt::requested() {
             return Error::Interrupted;
         }
         Error::ScriptFailed {
@@ -475,7 +475,7 @@ impl Runner<'_, '_> {
         let mut start_recorded = books.on_start.is_none();
         self.begin()?;
         for stmt in statements {
-            pgward_shared::interrupt::check().map_err(|_| self.interrupted(stmt))?;
+            crate::interrupt::check().map_err(|_| self.interrupted(stmt))?;
             match transaction_control(&stmt.node) {
                 // Inside the implicit block, BEGIN turns it into a regular block: nothing
                 // changes for us, the server only warns.
@@ -538,7 +538,7 @@ impl Runner<'_, '_> {
         let mut finished = false;
         let last = statements.len().saturating_sub(1);
         for (i, stmt) in statements.iter().enumerate() {
-            pgward_shared::interrupt::check().map_err(|_| self.interrupted(stmt))?;
+            crate::interrupt::check().map_err(|_| self.interrupted(stmt))?;
             let control = transaction_control(&stmt.node);
             if control.is_some() || self.in_block {
                 // The file manages this block itself.
@@ -668,7 +668,7 @@ pub fn drop_left_indexes(
             // regclass's text form is a quoted, qualified-when-needed identifier.
             let name: String = row.get(0);
             client.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))?;
-            pgward_shared::log::info(&format!(
+            crate::log::info(&format!(
                 "dropped the INVALID index {name} the failed CREATE INDEX CONCURRENTLY left"
             ));
         }

@@ -10,13 +10,13 @@
 
 use std::time::Duration;
 
+use crate::error::{Error, Result};
+use crate::storage::Storage;
 use chrono::Utc;
-use pgward_shared::error::{Error, Result};
-use pgward_shared::storage::Storage;
 use serde::Serialize;
 
-use crate::inventory;
-use pgward_shared::inventory::{
+use crate::archive::inventory;
+use crate::archive::sources::{
     choose_source, newest_verified, of_source, sources, BackupEntry, BackupSource,
 };
 
@@ -117,7 +117,7 @@ pub fn prune(storage: &dyn Storage, rules: &PruneRules, dry_run: bool) -> Result
         // A name that is no backup id pgward could have written (`list` shows it) is
         // not for prune to act on, nor to stop pruning the rest.
         if age.is_some_and(|a| a < rules.leftover_age.as_secs())
-            || pgward_shared::manifest::check_id(&id).is_err()
+            || crate::archive::manifest::check_id(&id).is_err()
         {
             continue;
         }
@@ -129,7 +129,7 @@ pub fn prune(storage: &dyn Storage, rules: &PruneRules, dry_run: bool) -> Result
     }
     if !dry_run {
         for id in deleted.iter().chain(&leftovers) {
-            pgward_shared::log::info(&format!("deleting {id}"));
+            crate::log::info(&format!("deleting {id}"));
             storage.delete(id)?;
         }
     }

@@ -24,7 +24,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-use pgward_shared::manifest::ManifestTable;
+use crate::archive::manifest::ManifestTable;
 
 /// One entry of `pg_restore --list` output.
 #[derive(Debug, Clone, PartialEq)]
@@ -296,7 +296,7 @@ fn parse_list(list: &str) -> Vec<TocEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pgward_shared::manifest::CopyFormat;
+    use crate::archive::manifest::CopyFormat;
 
     const LIST: &str = "\
 ;

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use pgward_shared::connect::{libpq_env, LIBPQ_VARS_TO_CLEAR};
-use pgward_shared::dburl::ConnectionSettings;
-use pgward_shared::error::{Error, Result};
+use crate::connect::dburl::ConnectionSettings;
+use crate::connect::{libpq_env, LIBPQ_VARS_TO_CLEAR};
+use crate::error::{Error, Result};
 
 /// Names the folder holding pg_dump/pg_restore to use instead of the ones on PATH.
 pub const BINDIR_ENV: &str = "PGWARD_PG_BINDIR";
@@ -125,7 +125,7 @@ pub struct Interruptible<R>(pub R);
 
 impl<R: std::io::Read> std::io::Read for Interruptible<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if pgward_shared::interrupt::requested() {
+        if crate::interrupt::requested() {
             return Err(std::io::Error::other("interrupted"));
         }
         self.0.read(buf)
@@ -142,7 +142,7 @@ pub struct EndOnInterrupt {
     /// Whether the program may still be signalled: cleared before it is reaped, so that
     /// its pid, once free for another process, is never signalled.
     running: std::sync::Arc<std::sync::Mutex<bool>>,
-    _registration: pgward_shared::interrupt::CancelRegistration,
+    _registration: crate::interrupt::CancelRegistration,
 }
 
 impl EndOnInterrupt {
@@ -150,7 +150,7 @@ impl EndOnInterrupt {
     pub fn new(child: &std::process::Child) -> EndOnInterrupt {
         let pid = child.id();
         let running = std::sync::Arc::new(std::sync::Mutex::new(true));
-        let registration = pgward_shared::interrupt::on_interrupt({
+        let registration = crate::interrupt::on_interrupt({
             let running = running.clone();
             move || {
                 let running = running.lock().unwrap_or_else(|e| e.into_inner());
@@ -201,10 +201,10 @@ pub fn check_status(name: &str, status: std::process::ExitStatus, stderr: &[u8])
     if status.success() {
         return Ok(());
     }
-    if pgward_shared::interrupt::requested() {
+    if crate::interrupt::requested() {
         return Err(Error::Interrupted);
     }
-    let text = pgward_shared::redact::scrub(String::from_utf8_lossy(stderr).trim());
+    let text = crate::redact::scrub(String::from_utf8_lossy(stderr).trim());
     Err(Error::ExternalTool {
         tool: name.to_string(),
         reason: format!("exited with {status}: {text}"),

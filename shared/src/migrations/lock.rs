@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use pgward_shared::connect::Session;
-use pgward_shared::history::{self, MigrationLock};
-use pgward_shared::output::Failure;
+use crate::connect::Session;
+use crate::migrations::history::{self, MigrationLock};
+use crate::output::Failure;
 
 /// How long resolve and rollback wait for the migration lock (Prisma's 10 s).
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);

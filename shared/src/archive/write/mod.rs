@@ -5,29 +5,32 @@
 //! Nothing is visible as a backup until the manifest is written last; any failure or
 //! interrupt aborts the writer, which removes what was written.
 
+pub mod copy_rows;
+pub mod snapshot;
+
 use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-use chrono::Utc;
-use pgward_shared::connect::CopySession;
-use pgward_shared::dburl::ConnectionSettings;
-use pgward_shared::error::{Error, Result};
-use pgward_shared::manifest::{
+use crate::archive::manifest::{
     backup_id, BackupFormat, BackupManifest, CopyFormat, ManifestChunk, ManifestFile,
     ManifestLargeObjects, ManifestRelation, ManifestTable, LARGE_OBJECTS_FILE,
     MANIFEST_FORMAT_VERSION, MIGRATIONS_FILE, SCHEMA_FILE, SQL_FILE,
 };
-use pgward_shared::output::VERSION;
-use pgward_shared::progress::Progress;
-use pgward_shared::storage::{write_error, BackupWriter, FileWriter, Storage};
-use pgward_shared::{interrupt, log};
+use crate::connect::dburl::ConnectionSettings;
+use crate::connect::CopySession;
+use crate::error::{Error, Result};
+use crate::output::VERSION;
+use crate::progress::Progress;
+use crate::storage::{write_error, BackupWriter, FileWriter, Storage};
+use crate::{interrupt, log};
+use chrono::Utc;
 use serde::Serialize;
 
-use crate::copy_rows::RowCounter;
+use crate::archive::workers::{self, TablePatterns};
 use crate::pgtools;
-use crate::snapshot::{self, Coordinator, TableInfo};
-use crate::workers::{self, TablePatterns};
+use copy_rows::RowCounter;
+use snapshot::{Coordinator, TableInfo};
 
 /// What to back up and how.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use pgward_shared::error::{Error, Result};
+use crate::error::{Error, Result};
 
 /// A pool of `jobs` threads (at least one).
 pub fn pool(jobs: usize) -> Result<rayon::ThreadPool> {
@@ -121,7 +121,7 @@ impl TablePatterns {
 #[cfg(test)]
 mod tests {
     use super::{queue, try_queue, TablePatterns};
-    use pgward_shared::error::Error;
+    use crate::error::Error;
 
     #[test]
     fn a_failure_stops_the_queue_and_is_returned() {

@@ -6,11 +6,11 @@
 
 use std::io::Read;
 
-use pgward_shared::error::{Error, Result};
-use pgward_shared::manifest::{
+use crate::archive::manifest::{
     BackupManifest, ManifestFile, VerificationRecord, SQL_FILE, VERIFIED_FILE,
 };
-use pgward_shared::storage::{HashingReader, Storage};
+use crate::error::{Error, Result};
+use crate::storage::{HashingReader, Storage};
 use serde::Serialize;
 
 /// The outcome for one file.
@@ -66,8 +66,9 @@ pub fn check_files(
     let mut order = files.to_vec();
     order.sort_by_key(|f| std::cmp::Reverse(f.size));
     let readers = vec![(); jobs.clamp(1, order.len().max(1))];
-    let checked =
-        crate::workers::try_queue(readers, &order, |(), f| check_file(storage, id, f, depth))?;
+    let checked = crate::archive::workers::try_queue(readers, &order, |(), f| {
+        check_file(storage, id, f, depth)
+    })?;
     let mut by_path: std::collections::HashMap<String, FileCheck> =
         checked.into_iter().map(|c| (c.path.clone(), c)).collect();
     Ok(files
@@ -119,7 +120,7 @@ fn check_file(
     file: &ManifestFile,
     depth: Depth,
 ) -> Result<FileCheck> {
-    pgward_shared::interrupt::check()?;
+    crate::interrupt::check()?;
     let problem = match read_and_hash(storage, id, file, depth) {
         Ok((size, sha)) => mismatch(file, size, &sha),
         Err(FileProblem::Storage(e)) => return Err(e),
@@ -162,7 +163,7 @@ fn read_and_hash(
         // meta-command makes the file bad before anything is touched.
         let decoded = zstd::Decoder::new(&mut hashing).and_then(|mut d| {
             if file.path == SQL_FILE {
-                crate::sql_guard::scan(d)
+                crate::archive::load::sql_guard::scan(d)
             } else {
                 std::io::copy(&mut d, &mut std::io::sink()).map(|_| None)
             }
@@ -221,5 +222,5 @@ pub fn read_checked(
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
-    pgward_shared::migrations::checksum(bytes)
+    crate::migrations::checksum(bytes)
 }

@@ -15,14 +15,15 @@ use std::io::Read;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pgward_shared::connect::Session;
-use pgward_shared::dburl::ConnectionSettings;
-use pgward_shared::error::{Error, Result};
-use pgward_shared::interrupt;
-use pgward_shared::manifest::{BackupFormat, BackupManifest, LARGE_OBJECTS_FILE};
-use pgward_shared::storage::{HashingReader, Storage};
+use crate::archive::manifest::{BackupFormat, BackupManifest, LARGE_OBJECTS_FILE};
+use crate::connect::dburl::ConnectionSettings;
+use crate::connect::Session;
+use crate::error::{Error, Result};
+use crate::interrupt;
+use crate::storage::{HashingReader, Storage};
 
-use crate::{load, pgtools, verify};
+use crate::archive::{load, verify};
+use crate::pgtools;
 
 /// How many large objects a restore of `manifest` loads: the manifest's count, unless
 /// they are not in the backup or `skip` (`--no-large-objects`) leaves them out. `None`
@@ -100,7 +101,7 @@ pub fn restore(
             "the manifest counts large objects but does not list their file",
         )
     })?;
-    pgward_shared::log::info(&format!(
+    crate::log::info(&format!(
         "restoring {} large object(s)",
         to_restore(manifest, false).unwrap_or_default()
     ));

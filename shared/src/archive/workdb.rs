@@ -7,12 +7,12 @@
 //! between its creation and its loader's first connection, and another run's cleanup must
 //! not take it for a leftover then.
 
-use pgward_shared::error::{Error, Result};
-use pgward_shared::manifest::BackupManifest;
-use pgward_shared::sql::{quote_ident, quote_literal};
+use crate::archive::manifest::BackupManifest;
+use crate::error::{Error, Result};
+use crate::sql::{quote_ident, quote_literal};
 use serde::Serialize;
 
-use crate::load;
+use crate::archive::load;
 
 /// The start of the comment of every database pgward creates for its own work. Kept as
 /// it is across versions, so that a newer pgward recognises what an older one left.
@@ -111,7 +111,7 @@ pub fn find(admin: &mut postgres::Client, name: &str, prefix: bool) -> Result<Ve
 /// Drops leftover `name` (no `FORCE`: a session that appeared since it was found makes
 /// this fail rather than end someone's work).
 pub fn drop_leftover(admin: &mut postgres::Client, found: &Found) -> Result<()> {
-    pgward_shared::log::info(&format!(
+    crate::log::info(&format!(
         "dropping {}, which an interrupted run left",
         found.name
     ));

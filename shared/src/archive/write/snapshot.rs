@@ -10,16 +10,16 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use pgward_shared::connect::{connect, CopySession, Session, EXACT_COPY_SETTINGS, READ_EVERY_ROW};
-use pgward_shared::dburl::ConnectionSettings;
-use pgward_shared::error::{Error, LockHolder, Result};
-use pgward_shared::history;
-use pgward_shared::manifest::{
+use crate::archive::manifest::{
     CopyFormat, ManifestDatabase, ManifestGrant, ManifestLargeObjects, ManifestSequence,
     ManifestSetting, ManifestView,
 };
-use pgward_shared::sql::{quote_ident, quote_literal};
+use crate::connect::dburl::ConnectionSettings;
+use crate::connect::{connect, CopySession, Session, EXACT_COPY_SETTINGS, READ_EVERY_ROW};
+use crate::error::{Error, LockHolder, Result};
+use crate::migrations::history;
+use crate::sql::{quote_ident, quote_literal};
+use chrono::{DateTime, Utc};
 
 /// Application name of pgward-backup's sessions.
 pub const APP: &str = "pgward-backup";
@@ -283,7 +283,7 @@ impl Coordinator {
             Err(e) if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
                 Err(Error::LargeObjectsUnreadable {
                     database: database.to_string(),
-                    reason: pgward_shared::error::describe_pg_error(&e).1,
+                    reason: crate::error::describe_pg_error(&e).1,
                     safety_backup: false,
                 })
             }
@@ -509,7 +509,7 @@ fn lock_timeout_error(
             Some(LockHolder {
                 pid: r.get(1),
                 application_name: r.get(2),
-                query: pgward_shared::redact::scrub(r.get::<_, &str>(3)),
+                query: crate::redact::scrub(r.get::<_, &str>(3)),
                 state: r.get(4),
             }),
         ),
