@@ -1,6 +1,5 @@
 //! `pgward-report`: flags in, one document out. The work lives in the library.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -9,21 +8,27 @@ use pgward_report::backups::backups;
 use pgward_report::health::{health, HealthOptions};
 use pgward_report::migrations::migrations;
 use pgward_report::render::read_document;
+use pgward_shared::cli::{about_with_exit_codes, FromLocation, MigrationsDir};
 use pgward_shared::config::{parse_duration, GlobalArgs};
+use pgward_shared::error::Exit;
 use pgward_shared::output::{parse_args, print_envelope, run};
-use pgward_shared::storage::StorageArgs;
+use pgward_shared::storage::S3Options;
 
 const TOOL: &str = "report";
+
+/// The exit classes pgward-report ends with besides those every binary does (attention:
+/// `backups` finds the newest backup older than --max-age, or none).
+const EXITS: &[Exit] = &[Exit::Failed, Exit::Attention, Exit::Storage];
 
 #[derive(Parser)]
 #[command(
     name = "pgward-report",
     version,
     about = "Reports: migration history, database health, backup inventory and age, the audit log; any pgward JSON rendered",
-    long_about = "Reads, never changes. Prints one document on stdout: the JSON envelope by default, or \
+    long_about = about_with_exit_codes("Reads, never changes. Prints one document on stdout: the JSON envelope by default, or \
 --format text, markdown (PR comments, CI step summaries), html (one self-contained page with SVG charts) \
-or prometheus (node_exporter textfile collector). Exit codes: 0 ok, 2 usage, 3 newest backup older than \
---max-age or no backup (`backups`), 4 cannot connect, 7 storage, 130 interrupted.",
+or prometheus (node_exporter textfile collector). `backups` needs attention when the newest backup is \
+older than --max-age, or there is none.", EXITS),
     after_help = "Examples:\n  pgward-report health --format html > health.html\n  pgward-report backups --from /var/backups/pgward --max-age 26h --format prometheus > /var/lib/node_exporter/pgward.prom\n  pgward-migrate status | pgward-report render --format markdown >> \"$GITHUB_STEP_SUMMARY\""
 )]
 struct Cli {
@@ -38,13 +43,11 @@ enum Command {
     /// The migration history joined with the folder: attempts, durations, failures with
     /// their logs, rollbacks and re-applies, totals, the slowest ten
     #[command(
-        after_help = "Example:\n  pgward-report migrations --dir prisma/migrations --format html > migrations.html"
+        after_help = "Without the migrations folder the report covers the history alone.\n\nExample:\n  pgward-report migrations --dir prisma/migrations --format html > migrations.html"
     )]
     Migrations {
-        /// Migrations folder [default: `migrations` of pgward.toml, else prisma/migrations];
-        /// without one the report covers the history alone
-        #[arg(long, value_name = "PATH")]
-        dir: Option<PathBuf>,
+        #[command(flatten)]
+        dir: MigrationsDir,
     },
     /// Table and index sizes, dead rows, vacuum and analyze, unused indexes, cache hit
     /// ratio, connections, long-running queries and blocking locks
@@ -63,14 +66,13 @@ enum Command {
         after_help = "Example (cron, alarm on exit 3):\n  pgward-report backups --from s3://acme-db-backups/prod --max-age 26h --format text"
     )]
     Backups {
-        /// Folder or s3://bucket/prefix [default: the environment's `backups`]
-        #[arg(long, value_name = "LOCATION")]
-        from: Option<String>,
+        #[command(flatten)]
+        from: FromLocation,
         /// The newest backup may be this old
         #[arg(long, value_name = "DURATION", default_value = "26h", value_parser = parse_duration)]
         max_age: Duration,
         #[command(flatten)]
-        storage: StorageArgs,
+        storage: S3Options,
     },
     /// Print a JSON document any pgward binary printed in --format text, markdown, html or
     /// prometheus
@@ -103,7 +105,7 @@ fn main() {
     let cli: Cli = parse_args(TOOL);
     match cli.command {
         Command::Migrations { dir } => run(TOOL, "migrations", cli.global, |ctx| {
-            migrations(ctx, &ctx.settings.migrations_dir(dir.as_deref()))
+            migrations(ctx, &dir.resolve(&ctx.settings))
         }),
         Command::Health {
             limit,
@@ -122,7 +124,7 @@ fn main() {
             max_age,
             storage,
         } => run(TOOL, "backups", cli.global, |ctx| {
-            backups(ctx, from.as_deref(), &storage, max_age)
+            backups(ctx, from.from.as_deref(), &storage, max_age)
         }),
         // The document printed is the one read, not an envelope about reading it; only a
         // document that cannot be read gets render's own (failed) envelope.

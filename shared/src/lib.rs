@@ -3,7 +3,7 @@
 //! pgward is a set of small binaries that compose through one JSON document on stdout and
 //! documented exit codes. Everything that must mean the same in every binary lives here
 //! once: the flags and their resolution against environment and `pgward.toml`
-//! ([`config`]), database URLs as Prisma users write them ([`dburl`]), sessions with TLS
+//! ([`config`], [`cli`]), database URLs as Prisma users write them ([`dburl`]), sessions with TLS
 //! ([`connect`]), the error type with its codes, exit classes and hints ([`error`]), the
 //! envelope and the `main` skeleton ([`output`]) and its other formats ([`render`]),
 //! logging ([`log`]), secret redaction ([`redact`]), the audit log ([`audit`]), Ctrl-C
@@ -12,6 +12,7 @@
 
 pub mod archive;
 pub mod audit;
+pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod error;
