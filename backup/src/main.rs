@@ -200,14 +200,14 @@ fn main() {
         Some(Command::Backup(args)) => run(TOOL, "backup", cli.global, |ctx| {
             commands::backup(
                 ctx,
-                args.to.to.as_deref(),
+                args.to.location(),
                 &storage,
                 &args.options(),
                 args.dry_run,
             )
         }),
         Some(Command::List { from }) => run(TOOL, "list", cli.global, |ctx| {
-            commands::list(ctx, from.from.as_deref(), &storage)
+            commands::list(ctx, from.location(), &storage)
         }),
         Some(Command::Verify {
             id,
@@ -215,7 +215,7 @@ fn main() {
             deep,
             jobs,
         }) => run(TOOL, "verify", cli.global, |ctx| {
-            commands::verify(ctx, from.from.as_deref(), &id, deep, jobs.get(), &storage)
+            commands::verify(ctx, from.location(), &id, deep, jobs.get(), &storage)
         }),
         Some(Command::Prune {
             from,
@@ -233,7 +233,7 @@ fn main() {
                 source: pgward_shared::archive::sources::source_in_use(ctx),
                 all_databases,
             };
-            commands::prune_command(ctx, from.from.as_deref(), &storage, &rules, dry_run, guard)
+            commands::prune_command(ctx, from.location(), &storage, &rules, dry_run, guard)
         }),
     }
 }

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use pgward_migrate::deploy::{deploy, DeployOptions};
 use pgward_migrate::new::new_migration;
-use pgward_migrate::resolve::{resolve, Resolution};
-use pgward_migrate::rollback::{rollback, RollbackExtent};
+use pgward_migrate::resolve::{resolve, ResolveOptions};
+use pgward_migrate::rollback::{rollback, RollbackOptions};
 use pgward_migrate::seed::{default_seeds_dir, seed};
 use pgward_migrate::status::status;
 use pgward_shared::cli::{about_with_exit_codes, exit_codes_noted, MigrationsDir, DRY_RUN_HELP};
-use pgward_shared::config::{GlobalArgs, GuardArgs};
+use pgward_shared::config::GlobalArgs;
 use pgward_shared::error::Exit;
 use pgward_shared::output::{parse_args, run};
 
@@ -70,21 +70,8 @@ enum Command {
     Resolve {
         #[command(flatten)]
         dir: MigrationsDir,
-        /// Record this migration as applied
-        #[arg(
-            long,
-            value_name = "NAME",
-            conflicts_with = "rolled_back",
-            required_unless_present = "rolled_back"
-        )]
-        applied: Option<String>,
-        /// Record this failed migration as rolled back
-        #[arg(long, value_name = "NAME")]
-        rolled_back: Option<String>,
-        #[arg(long, help = DRY_RUN_HELP)]
-        dry_run: bool,
         #[command(flatten)]
-        guard: GuardArgs,
+        options: ResolveOptions,
     },
     /// Run down.sql of the newest applied migrations and forget them in the history
     #[command(
@@ -93,16 +80,8 @@ enum Command {
     Rollback {
         #[command(flatten)]
         dir: MigrationsDir,
-        /// How many of the newest applied migrations to roll back [default: 1]
-        #[arg(long, value_name = "N", conflicts_with = "to")]
-        steps: Option<usize>,
-        /// Roll back every migration applied after this one
-        #[arg(long, value_name = "NAME")]
-        to: Option<String>,
-        #[arg(long, help = DRY_RUN_HELP)]
-        dry_run: bool,
         #[command(flatten)]
-        guard: GuardArgs,
+        options: RollbackOptions,
     },
     /// Create <UTC timestamp>_<name>/migration.sql and down.sql
     #[command(after_help = "Example:\n  pgward-migrate new add_users_table")]
@@ -136,34 +115,11 @@ fn main() {
         Command::Status { dir } => run(TOOL, "status", cli.global, |ctx| {
             status(ctx, &dir.resolve(&ctx.settings))
         }),
-        Command::Resolve {
-            dir,
-            applied,
-            rolled_back,
-            dry_run,
-            guard,
-        } => run(TOOL, "resolve", cli.global, |ctx| {
-            let dir = dir.resolve(&ctx.settings);
-            let (name, resolution) = match (applied, rolled_back) {
-                (Some(name), _) => (name, Resolution::Applied),
-                (None, Some(name)) => (name, Resolution::RolledBack),
-                (None, None) => unreachable!("clap requires --applied or --rolled-back"),
-            };
-            resolve(ctx, &dir, &name, resolution, dry_run, guard)
+        Command::Resolve { dir, options } => run(TOOL, "resolve", cli.global, |ctx| {
+            resolve(ctx, &dir.resolve(&ctx.settings), &options)
         }),
-        Command::Rollback {
-            dir,
-            steps,
-            to,
-            dry_run,
-            guard,
-        } => run(TOOL, "rollback", cli.global, |ctx| {
-            let dir = dir.resolve(&ctx.settings);
-            let extent = match to {
-                Some(name) => RollbackExtent::To(name),
-                None => RollbackExtent::Steps(steps.unwrap_or(1)),
-            };
-            rollback(ctx, &dir, &extent, dry_run, guard)
+        Command::Rollback { dir, options } => run(TOOL, "rollback", cli.global, |ctx| {
+            rollback(ctx, &dir.resolve(&ctx.settings), &options)
         }),
         Command::New { dir, name, dry_run } => run(TOOL, "new", cli.global, |ctx| {
             new_migration(ctx, &dir.resolve(&ctx.settings), &name, dry_run)

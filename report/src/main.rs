@@ -52,14 +52,7 @@ enum Command {
     /// Table and index sizes, dead rows, vacuum and analyze, unused indexes, cache hit
     /// ratio, connections, long-running queries and blocking locks
     #[command(after_help = "Example:\n  pgward-report health --env production --format text")]
-    Health {
-        /// List this many of the largest tables and indexes (totals cover all)
-        #[arg(long, value_name = "N", default_value_t = 50)]
-        limit: usize,
-        /// List queries and transactions running longer than this
-        #[arg(long, value_name = "DURATION", default_value = "1min", value_parser = parse_duration)]
-        long_running: Duration,
-    },
+    Health(HealthOptions),
     /// The backups of a location: sizes and durations over time, the newest backup's age;
     /// exit 3 when it is older than --max-age, or when there is none
     #[command(
@@ -88,17 +81,7 @@ enum Command {
     #[command(
         after_help = "Example:\n  pgward-report audit --audit-log /var/log/pgward/audit.jsonl --since 7d --tool migrate --format text"
     )]
-    Audit {
-        /// Only entries younger than this (e.g. 7d)
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        since: Option<Duration>,
-        /// Only this tool's entries: migrate, backup, restore, validate
-        #[arg(long, value_name = "NAME")]
-        tool: Option<String>,
-        /// At most this many entries, the newest
-        #[arg(long, value_name = "N", default_value_t = 200)]
-        limit: usize,
-    },
+    Audit(AuditFilter),
 }
 
 fn main() {
@@ -107,24 +90,13 @@ fn main() {
         Command::Migrations { dir } => run(TOOL, "migrations", cli.global, |ctx| {
             migrations(ctx, &dir.resolve(&ctx.settings))
         }),
-        Command::Health {
-            limit,
-            long_running,
-        } => run(TOOL, "health", cli.global, |ctx| {
-            health(
-                ctx,
-                &HealthOptions {
-                    limit,
-                    long_running,
-                },
-            )
-        }),
+        Command::Health(options) => run(TOOL, "health", cli.global, |ctx| health(ctx, &options)),
         Command::Backups {
             from,
             max_age,
             storage,
         } => run(TOOL, "backups", cli.global, |ctx| {
-            backups(ctx, from.from.as_deref(), &storage, max_age)
+            backups(ctx, from.location(), &storage, max_age)
         }),
         // The document printed is the one read, not an envelope about reading it; only a
         // document that cannot be read gets render's own (failed) envelope.
@@ -135,8 +107,6 @@ fn main() {
             }
             Err(e) => run(TOOL, "render", cli.global, |_| Err(e.into())),
         },
-        Command::Audit { since, tool, limit } => run(TOOL, "audit", cli.global, |ctx| {
-            audit(ctx, &AuditFilter { since, tool, limit })
-        }),
+        Command::Audit(filter) => run(TOOL, "audit", cli.global, |ctx| audit(ctx, &filter)),
     }
 }

@@ -62,11 +62,25 @@ pub struct FromLocation {
     pub from: Option<String>,
 }
 
+impl FromLocation {
+    /// The location given, if any (else the environment's `backups` applies).
+    pub fn location(&self) -> Option<&str> {
+        self.from.as_deref()
+    }
+}
+
 /// `--to LOCATION`: where a backup is written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct ToLocation {
     #[arg(long = "to", value_name = "LOCATION", help = LOCATION_HELP)]
     pub to: Option<String>,
+}
+
+impl ToLocation {
+    /// The location given, if any (else the environment's `backups` applies).
+    pub fn location(&self) -> Option<&str> {
+        self.to.as_deref()
+    }
 }
 
 /// `--tables PATTERN...` (also spelled `--table`): the tables whose data is backed up or
