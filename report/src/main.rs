@@ -8,7 +8,9 @@ use pgward_report::backups::backups;
 use pgward_report::health::{health, HealthOptions};
 use pgward_report::migrations::migrations;
 use pgward_report::render::read_document;
-use pgward_shared::cli::{about_with_exit_codes, FromLocation, MigrationsDir};
+use pgward_shared::cli::{
+    about_with_exit_codes, FromLocation, MigrationsDir, DEFAULT_MAX_BACKUP_AGE,
+};
 use pgward_shared::config::{parse_duration, GlobalArgs};
 use pgward_shared::error::Exit;
 use pgward_shared::output::{parse_args, print_envelope, run};
@@ -62,7 +64,7 @@ enum Command {
         #[command(flatten)]
         from: FromLocation,
         /// The newest backup may be this old
-        #[arg(long, value_name = "DURATION", default_value = "26h", value_parser = parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = DEFAULT_MAX_BACKUP_AGE, value_parser = parse_duration)]
         max_age: Duration,
         #[command(flatten)]
         storage: S3Options,

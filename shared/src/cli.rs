@@ -55,6 +55,10 @@ impl Jobs {
 pub const LOCATION_HELP: &str =
     "Folder or s3://bucket/prefix [default: the environment's `backups`]";
 
+/// How old the newest backup may be, without `--max-age` (report backups) or
+/// `--max-backup-age` (validate preflight): a daily backup with two hours to spare.
+pub const DEFAULT_MAX_BACKUP_AGE: &str = "26h";
+
 /// `--from LOCATION`: where backups are read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct FromLocation {

@@ -14,7 +14,7 @@ use chrono::Utc;
 use pgward_shared::archive::sources::{
     choose_source, newest_verified, source_in_use, BackupEntry, BackupSource,
 };
-use pgward_shared::cli::{MigrationsDir, LOCATION_HELP, STRICT_HELP};
+use pgward_shared::cli::{MigrationsDir, DEFAULT_MAX_BACKUP_AGE, LOCATION_HELP, STRICT_HELP};
 use pgward_shared::config::parse_duration;
 use pgward_shared::connect::Session;
 use pgward_shared::error::{Error, Result};
@@ -40,7 +40,7 @@ pub struct PreflightOptions {
     #[arg(long, value_name = "LOCATION", help = LOCATION_HELP)]
     pub backups: Option<String>,
     /// The newest verified backup must be younger than this
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "26h")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = DEFAULT_MAX_BACKUP_AGE)]
     pub max_backup_age: Duration,
     // Warnings (skipped checks) fail the run (exit 3).
     #[arg(long, help = STRICT_HELP)]
