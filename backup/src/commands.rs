@@ -7,7 +7,7 @@ use pgward_shared::archive::sources::source_in_use;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Exit, Result};
 use pgward_shared::output::{Context, Failure, Outcome, VERSION};
-use pgward_shared::storage::{open_storage, Storage, StorageArgs};
+use pgward_shared::storage::{open_storage, S3Options, Storage};
 use serde::Serialize;
 
 use pgward_shared::archive::inventory;
@@ -21,7 +21,7 @@ use pgward_shared::archive::write::{dump, DumpOptions};
 pub fn backup(
     ctx: &Context,
     to: Option<&str>,
-    args: &StorageArgs,
+    args: &S3Options,
     options: &DumpOptions,
     dry_run: bool,
 ) -> Result<Outcome, Failure> {
@@ -71,7 +71,7 @@ pub fn backup(
 }
 
 /// `list`.
-pub fn list(ctx: &Context, from: Option<&str>, args: &StorageArgs) -> Result<Outcome, Failure> {
+pub fn list(ctx: &Context, from: Option<&str>, args: &S3Options) -> Result<Outcome, Failure> {
     let storage = open_storage(ctx, from, args)?;
     let result = inventory::list(storage.as_ref())?;
     for (code, message) in inventory::listing_warnings(&result.incomplete, &result.damaged) {
@@ -100,7 +100,7 @@ pub fn verify(
     id: &str,
     deep: bool,
     jobs: usize,
-    args: &StorageArgs,
+    args: &S3Options,
 ) -> Result<Outcome, Failure> {
     let storage = open_storage(ctx, from, args)?;
     ctx.audit_location(&storage.location());
@@ -246,7 +246,7 @@ fn deep_restore(
 pub fn prune_command(
     ctx: &Context,
     from: Option<&str>,
-    args: &StorageArgs,
+    args: &S3Options,
     rules: &PruneRules,
     dry_run: bool,
     guard: GuardArgs,

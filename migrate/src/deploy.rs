@@ -5,7 +5,8 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use pgward_shared::config::GuardArgs;
+use pgward_shared::cli::{LockTimeout, StatementTimeout, DRY_RUN_HELP};
+use pgward_shared::config::{parse_duration, GuardArgs};
 use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::migrations::history::{self, Attempt};
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
@@ -20,24 +21,32 @@ use pgward_shared::migrations::engine::{
 };
 use pgward_shared::migrations::lock::with_migration_lock;
 
-/// Deploy's options, as the flags give them.
-#[derive(Debug, Clone)]
+/// Deploy's options: its flags, parsed straight into the engine's options.
+#[derive(Debug, Clone, clap::Args)]
 pub struct DeployOptions {
-    /// Apply up to and including this migration only.
+    /// Apply up to and including this migration only
+    #[arg(long, value_name = "NAME")]
     pub to: Option<String>,
-    /// Say what would happen; change nothing.
+    // Say what would happen; change nothing.
+    #[arg(long, help = DRY_RUN_HELP)]
     pub dry_run: bool,
-    /// How long to wait for the advisory lock.
+    /// How long to wait for another deploy's lock
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub lock_wait: Duration,
-    /// `SET lock_timeout` on the migration session.
-    pub lock_timeout: Option<Duration>,
-    /// `SET statement_timeout` on the migration session.
-    pub statement_timeout: Option<Duration>,
-    /// Retries of a migration that failed only on lock_timeout.
+    // `SET lock_timeout` on the migration session.
+    #[command(flatten)]
+    pub lock_timeout: LockTimeout,
+    // `SET statement_timeout` on the migration session.
+    #[command(flatten)]
+    pub statement_timeout: StatementTimeout,
+    /// Retry a migration that failed only on lock_timeout this many times
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub retries: u32,
-    /// First back-off before a retry; doubled each time.
+    /// Back-off before the first retry, doubled each time
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub retry_backoff: Duration,
-    /// --force / --yes.
+    // --force / --yes.
+    #[command(flatten)]
     pub guard: GuardArgs,
 }
 
@@ -231,8 +240,11 @@ fn select_pending<'f>(
 
 fn set_session_timeouts(client: &mut postgres::Client, opts: &DeployOptions) -> Result<()> {
     for (setting, value) in [
-        ("lock_timeout", opts.lock_timeout),
-        ("statement_timeout", opts.statement_timeout),
+        ("lock_timeout", opts.lock_timeout.lock_timeout),
+        (
+            "statement_timeout",
+            opts.statement_timeout.statement_timeout,
+        ),
     ] {
         if let Some(v) = value {
             client

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use pgward_shared::cli::DRY_RUN_HELP;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::log;
@@ -28,6 +29,33 @@ pub enum RollbackExtent {
     Steps(usize),
     /// Everything applied after this migration (which stays applied).
     To(String),
+}
+
+/// rollback's options: its flags, parsed straight into them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RollbackOptions {
+    /// How many of the newest applied migrations to roll back [default: 1]
+    #[arg(long, value_name = "N", conflicts_with = "to")]
+    pub steps: Option<usize>,
+    /// Roll back every migration applied after this one
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    // Say what would be rolled back; change nothing.
+    #[arg(long, help = DRY_RUN_HELP)]
+    pub dry_run: bool,
+    // --force / --yes.
+    #[command(flatten)]
+    pub guard: GuardArgs,
+}
+
+impl RollbackOptions {
+    /// How far to roll back: `--to`, else `--steps`, else the newest migration.
+    pub fn extent(&self) -> RollbackExtent {
+        match &self.to {
+            Some(name) => RollbackExtent::To(name.clone()),
+            None => RollbackExtent::Steps(self.steps.unwrap_or(1)),
+        }
+    }
 }
 
 /// One migration rolled back (or, dry-run, to be).
@@ -54,13 +82,9 @@ pub struct RollbackResult {
 }
 
 /// Runs rollback.
-pub fn rollback(
-    ctx: &Context,
-    dir: &Path,
-    extent: &RollbackExtent,
-    dry_run: bool,
-    guard: GuardArgs,
-) -> Result<Outcome, Failure> {
+pub fn rollback(ctx: &Context, dir: &Path, options: &RollbackOptions) -> Result<Outcome, Failure> {
+    let extent = &options.extent();
+    let (dry_run, guard) = (options.dry_run, options.guard);
     let folder = MigrationsFolder::read_non_empty(dir)?;
     let db = ctx.database()?;
     if !dry_run {

@@ -7,18 +7,22 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use pgward_shared::config::parse_duration;
 use pgward_shared::error::Error;
 use pgward_shared::output::{Context, Failure, Outcome};
 use serde::{Deserialize, Serialize};
 
-/// audit's filters.
-#[derive(Debug, Clone, Default)]
+/// audit's filters: its flags, parsed straight into them.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct AuditFilter {
-    /// Only entries younger than this.
+    /// Only entries younger than this (e.g. 7d)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub since: Option<Duration>,
-    /// Only this tool's entries (`migrate`, `backup`, ...).
+    /// Only this tool's entries: migrate, backup, restore, validate
+    #[arg(long, value_name = "NAME")]
     pub tool: Option<String>,
-    /// At most this many, the newest.
+    /// At most this many entries, the newest
+    #[arg(long, value_name = "N", default_value_t = 200)]
     pub limit: usize,
 }
 

@@ -11,7 +11,7 @@ use pgward_shared::archive::inventory::{self, ListedBackup};
 use pgward_shared::archive::sources::{choose_source, source_in_use, BackupSource};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::storage::open_storage;
-use pgward_shared::storage::StorageArgs;
+use pgward_shared::storage::S3Options;
 use serde::Serialize;
 
 /// A backup with its age and the gap to the one before it.
@@ -77,7 +77,7 @@ pub struct BackupsReport {
 pub fn backups(
     ctx: &Context,
     from: Option<&str>,
-    storage_args: &StorageArgs,
+    storage_args: &S3Options,
     max_age: Duration,
 ) -> Result<Outcome, Failure> {
     let storage = open_storage(ctx, from, storage_args)?;

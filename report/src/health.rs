@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use pgward_shared::archive::workdb;
+use pgward_shared::config::parse_duration;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::redact::scrub;
@@ -24,12 +25,14 @@ const QUERY_CHARS: i32 = 1000;
 /// EXCLUSIVE lock blocks (see `LOCKED_RELATIONS`), so this only guards against a race.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// health's options.
-#[derive(Debug, Clone)]
+/// health's options: its flags, parsed straight into them.
+#[derive(Debug, Clone, clap::Args)]
 pub struct HealthOptions {
-    /// How many of the largest tables and indexes to list (totals cover all).
+    /// List this many of the largest tables and indexes (totals cover all)
+    #[arg(long, value_name = "N", default_value_t = 50)]
     pub limit: usize,
-    /// Queries and transactions running longer than this are listed.
+    /// List queries and transactions running longer than this
+    #[arg(long, value_name = "DURATION", default_value = "1min", value_parser = parse_duration)]
     pub long_running: Duration,
 }
 

@@ -38,6 +38,34 @@ impl Exit {
     pub fn code(self) -> i32 {
         self as i32
     }
+
+    /// Every class, in the order of their codes.
+    pub const ALL: [Exit; 9] = [
+        Exit::Success,
+        Exit::Failed,
+        Exit::Usage,
+        Exit::Attention,
+        Exit::Connect,
+        Exit::Integrity,
+        Exit::Refused,
+        Exit::Storage,
+        Exit::Interrupted,
+    ];
+
+    /// The class in a few words, as each `--help` lists it ("3 needs attention").
+    pub fn summary(self) -> &'static str {
+        match self {
+            Exit::Success => "ok",
+            Exit::Failed => "failed",
+            Exit::Usage => "usage",
+            Exit::Attention => "needs attention",
+            Exit::Connect => "cannot connect",
+            Exit::Integrity => "integrity",
+            Exit::Refused => "refused",
+            Exit::Storage => "storage",
+            Exit::Interrupted => "interrupted",
+        }
+    }
 }
 
 /// Who holds the migration advisory lock, as far as the server tells.

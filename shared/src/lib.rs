@@ -16,14 +16,15 @@
 //! - The output contract: the error type with its codes, exit classes and hints
 //!   ([`error`]), the envelope and the `main` skeleton ([`output`]), its other formats
 //!   ([`render`]).
-//! - Around them: flags and their resolution against the environment and `pgward.toml`
-//!   ([`config`]), SQL parsing with libpg_query ([`sql`]), logging ([`log`]), secret
+//! - Around them: flags ([`cli`]) and their resolution against the environment and
+//!   `pgward.toml` ([`config`]), SQL parsing with libpg_query ([`sql`]), logging ([`log`]), secret
 //!   redaction ([`redact`]), the audit log ([`audit`]), webhooks ([`notify`]), Ctrl-C
 //!   ([`interrupt`]), progress bars ([`progress`]), and where each migration stands,
 //!   folder against history table ([`state`]).
 
 pub mod archive;
 pub mod audit;
+pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod error;

@@ -17,9 +17,9 @@ pub mod model;
 mod shadow;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use pgward_shared::cli::MigrationsDir;
 use pgward_shared::connect::connect;
 use pgward_shared::connect::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
@@ -36,11 +36,14 @@ use diff::{Change, Difference};
 use model::{ObjectKind, SchemaModel};
 use shadow::Shadow;
 
-/// drift's options.
+/// drift's options: its flags, parsed straight into them.
+#[derive(Debug, Clone, clap::Args)]
 pub struct DriftOptions {
-    /// The migrations folder.
-    pub dir: PathBuf,
-    /// An existing empty database to use as the shadow.
+    // The migrations folder.
+    #[command(flatten)]
+    pub dir: MigrationsDir,
+    /// Use this (empty) database as the shadow instead of a temporary one on the same server
+    #[arg(long, value_name = "URL")]
     pub shadow_url: Option<String>,
 }
 
@@ -72,7 +75,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs drift.
 pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
-    let folder = MigrationsFolder::read(&options.dir)?;
+    let folder = MigrationsFolder::read(&options.dir.resolve(&ctx.settings))?;
     let db = ctx.database()?;
     let given = options
         .shadow_url

@@ -57,6 +57,30 @@ pub struct DumpOptions {
     pub no_large_objects: bool,
 }
 
+/// zstd level without `--level`.
+pub const DEFAULT_LEVEL: i32 = 3;
+/// Chunk size, in MiB, without `--chunk-mib`.
+pub const DEFAULT_CHUNK_MIB: u64 = 256;
+
+/// The defaults of `pgward-backup` without flags, and of the safety backup a restore with
+/// `--clean` takes: every table's data and the large objects, in the directory format.
+impl Default for DumpOptions {
+    fn default() -> DumpOptions {
+        DumpOptions {
+            jobs: crate::cli::DEFAULT_JOBS,
+            level: DEFAULT_LEVEL,
+            label: None,
+            tables: Vec::new(),
+            exclude_tables: Vec::new(),
+            format: BackupFormat::Directory,
+            chunk_bytes: DEFAULT_CHUNK_MIB << 20,
+            lock_timeout: crate::cli::BACKUP_LOCK_TIMEOUT,
+            env: None,
+            no_large_objects: false,
+        }
+    }
+}
+
 /// One table as the result reports it.
 #[derive(Debug, Serialize)]
 pub struct TableReport {
