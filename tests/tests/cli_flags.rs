@@ -344,3 +344,88 @@ fn tables_is_also_spelled_table_in_backup_and_restore() {
         );
     }
 }
+
+/// A `--tables` pattern that selects no table is refused before anything is written or
+/// touched: a typo, or a command word read as a pattern (`--tables a backup …`, since the
+/// patterns run up to the next flag), would otherwise quietly leave tables out.
+#[test]
+fn a_tables_pattern_that_matches_nothing_is_refused_in_backup_and_restore() {
+    let db = cluster().create_database();
+    db.psql(
+        "CREATE TABLE alpha (id int); INSERT INTO alpha VALUES (1);
+         CREATE TABLE beta (id int); INSERT INTO beta VALUES (2);",
+    );
+    let root = temp_dir("cli_flags_unmatched_");
+    let url = db.url();
+    let to = path_str(root.path());
+    let tools = cluster().pg_tools_env();
+    for args in [
+        // A typo among good patterns.
+        &[
+            "backup",
+            "--to",
+            to,
+            "--database-url",
+            &url,
+            "--tables",
+            "alpha",
+            "bta",
+        ][..],
+        // The command word after the patterns: read as a pattern, not as the command.
+        &[
+            "--tables",
+            "alpha",
+            "backup",
+            "--to",
+            to,
+            "--database-url",
+            &url,
+        ][..],
+    ] {
+        let out = run("backup", args, &tools);
+        let json = out.assert_error(2, "USAGE");
+        let unmatched = if args[0] == "backup" { "bta" } else { "backup" };
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("--tables {unmatched} matches no table"))),
+            "the message names the pattern that matched nothing\n{out}"
+        );
+        assert_eq!(
+            std::fs::read_dir(root.path())
+                .map(|d| d.count())
+                .unwrap_or(0),
+            0,
+            "nothing was written for a refused backup\n{out}"
+        );
+    }
+
+    let out = run(
+        "backup",
+        &["backup", "--to", to, "--database-url", &url],
+        &tools,
+    );
+    out.assert_code(0);
+    let id = out.json()["result"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    let from = format!("{to}/{id}");
+    let target = cluster().vacant_database();
+    let out = restore_into_new_database(&db, &from, &target, &["--tables", "beta", "alhpa"]);
+    let json = out.assert_error(2, "USAGE");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--tables alhpa matches no table of backup")),
+        "{out}"
+    );
+    assert_eq!(
+        db.query_one_string(&format!(
+            "SELECT count(*)::text FROM pg_database WHERE datname = '{}'",
+            target.name
+        )),
+        "0",
+        "the refused restore created no database\n{out}"
+    );
+}

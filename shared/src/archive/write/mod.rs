@@ -293,7 +293,8 @@ fn refuse_hidden_rows(coordinator: &Coordinator, tables: &[TableInfo]) -> Result
     })
 }
 
-/// Keeps the tables `include` matches (all when empty) and `exclude` does not.
+/// Keeps the tables `include` matches (all when empty; each pattern must match one) and
+/// `exclude` does not.
 fn filter_tables(
     tables: Vec<TableInfo>,
     include: &[String],
@@ -303,6 +304,10 @@ fn filter_tables(
         TablePatterns::compile(include)?,
         TablePatterns::compile(exclude)?,
     );
+    include.require_each_matches(
+        tables.iter().map(|t| (t.schema.as_str(), t.name.as_str())),
+        "the database",
+    )?;
     Ok(tables
         .into_iter()
         .filter(|t| include.is_empty() || include.matches(&t.schema, &t.name))
