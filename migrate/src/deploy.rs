@@ -16,10 +16,33 @@ use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
 use pgward_shared::migrations::engine::{
-    drop_left_indexes, elapsed_ms, index_names as names, is_lock_timeout, run_script, Bookkeeping,
-    LeftBehind, RunMode, ScriptFailure, ScriptPlan,
+    drop_left_indexes, elapsed_ms, index_names as names, is_lock_timeout, run_script_traced,
+    Bookkeeping, LeftBehind, RunMode, ScriptFailure, ScriptPlan,
 };
 use pgward_shared::migrations::lock::with_migration_lock;
+use pgward_shared::migrations::trace::{summarize, RelationSummary, ScriptTrace, Tracer};
+
+/// One stderr line per relation a traced migration locked in a way that blocks writes.
+fn log_trace(name: &str, trace: &ScriptTrace) {
+    for r in trace
+        .relations
+        .iter()
+        .filter(|r| r.strongest.blocks_writes())
+    {
+        log::info(&format!(
+            "{name}: {} on {} held {:.1} ms{}; blocks {}",
+            r.strongest.name(),
+            r.relation,
+            r.held_ms,
+            if r.rewritten { " (rewritten)" } else { "" },
+            if r.strongest.blocks_reads() {
+                "reads and writes"
+            } else {
+                "writes"
+            }
+        ));
+    }
+}
 
 /// Deploy's options: its flags, parsed straight into the engine's options.
 #[derive(Debug, Clone, clap::Args)]
@@ -45,6 +68,10 @@ pub struct DeployOptions {
     /// Back-off before the first retry, doubled each time
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub retry_backoff: Duration,
+    /// Record for every statement its time, rows, the table locks it took and how long
+    /// each was held, and the tables and indexes it rewrote (result.applied[].trace)
+    #[arg(long, conflicts_with = "dry_run")]
+    pub trace: bool,
     // --force / --yes.
     #[command(flatten)]
     pub guard: GuardArgs,
@@ -64,6 +91,9 @@ pub struct DeployedMigration {
     pub duration_ms: Option<u64>,
     /// Lock-timeout retries it needed.
     pub retries: u32,
+    /// With `--trace`: what each statement did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<ScriptTrace>,
 }
 
 /// deploy's `result`.
@@ -81,6 +111,10 @@ pub struct DeployResult {
     pub already_applied: usize,
     /// Still pending after this run (because of `--to`).
     pub still_pending: Vec<String>,
+    /// With `--trace`: per relation over every migration applied, the strongest lock
+    /// taken and how long it was held, strongest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relations: Option<Vec<RelationSummary>>,
 }
 
 /// Runs deploy.
@@ -168,6 +202,7 @@ fn deploy_locked(
         applied: Vec::new(),
         already_applied: state.applied.len(),
         still_pending,
+        relations: None,
     };
     if to_apply.is_empty() {
         log::info("no pending migrations to apply");
@@ -176,6 +211,13 @@ fn deploy_locked(
     if !opts.dry_run {
         set_session_timeouts(client, opts)?;
     }
+    // The trace's second session, which watches the locks of statements that run outside
+    // a transaction.
+    let mut observer = if opts.trace {
+        Some(ctx.connect()?)
+    } else {
+        None
+    };
     for m in to_apply {
         if opts.dry_run {
             let plan = ScriptPlan::new(m.script()?);
@@ -185,14 +227,29 @@ fn deploy_locked(
                 mode: plan.mode,
                 duration_ms: None,
                 retries: 0,
+                trace: None,
             });
             continue;
         }
         log::info(&format!("applying {}", m.name));
-        match apply_migration(ctx, client, schema, m, opts) {
-            Ok(done) => result.applied.push(done),
+        let observer = observer.as_mut().map(|s| &mut s.client);
+        match apply_migration(ctx, client, schema, m, opts, observer) {
+            Ok(done) => {
+                if let Some(trace) = &done.trace {
+                    log_trace(&m.name, trace);
+                }
+                result.applied.push(done);
+            }
             Err(e) => return Err(Failure::with_result(e, &result)),
         }
+    }
+    if opts.trace {
+        let traces: Vec<ScriptTrace> = result
+            .applied
+            .iter()
+            .filter_map(|m| m.trace.clone())
+            .collect();
+        result.relations = Some(summarize(&traces));
     }
     log::info(&format!(
         "{} migration(s) {}",
@@ -270,6 +327,7 @@ fn apply_migration(
     schema: &str,
     m: &LocalMigration,
     opts: &DeployOptions,
+    mut observer: Option<&mut postgres::Client>,
 ) -> Result<DeployedMigration> {
     let script = m.script()?;
     let plan = ScriptPlan::new(script);
@@ -282,7 +340,14 @@ fn apply_migration(
             on_finish: Some(history::finish_attempt(schema, &attempt)),
             on_progress: Some(Box::new(|n| history::progress_attempt(schema, &attempt, n))),
         };
-        let failure = match run_script(client, script, &plan, &books) {
+        let mut tracer = match observer.as_deref_mut() {
+            Some(o) => Some(
+                Tracer::new(client, o)
+                    .map_err(|e| Error::query("starting the trace of the migration", &e))?,
+            ),
+            None => None,
+        };
+        let failure = match run_script_traced(client, script, &plan, &books, tracer.as_mut()) {
             Ok(done) => {
                 return Ok(DeployedMigration {
                     name: m.name.clone(),
@@ -290,6 +355,7 @@ fn apply_migration(
                     statements: done.statements,
                     duration_ms: Some(elapsed_ms(started)),
                     retries,
+                    trace: tracer.map(Tracer::finish),
                 })
             }
             Err(f) => f,

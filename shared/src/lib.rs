@@ -19,7 +19,7 @@
 //! - Around them: flags ([`cli`]) and their resolution against the environment and
 //!   `pgward.toml` ([`config`]), SQL parsing with libpg_query ([`sql`]), logging ([`log`]), secret
 //!   redaction ([`redact`]), the audit log ([`audit`]), webhooks ([`notify`]), Ctrl-C
-//!   ([`interrupt`]), progress bars ([`progress`]), and where each migration stands,
+//!   ([`interrupt`]), table lock modes ([`locks`]), progress bars ([`progress`]), and where each migration stands,
 //!   folder against history table ([`state`]).
 
 pub mod archive;
@@ -29,6 +29,7 @@ pub mod config;
 pub mod connect;
 pub mod error;
 pub mod interrupt;
+pub mod locks;
 pub mod log;
 pub mod migrations;
 pub mod notify;

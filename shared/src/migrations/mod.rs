@@ -9,6 +9,7 @@
 pub mod engine;
 pub mod history;
 pub mod lock;
+pub mod trace;
 
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
