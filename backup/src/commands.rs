@@ -4,6 +4,7 @@
 use chrono::Utc;
 use pgward_shared::archive::manifest::{VerificationRecord, LARGE_OBJECTS_FILE, VERIFIED_FILE};
 use pgward_shared::archive::sources::source_in_use;
+use pgward_shared::codes::WarningCode;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Exit, Result};
 use pgward_shared::output::{Context, Failure, Outcome, VERSION};
@@ -56,7 +57,7 @@ pub fn backup(
     let (result, _) = dump(&db, storage.as_ref(), &options)?;
     if result.large_objects.excluded && result.large_objects.count > 0 {
         ctx.warn(
-            "LARGE_OBJECTS_EXCLUDED",
+            WarningCode::LargeObjectsExcluded,
             format!(
                 "--no-large-objects: the {} large object(s) of {} are not in backup {}; its manifest records this, and a restore of it says so",
                 result.large_objects.count, db.dbname, result.id
@@ -184,7 +185,7 @@ fn check_and_record(
 fn forget_verification(ctx: &Context, storage: &dyn Storage, id: &str) {
     if let Err(e) = storage.delete_small(id, VERIFIED_FILE) {
         ctx.warn(
-            "VERIFICATION_RECORD_KEPT",
+            WarningCode::VerificationRecordKept,
             format!("{id} failed verification, but its earlier {VERIFIED_FILE} could not be removed ({e}); remove it by hand"),
         );
     }

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use pgward_shared::codes::ErrorCode;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::log;
@@ -154,8 +155,11 @@ fn rollback_locked(
                 } else {
                     format!("down.sql was rolled back and {} stays applied; fix down.sql and run rollback again, or restore the backup taken before it", m.name)
                 };
-                let error =
-                    f.into_error("ROLLBACK_FAILED", format!("down.sql of {}", m.name), hint);
+                let error = f.into_error(
+                    ErrorCode::RollbackFailed,
+                    format!("down.sql of {}", m.name),
+                    hint,
+                );
                 return Err(Failure::with_result(error, &result));
             }
         }

@@ -4,17 +4,20 @@
 //! documented exit codes. Everything that must mean the same in every binary lives here
 //! once: the flags and their resolution against environment and `pgward.toml`
 //! ([`config`]), database URLs as Prisma users write them ([`dburl`]), sessions with TLS
-//! ([`connect`]), the error type with its codes, exit classes and hints ([`error`]), the
-//! envelope and the `main` skeleton ([`output`]) and its other formats ([`render`]),
+//! ([`connect`]), the catalogue of error and warning codes ([`codes`]), the error type
+//! with its hints ([`error`]), the envelope, the command results and the `main` skeleton
+//! ([`output`]) and its other formats ([`render`]),
 //! logging ([`log`]), secret redaction ([`redact`]), the audit log ([`audit`]), Ctrl-C
 //! ([`interrupt`]), SQL parsing ([`sql`]), and Prisma's migrations folder and history table
 //! ([`migrations`], [`history`]).
 
 pub mod archive;
 pub mod audit;
+pub mod codes;
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod health;
 pub mod interrupt;
 pub mod log;
 pub mod migrations;
@@ -30,4 +33,5 @@ pub mod state;
 #[cfg(feature = "storage")]
 pub mod storage;
 
+pub use codes::{ErrorCode, WarningCode};
 pub use error::{Error, Exit, Result};

@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use pgward_shared::codes::WarningCode;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::migrations::history;
 use pgward_shared::migrations::MigrationsFolder;
@@ -350,7 +351,7 @@ fn migration_history(
         Ok(f) => f,
         Err(Error::MigrationsDirMissing { path }) => {
             ctx.warn(
-                "NO_MIGRATIONS_DIR",
+                WarningCode::NoMigrationsDir,
                 format!(
                     "{} does not exist: pending migrations were not checked",
                     path.display()

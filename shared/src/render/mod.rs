@@ -19,17 +19,52 @@ use serde_json::Value;
 
 use crate::config::OutputFormat;
 use crate::connect::Target;
+use crate::health::HealthReport;
+use crate::migrations::report::MigrationsReport;
 use crate::output::{Envelope, ErrorBody, Warning};
 
 pub use github::render_github_annotations;
 pub use human::bytes as human_bytes;
 pub use text::render_text;
 
+/// The result of a document whose command the renderers know, read once into its typed
+/// result (the type the command itself builds): the charts and the Prometheus metrics read
+/// fields, not JSON keys. A document whose result does not read as its command's type (a
+/// failed run's null result, a foreign shape) is [`TypedResult::Other`] and gets only the
+/// generic rendering.
+pub(crate) enum TypedResult {
+    /// `pgward-report migrations`.
+    Migrations(Box<MigrationsReport>),
+    /// `pgward-report health`.
+    Health(Box<HealthReport>),
+    /// Any other document.
+    Other,
+}
+
+impl TypedResult {
+    /// `envelope`'s result, typed by its tool and command.
+    pub(crate) fn of(envelope: &Envelope) -> TypedResult {
+        fn read<T: serde::de::DeserializeOwned>(result: &Value) -> Option<T> {
+            T::deserialize(result).ok()
+        }
+        let result = &envelope.result;
+        let typed = match (envelope.tool.as_str(), envelope.command.as_str()) {
+            ("report", "migrations") => read(result).map(|m| TypedResult::Migrations(Box::new(m))),
+            ("report", "health") => read(result).map(|h| TypedResult::Health(Box::new(h))),
+            _ => None,
+        };
+        typed.unwrap_or(TypedResult::Other)
+    }
+}
+
 /// `envelope` as `format` asks (JSON compact), without a trailing newline.
 pub fn render(envelope: &Envelope, format: OutputFormat) -> String {
     match format {
         OutputFormat::Json => serde_json::to_string(envelope).unwrap_or_else(|e| {
-            format!("{{\"ok\":false,\"error\":{{\"code\":\"INTERNAL\",\"message\":\"{e}\"}}}}")
+            format!(
+                "{{\"ok\":false,\"error\":{{\"code\":\"{}\",\"message\":\"{e}\"}}}}",
+                crate::codes::ErrorCode::Internal
+            )
         }),
         OutputFormat::Text => render_text(envelope),
         OutputFormat::Github => format!(

@@ -1,0 +1,159 @@
+//! The output contract's catalogue (`pgward_shared::codes`) and its documentation agree:
+//! `docs/errors.md` lists every error code with the exit code the catalogue gives it, and
+//! every warning code, and nothing the catalogue no longer has. And the catalogue is the
+//! only place a code is spelled: no binary or module writes one as a string literal.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use pgward_shared::codes::{ErrorCode, WarningCode};
+use pgward_tests::workspace_root;
+
+/// `docs/errors.md`'s two tables: the codes of each row's first cell (a row may name
+/// several, `` `IO_ERROR`, `PERMISSION_DENIED` ``) with the row's second cell (the exit
+/// code in the error table, the meaning in the warning table). A code that appears in
+/// several rows (warnings documented per command) keeps each second cell.
+fn documented(section: &str) -> BTreeMap<String, Vec<String>> {
+    let mut codes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in section.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // "| `CODE` | ... |" splits into ["", "`CODE`", ..., ""].
+        let (Some(first), Some(second)) = (cells.get(1), cells.get(2)) else {
+            continue;
+        };
+        if !first.starts_with('`') {
+            continue;
+        }
+        for code in first.split(',').map(|c| c.trim().trim_matches('`')) {
+            codes
+                .entry(code.to_string())
+                .or_default()
+                .push(second.to_string());
+        }
+    }
+    codes
+}
+
+fn errors_md() -> (String, String) {
+    let path = workspace_root().join("docs/errors.md");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let (errors, warnings) = text
+        .split_once("## Warning codes")
+        .expect("docs/errors.md has a `## Warning codes` section after the error table");
+    (errors.to_string(), warnings.to_string())
+}
+
+/// What the docs lack and what they list beyond the catalogue, as one message.
+fn compare(kind: &str, catalogue: &BTreeSet<String>, docs: &BTreeSet<String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for code in catalogue.difference(docs) {
+        problems.push(format!(
+            "docs/errors.md lacks the {kind} code {code}, which the catalogue has"
+        ));
+    }
+    for code in docs.difference(catalogue) {
+        problems.push(format!(
+            "docs/errors.md lists the {kind} code {code}, which the catalogue no longer has"
+        ));
+    }
+    problems
+}
+
+#[test]
+fn docs_errors_md_lists_exactly_the_catalogues_codes_with_their_exit_codes() {
+    let (errors_section, warnings_section) = errors_md();
+    let errors = documented(&errors_section);
+    let warnings = documented(&warnings_section);
+    assert!(
+        errors.len() > 40 && warnings.len() > 30,
+        "the tables were read: {} error and {} warning codes",
+        errors.len(),
+        warnings.len()
+    );
+
+    let error_codes: BTreeSet<String> = ErrorCode::ALL.iter().map(|c| c.to_string()).collect();
+    let warning_codes: BTreeSet<String> = WarningCode::ALL.iter().map(|c| c.to_string()).collect();
+    let mut problems = compare("error", &error_codes, &errors.keys().cloned().collect());
+    problems.extend(compare(
+        "warning",
+        &warning_codes,
+        &warnings.keys().cloned().collect(),
+    ));
+    for code in ErrorCode::ALL {
+        let exit = code.exit().code().to_string();
+        if let Some(cells) = errors.get(code.as_str()) {
+            if cells.iter().any(|c| *c != exit) {
+                problems.push(format!(
+                    "docs/errors.md gives {code} the exit code {cells:?}; the catalogue gives {exit}"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_comparison_catches_a_missing_and_a_stale_code() {
+    // The check above compares sets; prove it reports both directions on a doctored copy.
+    let (errors_section, _) = errors_md();
+    let doctored = errors_section
+        .replace("| `LOCK_HELD` |", "| `LOCK_HELD_GONE` |")
+        .replace("| `USAGE` | 2 |", "| `USAGE` | 9 |");
+    let docs: BTreeSet<String> = documented(&doctored).keys().cloned().collect();
+    let catalogue: BTreeSet<String> = ErrorCode::ALL.iter().map(|c| c.to_string()).collect();
+    let problems = compare("error", &catalogue, &docs);
+    assert_eq!(
+        problems,
+        [
+            "docs/errors.md lacks the error code LOCK_HELD, which the catalogue has",
+            "docs/errors.md lists the error code LOCK_HELD_GONE, which the catalogue no longer has",
+        ]
+    );
+    assert_eq!(documented(&doctored)["USAGE"], ["9"]);
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_code_is_spelled_outside_the_catalogue() {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    for krate in [
+        "shared", "migrate", "backup", "restore", "validate", "report",
+    ] {
+        rust_files(&root.join(krate).join("src"), &mut files);
+    }
+    assert!(files.len() > 50, "the sources were found: {}", files.len());
+    let catalogue = root.join("shared/src/codes.rs");
+    let codes: Vec<&str> = ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .chain(WarningCode::ALL.iter().map(|c| c.as_str()))
+        .collect();
+    let mut spelled = Vec::new();
+    for file in files.iter().filter(|f| **f != catalogue) {
+        let text = std::fs::read_to_string(file).expect("a readable source file");
+        // Unit tests may write codes as the JSON shows them: they check the contract.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for c in &codes {
+            if code.contains(&format!("\"{c}\"")) {
+                spelled.push(format!(
+                    "{} writes \"{c}\": use the catalogue's constant",
+                    file.strip_prefix(&root).unwrap_or(file).display()
+                ));
+            }
+        }
+    }
+    assert!(spelled.is_empty(), "{}", spelled.join("\n"));
+}
