@@ -2,7 +2,9 @@
 //! verify, prune.
 
 use chrono::Utc;
-use pgward_shared::archive::manifest::{VerificationRecord, LARGE_OBJECTS_FILE, VERIFIED_FILE};
+use pgward_shared::archive::manifest::{
+    ManifestLargeObjects, VerificationRecord, LARGE_OBJECTS_FILE, VERIFIED_FILE,
+};
 use pgward_shared::archive::sources::source_in_use;
 use pgward_shared::codes::WarningCode;
 use pgward_shared::config::GuardArgs;
@@ -37,17 +39,19 @@ pub fn backup(
         let large_objects = coordinator.large_objects(&db.dbname, options.no_large_objects)?;
         coordinator.close();
         let tables = tables?;
-        let plan: Vec<serde_json::Value> = tables
-            .iter()
-            .map(|t| serde_json::json!({ "table": format!("{}.{}", t.schema, t.name), "bytes": t.bytes }))
-            .collect();
-        return Ok(Outcome::ok(serde_json::json!({
-            "dry_run": true,
-            "location": storage.location(),
-            "tables": plan,
-            "bytes": tables.iter().map(|t| t.bytes).sum::<u64>(),
-            "large_objects": large_objects,
-        })));
+        return Ok(Outcome::ok(BackupPlan {
+            dry_run: true,
+            location: storage.location(),
+            tables: tables
+                .iter()
+                .map(|t| PlannedTable {
+                    table: format!("{}.{}", t.schema, t.name),
+                    bytes: t.bytes,
+                })
+                .collect(),
+            bytes: tables.iter().map(|t| t.bytes).sum(),
+            large_objects,
+        }));
     }
     ctx.audit(&db);
     let options = DumpOptions {
@@ -79,6 +83,30 @@ pub fn list(ctx: &Context, from: Option<&str>, args: &StorageArgs) -> Result<Out
         ctx.warn(code, message);
     }
     Ok(Outcome::ok(result))
+}
+
+/// backup's `result` with `--dry-run`: what a backup would write.
+#[derive(Debug, Serialize)]
+pub struct BackupPlan {
+    /// Always true: nothing was written.
+    pub dry_run: bool,
+    /// The location it would write to.
+    pub location: String,
+    /// The tables it would back up.
+    pub tables: Vec<PlannedTable>,
+    /// Their size in all.
+    pub bytes: u64,
+    /// The database's large objects (or that they would be left out).
+    pub large_objects: ManifestLargeObjects,
+}
+
+/// One table of a [`BackupPlan`].
+#[derive(Debug, Serialize)]
+pub struct PlannedTable {
+    /// `schema.table`.
+    pub table: String,
+    /// Its size.
+    pub bytes: u64,
 }
 
 /// verify's `result`.

@@ -54,6 +54,14 @@ pub struct RollbackResult {
     pub rolled_back: Vec<RolledBack>,
 }
 
+/// rollback's `result` when it refuses before changing anything (a target without
+/// down.sql): what it would have rolled back.
+#[derive(Debug, Serialize)]
+pub struct RollbackRefused {
+    /// The migrations it was asked to roll back, newest first.
+    pub would_roll_back: Vec<String>,
+}
+
 /// Runs rollback.
 pub fn rollback(
     ctx: &Context,
@@ -106,7 +114,9 @@ fn rollback_locked(
             Error::NoDownSql {
                 migration: m.name.clone(),
             },
-            serde_json::json!({ "would_roll_back": targets.iter().map(|m| &m.name).collect::<Vec<_>>() }),
+            RollbackRefused {
+                would_roll_back: targets.iter().map(|m| m.name.clone()).collect(),
+            },
         ));
     }
     let mut result = RollbackResult {

@@ -230,7 +230,7 @@ catalogue! {
         OtherDatabaseBackup = "OTHER_DATABASE_BACKUP";
         /// --tables given for a --backup-format sql backup, which restores whole.
         TablesIgnored = "TABLES_IGNORED";
-        /// A pgward-ignore comment or [lint] ignore names a rule that does not exist.
+        /// A pgward-ignore comment or `[lint] ignore` names a rule that does not exist.
         UnknownLintRule = "UNKNOWN_LINT_RULE";
         /// No migrations folder: what needs one was not checked or compared.
         NoMigrationsDir = "NO_MIGRATIONS_DIR";

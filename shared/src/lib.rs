@@ -3,13 +3,13 @@
 //! pgward is a set of small binaries that compose through one JSON document on stdout and
 //! documented exit codes. Everything that must mean the same in every binary lives here
 //! once: the flags and their resolution against environment and `pgward.toml`
-//! ([`config`]), database URLs as Prisma users write them ([`dburl`]), sessions with TLS
-//! ([`connect`]), the catalogue of error and warning codes ([`codes`]), the error type
-//! with its hints ([`error`]), the envelope, the command results and the `main` skeleton
-//! ([`output`]) and its other formats ([`render`]),
-//! logging ([`log`]), secret redaction ([`redact`]), the audit log ([`audit`]), Ctrl-C
+//! ([`config`]), database URLs as Prisma users write them ([`connect::dburl`]), sessions
+//! with TLS ([`connect`]), the catalogue of error and warning codes ([`codes`]), the error
+//! type with its hints ([`error`]), the envelope, the list of every command's result type
+//! and the `main` skeleton ([`output`]) and its other formats ([`render`]), logging
+//! ([`log`]), secret redaction ([`redact`]), the audit log ([`audit`]), Ctrl-C
 //! ([`interrupt`]), SQL parsing ([`sql`]), and Prisma's migrations folder and history table
-//! ([`migrations`], [`history`]).
+//! ([`migrations`], [`migrations::history`]).
 
 pub mod archive;
 pub mod audit;

@@ -1,6 +1,30 @@
 //! The one JSON document every binary prints on stdout, and the `main` skeleton that
 //! guarantees it: parse flags (a usage error still prints an envelope), resolve settings,
 //! run the command, print the envelope, append the audit line, exit with the code.
+//!
+//! The envelope's `error.code` and `warnings[].code` come from one catalogue,
+//! [`crate::codes`]. Its `result` is the command's own result type, a `Serialize` struct;
+//! the ones the renderers read by field live in this crate and also `Deserialize`:
+//!
+//! | command | `result` type |
+//! |---|---|
+//! | `pgward-migrate deploy` | `DeployResult` (`migrate/src/deploy.rs`) |
+//! | `pgward-migrate status` | `StatusResult` (`migrate/src/status.rs`), with [`crate::state::MigrationState`] |
+//! | `pgward-migrate resolve` | `ResolveResult` (`migrate/src/resolve.rs`) |
+//! | `pgward-migrate rollback` | `RollbackResult`; refused: `RollbackRefused` (`migrate/src/rollback.rs`) |
+//! | `pgward-migrate new` / `seed` | `NewResult` (`migrate/src/new.rs`) / `SeedResult` (`migrate/src/seed.rs`) |
+//! | `pgward-backup backup` | `archive::write::DumpResult`; `--dry-run`: `BackupPlan` (`backup/src/commands.rs`) |
+//! | `pgward-backup list` | `archive::inventory::ListResult` |
+//! | `pgward-backup verify` | `VerifyResult` (`backup/src/commands.rs`) |
+//! | `pgward-backup prune` | `archive::prune::PruneResult` |
+//! | `pgward-restore` | `RestoreResult` (`restore/src/restore.rs`) |
+//! | `pgward-validate lint` / `schema` / `data` / `preflight` | `LintResult`, `SchemaResult`, `DataResult`, `PreflightResult` (`validate/src/`) |
+//! | `pgward-validate drift` | `DriftResult` (`validate/src/drift/mod.rs`) |
+//! | `pgward-report migrations` | [`crate::migrations::report::MigrationsReport`] |
+//! | `pgward-report health` | [`crate::health::HealthReport`] |
+//! | `pgward-report backups` / `audit` | `BackupsReport` (`report/src/backups.rs`) / `AuditReport` (`report/src/audit.rs`) |
+//!
+//! `pgward-report render` has no result of its own: it prints the document it reads.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;

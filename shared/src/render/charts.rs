@@ -3,7 +3,7 @@
 //! browser, a mail client, a phone and on paper.
 //!
 //! `pgward-report migrations` and `health` get their charts from their typed results
-//! ([`super::TypedResult`]). Backups are charted in any document whose `result.backups`
+//! (`TypedResult` in the parent module). Backups are charted in any document whose `result.backups`
 //! lists backups with `created_at` and `size_bytes` (`pgward-report backups`,
 //! `pgward-backup list`, which are two result types), through a small view (`BackupView`).
 
