@@ -45,8 +45,8 @@ pub fn migrations(ctx: &Context, dir: &Path) -> Result<Outcome, Failure> {
     } else {
         Vec::new()
     };
-    let report = build(schema, history_table, folder.as_ref(), &rows);
     let mut state = compare(folder.as_ref(), &rows);
+    let report = build_from(schema, history_table, folder.as_ref(), &rows, &state);
     if folder.is_none() {
         // Without a folder nothing is "missing locally": the history alone speaks.
         state.missing_locally.clear();
@@ -62,7 +62,17 @@ pub fn build(
     folder: Option<&MigrationsFolder>,
     rows: &[HistoryRow],
 ) -> MigrationsReport {
-    let state = compare(folder, rows);
+    build_from(schema, history_table, folder, rows, &compare(folder, rows))
+}
+
+/// [`build`], with the folder and the history already compared.
+fn build_from(
+    schema: String,
+    history_table: bool,
+    folder: Option<&MigrationsFolder>,
+    rows: &[HistoryRow],
+    state: &MigrationState,
+) -> MigrationsReport {
     let attempts: Vec<AttemptRecord> = rows.iter().map(attempt).collect();
 
     let mut names: Vec<String> = folder
@@ -87,7 +97,7 @@ pub fn build(
                 &tries,
                 local.is_some(),
                 local.map(|m| m.down.is_some()),
-                &state,
+                state,
             );
             // Without a folder nothing is "missing locally": the history alone speaks.
             if folder.is_none() && m.status == MigrationStatus::MissingLocally {

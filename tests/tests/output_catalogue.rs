@@ -2,12 +2,15 @@
 //! `docs/errors.md` lists every error code with the exit code the catalogue gives it, and
 //! every warning code, and nothing the catalogue no longer has. And the catalogue is the
 //! only place a code is spelled: no binary or module writes one as a string literal.
+//! Last, the warnings a migration state deserves are worded once: deploy, `report
+//! migrations` and drift, run on one database, say the same of the same migration.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use pgward_shared::codes::{ErrorCode, WarningCode};
-use pgward_tests::workspace_root;
+use pgward_tests::{cluster, path_str, run, temp_dir, workspace_root, Output};
+use serde_json::Value;
 
 /// `docs/errors.md`'s two tables: the codes of each row's first cell (a row may name
 /// several, `` `IO_ERROR`, `PERMISSION_DENIED` ``) with the row's second cell (the exit
@@ -156,4 +159,109 @@ fn no_code_is_spelled_outside_the_catalogue() {
         }
     }
     assert!(spelled.is_empty(), "{}", spelled.join("\n"));
+}
+
+/// The messages of the warnings with `code` in a run's envelope.
+fn messages(out: &Output, code: WarningCode) -> Vec<String> {
+    out.json()["warnings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no warnings array\n{out}"))
+        .iter()
+        .filter(|w| w["code"] == code.as_str())
+        .filter_map(|w| w["message"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn deploy_report_and_drift_word_a_migration_state_alike() {
+    let db = cluster().create_database();
+    let url = db.url();
+    let tmp = temp_dir("output_catalogue_state_");
+    let dir = tmp.path().join("migrations");
+    let write = |name: &str, sql: &str| {
+        std::fs::create_dir_all(dir.join(name)).expect("a migration folder");
+        std::fs::write(dir.join(name).join("migration.sql"), sql).expect("migration.sql");
+    };
+    std::fs::create_dir_all(&dir).expect("the migrations folder");
+    std::fs::write(
+        dir.join("migration_lock.toml"),
+        "provider = \"postgresql\"\n",
+    )
+    .expect("migration_lock.toml");
+    write("20240101000000_a", "CREATE TABLE a (id int);\n");
+    write("20240102000000_b", "CREATE TABLE b (id int);\n");
+    let d = path_str(&dir);
+    run(
+        "migrate",
+        &["deploy", "--dir", d, "--database-url", &url],
+        &[],
+    )
+    .assert_code(0);
+
+    // a edited (a comment: the schema it makes is the same), b gone, c pending.
+    write(
+        "20240101000000_a",
+        "-- reviewed\nCREATE TABLE a (id int);\n",
+    );
+    std::fs::remove_dir_all(dir.join("20240102000000_b")).expect("b can be removed");
+    write("20240103000000_c", "CREATE TABLE c (id int);\n");
+
+    let deploy = run(
+        "migrate",
+        &["deploy", "--dry-run", "--dir", d, "--database-url", &url],
+        &[],
+    );
+    deploy.assert_code(0);
+    let report = run(
+        "report",
+        &["migrations", "--dir", d, "--database-url", &url],
+        &[],
+    );
+    report.assert_code(0);
+    let drift = run(
+        "validate",
+        &["drift", "--dir", d, "--database-url", &url],
+        &[],
+    );
+    // Exit 3: b, applied but gone from the folder, is a difference.
+    let drift_json: Value = drift.json();
+    assert_eq!(drift_json["ok"], true, "{drift}");
+
+    let edited = "migration `20240101000000_a` was edited after it was applied";
+    let missing = "migration `20240102000000_b` is applied but missing from the migrations folder";
+    assert_eq!(
+        messages(&deploy, WarningCode::EditedMigration),
+        [format!("{edited} (checksum differs)")],
+        "{deploy}"
+    );
+    assert_eq!(
+        messages(&report, WarningCode::EditedMigration),
+        messages(&deploy, WarningCode::EditedMigration),
+        "{report}"
+    );
+    assert_eq!(
+        messages(&deploy, WarningCode::MissingMigration),
+        [missing],
+        "{deploy}"
+    );
+    assert_eq!(
+        messages(&report, WarningCode::MissingMigration),
+        [missing],
+        "{report}"
+    );
+    assert_eq!(
+        messages(&report, WarningCode::PendingMigrations),
+        ["1 migration(s) pending: 20240103000000_c"],
+        "{report}"
+    );
+    assert!(
+        messages(&deploy, WarningCode::PendingMigrations).is_empty(),
+        "deploy applies pending migrations; it does not warn of them\n{deploy}"
+    );
+    let drift_edited = messages(&drift, WarningCode::EditedMigration);
+    assert_eq!(drift_edited.len(), 1, "{drift}");
+    assert!(
+        drift_edited[0].starts_with(&format!("{edited}; the shadow replays")),
+        "{drift}"
+    );
 }
