@@ -3,18 +3,16 @@
 //! browser, a mail client, a phone and on paper.
 //!
 //! `pgward-report migrations` and `health` get their charts from their typed results
-//! (`TypedResult` in the parent module). Backups are charted in any document whose `result.backups`
-//! lists backups with `created_at` and `size_bytes` (`pgward-report backups`,
-//! `pgward-backup list`, which are two result types), through a small view (`BackupView`).
+//! (`TypedResult` in the parent module). Backups are charted in any document whose
+//! `result.backups` lists backups with `created_at` and `size_bytes` (`pgward-report
+//! backups`, `pgward-backup list`: two result types), read through one view of what they
+//! share (`BackupListing`), which the Prometheus metrics read too.
 
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::Value;
 
 use super::html::escape;
 use super::human;
-use super::TypedResult;
+use super::{BackupListing, ListedBackupView, TypedResult};
 use crate::health::TableHealth;
 use crate::migrations::report::{AttemptOutcome, AttemptRecord};
 use crate::output::Envelope;
@@ -54,19 +52,8 @@ const TOP: f64 = 14.0;
 const BOTTOM: f64 = 30.0;
 const PLOT_HEIGHT: f64 = 170.0;
 
-/// One backup of a `result.backups` list.
-#[derive(Debug, Deserialize)]
-struct BackupView {
-    id: String,
-    created_at: DateTime<Utc>,
-    size_bytes: f64,
-    #[serde(default)]
-    verified: bool,
-}
-
 /// The charts `envelope` has data for, in page order.
 pub fn charts_for(envelope: &Envelope) -> Vec<Chart> {
-    let result = &envelope.result;
     let mut charts = Vec::new();
     match TypedResult::of(envelope) {
         TypedResult::Migrations(report) => charts.push(migration_durations(&report.attempts)),
@@ -75,30 +62,21 @@ pub fn charts_for(envelope: &Envelope) -> Vec<Chart> {
         }
         TypedResult::Other => {}
     }
-    if let Some(mut backups) = rows::<BackupView>(result, "backups") {
+    if let Some((listing, mut backups)) = BackupListing::of(envelope) {
         backups.sort_by_key(|b| b.created_at);
-        let now = result
-            .get("checked_at")
-            .and_then(Value::as_str)
-            .or(Some(envelope.started_at.as_str()))
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
+        let now = listing
+            .checked_at
+            .or_else(|| {
+                DateTime::parse_from_rfc3339(&envelope.started_at)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            })
             .or_else(|| backups.last().map(|b| b.created_at))
             .unwrap_or_else(Utc::now);
-        let max_age_s = result.get("max_age_s").and_then(Value::as_f64);
         charts.push(backup_sizes(&backups));
-        charts.push(backup_age(&backups, now, max_age_s));
+        charts.push(backup_age(&backups, now, listing.max_age_s));
     }
     charts
-}
-
-/// `result[key]` as rows of a view, when every row has the view's fields.
-fn rows<T: DeserializeOwned>(result: &Value, key: &str) -> Option<Vec<T>> {
-    let list = result.get(key)?;
-    if !list.is_array() {
-        return None;
-    }
-    serde_json::from_value(list.clone()).ok()
 }
 
 fn migration_durations(attempts: &[AttemptRecord]) -> Chart {
@@ -262,7 +240,7 @@ fn largest_tables(tables: &[TableHealth], all: usize) -> Chart {
     )
 }
 
-fn backup_sizes(backups: &[BackupView]) -> Chart {
+fn backup_sizes(backups: &[ListedBackupView]) -> Chart {
     let height = TOP + PLOT_HEIGHT + BOTTOM;
     let mut svg = open_svg("Backup sizes over time", height);
     let summary = match backups.last() {
@@ -311,7 +289,7 @@ fn backup_sizes(backups: &[BackupView]) -> Chart {
     )
 }
 
-fn backup_age(backups: &[BackupView], now: DateTime<Utc>, max_age_s: Option<f64>) -> Chart {
+fn backup_age(backups: &[ListedBackupView], now: DateTime<Utc>, max_age_s: Option<f64>) -> Chart {
     let height = TOP + PLOT_HEIGHT + BOTTOM;
     let mut svg = open_svg("Age of the newest backup over time", height);
     let (Some(first), Some(last)) = (backups.first(), backups.last()) else {
@@ -570,6 +548,7 @@ fn shorten(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn envelope(tool: &str, command: &str, result: Value) -> Envelope {
         Envelope {

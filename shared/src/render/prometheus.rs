@@ -9,9 +9,8 @@
 //! sessions. Every metric is a gauge: each file replaces the previous one.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
-use super::TypedResult;
+use super::{BackupListing, ListedBackupView, TypedResult};
 use crate::health::HealthReport;
 use crate::migrations::report::MigrationsReport;
 use crate::output::Envelope;
@@ -58,9 +57,8 @@ pub fn render_prometheus(e: &Envelope) -> String {
         &run_labels,
         e.warnings.len() as f64,
     );
-    let r = &e.result;
-    if let Some(backups) = r.get("backups").and_then(Value::as_array) {
-        backup_metrics(&mut m, r, backups, started.unwrap_or_else(Utc::now));
+    if let Some((listing, backups)) = BackupListing::of(e) {
+        backup_metrics(&mut m, &listing, &backups, started.unwrap_or_else(Utc::now));
     }
     let db_labels: Vec<(&str, String)> = e
         .target
@@ -75,21 +73,13 @@ pub fn render_prometheus(e: &Envelope) -> String {
     m.out.trim_end().to_string()
 }
 
-fn backup_metrics(m: &mut Metrics, r: &Value, backups: &[Value], now: DateTime<Utc>) {
-    let labels = vec![(
-        "location",
-        r.get("location")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-    )];
-    let time = |b: &Value| {
-        b.get("created_at")
-            .and_then(Value::as_str)
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-    };
-    let number = |b: &Value, k: &str| b.get(k).and_then(Value::as_f64);
+fn backup_metrics(
+    m: &mut Metrics,
+    listing: &BackupListing,
+    backups: &[ListedBackupView],
+    now: DateTime<Utc>,
+) {
+    let labels = vec![("location", listing.location.clone())];
     m.gauge(
         "pgward_backups",
         "Complete backups at the location.",
@@ -100,30 +90,19 @@ fn backup_metrics(m: &mut Metrics, r: &Value, backups: &[Value], now: DateTime<U
         "pgward_backups_verified",
         "Backups checked by `pgward-backup verify`.",
         &labels,
-        backups
-            .iter()
-            .filter(|b| b.get("verified").and_then(Value::as_bool) == Some(true))
-            .count() as f64,
+        backups.iter().filter(|b| b.verified).count() as f64,
     );
     m.gauge(
         "pgward_backups_size_bytes",
         "Total size of the backups.",
         &labels,
-        backups.iter().filter_map(|b| number(b, "size_bytes")).sum(),
+        backups.iter().map(|b| b.size_bytes).sum(),
     );
-    let newest = backups
-        .iter()
-        .filter_map(|b| time(b).map(|t| (t, b)))
-        .max_by_key(|(t, _)| *t);
-    let checked = r
-        .get("checked_at")
-        .and_then(Value::as_str)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or(now);
-    let max_age = r.get("max_age_s").and_then(Value::as_f64);
+    let newest = backups.iter().max_by_key(|b| b.created_at);
+    let checked = listing.checked_at.unwrap_or(now);
     let mut age = None;
-    if let Some((at, b)) = newest {
+    if let Some(b) = newest {
+        let at = b.created_at;
         let seconds = ((checked - at).num_milliseconds() as f64 / 1000.0).max(0.0);
         age = Some(seconds);
         m.gauge(
@@ -138,15 +117,13 @@ fn backup_metrics(m: &mut Metrics, r: &Value, backups: &[Value], now: DateTime<U
             &labels,
             at.timestamp() as f64,
         );
-        if let Some(size) = number(b, "size_bytes") {
-            m.gauge(
-                "pgward_backup_newest_size_bytes",
-                "Size of the newest backup.",
-                &labels,
-                size,
-            );
-        }
-        if let Some(duration) = number(b, "duration_s") {
+        m.gauge(
+            "pgward_backup_newest_size_bytes",
+            "Size of the newest backup.",
+            &labels,
+            b.size_bytes,
+        );
+        if let Some(duration) = b.duration_s {
             m.gauge(
                 "pgward_backup_newest_duration_seconds",
                 "How long the newest backup took.",
@@ -158,14 +135,10 @@ fn backup_metrics(m: &mut Metrics, r: &Value, backups: &[Value], now: DateTime<U
             "pgward_backup_newest_verified",
             "1 when the newest backup has been verified.",
             &labels,
-            if b.get("verified").and_then(Value::as_bool) == Some(true) {
-                1.0
-            } else {
-                0.0
-            },
+            if b.verified { 1.0 } else { 0.0 },
         );
     }
-    if let Some(max_age) = max_age {
+    if let Some(max_age) = listing.max_age_s {
         m.gauge(
             "pgward_backup_max_age_seconds",
             "The --max-age the newest backup is held to.",
