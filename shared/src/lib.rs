@@ -17,6 +17,7 @@ pub mod codes;
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod findings;
 pub mod health;
 pub mod interrupt;
 pub mod log;

@@ -18,7 +18,7 @@
 //! | `pgward-backup verify` | `VerifyResult` (`backup/src/commands.rs`) |
 //! | `pgward-backup prune` | `archive::prune::PruneResult` |
 //! | `pgward-restore` | `RestoreResult` (`restore/src/restore.rs`) |
-//! | `pgward-validate lint` / `schema` / `data` / `preflight` | `LintResult`, `SchemaResult`, `DataResult`, `PreflightResult` (`validate/src/`) |
+//! | `pgward-validate lint` / `schema` / `data` / `preflight` | `LintResult`, `SchemaResult`, `DataResult`, `PreflightResult` (`validate/src/`), each with [`crate::findings::Finding`]s |
 //! | `pgward-validate drift` | `DriftResult` (`validate/src/drift/mod.rs`) |
 //! | `pgward-report migrations` | [`crate::migrations::report::MigrationsReport`] |
 //! | `pgward-report health` | [`crate::health::HealthReport`] |
