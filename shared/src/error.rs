@@ -1,7 +1,8 @@
 //! The one error type every pgward binary reports, and the exit codes it maps to.
 //!
-//! Every variant carries a stable SCREAMING_SNAKE code (the JSON `error.code`), an exit
-//! class (SPEC §1 "Exit codes") and a hint that tells the user what to do next. Where the
+//! Every variant names its entry of the catalogue ([`ErrorCode`], in [`crate::codes`]):
+//! the stable SCREAMING_SNAKE code (the JSON `error.code`) and the exit class (SPEC §1
+//! "Exit codes") that goes with it; and a hint that tells the user what to do next. Where the
 //! meaning matches a Prisma error, the message carries the Prisma code too (P3005, P3009,
 //! P3018, ...), so Prisma users recognise it. The table in `docs/errors.md` lists them all.
 
