@@ -79,9 +79,10 @@ pub fn backup(
 pub fn list(ctx: &Context, from: Option<&str>, args: &StorageArgs) -> Result<Outcome, Failure> {
     let storage = open_storage(ctx, from, args)?;
     let result = inventory::list(storage.as_ref())?;
-    for (code, message) in inventory::listing_warnings(&result.incomplete, &result.damaged) {
-        ctx.warn(code, message);
-    }
+    ctx.warn_all(inventory::listing_warnings(
+        &result.incomplete,
+        &result.damaged,
+    ));
     Ok(Outcome::ok(result))
 }
 

@@ -105,9 +105,7 @@ pub fn backups(
         max_age,
     );
     report.source = source;
-    for (code, message) in warnings {
-        ctx.warn(code, message);
-    }
+    ctx.warn_all(warnings);
     match &report.newest {
         None => {
             ctx.warn(
