@@ -6,9 +6,11 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use pgward_shared::cli::{LockTimeout, StatementTimeout, DRY_RUN_HELP};
+use pgward_shared::codes::WarningCode;
 use pgward_shared::config::{parse_duration, GuardArgs};
 use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::migrations::history::{self, Attempt};
+use pgward_shared::migrations::warnings::{state_warnings, StateReader};
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::state::MigrationState;
@@ -122,7 +124,7 @@ pub fn deploy(ctx: &Context, dir: &Path, opts: &DeployOptions) -> Result<Outcome
     let folder = MigrationsFolder::read_non_empty(dir)?;
     if !folder.has_lock_file {
         ctx.warn(
-            "NO_MIGRATION_LOCK_FILE",
+            WarningCode::NoMigrationLockFile,
             format!(
                 "{} has no migration_lock.toml; the provider is not checked",
                 dir.display()
@@ -179,21 +181,7 @@ fn deploy_locked(
             &state,
         ));
     }
-    for e in &state.edited {
-        ctx.warn(
-            "EDITED_MIGRATION",
-            format!(
-                "migration `{}` was edited after it was applied (checksum differs)",
-                e.name
-            ),
-        );
-    }
-    for name in &state.missing_locally {
-        ctx.warn(
-            "MISSING_MIGRATION",
-            format!("migration `{name}` is applied but missing from the migrations folder"),
-        );
-    }
+    ctx.warn_all(state_warnings(&state, StateReader::Deploy));
     let (to_apply, still_pending) = select_pending(folder, &state, opts.to.as_deref())?;
     let mut result = DeployResult {
         migrations_dir: folder.path.display().to_string(),
@@ -392,7 +380,7 @@ fn apply_migration(
                 while retries < opts.retries {
                     let backoff = opts.retry_backoff * 2u32.saturating_pow(retries);
                     ctx.warn(
-                        "LOCK_TIMEOUT_RETRY",
+                        WarningCode::LockTimeoutRetry,
                         format!(
                             "{} hit lock_timeout; retry {} of {} in {} ms{}",
                             m.name,
@@ -444,7 +432,7 @@ fn apply_migration(
                     })?;
             }
             (Some(why), true) => ctx.warn(
-                "LOCK_TIMEOUT_NOT_RETRIED",
+                WarningCode::LockTimeoutNotRetried,
                 format!("{} hit lock_timeout and is not retried: {why}", m.name),
             ),
             _ if interrupted => {

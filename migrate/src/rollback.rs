@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use pgward_shared::cli::DRY_RUN_HELP;
+use pgward_shared::codes::ErrorCode;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::log;
@@ -81,6 +82,14 @@ pub struct RollbackResult {
     pub rolled_back: Vec<RolledBack>,
 }
 
+/// rollback's `result` when it refuses before changing anything (a target without
+/// down.sql): what it would have rolled back.
+#[derive(Debug, Serialize)]
+pub struct RollbackRefused {
+    /// The migrations it was asked to roll back, newest first.
+    pub would_roll_back: Vec<String>,
+}
+
 /// Runs rollback.
 pub fn rollback(ctx: &Context, dir: &Path, options: &RollbackOptions) -> Result<Outcome, Failure> {
     let extent = &options.extent();
@@ -129,7 +138,9 @@ fn rollback_locked(
             Error::NoDownSql {
                 migration: m.name.clone(),
             },
-            serde_json::json!({ "would_roll_back": targets.iter().map(|m| &m.name).collect::<Vec<_>>() }),
+            RollbackRefused {
+                would_roll_back: targets.iter().map(|m| m.name.clone()).collect(),
+            },
         ));
     }
     let mut result = RollbackResult {
@@ -178,8 +189,11 @@ fn rollback_locked(
                 } else {
                     format!("down.sql was rolled back and {} stays applied; fix down.sql and run rollback again, or restore the backup taken before it", m.name)
                 };
-                let error =
-                    f.into_error("ROLLBACK_FAILED", format!("down.sql of {}", m.name), hint);
+                let error = f.into_error(
+                    ErrorCode::RollbackFailed,
+                    format!("down.sql of {}", m.name),
+                    hint,
+                );
                 return Err(Failure::with_result(error, &result));
             }
         }

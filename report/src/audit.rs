@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use pgward_shared::codes::WarningCode;
 use pgward_shared::config::parse_duration;
 use pgward_shared::error::Error;
 use pgward_shared::output::{Context, Failure, Outcome};
@@ -111,7 +112,7 @@ pub fn audit(ctx: &Context, filter: &AuditFilter) -> Result<Outcome, Failure> {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             ctx.warn(
-                "AUDIT_LOG_MISSING",
+                WarningCode::AuditLogMissing,
                 format!(
                     "the audit log {} does not exist yet: no audited command has run",
                     path.display()
@@ -124,7 +125,7 @@ pub fn audit(ctx: &Context, filter: &AuditFilter) -> Result<Outcome, Failure> {
     let report = build(path, &text, filter, Utc::now());
     if !report.invalid_lines.is_empty() {
         ctx.warn(
-            "AUDIT_LINES_INVALID",
+            WarningCode::AuditLinesInvalid,
             format!(
                 "{} line(s) of {} are not audit lines and were skipped: {}",
                 report.invalid_lines.len(),

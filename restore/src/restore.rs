@@ -19,6 +19,7 @@ use pgward_shared::archive::verify::{self, check_files, require_all_ok, restore_
 use pgward_shared::archive::workdb;
 use pgward_shared::archive::write::{dump, DumpOptions};
 use pgward_shared::cli::{Jobs, Tables, DRY_RUN_HELP, NO_LARGE_OBJECTS_HELP};
+use pgward_shared::codes::WarningCode;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::log;
@@ -184,7 +185,7 @@ pub fn restore(
         .into());
     }
     if let Some(message) = large_objects::not_restored(&manifest, options.no_large_objects) {
-        ctx.warn("LARGE_OBJECTS_NOT_RESTORED", message);
+        ctx.warn(WarningCode::LargeObjectsNotRestored, message);
     }
     let large_objects_file = large_objects::file_to_restore(&manifest, options.no_large_objects);
 
@@ -260,7 +261,7 @@ pub fn restore(
     let other_database = backup_source.database != target_name || backup_source != source;
     if other_database {
         ctx.warn(
-            "OTHER_DATABASE_BACKUP",
+            WarningCode::OtherDatabaseBackup,
             format!(
                 "{id} is a backup of {backup_source}, restored into database {target_name}: it was named by its id"
             ),
@@ -352,7 +353,7 @@ pub fn restore(
     drop(admin);
     if manifest.format == BackupFormat::Sql && !options.tables.tables.is_empty() {
         ctx.warn(
-            "TABLES_IGNORED",
+            WarningCode::TablesIgnored,
             "--tables does not apply to a --format sql backup: it restores whole",
         );
     }
@@ -372,7 +373,7 @@ pub fn restore(
         Ok(report) => report,
         Err(e) => {
             ctx.warn(
-                "RESTORE_INCOMPLETE",
+                WarningCode::RestoreIncomplete,
                 after_failed_load(
                     &db,
                     &target_name,
@@ -402,7 +403,7 @@ pub fn restore(
             })
             .map_err(|e| {
                 ctx.warn(
-                    "RESTORE_INCOMPLETE",
+                    WarningCode::RestoreIncomplete,
                     format!("the backup is restored completely into {load_into}, but its database settings could not be applied or it could not be renamed to {target_name}: fix the cause, then rename it by hand (ALTER DATABASE {load_into} RENAME TO {target_name})"),
                 );
                 Failure::with_result(e, &result)

@@ -13,9 +13,11 @@
 //!   streams; [`pgtools`] finds pg_dump, pg_restore and psql and their versions.
 //! - [`storage`]: local folders and S3 (the `storage` feature; migrate and validate build
 //!   without it).
-//! - The output contract: the error type with its codes, exit classes and hints
-//!   ([`error`]), the envelope and the `main` skeleton ([`output`]), its other formats
-//!   ([`render`]).
+//! - The output contract: the catalogue of error and warning codes ([`codes`]), the
+//!   error type with its hints ([`error`]), the envelope, the list of every command's
+//!   result type and the `main` skeleton ([`output`]), its other formats ([`render`]);
+//!   results two binaries share: validate's findings ([`findings`]), the health report
+//!   ([`health`]).
 //! - Around them: flags ([`cli`]) and their resolution against the environment and
 //!   `pgward.toml` ([`config`]), SQL parsing with libpg_query ([`sql`]), logging ([`log`]), secret
 //!   redaction ([`redact`]), the audit log ([`audit`]), webhooks ([`notify`]), Ctrl-C
@@ -25,9 +27,12 @@
 pub mod archive;
 pub mod audit;
 pub mod cli;
+pub mod codes;
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod findings;
+pub mod health;
 pub mod interrupt;
 pub mod locks;
 pub mod log;
@@ -44,4 +49,5 @@ pub mod state;
 #[cfg(feature = "storage")]
 pub mod storage;
 
+pub use codes::{ErrorCode, WarningCode};
 pub use error::{Error, Exit, Result};

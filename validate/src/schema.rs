@@ -7,6 +7,7 @@
 //! a database of thousands of tables is checked in well under a second.
 
 use pgward_shared::cli::{MigrationsDir, STRICT_HELP};
+use pgward_shared::codes::WarningCode;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::migrations::history;
 use pgward_shared::migrations::MigrationsFolder;
@@ -353,7 +354,7 @@ fn migration_history(
         Ok(f) => f,
         Err(Error::MigrationsDirMissing { path }) => {
             ctx.warn(
-                "NO_MIGRATIONS_DIR",
+                WarningCode::NoMigrationsDir,
                 format!(
                     "{} does not exist: pending migrations were not checked",
                     path.display()

@@ -324,7 +324,7 @@ mod tests {
 }
 
 /// A database pgward created for its work, as `pgward-report health` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Listed {
     /// Its name.
     pub name: String,

@@ -12,6 +12,7 @@
 
 use std::time::Instant;
 
+use crate::codes::ErrorCode;
 use crate::error::{describe_pg_error, Error, FailedStatement};
 use crate::migrations::history::HistoryWrite;
 use crate::migrations::trace::Tracer;
@@ -159,7 +160,7 @@ impl ScriptFailure {
     /// The error to report for a script that is not a migration (down.sql, seed, shadow
     /// replay): `Interrupted` after Ctrl-C, else `ScriptFailed` with `code`, `what` and
     /// `hint`.
-    pub fn into_error(self, code: &'static str, what: String, hint: String) -> Error {
+    pub fn into_error(self, code: ErrorCode, what: String, hint: String) -> Error {
         if crate::interrupt::requested() {
             return Error::Interrupted;
         }

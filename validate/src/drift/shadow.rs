@@ -22,6 +22,7 @@
 //! shadow, and cannot tell an idle live run from a dead one. Only databases the role may
 //! drop (it is a member of the owner) are touched.
 
+use pgward_shared::codes::WarningCode;
 use pgward_shared::connect::dburl::ConnectionSettings;
 use pgward_shared::connect::{connect, Session};
 use pgward_shared::error::{describe_pg_error, Error, Result};
@@ -75,7 +76,7 @@ pub fn drop_leftovers(ctx: &Context, client: &mut postgres::Client) -> Result<Ve
                 dropped.push(name);
             }
             Err(e) => ctx.warn(
-                "SHADOW_LEFTOVER_NOT_DROPPED",
+                WarningCode::ShadowLeftoverNotDropped,
                 format!(
                     "the shadow database {name} was left by a run that did not finish and cannot be dropped: {}",
                     describe_pg_error(&e).1

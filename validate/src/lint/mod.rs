@@ -22,6 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use pgward_shared::cli::{MigrationsDir, STRICT_HELP};
+use pgward_shared::codes::WarningCode;
 use pgward_shared::error::Error;
 use pgward_shared::migrations::history;
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder, MIGRATION_FILE};
@@ -95,14 +96,14 @@ pub fn run(ctx: &Context, options: &LintOptions) -> Result<Outcome, Failure> {
                 ignore.insert(rule);
             }
             None => ctx.warn(
-                "UNKNOWN_LINT_RULE",
+                WarningCode::UnknownLintRule,
                 format!("[lint] ignore names `{id}`, which is no lint rule"),
             ),
         }
     }
     let (result, notes) = lint_sources(&sources, &ignore);
     for note in notes {
-        ctx.warn("UNKNOWN_LINT_RULE", note);
+        ctx.warn(WarningCode::UnknownLintRule, note);
     }
     crate::schema::finish("lint", result.totals, options.strict, result)
 }
