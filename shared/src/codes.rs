@@ -212,6 +212,9 @@ catalogue! {
         LockTimeoutRetry = "LOCK_TIMEOUT_RETRY";
         /// A migration hit lock_timeout but is not retried.
         LockTimeoutNotRetried = "LOCK_TIMEOUT_NOT_RETRIED";
+        /// `deploy --trace --max-lock`: a statement held a lock that blocks writes (or
+        /// reads) longer than the budget.
+        LockOverBudget = "LOCK_OVER_BUDGET";
         /// The --notify message could not be delivered; the exit code is unchanged.
         NotifyFailed = "NOTIFY_FAILED";
         /// Leftovers of interrupted backups (never restorable; prune removes them).
