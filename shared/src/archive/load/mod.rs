@@ -19,7 +19,8 @@ use crate::archive::manifest::{
     BackupFormat, BackupManifest, ManifestFile, ManifestTable, SCHEMA_FILE, SQL_FILE,
 };
 use crate::connect::dburl::ConnectionSettings;
-use crate::connect::{connect, libpq_dbname_arg, Session, EXACT_COPY_SETTINGS, READ_EVERY_ROW};
+use crate::connect::libpq::libpq_dbname_arg;
+use crate::connect::{connect, Session, EXACT_COPY_SETTINGS, READ_EVERY_ROW};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::sql::{quote_ident, quote_literal};

@@ -17,8 +17,8 @@ use crate::archive::manifest::{
     ManifestLargeObjects, ManifestRelation, ManifestTable, LARGE_OBJECTS_FILE,
     MANIFEST_FORMAT_VERSION, MIGRATIONS_FILE, SCHEMA_FILE, SQL_FILE,
 };
+use crate::connect::copy::CopySession;
 use crate::connect::dburl::ConnectionSettings;
-use crate::connect::CopySession;
 use crate::error::{Error, Result};
 use crate::output::VERSION;
 use crate::progress::Progress;
