@@ -92,16 +92,6 @@ fn fk_lock(table: &str, referenced: &str) -> String {
     }
 }
 
-/// An enum value added by the file.
-struct AddedEnumValue {
-    value: String,
-    enum_name: String,
-    statement: usize,
-    transaction: usize,
-    in_block: bool,
-    reported: bool,
-}
-
 /// A constraint added `NOT VALID` to an existing table by the file.
 struct NotValidConstraint {
     table: String,
@@ -132,8 +122,8 @@ pub fn lint_file(text: &str, file: &ParsedFile, catalog: &mut Catalog) -> Vec<Hi
         created_indexes: HashSet::new(),
         open_block: None,
         transaction: 0,
-        created_enums: Vec::new(),
-        added_enum_values: Vec::new(),
+        enum_values_used_early: sql::enum_values_used_before_commit(&file.statements),
+        enum_values_added_in_block: HashSet::new(),
         not_valid_constraints: Vec::new(),
         empty_tables: HashSet::new(),
         committed: None,
@@ -165,9 +155,11 @@ struct FileLinter<'a> {
     /// Which transaction a statement runs in when the file runs as Prisma runs it: one
     /// transaction up to each explicit COMMIT or ROLLBACK.
     transaction: usize,
-    /// Enum types created by the file, with their transaction.
-    created_enums: Vec<(String, usize)>,
-    added_enum_values: Vec<AddedEnumValue>,
+    /// Enum values the file uses in the transaction that adds them (the judgement the
+    /// migration engine makes too).
+    enum_values_used_early: Vec<sql::EnumValueUsedEarly>,
+    /// The `ALTER TYPE ... ADD VALUE` statements inside an explicit transaction block.
+    enum_values_added_in_block: HashSet<usize>,
     not_valid_constraints: Vec<NotValidConstraint>,
     /// Existing tables proven empty by the file: an `ADD COLUMN ... NOT NULL` without a
     /// default fails on a table with a row, so once it has run the table has none.
@@ -253,11 +245,6 @@ impl FileLinter<'_> {
             NodeEnum::IndexStmt(create) => self.create_index(index, create),
             NodeEnum::DropStmt(drop) => self.drop(index, drop),
             NodeEnum::RenameStmt(rename) => self.rename(index, rename),
-            NodeEnum::CreateEnumStmt(create) => {
-                if let Some(name) = string_values(&create.type_name).pop() {
-                    self.created_enums.push((name, self.transaction));
-                }
-            }
             NodeEnum::AlterEnumStmt(alter) => self.alter_enum(index, alter),
             NodeEnum::UpdateStmt(update) if update.where_clause.is_none() => self
                 .whole_table_write(
@@ -1187,60 +1174,24 @@ impl FileLinter<'_> {
                 format!("if order matters, say where it belongs: `ALTER TYPE {e} ADD VALUE '{value}' BEFORE '...'` (or AFTER); otherwise ignore this note"),
             );
         }
-        self.added_enum_values.push(AddedEnumValue {
-            value,
-            enum_name,
-            statement: index,
-            transaction: self.transaction,
-            in_block: self.open_block.is_some(),
-            reported: false,
-        });
+        if self.open_block.is_some() {
+            self.enum_values_added_in_block.insert(index);
+        }
     }
 
-    /// A value added by an earlier statement of the same transaction, used as a literal.
+    /// A value added by an earlier statement of the same transaction, used as a literal
+    /// ([`sql::enum_values_used_before_commit`]).
     fn enum_value_uses(&mut self, index: usize) {
-        let file = self.file;
-        // Naming a value in another ALTER TYPE ... ADD VALUE (as the value of another
-        // type, or as BEFORE/AFTER) is catalog work, not a use of the value.
-        if matches!(file.statements[index].node, NodeEnum::AlterEnumStmt(_)) {
-            return;
-        }
-        let text = self.text;
-        let mut found = Vec::new();
-        for (k, added) in self.added_enum_values.iter().enumerate() {
-            // Values of a type created in the same transaction are usable at once.
-            let type_is_new = self
-                .created_enums
-                .iter()
-                .any(|(name, tx)| *name == added.enum_name && *tx == added.transaction);
-            if added.reported
-                || added.statement >= index
-                || added.transaction != self.transaction
-                || type_is_new
-            {
-                continue;
-            }
-            let literal = file.tokens_of(index).iter().find(|t| {
-                t.kind == Some(protobuf::Token::Sconst)
-                    && text.get(t.start..t.end).map(unquote_literal).as_deref()
-                        == Some(added.value.as_str())
-            });
-            if let Some(t) = literal {
-                found.push((k, t.start));
-            }
-        }
-        for (k, offset) in found {
-            self.added_enum_values[k].reported = true;
-            let (value, enum_name, added_at, in_block) = {
-                let a = &self.added_enum_values[k];
-                (
-                    a.value.clone(),
-                    a.enum_name.clone(),
-                    a.statement,
-                    a.in_block || self.open_block.is_some(),
-                )
-            };
-            let line = self.line_of(self.offset_of(added_at));
+        let uses: Vec<sql::EnumValueUsedEarly> = self
+            .enum_values_used_early
+            .iter()
+            .filter(|u| u.used == index)
+            .cloned()
+            .collect();
+        for used in uses {
+            let in_block =
+                self.enum_values_added_in_block.contains(&used.added) || self.open_block.is_some();
+            let line = self.line_of(self.offset_of(used.added));
             let why = if in_block {
                 "PostgreSQL refuses a new enum value until the transaction that added it commits (\"unsafe use of new value\"), and this use is inside the same BEGIN ... COMMIT block: the migration fails under pgward-migrate and Prisma alike".to_string()
             } else {
@@ -1249,10 +1200,11 @@ impl FileLinter<'_> {
             self.hit(
                 Rule::EnumValueUsedInSameTransaction,
                 index,
-                offset,
-                Some(display_ident(&enum_name)),
+                self.offset_of(index) + used.offset,
+                Some(display_ident(&used.enum_name)),
                 format!(
-                    "enum value '{value}' is used in the transaction that adds it (line {line})"
+                    "enum value '{}' is used in the transaction that adds it (line {line})",
+                    used.value
                 ),
                 None,
                 why,
@@ -1458,14 +1410,4 @@ fn unquote_identifier(written: &str) -> String {
         Some(inner) => inner.replace("\"\"", "\""),
         None => written.to_ascii_lowercase(),
     }
-}
-
-/// `'it''s'` → `it's`, `E'x'` → `x` (the same reading as the migration engine's).
-fn unquote_literal(written: &str) -> String {
-    let inner = written
-        .strip_prefix(['E', 'e'])
-        .unwrap_or(written)
-        .trim_start_matches('\'')
-        .trim_end_matches('\'');
-    inner.replace("''", "'")
 }
