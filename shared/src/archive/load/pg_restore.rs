@@ -4,7 +4,6 @@
 use std::process::Stdio;
 
 use crate::archive::load::post_data::PostDataPlan;
-use crate::archive::load::schedule::early_batches;
 use crate::archive::load::staging;
 use crate::archive::manifest::ManifestTable;
 use crate::connect::dburl::ConnectionSettings;
@@ -44,12 +43,14 @@ impl PostData<'_> {
         ));
         let rows: Vec<(usize, u64)> = tables.iter().map(|&i| (i, all[i].rows)).collect();
         let mut built = Vec::new();
-        for batch in early_batches(&rows) {
+        for (n, batch) in early_batches(&rows).into_iter().enumerate() {
             if loading_over() {
                 break;
             }
             if batch.iter().any(|&i| self.plan.early_count(i) > 0) {
-                let list = self.write_list("early.list", &self.plan.early_list(&batch))?;
+                // A list of its own per batch: lists are created new, never overwritten.
+                let name = format!("early-{n}.list");
+                let list = self.write_list(&name, &self.plan.early_list(&batch))?;
                 run(pg_restore(
                     self.target,
                     self.archive,
@@ -101,6 +102,29 @@ impl PostData<'_> {
     fn write_list(&self, name: &str, text: &str) -> Result<std::path::PathBuf> {
         staging::write_new(self.staging, name, text.as_bytes())
     }
+}
+
+/// `tables` (index, rows) in batches for the early post-data pass: largest first, each
+/// batch closed once it holds an eighth of all their rows (so at most about eight
+/// batches, and a table of more than an eighth is a batch of its own).
+fn early_batches(tables: &[(usize, u64)]) -> Vec<Vec<usize>> {
+    let mut by_rows = tables.to_vec();
+    by_rows.sort_by_key(|&(i, rows)| (std::cmp::Reverse(rows), i));
+    let eighth = (by_rows.iter().map(|&(_, rows)| rows).sum::<u64>() / 8).max(1);
+    let mut batches = Vec::new();
+    let (mut batch, mut rows) = (Vec::new(), 0);
+    for (i, r) in by_rows {
+        batch.push(i);
+        rows += r;
+        if rows >= eighth {
+            batches.push(std::mem::take(&mut batch));
+            rows = 0;
+        }
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    batches
 }
 
 /// How many server processes a pg_restore run may keep busy.
@@ -193,7 +217,7 @@ pub(super) fn pg_restore_list(
 
 #[cfg(test)]
 mod tests {
-    use super::{pg_restore, Workers};
+    use super::{early_batches, pg_restore, Workers};
 
     use crate::connect::dburl::ConnectionSettings;
 
@@ -223,5 +247,20 @@ mod tests {
         assert!(args(&last).contains(&"--jobs=2".to_string()));
         let pre = pg_restore(&target, file, "pre-data", Workers::Jobs(1), false, None);
         assert!(!args(&pre).iter().any(|a| a.starts_with("--jobs")));
+    }
+
+    #[test]
+    fn early_batches_go_largest_first_in_eighths() {
+        // pgbench_accounts-like, three mid tables, and many small ones.
+        let mut tables = vec![(0, 5_000_000), (1, 600_000), (2, 500_000), (3, 400_000)];
+        tables.extend((4..304).map(|i| (i, 200)));
+        let batches = early_batches(&tables);
+        assert_eq!(batches[0], vec![0], "the largest table alone, first");
+        assert_eq!(batches[1], vec![1, 2], "closed at an eighth of all rows");
+        assert_eq!(batches.len(), 3, "the rest together: {batches:?}");
+        assert_eq!(batches[2][0], 3);
+        assert_eq!(batches[2].len(), 301);
+        assert_eq!(early_batches(&[(7, 0)]), vec![vec![7]], "empty tables too");
+        assert!(early_batches(&[]).is_empty());
     }
 }

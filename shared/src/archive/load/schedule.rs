@@ -224,47 +224,9 @@ impl Tail {
     }
 }
 
-/// `tables` (index, rows) in batches for the early post-data pass: largest first, each
-/// batch closed once it holds an eighth of all their rows (so at most about eight
-/// batches, and a table of more than an eighth is a batch of its own).
-pub(super) fn early_batches(tables: &[(usize, u64)]) -> Vec<Vec<usize>> {
-    let mut by_rows = tables.to_vec();
-    by_rows.sort_by_key(|&(i, rows)| (std::cmp::Reverse(rows), i));
-    let eighth = (by_rows.iter().map(|&(_, rows)| rows).sum::<u64>() / 8).max(1);
-    let mut batches = Vec::new();
-    let (mut batch, mut rows) = (Vec::new(), 0);
-    for (i, r) in by_rows {
-        batch.push(i);
-        rows += r;
-        if rows >= eighth {
-            batches.push(std::mem::take(&mut batch));
-            rows = 0;
-        }
-    }
-    if !batch.is_empty() {
-        batches.push(batch);
-    }
-    batches
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{early_batches, Tail};
-
-    #[test]
-    fn early_batches_go_largest_first_in_eighths() {
-        // pgbench_accounts-like, three mid tables, and many small ones.
-        let mut tables = vec![(0, 5_000_000), (1, 600_000), (2, 500_000), (3, 400_000)];
-        tables.extend((4..304).map(|i| (i, 200)));
-        let batches = early_batches(&tables);
-        assert_eq!(batches[0], vec![0], "the largest table alone, first");
-        assert_eq!(batches[1], vec![1, 2], "closed at an eighth of all rows");
-        assert_eq!(batches.len(), 3, "the rest together: {batches:?}");
-        assert_eq!(batches[2][0], 3);
-        assert_eq!(batches[2].len(), 301);
-        assert_eq!(early_batches(&[(7, 0)]), vec![vec![7]], "empty tables too");
-        assert!(early_batches(&[]).is_empty());
-    }
+    use super::Tail;
 
     #[test]
     fn the_tail_begins_once_for_the_first_session_left_without_work() {
