@@ -111,12 +111,12 @@ pub const EXACT_COPY_SETTINGS: &str = "SET DateStyle = ISO; SET IntervalStyle = 
      SET extra_float_digits = 3; SET statement_timeout = 0; \
      SET idle_in_transaction_session_timeout = 0";
 
-pub(crate) fn set_search_path(schema: &str) -> String {
+fn set_search_path(schema: &str) -> String {
     format!("SET search_path TO {}", quote_ident(schema))
 }
 
 /// The connection parameters and the TLS connector `settings` ask for.
-pub(crate) fn client_config(
+fn client_config(
     settings: &ConnectionSettings,
     app: &str,
 ) -> Result<(tokio_postgres::Config, MakeRustlsConnect)> {
@@ -151,7 +151,7 @@ pub(crate) fn client_config(
 }
 
 /// The error of a connection attempt that got no complete answer in time.
-pub(crate) fn no_answer(settings: &ConnectionSettings) -> Error {
+fn no_answer(settings: &ConnectionSettings) -> Error {
     Error::Connect {
         target: settings.display_target(),
         reason: format!(
@@ -196,10 +196,7 @@ fn connect_within_timeout(
 }
 
 /// Turns a failed connection attempt into the error a user can act on.
-pub(crate) fn classify_connect_error(
-    settings: &ConnectionSettings,
-    err: &postgres::Error,
-) -> Error {
+fn classify_connect_error(settings: &ConnectionSettings, err: &postgres::Error) -> Error {
     let target = settings.display_target();
     if let Some(db) = err.as_db_error() {
         let reason = crate::redact::scrub(db.message());
