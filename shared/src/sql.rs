@@ -114,7 +114,7 @@ fn string_constants(sql: &str) -> Vec<(usize, String)> {
 
 /// A string constant as the scanner delimits it, unquoted: `'it''s'` → `it's`, `E'x'` →
 /// `x`.
-pub fn unquote_literal(written: &str) -> String {
+fn unquote_literal(written: &str) -> String {
     let inner = written
         .strip_prefix(['E', 'e'])
         .unwrap_or(written)
