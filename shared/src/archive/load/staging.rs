@@ -44,7 +44,7 @@ mod tests {
     fn the_staging_folder_is_private_written_once_and_removed_when_dropped() {
         let staging = folder().expect("a staging folder");
         let dir = staging.path().to_path_buf();
-        assert_eq!(mode(&dir), 0o700, "whatever the umask");
+        assert_eq!(mode(&dir), 0o700, "readable by this user only");
         assert!(dir
             .file_name()
             .and_then(|n| n.to_str())
