@@ -10,10 +10,10 @@ use pgward_shared::codes::WarningCode;
 use pgward_shared::config::{parse_duration, GuardArgs};
 use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::migrations::history::{self, Attempt};
+use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::warnings::{state_warnings, StateReader};
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
-use pgward_shared::state::MigrationState;
 use pgward_shared::{interrupt, log};
 use serde::Serialize;
 

@@ -25,10 +25,10 @@ use pgward_shared::cli::{MigrationsDir, STRICT_HELP};
 use pgward_shared::codes::WarningCode;
 use pgward_shared::error::Error;
 use pgward_shared::migrations::history;
+use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder, MIGRATION_FILE};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::sql::{self, position_of};
-use pgward_shared::state::MigrationState;
 use rayon::prelude::*;
 use serde::Serialize;
 
