@@ -18,7 +18,8 @@
 //!   ([`render`]).
 //! - Around them: flags and their resolution against the environment and `pgward.toml`
 //!   ([`config`]), SQL parsing with libpg_query ([`sql`]), logging ([`log`]), secret
-//!   redaction ([`redact`]), the audit log ([`audit`]), webhooks ([`notify`]), Ctrl-C
+//!   redaction ([`redact`]), the audit log ([`audit`]), webhooks ([`notify`]), the scripts'
+//!   hooks, health check and run settings ([`workflow`]), Ctrl-C
 //!   ([`interrupt`]), progress bars ([`progress`]), and where each migration stands,
 //!   folder against history table ([`state`]).
 
@@ -41,5 +42,6 @@ pub mod sql;
 pub mod state;
 #[cfg(feature = "storage")]
 pub mod storage;
+pub mod workflow;
 
 pub use error::{Error, Exit, Result};
