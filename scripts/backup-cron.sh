@@ -72,6 +72,7 @@ PGW_GLOBAL+=(--env "$env")
 PGW_LOG_CONTEXT=$env
 pgw_result env "$(jq -n --arg e "$env" '$e')"
 pgw_need_tools backup report
+pgw_load_settings
 
 pgw_step backup backup backup "${backup_args[@]}"
 [ "$STEP_RC" = 0 ] || pgw_fail_step
