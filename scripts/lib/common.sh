@@ -264,7 +264,7 @@ pgw_document() {
 # or unknown environment: exit 2) when it cannot.
 pgw_load_settings() {
   local out=$PGW_WORK/settings.json rc=0
-  "$(pgw_bin report)" settings "${PGW_GLOBAL[@]}" >"$out" || rc=$?
+  PGWARD_NOTIFY_URL=$PGW_NOTIFY_URL "$(pgw_bin report)" settings "${PGW_GLOBAL[@]}" >"$out" || rc=$?
   if ! jq -e '.result | type == "object"' "$out" >/dev/null 2>&1; then
     [ "$rc" = 0 ] && rc=2
     pgw_finish "$rc" "$(jq -c '.error // empty' "$out" 2>/dev/null ||
@@ -312,8 +312,10 @@ pgw_notify() {
     [ "$(pgw_setting notify)" = true ] || return 1
     args=("${PGW_GLOBAL[@]}")
   else
-    # No settings (a usage error): only PGWARD_NOTIFY_URL, with the default notify_on.
+    # No settings (a usage error, or pgward.toml is what failed): only PGWARD_NOTIFY_URL,
+    # with the default notify_on, and no file read (an empty one).
     [ -n "$PGW_NOTIFY_URL" ] || return 1
+    args=(--config /dev/null)
     [ -n "${PGW_QUIET:-}" ] && args+=(--quiet)
   fi
   bin=$(pgw_bin report)
