@@ -15,9 +15,11 @@
 # The binaries come from $PGWARD_BIN (a folder), else PATH; jq is needed.
 #
 # deploy: status (nothing pending: done) -> preflight -> baseline schema and drift checks
-#   -> backup -> verify it -> lint the pending migrations -> deploy -> schema -> drift
-#   -> status. A failing preflight stops before anything is written, except for a missing
-#   recent verified backup, which the next steps take. When the deploy fails:
+#   -> pre_deploy -> backup -> verify it -> lint the pending migrations -> deploy -> schema
+#   -> drift -> post_deploy -> health -> status (the hooks and the health check when the
+#   environment sets pre_deploy, post_deploy, health_url). A failing preflight stops
+#   before anything is written, except for a missing recent verified backup, which the
+#   next steps take. When the deploy fails:
 #   - nothing of the failing migration was committed (a lock timeout, an error inside its
 #     transaction): no restore. The script stops, says which migrations this run applied
 #     (they stay) and that the failing one is recorded as failed, and prints the commands
@@ -34,6 +36,11 @@
 #   --force: lets that automatic restore replace a protected environment's database.
 #   --dry-run: status, preflight and lint, then `deploy --dry-run`; no backup, no change.
 #   --no-drift skips both drift checks (they need CREATEDB for the shadow database).
+#   A failing or timed-out pre_deploy stops before anything is touched (exit 1). A failing
+#   post_deploy or an application whose health_url never answers health_status is undone
+#   as on_unhealthy says: stop (report it and print the ways back), rollback (down.sql of
+#   this deploy's migrations) or restore (the backup, as auto_restore); exit 1. Drift the
+#   deploy caused is exit 1 (DRIFT_AFTER_DEPLOY), restored or not.
 #   A protected environment: pgward-migrate asks for the database name on a terminal; in
 #   CI pass --yes (passed on to pgward-migrate deploy), or the deploy is refused (exit 6).
 # rollback: plan (rollback --dry-run) -> if every migration to roll back has down.sql:
@@ -48,6 +55,8 @@
 # stdout: one JSON document when the script ends (tool "migrate.sh", result.steps with
 # every step's exit code, result and error; result.backup, result.restored), see
 # scripts/lib/common.sh. stderr: one timestamped line per step, the binaries' own lines.
+# pgward.toml's notify_url / notify_on: one notification per run; log_dir: a log file per
+# run (docs/config.md).
 #
 # Examples:
 #   STAGING_DATABASE_URL=postgresql://app:secret@db/app scripts/migrate.sh deploy staging
