@@ -104,6 +104,7 @@ pgw_start() {
   unset PGWARD_NOTIFY_URL
   PGW_SETTINGS=
   PGW_LOG_FILE=
+  PGW_HOOK_PID=
   PGW_STARTED_MS=$(pgw_now_ms)
   PGW_STARTED_AT=$(TZ=UTC printf '%(%Y-%m-%dT%H:%M:%S)TZ' $((PGW_STARTED_MS / 1000)))
   PGW_WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgward-script.XXXXXX")
@@ -198,6 +199,10 @@ pgw_help() {
 # A script sets PGW_INTERRUPT_HINT to say how to undo what it had done by then.
 pgw_on_interrupt() {
   local hint=${PGW_INTERRUPT_HINT:-"the running binary cancelled its server query; result.steps shows what was done"}
+  # A running hook (pgw_hook_step): timeout passes the TERM on to the hook's group.
+  if [ -n "${PGW_HOOK_PID:-}" ] && [ -s "$PGW_HOOK_PID" ]; then
+    kill -TERM "$(cat "$PGW_HOOK_PID")" 2>/dev/null || true
+  fi
   pgw_log_error "interrupted during step ${STEP_NAME:-none}" "hint: $hint"
   pgw_finish 130 "$(pgw_error_json INTERRUPTED "interrupted (SIGINT/SIGTERM) during step ${STEP_NAME:-none}" "$hint")"
 }
@@ -465,13 +470,20 @@ pgw_hook_step() {
   : >"$STEP_OUT"
   pgw_log "[$name] $(pgw_redact "$cmd") (timeout ${timeout_s} s)"
   t0=$(pgw_now_ms)
+  # timeout runs the hook in a process group of its own, so a timeout stops all of it;
+  # Ctrl-C reaches the script alone, whose `wait` returns at once: pgw_on_interrupt then
+  # stops the hook's group through timeout (PGW_HOOK_PID).
   {
-    PGWARD_HOOK=$name PGWARD_ENV=$(pgw_setting env) timeout --kill-after=5 "$timeout_s" bash -c "$cmd" </dev/null 2>&1 ||
-      echo "$?" >"$STEP_OUT.rc"
+    PGWARD_HOOK=$name PGWARD_ENV=$(pgw_setting env) timeout --kill-after=5 "$timeout_s" bash -c "$cmd" </dev/null 2>&1 &
+    echo "$!" >"$STEP_OUT.pid"
+    wait "$!" || echo "$?" >"$STEP_OUT.rc"
   } | while IFS= read -r line || [ -n "$line" ]; do
     printf '%s\n' "$line" >>"$STEP_OUT"
     pgw_log "[$name] | $line"
-  done
+  done &
+  PGW_HOOK_PID=$STEP_OUT.pid
+  wait "$!" || true
+  PGW_HOOK_PID=
   [ -f "$STEP_OUT.rc" ] && raw=$(cat "$STEP_OUT.rc")
   ms=$(($(pgw_now_ms) - t0))
   case $raw in

@@ -308,7 +308,7 @@ fn hooks_run_around_the_deploy_and_a_health_url_that_recovers_passes() {
         &app,
         "pre_deploy = \"echo pre >> order.txt\"\n\
          post_deploy = \"echo post $PGWARD_HOOK $PGWARD_ENV >> order.txt\"\n\
-         notify_on = \"success\"\n",
+         notify_on = \"success\"\nlog_dir = \"logs\"\n",
     ));
     let out = script(
         dir.path(),
@@ -348,6 +348,16 @@ fn hooks_run_around_the_deploy_and_a_health_url_that_recovers_passes() {
         "pre\npost post-deploy dev\n"
     );
     assert_eq!(applied(&db), [INIT]);
+    // Off a terminal, the run log holds the binaries' own lines too, and the hooks'.
+    let log = std::fs::read_to_string(json["result"]["log_file"].as_str().expect("a log"))
+        .expect("the run log");
+    for needle in [
+        &format!("INFO  applying {INIT}"),
+        "[pre-deploy] 'echo pre >> order.txt'",
+        "health: http://127.0.0.1:",
+    ] {
+        assert!(log.contains(needle), "{needle} in the log:\n{log}");
+    }
     // The preflight failed as the script expects (no recent backup yet): the binary did
     // not post a FAILED of its own; the run's one notification says it succeeded.
     assert_eq!(step(&json, "preflight")["exit_code"], 1);
@@ -806,7 +816,10 @@ fn maintenance_logs_its_run_and_a_log_dir_it_cannot_write_is_a_warning() {
         json["warnings"].to_string().contains("LOG_FILE_FAILED"),
         "the run goes on and says so\n{out}"
     );
-    let dir = project("log_dir = \"logs\"\n");
+    let (hook_url, rx) = webhook("/services/T0/B0/secret");
+    let dir = project(&format!(
+        "log_dir = \"logs\"\nnotify_url = \"{hook_url}\"\nnotify_on = \"success\"\n"
+    ));
     let out = script(
         dir.path(),
         "maintenance.sh",
@@ -814,10 +827,85 @@ fn maintenance_logs_its_run_and_a_log_dir_it_cannot_write_is_a_warning() {
         &[("DEV_DATABASE_URL", &url)],
     );
     let json = document(&out, 0);
+    let (_, text) = one_notification(&rx, &out);
+    assert!(
+        text.starts_with("maintenance.sh dev succeeded on "),
+        "{text}"
+    );
     let log = json["result"]["log_file"]
         .as_str()
         .expect("result.log_file");
     assert!(log.contains("/logs/maintenance-dev-"), "{log}");
     let text = std::fs::read_to_string(log).expect("readable");
     assert!(text.contains("[health] ok"), "{text}");
+}
+
+#[test]
+fn ctrl_c_during_a_hook_stops_the_hook_and_the_deploy() {
+    use std::os::unix::process::CommandExt;
+    let db = cluster().create_database();
+    let url = db.url();
+    let dir = project("pre_deploy = \"echo $$ > hook.pid; sleep 30; touch late\"\n");
+    let mut child = Command::new("bash")
+        .arg(workspace_root().join("scripts/migrate.sh"))
+        .args(["deploy", "dev", "--no-drift"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PGWARD_BIN", bin("migrate").parent().expect("a folder"))
+        .env("PGWARD_PG_BINDIR", &cluster().bin_dir)
+        .env("DEV_DATABASE_URL", &url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("the script starts");
+    let pid_file = dir.path().join("hook.pid");
+    let started = Instant::now();
+    while !pid_file.exists()
+        || std::fs::read_to_string(&pid_file)
+            .unwrap_or_default()
+            .is_empty()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the hook never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let hook: i32 = std::fs::read_to_string(&pid_file)
+        .expect("the pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // As a terminal's Ctrl-C: SIGINT to the script's process group (the hook runs in
+    // timeout's own group, so only the script can stop it).
+    // SAFETY: kill has no memory-safety preconditions; the negative pid names the
+    // script's own process group.
+    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGINT) };
+    let interrupted = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waitable") {
+            break status;
+        }
+        assert!(
+            interrupted.elapsed() < Duration::from_secs(20),
+            "the script did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut stdout)
+        .expect("stdout");
+    let json: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(json["error"]["code"], "INTERRUPTED", "{stdout}");
+    std::thread::sleep(Duration::from_secs(1));
+    // SAFETY: signal 0 only asks whether the process exists.
+    let alive = unsafe { libc::kill(hook, 0) } == 0;
+    assert!(!alive, "the hook (pid {hook}) still runs");
+    assert!(!dir.path().join("late").exists());
+    assert!(applied(&db).is_empty());
+    assert!(!dir.path().join("backups").exists());
 }
