@@ -240,7 +240,7 @@ pgw_on_exit() {
   exit "$PGW_EXIT"
 }
 
-# The final document, compact, on stdout.
+# The final document, compact, on stdout (pgw_on_exit prints it, pretty on a terminal).
 pgw_document() {
   jq -nc \
     --arg tool "$PGW_SCRIPT" --arg command "$PGW_COMMAND" --argjson code "$PGW_EXIT" \
@@ -258,9 +258,6 @@ pgw_document() {
 }
 
 # ---------------------------------------------------------------------------------------
-# Binaries and steps
-
-# ---------------------------------------------------------------------------------------
 # The environment's settings, the run log, the notification
 
 # pgw_load_settings: reads the environment's settings of pgward.toml (`pgward-report
@@ -272,7 +269,7 @@ pgw_load_settings() {
   PGWARD_NOTIFY_URL=$PGW_NOTIFY_URL "$(pgw_bin report)" settings "${PGW_GLOBAL[@]}" >"$out" || rc=$?
   if ! jq -e '.result | type == "object"' "$out" >/dev/null 2>&1; then
     [ "$rc" = 0 ] && rc=2
-    pgw_finish "$rc" "$(jq -c '.error // empty' "$out" 2>/dev/null ||
+    pgw_finish "$rc" "$(jq -ce '.error | objects' "$out" 2>/dev/null ||
       pgw_error_json NO_JSON_OUTPUT "pgward-report settings printed no settings (exit $rc)" "see its messages above")"
   fi
   PGW_SETTINGS=$out
@@ -343,6 +340,9 @@ pgw_notify() {
   pgw_log "no notification: $(jq -r '.result.why' "$out")"
   return 1
 }
+
+# ---------------------------------------------------------------------------------------
+# Binaries and steps
 
 # pgw_bin TOOL: the path of pgward-TOOL: $PGWARD_BIN/pgward-TOOL, else found on PATH.
 pgw_bin() {
