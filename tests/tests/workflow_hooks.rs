@@ -525,6 +525,95 @@ fn an_unhealthy_application_restores_the_backup_under_auto_restore() {
 }
 
 #[test]
+fn the_health_check_keeps_to_its_total_timeout_and_its_expected_status() {
+    // Always unhealthy, many retries allowed: the total timeout ends it.
+    let sick = app(&[], 503);
+    let started = Instant::now();
+    let out = pgward_tests::run(
+        "report",
+        &[
+            "app-health",
+            "--url",
+            &sick.url,
+            "--retries",
+            "100",
+            "--timeout",
+            "3s",
+        ],
+        &[],
+    );
+    let json = out.assert_error(1, "APP_UNHEALTHY");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    let attempts = json["result"]["attempts"]
+        .as_array()
+        .expect("attempts")
+        .len();
+    // 1 s, 2 s pauses: three GETs fit in 3 s, not a hundred.
+    assert!((2..=4).contains(&attempts), "{attempts} attempts\n{out}");
+    assert_eq!(attempts, sick.hits.load(Ordering::SeqCst));
+
+    // A server that accepts and never answers: each GET is cut at the time left.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent = format!("http://{}/healthz", listener.local_addr().expect("addr"));
+    let started = Instant::now();
+    let out = pgward_tests::run(
+        "report",
+        &[
+            "app-health",
+            "--url",
+            &silent,
+            "--retries",
+            "5",
+            "--timeout",
+            "2s",
+        ],
+        &[],
+    );
+    out.assert_error(1, "APP_UNHEALTHY");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(listener);
+
+    // The expected status is the one configured, not any 2xx.
+    let no_content = app(&[], 204);
+    let dir = project(&format!(
+        "health_url = \"{}\"\nhealth_status = 204\nhealth_retries = 1\n",
+        no_content.url
+    ));
+    let out = pgward_tests::run_in(dir.path(), "report", &["app-health", "--env", "dev"], &[]);
+    out.assert_code(0);
+    let ok = app(&[], 200);
+    let out = pgward_tests::run(
+        "report",
+        &[
+            "app-health",
+            "--url",
+            &ok.url,
+            "--expect",
+            "204",
+            "--retries",
+            "1",
+        ],
+        &[],
+    );
+    let json = out.assert_error(1, "APP_UNHEALTHY");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .expect("a message")
+            .contains("HTTP 200"),
+        "{out}"
+    );
+}
+
+#[test]
 fn bad_hook_and_health_keys_are_refused_before_anything_runs() {
     for (keys, says) in [
         ("health_url = \"ftp://app/health\"\n", "health_url"),
@@ -836,6 +925,8 @@ fn maintenance_logs_its_run_and_a_log_dir_it_cannot_write_is_a_warning() {
         .as_str()
         .expect("result.log_file");
     assert!(log.contains("/logs/maintenance-dev-"), "{log}");
+    let folder = std::fs::metadata(dir.path().join("logs")).expect("the folder was made");
+    assert_eq!(folder.permissions().mode() & 0o777, 0o700);
     let text = std::fs::read_to_string(log).expect("readable");
     assert!(text.contains("[health] ok"), "{text}");
 }
