@@ -380,12 +380,18 @@ pgw_need_pg_tools() {
 pgw_redact() {
   local arg out=()
   for arg in "$@"; do
-    arg=$(printf '%s' "$arg" | sed -E -e 's#(://[^:/?@[:space:]]*):[^@/]*@#\1:***@#g' \
-      -e "s#([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd][[:space:]]*=[[:space:]]*)('[^']*'|[^[:space:]]+)#\\1***#g")
+    arg=$(printf '%s' "$arg" | pgw_redact_stream)
     [[ $arg =~ ^[][A-Za-z0-9_./:=@%+,*-]+$ ]] || arg="'${arg//\'/\'\\\'\'}'"
     out+=("$arg")
   done
   printf '%s' "${out[*]}"
+}
+
+# stdin to stdout with the passwords of URLs and password=VALUE replaced by ***, line by
+# line as they come (-u: a hook's output is logged as it prints it).
+pgw_redact_stream() {
+  sed -u -E -e 's#(://[^:/?@[:space:]]*):[^@/]*@#\1:***@#g' \
+    -e "s#([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd][[:space:]]*=[[:space:]]*)('[^']*'|[^[:space:]]+)#\\1***#g"
 }
 
 # pgw_step NAME TOOL ARG...: runs pgward-TOOL ARG... plus the script's global flags
@@ -477,7 +483,7 @@ pgw_hook_step() {
     PGWARD_HOOK=$name PGWARD_ENV=$(pgw_setting env) timeout --kill-after=5 "$timeout_s" bash -c "$cmd" </dev/null 2>&1 &
     echo "$!" >"$STEP_OUT.pid"
     wait "$!" || echo "$?" >"$STEP_OUT.rc"
-  } | while IFS= read -r line || [ -n "$line" ]; do
+  } | pgw_redact_stream | while IFS= read -r line || [ -n "$line" ]; do
     printf '%s\n' "$line" >>"$STEP_OUT"
     pgw_log "[$name] | $line"
   done &

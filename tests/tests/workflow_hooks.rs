@@ -225,7 +225,7 @@ fn a_failing_pre_deploy_stops_before_anything_is_touched() {
     let db = cluster().create_database();
     let url = db.url();
     let dir = project(
-        "pre_deploy = \"echo draining; echo 'cannot reach the load balancer' >&2; exit 7\"\n\
+        "pre_deploy = \"echo draining from $DEV_DATABASE_URL; echo 'cannot reach the load balancer' >&2; exit 7\"\n\
          post_deploy = \"touch post-ran\"\n",
     );
     let out = script(
@@ -273,6 +273,13 @@ fn a_failing_pre_deploy_stops_before_anything_is_touched() {
         line.starts_with("20") && line.as_bytes()[23] == b'Z',
         "{line}"
     );
+    // What a hook prints is masked like everything else the script logs.
+    assert!(
+        out.stderr
+            .contains("[pre-deploy] | draining from postgresql://"),
+        "{out}"
+    );
+    assert!(out.stderr.contains(":***@"), "{out}");
 }
 
 #[test]
