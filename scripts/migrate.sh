@@ -210,7 +210,7 @@ restore_or_stop() {
       .hint = "\($why); the database was not restored (auto_restore is off for this environment). To put it back as it was before this run: \($cmd); or fix forward"
       | .details.restored = false | .details.restore_command = $cmd' <<<"$failed_error")"
   fi
-  pgw_log_error "[$failed_step] $why: restoring backup $backup_id, taken before this deploy (auto_restore = true)"
+  pgw_log_error "[$failed_step] $why: restoring backup $backup_id, taken before this deploy ($([ "${3:-}" = restore ] && echo 'on_unhealthy = "restore"' || echo 'auto_restore = true'))"
   local flags=(--from "$backup_location/$backup_id" --clean)
   [ -n "$force" ] && flags+=(--force)
   pgw_step restore restore restore "${flags[@]}"

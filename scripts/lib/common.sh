@@ -300,7 +300,9 @@ pgw_open_log() {
   [ -f "$PGW_WORK/early.log" ] && cat "$PGW_WORK/early.log" >>"$file"
   PGW_LOG_FILE=$file
   pgw_result log_file "$(jq -n --arg f "$file" '$f')"
-  removed=$(find "$dir" -maxdepth 1 -type f -name "$name-*.log" ! -path "$file" -mmin +$((days * 1440)) -print -delete | wc -l)
+  # The timestamp's shape too: env `dev` must not prune env `dev-eu`'s logs.
+  local stamp='[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9].[0-9][0-9][0-9]Z'
+  removed=$(find "$dir" -maxdepth 1 -type f -name "$name-$stamp.log" ! -path "$file" -mmin +$((days * 1440)) -print -delete | wc -l)
   pgw_log "run log $file"
   [ "$removed" = 0 ] || pgw_log "removed $removed run log(s) of ${PGW_SCRIPT%.sh} $env older than $days days from $dir"
 }

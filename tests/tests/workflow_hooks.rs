@@ -821,10 +821,11 @@ fn backup_cron_writes_a_private_log_per_run_prunes_old_ones_and_notifies_attenti
     let recent = logs.join("backup-cron-dev-20200102T000000.000Z.log");
     let other_script = logs.join("migrate-dev-20200101T000000.000Z.log");
     let other_env = logs.join("backup-cron-prod-20200101T000000.000Z.log");
+    let longer_env = logs.join("backup-cron-dev-eu-20200101T000000.000Z.log");
     let not_a_log = logs.join("notes.txt");
     age(&old, 8);
     age(&recent, 6);
-    for path in [&other_script, &other_env, &not_a_log] {
+    for path in [&other_script, &other_env, &longer_env, &not_a_log] {
         age(path, 30);
     }
     // --max-age 0s: the new backup is already "too old", exit 3, needs attention.
@@ -836,7 +837,7 @@ fn backup_cron_writes_a_private_log_per_run_prunes_old_ones_and_notifies_attenti
     );
     let json = document(&out, 3);
     assert!(!old.exists(), "a log older than log_keep_days is removed");
-    for path in [&recent, &other_script, &other_env, &not_a_log] {
+    for path in [&recent, &other_script, &other_env, &longer_env, &not_a_log] {
         assert!(path.exists(), "{} was kept", path.display());
     }
     let log = json["result"]["log_file"]
