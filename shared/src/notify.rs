@@ -59,7 +59,11 @@ pub fn message(envelope: &Envelope) -> serde_json::Value {
         .as_ref()
         .map(|t| format!("{}:{}/{}", t.host, t.port, t.database))
         .unwrap_or_else(|| "-".into());
-    let outcome = if envelope.ok { "succeeded" } else { "FAILED" };
+    let (outcome, colour) = match (envelope.ok, envelope.exit_code) {
+        (false, _) => ("FAILED", "danger"),
+        (true, 3) => ("needs attention", "warning"),
+        (true, _) => ("succeeded", "good"),
+    };
     let mut text = format!(
         "pgward-{} {} {outcome} on {target} (exit {}, {} ms)",
         envelope.tool, envelope.command, envelope.exit_code, envelope.duration_ms
@@ -71,7 +75,7 @@ pub fn message(envelope: &Envelope) -> serde_json::Value {
     serde_json::json!({
         "text": text,
         "attachments": [{
-            "color": if envelope.ok { "good" } else { "danger" },
+            "color": colour,
             "fields": [
                 { "title": "tool", "value": format!("pgward-{} {}", envelope.tool, envelope.command), "short": true },
                 { "title": "target", "value": target, "short": true },

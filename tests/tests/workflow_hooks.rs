@@ -1008,3 +1008,38 @@ fn ctrl_c_during_a_hook_stops_the_hook_and_the_deploy() {
     assert!(applied(&db).is_empty());
     assert!(!dir.path().join("backups").exists());
 }
+
+#[test]
+fn a_binary_notifies_needs_attention_with_notify_on_attention_only() {
+    let db = cluster().create_database();
+    let url = db.url();
+    let dir = project("");
+    let migrations = dir.path().join("prisma/migrations");
+    let migrations = migrations.to_str().expect("UTF-8");
+    for (on, expected) in [("failure", 0), ("attention", 1)] {
+        let (hook_url, rx) = webhook("/services/T0/B0/secret");
+        let out = pgward_tests::run(
+            "migrate",
+            &[
+                "status",
+                "--dir",
+                migrations,
+                "--database-url",
+                &url,
+                "--notify",
+                &hook_url,
+                "--notify-on",
+                on,
+            ],
+            &[],
+        );
+        out.assert_code(3); // pending
+        let bodies = received(&rx);
+        assert_eq!(bodies.len(), expected, "--notify-on {on}: {bodies:?}");
+        if let Some(body) = bodies.first() {
+            let text = body["text"].as_str().expect("a text");
+            assert!(text.contains("status needs attention on "), "{text}");
+            assert_eq!(body["attachments"][0]["color"], "warning");
+        }
+    }
+}
