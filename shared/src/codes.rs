@@ -142,6 +142,9 @@ catalogue! {
         ProtectedForbidden = "PROTECTED_FORBIDDEN", Refused;
         /// pgward-validate found errors.
         ChecksFailed = "CHECKS_FAILED", Failed;
+        /// The application's health URL did not answer healthy after a deploy
+        /// (`pgward-report app-health`).
+        AppUnhealthy = "APP_UNHEALTHY", Failed;
         /// pg_dump (or psql) failed, is missing, or is older than the server.
         PgDumpFailed = "PG_DUMP_FAILED", Failed;
         /// pg_restore failed.

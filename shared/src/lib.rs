@@ -22,8 +22,8 @@
 //! - Around them: flags ([`cli`]) and their resolution against the environment and
 //!   `pgward.toml` ([`config`]), SQL parsing with libpg_query ([`sql`]), table lock modes
 //!   ([`locks`]), logging ([`log`]), secret redaction ([`redact`]), the audit log
-//!   ([`audit`]), webhooks ([`notify`]), Ctrl-C ([`interrupt`]), progress bars
-//!   ([`progress`]).
+//!   ([`audit`]), webhooks ([`notify`]), the scripts' hooks, health check and run settings
+//!   ([`workflow`]), Ctrl-C ([`interrupt`]), progress bars ([`progress`]).
 
 pub mod archive;
 pub mod audit;
@@ -48,6 +48,7 @@ pub mod render;
 pub mod sql;
 #[cfg(feature = "storage")]
 pub mod storage;
+pub mod workflow;
 
 pub use codes::{ErrorCode, WarningCode};
 pub use error::{Error, Exit, Result};
