@@ -18,7 +18,6 @@ mod shadow;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use pgward_shared::connect::connect;
 use pgward_shared::connect::dburl::ConnectionSettings;
@@ -28,6 +27,7 @@ use pgward_shared::migrations::engine::{run_script, Bookkeeping, RunMode, Script
 use pgward_shared::migrations::history::{self, HistoryRow};
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
+use pgward_shared::progress::Progress;
 use pgward_shared::sql::{self, quote_ident};
 use pgward_shared::state::MigrationState;
 use serde::Serialize;
@@ -66,9 +66,6 @@ pub struct DriftResult {
     /// Objects compared, by kind.
     pub compared: BTreeMap<&'static str, usize>,
 }
-
-/// How often a long replay logs its progress when stderr is not watched live.
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs drift.
 pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
@@ -381,7 +378,8 @@ fn replay_migrations(
         "replaying {} applied migration(s) into the shadow database {shadow_name}",
         migrations.len()
     ));
-    let mut last_progress = Instant::now();
+    // A bar on a terminal, a timestamped line every 10 s otherwise (shared/src/progress.rs).
+    let progress = Progress::start_counting("replay", migrations.len() as u64, "migrations");
     for (i, m) in migrations.iter().enumerate() {
         if let Err(failure) = run_script(client, m.script, &m.plan, &Bookkeeping::default()) {
             return Err(failure.into_error(
@@ -396,15 +394,9 @@ fn replay_migrations(
             ));
         }
         *applied += 1;
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            log::info(&format!(
-                "replayed {} of {} migration(s)",
-                i + 1,
-                migrations.len()
-            ));
-            last_progress = Instant::now();
-        }
+        progress.add_items(1);
     }
+    progress.finish();
     Ok(())
 }
 
