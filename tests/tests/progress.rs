@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use pgward_tests::{bin, cluster, path_str, run, temp_dir, Output, TestDb};
+use pgward_tests::{bin, cluster, path_str, run, run_in, temp_dir, Output, TestDb};
 use serde_json::Value;
 
 /// Rows of the big table: enough that a debug build's backup takes a few seconds.
@@ -243,17 +243,19 @@ fn drift_logs_how_many_migrations_it_replayed() {
         )
         .expect("migration.sql");
     }
-    let url = db.url();
-    let dir = path_str(&migrations);
-    run(
+    // Both run in the project, whose migrations are in the default prisma/migrations.
+    let url = ["--database-url".to_string(), db.url()];
+    run_in(
+        project.path(),
         "migrate",
-        &["deploy", "--dir", dir, "--database-url", &url],
+        &["deploy", &url[0], &url[1]],
         &[],
     )
     .assert_code(0);
-    let out = run(
+    let out = run_in(
+        project.path(),
         "validate",
-        &["drift", "--dir", dir, "--database-url", &url],
+        &["drift", &url[0], &url[1]],
         &[FAST],
     );
     out.assert_code(0);
