@@ -25,6 +25,7 @@ if [ -z "${PGWARD_BIN:-}" ]; then
   cargo build --workspace --quiet
   PGWARD_BIN=$PWD/target/debug
 fi
+PGWARD_BIN=$(cd "$PGWARD_BIN" && pwd)
 export PGWARD_BIN
 out_dir=${PGWARD_DEMO_OUT:-$PWD/target/demo}
 mkdir -p "$out_dir"

@@ -1,7 +1,7 @@
 //! Progress of long work on stderr (shared/src/progress.rs): without a terminal (cron, CI)
 //! timestamped lines with what is done of what, rows, rate and ETA, during a backup, a
 //! verify, a restore, `verify --deep` and drift's replay; on a terminal (a pty from
-//! `script`) an indicatif bar instead of those lines; nothing under `--quiet`; stdout
+//! `script`) an indicatif bar instead of those lines (backup, restore, drift); nothing under `--quiet`; stdout
 //! keeps its one JSON document either way.
 
 use std::process::{Command, Stdio};
@@ -167,6 +167,20 @@ fn a_backup_without_a_terminal_logs_timestamped_progress_lines() {
     assert!(!out.stdout.contains("rows, "), "progress stays off stdout");
 }
 
+/// `pgward-restore`'s arguments for restoring `backup` (LOCATION/ID) into the new
+/// database `target` through `url`.
+fn restore_args<'a>(backup: &'a str, url: &'a str, target: &'a str) -> [&'a str; 7] {
+    [
+        "--from",
+        backup,
+        "--database-url",
+        url,
+        "--target-db",
+        target,
+        "--create",
+    ]
+}
+
 #[test]
 fn verify_restore_and_verify_deep_log_progress_lines_too() {
     let big = big();
@@ -180,19 +194,8 @@ fn verify_restore_and_verify_deep_log_progress_lines_too() {
     assert_byte_progress(&out, "verify", false);
 
     let target = cluster().vacant_database();
-    let out = run(
-        "restore",
-        &[
-            "--from",
-            &format!("{from}/{}", big.id),
-            "--database-url",
-            &url,
-            "--target-db",
-            &target.name,
-            "--create",
-        ],
-        &envs,
-    );
+    let backup = format!("{from}/{}", big.id);
+    let out = run("restore", &restore_args(&backup, &url, &target.name), &envs);
     out.assert_code(0);
     // The files' checksums first (a verify pass), then the load.
     assert!(!progress_lines(&out.stderr, "verify").is_empty(), "{out}");
@@ -274,12 +277,28 @@ fn drift_logs_how_many_migrations_it_replayed() {
         last = done;
     }
     assert!(last > 0, "{lines:?}");
+
+    // On a terminal: a bar, `replay [=====>    ] 12/30 migrations 9.8/s ETA 2s`.
+    let text = on_a_terminal(
+        "validate",
+        &["drift", "--dir", path_str(&migrations), &url[0], &url[1]],
+        &[("NO_COLOR", "1")],
+    );
+    let bar = text
+        .split(['\r', '\n', '\x1b'])
+        .find(|l| l.contains("replay [") && l.contains(" ETA ") && !l.contains("] 0/30"))
+        .unwrap_or_else(|| panic!("no replay bar with work done on the terminal:\n{text}"));
+    assert!(
+        bar.contains("/30 migrations ") && bar.contains("/s"),
+        "{bar}"
+    );
+    assert!(!text.contains(" INFO  replay: "), "{text}");
 }
 
-/// Runs `pgward-backup ARGS` with a pty as stdin, stdout and stderr (`script`), the way a
+/// Runs `pgward-TOOL ARGS` with a pty as stdin, stdout and stderr (`script`), the way a
 /// person at a terminal does; returns everything the terminal received.
-fn on_a_terminal(args: &[&str], envs: &[(&str, &str)]) -> String {
-    let mut line = shell_quote(path_str(&bin("backup")));
+fn on_a_terminal(tool: &str, args: &[&str], envs: &[(&str, &str)]) -> String {
+    let mut line = shell_quote(path_str(&bin(tool)));
     for a in args {
         line.push(' ');
         line.push_str(&shell_quote(a));
@@ -310,7 +329,7 @@ fn shell_quote(s: &str) -> String {
 }
 
 #[test]
-fn on_a_terminal_a_backup_shows_a_bar_with_bytes_rows_rate_and_eta() {
+fn on_a_terminal_backup_and_restore_show_a_bar_with_bytes_rows_rate_and_eta() {
     let big = big();
     let to = temp_dir("progress_tty_");
     let url = big.db.url();
@@ -318,6 +337,7 @@ fn on_a_terminal_a_backup_shows_a_bar_with_bytes_rows_rate_and_eta() {
     envs.push(FAST);
     envs.push(("NO_COLOR", "1"));
     let text = on_a_terminal(
+        "backup",
         &[
             "backup",
             "--to",
@@ -329,21 +349,7 @@ fn on_a_terminal_a_backup_shows_a_bar_with_bytes_rows_rate_and_eta() {
         ],
         &envs,
     );
-    // The bar: `backup [=====>    ] 12.00 MiB/40.00 MiB 8.00 MiB/s ETA 3s 123456 rows`.
-    let bar = text
-        .split(['\r', '\n', '\x1b'])
-        .find(|l| {
-            l.contains("backup [")
-                && l.contains(" ETA ")
-                && l.contains(" rows")
-                && !l.contains("] 0 B/")
-                && !l.contains(" 0 rows")
-        })
-        .unwrap_or_else(|| panic!("no progress bar with work done on the terminal:\n{text}"));
-    assert!(bar.contains("/s"), "a rate: {bar}");
-    assert!(bar.contains("MiB") || bar.contains("KiB"), "bytes: {bar}");
-    // No log lines of progress on a terminal: the bar replaces them.
-    assert!(!text.contains(" INFO  backup: "), "{text}");
+    assert_bar(&text, "backup");
     // stdout on the terminal is the JSON document.
     let json_start = text
         .find("{\r\n")
@@ -355,4 +361,32 @@ fn on_a_terminal_a_backup_shows_a_bar_with_bytes_rows_rate_and_eta() {
     )
     .unwrap_or_else(|e| panic!("the JSON document ({e}):\n{text}"));
     assert_eq!(json["ok"], true, "{text}");
+
+    // A restore of it on a terminal: the checksum pass, then the load, each a bar.
+    let id = json["result"]["id"].as_str().expect("an id");
+    let target = cluster().vacant_database();
+    let backup = format!("{}/{id}", path_str(to.path()));
+    let args = restore_args(&backup, &url, &target.name);
+    let text = on_a_terminal("restore", &args, &envs);
+    assert!(text.contains("verify ["), "{text}");
+    assert_bar(&text, "restore");
+}
+
+/// `text`, what a terminal received, shows `label`'s bar with bytes, rows, a rate and an
+/// ETA once work was done (`backup [=====>    ] 12.00 MiB/40.00 MiB 8.00 MiB/s ETA 3s
+/// 123456 rows`), and no progress log lines.
+fn assert_bar(text: &str, label: &str) {
+    let bar = text
+        .split(['\r', '\n', '\x1b'])
+        .find(|l| {
+            l.contains(&format!("{label} ["))
+                && l.contains(" ETA ")
+                && l.contains(" rows")
+                && !l.contains("] 0 B/")
+                && !l.contains(" 0 rows")
+        })
+        .unwrap_or_else(|| panic!("no {label} bar with work done on the terminal:\n{text}"));
+    assert!(bar.contains("/s"), "a rate: {bar}");
+    assert!(bar.contains("MiB") || bar.contains("KiB"), "bytes: {bar}");
+    assert!(!text.contains(&format!(" INFO  {label}: ")), "{text}");
 }
