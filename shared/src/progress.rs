@@ -246,6 +246,11 @@ fn progress_line(
 /// least 0.1) when it is set to a number, else 10 seconds; a value that is no number is
 /// reported once and the default kept.
 fn interval() -> Duration {
+    static INTERVAL: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *INTERVAL.get_or_init(read_interval)
+}
+
+fn read_interval() -> Duration {
     let Some(value) = std::env::var_os(INTERVAL_ENV).filter(|v| !v.is_empty()) else {
         return LOG_INTERVAL;
     };

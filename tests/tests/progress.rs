@@ -220,15 +220,22 @@ fn quiet_runs_log_no_progress() {
 
 #[test]
 fn a_bad_interval_is_reported_and_the_default_kept() {
-    let out = verify(&[], &[("PGWARD_PROGRESS_INTERVAL", "soon")]);
+    // --deep: a checksum pass and a load, two progress displays, one complaint.
+    let out = verify(&["--deep"], &[("PGWARD_PROGRESS_INTERVAL", "soon")]);
     out.assert_code(0);
     assert!(
         out.stderr
             .contains("PGWARD_PROGRESS_INTERVAL=soon is not a number of seconds"),
         "{out}"
     );
+    assert_eq!(
+        out.stderr.matches("PGWARD_PROGRESS_INTERVAL=soon").count(),
+        1,
+        "said once: {out}"
+    );
     // The default is 10 s: a verify of a few seconds logs no line.
     assert!(progress_lines(&out.stderr, "verify").is_empty(), "{out}");
+    assert!(progress_lines(&out.stderr, "restore").is_empty(), "{out}");
 }
 
 #[test]
