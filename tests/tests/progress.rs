@@ -4,6 +4,7 @@
 //! `script`) an indicatif bar instead of those lines (backup, restore, drift); nothing under `--quiet`; stdout
 //! keeps its one JSON document either way.
 
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -22,14 +23,26 @@ const FAST: (&str, &str) = ("PGWARD_PROGRESS_INTERVAL", "0.1");
 /// tests (made once).
 struct Big {
     db: TestDb<'static>,
-    folder: tempfile::TempDir,
+    /// The backup folder: Rust never drops statics, so [`remove_big_folder`] removes it
+    /// when the test process exits (the cluster, with the database, is the harness's).
+    folder: PathBuf,
     id: String,
     backup: Output,
 }
 
+static BIG: OnceLock<Big> = OnceLock::new();
+
+extern "C" fn remove_big_folder() {
+    if let Some(big) = BIG.get() {
+        let _ = std::fs::remove_dir_all(&big.folder);
+    }
+}
+
 fn big() -> &'static Big {
-    static BIG: OnceLock<Big> = OnceLock::new();
     BIG.get_or_init(|| {
+        // SAFETY: remove_big_folder is an `extern "C" fn()` that never unwinds.
+        let rc = unsafe { libc::atexit(remove_big_folder) };
+        assert_eq!(rc, 0, "could not register the folder's removal with atexit");
         let db = cluster().create_database();
         db.psql(&format!(
             "CREATE TABLE events (id bigint PRIMARY KEY, payload text NOT NULL); \
@@ -39,6 +52,7 @@ fn big() -> &'static Big {
         ));
         let folder = temp_dir("progress_backups_");
         let started = Instant::now();
+        // A panic before the end drops (removes) the folder; from then on, atexit does.
         let backup = backup_run(&db, path_str(folder.path()), &[FAST]);
         let took = started.elapsed();
         let json = backup.assert_code(0).json();
@@ -46,7 +60,7 @@ fn big() -> &'static Big {
         eprintln!("the backup took {took:?}");
         Big {
             db,
-            folder,
+            folder: folder.keep(),
             id,
             backup,
         }
@@ -146,7 +160,7 @@ fn verify(extra: &[&str], envs: &[(&str, &str)]) -> Output {
         "verify",
         &big.id,
         "--from",
-        path_str(big.folder.path()),
+        path_str(&big.folder),
         "--database-url",
         &url,
     ];
@@ -184,7 +198,7 @@ fn restore_args<'a>(backup: &'a str, url: &'a str, target: &'a str) -> [&'a str;
 #[test]
 fn verify_restore_and_verify_deep_log_progress_lines_too() {
     let big = big();
-    let from = path_str(big.folder.path());
+    let from = path_str(&big.folder);
     let url = big.db.url();
     let mut envs = cluster().pg_tools_env().to_vec();
     envs.push(FAST);
