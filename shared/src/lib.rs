@@ -41,7 +41,7 @@ pub mod migrations;
 pub mod notify;
 pub mod output;
 pub mod pgtools;
-#[cfg(feature = "storage")]
+#[cfg(feature = "progress")]
 pub mod progress;
 pub mod redact;
 pub mod render;
