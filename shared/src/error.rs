@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use crate::codes::ErrorCode;
+use crate::codes::ErrorCode;
 
 /// The process exit codes, shared by every binary (SPEC §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

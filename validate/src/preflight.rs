@@ -24,8 +24,9 @@ use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
 use serde::Serialize;
 
-use crate::findings::{Finding, Location, Severity, Totals};
+use crate::findings::Totals;
 use crate::schema::finish;
+use pgward_shared::findings::{Finding, Location, Severity};
 
 /// Oldest PostgreSQL major version pgward supports (SPEC: 13 and newer).
 const MIN_SERVER_MAJOR: i32 = 13;
