@@ -31,7 +31,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::codes::WarningCode;
 use crate::config::{GlobalArgs, OutputFormat, Settings};
@@ -63,7 +63,7 @@ impl Warning {
 }
 
 /// `error` in the envelope.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ErrorBody {
     /// Stable SCREAMING_SNAKE code.
     pub code: String,
@@ -85,6 +85,18 @@ impl From<&Error> for ErrorBody {
             details: e.details(),
         }
     }
+}
+
+/// Another binary's envelope, read back from its stdout with its `result` typed as `R`
+/// (binaries compose through these documents, never by importing each other).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReadEnvelope<R> {
+    /// Whether the command ran (exit 0 or 3).
+    pub ok: bool,
+    /// The command's result.
+    pub result: Option<R>,
+    /// The error, when it failed.
+    pub error: Option<ErrorBody>,
 }
 
 /// The document on stdout (SPEC §1 "Output").

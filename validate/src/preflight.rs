@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use pgward_shared::archive::sources::{
-    choose_source, newest_verified, source_in_use, BackupEntry, BackupSource,
+    choose_source, newest_verified, source_in_use, BackupEntry, BackupSource, Listing,
 };
 use pgward_shared::cli::{MigrationsDir, DEFAULT_MAX_BACKUP_AGE, LOCATION_HELP, STRICT_HELP};
 use pgward_shared::config::parse_duration;
@@ -21,7 +21,7 @@ use pgward_shared::error::{Error, Result};
 use pgward_shared::migrations::history;
 use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::MigrationsFolder;
-use pgward_shared::output::{Context, Failure, Outcome};
+use pgward_shared::output::{Context, Failure, Outcome, ReadEnvelope};
 use serde::Serialize;
 
 use crate::findings::Totals;
@@ -313,19 +313,15 @@ fn backup_check(ctx: &Context, options: &PreflightOptions, list: &mut Checklist)
         .args(["list", "--from", &location, "--quiet"])
         .output();
     let entries: std::result::Result<Vec<BackupEntry>, String> = match output {
-        Ok(o) => serde_json::from_slice::<serde_json::Value>(&o.stdout)
-            .map_err(|e| format!("pgward-backup list printed no JSON: {e}"))
-            .and_then(|v| {
-                if v["ok"] == true {
-                    serde_json::from_value(v["result"]["backups"].clone())
-                        .map_err(|e| e.to_string())
-                } else {
-                    Err(v["error"]["message"]
-                        .as_str()
-                        .unwrap_or("pgward-backup list failed")
-                        .to_string())
-                }
-            }),
+        Ok(o) => serde_json::from_slice::<ReadEnvelope<Listing>>(&o.stdout)
+            .map_err(|e| format!("pgward-backup list printed no envelope this pgward reads: {e}"))
+            .and_then(
+                |envelope| match (envelope.ok, envelope.result, envelope.error) {
+                    (true, Some(listing), _) => Ok(listing.backups),
+                    (_, _, Some(error)) => Err(error.message),
+                    _ => Err("pgward-backup list failed without an error".to_string()),
+                },
+            ),
         Err(e) => Err(format!("cannot run {}: {e}", backup_bin.display())),
     };
     match entries {

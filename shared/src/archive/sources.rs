@@ -47,6 +47,13 @@ impl BackupEntry {
 
 /// What a backup is a backup of: a database name and the environment it was taken in
 /// (`None`: none selected, shown as `default` as in backup ids).
+/// The part of `pgward-backup list`'s result other binaries read: its backups.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Listing {
+    /// Every complete backup of the location, newest first.
+    pub backups: Vec<BackupEntry>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct BackupSource {
     /// The database name.
