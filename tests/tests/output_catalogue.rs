@@ -2,7 +2,9 @@
 //! `docs/errors.md` lists every error code with the exit code the catalogue gives it, and
 //! every warning code, and nothing the catalogue no longer has. And the catalogue is the
 //! only place a code is spelled: no binary or module writes one as a string literal.
-//! Last, the warnings a migration state deserves are worded once: deploy, `report
+//! The shell scripts' own codes are documented in `docs/scripts.md`, each once, and that
+//! page lists none the scripts no longer print. Last, the warnings a migration state
+//! deserves are worded once: deploy, `report
 //! migrations` and drift, run on one database, say the same of the same migration.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -268,4 +270,106 @@ fn deploy_report_and_drift_word_a_migration_state_alike() {
         drift_edited[0].starts_with(&format!("{edited}; the shadow replays")),
         "{drift}"
     );
+}
+
+/// The codes the shell scripts print themselves, as they write them: `pgw_fail EXIT CODE`,
+/// `pgw_error_json CODE`, `pgw_warn CODE`, `pgw_command_step NAME TOOL CODE`, `code=CODE`
+/// and jq's `code: "CODE"`; with the exit code where the call gives one.
+fn script_codes() -> BTreeMap<String, Option<String>> {
+    let forms = [
+        r#"pgw_fail ([0-9]+) "?([A-Z][A-Z0-9_]+)"#,
+        r#"pgw_error_json "?([A-Z][A-Z0-9_]+)"#,
+        r#"pgw_warn "?([A-Z][A-Z0-9_]+)"#,
+        r#"pgw_command_step "?[^ ]+"? [a-z_]+ ([A-Z][A-Z0-9_]+)"#,
+        r#"\bcode=([A-Z][A-Z0-9_]+)"#,
+        r#"code: "([A-Z][A-Z0-9_]+)""#,
+    ]
+    .map(|f| regex::Regex::new(f).expect("a valid pattern"));
+    let mut codes = BTreeMap::new();
+    let dir = workspace_root().join("scripts");
+    let mut files: Vec<PathBuf> = Vec::new();
+    for sub in [dir.clone(), dir.join("lib")] {
+        for entry in std::fs::read_dir(&sub).expect("scripts/ is readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.extension().is_some_and(|e| e == "sh") {
+                files.push(path);
+            }
+        }
+    }
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("a script is readable");
+        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            for form in &forms {
+                for caps in form.captures_iter(line) {
+                    let (code, exit) = match caps.len() {
+                        3 => (caps[2].to_string(), Some(caps[1].to_string())),
+                        _ => (caps[1].to_string(), None),
+                    };
+                    let known = codes.entry(code).or_insert(None);
+                    if exit.is_some() {
+                        *known = exit;
+                    }
+                }
+            }
+        }
+    }
+    codes
+}
+
+/// Every code the scripts print is documented, once: in `docs/scripts.md`'s "The
+/// scripts' own codes" section (with the exit code a `pgw_fail` gives it), or, when the
+/// binaries print it too, in the catalogue. And that section lists nothing the scripts no
+/// longer print.
+#[test]
+fn every_code_the_scripts_print_is_documented_and_nothing_else() {
+    let path = workspace_root().join("docs/scripts.md");
+    let text = std::fs::read_to_string(&path).expect("docs/scripts.md is readable");
+    let section = text
+        .split_once("## The scripts' own codes")
+        .and_then(|(_, rest)| rest.split("\n## ").next())
+        .expect("docs/scripts.md has a section `## The scripts' own codes`");
+    let table = documented(section);
+    let warnings: BTreeSet<String> = section
+        .split_once("Warnings:")
+        .map(|(_, w)| {
+            regex::Regex::new(r"`([A-Z][A-Z0-9_]+)`")
+                .expect("a valid pattern")
+                .captures_iter(w)
+                .map(|c| c[1].to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let printed = script_codes();
+    assert!(
+        printed.contains_key("HOOK_FAILED") && printed.contains_key("TOOL_MISSING"),
+        "the scan finds the scripts' codes: {printed:?}"
+    );
+    let mut problems = Vec::new();
+    for (code, exit) in &printed {
+        let in_catalogue = ErrorCode::parse(code).is_some() || WarningCode::parse(code).is_some();
+        match table.get(code) {
+            Some(exits) => {
+                if let Some(exit) = exit {
+                    if !exits.iter().any(|e| e == exit || e.contains("the ")) {
+                        problems.push(format!(
+                            "a script exits {exit} with {code}; docs/scripts.md says {exits:?}"
+                        ));
+                    }
+                }
+            }
+            None if warnings.contains(code) || in_catalogue => {}
+            None => problems.push(format!(
+                "the scripts print {code}, which neither docs/scripts.md's codes section nor the catalogue documents"
+            )),
+        }
+    }
+    for code in table.keys().chain(&warnings) {
+        let in_catalogue = ErrorCode::parse(code).is_some() || WarningCode::parse(code).is_some();
+        if !printed.contains_key(code) && !in_catalogue {
+            problems.push(format!(
+                "docs/scripts.md lists {code}, which no script prints any more"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
