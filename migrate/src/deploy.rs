@@ -15,16 +15,14 @@ use pgward_shared::migrations::warnings::{state_warnings, StateReader};
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::{interrupt, log};
-use serde::Serialize;
 
 use pgward_shared::migrations::engine::{
     drop_left_indexes, elapsed_ms, index_names as names, is_lock_timeout, run_script_traced,
-    Bookkeeping, LeftBehind, RunMode, ScriptFailure, ScriptPlan,
+    Bookkeeping, LeftBehind, ScriptFailure, ScriptPlan,
 };
 use pgward_shared::migrations::lock::with_migration_lock;
-use pgward_shared::migrations::trace::{
-    over_budget, summarize, OverBudget, RelationSummary, ScriptTrace, Tracer,
-};
+use pgward_shared::migrations::results::{DeployResult, DeployedMigration};
+use pgward_shared::migrations::trace::{over_budget, summarize, OverBudget, ScriptTrace, Tracer};
 
 /// `250 ms`, `5.0 s`.
 fn budget_text(budget: Duration) -> String {
@@ -92,49 +90,6 @@ pub struct DeployOptions {
     // --force / --yes.
     #[command(flatten)]
     pub guard: GuardArgs,
-}
-
-/// One migration deploy applied (or, dry-run, would apply).
-#[derive(Debug, Clone, Serialize)]
-pub struct DeployedMigration {
-    /// Folder name.
-    pub name: String,
-    /// How it ran (or would run).
-    #[serde(flatten)]
-    pub mode: RunMode,
-    /// Statements in the file.
-    pub statements: usize,
-    /// Wall time, null in a dry run.
-    pub duration_ms: Option<u64>,
-    /// Lock-timeout retries it needed.
-    pub retries: u32,
-    /// With `--trace`: what each statement did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trace: Option<ScriptTrace>,
-}
-
-/// deploy's `result`.
-#[derive(Debug, Clone, Serialize)]
-pub struct DeployResult {
-    /// The migrations folder.
-    pub migrations_dir: String,
-    /// The schema holding `_prisma_migrations`.
-    pub schema: String,
-    /// Whether nothing was changed.
-    pub dry_run: bool,
-    /// Applied by this run, in order (dry run: would be applied).
-    pub applied: Vec<DeployedMigration>,
-    /// Applied before this run.
-    pub already_applied: usize,
-    /// Still pending after this run (because of `--to`).
-    pub still_pending: Vec<String>,
-    /// With `--trace`: per relation over every migration applied, the strongest lock
-    /// taken and how long it was held, strongest first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub relations: Option<Vec<RelationSummary>>,
-    /// With `--max-lock`: the locks held longer than the budget, longest first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub over_budget: Option<Vec<OverBudget>>,
 }
 
 /// Runs deploy.

@@ -9,19 +9,9 @@ use pgward_shared::error::{Error, Result};
 use pgward_shared::migrations::history;
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
-use serde::Serialize;
 
 use pgward_shared::migrations::lock::{with_migration_lock, DEFAULT_LOCK_WAIT};
-
-/// What resolve records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Resolution {
-    /// `--applied`: the migration was applied by hand; record it finished.
-    Applied,
-    /// `--rolled-back`: the failed attempt was undone by hand; it no longer blocks.
-    RolledBack,
-}
+use pgward_shared::migrations::results::{Resolution, ResolveResult};
 
 /// resolve's options: its flags, parsed straight into them.
 #[derive(Debug, Clone, clap::Args)]
@@ -58,19 +48,6 @@ impl ResolveOptions {
             )),
         }
     }
-}
-
-/// resolve's `result`.
-#[derive(Debug, Serialize)]
-pub struct ResolveResult {
-    /// The migration.
-    pub migration: String,
-    /// What was recorded.
-    pub resolution: Resolution,
-    /// Whether nothing was changed.
-    pub dry_run: bool,
-    /// History rows changed or added.
-    pub rows_changed: u64,
 }
 
 /// Runs resolve.

@@ -15,13 +15,12 @@ use pgward_shared::migrations::history;
 use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
-use serde::Serialize;
 
 use pgward_shared::migrations::engine::{
-    drop_left_indexes, elapsed_ms, index_names, run_script, Bookkeeping, LeftBehind, RunMode,
-    ScriptPlan,
+    drop_left_indexes, elapsed_ms, index_names, run_script, Bookkeeping, LeftBehind, ScriptPlan,
 };
 use pgward_shared::migrations::lock::{with_migration_lock, DEFAULT_LOCK_WAIT};
+use pgward_shared::migrations::results::{RollbackRefused, RollbackResult, RolledBack};
 
 /// How far to roll back.
 #[derive(Debug, Clone)]
@@ -57,37 +56,6 @@ impl RollbackOptions {
             None => RollbackExtent::Steps(self.steps.unwrap_or(1)),
         }
     }
-}
-
-/// One migration rolled back (or, dry-run, to be).
-#[derive(Debug, Serialize)]
-pub struct RolledBack {
-    /// Folder name.
-    pub name: String,
-    /// How down.sql ran (or would run).
-    #[serde(flatten)]
-    pub mode: RunMode,
-    /// Statements in down.sql.
-    pub statements: usize,
-    /// Wall time, null in a dry run.
-    pub duration_ms: Option<u64>,
-}
-
-/// rollback's `result`.
-#[derive(Debug, Serialize)]
-pub struct RollbackResult {
-    /// Whether nothing was changed.
-    pub dry_run: bool,
-    /// Rolled back, newest first.
-    pub rolled_back: Vec<RolledBack>,
-}
-
-/// rollback's `result` when it refuses before changing anything (a target without
-/// down.sql): what it would have rolled back.
-#[derive(Debug, Serialize)]
-pub struct RollbackRefused {
-    /// The migrations it was asked to roll back, newest first.
-    pub would_roll_back: Vec<String>,
 }
 
 /// Runs rollback.

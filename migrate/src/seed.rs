@@ -8,34 +8,9 @@ use pgward_shared::error::{Error, Result};
 use pgward_shared::log;
 use pgward_shared::migrations::{prisma_collator, prisma_order};
 use pgward_shared::output::{Context, Failure, Outcome};
-use serde::Serialize;
 
-use pgward_shared::migrations::engine::{elapsed_ms, run_script, Bookkeeping, RunMode, ScriptPlan};
-
-/// One seed file run (or, dry-run, to be run).
-#[derive(Debug, Serialize)]
-pub struct SeededFile {
-    /// The file.
-    pub file: String,
-    /// How it ran.
-    #[serde(flatten)]
-    pub mode: RunMode,
-    /// Statements in it.
-    pub statements: usize,
-    /// Wall time, null in a dry run.
-    pub duration_ms: Option<u64>,
-}
-
-/// seed's `result`.
-#[derive(Debug, Serialize)]
-pub struct SeedResult {
-    /// The seeds folder.
-    pub seeds_dir: String,
-    /// Whether nothing was changed.
-    pub dry_run: bool,
-    /// The files, in order.
-    pub files: Vec<SeededFile>,
-}
+use pgward_shared::migrations::engine::{elapsed_ms, run_script, Bookkeeping, ScriptPlan};
+use pgward_shared::migrations::results::{SeedResult, SeededFile};
 
 /// The seeds folder: `--dir`, else `prisma/seeds/<env>` with an environment, else
 /// `prisma/seeds`.

@@ -4,33 +4,13 @@
 use std::path::Path;
 
 use pgward_shared::codes::WarningCode;
-use pgward_shared::error::{Error, LockHolder};
+use pgward_shared::error::Error;
 use pgward_shared::migrations::history;
+use pgward_shared::migrations::results::StatusResult;
 use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::warnings::{state_warnings, StateReader};
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
-use serde::Serialize;
-
-/// status's `result`.
-#[derive(Debug, Serialize)]
-pub struct StatusResult {
-    /// The migrations folder.
-    pub migrations_dir: String,
-    /// The schema holding `_prisma_migrations`.
-    pub schema: String,
-    /// Whether `_prisma_migrations` exists.
-    pub history_table: bool,
-    /// Migrations in the folder.
-    pub local_migrations: usize,
-    /// The comparison.
-    #[serde(flatten)]
-    pub state: MigrationState,
-    /// Whether everything local is applied and nothing is broken.
-    pub up_to_date: bool,
-    /// Who holds the migration lock right now.
-    pub lock_holder: Option<LockHolder>,
-}
 
 /// Runs status.
 pub fn status(ctx: &Context, dir: &Path) -> Result<Outcome, Failure> {
