@@ -21,10 +21,10 @@ use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::sql::quote_ident;
 use rayon::prelude::*;
-use serde::Serialize;
 
-use crate::findings::Totals;
 use crate::schema::finish;
+use pgward_shared::findings::Totals;
+use pgward_shared::findings::{CheckRun, DataResult};
 use pgward_shared::findings::{Finding, Location, Severity};
 
 /// data's options: its flags, parsed straight into them.
@@ -63,32 +63,6 @@ struct DataCheck {
     max_rows: usize,
     why: String,
     fix: String,
-}
-
-/// One check's outcome, for the result.
-#[derive(Debug, Serialize)]
-pub struct CheckRun {
-    /// Rule id.
-    pub rule: String,
-    /// Table, constraint or check file.
-    pub object: String,
-    /// Violating rows found (up to the sample size when the query returns many).
-    pub rows: usize,
-    /// Whether it passed.
-    pub passed: bool,
-    /// Wall time.
-    pub duration_ms: u64,
-}
-
-/// data's `result`.
-#[derive(Debug, Serialize)]
-pub struct DataResult {
-    /// Every check that ran.
-    pub checks: Vec<CheckRun>,
-    /// What was found.
-    pub findings: Vec<Finding>,
-    /// Counts by severity.
-    pub totals: Totals,
 }
 
 /// Runs the data checks.

@@ -4,7 +4,6 @@
 
 pub mod data;
 pub mod drift;
-pub mod findings;
 pub mod lint;
 pub mod preflight;
 pub mod schema;

@@ -24,8 +24,8 @@ use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome, ReadEnvelope};
 use serde::Serialize;
 
-use crate::findings::Totals;
 use crate::schema::finish;
+use pgward_shared::findings::Totals;
 use pgward_shared::findings::{Finding, Location, Severity};
 
 /// Oldest PostgreSQL major version pgward supports (SPEC: 13 and newer).

@@ -15,7 +15,8 @@ use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
 use serde::Serialize;
 
-use crate::findings::Totals;
+use pgward_shared::findings::SchemaResult;
+use pgward_shared::findings::Totals;
 use pgward_shared::findings::{Finding, Location, Severity};
 
 /// schema's options: its flags, parsed straight into them.
@@ -28,17 +29,6 @@ pub struct SchemaOptions {
     // Warnings fail the run (exit 3).
     #[arg(long, help = STRICT_HELP)]
     pub strict: bool,
-}
-
-/// schema's `result`.
-#[derive(Debug, Serialize)]
-pub struct SchemaResult {
-    /// Tables looked at.
-    pub tables: i64,
-    /// What was found.
-    pub findings: Vec<Finding>,
-    /// Counts by severity.
-    pub totals: Totals,
 }
 
 /// Share of a sequence's or column's range above which it is reported (issue: 75%).

@@ -7,41 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::model::{ObjectKey, ObjectKind, SchemaModel, SchemaObject};
-
-/// How an object differs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Change {
-    /// The migrations create it; the database does not have it.
-    MissingInDatabase,
-    /// The database has it; the migrations do not create it.
-    ExtraInDatabase,
-    /// Both have it, defined differently.
-    Changed,
-}
-
-/// One difference between the database and what its migrations produce.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Difference {
-    /// What kind of object.
-    pub kind: ObjectKind,
-    /// Which one: `public.users.email`, `public.users_email_idx`, `public.touch()`.
-    pub object: String,
-    /// How it differs.
-    pub change: Change,
-    /// Its definition as the migrations produce it (for `changed`: only the attributes
-    /// that differ); null when missing from the migrations.
-    pub expected: Option<Value>,
-    /// Its definition in the database (for `changed`: only the attributes that differ);
-    /// null when missing from the database.
-    pub actual: Option<Value>,
-    /// The difference in words.
-    pub detail: String,
-}
+use super::model::{ObjectKey, SchemaModel, SchemaObject};
+use pgward_shared::findings::ObjectKind;
+use pgward_shared::findings::{Change, Difference};
 
 /// Longest attribute value quoted in `detail`; longer ones (function bodies, view
 /// definitions) are only named there and shown in `expected` / `actual`.

@@ -20,7 +20,8 @@ use pgward_shared::error::{Error, Result};
 use pgward_shared::migrations::history::HISTORY_TABLE;
 use pgward_shared::sql::quote_literal;
 
-use super::model::{ObjectKey, ObjectKind, SchemaModel, SchemaObject};
+use super::model::{ObjectKey, SchemaModel, SchemaObject};
+use pgward_shared::findings::ObjectKind;
 
 /// Output settings every deparsed definition depends on, fixed so that the live session
 /// and the shadow session print alike.

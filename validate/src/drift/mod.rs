@@ -32,10 +32,10 @@ use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::progress::Progress;
 use pgward_shared::sql::{self, quote_ident};
-use serde::Serialize;
 
-use diff::{Change, Difference};
-use model::{ObjectKind, SchemaModel};
+use model::SchemaModel;
+use pgward_shared::findings::DriftResult;
+use pgward_shared::findings::{Change, Difference, ObjectKind};
 use shadow::Shadow;
 
 /// drift's options: its flags, parsed straight into them.
@@ -47,29 +47,6 @@ pub struct DriftOptions {
     /// Use this (empty) database as the shadow instead of a temporary one on the same server
     #[arg(long, value_name = "URL")]
     pub shadow_url: Option<String>,
-}
-
-/// drift's `result`.
-#[derive(Debug, Serialize)]
-pub struct DriftResult {
-    /// The migrations folder.
-    pub migrations_dir: String,
-    /// The schema holding `_prisma_migrations` (and the replay's search_path).
-    pub schema: String,
-    /// The shadow database the migrations were replayed into.
-    pub shadow: String,
-    /// Whether drift created the shadow (and dropped it again).
-    pub shadow_temporary: bool,
-    /// Migrations replayed into the shadow (the applied ones present locally).
-    pub migrations_applied: usize,
-    /// Local migrations not applied live, so not replayed either.
-    pub migrations_pending: usize,
-    /// Temporary shadows of earlier runs that died, dropped by this run.
-    pub leftovers_dropped: Vec<String>,
-    /// Every difference, containers first.
-    pub differences: Vec<Difference>,
-    /// Objects compared, by kind.
-    pub compared: BTreeMap<&'static str, usize>,
 }
 
 /// Runs drift.

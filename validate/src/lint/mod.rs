@@ -30,9 +30,9 @@ use pgward_shared::migrations::{LocalMigration, MigrationsFolder, MIGRATION_FILE
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::sql::{self, position_of};
 use rayon::prelude::*;
-use serde::Serialize;
 
-use crate::findings::Totals;
+use pgward_shared::findings::LintResult;
+use pgward_shared::findings::Totals;
 use pgward_shared::findings::{Finding, Location};
 pub use rules::{Rule, RuleInfo};
 use source::ParsedFile;
@@ -51,21 +51,6 @@ pub struct LintOptions {
     // Warnings fail the run (exit 3).
     #[arg(long, help = STRICT_HELP)]
     pub strict: bool,
-}
-
-/// lint's `result`.
-#[derive(Debug, Serialize, Default)]
-pub struct LintResult {
-    /// Files linted (applied migrations read for context are not counted).
-    pub files: usize,
-    /// Statements in those files.
-    pub statements: usize,
-    /// What the rules found, file by file in migration order, by position within a file.
-    pub findings: Vec<Finding>,
-    /// Counts by severity.
-    pub totals: Totals,
-    /// Findings not reported because of `-- pgward-ignore` or `[lint] ignore`.
-    pub suppressed: usize,
 }
 
 /// One SQL text to lint.
