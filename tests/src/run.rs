@@ -149,6 +149,18 @@ pub fn restore_into_new_database(
     into: &crate::TestDb,
     extra: &[&str],
 ) -> Output {
+    restore_into_new_database_with(via, from, into, extra, &[])
+}
+
+/// [`restore_into_new_database`] with `envs` besides the cluster's client tools (an S3
+/// server's credentials, say).
+pub fn restore_into_new_database_with(
+    via: &crate::TestDb,
+    from: &str,
+    into: &crate::TestDb,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> Output {
     let url = via.url();
     let mut args = vec![
         "restore",
@@ -161,7 +173,9 @@ pub fn restore_into_new_database(
         "--create",
     ];
     args.extend_from_slice(extra);
-    run("restore", &args, &via.cluster().pg_tools_env())
+    let mut all = via.cluster().pg_tools_env().to_vec();
+    all.extend_from_slice(envs);
+    run("restore", &args, &all)
 }
 
 /// Starts `pgward-<bin_name>` like [`run`] but returns at once, with stdout and stderr

@@ -14,7 +14,7 @@ use std::time::Duration;
 use pgward_shared::storage::{self, Location, S3Options};
 use pgward_tests::{
     cluster, error_message, json_ids, path_str, run, s3, spawn, temp_dir, wait_child, wait_until,
-    warning_codes, Output, TestDb,
+    warning_codes, Migrations, Output, TestDb,
 };
 use serde_json::Value;
 
@@ -439,18 +439,10 @@ fn preflight_does_not_count_another_databases_verified_backup() {
     place
         .run("backup", &["verify", &theirs, "--from", &place.location])
         .assert_code(0);
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(dir.path().join("20260101000000_init")).expect("mkdir");
-    std::fs::write(
-        dir.path().join("20260101000000_init/migration.sql"),
+    let dir = Migrations::new(&[(
+        "20260101000000_init",
         "CREATE TABLE t (id bigint PRIMARY KEY);\n",
-    )
-    .expect("write");
-    std::fs::write(
-        dir.path().join("migration_lock.toml"),
-        "provider = \"postgresql\"\n",
-    )
-    .expect("write");
+    )]);
     let check = |db: &TestDb| -> String {
         let out = place.run(
             "validate",
@@ -828,17 +820,7 @@ fn a_work_database_whose_creator_is_still_connected_is_never_dropped_as_a_leftov
              run that is still going (started 2026-01-01T00:00:00Z; creating session {pid}:{start})'"
         ))
         .expect("marked");
-    let exists = |name: &str| {
-        cluster()
-            .client("postgres")
-            .query_one(
-                "SELECT count(*) FROM pg_database WHERE datname = $1",
-                &[&name],
-            )
-            .expect("pg_database")
-            .get::<_, i64>(0)
-            == 1
-    };
+    let exists = |name: &str| cluster().database_exists(name);
     let deep = || {
         place.run(
             "backup",

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use pgward_tests::{
-    cluster, corpus_history, fixtures_dir, json_strings, redact_json, run, run_in, Output, TestDb,
+    cluster, corpus_history, fixtures_dir, json_strings, path_str, redact_json, run, run_in,
+    Output, TestDb,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -23,10 +24,6 @@ use sha2::{Digest, Sha256};
 /// A fixture migrations folder of this file: `tests/fixtures/migrate_deploy/<name>`.
 fn fixture(name: &str) -> PathBuf {
     fixtures_dir().join("migrate_deploy").join(name)
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
 }
 
 /// `pgward-migrate <command> --dir <dir> <extra...> --database-url <db>`.
@@ -1178,9 +1175,9 @@ fn new_creates_a_timestamped_folder_with_down_sql_and_lock_file() {
     assert_eq!(
         envelope["result"]["files"],
         json!([
-            folder.join("migration.sql").to_str().unwrap(),
-            folder.join("down.sql").to_str().unwrap(),
-            dir.join("migration_lock.toml").to_str().unwrap(),
+            path_str(&folder.join("migration.sql")),
+            path_str(&folder.join("down.sql")),
+            path_str(&dir.join("migration_lock.toml")),
         ])
     );
 

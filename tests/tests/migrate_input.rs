@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    bin, cluster, fixtures_dir, run, spawn, temp_dir, Output, TestDb, SUPERUSER_PASSWORD,
+    bin, cluster, fixtures_dir, path_str, run, spawn, temp_dir, Output, TestDb, SUPERUSER_PASSWORD,
 };
 use serde_json::Value;
 
@@ -25,10 +25,6 @@ use serde_json::Value;
 /// A valid one-migration folder: `widget` with one row, and a down.sql dropping it.
 fn simple_migrations() -> PathBuf {
     fixtures_dir().join("input_simple")
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
 }
 
 /// `pgward-migrate <command> --dir <dir> <extra...> --database-url <url>`.

@@ -13,8 +13,8 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    cluster, json_strings, run, run_in, spawn, wait_child, wait_until, warning_codes, Output,
-    TestDb, SUPERUSER, SUPERUSER_PASSWORD,
+    cluster, json_strings, path_str, run, run_in, spawn, wait_child, wait_until, warning_codes,
+    write_migration, write_migrations, Migrations, Output, TestDb, SUPERUSER, SUPERUSER_PASSWORD,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -28,49 +28,6 @@ const PGWARD_APP: &str = "pgward-migrate";
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// A migrations folder in a temp dir: `NAME/migration.sql` (and `down.sql`) per
-/// migration, plus Prisma's `migration_lock.toml`.
-struct Migrations {
-    dir: TempDir,
-}
-
-impl Migrations {
-    fn new(migrations: &[(&str, &str)]) -> Migrations {
-        let dir = tempfile::Builder::new()
-            .prefix("safety_migrations_")
-            .tempdir()
-            .expect("a temp dir for the migrations folder");
-        std::fs::write(
-            dir.path().join("migration_lock.toml"),
-            "provider = \"postgresql\"\n",
-        )
-        .expect("migration_lock.toml is writable");
-        let folder = Migrations { dir };
-        for (name, sql) in migrations {
-            folder.add(name, sql);
-        }
-        folder
-    }
-
-    fn add(&self, name: &str, sql: &str) {
-        write_migration(self.dir.path(), name, sql, None);
-    }
-
-    fn path(&self) -> &str {
-        self.dir.path().to_str().expect("temp paths are UTF-8")
-    }
-}
-
-/// Writes `root/NAME/migration.sql` (and `down.sql` when given).
-fn write_migration(root: &Path, name: &str, sql: &str, down: Option<&str>) {
-    let folder = root.join(name);
-    std::fs::create_dir_all(&folder).expect("the migration folder can be created");
-    std::fs::write(folder.join("migration.sql"), sql).expect("migration.sql is writable");
-    if let Some(down) = down {
-        std::fs::write(folder.join("down.sql"), down).expect("down.sql is writable");
-    }
-}
 
 /// `pgward-migrate deploy --dir DIR --database-url URL EXTRA...`
 fn deploy(dir: &str, db: &TestDb, extra: &[&str], envs: &[(&str, &str)]) -> Output {
@@ -196,7 +153,7 @@ fn eight_concurrent_deploys_apply_every_migration_exactly_once() {
                 &[
                     "deploy",
                     "--dir",
-                    folder.path(),
+                    folder.arg(),
                     "--database-url",
                     &url,
                     "--lock-wait",
@@ -247,7 +204,7 @@ fn eight_concurrent_deploys_apply_every_migration_exactly_once() {
         "9|9",
         "no migration's statements ran twice"
     );
-    status(folder.path(), &db).assert_code(0);
+    status(folder.arg(), &db).assert_code(0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -278,7 +235,7 @@ fn deploy_gives_up_after_lock_wait_and_names_the_holder() {
     let (_holder, holder_pid) = hold_migration_lock(&db, "safety-lock-holder");
 
     let started = Instant::now();
-    let out = deploy(folder.path(), &db, &["--lock-wait", "1s"], &[]);
+    let out = deploy(folder.arg(), &db, &["--lock-wait", "1s"], &[]);
     let took = started.elapsed();
 
     let json = out.assert_error(6, "LOCK_HELD");
@@ -315,7 +272,7 @@ fn deploy_gives_up_after_lock_wait_and_names_the_holder() {
         "nothing is touched without the lock"
     );
     // status reports the holder too.
-    let st = status(folder.path(), &db);
+    let st = status(folder.arg(), &db);
     st.assert_code(3);
     assert_eq!(
         st.json()["result"]["lock_holder"]["pid"],
@@ -332,7 +289,7 @@ fn disable_advisory_lock_variable_skips_the_lock_only_when_set_to_a_true_value()
 
     for value in ["0", ""] {
         let out = deploy(
-            folder.path(),
+            folder.arg(),
             &db,
             &["--lock-wait", "1s"],
             &[("PRISMA_SCHEMA_DISABLE_ADVISORY_LOCK", value)],
@@ -345,7 +302,7 @@ fn disable_advisory_lock_variable_skips_the_lock_only_when_set_to_a_true_value()
     }
 
     let out = deploy(
-        folder.path(),
+        folder.arg(),
         &db,
         &["--lock-wait", "1s"],
         &[("PRISMA_SCHEMA_DISABLE_ADVISORY_LOCK", "1")],
@@ -374,13 +331,7 @@ fn deploy_killed_mid_migration_leaves_it_pending_and_the_schema_untouched() {
     ]);
     let child = spawn(
         "migrate",
-        &[
-            "deploy",
-            "--dir",
-            folder.path(),
-            "--database-url",
-            &db.url(),
-        ],
+        &["deploy", "--dir", folder.arg(), "--database-url", &db.url()],
         &[],
     );
     let pid = child.id();
@@ -402,7 +353,7 @@ fn deploy_killed_mid_migration_leaves_it_pending_and_the_schema_untouched() {
         || pgward_sessions(&db) == 0,
     );
 
-    let st = status(folder.path(), &db);
+    let st = status(folder.arg(), &db);
     let json = st.json();
     let listed_applied =
         json_strings(&json["result"]["applied"], "name").contains(&slow.to_string());
@@ -426,7 +377,7 @@ fn deploy_killed_mid_migration_leaves_it_pending_and_the_schema_untouched() {
 
     // The dead session's advisory lock went with it: the next deploy applies the file.
     set_migration_sleep(&db, "0");
-    let again = deploy(folder.path(), &db, &["--lock-wait", "1s"], &[]);
+    let again = deploy(folder.arg(), &db, &["--lock-wait", "1s"], &[]);
     again.assert_code(0);
     assert_eq!(
         json_strings(&again.json()["result"]["applied"], "name"),
@@ -465,13 +416,7 @@ fn interrupt_mid_migration(signal: libc::c_int) {
     ]);
     let mut child = spawn(
         "migrate",
-        &[
-            "deploy",
-            "--dir",
-            folder.path(),
-            "--database-url",
-            &db.url(),
-        ],
+        &["deploy", "--dir", folder.arg(), "--database-url", &db.url()],
         &[],
     );
     wait_until(
@@ -503,7 +448,7 @@ fn interrupt_mid_migration(signal: libc::c_int) {
         0,
         "an interrupted transaction-mode migration leaves no failed row"
     );
-    let st = status(folder.path(), &db);
+    let st = status(folder.arg(), &db);
     st.assert_code(3);
     assert_eq!(
         json_strings(&st.json()["result"]["pending"], "name"),
@@ -511,7 +456,7 @@ fn interrupt_mid_migration(signal: libc::c_int) {
     );
 
     set_migration_sleep(&db, "0");
-    let again = deploy(folder.path(), &db, &[], &[]);
+    let again = deploy(folder.arg(), &db, &[], &[]);
     again.assert_code(0);
     assert_eq!(
         json_strings(&again.json()["result"]["applied"], "name"),
@@ -521,7 +466,7 @@ fn interrupt_mid_migration(signal: libc::c_int) {
         db.query_one_string("SELECT count(*) FROM interrupted_midway"),
         "1"
     );
-    status(folder.path(), &db).assert_code(0);
+    status(folder.arg(), &db).assert_code(0);
 }
 
 /// Sends `signal` to the spawned `child` and waits (at most 10 s) for it to exit; returns
@@ -573,7 +518,7 @@ fn sigint_while_waiting_for_the_lock_exits_130_and_changes_nothing() {
         &[
             "deploy",
             "--dir",
-            folder.path(),
+            folder.arg(),
             "--database-url",
             &db.url(),
             "--lock-wait",
@@ -613,7 +558,7 @@ fn table_locked_by_another_session(db: &TestDb) -> (Migrations, postgres::Client
         (CREATE_T, "CREATE TABLE t (id int);"),
         (ALTER_T, "ALTER TABLE t ADD COLUMN note text;"),
     ]);
-    deploy(folder.path(), db, &["--to", CREATE_T], &[]).assert_code(0);
+    deploy(folder.arg(), db, &["--to", CREATE_T], &[]).assert_code(0);
     let mut blocker = db.client();
     blocker
         .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
@@ -628,7 +573,7 @@ fn lock_timeout_without_retries_fails_the_migration_with_55p03() {
 
     let started = Instant::now();
     let out = deploy(
-        folder.path(),
+        folder.arg(),
         &db,
         &["--lock-timeout", "200ms", "--retries", "0"],
         &[],
@@ -665,7 +610,7 @@ fn lock_timeout_without_retries_fails_the_migration_with_55p03() {
         1
     );
     assert!(!column_exists(&db, "t", "note"));
-    let st = status(folder.path(), &db);
+    let st = status(folder.arg(), &db);
     st.assert_error(5, "FAILED_MIGRATIONS");
     assert_eq!(
         json_strings(&st.json()["result"]["failed"], "name"),
@@ -702,7 +647,7 @@ fn lock_timeout_is_retried_until_the_blocker_lets_go() {
     });
 
     let out = deploy(
-        folder.path(),
+        folder.arg(),
         &db,
         &[
             "--lock-timeout",
@@ -758,7 +703,7 @@ fn lock_timeout_is_retried_until_the_blocker_lets_go() {
         retries + 1
     );
     assert!(column_exists(&db, "t", "note"));
-    status(folder.path(), &db).assert_code(0);
+    status(folder.arg(), &db).assert_code(0);
 }
 
 #[test]
@@ -770,7 +715,7 @@ fn sigint_during_the_retry_backoff_exits_at_once() {
         &[
             "deploy",
             "--dir",
-            folder.path(),
+            folder.arg(),
             "--database-url",
             &db.url(),
             "--lock-timeout",
@@ -803,7 +748,7 @@ fn sigint_during_the_retry_backoff_exits_at_once() {
     );
     out.assert_error(130, "INTERRUPTED");
     assert!(!column_exists(&db, "t", "note"));
-    let st = status(folder.path(), &db);
+    let st = status(folder.arg(), &db);
     st.assert_code(3);
     assert_eq!(
         json_strings(&st.json()["result"]["pending"], "name"),
@@ -842,12 +787,7 @@ fn project_dir() -> TempDir {
     )
     .expect("pgward.toml is writable");
     let migrations = dir.path().join("migrations");
-    std::fs::create_dir(&migrations).expect("the migrations folder can be created");
-    std::fs::write(
-        migrations.join("migration_lock.toml"),
-        "provider = \"postgresql\"\n",
-    )
-    .expect("migration_lock.toml is writable");
+    write_migrations(&migrations, &[]);
     write_migration(
         &migrations,
         ACCOUNTS,
@@ -1090,22 +1030,21 @@ fn assert_audit_line(line: &Value, db: &TestDb, command: &str, exit_code: i32) {
 fn changing_commands_append_one_redacted_audit_line_each() {
     let db = cluster().create_database();
     let folder = Migrations::new(&[]);
-    write_migration(
-        folder.dir.path(),
+    folder.add_with_down(
         ACCOUNTS,
         "CREATE TABLE account (id int PRIMARY KEY);",
-        Some("DROP TABLE account;"),
+        "DROP TABLE account;",
     );
     folder.add(INVOICES, "CREATE TABLE invoice (id int PRIMARY KEY);");
     let audit_dir = tempfile::tempdir().expect("a temp dir for the audit log");
     let audit: PathBuf = audit_dir.path().join("audit.jsonl");
-    let audit_arg = audit.to_str().expect("temp paths are UTF-8");
+    let audit_arg = path_str(&audit);
     let url = db.url();
     let migrate = |args: &[&str]| {
         let mut all = args.to_vec();
         all.extend_from_slice(&[
             "--dir",
-            folder.path(),
+            folder.arg(),
             "--database-url",
             &url,
             "--audit-log",
@@ -1158,7 +1097,7 @@ fn changing_commands_append_one_redacted_audit_line_each() {
             "--applied",
             ACCOUNTS,
             "--dir",
-            folder.path(),
+            folder.arg(),
             "--database-url",
             url.replace(SUPERUSER_PASSWORD, "***"),
             "--audit-log",
@@ -1192,14 +1131,14 @@ fn audit_log_variable_works_like_the_flag() {
     let audit_dir = tempfile::tempdir().expect("a temp dir for the audit log");
     let audit = audit_dir.path().join("audit.jsonl");
     let envs = [
-        ("PGWARD_AUDIT_LOG", audit.to_str().expect("UTF-8 path")),
+        ("PGWARD_AUDIT_LOG", path_str(&audit)),
         ("USER", "safety-auditor"),
     ];
 
     let url = db.url();
     let with_var = |args: &[&str]| {
         let mut all = args.to_vec();
-        all.extend_from_slice(&["--dir", folder.path(), "--database-url", &url]);
+        all.extend_from_slice(&["--dir", folder.arg(), "--database-url", &url]);
         run("migrate", &all, &envs)
     };
     with_var(&["status"]).assert_code(3);
@@ -1214,7 +1153,7 @@ fn audit_log_variable_works_like_the_flag() {
     );
     run(
         "migrate",
-        &["deploy", "--dir", folder.path(), &query_url],
+        &["deploy", "--dir", folder.arg(), &query_url],
         &envs,
     )
     .assert_code(0);
@@ -1240,7 +1179,7 @@ fn refused_attempts_on_a_protected_database_are_audited() {
     let project = project_dir();
     let audit = project.path().join("audit.jsonl");
     let prod_url = prod.url();
-    let audit_arg = audit.to_str().expect("temp paths are UTF-8");
+    let audit_arg = path_str(&audit);
     for (args, code) in [
         (
             &["deploy", "--env", "prod", "--audit-log", audit_arg][..],

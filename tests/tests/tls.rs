@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use pgward_tests::{
-    fixtures_dir, run, Cluster, Output, TestDb, TlsMode, SUPERUSER, SUPERUSER_PASSWORD,
+    fixtures_dir, path_str, run, Cluster, Output, TestDb, TlsMode, SUPERUSER, SUPERUSER_PASSWORD,
 };
 use serde_json::Value;
 
@@ -24,10 +24,6 @@ fn optional_tls() -> &'static Cluster {
 fn required_tls() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| Cluster::start_tls(TlsMode::Required))
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
 }
 
 /// `postgresql://pgward:PW@<host>:PORT/DB?<params>`.

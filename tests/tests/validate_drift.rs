@@ -13,7 +13,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    cluster, corpus_history, fixtures_dir, run, spawn, warning_codes, Output, TestDb,
+    cluster, corpus_history, fixtures_dir, path_str, run, spawn, warning_codes, Output, TestDb,
 };
 use serde_json::{json, Value};
 
@@ -24,10 +24,6 @@ use serde_json::{json, Value};
 /// A fixture migrations folder of this file: `tests/fixtures/validate_drift/<name>`.
 fn fixture(name: &str) -> PathBuf {
     fixtures_dir().join("validate_drift").join(name)
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
 }
 
 /// `pgward-migrate deploy` of `dir` into `db`; must succeed.
@@ -85,17 +81,6 @@ fn differences(envelope: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn database_exists(name: &str) -> bool {
-    cluster()
-        .client("postgres")
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
-            &[&name],
-        )
-        .expect("pg_database can be read")
-        .get(0)
-}
-
 /// Asserts that the shadow database the envelope names is gone.
 fn assert_shadow_dropped(envelope: &Value) {
     let shadow = envelope["result"]["shadow"]
@@ -103,7 +88,7 @@ fn assert_shadow_dropped(envelope: &Value) {
         .unwrap_or_else(|| panic!("no result.shadow in {envelope}"));
     assert!(shadow.starts_with("pgward_shadow_"), "{shadow}");
     assert!(
-        !database_exists(shadow),
+        !cluster().database_exists(shadow),
         "the shadow {shadow} was not dropped"
     );
 }
@@ -576,11 +561,11 @@ fn killed_run_leaves_a_shadow_that_the_next_run_drops() {
     // Any later run drops the leftover, also while the dead run's statement still runs in
     // it. (Another test's run may get there first; either way it must be gone.)
     let other = cluster().create_database();
-    let was_there = database_exists(&shadow);
+    let was_there = cluster().database_exists(&shadow);
     let out = drift(&other, &fixture("every_kind"), &[]);
     let envelope = expect(&out, 0);
     assert!(
-        !database_exists(&shadow),
+        !cluster().database_exists(&shadow),
         "the leftover {shadow} survived: {out}"
     );
     if was_there {
@@ -590,7 +575,7 @@ fn killed_run_leaves_a_shadow_that_the_next_run_drops() {
             .unwrap()
             .iter()
             .any(|n| n.as_str() == Some(shadow.as_str()));
-        assert!(by_us || !database_exists(&shadow), "{out}");
+        assert!(by_us || !cluster().database_exists(&shadow), "{out}");
     }
     let sleeping: i64 = admin
         .query_one(
