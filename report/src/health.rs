@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use pgward_shared::archive::workdb;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::redact::scrub;
+use pgward_shared::workdb;
 use postgres::Client;
 use serde::Serialize;
 
@@ -230,8 +230,9 @@ pub struct HealthReport {
     /// Sessions waiting for locks, with who holds them.
     pub blocking: Vec<BlockedSession>,
     /// Databases on the server that pgward created for its work (a restore still loading,
-    /// a `verify --deep` scratch database); one without a session was left by a killed run.
-    pub work_databases: Vec<workdb::Listed>,
+    /// a `verify --deep` scratch database, a drift shadow); one without a session whose
+    /// creator is gone was left by a killed run.
+    pub work_databases: Vec<workdb::WorkDatabase>,
 }
 
 /// Runs health.
@@ -298,7 +299,7 @@ pub fn health(ctx: &Context, options: &HealthOptions) -> Result<Outcome, Failure
     let left: Vec<String> = report
         .work_databases
         .iter()
-        .filter(|w| w.sessions == 0 && !w.creator_running)
+        .filter(|w| w.is_leftover())
         .map(|w| match w.bytes {
             Some(bytes) => format!(
                 "{} ({})",
@@ -312,7 +313,7 @@ pub fn health(ctx: &Context, options: &HealthOptions) -> Result<Outcome, Failure
         ctx.warn(
             "WORK_DATABASES_LEFT",
             format!(
-                "{} left by interrupted pgward runs (killed restores or verify --deep): the next restore into the same target, or the next verify --deep, drops them; or drop them by hand",
+                "{} left by interrupted pgward runs (killed restores, verify --deep or drift): the next restore into the same target, the next verify --deep or the next drift drops them; or drop them by hand",
                 left.join(", ")
             ),
         );

@@ -16,13 +16,13 @@ use pgward_shared::archive::load::{self, LoadOptions, LoadReport};
 use pgward_shared::archive::manifest::{BackupFormat, LARGE_OBJECTS_FILE};
 use pgward_shared::archive::sources::BackupSource;
 use pgward_shared::archive::verify::{self, check_files, require_all_ok, restore_depth, Depth};
-use pgward_shared::archive::workdb;
 use pgward_shared::archive::write::{dump, DumpOptions};
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::log;
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::storage::{self, Location, StorageArgs};
+use pgward_shared::workdb;
 use serde::Serialize;
 
 use crate::target;

@@ -29,5 +29,6 @@ pub mod sql;
 pub mod state;
 #[cfg(feature = "storage")]
 pub mod storage;
+pub mod workdb;
 
 pub use error::{Error, Exit, Result};

@@ -604,7 +604,7 @@ fn health_lists_the_databases_pgward_made_and_warns_of_those_a_killed_run_left()
     let db = cluster().create_database();
     let left = format!("pgward_restoring_{}", db.name);
     let mut admin = cluster().client("postgres");
-    // The mark pgward's restore and verify --deep put on their databases (shared/src/archive/workdb.rs).
+    // The mark pgward's restore and verify --deep put on their databases (shared/src/workdb.rs).
     admin
         .batch_execute(&format!("CREATE DATABASE {left}"))
         .expect("a database");

@@ -4,10 +4,16 @@
 //! - pg_dump is found and judged once (`shared/src/pgtools.rs`): `pgward-validate
 //!   preflight` honours `PGWARD_PG_BINDIR` as `pgward-backup` does, and says what backup
 //!   would say.
+//! - Work databases are marked once (`shared/src/workdb.rs`): a drift shadow and a restore's
+//!   database that killed runs left show alike in `pgward-report health`.
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
-use pgward_tests::{cluster, path_str, run, temp_dir, Migrations, Output, TestDb};
+use pgward_tests::{
+    cluster, fixtures_dir, path_str, run, spawn, temp_dir, wait_child, wait_until, warning_codes,
+    Migrations, Output, TestDb,
+};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------
@@ -97,4 +103,191 @@ fn preflight_finds_and_judges_pg_dump_as_backup_does() {
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
         .expect("the wrapper is executable");
     assert_preflight_says_what_backup_says(&db, path_str(old.path()), "9.6.24 is older than");
+}
+
+// ---------------------------------------------------------------------------------------
+// Work databases: one mark, one list
+// ---------------------------------------------------------------------------------------
+
+/// The entry of `pgward-report health`'s `work_databases` named `name`, if listed.
+fn work_database(health: &Value, name: &str) -> Option<Value> {
+    health["result"]["work_databases"]
+        .as_array()
+        .expect("result.work_databases")
+        .iter()
+        .find(|w| w["name"] == name)
+        .cloned()
+}
+
+/// The database named `prefix...` in which a statement like `like` runs, once one does.
+fn database_running(prefix: &str, like: &str) -> String {
+    let mut admin = cluster().client("postgres");
+    let mut found = None;
+    wait_until(
+        Duration::from_secs(60),
+        &format!("a statement like {like} runs in {prefix}*"),
+        || {
+            found = admin
+                .query(
+                    "SELECT datname::text FROM pg_stat_activity \
+                     WHERE starts_with(datname, $1) AND state = 'active' AND query LIKE $2",
+                    &[&prefix, &like],
+                )
+                .expect("pg_stat_activity can be read")
+                .first()
+                .map(|r| r.get(0));
+            found.is_some()
+        },
+    );
+    found.expect("found")
+}
+
+/// SIGKILLs a spawned binary and reaps it.
+fn kill_9(mut child: std::process::Child) {
+    child.kill().expect("kill -9");
+    let out = wait_child(child);
+    assert_eq!(out.code, 128 + 9, "the run died of SIGKILL\n{out}");
+}
+
+/// Ends every session on database `name` (the statements a killed run left running), and
+/// waits until none is left.
+fn end_sessions_on(name: &str) {
+    cluster()
+        .client("postgres")
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&name],
+        )
+        .expect("pg_terminate_backend");
+    wait_until(
+        Duration::from_secs(30),
+        &format!("no session is left on {name}"),
+        || cluster().sessions_on(name) == 0,
+    );
+}
+
+#[test]
+fn report_health_lists_a_killed_drift_shadow_and_a_killed_restore_alike() {
+    let db = cluster().create_database();
+    let slow = fixtures_dir().join("validate_drift").join("slow_in_shadow");
+    run(
+        "migrate",
+        &[
+            "deploy",
+            "--dir",
+            path_str(&slow),
+            "--database-url",
+            &db.url(),
+        ],
+        &[],
+    )
+    .assert_code(0);
+    db.psql(
+        "CREATE TABLE big (id integer PRIMARY KEY, v text); \
+         INSERT INTO big SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 300000) AS g;",
+    );
+
+    // A drift run killed while its replay sleeps in the shadow.
+    let drift = spawn(
+        "validate",
+        &[
+            "drift",
+            "--dir",
+            path_str(&slow),
+            "--database-url",
+            &db.url(),
+        ],
+        &[],
+    );
+    let shadow = database_running("pgward_shadow_", "%pg_sleep%");
+    kill_9(drift);
+
+    // A restore into a new database killed while it loads.
+    let root = temp_dir("twins_restore_");
+    let backup = run(
+        "backup",
+        &["--to", path_str(root.path()), "--database-url", &db.url()],
+        &cluster().pg_tools_env(),
+    );
+    backup.assert_code(0);
+    let id = backup.json()["result"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    let target = cluster().vacant_database();
+    let from = format!("{}/{id}", path_str(root.path()));
+    let restore = spawn(
+        "restore",
+        &[
+            "--from",
+            &from,
+            "--database-url",
+            &db.url(),
+            "--target-db",
+            &target.name,
+            "--create",
+        ],
+        &cluster().pg_tools_env(),
+    );
+    let partial = format!("pgward_restoring_{}", target.name);
+    wait_until(
+        Duration::from_secs(60),
+        "the restore begins loading",
+        || cluster().sessions_on(&partial) > 0,
+    );
+    kill_9(restore);
+
+    // Whatever the killed runs left running in them ends (the server notices a dead
+    // client only when it next talks to it).
+    end_sessions_on(&shadow);
+    end_sessions_on(&partial);
+
+    let out = run("report", &["health", "--database-url", &db.url()], &[]);
+    out.assert_code(0);
+    let health = out.json();
+    for (name, what) in [
+        (&shadow, "shadow database of pgward-validate drift on"),
+        (&partial, "restore of backup"),
+    ] {
+        let listed =
+            work_database(&health, name).unwrap_or_else(|| panic!("{name} is listed\n{out}"));
+        assert!(
+            listed["what"].as_str().is_some_and(|w| w.starts_with(what)),
+            "{name} says what it is\n{out}"
+        );
+        assert_eq!(listed["sessions"], 0, "{out}");
+        assert_eq!(listed["creator_running"], false, "{out}");
+    }
+    let left = health["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .find(|w| w["code"] == "WORK_DATABASES_LEFT")
+        .unwrap_or_else(|| panic!("{:?}\n{out}", warning_codes(&health)));
+    let message = left["message"].as_str().expect("a message");
+    assert!(
+        message.contains(&format!("{shadow} (")) && message.contains(&format!("{partial} (")),
+        "both leftovers are warned about, with their sizes\n{out}"
+    );
+
+    // The next drift drops the shadow; the restore's leftover waits for the next restore
+    // into its target (backup_restore.rs covers that), so it is dropped by hand here.
+    let other = cluster().create_database();
+    let out = run(
+        "validate",
+        &[
+            "drift",
+            "--dir",
+            path_str(&fixtures_dir().join("validate_drift").join("every_kind")),
+            "--database-url",
+            &other.url(),
+        ],
+        &[],
+    );
+    out.assert_code(0);
+    assert!(!cluster().database_exists(&shadow), "{out}");
+    cluster()
+        .client("postgres")
+        .batch_execute(&format!("DROP DATABASE \"{partial}\""))
+        .expect("the restore's leftover is dropped");
 }
