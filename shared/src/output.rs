@@ -51,7 +51,7 @@ impl From<&Error> for ErrorBody {
     }
 }
 
-/// The document on stdout (SPEC §1 "Output").
+/// The document on stdout (docs/contract.md §1 "Output").
 #[derive(Debug, Clone, Serialize)]
 pub struct Envelope {
     /// `migrate`, `backup`, ...

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// How often a progress line is logged when stderr is not a terminal (SPEC §1).
+/// How often a progress line is logged when stderr is not a terminal (docs/contract.md §1).
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Counters of one long task, shown as it runs.

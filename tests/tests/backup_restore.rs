@@ -307,7 +307,7 @@ fn a_sql_format_backup_restores_with_zstd_and_psql_alone() {
     );
     verify(None, path_str(root.path()), &id, &[]).assert_code(0);
 
-    // As SPEC §3 promises: `zstd -dc FILE | psql`, without pgward.
+    // As docs/contract.md §3 promises: `zstd -dc FILE | psql`, without pgward.
     let target = cluster().create_database();
     let mut zstd = Command::new("zstd")
         .arg("-dc")

@@ -6,13 +6,15 @@
 //!   would say.
 //! - Work databases are marked once (`shared/src/workdb.rs`): a drift shadow and a restore's
 //!   database that killed runs left show alike in `pgward-report health`.
+//! - The project reads on its own: no file cites the contract that lived outside it.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::Duration;
 
 use pgward_tests::{
     cluster, fixtures_dir, path_str, run, spawn, temp_dir, wait_child, wait_until, warning_codes,
-    Migrations, Output, TestDb,
+    workspace_root, Migrations, Output, TestDb,
 };
 use serde_json::Value;
 
@@ -290,4 +292,63 @@ fn report_health_lists_a_killed_drift_shadow_and_a_killed_restore_alike() {
         .client("postgres")
         .batch_execute(&format!("DROP DATABASE \"{partial}\""))
         .expect("the restore's leftover is dropped");
+}
+
+// ---------------------------------------------------------------------------------------
+// The project reads on its own
+// ---------------------------------------------------------------------------------------
+
+/// Where an optional outside corpus may be named (tests/fixtures/corpus/README.md,
+/// bench/lint-vs-squawk.sh): the only places that may mention a folder beside the project.
+const MAY_NAME_OUTSIDE: &[&str] = &["tests/fixtures/corpus/", "bench/"];
+
+/// Every file of the repository below `dir` (as `root`-relative paths), leaving out
+/// `.git` and the build output.
+fn repository_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).expect("a readable folder") {
+        let path = entry.expect("a readable entry").path();
+        let relative = path
+            .strip_prefix(root)
+            .expect("below the root")
+            .to_string_lossy()
+            .into_owned();
+        if relative == ".git" || relative == "target" {
+            continue;
+        }
+        if path.is_dir() {
+            repository_files(root, &path, out);
+        } else {
+            out.push(relative);
+        }
+    }
+}
+
+#[test]
+fn no_file_cites_a_contract_outside_the_repository() {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    repository_files(&root, &root, &mut files);
+    let this_file = "tests/tests/twins.rs";
+    let mut citing = Vec::new();
+    let mut read = 0;
+    for file in files {
+        if file == this_file || MAY_NAME_OUTSIDE.iter().any(|p| file.starts_with(p)) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(root.join(&file)) else {
+            continue; // not text
+        };
+        read += 1;
+        for (n, line) in text.lines().enumerate() {
+            if line.contains("../shared/") || line.contains("SPEC.md") {
+                citing.push(format!("{file}:{}: {line}", n + 1));
+            }
+        }
+    }
+    assert!(read > 100, "the repository's files were read ({read})");
+    assert!(
+        citing.is_empty(),
+        "these cite files outside the repository; move what they need into docs/:\n{}",
+        citing.join("\n")
+    );
 }

@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::findings::{Finding, Location, Severity, Totals};
 use crate::schema::finish;
 
-/// Oldest PostgreSQL major version pgward supports (SPEC: 13 and newer).
+/// Oldest PostgreSQL major version pgward supports (docs/contract.md: 13 and newer).
 const MIN_SERVER_MAJOR: i32 = 13;
 
 /// preflight's options.
