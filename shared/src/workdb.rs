@@ -62,13 +62,17 @@ impl WorkDatabase {
 }
 
 /// Whether the session named by a mark's `creating session PID:START_US` is connected,
-/// given the mark as `$N` of a query (false for marks without it, from older versions).
+/// given the mark as an expression of a query (false for marks without it, from older
+/// versions). A role that may not see another role's sessions in full reads their
+/// `backend_start` as NULL: then the pid alone decides, so that such a run is taken for
+/// alive rather than its database for a leftover.
 fn creator_running_sql(mark: &str) -> String {
     format!(
         "EXISTS (SELECT 1 FROM pg_stat_activity a \
                  WHERE a.pid::text = (regexp_match({mark}, 'creating session ([0-9]+):([0-9]+)'))[1] \
-                   AND floor(extract(epoch FROM a.backend_start) * 1000000)::bigint::text \
-                       = (regexp_match({mark}, 'creating session ([0-9]+):([0-9]+)'))[2])"
+                   AND (a.backend_start IS NULL \
+                        OR floor(extract(epoch FROM a.backend_start) * 1000000)::bigint::text \
+                           = (regexp_match({mark}, 'creating session ([0-9]+):([0-9]+)'))[2]))"
     )
 }
 
