@@ -96,6 +96,35 @@ impl<'c> TestDb<'c> {
             .to_string()
     }
 
+    /// Whether the relation `name` (schema-qualified or on the search path) exists.
+    pub fn relation_exists(&self, name: &str) -> bool {
+        self.query_one_string(&format!("SELECT to_regclass('{name}') IS NOT NULL")) == "t"
+    }
+
+    /// Whether table `table` in `public` has a column `column`.
+    pub fn column_exists(&self, table: &str, column: &str) -> bool {
+        self.query_one_string(&format!(
+            "SELECT count(*) FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name = '{table}' AND column_name = '{column}'"
+        )) == "1"
+    }
+
+    /// `pgward-migrate deploy --dir DIR` into this database, which must succeed.
+    pub fn deploy(&self, dir: &std::path::Path) {
+        crate::run(
+            "migrate",
+            &[
+                "deploy",
+                "--dir",
+                crate::path_str(dir),
+                "--database-url",
+                &self.url(),
+            ],
+            &[],
+        )
+        .assert_code(0);
+    }
+
     /// The database's schema as `pg_dump -s --no-owner --no-privileges` prints it, minus
     /// the `\restrict`/`\unrestrict` lines whose random key changes on every dump (newer
     /// pg_dump releases print them), so two dumps of the same schema compare equal.

@@ -55,6 +55,17 @@ impl Output {
         json
     }
 
+    /// Panics, showing stdout and stderr, unless the run exited `code` with the envelope
+    /// saying so: `exit_code` is `code`, and `ok` is true exactly for 0 and 3. Returns the
+    /// JSON.
+    pub fn assert_envelope(&self, code: i32) -> serde_json::Value {
+        self.assert_code(code);
+        let json = self.json();
+        assert_eq!(json["exit_code"], code, "{self}");
+        assert_eq!(json["ok"], code == 0 || code == 3, "{self}");
+        json
+    }
+
     /// Panics, showing stdout and stderr, unless the exit code is `expected`.
     pub fn assert_code(&self, expected: i32) -> &Self {
         assert_eq!(
@@ -107,6 +118,12 @@ impl fmt::Display for Output {
             self.code, self.stdout, self.stderr
         )
     }
+}
+
+/// Borrows variables held as `(name, String)` (an [`crate::S3Server::env`], say) in the
+/// form [`run`] takes.
+pub fn env_refs<'e>(env: &'e [(&'static str, String)]) -> Vec<(&'static str, &'e str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 /// The path of the built binary `pgward-<name>` (`bin("migrate")`), found beside the

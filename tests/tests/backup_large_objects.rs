@@ -15,8 +15,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use pgward_tests::{
-    assert_same_state, cluster, error_message, json_ids, path_str, run, s3, spawn, state, temp_dir,
-    wait_child, wait_until, warning_codes, Output, TestDb,
+    assert_same_state, cluster, env_refs, error_message, json_ids, path_str, run, s3, spawn, state,
+    temp_dir, wait_child, wait_until, warning_codes, Output, TestDb,
 };
 use serde_json::Value;
 
@@ -119,7 +119,7 @@ fn large_objects(db: &TestDb) -> Vec<String> {
 /// Runs `pgward-<tool> ARGS` with the cluster's client tools and `extra_env`.
 fn run_tool(tool: &str, args: &[&str], extra_env: &[(&'static str, String)]) -> Output {
     let mut env: Vec<(&'static str, &str)> = cluster().pg_tools_env().to_vec();
-    env.extend(extra_env.iter().map(|(k, v)| (*k, v.as_str())));
+    env.extend(env_refs(extra_env));
     run(tool, args, &env)
 }
 

@@ -175,22 +175,6 @@ fn count(db: &TestDb, sql: &str) -> i64 {
     db.query_one_string(sql).parse().expect("a count")
 }
 
-/// `pgward-migrate deploy --dir DIR --database-url URL`, which must succeed.
-fn deploy(dir: &Path, db: &TestDb) {
-    run(
-        "migrate",
-        &[
-            "deploy",
-            "--dir",
-            path_str(dir),
-            "--database-url",
-            &db.url(),
-        ],
-        &[],
-    )
-    .assert_code(0);
-}
-
 // ---------------------------------------------------------------------------------------
 // Round trips
 // ---------------------------------------------------------------------------------------
@@ -533,7 +517,7 @@ fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target
         "20240101000000_init",
         "CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL, body text);",
     )]);
-    deploy(migrations.path(), &source);
+    source.deploy(migrations.path());
     source.psql(
         "INSERT INTO items SELECT g, 'item ' || g, md5(g::text) || md5((g + 1)::text) \
          FROM generate_series(1, 30000) AS g;",
@@ -1697,13 +1681,16 @@ fn verify_deep_restores_into_a_scratch_database_and_drops_it() {
         || scratch_databases() == 2,
     );
     kill9(child);
+    // Its sessions end: the loaders' on the scratch database, and the one that created it
+    // (on the source database), whose end is what marks the scratch database as left.
     wait_until(
         Duration::from_secs(60),
         "the killed run's sessions end",
         || {
             count(
                 &big,
-                "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'pgward\\_verify\\_%'",
+                "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'pgward\\_verify\\_%' \
+                 OR (datname = current_database() AND application_name = 'pgward-backup')",
             ) == 0
         },
     );
@@ -1867,7 +1854,7 @@ fn restore_before_migration_picks_the_newest_backup_taken_before_it() {
                 "CREATE TABLE {table} (id integer PRIMARY KEY); INSERT INTO {table} VALUES ({i});"
             ),
         );
-        deploy(migrations.path(), &db);
+        db.deploy(migrations.path());
         if i > 0 {
             next_second();
         }

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use pgward_shared::storage::{self, Location, S3Options};
 use pgward_tests::{
-    cluster, error_message, json_ids, path_str, run, s3, spawn, temp_dir, wait_child, wait_until,
-    warning_codes, Migrations, Output, TestDb,
+    cluster, env_refs, error_message, json_ids, path_str, run, s3, spawn, temp_dir, wait_child,
+    wait_until, warning_codes, Migrations, Output, TestDb,
 };
 use serde_json::Value;
 
@@ -56,13 +56,11 @@ impl Place {
     }
 
     fn run(&self, tool: &str, args: &[&str]) -> Output {
-        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        run(tool, args, &env)
+        run(tool, args, &env_refs(&self.env))
     }
 
     fn spawn(&self, tool: &str, args: &[&str]) -> std::process::Child {
-        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        spawn(tool, args, &env)
+        spawn(tool, args, &env_refs(&self.env))
     }
 
     /// A backup of `db` that must succeed: its id.

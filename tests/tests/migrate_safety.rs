@@ -68,22 +68,9 @@ fn pgward_sessions(db: &TestDb) -> i64 {
     .expect("count(*) is a number")
 }
 
-/// Whether the relation `name` exists in `db`.
-fn relation_exists(db: &TestDb, name: &str) -> bool {
-    db.query_one_string(&format!("SELECT to_regclass('{name}') IS NOT NULL")) == "t"
-}
-
-/// Whether `table` has a column `column`.
-fn column_exists(db: &TestDb, table: &str, column: &str) -> bool {
-    db.query_one_string(&format!(
-        "SELECT count(*) FROM information_schema.columns \
-         WHERE table_schema = 'public' AND table_name = '{table}' AND column_name = '{column}'"
-    )) == "1"
-}
-
 /// `SELECT count(*) FROM _prisma_migrations WHERE <condition>`, 0 when there is no table.
 fn history_count(db: &TestDb, condition: &str) -> i64 {
-    if !relation_exists(db, "public._prisma_migrations") {
+    if !db.relation_exists("public._prisma_migrations") {
         return 0;
     }
     db.query_one_string(&format!(
@@ -268,7 +255,7 @@ fn deploy_gives_up_after_lock_wait_and_names_the_holder() {
     assert_eq!(holder["state"], "idle", "{out}");
 
     assert!(
-        !relation_exists(&db, "public._prisma_migrations") && !relation_exists(&db, "public.t"),
+        !db.relation_exists("public._prisma_migrations") && !db.relation_exists("public.t"),
         "nothing is touched without the lock"
     );
     // status reports the holder too.
@@ -296,7 +283,7 @@ fn disable_advisory_lock_variable_skips_the_lock_only_when_set_to_a_true_value()
         );
         out.assert_error(6, "LOCK_HELD");
         assert!(
-            !relation_exists(&db, "public.t"),
+            !db.relation_exists("public.t"),
             "PRISMA_SCHEMA_DISABLE_ADVISORY_LOCK={value:?} still waits for the lock"
         );
     }
@@ -312,7 +299,7 @@ fn disable_advisory_lock_variable_skips_the_lock_only_when_set_to_a_true_value()
         json_strings(&out.json()["result"]["applied"], "name"),
         ["20240101000000_init"]
     );
-    assert!(relation_exists(&db, "public.t"));
+    assert!(db.relation_exists("public.t"));
     assert_eq!(history_count(&db, "finished_at IS NOT NULL"), 1);
 }
 
@@ -359,7 +346,7 @@ fn deploy_killed_mid_migration_leaves_it_pending_and_the_schema_untouched() {
         json_strings(&json["result"]["applied"], "name").contains(&slow.to_string());
     assert_eq!(
         listed_applied,
-        relation_exists(&db, "public.killed_midway"),
+        db.relation_exists("public.killed_midway"),
         "status says applied if and only if the server committed the migration\n{st}"
     );
     // The atomic engine: nothing committed, nothing recorded.
@@ -370,9 +357,9 @@ fn deploy_killed_mid_migration_leaves_it_pending_and_the_schema_untouched() {
     );
     assert_eq!(json_strings(&json["result"]["pending"], "name"), [slow]);
     assert_eq!(json["result"]["failed"], serde_json::json!([]), "{st}");
-    assert!(!relation_exists(&db, "public.killed_midway"));
-    assert!(!relation_exists(&db, "public.killed_midway_after_sleep"));
-    assert!(relation_exists(&db, "public.first_table"));
+    assert!(!db.relation_exists("public.killed_midway"));
+    assert!(!db.relation_exists("public.killed_midway_after_sleep"));
+    assert!(db.relation_exists("public.first_table"));
     assert_eq!(history_count(&db, &format!("migration_name = '{slow}'")), 0);
 
     // The dead session's advisory lock went with it: the next deploy applies the file.
@@ -442,7 +429,7 @@ fn interrupt_mid_migration(signal: libc::c_int) {
         "the interrupted deploy's session ends",
         || pgward_sessions(&db) == 0,
     );
-    assert!(!relation_exists(&db, "public.interrupted_midway"));
+    assert!(!db.relation_exists("public.interrupted_midway"));
     assert_eq!(
         history_count(&db, &format!("migration_name = '{slow}'")),
         0,
@@ -540,8 +527,8 @@ fn sigint_while_waiting_for_the_lock_exits_130_and_changes_nothing() {
         "deploy did not wait out --lock-wait"
     );
     out.assert_error(130, "INTERRUPTED");
-    assert!(!relation_exists(&db, "public._prisma_migrations"));
-    assert!(!relation_exists(&db, "public.t"));
+    assert!(!db.relation_exists("public._prisma_migrations"));
+    assert!(!db.relation_exists("public.t"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -609,7 +596,7 @@ fn lock_timeout_without_retries_fails_the_migration_with_55p03() {
         history_count(&db, &format!("migration_name = '{ALTER_T}'")),
         1
     );
-    assert!(!column_exists(&db, "t", "note"));
+    assert!(!db.column_exists("t", "note"));
     let st = status(folder.arg(), &db);
     st.assert_error(5, "FAILED_MIGRATIONS");
     assert_eq!(
@@ -702,7 +689,7 @@ fn lock_timeout_is_retried_until_the_blocker_lets_go() {
         history_count(&db, &format!("migration_name = '{ALTER_T}'")),
         retries + 1
     );
-    assert!(column_exists(&db, "t", "note"));
+    assert!(db.column_exists("t", "note"));
     status(folder.arg(), &db).assert_code(0);
 }
 
@@ -747,7 +734,7 @@ fn sigint_during_the_retry_backoff_exits_at_once() {
          {took:?}\n{out}"
     );
     out.assert_error(130, "INTERRUPTED");
-    assert!(!column_exists(&db, "t", "note"));
+    assert!(!db.column_exists("t", "note"));
     let st = status(folder.arg(), &db);
     st.assert_code(3);
     assert_eq!(
@@ -837,8 +824,8 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
             "{out}"
         );
         assert!(
-            !relation_exists(&prod, "public._prisma_migrations")
-                && !relation_exists(&prod, "public.account"),
+            !prod.relation_exists("public._prisma_migrations")
+                && !prod.relation_exists("public.account"),
             "a refused deploy changes nothing: {args:?}"
         );
     }
@@ -852,7 +839,7 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
     // Naming the database on the command line does not leave the protected environment.
     let out = migrate(&["deploy", "--env", "prod", "--database-url", &prod_url]);
     out.assert_error(6, "PROTECTED_NEEDS_YES");
-    assert!(!relation_exists(&prod, "public._prisma_migrations"));
+    assert!(!prod.relation_exists("public._prisma_migrations"));
     // A dry run changes nothing, so it needs no approval.
     let out = migrate(&["deploy", "--env", "prod", "--dry-run"]);
     out.assert_code(0);
@@ -860,14 +847,14 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
         json_strings(&out.json()["result"]["applied"], "name"),
         [ACCOUNTS, INVOICES]
     );
-    assert!(!relation_exists(&prod, "public._prisma_migrations"));
+    assert!(!prod.relation_exists("public._prisma_migrations"));
     let out = migrate(&["deploy", "--env", "prod", "--yes", "--to", ACCOUNTS]);
     out.assert_code(0);
     assert_eq!(
         json_strings(&out.json()["result"]["applied"], "name"),
         [ACCOUNTS]
     );
-    assert!(relation_exists(&prod, "public.account"));
+    assert!(prod.relation_exists("public.account"));
 
     // rollback and resolve: --force, and only --force.
     for args in [
@@ -886,7 +873,7 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
             "the hint names --force\n{out}"
         );
     }
-    assert!(relation_exists(&prod, "public.account"));
+    assert!(prod.relation_exists("public.account"));
     migrate(&["rollback", "--env", "prod", "--dry-run"]).assert_code(0);
     migrate(&[
         "resolve",
@@ -897,7 +884,7 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
         "--dry-run",
     ])
     .assert_code(0);
-    assert!(relation_exists(&prod, "public.account"));
+    assert!(prod.relation_exists("public.account"));
     assert_eq!(
         prod.psql("SELECT migration_name FROM _prisma_migrations"),
         ACCOUNTS,
@@ -914,14 +901,11 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
         .contains("seed"));
     let out = migrate(&["seed", "--env", "prod", "--dir", "seeds", "--force"]);
     out.assert_error(2, "USAGE");
-    assert!(
-        !relation_exists(&prod, "public.seeded"),
-        "nothing was seeded"
-    );
+    assert!(!prod.relation_exists("public.seeded"), "nothing was seeded");
 
     // With --force, rollback and resolve go ahead.
     migrate(&["rollback", "--env", "prod", "--force"]).assert_code(0);
-    assert!(!relation_exists(&prod, "public.account"));
+    assert!(!prod.relation_exists("public.account"));
     migrate(&["resolve", "--env", "prod", "--force", "--applied", ACCOUNTS]).assert_code(0);
     assert_eq!(
         prod.query_one_string(&format!(
@@ -939,7 +923,7 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
         [ACCOUNTS, INVOICES]
     );
     migrate(&["rollback", "--env", "dev"]).assert_code(0);
-    assert!(!relation_exists(&dev, "public.invoice"));
+    assert!(!dev.relation_exists("public.invoice"));
     migrate(&["seed", "--env", "dev", "--dir", "seeds"]).assert_code(0);
     assert_eq!(dev.query_one_string("SELECT count(*) FROM seeded"), "1");
 }

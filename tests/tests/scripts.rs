@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    bin, cluster, run_script, s3, workspace_root, write_migration, write_migrations, Output,
-    RunningScript, TestDb, SUPERUSER_PASSWORD,
+    bin, cluster, env_refs, run_script, s3, workspace_root, write_migration, write_migrations,
+    Output, RunningScript, TestDb, SUPERUSER_PASSWORD,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -220,19 +220,6 @@ fn full_dump(db: &TestDb) -> String {
         .collect()
 }
 
-/// Whether `name` (a relation, schema-qualified) exists in `db`.
-fn relation_exists(db: &TestDb, name: &str) -> bool {
-    db.query_one_string(&format!("SELECT to_regclass('{name}') IS NOT NULL")) == "t"
-}
-
-/// Whether `table` (in public) has a column `column`.
-fn column_exists(db: &TestDb, table: &str, column: &str) -> bool {
-    db.query_one_string(&format!(
-        "SELECT count(*) FROM information_schema.columns \
-         WHERE table_schema = 'public' AND table_name = '{table}' AND column_name = '{column}'"
-    )) == "1"
-}
-
 /// The names of the migrations `db`'s history records as applied, in order.
 fn applied(db: &TestDb) -> Vec<String> {
     let text = db.psql(
@@ -344,7 +331,7 @@ fn migrate_deploy_runs_preflight_backup_lint_deploy_and_validation() {
     assert_eq!(project.local_backups(), [backup]);
     assert!(json["result"]["restored"].is_null(), "{out}");
     assert_eq!(applied(&db), [INIT, ORDERS]);
-    assert!(relation_exists(&db, "public.orders"));
+    assert!(db.relation_exists("public.orders"));
     for name in ["status", "backup", "deploy", "drift"] {
         assert_logged_with_timestamp(&out, "migrate.sh deploy dev", name);
     }
@@ -494,7 +481,7 @@ fn when_the_restore_after_a_failed_deploy_fails_too_the_script_says_so_and_its_h
     );
     // The restore refused before --clean dropped anything: the partial deploy is there.
     assert_eq!(applied(&db), [INIT, ORDERS, NOTES], "{out}");
-    assert!(column_exists(&db, "account", "nickname"), "{out}");
+    assert!(db.column_exists("account", "nickname"), "{out}");
     let hint = json["error"]["hint"].as_str().expect("a hint");
     assert!(
         hint.contains("rename or drop that database"),
@@ -591,7 +578,7 @@ fn a_deploy_that_times_out_on_a_lock_restores_nothing_and_keeps_the_applications
         "1",
         "the application's write is kept"
     );
-    assert!(!column_exists(&db, "account", "note"));
+    assert!(!db.column_exists("account", "note"));
 }
 
 #[test]
@@ -616,7 +603,7 @@ fn a_partly_committed_deploy_is_not_restored_unless_the_environment_opts_in() {
     );
     assert!(out.stderr.contains("NOT restored"), "{out}");
     // The database holds the committed part of BAD.
-    assert!(column_exists(&db, "account", "nickname"));
+    assert!(db.column_exists("account", "nickname"));
 
     // The command the script prints puts it back as it was before the deploy.
     let command = json["error"]["details"]["restore_command"]
@@ -687,7 +674,7 @@ fn the_automatic_restore_of_a_protected_environment_needs_force_from_the_user() 
     );
     assert!(out.stderr.contains("RESTORE FAILED"), "{out}");
     assert!(
-        column_exists(&db, "account", "nickname"),
+        db.column_exists("account", "nickname"),
         "nothing was replaced"
     );
 }
@@ -727,8 +714,8 @@ fn migrate_rollback_runs_down_sql_after_a_backup() {
         "{out}"
     );
     assert_eq!(strings(&json["result"]["rolled_back"]), [ORDERS]);
-    assert!(!relation_exists(&db, "public.orders"));
-    assert!(relation_exists(&db, "public.account"));
+    assert!(!db.relation_exists("public.orders"));
+    assert!(db.relation_exists("public.account"));
     assert_eq!(applied(&db), [INIT]);
     assert_eq!(project.local_backups().len(), 2, "one backup per run");
 }
@@ -793,7 +780,7 @@ fn migrate_rollback_without_down_sql_restores_the_backup_taken_before_the_newest
     assert_eq!(strings(&json["result"]["rolled_back"]), [ORDERS]);
     // The backup taken by the deploy of ORDERS, just before it: ORDERS is not applied,
     // the rows written before that deploy are there, the later ones are not.
-    assert!(!relation_exists(&db, "public.orders"));
+    assert!(!db.relation_exists("public.orders"));
     assert_eq!(applied(&db), [INIT]);
     assert_eq!(
         db.psql("SELECT name FROM account ORDER BY id"),
@@ -857,7 +844,7 @@ fn a_protected_environment_without_yes_stops_with_6_and_with_yes_deploys() {
         "{out}"
     );
     assert!(json["result"]["restored"].is_null(), "{out}");
-    assert!(!relation_exists(&db, "public._prisma_migrations"));
+    assert!(!db.relation_exists("public._prisma_migrations"));
     next_second();
 
     let out = project.script(
@@ -983,7 +970,7 @@ fn backup_cron_to_s3() {
     let project = Project::with_backups(&format!("s3://{bucket}/nightly"));
     let url = db.url();
     let s3_env = server.env();
-    let mut envs: Vec<(&str, &str)> = s3_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut envs = env_refs(&s3_env);
     envs.push(("DEV_DATABASE_URL", &url));
 
     let out = project.script("backup-cron.sh", &["dev", "--deep"], &envs);
@@ -1072,7 +1059,7 @@ fn test_migration_deploys_rolls_back_and_redeploys_on_a_scratch_database() {
         "the scratch database was dropped"
     );
     assert!(
-        !relation_exists(&db, "public._prisma_migrations"),
+        !db.relation_exists("public._prisma_migrations"),
         "the database of the URL is left alone"
     );
 

@@ -151,6 +151,28 @@ fn kill_9(mut child: std::process::Child) {
     assert_eq!(out.code, 128 + 9, "the run died of SIGKILL\n{out}");
 }
 
+/// Waits until the session that created work database `name` (named in its mark) is gone:
+/// a killed run's idle session ends only once the server notices its client died.
+fn wait_for_creator_to_end(name: &str) {
+    let mut admin = cluster().client("postgres");
+    wait_until(
+        Duration::from_secs(30),
+        &format!("the session that created {name} ends"),
+        || {
+            admin
+                .query_one(
+                    "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity a \
+                     WHERE a.pid::text = (regexp_match(shobj_description(d.oid, 'pg_database'), \
+                                                       'creating session ([0-9]+):'))[1]) \
+                     FROM pg_database d WHERE datname = $1",
+                    &[&name],
+                )
+                .expect("the mark can be read")
+                .get(0)
+        },
+    );
+}
+
 /// Ends every session on database `name` (the statements a killed run left running), and
 /// waits until none is left.
 fn end_sessions_on(name: &str) {
@@ -172,18 +194,7 @@ fn end_sessions_on(name: &str) {
 fn report_health_lists_a_killed_drift_shadow_and_a_killed_restore_alike() {
     let db = cluster().create_database();
     let slow = fixtures_dir().join("validate_drift").join("slow_in_shadow");
-    run(
-        "migrate",
-        &[
-            "deploy",
-            "--dir",
-            path_str(&slow),
-            "--database-url",
-            &db.url(),
-        ],
-        &[],
-    )
-    .assert_code(0);
+    db.deploy(&slow);
     db.psql(
         "CREATE TABLE big (id integer PRIMARY KEY, v text); \
          INSERT INTO big SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 300000) AS g;",
@@ -243,6 +254,8 @@ fn report_health_lists_a_killed_drift_shadow_and_a_killed_restore_alike() {
     // client only when it next talks to it).
     end_sessions_on(&shadow);
     end_sessions_on(&partial);
+    wait_for_creator_to_end(&shadow);
+    wait_for_creator_to_end(&partial);
 
     let out = run("report", &["health", "--database-url", &db.url()], &[]);
     out.assert_code(0);

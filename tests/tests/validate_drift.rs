@@ -26,22 +26,6 @@ fn fixture(name: &str) -> PathBuf {
     fixtures_dir().join("validate_drift").join(name)
 }
 
-/// `pgward-migrate deploy` of `dir` into `db`; must succeed.
-fn deploy(db: &TestDb, dir: &Path) {
-    run(
-        "migrate",
-        &[
-            "deploy",
-            "--dir",
-            path_str(dir),
-            "--database-url",
-            &db.url(),
-        ],
-        &[],
-    )
-    .assert_code(0);
-}
-
 /// `pgward-validate drift --dir <dir> <extra...> --database-url <db>`.
 fn drift(db: &TestDb, dir: &Path, extra: &[&str]) -> Output {
     let url = db.url();
@@ -132,7 +116,7 @@ fn shadow_of_sleeping_run(pid: u32) -> String {
 
 fn assert_no_drift_after_deploy(dir: &Path) -> Value {
     let db = cluster().create_database();
-    deploy(&db, dir);
+    db.deploy(dir);
     let out = drift(&db, dir, &[]);
     let envelope = expect(&out, 0);
     assert_eq!(envelope["ok"], true, "{out}");
@@ -216,7 +200,7 @@ fn fixture_covering_every_kind_has_no_drift_after_deploy() {
 fn assert_reported_alone(manual_change: &str, kind: &str, object: &str, change: &str) -> Value {
     let dir = fixture("every_kind");
     let db = cluster().create_database();
-    deploy(&db, &dir);
+    db.deploy(&dir);
     db.psql(manual_change);
     let out = drift(&db, &dir, &[]);
     let envelope = expect(&out, 3);
@@ -448,7 +432,7 @@ fn added_schema_is_extra_in_database() {
 #[test]
 fn migration_applied_but_missing_locally_is_a_difference_with_what_it_made() {
     let db = cluster().create_database();
-    deploy(&db, &fixture("every_kind"));
+    db.deploy(&fixture("every_kind"));
     let copy = tempfile::tempdir().unwrap();
     let dir = copy.path().join("migrations");
     std::fs::create_dir_all(&dir).unwrap();
@@ -510,7 +494,7 @@ fn failing_replay_reports_the_migration_and_drops_the_shadow() {
     )
     .assert_code(0);
     db.psql("CREATE TABLE legacy (id int)");
-    deploy(&db, &dir);
+    db.deploy(&dir);
 
     let out = drift(&db, &dir, &[]);
     let envelope = expect(&out, 1);
@@ -533,7 +517,7 @@ fn failing_replay_reports_the_migration_and_drops_the_shadow() {
 fn killed_run_leaves_a_shadow_that_the_next_run_drops() {
     let dir = fixture("slow_in_shadow");
     let db = cluster().create_database();
-    deploy(&db, &dir);
+    db.deploy(&dir);
     let mut child = spawn_drift(&db, &dir);
     let shadow = shadow_of_sleeping_run(child.id());
     child.kill().expect("kill -9 the drift run");
@@ -591,7 +575,7 @@ fn killed_run_leaves_a_shadow_that_the_next_run_drops() {
 fn ctrl_c_cancels_the_replay_and_drops_the_shadow() {
     let dir = fixture("slow_in_shadow");
     let db = cluster().create_database();
-    deploy(&db, &dir);
+    db.deploy(&dir);
     let child = spawn_drift(&db, &dir);
     let shadow = shadow_of_sleeping_run(child.id());
     let started = Instant::now();
@@ -618,7 +602,7 @@ fn ctrl_c_cancels_the_replay_and_drops_the_shadow() {
 fn non_empty_shadow_url_is_refused_and_left_alone() {
     let dir = fixture("every_kind");
     let live = cluster().create_database();
-    deploy(&live, &dir);
+    live.deploy(&dir);
     let shadow = cluster().create_database();
     shadow.psql("CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (1)");
 
@@ -644,7 +628,7 @@ fn non_empty_shadow_url_is_refused_and_left_alone() {
 fn empty_shadow_url_is_used_and_left_empty_for_the_next_run() {
     let dir = fixture("every_kind");
     let live = cluster().create_database();
-    deploy(&live, &dir);
+    live.deploy(&dir);
     let shadow = cluster().create_database();
     for _ in 0..2 {
         let out = drift(&live, &dir, &["--shadow-url", &shadow.url()]);
