@@ -96,19 +96,6 @@ pub fn version(name: &str) -> Result<ClientVersion> {
     })
 }
 
-/// The major version of a client program (`pg_dump (PostgreSQL) 15.18` → 15) and its
-/// `--version` line.
-pub fn major_version(name: &str) -> Result<(i32, String)> {
-    let v = version(name)?;
-    Ok((v.major as i32, v.text))
-}
-
-/// Whether a psql of `version` (`psql (PostgreSQL) 15.18 ...`) has restricted mode
-/// ([`ClientVersion::has_restricted_mode`]).
-pub fn has_restricted_mode(version: &str) -> bool {
-    ClientVersion::parse(version).is_some_and(|v| v.has_restricted_mode())
-}
-
 /// Fails unless `name` is at least the server's major version (older clients cannot
 /// dump or restore newer servers).
 pub fn check_fits_server(name: &str, server_version_num: i32) -> Result<String> {
@@ -245,7 +232,8 @@ pub fn check_status(name: &str, status: std::process::ExitStatus, stderr: &[u8])
 mod tests {
     #[test]
     fn restricted_mode_comes_with_the_august_2025_minor_releases() {
-        use super::has_restricted_mode as ok;
+        let ok =
+            |line: &str| super::ClientVersion::parse(line).is_some_and(|v| v.has_restricted_mode());
         assert!(ok("psql (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"));
         assert!(ok("psql (PostgreSQL) 17.6"));
         assert!(ok("psql (PostgreSQL) 18beta1"));
