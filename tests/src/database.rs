@@ -138,8 +138,9 @@ impl<'c> TestDb<'c> {
         self.pg_dump(&["-s"])
     }
 
-    /// pg_dump's output with `args`, without the `\restrict`/`\unrestrict` lines.
-    fn pg_dump(&self, args: &[&str]) -> String {
+    /// pg_dump's output with `args` (the cluster's own pg_dump, over the unix socket),
+    /// through [`without_restrict_lines`].
+    pub fn pg_dump(&self, args: &[&str]) -> String {
         let mut pg_dump = self.cluster.client_tool("pg_dump");
         pg_dump
             .args(args)
@@ -155,13 +156,19 @@ impl<'c> TestDb<'c> {
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
-        String::from_utf8(output.stdout)
-            .expect("pg_dump prints UTF-8 for a UTF-8 database")
-            .lines()
-            .filter(|line| !line.starts_with("\\restrict") && !line.starts_with("\\unrestrict"))
-            .map(|line| format!("{line}\n"))
-            .collect()
+        without_restrict_lines(
+            &String::from_utf8(output.stdout).expect("pg_dump prints UTF-8 for a UTF-8 database"),
+        )
     }
+}
+
+/// `dump` without the `\restrict`/`\unrestrict` lines whose random key changes on every
+/// dump (newer pg_dump releases print them), so two dumps of the same thing compare equal.
+pub fn without_restrict_lines(dump: &str) -> String {
+    dump.lines()
+        .filter(|line| !line.starts_with("\\restrict") && !line.starts_with("\\unrestrict"))
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 impl Drop for TestDb<'_> {

@@ -39,7 +39,7 @@ mod tls;
 mod webhook;
 
 pub use cluster::{cluster, Cluster, TlsMode, SUPERUSER, SUPERUSER_PASSWORD};
-pub use database::TestDb;
+pub use database::{without_restrict_lines, TestDb};
 pub use dbstate::{assert_same_state, diff_lines, load_rich_fixture, state, DbState};
 pub use migrations::{write_migration, write_migrations, Migrations, MIGRATION_LOCK};
 pub use paths::{corpus_history, fixtures_dir, path_str, temp_dir, workspace_root, CORPUS_ENV};

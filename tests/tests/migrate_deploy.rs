@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use pgward_tests::{
     cluster, corpus_history, fixtures_dir, json_strings, path_str, redact_json, run, run_in,
-    Output, TestDb,
+    without_restrict_lines, Output, TestDb,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -128,47 +128,20 @@ fn table_exists(db: &TestDb, name: &str) -> bool {
     db.query_one_string(&format!("SELECT to_regclass('public.{name}') IS NOT NULL")) == "t"
 }
 
-/// `pg_dump --no-owner --no-privileges <args>` of `db`, minus the `\restrict` lines
-/// whose key changes on every run.
-fn pg_dump(db: &TestDb, args: &[&str]) -> String {
-    let cluster = db.cluster();
-    let mut command = Command::new(cluster.pg_bin("pg_dump"));
-    command.env_clear().stdin(Stdio::null());
-    for key in ["PATH", "HOME"] {
-        if let Some(value) = std::env::var_os(key) {
-            command.env(key, value);
-        }
-    }
-    let output = command
-        .args(["--no-owner", "--no-privileges"])
-        .args(args)
-        .arg("-d")
-        .arg(cluster.socket_conninfo(&db.name))
-        .output()
-        .expect("pg_dump runs");
-    assert!(
-        output.status.success(),
-        "pg_dump failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    without_restrict_lines(&String::from_utf8(output.stdout).expect("pg_dump prints UTF-8"))
-}
-
-fn without_restrict_lines(dump: &str) -> String {
-    dump.lines()
-        .filter(|line| !line.starts_with("\\restrict") && !line.starts_with("\\unrestrict"))
-        .map(|line| format!("{line}\n"))
-        .collect()
-}
-
 /// The schema without the history table, as the corpus's `schema-after.sql` was dumped.
 fn schema_without_history(db: &TestDb) -> String {
-    pg_dump(db, &["-s", "-T", "_prisma_migrations"])
+    db.pg_dump(&[
+        "--no-owner",
+        "--no-privileges",
+        "-s",
+        "-T",
+        "_prisma_migrations",
+    ])
 }
 
 /// Schema and data, `_prisma_migrations` included: "nothing changed" means this is equal.
 fn full_dump(db: &TestDb) -> String {
-    pg_dump(db, &[])
+    db.pg_dump(&["--no-owner", "--no-privileges"])
 }
 
 /// Like `assert_eq!` for long texts, but shows the first differing line instead of two

@@ -201,23 +201,7 @@ fn assert_logged_with_timestamp(out: &Output, prefix: &str, step: &str) {
 /// The whole database, schema and data, as pg_dump prints it (without the `\restrict`
 /// lines whose random key changes on every dump).
 fn full_dump(db: &TestDb) -> String {
-    let output = Command::new(cluster().pg_bin("pg_dump"))
-        .env_clear()
-        .arg("-d")
-        .arg(cluster().socket_conninfo(&db.name))
-        .output()
-        .expect("pg_dump runs");
-    assert!(
-        output.status.success(),
-        "pg_dump failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .expect("a UTF-8 dump")
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .map(|l| format!("{l}\n"))
-        .collect()
+    db.pg_dump(&[])
 }
 
 /// The names of the migrations `db`'s history records as applied, in order.
