@@ -17,8 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    assert_same_state, cluster, error_message, json_ids, load_rich_fixture, path_str, run, run_in,
-    spawn, state, temp_dir, wait_child, wait_until, Migrations, Output, TestDb,
+    assert_same_state, cluster, error_message, json_ids, load_rich_fixture, path_str,
+    restore_into_new_database, run, run_in, spawn, state, temp_dir, wait_child, wait_until,
+    Migrations, Output, TestDb,
 };
 use serde_json::Value;
 
@@ -104,9 +105,7 @@ fn restore_args<'a>(url: &'a str, from: &'a str, extra: &[&'a str]) -> Vec<&'a s
 /// Restores `from` into the database `into` (which must not exist yet) with `--target-db
 /// NAME --create`, connecting through `via`; asserts success and returns the `result`.
 fn restore_into_new(via: &TestDb, from: &str, into: &TestDb, extra: &[&str]) -> Value {
-    let mut args = vec!["--target-db", into.name.as_str(), "--create"];
-    args.extend_from_slice(extra);
-    let out = restore(via, from, &args);
+    let out = restore_into_new_database(via, from, into, extra);
     out.assert_code(0);
     let json = out.json();
     assert_eq!(json["ok"], true, "{out}");
