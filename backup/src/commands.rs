@@ -2,12 +2,15 @@
 //! verify, prune.
 
 use chrono::Utc;
-use pgward_shared::archive::manifest::{VerificationRecord, LARGE_OBJECTS_FILE, VERIFIED_FILE};
+use pgward_shared::archive::manifest::{
+    ManifestLargeObjects, VerificationRecord, LARGE_OBJECTS_FILE, VERIFIED_FILE,
+};
 use pgward_shared::archive::sources::source_in_use;
+use pgward_shared::codes::WarningCode;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Exit, Result};
 use pgward_shared::output::{Context, Failure, Outcome, VERSION};
-use pgward_shared::storage::{open_storage, Storage, StorageArgs};
+use pgward_shared::storage::{open_storage, S3Options, Storage};
 use serde::Serialize;
 
 use pgward_shared::archive::inventory;
@@ -21,7 +24,7 @@ use pgward_shared::workdb;
 pub fn backup(
     ctx: &Context,
     to: Option<&str>,
-    args: &StorageArgs,
+    args: &S3Options,
     options: &DumpOptions,
     dry_run: bool,
 ) -> Result<Outcome, Failure> {
@@ -36,17 +39,19 @@ pub fn backup(
         let large_objects = coordinator.large_objects(&db.dbname, options.no_large_objects)?;
         coordinator.close();
         let tables = tables?;
-        let plan: Vec<serde_json::Value> = tables
-            .iter()
-            .map(|t| serde_json::json!({ "table": format!("{}.{}", t.schema, t.name), "bytes": t.bytes }))
-            .collect();
-        return Ok(Outcome::ok(serde_json::json!({
-            "dry_run": true,
-            "location": storage.location(),
-            "tables": plan,
-            "bytes": tables.iter().map(|t| t.bytes).sum::<u64>(),
-            "large_objects": large_objects,
-        })));
+        return Ok(Outcome::ok(BackupPlan {
+            dry_run: true,
+            location: storage.location(),
+            tables: tables
+                .iter()
+                .map(|t| PlannedTable {
+                    table: format!("{}.{}", t.schema, t.name),
+                    bytes: t.bytes,
+                })
+                .collect(),
+            bytes: tables.iter().map(|t| t.bytes).sum(),
+            large_objects,
+        }));
     }
     ctx.audit(&db);
     let options = DumpOptions {
@@ -56,7 +61,7 @@ pub fn backup(
     let (result, _) = dump(&db, storage.as_ref(), &options)?;
     if result.large_objects.excluded && result.large_objects.count > 0 {
         ctx.warn(
-            "LARGE_OBJECTS_EXCLUDED",
+            WarningCode::LargeObjectsExcluded,
             format!(
                 "--no-large-objects: the {} large object(s) of {} are not in backup {}; its manifest records this, and a restore of it says so",
                 result.large_objects.count, db.dbname, result.id
@@ -71,13 +76,38 @@ pub fn backup(
 }
 
 /// `list`.
-pub fn list(ctx: &Context, from: Option<&str>, args: &StorageArgs) -> Result<Outcome, Failure> {
+pub fn list(ctx: &Context, from: Option<&str>, args: &S3Options) -> Result<Outcome, Failure> {
     let storage = open_storage(ctx, from, args)?;
     let result = inventory::list(storage.as_ref())?;
-    for (code, message) in inventory::listing_warnings(&result.incomplete, &result.damaged) {
-        ctx.warn(code, message);
-    }
+    ctx.warn_all(inventory::listing_warnings(
+        &result.incomplete,
+        &result.damaged,
+    ));
     Ok(Outcome::ok(result))
+}
+
+/// backup's `result` with `--dry-run`: what a backup would write.
+#[derive(Debug, Serialize)]
+pub struct BackupPlan {
+    /// Always true: nothing was written.
+    pub dry_run: bool,
+    /// The location it would write to.
+    pub location: String,
+    /// The tables it would back up.
+    pub tables: Vec<PlannedTable>,
+    /// Their size in all.
+    pub bytes: u64,
+    /// The database's large objects (or that they would be left out).
+    pub large_objects: ManifestLargeObjects,
+}
+
+/// One table of a [`BackupPlan`].
+#[derive(Debug, Serialize)]
+pub struct PlannedTable {
+    /// `schema.table`.
+    pub table: String,
+    /// Its size.
+    pub bytes: u64,
 }
 
 /// verify's `result`.
@@ -100,7 +130,7 @@ pub fn verify(
     id: &str,
     deep: bool,
     jobs: usize,
-    args: &StorageArgs,
+    args: &S3Options,
 ) -> Result<Outcome, Failure> {
     let storage = open_storage(ctx, from, args)?;
     ctx.audit_location(&storage.location());
@@ -184,7 +214,7 @@ fn check_and_record(
 fn forget_verification(ctx: &Context, storage: &dyn Storage, id: &str) {
     if let Err(e) = storage.delete_small(id, VERIFIED_FILE) {
         ctx.warn(
-            "VERIFICATION_RECORD_KEPT",
+            WarningCode::VerificationRecordKept,
             format!("{id} failed verification, but its earlier {VERIFIED_FILE} could not be removed ({e}); remove it by hand"),
         );
     }
@@ -246,7 +276,7 @@ fn deep_restore(
 pub fn prune_command(
     ctx: &Context,
     from: Option<&str>,
-    args: &StorageArgs,
+    args: &S3Options,
     rules: &PruneRules,
     dry_run: bool,
     guard: GuardArgs,

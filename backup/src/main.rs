@@ -6,13 +6,20 @@ use clap::{Args, Parser, Subcommand};
 use pgward_backup::commands;
 use pgward_shared::archive::manifest::BackupFormat;
 use pgward_shared::archive::prune::PruneRules;
-use pgward_shared::archive::write::DumpOptions;
+use pgward_shared::archive::write::{DumpOptions, DEFAULT_CHUNK_MIB, DEFAULT_LEVEL};
+use pgward_shared::cli::{
+    about_with_exit_codes, FromLocation, Jobs, LockTimeout, Tables, ToLocation, DRY_RUN_HELP,
+    NO_LARGE_OBJECTS_HELP,
+};
 use pgward_shared::config::{parse_duration, GlobalArgs, GuardArgs};
-use pgward_shared::error::Error;
+use pgward_shared::error::{Error, Exit};
 use pgward_shared::output::{parse_args, run};
-use pgward_shared::storage::StorageArgs;
+use pgward_shared::storage::S3Options;
 
 const TOOL: &str = "backup";
+
+/// The exit classes pgward-backup ends with besides those every binary does.
+const EXITS: &[Exit] = &[Exit::Failed, Exit::Integrity, Exit::Refused, Exit::Storage];
 
 #[derive(Parser)]
 #[command(
@@ -20,17 +27,16 @@ const TOOL: &str = "backup";
     arg_required_else_help = true,
     version,
     about = "Consistent, parallel, zstd-compressed PostgreSQL backups to a folder or S3; list, verify, prune",
-    long_about = "One consistent snapshot of the database: the schema by pg_dump, every table's rows as \
+    long_about = about_with_exit_codes("One consistent snapshot of the database: the schema by pg_dump, every table's rows as \
 zstd-compressed COPY streams read in parallel, manifest.json (sizes, SHA-256, row counts) written last. \
-Prints one JSON document on stdout; exit codes: 0 ok, 1 failed, 2 usage, 4 cannot connect, 5 corrupt or \
-incomplete backup, 6 refused, 7 storage, 130 interrupted.",
+Prints one JSON document on stdout.", EXITS),
     after_help = "Examples:\n  pgward-backup --to /var/backups/pgward --jobs 4\n  pgward-backup list --from s3://acme-db-backups/prod --format text\n  pgward-backup backup --to s3://acme-db-backups/prod   (the `backup` word is accepted too)"
 )]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
     #[command(flatten)]
-    storage: StorageArgs,
+    storage: S3Options,
     #[command(flatten)]
     backup: BackupArgs,
     #[command(subcommand)]
@@ -45,41 +51,37 @@ enum FormatArg {
     Sql,
 }
 
-/// What to back up, where, and how.
+/// What to back up, where, and how: converted once into the engine's [`DumpOptions`],
+/// whose defaults stand for every flag not given.
 #[derive(Args, Default, PartialEq)]
 struct BackupArgs {
-    /// Folder or s3://bucket/prefix [default: the environment's `backups`]
-    #[arg(long, value_name = "LOCATION")]
-    to: Option<String>,
-    /// Parallel readers [default: 2]
-    #[arg(long, value_name = "N")]
-    jobs: Option<usize>,
-    /// zstd level (1 fast .. 19 small) [default: 3]
-    #[arg(long, value_name = "L", value_parser = clap::value_parser!(i32).range(1..=19))]
+    #[command(flatten)]
+    to: ToLocation,
+    #[command(flatten)]
+    jobs: Jobs,
+    #[arg(long, value_name = "L", value_parser = clap::value_parser!(i32).range(1..=19),
+        help = format!("zstd level (1 fast .. 19 small) [default: {DEFAULT_LEVEL}]"))]
     level: Option<i32>,
     /// A note kept in the manifest
     #[arg(long, value_name = "TEXT")]
     label: Option<String>,
-    /// Only the data of tables matching (schema.table or table, * wildcards); repeatable
-    #[arg(long = "table", value_name = "PATTERN")]
-    tables: Vec<String>,
+    #[command(flatten)]
+    tables: Tables,
     /// Not the data of tables matching; repeatable
     #[arg(long = "exclude-table", value_name = "PATTERN")]
     exclude_tables: Vec<String>,
     /// Layout of the backup [default: directory]
     #[arg(long = "backup-format", value_enum)]
     backup_format: Option<FormatArg>,
-    /// Leave the database's large objects out (the manifest records it; a restore says so)
-    #[arg(long)]
+    #[arg(long, help = NO_LARGE_OBJECTS_HELP)]
     no_large_objects: bool,
-    /// Tables larger than this are split into chunks of about this many MiB [default: 256]
-    #[arg(long, value_name = "MIB")]
+    #[arg(long, value_name = "MIB", help = format!(
+        "Tables larger than this are split into chunks of about this many MiB [default: {DEFAULT_CHUNK_MIB}]"
+    ))]
     chunk_mib: Option<u64>,
-    /// How long to wait for each table's ACCESS SHARE lock [default: 30s]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    lock_timeout: Option<Duration>,
-    /// List what would be backed up; write nothing
-    #[arg(long)]
+    #[command(flatten)]
+    lock_timeout: LockTimeout,
+    #[arg(long, help = DRY_RUN_HELP)]
     dry_run: bool,
 }
 
@@ -92,20 +94,27 @@ impl BackupArgs {
     }
 
     fn options(&self) -> DumpOptions {
+        let defaults = DumpOptions::default();
         DumpOptions {
-            jobs: self.jobs.unwrap_or(2),
-            level: self.level.unwrap_or(3),
+            jobs: self.jobs.get(),
+            level: self.level.unwrap_or(defaults.level),
             label: self.label.clone(),
-            tables: self.tables.clone(),
+            tables: self.tables.tables.clone(),
             exclude_tables: self.exclude_tables.clone(),
-            format: match self.backup_format.unwrap_or(FormatArg::Directory) {
-                FormatArg::Directory => BackupFormat::Directory,
-                FormatArg::Sql => BackupFormat::Sql,
+            format: match self.backup_format {
+                None => defaults.format,
+                Some(FormatArg::Directory) => BackupFormat::Directory,
+                Some(FormatArg::Sql) => BackupFormat::Sql,
             },
-            chunk_bytes: self.chunk_mib.unwrap_or(256).max(1) << 20,
-            lock_timeout: self.lock_timeout.unwrap_or(Duration::from_secs(30)),
-            env: None,
+            chunk_bytes: self
+                .chunk_mib
+                .map_or(defaults.chunk_bytes, |mib| mib.max(1) << 20),
+            lock_timeout: self
+                .lock_timeout
+                .lock_timeout
+                .unwrap_or(defaults.lock_timeout),
             no_large_objects: self.no_large_objects,
+            ..defaults
         }
     }
 }
@@ -123,9 +132,8 @@ enum Command {
         after_help = "Example:\n  pgward-backup list --from /var/backups/pgward --format text"
     )]
     List {
-        /// Folder or s3://bucket/prefix [default: the environment's `backups`]
-        #[arg(long, value_name = "LOCATION")]
-        from: Option<String>,
+        #[command(flatten)]
+        from: FromLocation,
     },
     /// Check every file's size and SHA-256 and that it decompresses; --deep also restores
     /// into a scratch database and compares row counts
@@ -135,24 +143,21 @@ enum Command {
     Verify {
         /// A backup id, or `latest`
         id: String,
-        /// Folder or s3://bucket/prefix [default: the environment's `backups`]
-        #[arg(long, value_name = "LOCATION")]
-        from: Option<String>,
+        #[command(flatten)]
+        from: FromLocation,
         /// Restore into a scratch database on the same server and compare row counts
         #[arg(long)]
         deep: bool,
-        /// Parallel readers
-        #[arg(long, value_name = "N", default_value_t = 2)]
-        jobs: usize,
+        #[command(flatten)]
+        jobs: Jobs,
     },
     /// Delete old backups; never the newest verified one
     #[command(
         after_help = "Example (cron):\n  pgward-backup prune --from /var/backups/pgward --keep-last 7 --keep-days 30"
     )]
     Prune {
-        /// Folder or s3://bucket/prefix [default: the environment's `backups`]
-        #[arg(long, value_name = "LOCATION")]
-        from: Option<String>,
+        #[command(flatten)]
+        from: FromLocation,
         /// Keep the N newest backups
         #[arg(long, value_name = "N")]
         keep_last: Option<usize>,
@@ -162,8 +167,7 @@ enum Command {
         /// Remove leftovers of interrupted runs older than this
         #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
         leftover_age: Duration,
-        /// Show what would be deleted
-        #[arg(long)]
+        #[arg(long, help = DRY_RUN_HELP)]
         dry_run: bool,
         /// Apply the rules to every database's backups in the location, each apart
         /// [default: only the backups of the database in use: the URL's, and --env]
@@ -196,14 +200,14 @@ fn main() {
         Some(Command::Backup(args)) => run(TOOL, "backup", cli.global, |ctx| {
             commands::backup(
                 ctx,
-                args.to.as_deref(),
+                args.to.location(),
                 &storage,
                 &args.options(),
                 args.dry_run,
             )
         }),
         Some(Command::List { from }) => run(TOOL, "list", cli.global, |ctx| {
-            commands::list(ctx, from.as_deref(), &storage)
+            commands::list(ctx, from.location(), &storage)
         }),
         Some(Command::Verify {
             id,
@@ -211,7 +215,7 @@ fn main() {
             deep,
             jobs,
         }) => run(TOOL, "verify", cli.global, |ctx| {
-            commands::verify(ctx, from.as_deref(), &id, deep, jobs, &storage)
+            commands::verify(ctx, from.location(), &id, deep, jobs.get(), &storage)
         }),
         Some(Command::Prune {
             from,
@@ -229,7 +233,7 @@ fn main() {
                 source: pgward_shared::archive::sources::source_in_use(ctx),
                 all_databases,
             };
-            commands::prune_command(ctx, from.as_deref(), &storage, &rules, dry_run, guard)
+            commands::prune_command(ctx, from.location(), &storage, &rules, dry_run, guard)
         }),
     }
 }

@@ -5,9 +5,12 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use pgward_shared::config::GuardArgs;
+use pgward_shared::cli::{LockTimeout, StatementTimeout, DRY_RUN_HELP};
+use pgward_shared::codes::WarningCode;
+use pgward_shared::config::{parse_duration, GuardArgs};
 use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::migrations::history::{self, Attempt};
+use pgward_shared::migrations::warnings::{state_warnings, StateReader};
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::state::MigrationState;
@@ -15,29 +18,64 @@ use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
 use pgward_shared::migrations::engine::{
-    drop_left_indexes, elapsed_ms, index_names as names, is_lock_timeout, run_script, Bookkeeping,
-    LeftBehind, RunMode, ScriptFailure, ScriptPlan,
+    drop_left_indexes, elapsed_ms, index_names as names, is_lock_timeout, run_script_traced,
+    Bookkeeping, LeftBehind, RunMode, ScriptFailure, ScriptPlan,
 };
 use pgward_shared::migrations::lock::with_migration_lock;
+use pgward_shared::migrations::trace::{summarize, RelationSummary, ScriptTrace, Tracer};
 
-/// Deploy's options, as the flags give them.
-#[derive(Debug, Clone)]
+/// One stderr line per relation a traced migration locked in a way that blocks writes.
+fn log_trace(name: &str, trace: &ScriptTrace) {
+    for r in trace
+        .relations
+        .iter()
+        .filter(|r| r.strongest.blocks_writes())
+    {
+        log::info(&format!(
+            "{name}: {} on {} held {:.1} ms{}; blocks {}",
+            r.strongest.name(),
+            r.relation,
+            r.held_ms,
+            if r.rewritten { " (rewritten)" } else { "" },
+            if r.strongest.blocks_reads() {
+                "reads and writes"
+            } else {
+                "writes"
+            }
+        ));
+    }
+}
+
+/// Deploy's options: its flags, parsed straight into the engine's options.
+#[derive(Debug, Clone, clap::Args)]
 pub struct DeployOptions {
-    /// Apply up to and including this migration only.
+    /// Apply up to and including this migration only
+    #[arg(long, value_name = "NAME")]
     pub to: Option<String>,
-    /// Say what would happen; change nothing.
+    // Say what would happen; change nothing.
+    #[arg(long, help = DRY_RUN_HELP)]
     pub dry_run: bool,
-    /// How long to wait for the advisory lock.
+    /// How long to wait for another deploy's lock
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub lock_wait: Duration,
-    /// `SET lock_timeout` on the migration session.
-    pub lock_timeout: Option<Duration>,
-    /// `SET statement_timeout` on the migration session.
-    pub statement_timeout: Option<Duration>,
-    /// Retries of a migration that failed only on lock_timeout.
+    // `SET lock_timeout` on the migration session.
+    #[command(flatten)]
+    pub lock_timeout: LockTimeout,
+    // `SET statement_timeout` on the migration session.
+    #[command(flatten)]
+    pub statement_timeout: StatementTimeout,
+    /// Retry a migration that failed only on lock_timeout this many times
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub retries: u32,
-    /// First back-off before a retry; doubled each time.
+    /// Back-off before the first retry, doubled each time
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub retry_backoff: Duration,
-    /// --force / --yes.
+    /// Record for every statement its time, rows, the table locks it took and how long
+    /// each was held, and the tables and indexes it rewrote (result.applied[].trace)
+    #[arg(long, conflicts_with = "dry_run")]
+    pub trace: bool,
+    // --force / --yes.
+    #[command(flatten)]
     pub guard: GuardArgs,
 }
 
@@ -55,6 +93,9 @@ pub struct DeployedMigration {
     pub duration_ms: Option<u64>,
     /// Lock-timeout retries it needed.
     pub retries: u32,
+    /// With `--trace`: what each statement did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<ScriptTrace>,
 }
 
 /// deploy's `result`.
@@ -72,6 +113,10 @@ pub struct DeployResult {
     pub already_applied: usize,
     /// Still pending after this run (because of `--to`).
     pub still_pending: Vec<String>,
+    /// With `--trace`: per relation over every migration applied, the strongest lock
+    /// taken and how long it was held, strongest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relations: Option<Vec<RelationSummary>>,
 }
 
 /// Runs deploy.
@@ -79,7 +124,7 @@ pub fn deploy(ctx: &Context, dir: &Path, opts: &DeployOptions) -> Result<Outcome
     let folder = MigrationsFolder::read_non_empty(dir)?;
     if !folder.has_lock_file {
         ctx.warn(
-            "NO_MIGRATION_LOCK_FILE",
+            WarningCode::NoMigrationLockFile,
             format!(
                 "{} has no migration_lock.toml; the provider is not checked",
                 dir.display()
@@ -136,21 +181,7 @@ fn deploy_locked(
             &state,
         ));
     }
-    for e in &state.edited {
-        ctx.warn(
-            "EDITED_MIGRATION",
-            format!(
-                "migration `{}` was edited after it was applied (checksum differs)",
-                e.name
-            ),
-        );
-    }
-    for name in &state.missing_locally {
-        ctx.warn(
-            "MISSING_MIGRATION",
-            format!("migration `{name}` is applied but missing from the migrations folder"),
-        );
-    }
+    ctx.warn_all(state_warnings(&state, StateReader::Deploy));
     let (to_apply, still_pending) = select_pending(folder, &state, opts.to.as_deref())?;
     let mut result = DeployResult {
         migrations_dir: folder.path.display().to_string(),
@@ -159,6 +190,7 @@ fn deploy_locked(
         applied: Vec::new(),
         already_applied: state.applied.len(),
         still_pending,
+        relations: None,
     };
     if to_apply.is_empty() {
         log::info("no pending migrations to apply");
@@ -167,6 +199,13 @@ fn deploy_locked(
     if !opts.dry_run {
         set_session_timeouts(client, opts)?;
     }
+    // The trace's second session, which watches the locks of statements that run outside
+    // a transaction.
+    let mut observer = if opts.trace {
+        Some(ctx.connect()?)
+    } else {
+        None
+    };
     for m in to_apply {
         if opts.dry_run {
             let plan = ScriptPlan::new(m.script()?);
@@ -176,14 +215,29 @@ fn deploy_locked(
                 mode: plan.mode,
                 duration_ms: None,
                 retries: 0,
+                trace: None,
             });
             continue;
         }
         log::info(&format!("applying {}", m.name));
-        match apply_migration(ctx, client, schema, m, opts) {
-            Ok(done) => result.applied.push(done),
+        let observer = observer.as_mut().map(|s| &mut s.client);
+        match apply_migration(ctx, client, schema, m, opts, observer) {
+            Ok(done) => {
+                if let Some(trace) = &done.trace {
+                    log_trace(&m.name, trace);
+                }
+                result.applied.push(done);
+            }
             Err(e) => return Err(Failure::with_result(e, &result)),
         }
+    }
+    if opts.trace {
+        let traces: Vec<ScriptTrace> = result
+            .applied
+            .iter()
+            .filter_map(|m| m.trace.clone())
+            .collect();
+        result.relations = Some(summarize(&traces));
     }
     log::info(&format!(
         "{} migration(s) {}",
@@ -231,8 +285,11 @@ fn select_pending<'f>(
 
 fn set_session_timeouts(client: &mut postgres::Client, opts: &DeployOptions) -> Result<()> {
     for (setting, value) in [
-        ("lock_timeout", opts.lock_timeout),
-        ("statement_timeout", opts.statement_timeout),
+        ("lock_timeout", opts.lock_timeout.lock_timeout),
+        (
+            "statement_timeout",
+            opts.statement_timeout.statement_timeout,
+        ),
     ] {
         if let Some(v) = value {
             client
@@ -258,6 +315,7 @@ fn apply_migration(
     schema: &str,
     m: &LocalMigration,
     opts: &DeployOptions,
+    mut observer: Option<&mut postgres::Client>,
 ) -> Result<DeployedMigration> {
     let script = m.script()?;
     let plan = ScriptPlan::new(script);
@@ -270,7 +328,14 @@ fn apply_migration(
             on_finish: Some(history::finish_attempt(schema, &attempt)),
             on_progress: Some(Box::new(|n| history::progress_attempt(schema, &attempt, n))),
         };
-        let failure = match run_script(client, script, &plan, &books) {
+        let mut tracer = match observer.as_deref_mut() {
+            Some(o) => Some(
+                Tracer::new(client, o)
+                    .map_err(|e| Error::query("starting the trace of the migration", &e))?,
+            ),
+            None => None,
+        };
+        let failure = match run_script_traced(client, script, &plan, &books, tracer.as_mut()) {
             Ok(done) => {
                 return Ok(DeployedMigration {
                     name: m.name.clone(),
@@ -278,6 +343,7 @@ fn apply_migration(
                     statements: done.statements,
                     duration_ms: Some(elapsed_ms(started)),
                     retries,
+                    trace: tracer.map(Tracer::finish),
                 })
             }
             Err(f) => f,
@@ -314,7 +380,7 @@ fn apply_migration(
                 while retries < opts.retries {
                     let backoff = opts.retry_backoff * 2u32.saturating_pow(retries);
                     ctx.warn(
-                        "LOCK_TIMEOUT_RETRY",
+                        WarningCode::LockTimeoutRetry,
                         format!(
                             "{} hit lock_timeout; retry {} of {} in {} ms{}",
                             m.name,
@@ -366,7 +432,7 @@ fn apply_migration(
                     })?;
             }
             (Some(why), true) => ctx.warn(
-                "LOCK_TIMEOUT_NOT_RETRIED",
+                WarningCode::LockTimeoutNotRetried,
                 format!("{} hit lock_timeout and is not retried: {why}", m.name),
             ),
             _ if interrupted => {

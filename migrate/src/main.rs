@@ -1,28 +1,36 @@
 //! `pgward-migrate`: flags in, one JSON document out. The work lives in the library.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use pgward_migrate::deploy::{deploy, DeployOptions};
 use pgward_migrate::new::new_migration;
-use pgward_migrate::resolve::{resolve, Resolution};
-use pgward_migrate::rollback::{rollback, RollbackExtent};
+use pgward_migrate::resolve::{resolve, ResolveOptions};
+use pgward_migrate::rollback::{rollback, RollbackOptions};
 use pgward_migrate::seed::{default_seeds_dir, seed};
 use pgward_migrate::status::status;
-use pgward_shared::config::{parse_duration, GlobalArgs, GuardArgs};
+use pgward_shared::cli::{about_with_exit_codes, exit_codes_noted, MigrationsDir, DRY_RUN_HELP};
+use pgward_shared::config::GlobalArgs;
+use pgward_shared::error::Exit;
 use pgward_shared::output::{parse_args, run};
 
 const TOOL: &str = "migrate";
+
+/// The exit classes pgward-migrate ends with besides those every binary does.
+const EXITS: &[Exit] = &[
+    Exit::Failed,
+    Exit::Attention,
+    Exit::Integrity,
+    Exit::Refused,
+];
 
 #[derive(Parser)]
 #[command(
     name = "pgward-migrate",
     version,
     about = "Prisma-compatible PostgreSQL migrations: deploy, status, resolve, rollback, new, seed",
-    long_about = "Reads a Prisma migrations folder and writes the same _prisma_migrations table as \
-`prisma migrate deploy`, so the two can be used interchangeably. Prints one JSON document on stdout; \
-exit codes: 0 ok, 1 failed, 2 usage, 3 pending, 4 cannot connect, 5 integrity, 6 refused, 130 interrupted.",
+    long_about = about_with_exit_codes("Reads a Prisma migrations folder and writes the same _prisma_migrations table as \
+`prisma migrate deploy`, so the two can be used interchangeably. Prints one JSON document on stdout.", EXITS),
     after_help = "Examples:\n  DATABASE_URL=postgresql://app:secret@localhost/app pgward-migrate deploy\n  pgward-migrate status --env staging --format text"
 )]
 struct Cli {
@@ -30,14 +38,6 @@ struct Cli {
     global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
-}
-
-/// The migrations folder flag, shared by the commands that read it.
-#[derive(Args)]
-struct DirArg {
-    /// Migrations folder [default: `migrations` of pgward.toml, else prisma/migrations]
-    #[arg(long, value_name = "PATH")]
-    dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -48,38 +48,20 @@ enum Command {
     )]
     Deploy {
         #[command(flatten)]
-        dir: DirArg,
-        /// Apply up to and including this migration only
-        #[arg(long, value_name = "NAME")]
-        to: Option<String>,
-        /// Show what would be applied and how; change nothing
-        #[arg(long)]
-        dry_run: bool,
-        /// How long to wait for another deploy's lock
-        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-        lock_wait: Duration,
-        /// SET lock_timeout on the migration session (e.g. 5s)
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        lock_timeout: Option<Duration>,
-        /// SET statement_timeout on the migration session (e.g. 15min)
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        statement_timeout: Option<Duration>,
-        /// Retry a migration that failed only on lock_timeout this many times
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        retries: u32,
-        /// Back-off before the first retry, doubled each time
-        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-        retry_backoff: Duration,
+        dir: MigrationsDir,
         #[command(flatten)]
-        guard: GuardArgs,
+        options: DeployOptions,
     },
     /// Compare the migrations folder with the history: applied, pending, failed, edited, missing
     #[command(
-        after_help = "Exit codes: 0 up to date, 3 pending, 5 failed/edited/missing.\n\nExample:\n  pgward-migrate status --format text"
+        after_help = format!("{}\n\nExample:\n  pgward-migrate status --format text", exit_codes_noted(
+            &[Exit::Success, Exit::Attention, Exit::Integrity],
+            &[(Exit::Success, "up to date"), (Exit::Attention, "pending"), (Exit::Integrity, "failed, edited or missing")],
+        ))
     )]
     Status {
         #[command(flatten)]
-        dir: DirArg,
+        dir: MigrationsDir,
     },
     /// Mark a failed migration rolled back, or a migration applied by hand as applied
     #[command(
@@ -87,23 +69,9 @@ enum Command {
     )]
     Resolve {
         #[command(flatten)]
-        dir: DirArg,
-        /// Record this migration as applied
-        #[arg(
-            long,
-            value_name = "NAME",
-            conflicts_with = "rolled_back",
-            required_unless_present = "rolled_back"
-        )]
-        applied: Option<String>,
-        /// Record this failed migration as rolled back
-        #[arg(long, value_name = "NAME")]
-        rolled_back: Option<String>,
-        /// Show what would be recorded; change nothing
-        #[arg(long)]
-        dry_run: bool,
+        dir: MigrationsDir,
         #[command(flatten)]
-        guard: GuardArgs,
+        options: ResolveOptions,
     },
     /// Run down.sql of the newest applied migrations and forget them in the history
     #[command(
@@ -111,28 +79,18 @@ enum Command {
     )]
     Rollback {
         #[command(flatten)]
-        dir: DirArg,
-        /// How many of the newest applied migrations to roll back [default: 1]
-        #[arg(long, value_name = "N", conflicts_with = "to")]
-        steps: Option<usize>,
-        /// Roll back every migration applied after this one
-        #[arg(long, value_name = "NAME")]
-        to: Option<String>,
-        /// Show what would be rolled back; change nothing
-        #[arg(long)]
-        dry_run: bool,
+        dir: MigrationsDir,
         #[command(flatten)]
-        guard: GuardArgs,
+        options: RollbackOptions,
     },
     /// Create <UTC timestamp>_<name>/migration.sql and down.sql
     #[command(after_help = "Example:\n  pgward-migrate new add_users_table")]
     New {
         #[command(flatten)]
-        dir: DirArg,
+        dir: MigrationsDir,
         /// What the migration does, e.g. add_users_table
         name: String,
-        /// Show what would be created
-        #[arg(long)]
+        #[arg(long, help = DRY_RUN_HELP)]
         dry_run: bool,
     },
     /// Run seed SQL files in name order; refused in protected environments
@@ -143,8 +101,7 @@ enum Command {
         /// Seeds folder [default: prisma/seeds/<env>, else prisma/seeds]
         #[arg(long, value_name = "PATH")]
         dir: Option<PathBuf>,
-        /// Show what would run
-        #[arg(long)]
+        #[arg(long, help = DRY_RUN_HELP)]
         dry_run: bool,
     },
 }
@@ -152,69 +109,20 @@ enum Command {
 fn main() {
     let cli: Cli = parse_args(TOOL);
     match cli.command {
-        Command::Deploy {
-            dir,
-            to,
-            dry_run,
-            lock_wait,
-            lock_timeout,
-            statement_timeout,
-            retries,
-            retry_backoff,
-            guard,
-        } => run(TOOL, "deploy", cli.global, |ctx| {
-            let dir = ctx.settings.migrations_dir(dir.dir.as_deref());
-            let opts = DeployOptions {
-                to,
-                dry_run,
-                lock_wait,
-                lock_timeout,
-                statement_timeout,
-                retries,
-                retry_backoff,
-                guard,
-            };
-            deploy(ctx, &dir, &opts)
+        Command::Deploy { dir, options } => run(TOOL, "deploy", cli.global, |ctx| {
+            deploy(ctx, &dir.resolve(&ctx.settings), &options)
         }),
         Command::Status { dir } => run(TOOL, "status", cli.global, |ctx| {
-            status(ctx, &ctx.settings.migrations_dir(dir.dir.as_deref()))
+            status(ctx, &dir.resolve(&ctx.settings))
         }),
-        Command::Resolve {
-            dir,
-            applied,
-            rolled_back,
-            dry_run,
-            guard,
-        } => run(TOOL, "resolve", cli.global, |ctx| {
-            let dir = ctx.settings.migrations_dir(dir.dir.as_deref());
-            let (name, resolution) = match (applied, rolled_back) {
-                (Some(name), _) => (name, Resolution::Applied),
-                (None, Some(name)) => (name, Resolution::RolledBack),
-                (None, None) => unreachable!("clap requires --applied or --rolled-back"),
-            };
-            resolve(ctx, &dir, &name, resolution, dry_run, guard)
+        Command::Resolve { dir, options } => run(TOOL, "resolve", cli.global, |ctx| {
+            resolve(ctx, &dir.resolve(&ctx.settings), &options)
         }),
-        Command::Rollback {
-            dir,
-            steps,
-            to,
-            dry_run,
-            guard,
-        } => run(TOOL, "rollback", cli.global, |ctx| {
-            let dir = ctx.settings.migrations_dir(dir.dir.as_deref());
-            let extent = match to {
-                Some(name) => RollbackExtent::To(name),
-                None => RollbackExtent::Steps(steps.unwrap_or(1)),
-            };
-            rollback(ctx, &dir, &extent, dry_run, guard)
+        Command::Rollback { dir, options } => run(TOOL, "rollback", cli.global, |ctx| {
+            rollback(ctx, &dir.resolve(&ctx.settings), &options)
         }),
         Command::New { dir, name, dry_run } => run(TOOL, "new", cli.global, |ctx| {
-            new_migration(
-                ctx,
-                &ctx.settings.migrations_dir(dir.dir.as_deref()),
-                &name,
-                dry_run,
-            )
+            new_migration(ctx, &dir.resolve(&ctx.settings), &name, dry_run)
         }),
         Command::Seed { dir, dry_run } => run(TOOL, "seed", cli.global, |ctx| {
             let dir = dir.unwrap_or_else(|| default_seeds_dir(ctx.settings.env_name.as_deref()));

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use pgward_shared::cli::DRY_RUN_HELP;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::migrations::history;
@@ -22,6 +23,43 @@ pub enum Resolution {
     RolledBack,
 }
 
+/// resolve's options: its flags, parsed straight into them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResolveOptions {
+    /// Record this migration as applied
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "rolled_back",
+        required_unless_present = "rolled_back"
+    )]
+    pub applied: Option<String>,
+    /// Record this failed migration as rolled back
+    #[arg(long, value_name = "NAME")]
+    pub rolled_back: Option<String>,
+    // Say what would be recorded; change nothing.
+    #[arg(long, help = DRY_RUN_HELP)]
+    pub dry_run: bool,
+    // --force / --yes.
+    #[command(flatten)]
+    pub guard: GuardArgs,
+}
+
+impl ResolveOptions {
+    /// The migration and what to record of it.
+    fn target(&self) -> Result<(&str, Resolution)> {
+        match (&self.applied, &self.rolled_back) {
+            (Some(name), _) => Ok((name, Resolution::Applied)),
+            (None, Some(name)) => Ok((name, Resolution::RolledBack)),
+            // clap requires one of the two; a caller that builds the options may not.
+            (None, None) => Err(Error::usage(
+                "resolve needs --applied NAME or --rolled-back NAME",
+                "e.g. pgward-migrate resolve --rolled-back 20240101000000_add_index",
+            )),
+        }
+    }
+}
+
 /// resolve's `result`.
 #[derive(Debug, Serialize)]
 pub struct ResolveResult {
@@ -36,14 +74,9 @@ pub struct ResolveResult {
 }
 
 /// Runs resolve.
-pub fn resolve(
-    ctx: &Context,
-    dir: &Path,
-    name: &str,
-    resolution: Resolution,
-    dry_run: bool,
-    guard: GuardArgs,
-) -> Result<Outcome, Failure> {
+pub fn resolve(ctx: &Context, dir: &Path, options: &ResolveOptions) -> Result<Outcome, Failure> {
+    let (name, resolution) = options.target()?;
+    let (dry_run, guard) = (options.dry_run, options.guard);
     let folder = MigrationsFolder::read(dir)?;
     let db = ctx.database()?;
     if !dry_run {

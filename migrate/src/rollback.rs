@@ -6,6 +6,8 @@
 
 use std::path::Path;
 
+use pgward_shared::cli::DRY_RUN_HELP;
+use pgward_shared::codes::ErrorCode;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::log;
@@ -28,6 +30,33 @@ pub enum RollbackExtent {
     Steps(usize),
     /// Everything applied after this migration (which stays applied).
     To(String),
+}
+
+/// rollback's options: its flags, parsed straight into them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RollbackOptions {
+    /// How many of the newest applied migrations to roll back [default: 1]
+    #[arg(long, value_name = "N", conflicts_with = "to")]
+    pub steps: Option<usize>,
+    /// Roll back every migration applied after this one
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    // Say what would be rolled back; change nothing.
+    #[arg(long, help = DRY_RUN_HELP)]
+    pub dry_run: bool,
+    // --force / --yes.
+    #[command(flatten)]
+    pub guard: GuardArgs,
+}
+
+impl RollbackOptions {
+    /// How far to roll back: `--to`, else `--steps`, else the newest migration.
+    pub fn extent(&self) -> RollbackExtent {
+        match &self.to {
+            Some(name) => RollbackExtent::To(name.clone()),
+            None => RollbackExtent::Steps(self.steps.unwrap_or(1)),
+        }
+    }
 }
 
 /// One migration rolled back (or, dry-run, to be).
@@ -53,14 +82,18 @@ pub struct RollbackResult {
     pub rolled_back: Vec<RolledBack>,
 }
 
+/// rollback's `result` when it refuses before changing anything (a target without
+/// down.sql): what it would have rolled back.
+#[derive(Debug, Serialize)]
+pub struct RollbackRefused {
+    /// The migrations it was asked to roll back, newest first.
+    pub would_roll_back: Vec<String>,
+}
+
 /// Runs rollback.
-pub fn rollback(
-    ctx: &Context,
-    dir: &Path,
-    extent: &RollbackExtent,
-    dry_run: bool,
-    guard: GuardArgs,
-) -> Result<Outcome, Failure> {
+pub fn rollback(ctx: &Context, dir: &Path, options: &RollbackOptions) -> Result<Outcome, Failure> {
+    let extent = &options.extent();
+    let (dry_run, guard) = (options.dry_run, options.guard);
     let folder = MigrationsFolder::read_non_empty(dir)?;
     let db = ctx.database()?;
     if !dry_run {
@@ -105,7 +138,9 @@ fn rollback_locked(
             Error::NoDownSql {
                 migration: m.name.clone(),
             },
-            serde_json::json!({ "would_roll_back": targets.iter().map(|m| &m.name).collect::<Vec<_>>() }),
+            RollbackRefused {
+                would_roll_back: targets.iter().map(|m| m.name.clone()).collect(),
+            },
         ));
     }
     let mut result = RollbackResult {
@@ -154,8 +189,11 @@ fn rollback_locked(
                 } else {
                     format!("down.sql was rolled back and {} stays applied; fix down.sql and run rollback again, or restore the backup taken before it", m.name)
                 };
-                let error =
-                    f.into_error("ROLLBACK_FAILED", format!("down.sql of {}", m.name), hint);
+                let error = f.into_error(
+                    ErrorCode::RollbackFailed,
+                    format!("down.sql of {}", m.name),
+                    hint,
+                );
                 return Err(Failure::with_result(error, &result));
             }
         }

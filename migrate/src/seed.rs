@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use pgward_shared::codes::ErrorCode;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::log;
 use pgward_shared::migrations::{prisma_collator, prisma_order};
@@ -88,7 +89,7 @@ pub fn seed(ctx: &Context, dir: &Path, dry_run: bool) -> Result<Outcome, Failure
             }),
             Err(f) => {
                 let error = f.into_error(
-                    "SEED_FAILED",
+                    ErrorCode::SeedFailed,
                     format!("seed file {file}"),
                     "the failing file's transaction was rolled back; earlier files stay seeded. Fix the file and seed again".into(),
                 );

@@ -3,8 +3,10 @@
 
 use std::path::Path;
 
+use pgward_shared::codes::WarningCode;
 use pgward_shared::error::{Error, LockHolder};
 use pgward_shared::migrations::history;
+use pgward_shared::migrations::warnings::{state_warnings, StateReader};
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::state::MigrationState;
@@ -42,7 +44,7 @@ pub fn status(ctx: &Context, dir: &Path) -> Result<Outcome, Failure> {
     } else {
         if history::schema_exists(client, &schema)? && !history::schema_is_empty(client, &schema)? {
             ctx.warn(
-                "NO_HISTORY_NON_EMPTY_SCHEMA",
+                WarningCode::NoHistoryNonEmptySchema,
                 format!("schema `{schema}` has objects but no _prisma_migrations table; deploy will refuse (P3005) until it is baselined"),
             );
         }
@@ -73,14 +75,7 @@ pub fn status(ctx: &Context, dir: &Path) -> Result<Outcome, Failure> {
         ));
     }
     if !result.state.pending.is_empty() {
-        ctx.warn(
-            "PENDING_MIGRATIONS",
-            format!(
-                "{} migration(s) pending: {}",
-                result.state.pending.len(),
-                result.state.pending.join(", ")
-            ),
-        );
+        ctx.warn_all(state_warnings(&result.state, StateReader::Status));
         return Ok(Outcome::attention(result));
     }
     Ok(Outcome::ok(result))

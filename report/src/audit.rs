@@ -7,18 +7,23 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use pgward_shared::codes::WarningCode;
+use pgward_shared::config::parse_duration;
 use pgward_shared::error::Error;
 use pgward_shared::output::{Context, Failure, Outcome};
 use serde::{Deserialize, Serialize};
 
-/// audit's filters.
-#[derive(Debug, Clone, Default)]
+/// audit's filters: its flags, parsed straight into them.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct AuditFilter {
-    /// Only entries younger than this.
+    /// Only entries younger than this (e.g. 7d)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub since: Option<Duration>,
-    /// Only this tool's entries (`migrate`, `backup`, ...).
+    /// Only this tool's entries: migrate, backup, restore, validate
+    #[arg(long, value_name = "NAME")]
     pub tool: Option<String>,
-    /// At most this many, the newest.
+    /// At most this many entries, the newest
+    #[arg(long, value_name = "N", default_value_t = 200)]
     pub limit: usize,
 }
 
@@ -107,7 +112,7 @@ pub fn audit(ctx: &Context, filter: &AuditFilter) -> Result<Outcome, Failure> {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             ctx.warn(
-                "AUDIT_LOG_MISSING",
+                WarningCode::AuditLogMissing,
                 format!(
                     "the audit log {} does not exist yet: no audited command has run",
                     path.display()
@@ -120,7 +125,7 @@ pub fn audit(ctx: &Context, filter: &AuditFilter) -> Result<Outcome, Failure> {
     let report = build(path, &text, filter, Utc::now());
     if !report.invalid_lines.is_empty() {
         ctx.warn(
-            "AUDIT_LINES_INVALID",
+            WarningCode::AuditLinesInvalid,
             format!(
                 "{} line(s) of {} are not audit lines and were skipped: {}",
                 report.invalid_lines.len(),

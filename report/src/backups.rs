@@ -9,9 +9,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use pgward_shared::archive::inventory::{self, ListedBackup};
 use pgward_shared::archive::sources::{choose_source, source_in_use, BackupSource};
+use pgward_shared::codes::WarningCode;
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::storage::open_storage;
-use pgward_shared::storage::StorageArgs;
+use pgward_shared::storage::S3Options;
 use serde::Serialize;
 
 /// A backup with its age and the gap to the one before it.
@@ -77,7 +78,7 @@ pub struct BackupsReport {
 pub fn backups(
     ctx: &Context,
     from: Option<&str>,
-    storage_args: &StorageArgs,
+    storage_args: &S3Options,
     max_age: Duration,
 ) -> Result<Outcome, Failure> {
     let storage = open_storage(ctx, from, storage_args)?;
@@ -104,20 +105,18 @@ pub fn backups(
         max_age,
     );
     report.source = source;
-    for (code, message) in warnings {
-        ctx.warn(code, message);
-    }
+    ctx.warn_all(warnings);
     match &report.newest {
         None => {
             ctx.warn(
-                "NO_BACKUPS",
+                WarningCode::NoBackups,
                 format!("there is no complete backup in {}", report.location),
             );
             Ok(Outcome::attention(report))
         }
         Some(newest) if report.too_old => {
             ctx.warn(
-                "BACKUP_TOO_OLD",
+                WarningCode::BackupTooOld,
                 format!(
                     "the newest backup {} is {} old, older than --max-age {}",
                     newest.id,

@@ -10,13 +10,17 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use pgward_shared::codes::WarningCode;
+use pgward_shared::config::parse_duration;
 use pgward_shared::error::{Error, Result};
+use pgward_shared::health::{
+    BlockedSession, Blocker, ConnectionCount, HealthReport, HealthTotals, IndexHealth, LongRunning,
+    MaintenanceDue, TableHealth,
+};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::redact::scrub;
 use pgward_shared::workdb;
 use postgres::Client;
-use serde::Serialize;
 
 /// How much of a query's text the report shows.
 const QUERY_CHARS: i32 = 1000;
@@ -24,215 +28,15 @@ const QUERY_CHARS: i32 = 1000;
 /// EXCLUSIVE lock blocks (see `LOCKED_RELATIONS`), so this only guards against a race.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// health's options.
-#[derive(Debug, Clone)]
+/// health's options: its flags, parsed straight into them.
+#[derive(Debug, Clone, clap::Args)]
 pub struct HealthOptions {
-    /// How many of the largest tables and indexes to list (totals cover all).
+    /// List this many of the largest tables and indexes (totals cover all)
+    #[arg(long, value_name = "N", default_value_t = 50)]
     pub limit: usize,
-    /// Queries and transactions running longer than this are listed.
+    /// List queries and transactions running longer than this
+    #[arg(long, value_name = "DURATION", default_value = "1min", value_parser = parse_duration)]
     pub long_running: Duration,
-}
-
-/// One table.
-#[derive(Debug, Clone, Serialize)]
-pub struct TableHealth {
-    /// Schema.
-    pub schema: String,
-    /// Table.
-    pub name: String,
-    /// Heap and TOAST bytes.
-    pub table_bytes: i64,
-    /// Bytes of its indexes.
-    pub index_bytes: i64,
-    /// Both.
-    pub total_bytes: i64,
-    /// Estimated live rows.
-    pub live_rows: i64,
-    /// Estimated dead rows.
-    pub dead_rows: i64,
-    /// dead / (live + dead); none for an empty table.
-    pub dead_ratio: Option<f64>,
-    /// Last manual VACUUM.
-    pub last_vacuum: Option<DateTime<Utc>>,
-    /// Last autovacuum.
-    pub last_autovacuum: Option<DateTime<Utc>>,
-    /// Last manual ANALYZE.
-    pub last_analyze: Option<DateTime<Utc>>,
-    /// Last autoanalyze.
-    pub last_autoanalyze: Option<DateTime<Utc>>,
-    /// Sequential scans.
-    pub seq_scan: i64,
-    /// Index scans.
-    pub idx_scan: Option<i64>,
-    /// Dead rows above autovacuum's threshold for it.
-    pub vacuum_due: bool,
-    /// Changes since the last analyze above autoanalyze's threshold, or never analyzed.
-    pub analyze_due: bool,
-    /// The sizes are pg_class's estimates: someone holds (or waits for) an ACCESS
-    /// EXCLUSIVE lock on it, which the exact size functions would wait behind.
-    pub size_estimated: bool,
-}
-
-/// One index.
-#[derive(Debug, Clone, Serialize)]
-pub struct IndexHealth {
-    /// Schema.
-    pub schema: String,
-    /// Its table.
-    pub table: String,
-    /// Index.
-    pub name: String,
-    /// Size.
-    pub bytes: i64,
-    /// Scans since the statistics were reset.
-    pub idx_scan: i64,
-    /// Enforces a primary key, unique or exclusion constraint (then never "unused").
-    pub enforces_constraint: bool,
-    /// False for an index a failed CREATE INDEX CONCURRENTLY left behind.
-    pub valid: bool,
-    /// The size is pg_class's estimate (see [`TableHealth::size_estimated`]).
-    pub size_estimated: bool,
-}
-
-/// A table autovacuum's thresholds call for maintenance on.
-#[derive(Debug, Clone, Serialize)]
-pub struct MaintenanceDue {
-    /// Schema.
-    pub schema: String,
-    /// Table.
-    pub table: String,
-    /// VACUUM is due.
-    pub vacuum: bool,
-    /// ANALYZE is due.
-    pub analyze: bool,
-    /// Dead rows.
-    pub dead_rows: i64,
-    /// Rows changed since the last analyze.
-    pub modified_since_analyze: i64,
-}
-
-/// Connections in one state.
-#[derive(Debug, Clone, Serialize)]
-pub struct ConnectionCount {
-    /// `active`, `idle`, `idle in transaction`, ...
-    pub state: String,
-    /// Client connections in it, on the whole server.
-    pub count: i64,
-}
-
-/// A query or transaction running for long.
-#[derive(Debug, Clone, Serialize)]
-pub struct LongRunning {
-    /// Backend pid.
-    pub pid: i32,
-    /// Database.
-    pub datname: Option<String>,
-    /// Role.
-    pub user: Option<String>,
-    /// application_name.
-    pub application_name: Option<String>,
-    /// State.
-    pub state: Option<String>,
-    /// How long the current query has run.
-    pub query_s: Option<f64>,
-    /// How long the transaction has been open.
-    pub transaction_s: Option<f64>,
-    /// What it waits for, if anything.
-    pub wait_event: Option<String>,
-    /// The query (shortened, secrets redacted).
-    pub query: Option<String>,
-}
-
-/// A session that holds a lock another one waits for.
-#[derive(Debug, Clone, Serialize)]
-pub struct Blocker {
-    /// Backend pid.
-    pub pid: i32,
-    /// Role.
-    pub user: Option<String>,
-    /// application_name.
-    pub application_name: Option<String>,
-    /// State (`idle in transaction` is the classic culprit).
-    pub state: Option<String>,
-    /// How long its transaction has been open.
-    pub transaction_s: Option<f64>,
-    /// Its current or last query.
-    pub query: Option<String>,
-}
-
-/// A session waiting for a lock, and who holds it (`pg_blocking_pids`).
-#[derive(Debug, Clone, Serialize)]
-pub struct BlockedSession {
-    /// Backend pid.
-    pub pid: i32,
-    /// Database.
-    pub datname: Option<String>,
-    /// Role.
-    pub user: Option<String>,
-    /// application_name.
-    pub application_name: Option<String>,
-    /// How long its query has been waiting.
-    pub waiting_s: Option<f64>,
-    /// The waiting query.
-    pub query: Option<String>,
-    /// The sessions it waits for.
-    pub blocked_by: Vec<Blocker>,
-}
-
-/// Sums over every table.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct HealthTotals {
-    /// User tables.
-    pub tables: usize,
-    /// User indexes.
-    pub indexes: usize,
-    /// Heap and TOAST bytes.
-    pub table_bytes: i64,
-    /// Index bytes.
-    pub index_bytes: i64,
-    /// Estimated live rows.
-    pub live_rows: i64,
-    /// Estimated dead rows.
-    pub dead_rows: i64,
-}
-
-/// health's `result`.
-#[derive(Debug, Clone, Serialize)]
-pub struct HealthReport {
-    /// `server_version`.
-    pub server_version: String,
-    /// `pg_database_size`.
-    pub database_bytes: i64,
-    /// Since when the statistics count (null: since the cluster started).
-    pub stats_reset: Option<DateTime<Utc>>,
-    /// blks_hit / (blks_hit + blks_read) of this database; none before any read.
-    pub cache_hit_ratio: Option<f64>,
-    /// Sums over every table and index.
-    pub totals: HealthTotals,
-    /// How many of the largest tables and indexes are listed.
-    pub limit: usize,
-    /// The largest tables, largest first.
-    pub tables: Vec<TableHealth>,
-    /// The largest indexes, largest first.
-    pub indexes: Vec<IndexHealth>,
-    /// Valid indexes never scanned that enforce no constraint: candidates to drop.
-    pub unused_indexes: Vec<IndexHealth>,
-    /// Tables autovacuum's thresholds call for VACUUM or ANALYZE on.
-    pub maintenance_due: Vec<MaintenanceDue>,
-    /// `max_connections`.
-    pub max_connections: i64,
-    /// Client connections by state, on the whole server.
-    pub connections: Vec<ConnectionCount>,
-    /// The threshold for `long_running`.
-    pub long_running_threshold_s: f64,
-    /// Queries and transactions running longer than the threshold, longest first.
-    pub long_running: Vec<LongRunning>,
-    /// Sessions waiting for locks, with who holds them.
-    pub blocking: Vec<BlockedSession>,
-    /// Databases on the server that pgward created for its work (a restore still loading,
-    /// a `verify --deep` scratch database, a drift shadow); one without a session whose
-    /// creator is gone was left by a killed run.
-    pub work_databases: Vec<workdb::WorkDatabase>,
 }
 
 /// Runs health.
@@ -256,7 +60,7 @@ pub fn health(ctx: &Context, options: &HealthOptions) -> Result<Outcome, Failure
         .collect();
     if !estimated.is_empty() {
         ctx.warn(
-            "SIZES_ESTIMATED",
+            WarningCode::SizesEstimated,
             format!(
                 "{} is locked ACCESS EXCLUSIVE (a migration, VACUUM FULL?): sizes shown are estimates from pg_class",
                 estimated.join(", ")
@@ -265,7 +69,7 @@ pub fn health(ctx: &Context, options: &HealthOptions) -> Result<Outcome, Failure
     }
     if !report.blocking.is_empty() {
         ctx.warn(
-            "BLOCKED_SESSIONS",
+            WarningCode::BlockedSessions,
             format!(
                 "{} session(s) wait for locks held by others: {}",
                 report.blocking.len(),
@@ -288,7 +92,7 @@ pub fn health(ctx: &Context, options: &HealthOptions) -> Result<Outcome, Failure
     }
     if !report.long_running.is_empty() {
         ctx.warn(
-            "LONG_RUNNING_QUERIES",
+            WarningCode::LongRunningQueries,
             format!(
                 "{} quer(ies) or transaction(s) running longer than {} s",
                 report.long_running.len(),
@@ -311,7 +115,7 @@ pub fn health(ctx: &Context, options: &HealthOptions) -> Result<Outcome, Failure
         .collect();
     if !left.is_empty() {
         ctx.warn(
-            "WORK_DATABASES_LEFT",
+            WarningCode::WorkDatabasesLeft,
             format!(
                 "{} left by interrupted pgward runs (killed restores, verify --deep or drift): the next restore into the same target, the next verify --deep or the next drift drops them; or drop them by hand",
                 left.join(", ")

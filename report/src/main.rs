@@ -1,6 +1,5 @@
 //! `pgward-report`: flags in, one document out. The work lives in the library.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -9,21 +8,29 @@ use pgward_report::backups::backups;
 use pgward_report::health::{health, HealthOptions};
 use pgward_report::migrations::migrations;
 use pgward_report::render::read_document;
+use pgward_shared::cli::{
+    about_with_exit_codes, FromLocation, MigrationsDir, DEFAULT_MAX_BACKUP_AGE,
+};
 use pgward_shared::config::{parse_duration, GlobalArgs};
+use pgward_shared::error::Exit;
 use pgward_shared::output::{parse_args, print_envelope, run};
-use pgward_shared::storage::StorageArgs;
+use pgward_shared::storage::S3Options;
 
 const TOOL: &str = "report";
+
+/// The exit classes pgward-report ends with besides those every binary does (attention:
+/// `backups` finds the newest backup older than --max-age, or none).
+const EXITS: &[Exit] = &[Exit::Failed, Exit::Attention, Exit::Storage];
 
 #[derive(Parser)]
 #[command(
     name = "pgward-report",
     version,
     about = "Reports: migration history, database health, backup inventory and age, the audit log; any pgward JSON rendered",
-    long_about = "Reads, never changes. Prints one document on stdout: the JSON envelope by default, or \
+    long_about = about_with_exit_codes("Reads, never changes. Prints one document on stdout: the JSON envelope by default, or \
 --format text, markdown (PR comments, CI step summaries), html (one self-contained page with SVG charts) \
-or prometheus (node_exporter textfile collector). Exit codes: 0 ok, 2 usage, 3 newest backup older than \
---max-age or no backup (`backups`), 4 cannot connect, 7 storage, 130 interrupted.",
+or prometheus (node_exporter textfile collector). `backups` needs attention when the newest backup is \
+older than --max-age, or there is none.", EXITS),
     after_help = "Examples:\n  pgward-report health --format html > health.html\n  pgward-report backups --from /var/backups/pgward --max-age 26h --format prometheus > /var/lib/node_exporter/pgward.prom\n  pgward-migrate status | pgward-report render --format markdown >> \"$GITHUB_STEP_SUMMARY\""
 )]
 struct Cli {
@@ -38,39 +45,29 @@ enum Command {
     /// The migration history joined with the folder: attempts, durations, failures with
     /// their logs, rollbacks and re-applies, totals, the slowest ten
     #[command(
-        after_help = "Example:\n  pgward-report migrations --dir prisma/migrations --format html > migrations.html"
+        after_help = "Without the migrations folder the report covers the history alone.\n\nExample:\n  pgward-report migrations --dir prisma/migrations --format html > migrations.html"
     )]
     Migrations {
-        /// Migrations folder [default: `migrations` of pgward.toml, else prisma/migrations];
-        /// without one the report covers the history alone
-        #[arg(long, value_name = "PATH")]
-        dir: Option<PathBuf>,
+        #[command(flatten)]
+        dir: MigrationsDir,
     },
     /// Table and index sizes, dead rows, vacuum and analyze, unused indexes, cache hit
     /// ratio, connections, long-running queries and blocking locks
     #[command(after_help = "Example:\n  pgward-report health --env production --format text")]
-    Health {
-        /// List this many of the largest tables and indexes (totals cover all)
-        #[arg(long, value_name = "N", default_value_t = 50)]
-        limit: usize,
-        /// List queries and transactions running longer than this
-        #[arg(long, value_name = "DURATION", default_value = "1min", value_parser = parse_duration)]
-        long_running: Duration,
-    },
+    Health(HealthOptions),
     /// The backups of a location: sizes and durations over time, the newest backup's age;
     /// exit 3 when it is older than --max-age, or when there is none
     #[command(
         after_help = "Example (cron, alarm on exit 3):\n  pgward-report backups --from s3://acme-db-backups/prod --max-age 26h --format text"
     )]
     Backups {
-        /// Folder or s3://bucket/prefix [default: the environment's `backups`]
-        #[arg(long, value_name = "LOCATION")]
-        from: Option<String>,
+        #[command(flatten)]
+        from: FromLocation,
         /// The newest backup may be this old
-        #[arg(long, value_name = "DURATION", default_value = "26h", value_parser = parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = DEFAULT_MAX_BACKUP_AGE, value_parser = parse_duration)]
         max_age: Duration,
         #[command(flatten)]
-        storage: StorageArgs,
+        storage: S3Options,
     },
     /// Print a JSON document any pgward binary printed in --format text, markdown, html or
     /// prometheus
@@ -86,43 +83,22 @@ enum Command {
     #[command(
         after_help = "Example:\n  pgward-report audit --audit-log /var/log/pgward/audit.jsonl --since 7d --tool migrate --format text"
     )]
-    Audit {
-        /// Only entries younger than this (e.g. 7d)
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        since: Option<Duration>,
-        /// Only this tool's entries: migrate, backup, restore, validate
-        #[arg(long, value_name = "NAME")]
-        tool: Option<String>,
-        /// At most this many entries, the newest
-        #[arg(long, value_name = "N", default_value_t = 200)]
-        limit: usize,
-    },
+    Audit(AuditFilter),
 }
 
 fn main() {
     let cli: Cli = parse_args(TOOL);
     match cli.command {
         Command::Migrations { dir } => run(TOOL, "migrations", cli.global, |ctx| {
-            migrations(ctx, &ctx.settings.migrations_dir(dir.as_deref()))
+            migrations(ctx, &dir.resolve(&ctx.settings))
         }),
-        Command::Health {
-            limit,
-            long_running,
-        } => run(TOOL, "health", cli.global, |ctx| {
-            health(
-                ctx,
-                &HealthOptions {
-                    limit,
-                    long_running,
-                },
-            )
-        }),
+        Command::Health(options) => run(TOOL, "health", cli.global, |ctx| health(ctx, &options)),
         Command::Backups {
             from,
             max_age,
             storage,
         } => run(TOOL, "backups", cli.global, |ctx| {
-            backups(ctx, from.as_deref(), &storage, max_age)
+            backups(ctx, from.location(), &storage, max_age)
         }),
         // The document printed is the one read, not an envelope about reading it; only a
         // document that cannot be read gets render's own (failed) envelope.
@@ -133,8 +109,6 @@ fn main() {
             }
             Err(e) => run(TOOL, "render", cli.global, |_| Err(e.into())),
         },
-        Command::Audit { since, tool, limit } => run(TOOL, "audit", cli.global, |ctx| {
-            audit(ctx, &AuditFilter { since, tool, limit })
-        }),
+        Command::Audit(filter) => run(TOOL, "audit", cli.global, |ctx| audit(ctx, &filter)),
     }
 }

@@ -6,168 +6,20 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
+use pgward_shared::codes::WarningCode;
 use pgward_shared::error::Error;
 use pgward_shared::migrations::history::{self, HistoryRow};
+use pgward_shared::migrations::report::{
+    AttemptOutcome, AttemptRecord, LastApplied, MigrationStatus, MigrationSummary, MigrationTotals,
+    MigrationsReport, SlowAttempt,
+};
+use pgward_shared::migrations::warnings::{state_warnings, StateReader};
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::state::MigrationState;
-use serde::Serialize;
 
 /// How many of the slowest attempts the report names.
 pub const SLOWEST: usize = 10;
-
-/// What one attempt (one history row) came to.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum AttemptOutcome {
-    /// Finished and counts.
-    Applied,
-    /// Neither finished nor rolled back: failed, or died mid-way (blocks deploy).
-    Failed,
-    /// Marked rolled back (`resolve --rolled-back`): no longer counts.
-    RolledBack,
-}
-
-/// One row of `_prisma_migrations`.
-#[derive(Debug, Clone, Serialize)]
-pub struct AttemptRecord {
-    /// The migration.
-    pub migration: String,
-    /// What it came to.
-    pub outcome: AttemptOutcome,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-    /// When it finished (applied attempts, and rolled-back ones that had finished).
-    pub finished_at: Option<DateTime<Utc>>,
-    /// When it was marked rolled back.
-    pub rolled_back_at: Option<DateTime<Utc>>,
-    /// finished_at − started_at.
-    pub duration_ms: Option<u64>,
-    /// Statements applied.
-    pub applied_steps_count: i32,
-    /// The recorded error of a failed attempt.
-    pub logs: Option<String>,
-}
-
-/// Where a migration stands, by Prisma's rules.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum MigrationStatus {
-    /// Applied (see `edited` for a file changed since).
-    Applied,
-    /// Its latest attempt failed.
-    Failed,
-    /// In the folder, not applied.
-    Pending,
-    /// Applied, but no longer in the folder.
-    MissingLocally,
-    /// Only rolled-back attempts, and not in the folder.
-    RolledBack,
-}
-
-/// One migration, all its attempts taken together.
-#[derive(Debug, Clone, Serialize)]
-pub struct MigrationSummary {
-    /// The folder name.
-    pub name: String,
-    /// Where it stands.
-    pub status: MigrationStatus,
-    /// Whether the folder has it.
-    pub local: bool,
-    /// Whether it has a down.sql (None when not in the folder).
-    pub has_down: Option<bool>,
-    /// Applied, but migration.sql changed since.
-    pub edited: bool,
-    /// Rows in the history.
-    pub attempts: usize,
-    /// Failed attempts (current or rolled back since).
-    pub failed_attempts: usize,
-    /// Attempts marked rolled back.
-    pub rolled_back_attempts: usize,
-    /// Applied after an earlier attempt failed or was rolled back.
-    pub reapplied: bool,
-    /// When the applied attempt started.
-    pub started_at: Option<DateTime<Utc>>,
-    /// When the applied attempt finished.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// How long the applied attempt took.
-    pub duration_ms: Option<u64>,
-    /// The logs of its latest failed attempt.
-    pub last_failure_logs: Option<String>,
-}
-
-/// Counts over the whole history and folder.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct MigrationTotals {
-    /// Migrations in the folder.
-    pub local: usize,
-    /// Applied.
-    pub applied: usize,
-    /// Pending.
-    pub pending: usize,
-    /// Latest attempt failed.
-    pub failed: usize,
-    /// Applied but edited since.
-    pub edited: usize,
-    /// Applied but not in the folder.
-    pub missing_locally: usize,
-    /// History rows.
-    pub attempts: usize,
-    /// Rows that failed.
-    pub failed_attempts: usize,
-    /// Rows marked rolled back.
-    pub rolled_back_attempts: usize,
-    /// Migrations applied after a failed or rolled-back attempt.
-    pub reapplied: usize,
-    /// Time spent in applied attempts.
-    pub total_duration_ms: u64,
-}
-
-/// One of the slowest applied attempts.
-#[derive(Debug, Clone, Serialize)]
-pub struct SlowAttempt {
-    /// The migration.
-    pub migration: String,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-    /// How long it took.
-    pub duration_ms: u64,
-}
-
-/// The most recently finished applied attempt.
-#[derive(Debug, Clone, Serialize)]
-pub struct LastApplied {
-    /// The migration.
-    pub migration: String,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-    /// When it finished.
-    pub finished_at: DateTime<Utc>,
-    /// How long it took.
-    pub duration_ms: u64,
-}
-
-/// migrations' `result`.
-#[derive(Debug, Clone, Serialize)]
-pub struct MigrationsReport {
-    /// The schema holding `_prisma_migrations`.
-    pub schema: String,
-    /// Whether `_prisma_migrations` exists.
-    pub history_table: bool,
-    /// The migrations folder, when there is one.
-    pub migrations_dir: Option<String>,
-    /// Counts.
-    pub totals: MigrationTotals,
-    /// Every migration of the folder (in Prisma's order), then those only the history has.
-    pub migrations: Vec<MigrationSummary>,
-    /// Every history row, oldest first.
-    pub attempts: Vec<AttemptRecord>,
-    /// The slowest applied attempts, slowest first.
-    pub slowest: Vec<SlowAttempt>,
-    /// The most recently applied migration.
-    pub last_applied: Option<LastApplied>,
-}
 
 /// Runs migrations: reads the history and, when it exists, the folder.
 pub fn migrations(ctx: &Context, dir: &Path) -> Result<Outcome, Failure> {
@@ -175,7 +27,7 @@ pub fn migrations(ctx: &Context, dir: &Path) -> Result<Outcome, Failure> {
         Ok(folder) => Some(folder),
         Err(Error::MigrationsDirMissing { path }) => {
             ctx.warn(
-                "NO_MIGRATIONS_DIR",
+                WarningCode::NoMigrationsDir,
                 format!(
                     "no migrations folder at {}: the report covers the history only (pass --dir to compare with the folder)",
                     path.display()
@@ -193,8 +45,13 @@ pub fn migrations(ctx: &Context, dir: &Path) -> Result<Outcome, Failure> {
     } else {
         Vec::new()
     };
-    let report = build(schema, history_table, folder.as_ref(), &rows);
-    warn_about(ctx, &report);
+    let mut state = compare(folder.as_ref(), &rows);
+    let report = build_from(schema, history_table, folder.as_ref(), &rows, &state);
+    if folder.is_none() {
+        // Without a folder nothing is "missing locally": the history alone speaks.
+        state.missing_locally.clear();
+    }
+    ctx.warn_all(state_warnings(&state, StateReader::Report));
     Ok(Outcome::ok(report))
 }
 
@@ -205,12 +62,17 @@ pub fn build(
     folder: Option<&MigrationsFolder>,
     rows: &[HistoryRow],
 ) -> MigrationsReport {
-    let empty = MigrationsFolder {
-        path: Default::default(),
-        migrations: Vec::new(),
-        has_lock_file: false,
-    };
-    let state = MigrationState::compare(folder.unwrap_or(&empty), rows);
+    build_from(schema, history_table, folder, rows, &compare(folder, rows))
+}
+
+/// [`build`], with the folder and the history already compared.
+fn build_from(
+    schema: String,
+    history_table: bool,
+    folder: Option<&MigrationsFolder>,
+    rows: &[HistoryRow],
+    state: &MigrationState,
+) -> MigrationsReport {
     let attempts: Vec<AttemptRecord> = rows.iter().map(attempt).collect();
 
     let mut names: Vec<String> = folder
@@ -235,7 +97,7 @@ pub fn build(
                 &tries,
                 local.is_some(),
                 local.map(|m| m.down.is_some()),
-                &state,
+                state,
             );
             // Without a folder nothing is "missing locally": the history alone speaks.
             if folder.is_none() && m.status == MigrationStatus::MissingLocally {
@@ -301,11 +163,14 @@ pub fn build(
     }
 }
 
-impl AttemptRecord {
-    /// Failed when it ran: no finish recorded (whether rolled back since or not).
-    fn failed(&self) -> bool {
-        self.finished_at.is_none()
-    }
+/// The folder (none: an empty one) against the history.
+fn compare(folder: Option<&MigrationsFolder>, rows: &[HistoryRow]) -> MigrationState {
+    let empty = MigrationsFolder {
+        path: Default::default(),
+        migrations: Vec::new(),
+        has_lock_file: false,
+    };
+    MigrationState::compare(folder.unwrap_or(&empty), rows)
 }
 
 fn attempt(row: &HistoryRow) -> AttemptRecord {
@@ -381,59 +246,10 @@ fn summary(
     }
 }
 
-fn warn_about(ctx: &Context, report: &MigrationsReport) {
-    let named = |status: MigrationStatus| -> Vec<&str> {
-        report
-            .migrations
-            .iter()
-            .filter(|m| m.status == status)
-            .map(|m| m.name.as_str())
-            .collect()
-    };
-    for name in named(MigrationStatus::Failed) {
-        ctx.warn(
-            "FAILED_MIGRATION",
-            format!("migration {name} failed; it blocks deploy until resolved (`pgward-migrate status` shows its logs)"),
-        );
-    }
-    let pending = named(MigrationStatus::Pending);
-    if !pending.is_empty() {
-        ctx.warn(
-            "PENDING_MIGRATIONS",
-            format!(
-                "{} migration(s) pending: {}",
-                pending.len(),
-                pending.join(", ")
-            ),
-        );
-    }
-    let edited: Vec<&str> = report
-        .migrations
-        .iter()
-        .filter(|m| m.edited)
-        .map(|m| m.name.as_str())
-        .collect();
-    if !edited.is_empty() {
-        ctx.warn(
-            "EDITED_MIGRATION",
-            format!("applied but edited since: {}", edited.join(", ")),
-        );
-    }
-    let missing = named(MigrationStatus::MissingLocally);
-    if !missing.is_empty() {
-        ctx.warn(
-            "MISSING_MIGRATION",
-            format!(
-                "applied but missing from the folder: {}",
-                missing.join(", ")
-            ),
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)

@@ -1,5 +1,6 @@
-//! pgward-restore as a library: verify first, guard the target, then load with
-//! pgward-backup's loader. The binary is a thin clap layer over [`restore::restore`].
+//! pgward-restore as a library: verify first, guard the target ([`target`]), then load
+//! with the archive loader of the common crate ([`pgward_shared::archive::load`]). The
+//! binary is a thin clap layer over [`restore::restore`].
 
 pub mod restore;
 pub mod target;

@@ -17,45 +17,71 @@ use pgward_shared::archive::manifest::{BackupFormat, LARGE_OBJECTS_FILE};
 use pgward_shared::archive::sources::BackupSource;
 use pgward_shared::archive::verify::{self, check_files, require_all_ok, restore_depth, Depth};
 use pgward_shared::archive::write::{dump, DumpOptions};
+use pgward_shared::cli::{Jobs, Tables, DRY_RUN_HELP, NO_LARGE_OBJECTS_HELP};
+use pgward_shared::codes::WarningCode;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::log;
 use pgward_shared::output::{Context, Failure, Outcome};
-use pgward_shared::storage::{self, Location, StorageArgs};
+use pgward_shared::storage::{self, Location, S3Options};
 use pgward_shared::workdb;
 use serde::Serialize;
 
 use crate::target;
 
-/// restore's options.
-#[derive(Debug, Clone)]
+/// restore's options: the flags of `pgward-restore`, parsed straight into the engine's
+/// options.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args)]
 pub struct RestoreOptions {
-    /// `LOCATION/ID`, `LOCATION/latest`, or `LOCATION` with `before_migration`.
+    /// LOCATION/ID or LOCATION/latest (LOCATION alone with --before-migration)
+    /// [default: the environment's `backups`]
+    #[arg(long, value_name = "LOCATION/ID")]
     pub from: Option<String>,
-    /// Pick the newest backup taken before this migration was applied.
+    /// Restore the newest backup taken before this migration was applied
+    #[arg(long, value_name = "NAME")]
     pub before_migration: Option<String>,
-    /// Restore into this database instead of the URL's.
+    /// Restore into this database instead of the URL's (for restore tests)
+    #[arg(long, value_name = "NAME")]
     pub target_db: Option<String>,
-    /// Create the target if it does not exist.
+    /// Create the target database if it does not exist
+    #[arg(long)]
     pub create: bool,
-    /// Replace a non-empty target.
+    /// Replace a non-empty target (after a safety backup of it)
+    #[arg(long)]
     pub clean: bool,
-    /// Skip the safety backup `--clean` takes.
+    /// Do not take the safety backup --clean takes
+    #[arg(long, requires = "clean")]
     pub no_safety_backup: bool,
-    /// Where the safety backup goes [default: the backup's own location].
+    /// Where the safety backup goes [default: the backup's location]
+    #[arg(long, value_name = "LOCATION")]
     pub safety_backup_to: Option<String>,
-    /// Parallel loaders.
-    pub jobs: usize,
-    /// Only the data of these tables.
-    pub tables: Vec<String>,
-    /// Skip ownership and privileges.
+    // Parallel loaders (and checksum readers).
+    #[command(flatten)]
+    pub jobs: Jobs,
+    // Only the data of these tables.
+    #[command(flatten)]
+    pub tables: Tables,
+    /// Do not restore ownership and privileges (restoring into another cluster)
+    #[arg(long)]
     pub no_owner: bool,
-    /// Leave the backup's large objects out.
+    // Leave the backup's large objects out.
+    #[arg(long, help = NO_LARGE_OBJECTS_HELP)]
     pub no_large_objects: bool,
-    /// Verify and plan; change nothing.
+    // Verify and plan; change nothing.
+    #[arg(long, help = DRY_RUN_HELP)]
     pub dry_run: bool,
-    /// --force / --yes.
+    // --force / --yes.
+    #[command(flatten)]
     pub guard: GuardArgs,
+}
+
+impl RestoreOptions {
+    /// Whether any option was given (so that one given both before and after the
+    /// `restore` word is refused rather than one of them silently ignored): every field
+    /// defaults to "not given" (none, false, empty).
+    pub fn given(&self) -> bool {
+        *self != RestoreOptions::default()
+    }
 }
 
 /// restore's `result`.
@@ -98,11 +124,11 @@ pub struct RestoreResult {
 pub fn restore(
     ctx: &Context,
     options: &RestoreOptions,
-    storage_args: &StorageArgs,
+    storage_args: &S3Options,
 ) -> Result<Outcome, Failure> {
     let from = storage::resolve_location(options.from.as_deref(), &ctx.settings)?;
     let (location, id) = Location::parse_with_id(&from)?;
-    let store = storage::open(&location, &storage_args.options())?;
+    let store = storage::open(&location, storage_args)?;
     // `latest` and `--before-migration` choose among the backups of the URL's database
     // (and environment) only; a backup of another database is restored only when named.
     let db = ctx.database()?;
@@ -138,7 +164,7 @@ pub fn restore(
     }
     // A --tables typo is a usage error before anything is read or touched.
     let tables = match manifest.format {
-        BackupFormat::Directory => load::selected_tables(&manifest, &options.tables)?,
+        BackupFormat::Directory => load::selected_tables(&manifest, &options.tables.tables)?,
         BackupFormat::Sql => Vec::new(),
     };
     // A manifest that contradicts itself is not what pgward wrote: the target must not
@@ -159,7 +185,7 @@ pub fn restore(
         .into());
     }
     if let Some(message) = large_objects::not_restored(&manifest, options.no_large_objects) {
-        ctx.warn("LARGE_OBJECTS_NOT_RESTORED", message);
+        ctx.warn(WarningCode::LargeObjectsNotRestored, message);
     }
     let large_objects_file = large_objects::file_to_restore(&manifest, options.no_large_objects);
 
@@ -229,13 +255,13 @@ pub fn restore(
             String::new()
         }
     ));
-    let checks = check_files(store.as_ref(), &id, &first, options.jobs, depth)?;
+    let checks = check_files(store.as_ref(), &id, &first, options.jobs.get(), depth)?;
     require_all_ok(&id, &checks)?;
 
     let other_database = backup_source.database != target_name || backup_source != source;
     if other_database {
         ctx.warn(
-            "OTHER_DATABASE_BACKUP",
+            WarningCode::OtherDatabaseBackup,
             format!(
                 "{id} is a backup of {backup_source}, restored into database {target_name}: it was named by its id"
             ),
@@ -325,9 +351,9 @@ pub fn restore(
         None => target_name.clone(),
     };
     drop(admin);
-    if manifest.format == BackupFormat::Sql && !options.tables.is_empty() {
+    if manifest.format == BackupFormat::Sql && !options.tables.tables.is_empty() {
         ctx.warn(
-            "TABLES_IGNORED",
+            WarningCode::TablesIgnored,
             "--tables does not apply to a --format sql backup: it restores whole",
         );
     }
@@ -336,8 +362,8 @@ pub fn restore(
         &manifest,
         &db.with_database(&load_into),
         &LoadOptions {
-            jobs: options.jobs,
-            tables: options.tables.clone(),
+            jobs: options.jobs.get(),
+            tables: options.tables.tables.clone(),
             no_owner: options.no_owner,
             no_large_objects: options.no_large_objects,
         },
@@ -347,7 +373,7 @@ pub fn restore(
         Ok(report) => report,
         Err(e) => {
             ctx.warn(
-                "RESTORE_INCOMPLETE",
+                WarningCode::RestoreIncomplete,
                 after_failed_load(
                     &db,
                     &target_name,
@@ -377,7 +403,7 @@ pub fn restore(
             })
             .map_err(|e| {
                 ctx.warn(
-                    "RESTORE_INCOMPLETE",
+                    WarningCode::RestoreIncomplete,
                     format!("the backup is restored completely into {load_into}, but its database settings could not be applied or it could not be renamed to {target_name}: fix the cause, then rename it by hand (ALTER DATABASE {load_into} RENAME TO {target_name})"),
                 );
                 Failure::with_result(e, &result)
@@ -436,12 +462,12 @@ fn safety_backup(
     ctx: &Context,
     target_settings: &pgward_shared::connect::dburl::ConnectionSettings,
     options: &RestoreOptions,
-    storage_args: &StorageArgs,
+    storage_args: &S3Options,
     from: &str,
     restoring: &str,
 ) -> Result<String> {
     let destination = safety_destination(options, from)?;
-    let store = storage::open(&Location::parse(&destination)?, &storage_args.options())?;
+    let store = storage::open(&Location::parse(&destination)?, storage_args)?;
     log::info(&format!(
         "taking a safety backup of {} to {destination}",
         target_settings.dbname
@@ -450,17 +476,12 @@ fn safety_backup(
         target_settings,
         store.as_ref(),
         &DumpOptions {
-            jobs: options.jobs,
-            level: 3,
+            jobs: options.jobs.get(),
             label: Some(format!("safety backup before restoring {restoring}")),
-            tables: Vec::new(),
-            exclude_tables: Vec::new(),
-            format: BackupFormat::Directory,
-            chunk_bytes: 256 << 20,
-            lock_timeout: std::time::Duration::from_secs(30),
             env: ctx.settings.env_name.clone(),
-            // The target's large objects are part of what is replaced.
-            no_large_objects: false,
+            // Everything else as a backup without flags takes it: every table's data and
+            // the large objects (the target's are part of what is replaced).
+            ..DumpOptions::default()
         },
     );
     match dumped {

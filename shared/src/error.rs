@@ -1,13 +1,17 @@
 //! The one error type every pgward binary reports, and the exit codes it maps to.
 //!
-//! Every variant carries a stable SCREAMING_SNAKE code (the JSON `error.code`), an exit
-//! class (docs/contract.md §1 "Exit codes") and a hint that tells the user what to do
-//! next. Where the meaning matches a Prisma error, the message carries the Prisma code too
-//! (P3005, P3009, P3018, ...), so Prisma users recognise it. The table in `docs/errors.md` lists them all.
+//! Every variant names its entry of the catalogue ([`ErrorCode`], in [`crate::codes`]):
+//! the stable SCREAMING_SNAKE code (the JSON `error.code`) and the exit class
+//! (docs/contract.md §1 "Exit codes") that goes with it; and a hint that tells the user
+//! what to do next. Where the meaning matches a Prisma error, the message carries the
+//! Prisma code too (P3005, P3009, P3018, ...), so Prisma users recognise it. The table in
+//! `docs/errors.md` lists them all.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
+
+pub use crate::codes::ErrorCode;
 
 /// The process exit codes, shared by every binary (docs/contract.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -37,6 +41,34 @@ impl Exit {
     /// The numeric process exit code.
     pub fn code(self) -> i32 {
         self as i32
+    }
+
+    /// Every class, in the order of their codes.
+    pub const ALL: [Exit; 9] = [
+        Exit::Success,
+        Exit::Failed,
+        Exit::Usage,
+        Exit::Attention,
+        Exit::Connect,
+        Exit::Integrity,
+        Exit::Refused,
+        Exit::Storage,
+        Exit::Interrupted,
+    ];
+
+    /// The class in a few words, as each `--help` lists it ("3 needs attention").
+    pub fn summary(self) -> &'static str {
+        match self {
+            Exit::Success => "ok",
+            Exit::Failed => "failed",
+            Exit::Usage => "usage",
+            Exit::Attention => "needs attention",
+            Exit::Connect => "cannot connect",
+            Exit::Integrity => "integrity",
+            Exit::Refused => "refused",
+            Exit::Storage => "storage",
+            Exit::Interrupted => "interrupted",
+        }
     }
 }
 
@@ -331,8 +363,9 @@ pub enum Error {
     /// A down.sql or seed file failed; its transaction was rolled back.
     #[error("{what} failed{}: {}", failure.at(), failure.message)]
     ScriptFailed {
-        /// Stable code: ROLLBACK_FAILED or SEED_FAILED.
-        code: &'static str,
+        /// Which one: [`ErrorCode::RollbackFailed`], [`ErrorCode::SeedFailed`] or
+        /// [`ErrorCode::ShadowMigrationFailed`].
+        code: ErrorCode,
         /// Which script ("down.sql of 2024..._x", "seed file 01_users.sql").
         what: String,
         /// What the server rejected.
@@ -489,114 +522,80 @@ pub enum Error {
 }
 
 impl Error {
-    /// The stable code printed in the JSON `error.code`.
-    pub fn code(&self) -> &'static str {
+    /// The catalogue entry of this error: its code and exit code.
+    pub fn kind(&self) -> ErrorCode {
         match self {
-            Error::Usage { .. } => "USAGE",
-            Error::InvalidUrl { .. } => "INVALID_DATABASE_URL",
-            Error::NoDatabaseUrl => "NO_DATABASE_URL",
-            Error::Config { .. } => "CONFIG_INVALID",
-            Error::UnknownEnv { .. } => "UNKNOWN_ENV",
-            Error::EnvUrlUnset { .. } => "ENV_URL_UNSET",
-            Error::Connect { .. } => "CONNECTION_FAILED",
-            Error::Auth { .. } => "AUTHENTICATION_FAILED",
-            Error::Tls { .. } => "TLS_FAILED",
-            Error::Query { .. } => "QUERY_FAILED",
-            Error::MigrationsDirMissing { .. } => "MIGRATIONS_DIR_MISSING",
-            Error::MigrationsDirEmpty { .. } => "MIGRATIONS_DIR_EMPTY",
-            Error::MigrationSqlMissing { .. } => "MIGRATION_SQL_MISSING",
-            Error::NotUtf8 { .. } => "MIGRATION_NOT_UTF8",
-            Error::ProviderMismatch { .. } => "PROVIDER_MISMATCH",
+            Error::Usage { .. } => ErrorCode::Usage,
+            Error::InvalidUrl { .. } => ErrorCode::InvalidDatabaseUrl,
+            Error::NoDatabaseUrl => ErrorCode::NoDatabaseUrl,
+            Error::Config { .. } => ErrorCode::ConfigInvalid,
+            Error::UnknownEnv { .. } => ErrorCode::UnknownEnv,
+            Error::EnvUrlUnset { .. } => ErrorCode::EnvUrlUnset,
+            Error::Connect { .. } => ErrorCode::ConnectionFailed,
+            Error::Auth { .. } => ErrorCode::AuthenticationFailed,
+            Error::Tls { .. } => ErrorCode::TlsFailed,
+            Error::Query { .. } => ErrorCode::QueryFailed,
+            Error::MigrationsDirMissing { .. } => ErrorCode::MigrationsDirMissing,
+            Error::MigrationsDirEmpty { .. } => ErrorCode::MigrationsDirEmpty,
+            Error::MigrationSqlMissing { .. } => ErrorCode::MigrationSqlMissing,
+            Error::NotUtf8 { .. } => ErrorCode::MigrationNotUtf8,
+            Error::ProviderMismatch { .. } => ErrorCode::ProviderMismatch,
             Error::Io { source, .. } => match source.kind() {
-                std::io::ErrorKind::PermissionDenied => "PERMISSION_DENIED",
-                std::io::ErrorKind::StorageFull => "DISK_FULL",
-                _ => "IO_ERROR",
+                std::io::ErrorKind::PermissionDenied => ErrorCode::PermissionDenied,
+                std::io::ErrorKind::StorageFull => ErrorCode::DiskFull,
+                _ => ErrorCode::IoError,
             },
-            Error::MigrationFailed { .. } => "MIGRATION_FAILED",
-            Error::FailedMigrations { .. } => "FAILED_MIGRATIONS",
-            Error::HistoryDiverged { .. } => "HISTORY_DIVERGED",
-            Error::SchemaNotEmpty { .. } => "SCHEMA_NOT_EMPTY",
-            Error::ShadowNotEmpty { .. } => "SHADOW_NOT_EMPTY",
-            Error::ClusterWideReplay { .. } => "CLUSTER_WIDE_REPLAY",
-            Error::LockHeld { .. } => "LOCK_HELD",
-            Error::NeedsForce { .. } => "PROTECTED_NEEDS_FORCE",
-            Error::NeedsYes { .. } => "PROTECTED_NEEDS_YES",
-            Error::ProtectedForbidden { .. } => "PROTECTED_FORBIDDEN",
-            Error::InvalidHistoryAction { .. } => "INVALID_HISTORY_ACTION",
-            Error::NoDownSql { .. } => "NO_DOWN_SQL",
-            Error::ScriptFailed { code, .. } => code,
-            Error::ChecksFailed { .. } => "CHECKS_FAILED",
-            Error::BackupNotFound { .. } | Error::NoBackupOfSource { .. } => "BACKUP_NOT_FOUND",
-            Error::BackupRemovedWhileWriting { .. } => "BACKUP_REMOVED_WHILE_WRITING",
-            Error::UnsafeSqlBackup { .. } => "UNSAFE_SQL_BACKUP",
-            Error::BackupCorrupt { .. } => "BACKUP_CORRUPT",
-            Error::TableLocked { .. } => "TABLE_LOCKED",
-            Error::ExternalTool { tool, .. } if tool == "pg_restore" => "PG_RESTORE_FAILED",
-            Error::ExternalTool { .. } => "PG_DUMP_FAILED",
-            Error::TargetNotEmpty { .. } => "TARGET_NOT_EMPTY",
-            Error::LargeObjectsUnreadable { .. } => "LARGE_OBJECTS_UNREADABLE",
-            Error::RowCountMismatch { .. } => "ROW_COUNT_MISMATCH",
-            Error::RowSecurity { .. } => "ROW_SECURITY_ACTIVE",
-            Error::SequenceUnreadable { .. } => "SEQUENCE_NOT_READABLE",
+            Error::MigrationFailed { .. } => ErrorCode::MigrationFailed,
+            Error::FailedMigrations { .. } => ErrorCode::FailedMigrations,
+            Error::HistoryDiverged { .. } => ErrorCode::HistoryDiverged,
+            Error::SchemaNotEmpty { .. } => ErrorCode::SchemaNotEmpty,
+            Error::ShadowNotEmpty { .. } => ErrorCode::ShadowNotEmpty,
+            Error::ClusterWideReplay { .. } => ErrorCode::ClusterWideReplay,
+            Error::LockHeld { .. } => ErrorCode::LockHeld,
+            Error::NeedsForce { .. } => ErrorCode::ProtectedNeedsForce,
+            Error::NeedsYes { .. } => ErrorCode::ProtectedNeedsYes,
+            Error::ProtectedForbidden { .. } => ErrorCode::ProtectedForbidden,
+            Error::InvalidHistoryAction { .. } => ErrorCode::InvalidHistoryAction,
+            Error::NoDownSql { .. } => ErrorCode::NoDownSql,
+            Error::ScriptFailed { code, .. } => *code,
+            Error::ChecksFailed { .. } => ErrorCode::ChecksFailed,
+            Error::BackupNotFound { .. } | Error::NoBackupOfSource { .. } => {
+                ErrorCode::BackupNotFound
+            }
+            Error::BackupRemovedWhileWriting { .. } => ErrorCode::BackupRemovedWhileWriting,
+            Error::UnsafeSqlBackup { .. } => ErrorCode::UnsafeSqlBackup,
+            Error::BackupCorrupt { .. } => ErrorCode::BackupCorrupt,
+            Error::TableLocked { .. } => ErrorCode::TableLocked,
+            Error::ExternalTool { tool, .. } if tool == "pg_restore" => ErrorCode::PgRestoreFailed,
+            Error::ExternalTool { .. } => ErrorCode::PgDumpFailed,
+            Error::TargetNotEmpty { .. } => ErrorCode::TargetNotEmpty,
+            Error::LargeObjectsUnreadable { .. } => ErrorCode::LargeObjectsUnreadable,
+            Error::RowCountMismatch { .. } => ErrorCode::RowCountMismatch,
+            Error::RowSecurity { .. } => ErrorCode::RowSecurityActive,
+            Error::SequenceUnreadable { .. } => ErrorCode::SequenceNotReadable,
             Error::Storage { s3_code, .. } => match s3_code.as_deref() {
-                Some("NoSuchBucket") => "BUCKET_NOT_FOUND",
+                Some("NoSuchBucket") => ErrorCode::BucketNotFound,
                 Some(
                     "AccessDenied"
                     | "InvalidAccessKeyId"
                     | "SignatureDoesNotMatch"
                     | "InvalidToken"
                     | "ExpiredToken",
-                ) => "S3_ACCESS_DENIED",
-                _ => "STORAGE_ERROR",
+                ) => ErrorCode::S3AccessDenied,
+                _ => ErrorCode::StorageError,
             },
-            Error::Interrupted => "INTERRUPTED",
+            Error::Interrupted => ErrorCode::Interrupted,
         }
     }
 
-    /// The exit class of this error.
+    /// The stable code printed in the JSON `error.code`.
+    pub fn code(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// The exit class of this error (the catalogue's, by its code).
     pub fn exit(&self) -> Exit {
-        match self {
-            Error::Usage { .. }
-            | Error::InvalidUrl { .. }
-            | Error::NoDatabaseUrl
-            | Error::Config { .. }
-            | Error::UnknownEnv { .. }
-            | Error::EnvUrlUnset { .. }
-            | Error::MigrationsDirMissing { .. }
-            | Error::MigrationsDirEmpty { .. }
-            | Error::MigrationSqlMissing { .. }
-            | Error::NotUtf8 { .. }
-            | Error::ProviderMismatch { .. } => Exit::Usage,
-            Error::Connect { .. } | Error::Auth { .. } | Error::Tls { .. } => Exit::Connect,
-            Error::Query { .. }
-            | Error::MigrationFailed { .. }
-            | Error::InvalidHistoryAction { .. }
-            | Error::NoDownSql { .. }
-            | Error::ExternalTool { .. }
-            | Error::ScriptFailed { .. }
-            | Error::ChecksFailed { .. } => Exit::Failed,
-            Error::FailedMigrations { .. }
-            | Error::HistoryDiverged { .. }
-            | Error::BackupCorrupt { .. }
-            | Error::BackupRemovedWhileWriting { .. }
-            | Error::UnsafeSqlBackup { .. }
-            | Error::RowCountMismatch { .. } => Exit::Integrity,
-            Error::BackupNotFound { .. } | Error::NoBackupOfSource { .. } => Exit::Usage,
-            Error::TableLocked { .. }
-            | Error::TargetNotEmpty { .. }
-            | Error::RowSecurity { .. }
-            | Error::SequenceUnreadable { .. }
-            | Error::LargeObjectsUnreadable { .. } => Exit::Refused,
-            Error::SchemaNotEmpty { .. }
-            | Error::ShadowNotEmpty { .. }
-            | Error::ClusterWideReplay { .. }
-            | Error::LockHeld { .. }
-            | Error::NeedsForce { .. }
-            | Error::NeedsYes { .. }
-            | Error::ProtectedForbidden { .. } => Exit::Refused,
-            Error::Io { .. } | Error::Storage { .. } => Exit::Storage,
-            Error::Interrupted => Exit::Interrupted,
-        }
+        self.kind().exit()
     }
 
     /// What the user should do next.

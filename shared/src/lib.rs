@@ -1,21 +1,40 @@
-//! What every pgward binary shares.
+//! pgward's common crate: every engine, and everything that must mean the same in every
+//! binary.
 //!
 //! pgward is a set of small binaries that compose through one JSON document on stdout and
-//! documented exit codes. Everything that must mean the same in every binary lives here
-//! once: the flags and their resolution against environment and `pgward.toml`
-//! ([`config`]), database URLs as Prisma users write them ([`dburl`]), sessions with TLS
-//! ([`connect`]), the error type with its codes, exit classes and hints ([`error`]), the
-//! envelope and the `main` skeleton ([`output`]) and its other formats ([`render`]),
-//! logging ([`log`]), secret redaction ([`redact`]), the audit log ([`audit`]), Ctrl-C
-//! ([`interrupt`]), SQL parsing ([`sql`]), and Prisma's migrations folder and history table
-//! ([`migrations`], [`history`]).
+//! documented exit codes. Each binary is a thin command-line layer over this crate; no
+//! binary depends on another. Where things live:
+//!
+//! - [`archive`]: the backup format — writing a backup, loading it back, verifying,
+//!   listing and pruning, and the databases restores create for their work.
+//! - [`migrations`]: Prisma's migrations folder, the history table, the statement engine
+//!   that runs a migration script, and the advisory lock.
+//! - [`connect`]: database URLs as Prisma users write them, sessions with TLS, COPY
+//!   streams; [`pgtools`] finds pg_dump, pg_restore and psql and their versions.
+//! - [`storage`]: local folders and S3 (the `storage` feature; migrate and validate build
+//!   without it).
+//! - The output contract: the catalogue of error and warning codes ([`codes`]), the
+//!   error type with its hints ([`error`]), the envelope, the list of every command's
+//!   result type and the `main` skeleton ([`output`]), its other formats ([`render`]);
+//!   results two binaries share: validate's findings ([`findings`]), the health report
+//!   ([`health`]).
+//! - Around them: flags ([`cli`]) and their resolution against the environment and
+//!   `pgward.toml` ([`config`]), SQL parsing with libpg_query ([`sql`]), logging ([`log`]), secret
+//!   redaction ([`redact`]), the audit log ([`audit`]), webhooks ([`notify`]), Ctrl-C
+//!   ([`interrupt`]), table lock modes ([`locks`]), progress bars ([`progress`]), and where each migration stands,
+//!   folder against history table ([`state`]).
 
 pub mod archive;
 pub mod audit;
+pub mod cli;
+pub mod codes;
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod findings;
+pub mod health;
 pub mod interrupt;
+pub mod locks;
 pub mod log;
 pub mod migrations;
 pub mod notify;
@@ -31,4 +50,5 @@ pub mod state;
 pub mod storage;
 pub mod workdb;
 
+pub use codes::{ErrorCode, WarningCode};
 pub use error::{Error, Exit, Result};

@@ -1,6 +1,30 @@
 //! The one JSON document every binary prints on stdout, and the `main` skeleton that
 //! guarantees it: parse flags (a usage error still prints an envelope), resolve settings,
 //! run the command, print the envelope, append the audit line, exit with the code.
+//!
+//! The envelope's `error.code` and `warnings[].code` come from one catalogue,
+//! [`crate::codes`]. Its `result` is the command's own result type, a `Serialize` struct;
+//! the ones the renderers read by field live in this crate and also `Deserialize`:
+//!
+//! | command | `result` type |
+//! |---|---|
+//! | `pgward-migrate deploy` | `DeployResult` (`migrate/src/deploy.rs`) |
+//! | `pgward-migrate status` | `StatusResult` (`migrate/src/status.rs`), with [`crate::state::MigrationState`] |
+//! | `pgward-migrate resolve` | `ResolveResult` (`migrate/src/resolve.rs`) |
+//! | `pgward-migrate rollback` | `RollbackResult`; refused: `RollbackRefused` (`migrate/src/rollback.rs`) |
+//! | `pgward-migrate new` / `seed` | `NewResult` (`migrate/src/new.rs`) / `SeedResult` (`migrate/src/seed.rs`) |
+//! | `pgward-backup backup` | `archive::write::DumpResult`; `--dry-run`: `BackupPlan` (`backup/src/commands.rs`) |
+//! | `pgward-backup list` | `archive::inventory::ListResult` |
+//! | `pgward-backup verify` | `VerifyResult` (`backup/src/commands.rs`) |
+//! | `pgward-backup prune` | `archive::prune::PruneResult` |
+//! | `pgward-restore` | `RestoreResult` (`restore/src/restore.rs`) |
+//! | `pgward-validate lint` / `schema` / `data` / `preflight` | `LintResult`, `SchemaResult`, `DataResult`, `PreflightResult` (`validate/src/`), each with [`crate::findings::Finding`]s |
+//! | `pgward-validate drift` | `DriftResult` (`validate/src/drift/mod.rs`) |
+//! | `pgward-report migrations` | [`crate::migrations::report::MigrationsReport`] |
+//! | `pgward-report health` | [`crate::health::HealthReport`] |
+//! | `pgward-report backups` / `audit` | `BackupsReport` (`report/src/backups.rs`) / `AuditReport` (`report/src/audit.rs`) |
+//!
+//! `pgward-report render` has no result of its own: it prints the document it reads.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -9,6 +33,7 @@ use std::time::Instant;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+use crate::codes::WarningCode;
 use crate::config::{GlobalArgs, OutputFormat, Settings};
 use crate::connect::dburl::ConnectionSettings;
 use crate::connect::{Session, Target};
@@ -20,10 +45,21 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Something worth a look that did not stop the command.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Warning {
-    /// Stable SCREAMING_SNAKE code.
+    /// Stable SCREAMING_SNAKE code, one of [`WarningCode`] (a string, so that a document
+    /// of another version read back by `pgward-report render` keeps codes this one lacks).
     pub code: String,
     /// What happened.
     pub message: String,
+}
+
+impl Warning {
+    /// A warning of the catalogue.
+    pub fn new(code: WarningCode, message: String) -> Warning {
+        Warning {
+            code: code.as_str().to_string(),
+            message,
+        }
+    }
 }
 
 /// `error` in the envelope.
@@ -151,16 +187,20 @@ pub struct Context {
 
 impl Context {
     /// Adds a warning to the envelope and logs it.
-    pub fn warn(&self, code: &str, message: impl Into<String>) {
+    pub fn warn(&self, code: WarningCode, message: impl Into<String>) {
         let message = crate::redact::scrub(&message.into());
         crate::log::warn(&message);
         self.warnings
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Warning {
-                code: code.to_string(),
-                message,
-            });
+            .push(Warning::new(code, message));
+    }
+
+    /// Adds each `(code, message)` warning, in order.
+    pub fn warn_all(&self, warnings: impl IntoIterator<Item = (WarningCode, String)>) {
+        for (code, message) in warnings {
+            self.warn(code, message);
+        }
     }
 
     /// The connection settings; unknown URL parameters become warnings (once per run,
@@ -171,7 +211,7 @@ impl Context {
         if target.is_none() {
             for p in &db.unknown_params {
                 self.warn(
-                    "UNKNOWN_URL_PARAMETER",
+                    WarningCode::UnknownUrlParameter,
                     format!(
                         "the database URL parameter `{p}` is not known to pgward and is ignored"
                     ),
@@ -391,10 +431,9 @@ pub fn run(
         if crate::notify::wanted(&envelope, ctx.settings.args.notify_on) {
             if let Err(reason) = crate::notify::send(url, &crate::notify::message(&envelope)) {
                 crate::log::warn(&reason);
-                envelope.warnings.push(Warning {
-                    code: "NOTIFY_FAILED".into(),
-                    message: reason,
-                });
+                envelope
+                    .warnings
+                    .push(Warning::new(WarningCode::NotifyFailed, reason));
             }
         }
     }

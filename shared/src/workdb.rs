@@ -24,7 +24,7 @@ const MARK: &str = "pgward work in progress:";
 
 /// A database pgward created for its work (or one whose name it would use), as found;
 /// `pgward-report health` lists them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct WorkDatabase {
     /// Its name.
     pub name: String,

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use pg_query::{NodeEnum, NodeRef};
+use pgward_shared::cli::{Jobs, StatementTimeout, CHECK_STATEMENT_TIMEOUT, STRICT_HELP};
 use pgward_shared::connect::dburl::ConnectionSettings;
 use pgward_shared::connect::READ_EVERY_ROW;
 use pgward_shared::error::{describe_pg_error, Error, Result};
@@ -25,15 +26,20 @@ use serde::Serialize;
 use crate::findings::{Finding, Location, Severity, Totals};
 use crate::schema::finish;
 
-/// data's options.
+/// data's options: its flags, parsed straight into them.
+#[derive(Debug, Clone, clap::Args)]
 pub struct DataOptions {
-    /// Folder of user checks [default: ./checks if it exists].
+    /// Folder of user checks (*.sql) [default: ./checks if it exists]
+    #[arg(long, value_name = "DIR")]
     pub checks: Option<PathBuf>,
-    /// statement_timeout per check.
-    pub statement_timeout: Duration,
-    /// Checks at once, one connection each.
-    pub jobs: usize,
-    /// Warnings fail the run (exit 3).
+    // statement_timeout per check.
+    #[command(flatten)]
+    pub statement_timeout: StatementTimeout,
+    // Checks at once, one connection each.
+    #[command(flatten)]
+    pub jobs: Jobs,
+    // Warnings fail the run (exit 3).
+    #[arg(long, help = STRICT_HELP)]
     pub strict: bool,
 }
 
@@ -99,18 +105,27 @@ pub fn run(ctx: &Context, options: &DataOptions) -> Result<Outcome, Failure> {
     drop(session);
     checks.extend(user_checks);
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(options.jobs.max(1))
+        .num_threads(options.jobs.get().max(1))
         .build()
         .map_err(|e| {
             Error::usage(
-                format!("cannot start {} workers: {e}", options.jobs),
+                format!("cannot start {} workers: {e}", options.jobs.get()),
                 "lower --jobs",
             )
         })?;
     let outcomes: Vec<Result<(CheckRun, Option<Finding>)>> = pool.install(|| {
         checks
             .par_iter()
-            .map(|check| run_check(&db, check, options.statement_timeout))
+            .map(|check| {
+                run_check(
+                    &db,
+                    check,
+                    options
+                        .statement_timeout
+                        .statement_timeout
+                        .unwrap_or(CHECK_STATEMENT_TIMEOUT),
+                )
+            })
             .collect()
     });
     let mut runs = Vec::new();

@@ -1,54 +1,11 @@
-//! What every check of pgward-validate reports: findings with a rule id, a severity, a
-//! place, why it matters and what to do instead, and the exit code they add up to
-//! (0 clear, 1 errors, 3 warnings under `--strict`).
+//! What every check of pgward-validate reports: findings (defined in the common crate,
+//! whose `--format github` renderer reads them) with a rule id, a severity, a place, why it
+//! matters and what to do instead, and the exit code they add up to (0 clear, 1 errors, 3
+//! warnings under `--strict`).
 
 use serde::Serialize;
 
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing; never fails a run.
-    Info,
-    /// Risky; fails the run only under `--strict` (exit 3).
-    Warning,
-    /// Dangerous or broken; fails the run (exit 1).
-    Error,
-}
-
-/// Where a finding points.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Location {
-    /// The file (lint) or the database object (schema, data checks).
-    pub file: Option<String>,
-    /// 1-based line.
-    pub line: Option<usize>,
-    /// 1-based column.
-    pub column: Option<usize>,
-    /// The object concerned (`public.users`, `users_email_idx`), when known.
-    pub object: Option<String>,
-}
-
-/// One thing a check found.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Finding {
-    /// Stable rule id (`add-column-not-null-without-default`, `table-without-primary-key`).
-    pub rule: String,
-    /// How bad it is.
-    pub severity: Severity,
-    /// Where.
-    #[serde(flatten)]
-    pub location: Location,
-    /// What was found.
-    pub message: String,
-    /// The lock it takes, for lint findings (`ACCESS EXCLUSIVE on users`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lock: Option<String>,
-    /// Why it is dangerous.
-    pub why: String,
-    /// The safe alternative, spelled out.
-    pub fix: String,
-}
+pub use pgward_shared::findings::{Finding, Location, Severity};
 
 /// The counts a run adds up to.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]

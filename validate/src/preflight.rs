@@ -14,6 +14,8 @@ use chrono::Utc;
 use pgward_shared::archive::sources::{
     choose_source, newest_verified, source_in_use, BackupEntry, BackupSource,
 };
+use pgward_shared::cli::{MigrationsDir, DEFAULT_MAX_BACKUP_AGE, LOCATION_HELP, STRICT_HELP};
+use pgward_shared::config::parse_duration;
 use pgward_shared::connect::Session;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::migrations::history;
@@ -29,15 +31,20 @@ use crate::schema::finish;
 /// Oldest PostgreSQL major version pgward supports (docs/contract.md: 13 and newer).
 const MIN_SERVER_MAJOR: i32 = 13;
 
-/// preflight's options.
+/// preflight's options: its flags, parsed straight into them.
+#[derive(Debug, Clone, clap::Args)]
 pub struct PreflightOptions {
-    /// The migrations folder.
-    pub dir: PathBuf,
-    /// Backup location to look in [default: the environment's `backups`].
+    // The migrations folder.
+    #[command(flatten)]
+    pub dir: MigrationsDir,
+    // The backup location to look in (the same as backup's --from).
+    #[arg(long, value_name = "LOCATION", help = LOCATION_HELP)]
     pub backups: Option<String>,
-    /// The newest verified backup must be younger than this.
+    /// The newest verified backup must be younger than this
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = DEFAULT_MAX_BACKUP_AGE)]
     pub max_backup_age: Duration,
-    /// Warnings fail the run (exit 3).
+    // Warnings (skipped checks) fail the run (exit 3).
+    #[arg(long, help = STRICT_HELP)]
     pub strict: bool,
 }
 
@@ -102,7 +109,7 @@ impl Checklist {
 /// Runs the checklist.
 pub fn run(ctx: &Context, options: &PreflightOptions) -> Result<Outcome, Failure> {
     let mut list = Checklist(Vec::new());
-    let folder = MigrationsFolder::read(&options.dir)?;
+    let folder = MigrationsFolder::read(&options.dir.resolve(&ctx.settings))?;
     let session = match ctx.connect() {
         Ok(s) => {
             list.pass(

@@ -6,8 +6,8 @@
 //! Each check is one catalog query over the whole database (never one query per table), so
 //! a database of thousands of tables is checked in well under a second.
 
-use std::path::PathBuf;
-
+use pgward_shared::cli::{MigrationsDir, STRICT_HELP};
+use pgward_shared::codes::WarningCode;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::migrations::history;
 use pgward_shared::migrations::MigrationsFolder;
@@ -17,11 +17,15 @@ use serde::Serialize;
 
 use crate::findings::{Finding, Location, Severity, Totals};
 
-/// schema's options.
+/// schema's options: its flags, parsed straight into them.
+#[derive(Debug, Clone, clap::Args)]
 pub struct SchemaOptions {
-    /// The migrations folder (for pending migrations; skipped when it does not exist).
-    pub dir: PathBuf,
-    /// Warnings fail the run (exit 3).
+    // The migrations folder (for pending and failed migrations; skipped when it does not
+    // exist).
+    #[command(flatten)]
+    pub dir: MigrationsDir,
+    // Warnings fail the run (exit 3).
+    #[arg(long, help = STRICT_HELP)]
     pub strict: bool,
 }
 
@@ -346,11 +350,11 @@ fn migration_history(
             format!("see its logs with `pgward-migrate status`; after fixing, `pgward-migrate resolve --rolled-back {}` (or --applied)", row.migration_name),
         ));
     }
-    let folder = match MigrationsFolder::read(&options.dir) {
+    let folder = match MigrationsFolder::read(&options.dir.resolve(&ctx.settings)) {
         Ok(f) => f,
         Err(Error::MigrationsDirMissing { path }) => {
             ctx.warn(
-                "NO_MIGRATIONS_DIR",
+                WarningCode::NoMigrationsDir,
                 format!(
                     "{} does not exist: pending migrations were not checked",
                     path.display()

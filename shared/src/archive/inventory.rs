@@ -7,6 +7,7 @@ use crate::archive::manifest::{
 };
 use crate::archive::sources::BackupEntry;
 use crate::archive::sources::{choose_source, of_source, BackupSource};
+use crate::codes::WarningCode;
 use crate::error::{Error, Result};
 use crate::migrations::history::HistoryRow;
 use crate::migrations::{prisma_collator, prisma_order};
@@ -60,11 +61,11 @@ pub struct DamagedBackup {
 pub fn listing_warnings(
     incomplete: &[String],
     damaged: &[DamagedBackup],
-) -> Vec<(&'static str, String)> {
+) -> Vec<(WarningCode, String)> {
     let mut warnings = Vec::new();
     if !incomplete.is_empty() {
         warnings.push((
-            "INCOMPLETE_BACKUPS",
+            WarningCode::IncompleteBackups,
             format!(
                 "{} incomplete leftover(s) of interrupted runs (not backups; `pgward-backup prune` removes them): {}",
                 incomplete.len(),
@@ -74,7 +75,7 @@ pub fn listing_warnings(
     }
     if !damaged.is_empty() {
         warnings.push((
-            "DAMAGED_BACKUPS",
+            WarningCode::DamagedBackups,
             format!(
                 "{} backup(s) with an unreadable manifest (never restored, never pruned; inspect and remove them by hand): {}",
                 damaged.len(),

@@ -1,7 +1,7 @@
 //! The backup format and everything that reads or writes it.
 //!
 //! A backup is a folder (or S3 prefix) of files whose last one written is `manifest.json`
-//! ([`manifest`]). [`write`] makes one: a consistent snapshot, the schema by pg_dump, every
+//! ([`manifest`]). [`write`](mod@write) makes one: a consistent snapshot, the schema by pg_dump, every
 //! table's rows as zstd COPY chunks from a pool of workers ([`workers`]), large objects
 //! ([`large_objects`]). [`load`] reads one back into a database: pre-data, data chunks in
 //! parallel, post-data on a dependency schedule. [`verify`] checks a backup's files (and,

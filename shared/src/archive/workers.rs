@@ -114,8 +114,41 @@ impl TablePatterns {
     /// Whether any pattern matches `schema.name` or `name`.
     pub fn matches(&self, schema: &str, name: &str) -> bool {
         let full = format!("{schema}.{name}");
-        self.0.iter().any(|p| p.matches(&full) || p.matches(name))
+        self.0.iter().any(|p| matches(p, &full, name))
     }
+
+    /// A usage error unless every pattern matches one of `tables` (schema, name) of
+    /// `whose`: a pattern that selects nothing is a typo or a command word read as a
+    /// pattern (`--tables a backup …`), and either would quietly leave tables out.
+    pub fn require_each_matches<'t>(
+        &self,
+        tables: impl Iterator<Item = (&'t str, &'t str)> + Clone,
+        whose: &str,
+    ) -> Result<()> {
+        let unmatched: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|p| {
+                !tables
+                    .clone()
+                    .any(|(schema, name)| matches(p, &format!("{schema}.{name}"), name))
+            })
+            .map(glob::Pattern::as_str)
+            .collect();
+        if unmatched.is_empty() {
+            return Ok(());
+        }
+        Err(Error::usage(
+            format!("--tables {} matches no table of {whose}", unmatched.join(" ")),
+            "every --tables pattern must match a table (schema.table or table, * and ? wildcards); \
+             the patterns run up to the next flag, so a command word after them is read as a pattern: \
+             put the command first (pgward-backup backup --tables …)",
+        ))
+    }
+}
+
+fn matches(pattern: &glob::Pattern, full: &str, name: &str) -> bool {
+    pattern.matches(full) || pattern.matches(name)
 }
 
 #[cfg(test)]

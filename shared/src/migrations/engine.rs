@@ -12,8 +12,10 @@
 
 use std::time::Instant;
 
+use crate::codes::ErrorCode;
 use crate::error::{describe_pg_error, Error, FailedStatement};
 use crate::migrations::history::HistoryWrite;
+use crate::migrations::trace::Tracer;
 use crate::sql::{
     self, byte_offset_of_char, non_transactional_reason, position_of, transaction_control,
     ParsedStatement, TransactionControl,
@@ -158,7 +160,7 @@ impl ScriptFailure {
     /// The error to report for a script that is not a migration (down.sql, seed, shadow
     /// replay): `Interrupted` after Ctrl-C, else `ScriptFailed` with `code`, `what` and
     /// `hint`.
-    pub fn into_error(self, code: &'static str, what: String, hint: String) -> Error {
+    pub fn into_error(self, code: ErrorCode, what: String, hint: String) -> Error {
         if crate::interrupt::requested() {
             return Error::Interrupted;
         }
@@ -303,6 +305,18 @@ pub fn run_script(
     plan: &ScriptPlan,
     books: &Bookkeeping<'_>,
 ) -> Result<ScriptDone, ScriptFailure> {
+    run_script_traced(client, script, plan, books, None)
+}
+
+/// [`run_script`], recording what each statement did in `tracer` when there is one
+/// (`deploy --trace`).
+pub fn run_script_traced(
+    client: &mut postgres::Client,
+    script: &str,
+    plan: &ScriptPlan,
+    books: &Bookkeeping<'_>,
+    tracer: Option<&mut Tracer<'_>>,
+) -> Result<ScriptDone, ScriptFailure> {
     let mut runner = Runner {
         client,
         script,
@@ -310,6 +324,7 @@ pub fn run_script(
         committed_something: false,
         done: 0,
         index_checks: Vec::new(),
+        tracer,
     };
     let result = match &plan.mode {
         RunMode::Transaction => runner.run_transactional(&plan.statements, books),
@@ -320,13 +335,14 @@ pub fn run_script(
         // Leave the session clean for the failure bookkeeping; a failed ROLLBACK means the
         // session is gone, and then the server has rolled back anyway.
         let _ = runner.client.batch_execute("ROLLBACK");
+        runner.transaction_ended();
     }
     result.map(|_| ScriptDone {
         statements: runner.done,
     })
 }
 
-struct Runner<'c, 's> {
+struct Runner<'c, 's, 't> {
     client: &'c mut postgres::Client,
     script: &'s str,
     in_block: bool,
@@ -334,13 +350,62 @@ struct Runner<'c, 's> {
     done: usize,
     /// The CREATE INDEX statements run so far whose indexes must be valid at the end.
     index_checks: Vec<IndexCheck>,
+    /// Records what each statement did (`deploy --trace`).
+    tracer: Option<&'c mut Tracer<'t>>,
 }
 
-impl Runner<'_, '_> {
+impl Runner<'_, '_, '_> {
     fn exec(&mut self, sql: &str, stmt: Option<&ParsedStatement>) -> Result<(), ScriptFailure> {
         self.client
             .batch_execute(sql)
-            .map_err(|e| self.failure(&e, stmt))
+            .map_err(|e| self.failure(&e, stmt))?;
+        // The locks of the transaction are released when it ends: the runner's own
+        // COMMIT, or the file's COMMIT / ROLLBACK (AND CHAIN).
+        let ended = match stmt {
+            Some(s) => matches!(
+                transaction_control(&s.node),
+                Some(TransactionControl::End | TransactionControl::Chain)
+            ),
+            None => sql == "COMMIT",
+        };
+        if ended {
+            self.transaction_ended();
+        }
+        Ok(())
+    }
+
+    /// Runs one of the script's own statements, through the tracer when there is one.
+    fn exec_statement(
+        &mut self,
+        stmt: &ParsedStatement,
+        in_transaction: bool,
+    ) -> Result<(), ScriptFailure> {
+        // SET takes no lock, and SET TRANSACTION must come before any query of its
+        // transaction, the tracer's included.
+        let untraced = matches!(
+            &stmt.node,
+            NodeEnum::VariableSetStmt(_) | NodeEnum::VariableShowStmt(_)
+        );
+        let Some(tracer) = self.tracer.as_deref_mut().filter(|_| !untraced) else {
+            return self.exec(&stmt.text, Some(stmt));
+        };
+        let position = position_of(self.script, stmt.offset);
+        tracer
+            .run(
+                self.client,
+                &stmt.text,
+                position,
+                excerpt(&stmt.text),
+                in_transaction,
+            )
+            .map_err(|e| self.failure(&e, Some(stmt)))
+    }
+
+    /// The transaction ended: the tracer's open locks are released.
+    fn transaction_ended(&mut self) {
+        if let Some(tracer) = self.tracer.as_deref_mut() {
+            tracer.transaction_ended();
+        }
     }
 
     fn failure(&self, err: &postgres::Error, stmt: Option<&ParsedStatement>) -> ScriptFailure {
@@ -388,7 +453,7 @@ impl Runner<'_, '_> {
             (c.table_oid, c.before) = table_and_indexes(self.client, &c.table)
                 .map_err(|e| self.failure(&e, Some(stmt)))?;
         }
-        if let Err(mut failure) = self.exec(&stmt.text, Some(stmt)) {
+        if let Err(mut failure) = self.exec_statement(stmt, in_transaction) {
             if !in_transaction {
                 failure.left_behind = match (&check, concurrent) {
                     (Some(c), true) => match invalid_indexes(self.client, c) {

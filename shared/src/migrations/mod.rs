@@ -9,6 +9,9 @@
 pub mod engine;
 pub mod history;
 pub mod lock;
+pub mod report;
+pub mod trace;
+pub mod warnings;
 
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};

@@ -2,18 +2,19 @@
 //! backup sizes and backup age over time. No script draws them, so they show the same in a
 //! browser, a mail client, a phone and on paper.
 //!
-//! The charts know documents by the fields they read, through small views (`AttemptView`,
-//! `TableView`, `BackupView`) that ignore everything else: `pgward-report migrations`
-//! and `health` get their charts, and so does any document whose `result.backups` lists
-//! backups with `created_at` and `size_bytes` (`pgward-report backups`, `pgward-backup list`).
+//! `pgward-report migrations` and `health` get their charts from their typed results
+//! (`TypedResult` in the parent module). Backups are charted in any document whose
+//! `result.backups` lists backups with `created_at` and `size_bytes` (`pgward-report
+//! backups`, `pgward-backup list`: two result types), read through one view of what they
+//! share (`BackupListing`), which the Prometheus metrics read too.
 
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::Value;
 
 use super::html::escape;
 use super::human;
+use super::{BackupListing, ListedBackupView, TypedResult};
+use crate::health::TableHealth;
+use crate::migrations::report::{AttemptOutcome, AttemptRecord};
 use crate::output::Envelope;
 
 /// One chart, ready to be placed in a page.
@@ -51,86 +52,44 @@ const TOP: f64 = 14.0;
 const BOTTOM: f64 = 30.0;
 const PLOT_HEIGHT: f64 = 170.0;
 
-/// One attempt of `pgward-report migrations`' `result.attempts`.
-#[derive(Debug, Deserialize)]
-struct AttemptView {
-    migration: String,
-    started_at: DateTime<Utc>,
-    duration_ms: Option<f64>,
-    outcome: String,
-}
-
-/// One table of `pgward-report health`'s `result.tables`.
-#[derive(Debug, Deserialize)]
-struct TableView {
-    schema: String,
-    name: String,
-    table_bytes: f64,
-    index_bytes: f64,
-}
-
-/// One backup of a `result.backups` list.
-#[derive(Debug, Deserialize)]
-struct BackupView {
-    id: String,
-    created_at: DateTime<Utc>,
-    size_bytes: f64,
-    #[serde(default)]
-    verified: bool,
-}
-
 /// The charts `envelope` has data for, in page order.
 pub fn charts_for(envelope: &Envelope) -> Vec<Chart> {
-    let result = &envelope.result;
     let mut charts = Vec::new();
-    match (envelope.tool.as_str(), envelope.command.as_str()) {
-        ("report", "migrations") => {
-            if let Some(attempts) = rows::<AttemptView>(result, "attempts") {
-                charts.push(migration_durations(&attempts));
-            }
+    match TypedResult::of(envelope) {
+        TypedResult::Migrations(report) => charts.push(migration_durations(&report.attempts)),
+        TypedResult::Health(report) => {
+            charts.push(largest_tables(&report.tables, report.totals.tables))
         }
-        ("report", "health") => {
-            if let Some(tables) = rows::<TableView>(result, "tables") {
-                let all = result
-                    .pointer("/totals/tables")
-                    .and_then(Value::as_u64)
-                    .map_or(tables.len(), |n| n as usize);
-                charts.push(largest_tables(&tables, all));
-            }
-        }
-        _ => {}
+        TypedResult::Other => {}
     }
-    if let Some(mut backups) = rows::<BackupView>(result, "backups") {
+    if let Some((listing, mut backups)) = BackupListing::of(envelope) {
         backups.sort_by_key(|b| b.created_at);
-        let now = result
-            .get("checked_at")
-            .and_then(Value::as_str)
-            .or(Some(envelope.started_at.as_str()))
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
+        let now = listing
+            .checked_at
+            .or_else(|| {
+                DateTime::parse_from_rfc3339(&envelope.started_at)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            })
             .or_else(|| backups.last().map(|b| b.created_at))
             .unwrap_or_else(Utc::now);
-        let max_age_s = result.get("max_age_s").and_then(Value::as_f64);
         charts.push(backup_sizes(&backups));
-        charts.push(backup_age(&backups, now, max_age_s));
+        charts.push(backup_age(&backups, now, listing.max_age_s));
     }
     charts
 }
 
-/// `result[key]` as rows of a view, when every row has the view's fields.
-fn rows<T: DeserializeOwned>(result: &Value, key: &str) -> Option<Vec<T>> {
-    let list = result.get(key)?;
-    if !list.is_array() {
-        return None;
-    }
-    serde_json::from_value(list.clone()).ok()
-}
-
-fn migration_durations(attempts: &[AttemptView]) -> Chart {
+fn migration_durations(attempts: &[AttemptRecord]) -> Chart {
     let height = TOP + PLOT_HEIGHT + BOTTOM;
     let mut svg = open_svg("Migration durations", height);
-    let applied: Vec<f64> = attempts.iter().filter_map(|a| a.duration_ms).collect();
-    let failed = attempts.iter().filter(|a| a.outcome == "failed").count();
+    let applied: Vec<f64> = attempts
+        .iter()
+        .filter_map(|a| a.duration_ms.map(|ms| ms as f64))
+        .collect();
+    let failed = attempts
+        .iter()
+        .filter(|a| a.outcome == AttemptOutcome::Failed)
+        .count();
     let summary = if attempts.is_empty() {
         "No migration has been applied yet.".to_string()
     } else {
@@ -158,13 +117,16 @@ fn migration_durations(attempts: &[AttemptView]) -> Chart {
     let bar = (slot * 0.8).clamp(1.0, 40.0);
     for (i, a) in attempts.iter().enumerate() {
         let x = LEFT + i as f64 * slot + (slot - bar) / 2.0;
-        let (h, colour, what) = match (a.duration_ms, a.outcome.as_str()) {
-            (Some(ms), "rolled_back") => {
+        let (h, colour, what) = match (a.duration_ms.map(|ms| ms as f64), a.outcome) {
+            (Some(ms), AttemptOutcome::RolledBack) => {
                 (ms / top * PLOT_HEIGHT, GREY, human::seconds(ms / 1000.0))
             }
             (Some(ms), _) => (ms / top * PLOT_HEIGHT, BLUE, human::seconds(ms / 1000.0)),
-            (None, "failed") => (PLOT_HEIGHT * 0.06, RED, "failed".to_string()),
-            (None, _) => (PLOT_HEIGHT * 0.06, GREY, a.outcome.replace('_', " ")),
+            (None, AttemptOutcome::Failed) => (PLOT_HEIGHT * 0.06, RED, "failed".to_string()),
+            (None, AttemptOutcome::Applied) => (PLOT_HEIGHT * 0.06, GREY, "applied".to_string()),
+            (None, AttemptOutcome::RolledBack) => {
+                (PLOT_HEIGHT * 0.06, GREY, "rolled back".to_string())
+            }
         };
         let h = h.max(1.5);
         svg.push_str(&format!(
@@ -203,11 +165,13 @@ fn migration_durations(attempts: &[AttemptView]) -> Chart {
 }
 
 /// `tables` are those the document lists, `all` how many the database has.
-fn largest_tables(tables: &[TableView], all: usize) -> Chart {
-    let mut largest: Vec<&TableView> = tables.iter().collect();
-    largest.sort_by(|a, b| {
-        (b.table_bytes + b.index_bytes).total_cmp(&(a.table_bytes + a.index_bytes))
-    });
+fn largest_tables(tables: &[TableHealth], all: usize) -> Chart {
+    // (table, data bytes, index bytes), drawn to scale.
+    let mut largest: Vec<(&TableHealth, f64, f64)> = tables
+        .iter()
+        .map(|t| (t, t.table_bytes as f64, t.index_bytes as f64))
+        .collect();
+    largest.sort_by(|(_, ad, ai), (_, bd, bi)| (bd + bi).total_cmp(&(ad + ai)));
     largest.truncate(LARGEST_TABLES);
     let row = 24.0;
     let height = TOP + row * largest.len().max(3) as f64 + 8.0;
@@ -229,14 +193,14 @@ fn largest_tables(tables: &[TableView], all: usize) -> Chart {
     let bar_space = WIDTH - bar_left - value_width - RIGHT;
     let max = largest
         .iter()
-        .map(|t| t.table_bytes + t.index_bytes)
+        .map(|(_, data, index)| data + index)
         .fold(1.0, f64::max);
-    for (i, t) in largest.iter().enumerate() {
+    for (i, &(t, data, index)) in largest.iter().enumerate() {
         let y = TOP + i as f64 * row;
         let name = format!("{}.{}", t.schema, t.name);
-        let total = t.table_bytes + t.index_bytes;
-        let data_w = (t.table_bytes / max * bar_space).max(1.0);
-        let index_w = t.index_bytes / max * bar_space;
+        let total = data + index;
+        let data_w = (data / max * bar_space).max(1.0);
+        let index_w = index / max * bar_space;
         svg.push_str(&format!(
             r#"<text x="{label_width}" y="{:.1}" text-anchor="end" font-size="13" fill="{INK}">{}<title>{}</title></text>"#,
             y + row * 0.62,
@@ -248,7 +212,7 @@ fn largest_tables(tables: &[TableView], all: usize) -> Chart {
             y + 4.0,
             row - 8.0,
             escape(&name),
-            human::bytes(t.table_bytes),
+            human::bytes(data),
         ));
         if index_w > 0.0 {
             svg.push_str(&format!(
@@ -257,7 +221,7 @@ fn largest_tables(tables: &[TableView], all: usize) -> Chart {
                 y + 4.0,
                 row - 8.0,
                 escape(&name),
-                human::bytes(t.index_bytes),
+                human::bytes(index),
             ));
         }
         svg.push_str(&format!(
@@ -276,7 +240,7 @@ fn largest_tables(tables: &[TableView], all: usize) -> Chart {
     )
 }
 
-fn backup_sizes(backups: &[BackupView]) -> Chart {
+fn backup_sizes(backups: &[ListedBackupView]) -> Chart {
     let height = TOP + PLOT_HEIGHT + BOTTOM;
     let mut svg = open_svg("Backup sizes over time", height);
     let summary = match backups.last() {
@@ -325,7 +289,7 @@ fn backup_sizes(backups: &[BackupView]) -> Chart {
     )
 }
 
-fn backup_age(backups: &[BackupView], now: DateTime<Utc>, max_age_s: Option<f64>) -> Chart {
+fn backup_age(backups: &[ListedBackupView], now: DateTime<Utc>, max_age_s: Option<f64>) -> Chart {
     let height = TOP + PLOT_HEIGHT + BOTTOM;
     let mut svg = open_svg("Age of the newest backup over time", height);
     let (Some(first), Some(last)) = (backups.first(), backups.last()) else {
@@ -584,6 +548,7 @@ fn shorten(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn envelope(tool: &str, command: &str, result: Value) -> Envelope {
         Envelope {

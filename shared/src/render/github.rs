@@ -1,10 +1,20 @@
 //! `--format github`: GitHub Actions workflow commands for the findings of check commands,
 //! so a CI step annotates the migration files a lint or check points at.
 
+use serde::Deserialize;
+
+use crate::findings::{Finding, Severity};
+
+/// The result of a check command of pgward-validate, as far as annotations go.
+#[derive(Deserialize)]
+struct Checked {
+    findings: Vec<Finding>,
+}
+
 /// GitHub Actions workflow commands for `result.findings` (the shape every check command
 /// of pgward-validate reports): one `::error` / `::warning` / `::notice` line each.
 pub fn render_github_annotations(result: &serde_json::Value) -> String {
-    let Some(findings) = result.get("findings").and_then(|f| f.as_array()) else {
+    let Ok(Checked { findings }) = Checked::deserialize(result) else {
         return String::new();
     };
     // GitHub's escaping for workflow command data and properties.
@@ -16,31 +26,25 @@ pub fn render_github_annotations(result: &serde_json::Value) -> String {
     let esc_prop = |s: &str| esc(s).replace(':', "%3A").replace(',', "%2C");
     let mut out = String::new();
     for f in findings {
-        let text = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or_default();
-        let level = match text("severity") {
-            "error" => "error",
-            "warning" => "warning",
-            _ => "notice",
+        let level = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "notice",
         };
         let mut props = Vec::new();
-        if !text("file").is_empty() {
-            props.push(format!("file={}", esc_prop(text("file"))));
+        if let Some(file) = f.location.file.as_deref().filter(|f| !f.is_empty()) {
+            props.push(format!("file={}", esc_prop(file)));
         }
-        for (key, name) in [("line", "line"), ("column", "col")] {
-            if let Some(n) = f.get(key).and_then(|v| v.as_u64()) {
+        for (n, name) in [(f.location.line, "line"), (f.location.column, "col")] {
+            if let Some(n) = n {
                 props.push(format!("{name}={n}"));
             }
         }
-        props.push(format!("title={}", esc_prop(text("rule"))));
+        props.push(format!("title={}", esc_prop(&f.rule)));
         out.push_str(&format!(
             "::{level} {}::{}\n",
             props.join(","),
-            esc(&format!(
-                "{} — {} Fix: {}",
-                text("message"),
-                text("why"),
-                text("fix")
-            ))
+            esc(&format!("{} — {} Fix: {}", f.message, f.why, f.fix))
         ));
     }
     out

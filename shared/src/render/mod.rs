@@ -3,9 +3,12 @@
 //! Each binary prints its own envelope through [`render`], and `pgward-report render`
 //! reads an envelope any binary printed ([`parse_document`]) and hands it to the same
 //! function, so a document looks the same whether it is printed at once or rendered later
-//! from a saved JSON file. The renderers read the envelope generically (objects, arrays of
-//! rows, scalars), plus a few shapes they know by name: the reports' migrations, tables and
-//! backups become charts ([`charts`]) and Prometheus metrics ([`prometheus`]).
+//! from a saved JSON file. The text, Markdown and HTML renderers show any result
+//! generically (objects, arrays of rows, scalars; units by field suffix). The charts
+//! ([`charts`]) and Prometheus metrics ([`prometheus`]) read typed results: `report
+//! migrations` and `health` as their own result types (`TypedResult`), and any document
+//! that lists backups (`backup list`, `report backups`) through one view of what the two
+//! share (`BackupListing`).
 
 pub mod charts;
 mod github;
@@ -15,21 +18,102 @@ pub mod markdown;
 pub mod prometheus;
 pub mod text;
 
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::OutputFormat;
 use crate::connect::Target;
+use crate::health::HealthReport;
+use crate::migrations::report::MigrationsReport;
 use crate::output::{Envelope, ErrorBody, Warning};
 
 pub use github::render_github_annotations;
 pub use human::bytes as human_bytes;
 pub use text::render_text;
 
+/// The result of a document whose command the renderers know, read once into its typed
+/// result (the type the command itself builds): the charts and the Prometheus metrics read
+/// fields, not JSON keys. A document whose result does not read as its command's type (a
+/// failed run's null result, a foreign shape) is [`TypedResult::Other`] and gets only the
+/// generic rendering.
+pub(crate) enum TypedResult {
+    /// `pgward-report migrations`.
+    Migrations(Box<MigrationsReport>),
+    /// `pgward-report health`.
+    Health(Box<HealthReport>),
+    /// Any other document.
+    Other,
+}
+
+impl TypedResult {
+    /// `envelope`'s result, typed by its tool and command.
+    pub(crate) fn of(envelope: &Envelope) -> TypedResult {
+        fn read<T: serde::de::DeserializeOwned>(result: &Value) -> Option<T> {
+            T::deserialize(result).ok()
+        }
+        let result = &envelope.result;
+        let typed = match (envelope.tool.as_str(), envelope.command.as_str()) {
+            ("report", "migrations") => read(result).map(|m| TypedResult::Migrations(Box::new(m))),
+            ("report", "health") => read(result).map(|h| TypedResult::Health(Box::new(h))),
+            _ => None,
+        };
+        typed.unwrap_or(TypedResult::Other)
+    }
+}
+
+/// A document that lists backups: `pgward-backup list` and `pgward-report backups`, two
+/// result types whose rows both carry the inventory entry. The charts and the Prometheus
+/// metrics read the fields they share through this one view, so any document whose
+/// `result.backups` lists backups gets them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct BackupListing {
+    /// The location.
+    pub location: String,
+    /// Its backups, in the document's order (none: the document lists no backups).
+    pub backups: Option<Vec<ListedBackupView>>,
+    /// When the listing was read (`report backups`); else the run's start counts.
+    pub checked_at: Option<DateTime<Utc>>,
+    /// The `--max-age` the newest is held to (`report backups`).
+    pub max_age_s: Option<f64>,
+}
+
+/// One backup of a [`BackupListing`].
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListedBackupView {
+    /// Its id.
+    #[serde(default)]
+    pub id: String,
+    /// When its snapshot was taken.
+    pub created_at: DateTime<Utc>,
+    /// Its size.
+    pub size_bytes: f64,
+    /// Whether `verify` has checked it.
+    #[serde(default)]
+    pub verified: bool,
+    /// How long it took.
+    pub duration_s: Option<f64>,
+}
+
+impl BackupListing {
+    /// `envelope`'s backups, when its result lists backups (every row one): the listing
+    /// and its rows.
+    pub(crate) fn of(envelope: &Envelope) -> Option<(BackupListing, Vec<ListedBackupView>)> {
+        let mut listing = BackupListing::deserialize(&envelope.result).ok()?;
+        let backups = listing.backups.take()?;
+        Some((listing, backups))
+    }
+}
+
 /// `envelope` as `format` asks (JSON compact), without a trailing newline.
 pub fn render(envelope: &Envelope, format: OutputFormat) -> String {
     match format {
         OutputFormat::Json => serde_json::to_string(envelope).unwrap_or_else(|e| {
-            format!("{{\"ok\":false,\"error\":{{\"code\":\"INTERNAL\",\"message\":\"{e}\"}}}}")
+            format!(
+                "{{\"ok\":false,\"error\":{{\"code\":\"{}\",\"message\":\"{e}\"}}}}",
+                crate::codes::ErrorCode::Internal
+            )
         }),
         OutputFormat::Text => render_text(envelope),
         OutputFormat::Github => format!(

@@ -9,8 +9,10 @@
 //! sessions. Every metric is a gauge: each file replaces the previous one.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
+use super::{BackupListing, ListedBackupView, TypedResult};
+use crate::health::HealthReport;
+use crate::migrations::report::MigrationsReport;
 use crate::output::Envelope;
 
 /// The metrics of `e`.
@@ -55,38 +57,29 @@ pub fn render_prometheus(e: &Envelope) -> String {
         &run_labels,
         e.warnings.len() as f64,
     );
-    let r = &e.result;
-    if let Some(backups) = r.get("backups").and_then(Value::as_array) {
-        backup_metrics(&mut m, r, backups, started.unwrap_or_else(Utc::now));
+    if let Some((listing, backups)) = BackupListing::of(e) {
+        backup_metrics(&mut m, &listing, &backups, started.unwrap_or_else(Utc::now));
     }
     let db_labels: Vec<(&str, String)> = e
         .target
         .iter()
         .map(|t| ("database", t.database.clone()))
         .collect();
-    match (e.tool.as_str(), e.command.as_str()) {
-        ("report", "migrations") => migration_metrics(&mut m, r, &db_labels),
-        ("report", "health") => health_metrics(&mut m, r, &db_labels),
-        _ => {}
+    match TypedResult::of(e) {
+        TypedResult::Migrations(report) => migration_metrics(&mut m, &report, &db_labels),
+        TypedResult::Health(report) => health_metrics(&mut m, &report, &db_labels),
+        TypedResult::Other => {}
     }
     m.out.trim_end().to_string()
 }
 
-fn backup_metrics(m: &mut Metrics, r: &Value, backups: &[Value], now: DateTime<Utc>) {
-    let labels = vec![(
-        "location",
-        r.get("location")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-    )];
-    let time = |b: &Value| {
-        b.get("created_at")
-            .and_then(Value::as_str)
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-    };
-    let number = |b: &Value, k: &str| b.get(k).and_then(Value::as_f64);
+fn backup_metrics(
+    m: &mut Metrics,
+    listing: &BackupListing,
+    backups: &[ListedBackupView],
+    now: DateTime<Utc>,
+) {
+    let labels = vec![("location", listing.location.clone())];
     m.gauge(
         "pgward_backups",
         "Complete backups at the location.",
@@ -97,30 +90,19 @@ fn backup_metrics(m: &mut Metrics, r: &Value, backups: &[Value], now: DateTime<U
         "pgward_backups_verified",
         "Backups checked by `pgward-backup verify`.",
         &labels,
-        backups
-            .iter()
-            .filter(|b| b.get("verified").and_then(Value::as_bool) == Some(true))
-            .count() as f64,
+        backups.iter().filter(|b| b.verified).count() as f64,
     );
     m.gauge(
         "pgward_backups_size_bytes",
         "Total size of the backups.",
         &labels,
-        backups.iter().filter_map(|b| number(b, "size_bytes")).sum(),
+        backups.iter().map(|b| b.size_bytes).sum(),
     );
-    let newest = backups
-        .iter()
-        .filter_map(|b| time(b).map(|t| (t, b)))
-        .max_by_key(|(t, _)| *t);
-    let checked = r
-        .get("checked_at")
-        .and_then(Value::as_str)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or(now);
-    let max_age = r.get("max_age_s").and_then(Value::as_f64);
+    let newest = backups.iter().max_by_key(|b| b.created_at);
+    let checked = listing.checked_at.unwrap_or(now);
     let mut age = None;
-    if let Some((at, b)) = newest {
+    if let Some(b) = newest {
+        let at = b.created_at;
         let seconds = ((checked - at).num_milliseconds() as f64 / 1000.0).max(0.0);
         age = Some(seconds);
         m.gauge(
@@ -135,15 +117,13 @@ fn backup_metrics(m: &mut Metrics, r: &Value, backups: &[Value], now: DateTime<U
             &labels,
             at.timestamp() as f64,
         );
-        if let Some(size) = number(b, "size_bytes") {
-            m.gauge(
-                "pgward_backup_newest_size_bytes",
-                "Size of the newest backup.",
-                &labels,
-                size,
-            );
-        }
-        if let Some(duration) = number(b, "duration_s") {
+        m.gauge(
+            "pgward_backup_newest_size_bytes",
+            "Size of the newest backup.",
+            &labels,
+            b.size_bytes,
+        );
+        if let Some(duration) = b.duration_s {
             m.gauge(
                 "pgward_backup_newest_duration_seconds",
                 "How long the newest backup took.",
@@ -155,14 +135,10 @@ fn backup_metrics(m: &mut Metrics, r: &Value, backups: &[Value], now: DateTime<U
             "pgward_backup_newest_verified",
             "1 when the newest backup has been verified.",
             &labels,
-            if b.get("verified").and_then(Value::as_bool) == Some(true) {
-                1.0
-            } else {
-                0.0
-            },
+            if b.verified { 1.0 } else { 0.0 },
         );
     }
-    if let Some(max_age) = max_age {
+    if let Some(max_age) = listing.max_age_s {
         m.gauge(
             "pgward_backup_max_age_seconds",
             "The --max-age the newest backup is held to.",
@@ -182,84 +158,63 @@ fn backup_metrics(m: &mut Metrics, r: &Value, backups: &[Value], now: DateTime<U
     }
 }
 
-fn migration_metrics(m: &mut Metrics, r: &Value, labels: &[(&str, String)]) {
-    let totals = r.get("totals");
-    let total = |k: &str| totals.and_then(|t| t.get(k)).and_then(Value::as_f64);
-    for (key, name, help) in [
+fn migration_metrics(m: &mut Metrics, r: &MigrationsReport, labels: &[(&str, String)]) {
+    let t = &r.totals;
+    for (value, name, help) in [
         (
-            "applied",
+            t.applied,
             "pgward_migrations_applied",
             "Migrations applied (and not rolled back).",
         ),
         (
-            "pending",
+            t.pending,
             "pgward_migrations_pending",
             "Migrations in the folder not applied yet.",
         ),
         (
-            "failed",
+            t.failed,
             "pgward_migrations_failed",
             "Migrations whose latest attempt failed (they block deploy).",
         ),
         (
-            "edited",
+            t.edited,
             "pgward_migrations_edited",
             "Applied migrations whose file changed since.",
         ),
         (
-            "missing_locally",
+            t.missing_locally,
             "pgward_migrations_missing_locally",
             "Applied migrations missing from the folder.",
         ),
     ] {
-        if let Some(v) = total(key) {
-            m.gauge(name, help, labels, v);
-        }
+        m.gauge(name, help, labels, value as f64);
     }
-    if let Some(last) = r.get("last_applied").filter(|l| l.is_object()) {
+    if let Some(last) = &r.last_applied {
         let mut with_name = labels.to_vec();
-        with_name.push((
-            "migration",
-            last.get("migration")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-        ));
-        if let Some(ms) = last.get("duration_ms").and_then(Value::as_f64) {
-            m.gauge(
-                "pgward_migration_last_duration_seconds",
-                "How long the most recently applied migration took.",
-                &with_name,
-                ms / 1000.0,
-            );
-        }
-        if let Some(at) = last
-            .get("finished_at")
-            .and_then(Value::as_str)
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        {
-            m.gauge(
-                "pgward_migration_last_finished_timestamp_seconds",
-                "When the most recently applied migration finished (Unix time).",
-                &with_name,
-                at.timestamp() as f64,
-            );
-        }
+        with_name.push(("migration", last.migration.clone()));
+        m.gauge(
+            "pgward_migration_last_duration_seconds",
+            "How long the most recently applied migration took.",
+            &with_name,
+            last.duration_ms as f64 / 1000.0,
+        );
+        m.gauge(
+            "pgward_migration_last_finished_timestamp_seconds",
+            "When the most recently applied migration finished (Unix time).",
+            &with_name,
+            last.finished_at.timestamp() as f64,
+        );
     }
 }
 
-fn health_metrics(m: &mut Metrics, r: &Value, labels: &[(&str, String)]) {
-    let number = |k: &str| r.get(k).and_then(Value::as_f64);
-    let count = |k: &str| r.get(k).and_then(Value::as_array).map(|a| a.len() as f64);
-    if let Some(v) = number("database_bytes") {
-        m.gauge(
-            "pgward_health_database_bytes",
-            "Size of the database.",
-            labels,
-            v,
-        );
-    }
-    if let Some(v) = number("cache_hit_ratio") {
+fn health_metrics(m: &mut Metrics, r: &HealthReport, labels: &[(&str, String)]) {
+    m.gauge(
+        "pgward_health_database_bytes",
+        "Size of the database.",
+        labels,
+        r.database_bytes as f64,
+    );
+    if let Some(v) = r.cache_hit_ratio {
         m.gauge(
             "pgward_health_cache_hit_ratio",
             "Share of block reads served from shared buffers.",
@@ -267,62 +222,46 @@ fn health_metrics(m: &mut Metrics, r: &Value, labels: &[(&str, String)]) {
             v,
         );
     }
-    if let Some(states) = r.get("connections").and_then(Value::as_array) {
-        for s in states {
-            let mut with_state = labels.to_vec();
-            with_state.push((
-                "state",
-                s.get("state")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown")
-                    .to_string(),
-            ));
-            m.gauge(
-                "pgward_health_connections",
-                "Client connections to the server by state.",
-                &with_state,
-                s.get("count").and_then(Value::as_f64).unwrap_or(0.0),
-            );
-        }
+    for c in &r.connections {
+        let mut with_state = labels.to_vec();
+        with_state.push(("state", c.state.clone()));
+        m.gauge(
+            "pgward_health_connections",
+            "Client connections to the server by state.",
+            &with_state,
+            c.count as f64,
+        );
     }
-    for (key, name, help) in [
+    for (count, name, help) in [
         (
-            "long_running",
+            r.long_running.len(),
             "pgward_health_long_running_queries",
             "Queries and transactions running longer than --long-running.",
         ),
         (
-            "blocking",
+            r.blocking.len(),
             "pgward_health_blocked_sessions",
             "Sessions waiting for a lock another session holds.",
         ),
         (
-            "unused_indexes",
+            r.unused_indexes.len(),
             "pgward_health_unused_indexes",
             "Indexes never scanned since the statistics were reset.",
         ),
         (
-            "maintenance_due",
+            r.maintenance_due.len(),
             "pgward_health_maintenance_due_tables",
             "Tables autovacuum's thresholds say need VACUUM or ANALYZE.",
         ),
     ] {
-        if let Some(v) = count(key) {
-            m.gauge(name, help, labels, v);
-        }
+        m.gauge(name, help, labels, count as f64);
     }
-    if let Some(v) = r
-        .get("totals")
-        .and_then(|t| t.get("dead_rows"))
-        .and_then(Value::as_f64)
-    {
-        m.gauge(
-            "pgward_health_dead_rows",
-            "Dead rows in all tables.",
-            labels,
-            v,
-        );
-    }
+    m.gauge(
+        "pgward_health_dead_rows",
+        "Dead rows in all tables.",
+        labels,
+        r.totals.dead_rows as f64,
+    );
 }
 
 /// Metric families written one after the other, each with its HELP and TYPE once.

@@ -18,27 +18,6 @@ pub use hashing::{HashingReader, HashingWriter};
 use crate::archive::manifest::ManifestFile;
 use crate::error::{Error, Result};
 
-/// The storage flags of every command that reads or writes backups.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct StorageArgs {
-    /// S3-compatible endpoint, path-style addressing (also AWS_ENDPOINT_URL)
-    #[arg(long, value_name = "URL")]
-    pub s3_endpoint: Option<String>,
-    /// Server-side encryption of uploaded objects: AES256 or aws:kms
-    #[arg(long, value_name = "MODE")]
-    pub sse: Option<String>,
-}
-
-impl StorageArgs {
-    /// The S3 options these flags give.
-    pub fn options(&self) -> S3Options {
-        S3Options {
-            endpoint: self.s3_endpoint.clone(),
-            sse: self.sse.clone(),
-        }
-    }
-}
-
 /// The backup location: the flag, else the selected environment's `backups`.
 pub fn resolve_location(flag: Option<&str>, settings: &crate::config::Settings) -> Result<String> {
     // A local folder written in pgward.toml is relative to the file, like `migrations`.
@@ -66,12 +45,15 @@ pub fn resolve_location(flag: Option<&str>, settings: &crate::config::Settings) 
         })
 }
 
-/// Options for S3 locations.
-#[derive(Debug, Clone, Default)]
+/// Options for S3 locations: the storage flags of every command that reads or writes
+/// backups.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct S3Options {
-    /// `--s3-endpoint` / `AWS_ENDPOINT_URL`: an S3-compatible store (path-style addressing).
+    /// S3-compatible endpoint, path-style addressing (also AWS_ENDPOINT_URL)
+    #[arg(long = "s3-endpoint", value_name = "URL")]
     pub endpoint: Option<String>,
-    /// `--sse AES256|aws:kms`: server-side encryption of new objects.
+    /// Server-side encryption of uploaded objects: AES256 or aws:kms
+    #[arg(long = "sse", value_name = "MODE")]
     pub sse: Option<String>,
 }
 
@@ -387,10 +369,10 @@ fn missing_files(
 pub fn open_storage(
     ctx: &crate::output::Context,
     flag: Option<&str>,
-    args: &StorageArgs,
+    s3: &S3Options,
 ) -> Result<Box<dyn Storage>> {
     let text = resolve_location(flag, &ctx.settings)?;
-    open(&Location::parse(&text)?, &args.options())
+    open(&Location::parse(&text)?, s3)
 }
 
 #[cfg(test)]

@@ -17,15 +17,17 @@ pub mod model;
 mod shadow;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use pgward_shared::cli::MigrationsDir;
+use pgward_shared::codes::{ErrorCode, WarningCode};
 use pgward_shared::connect::connect;
 use pgward_shared::connect::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::log;
 use pgward_shared::migrations::engine::{run_script, Bookkeeping, RunMode, ScriptPlan};
 use pgward_shared::migrations::history::{self, HistoryRow};
+use pgward_shared::migrations::warnings::{state_warnings, StateReader};
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::sql::{self, quote_ident};
@@ -36,11 +38,14 @@ use diff::{Change, Difference};
 use model::{ObjectKind, SchemaModel};
 use shadow::Shadow;
 
-/// drift's options.
+/// drift's options: its flags, parsed straight into them.
+#[derive(Debug, Clone, clap::Args)]
 pub struct DriftOptions {
-    /// The migrations folder.
-    pub dir: PathBuf,
-    /// An existing empty database to use as the shadow.
+    // The migrations folder.
+    #[command(flatten)]
+    pub dir: MigrationsDir,
+    /// Use this (empty) database as the shadow instead of a temporary one on the same server
+    #[arg(long, value_name = "URL")]
     pub shadow_url: Option<String>,
 }
 
@@ -72,7 +77,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs drift.
 pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
-    let folder = MigrationsFolder::read(&options.dir)?;
+    let folder = MigrationsFolder::read(&options.dir.resolve(&ctx.settings))?;
     let db = ctx.database()?;
     let given = options
         .shadow_url
@@ -89,13 +94,14 @@ pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
         history::read_rows(&mut live.client, &schema)?
     } else {
         ctx.warn(
-            "NO_MIGRATION_HISTORY",
+            WarningCode::NoMigrationHistory,
             format!("schema `{schema}` has no _prisma_migrations table: no migration is recorded as applied, so every object of the database counts as extra"),
         );
         Vec::new()
     };
     let state = MigrationState::compare(&folder, &rows);
-    warn_about_history(ctx, &state);
+    // Failed and edited migrations: the replay cannot reproduce those faithfully.
+    ctx.warn_all(state_warnings(&state, StateReader::Drift));
     let replay: Vec<&LocalMigration> = state
         .applied
         .iter()
@@ -170,7 +176,7 @@ pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
     if let Err(e) = shadow.close() {
         let (code, advice) = if result.shadow_temporary {
             (
-                "SHADOW_NOT_DROPPED",
+                WarningCode::ShadowNotDropped,
                 format!(
                     "drop it by hand (DROP DATABASE {} WITH (FORCE)); the next drift run also drops it",
                     quote_ident(&shadow_name)
@@ -178,7 +184,7 @@ pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
             )
         } else {
             (
-                "SHADOW_NOT_EMPTIED",
+                WarningCode::ShadowNotEmptied,
                 "empty it (or drop and recreate it) before the next run, which refuses a non-empty shadow".to_string(),
             )
         };
@@ -198,7 +204,7 @@ pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
         return Ok(Outcome::ok(result));
     }
     ctx.warn(
-        "DRIFT_DETECTED",
+        WarningCode::DriftDetected,
         format!(
             "the database differs from what its {} applied migration(s) produce: {}",
             result.migrations_applied,
@@ -223,28 +229,6 @@ fn given_shadow(live: &ConnectionSettings, url: &str) -> Result<ConnectionSettin
     }
     settings.schema = live.schema.clone();
     Ok(settings)
-}
-
-/// Warnings about a history the replay cannot reproduce faithfully.
-fn warn_about_history(ctx: &Context, state: &MigrationState) {
-    for f in &state.failed {
-        ctx.warn(
-            "FAILED_MIGRATION",
-            format!(
-                "migration `{}` failed in the database and is not replayed; what it did before failing shows up as differences",
-                f.name
-            ),
-        );
-    }
-    for e in &state.edited {
-        ctx.warn(
-            "EDITED_MIGRATION",
-            format!(
-                "migration `{}` was edited after it was applied; the shadow replays the file as it is now",
-                e.name
-            ),
-        );
-    }
 }
 
 /// A difference for every migration applied live but missing from the folder.
@@ -385,7 +369,7 @@ fn replay_migrations(
     for (i, m) in migrations.iter().enumerate() {
         if let Err(failure) = run_script(client, m.script, &m.plan, &Bookkeeping::default()) {
             return Err(failure.into_error(
-                "SHADOW_MIGRATION_FAILED",
+                ErrorCode::ShadowMigrationFailed,
                 format!(
                     "replaying migration `{}` ({} of {}) into the shadow database",
                     m.name,

@@ -24,6 +24,7 @@
 //! `application_name`, `pgward-validate shadow <shadow name>`, tells people in
 //! `pg_stat_activity` which shadow it owns.
 
+use pgward_shared::codes::WarningCode;
 use pgward_shared::connect::dburl::ConnectionSettings;
 use pgward_shared::connect::{connect, Session};
 use pgward_shared::error::{describe_pg_error, Error, Result};
@@ -71,7 +72,7 @@ pub fn drop_leftovers(ctx: &Context, client: &mut postgres::Client) -> Result<Ve
                 dropped.push(name);
             }
             Err(e) => ctx.warn(
-                "SHADOW_LEFTOVER_NOT_DROPPED",
+                WarningCode::ShadowLeftoverNotDropped,
                 format!(
                     "the shadow database {name} was left by a run that did not finish and cannot be dropped: {}",
                     describe_pg_error(&e).1

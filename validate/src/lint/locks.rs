@@ -13,76 +13,7 @@ use pg_query::protobuf::{self, AlterTableCmd, AlterTableType, ConstrType, Object
 use pg_query::NodeEnum;
 
 use crate::lint::last_name;
-
-/// PostgreSQL's table lock modes, weakest first (the numbering of `lockdefs.h`, which is
-/// also what `LOCK TABLE ... IN ... MODE` parses to).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum LockMode {
-    AccessShare = 1,
-    RowShare,
-    RowExclusive,
-    ShareUpdateExclusive,
-    Share,
-    ShareRowExclusive,
-    Exclusive,
-    AccessExclusive,
-}
-
-impl LockMode {
-    /// The mode `LOCK TABLE` names by its number.
-    pub fn from_number(n: i32) -> Option<LockMode> {
-        Some(match n {
-            1 => LockMode::AccessShare,
-            2 => LockMode::RowShare,
-            3 => LockMode::RowExclusive,
-            4 => LockMode::ShareUpdateExclusive,
-            5 => LockMode::Share,
-            6 => LockMode::ShareRowExclusive,
-            7 => LockMode::Exclusive,
-            8 => LockMode::AccessExclusive,
-            _ => return None,
-        })
-    }
-
-    /// `SHARE ROW EXCLUSIVE`.
-    pub fn name(self) -> &'static str {
-        match self {
-            LockMode::AccessShare => "ACCESS SHARE",
-            LockMode::RowShare => "ROW SHARE",
-            LockMode::RowExclusive => "ROW EXCLUSIVE",
-            LockMode::ShareUpdateExclusive => "SHARE UPDATE EXCLUSIVE",
-            LockMode::Share => "SHARE",
-            LockMode::ShareRowExclusive => "SHARE ROW EXCLUSIVE",
-            LockMode::Exclusive => "EXCLUSIVE",
-            LockMode::AccessExclusive => "ACCESS EXCLUSIVE",
-        }
-    }
-
-    /// The mode as `pg_locks.mode` spells it (`ShareRowExclusiveLock`).
-    pub fn pg_locks_name(self) -> &'static str {
-        match self {
-            LockMode::AccessShare => "AccessShareLock",
-            LockMode::RowShare => "RowShareLock",
-            LockMode::RowExclusive => "RowExclusiveLock",
-            LockMode::ShareUpdateExclusive => "ShareUpdateExclusiveLock",
-            LockMode::Share => "ShareLock",
-            LockMode::ShareRowExclusive => "ShareRowExclusiveLock",
-            LockMode::Exclusive => "ExclusiveLock",
-            LockMode::AccessExclusive => "AccessExclusiveLock",
-        }
-    }
-
-    /// SHARE and stronger conflict with ROW EXCLUSIVE: writes wait while it is held, and
-    /// while it is waited for.
-    pub fn blocks_writes(self) -> bool {
-        self >= LockMode::Share
-    }
-
-    /// ACCESS EXCLUSIVE conflicts with ACCESS SHARE: even plain SELECTs wait.
-    pub fn blocks_reads(self) -> bool {
-        self == LockMode::AccessExclusive
-    }
-}
+pub use pgward_shared::locks::LockMode;
 
 /// One row of [`LOCK_TABLE`].
 #[derive(Debug)]

@@ -21,6 +21,8 @@ mod types;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use pgward_shared::cli::{MigrationsDir, STRICT_HELP};
+use pgward_shared::codes::WarningCode;
 use pgward_shared::error::Error;
 use pgward_shared::migrations::history;
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder, MIGRATION_FILE};
@@ -34,15 +36,19 @@ use crate::findings::{Finding, Location, Severity, Totals};
 pub use rules::Rule;
 use source::ParsedFile;
 
-/// lint's options.
+/// lint's options: its flags, parsed straight into them.
+#[derive(Debug, Clone, clap::Args)]
 pub struct LintOptions {
-    /// Files to lint; empty means the pending migrations.
+    /// Migration files to lint [default: the pending migrations]
     pub files: Vec<PathBuf>,
-    /// Lint every migration of the folder.
+    /// Lint every migration of the folder (no database needed)
+    #[arg(long, conflicts_with = "files")]
     pub all: bool,
-    /// The migrations folder.
-    pub dir: PathBuf,
-    /// Warnings fail the run (exit 3).
+    // The migrations folder.
+    #[command(flatten)]
+    pub dir: MigrationsDir,
+    // Warnings fail the run (exit 3).
+    #[arg(long, help = STRICT_HELP)]
     pub strict: bool,
 }
 
@@ -78,10 +84,10 @@ pub fn run(ctx: &Context, options: &LintOptions) -> Result<Outcome, Failure> {
     let sources = if !options.files.is_empty() {
         read_files(&options.files)?
     } else if options.all {
-        let folder = MigrationsFolder::read_non_empty(&options.dir)?;
+        let folder = MigrationsFolder::read_non_empty(&options.dir.resolve(&ctx.settings))?;
         migration_sources(&folder, |_| true)?
     } else {
-        pending_sources(ctx, &options.dir)?
+        pending_sources(ctx, &options.dir.resolve(&ctx.settings))?
     };
     let mut ignore = HashSet::new();
     for id in &ctx.settings.config.lint.ignore {
@@ -90,14 +96,14 @@ pub fn run(ctx: &Context, options: &LintOptions) -> Result<Outcome, Failure> {
                 ignore.insert(rule);
             }
             None => ctx.warn(
-                "UNKNOWN_LINT_RULE",
+                WarningCode::UnknownLintRule,
                 format!("[lint] ignore names `{id}`, which is no lint rule"),
             ),
         }
     }
     let (result, notes) = lint_sources(&sources, &ignore);
     for note in notes {
-        ctx.warn("UNKNOWN_LINT_RULE", note);
+        ctx.warn(WarningCode::UnknownLintRule, note);
     }
     crate::schema::finish("lint", result.totals, options.strict, result)
 }

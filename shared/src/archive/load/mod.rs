@@ -426,7 +426,7 @@ impl Drop for TempDir {
 }
 
 /// The tables of `manifest` whose data `patterns` select (all when empty); a usage error
-/// when the patterns select none. Restore calls it before touching the target.
+/// when a pattern selects none. Restore calls it before touching the target.
 pub fn selected_tables<'m>(
     manifest: &'m BackupManifest,
     patterns: &[String],
@@ -435,21 +435,18 @@ pub fn selected_tables<'m>(
         return Ok(manifest.tables.iter().collect());
     }
     let selected = TablePatterns::compile(patterns)?;
+    selected.require_each_matches(
+        manifest
+            .tables
+            .iter()
+            .map(|t| (t.schema.as_str(), t.name.as_str())),
+        &format!("backup {}", manifest.id),
+    )?;
     let chosen: Vec<&ManifestTable> = manifest
         .tables
         .iter()
         .filter(|t| selected.matches(&t.schema, &t.name))
         .collect();
-    if chosen.is_empty() {
-        return Err(Error::usage(
-            format!(
-                "--tables {} matches no table of backup {}",
-                patterns.join(" "),
-                manifest.id
-            ),
-            "`pgward-backup list` and the manifest name the tables; use schema.table or table",
-        ));
-    }
     Ok(chosen)
 }
 

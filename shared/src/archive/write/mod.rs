@@ -57,6 +57,30 @@ pub struct DumpOptions {
     pub no_large_objects: bool,
 }
 
+/// zstd level without `--level`.
+pub const DEFAULT_LEVEL: i32 = 3;
+/// Chunk size, in MiB, without `--chunk-mib`.
+pub const DEFAULT_CHUNK_MIB: u64 = 256;
+
+/// The defaults of `pgward-backup` without flags, and of the safety backup a restore with
+/// `--clean` takes: every table's data and the large objects, in the directory format.
+impl Default for DumpOptions {
+    fn default() -> DumpOptions {
+        DumpOptions {
+            jobs: crate::cli::DEFAULT_JOBS,
+            level: DEFAULT_LEVEL,
+            label: None,
+            tables: Vec::new(),
+            exclude_tables: Vec::new(),
+            format: BackupFormat::Directory,
+            chunk_bytes: DEFAULT_CHUNK_MIB << 20,
+            lock_timeout: crate::cli::BACKUP_LOCK_TIMEOUT,
+            env: None,
+            no_large_objects: false,
+        }
+    }
+}
+
 /// One table as the result reports it.
 #[derive(Debug, Serialize)]
 pub struct TableReport {
@@ -269,7 +293,8 @@ fn refuse_hidden_rows(coordinator: &Coordinator, tables: &[TableInfo]) -> Result
     })
 }
 
-/// Keeps the tables `include` matches (all when empty) and `exclude` does not.
+/// Keeps the tables `include` matches (all when empty; each pattern must match one) and
+/// `exclude` does not.
 fn filter_tables(
     tables: Vec<TableInfo>,
     include: &[String],
@@ -279,6 +304,10 @@ fn filter_tables(
         TablePatterns::compile(include)?,
         TablePatterns::compile(exclude)?,
     );
+    include.require_each_matches(
+        tables.iter().map(|t| (t.schema.as_str(), t.name.as_str())),
+        "the database",
+    )?;
     Ok(tables
         .into_iter()
         .filter(|t| include.is_empty() || include.matches(&t.schema, &t.name))
