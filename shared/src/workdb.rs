@@ -1,6 +1,6 @@
 //! Databases pgward creates for its own work: the database a restore loads a new target
 //! under until it is complete, `verify --deep`'s scratch database, and `validate drift`'s
-//! shadow. Each carries a comment ([`mark`]) that marks it as pgward's, says what it is,
+//! shadow. Each carries a comment ([`Mark`]) that marks it as pgward's, says what it is,
 //! and names the session that created it, so that one a killed run left behind is
 //! recognised (marked, its creating session gone) and dropped by the next run of its kind,
 //! `pgward-report health` lists every one ([`list`]), and a database pgward did not make is
@@ -76,33 +76,44 @@ fn creator_running_sql(mark: &str) -> String {
     )
 }
 
-/// Marks database `name`, just created by `admin`'s session, as pgward's work: `what` says
-/// what it is for and what becomes of it if the run dies. `admin`'s session must stay
-/// connected while the run uses the database: its end is what says the run is gone.
-pub fn mark(admin: &mut postgres::Client, name: &str, what: &str) -> Result<()> {
-    let creator = admin
-        .query_one(
-            "SELECT pg_backend_pid(), floor(extract(epoch FROM backend_start) * 1000000)::bigint \
-             FROM pg_stat_activity WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .map_err(|e| Error::query("reading this session's id", &e))?;
-    let (pid, start): (i32, i64) = (creator.get(0), creator.get(1));
-    let comment = format!(
-        "{MARK} {what} (started {}; creating session {pid}:{start})",
-        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
-    );
-    admin
-        .batch_execute(&format!(
-            "COMMENT ON DATABASE {} IS {}",
-            quote_ident(name),
-            quote_literal(&comment)
-        ))
-        .map_err(|e| Error::query(format!("marking {name} as pgward's work in progress"), &e))
+/// The mark of a database `admin`'s session is about to create for pgward's work: `what`
+/// says what it is for and what becomes of it if the run dies. Read before the database is
+/// created, so that [`Mark::put`] right after `CREATE DATABASE` is one statement: a run
+/// killed between the two leaves an unmarked database, which no cleanup touches.
+pub struct Mark(String);
+
+impl Mark {
+    /// The mark naming `admin`'s session as the creator. That session must stay connected
+    /// while the run uses the database: its end is what says the run is gone.
+    pub fn new(admin: &mut postgres::Client, what: &str) -> Result<Mark> {
+        let creator = admin
+            .query_one(
+                "SELECT pg_backend_pid(), floor(extract(epoch FROM backend_start) * 1000000)::bigint \
+                 FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .map_err(|e| Error::query("reading this session's id", &e))?;
+        let (pid, start): (i32, i64) = (creator.get(0), creator.get(1));
+        Ok(Mark(format!(
+            "{MARK} {what} (started {}; creating session {pid}:{start})",
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        )))
+    }
+
+    /// Puts the mark on database `name`, which `admin`'s session has just created.
+    pub fn put(&self, admin: &mut postgres::Client, name: &str) -> Result<()> {
+        admin
+            .batch_execute(&format!(
+                "COMMENT ON DATABASE {} IS {}",
+                quote_ident(name),
+                quote_literal(&self.0)
+            ))
+            .map_err(|e| Error::query(format!("marking {name} as pgward's work in progress"), &e))
+    }
 }
 
 /// Creates database `name` with the backup's encoding and locale (see
-/// [`crate::archive::load::create_database`]) and [`mark`]s it.
+/// [`crate::archive::load::create_database`]) and marks it ([`Mark`]).
 #[cfg(feature = "storage")]
 pub fn create(
     admin: &mut postgres::Client,
@@ -110,8 +121,9 @@ pub fn create(
     manifest: &BackupManifest,
     what: &str,
 ) -> Result<()> {
+    let mark = Mark::new(admin, what)?;
     crate::archive::load::create_database(admin, name, manifest)?;
-    mark(admin, name, what)
+    mark.put(admin, name)
 }
 
 /// Databases whose name is `name`, or starts with it when `prefix` is true, marked or not.

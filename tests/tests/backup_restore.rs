@@ -1676,8 +1676,15 @@ fn verify_deep_restores_into_a_scratch_database_and_drops_it() {
     );
     wait_until(
         Duration::from_secs(60),
-        "the deep verify creates its scratch database",
-        || scratch_databases() == 2,
+        "the deep verify creates its scratch database and marks it",
+        || {
+            scratch_databases() == 2
+                && count(
+                    &big,
+                    "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgward\\_verify\\_%' \
+                     AND starts_with(shobj_description(oid, 'pg_database'), 'pgward work in progress:')",
+                ) == 1
+        },
     );
     kill9(child);
     // Its sessions end: the loaders' on the scratch database, and the one that created it

@@ -106,6 +106,11 @@ impl Shadow {
     /// database's credentials and schema. `live` must carry [`owner_tag`] of `name`.
     pub fn create(mut live: Session, name: &str) -> Result<Shadow> {
         let create_sql = create_database_sql(&mut live, name)?;
+        let what = format!(
+            "shadow database of pgward-validate drift on {}, dropped when it ends; once the session that created it is gone, the next drift drops it",
+            live.settings.dbname
+        );
+        let mark = workdb::Mark::new(&mut live.client, &what)?;
         live.client.batch_execute(&create_sql).map_err(|e| {
             Error::query(
                 format!(
@@ -116,10 +121,6 @@ impl Shadow {
             )
         })?;
         let settings = live.settings.with_database(name);
-        let what = format!(
-            "shadow database of pgward-validate drift on {}, dropped when it ends; once the session that created it is gone, the next drift drops it",
-            live.settings.dbname
-        );
         let mut shadow = Shadow {
             name: name.to_string(),
             temporary: true,
@@ -128,7 +129,7 @@ impl Shadow {
             cleaned: false,
         };
         // From here on, the guard drops it whatever happens.
-        workdb::mark(&mut shadow.live.client, name, &what)?;
+        mark.put(&mut shadow.live.client, name)?;
         shadow.shadow = Some(connect(&settings, "pgward-validate")?);
         log::info(&format!("created the shadow database {name}"));
         Ok(shadow)
