@@ -26,6 +26,8 @@
 # stdout: one JSON document when the script ends (tool "backup-cron.sh"; result.backup,
 # result.pruned, result.steps), see scripts/lib/common.sh. stderr: one timestamped line
 # per step, and the binaries' own lines.
+# pgward.toml's notify_url / notify_on: one notification per run (default: failures and
+# needs-attention); log_dir: a 0600 log file per run, pruned after log_keep_days.
 #
 # Examples:
 #   PRODUCTION_DATABASE_URL=postgresql://app:secret@db/app scripts/backup-cron.sh production --force
@@ -72,6 +74,7 @@ PGW_GLOBAL+=(--env "$env")
 PGW_LOG_CONTEXT=$env
 pgw_result env "$(jq -n --arg e "$env" '$e')"
 pgw_need_tools backup report
+pgw_load_settings
 
 pgw_step backup backup backup "${backup_args[@]}"
 [ "$STEP_RC" = 0 ] || pgw_fail_step

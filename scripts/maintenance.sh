@@ -26,6 +26,8 @@
 # stdout: one JSON document when the script ends (tool "maintenance.sh"; result.due and
 # result.maintained name the tables; result.steps), see scripts/lib/common.sh. stderr: one
 # timestamped line per step.
+# pgward.toml's notify_url / notify_on: one notification per run (default: failures and
+# needs-attention); log_dir: a 0600 log file per run, pruned after log_keep_days.
 #
 # Examples:
 #   PRODUCTION_DATABASE_URL=postgresql://app:secret@db/app scripts/maintenance.sh production
@@ -40,7 +42,6 @@ pgw_start maintenance.sh run
 
 env=${PGWARD_ENV:-}
 env_given=
-config=
 url=
 dry_run=
 lock_timeout=5s
@@ -48,7 +49,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     -h | --help) pgw_help ;;
     -q | --quiet) PGW_QUIET=1 ;;
-    --config) [ $# -ge 2 ] || pgw_usage_error "--config needs a path"; config=$2; PGW_GLOBAL+=(--config "$2"); shift ;;
+    --config) [ $# -ge 2 ] || pgw_usage_error "--config needs a path"; PGW_GLOBAL+=(--config "$2"); shift ;;
     --database-url) [ $# -ge 2 ] || pgw_usage_error "--database-url needs a URL"; url=$2; shift ;;
     --lock-timeout) [ $# -ge 2 ] || pgw_usage_error "--lock-timeout needs a duration"; lock_timeout=$2; shift ;;
     --dry-run) dry_run=1 ;;
@@ -68,18 +69,20 @@ pgw_result env "$(jq -n --arg e "$env" '$e')"
 pgw_result dry_run "$([ -n "$dry_run" ] && echo true || echo false)"
 pgw_need_tools report
 [ -n "$dry_run" ] || pgw_need_pg_tools psql
+# Refuses (CONFIG_INVALID, exit 2) a database_url_env that is not a variable name, so the
+# ${!var} below never expands anything else.
+pgw_load_settings
+url_var=$(pgw_setting database_url_env)
 
 # The URL psql uses, as the binaries pick theirs: the flag, the environment's variable,
 # DATABASE_URL; empty means libpq's PG* variables.
 if [ -n "$url" ]; then
   # To the binaries through the environment, never on their command lines (which any
   # user on the machine can read): the environment's own variable, else DATABASE_URL.
-  pgw_config_url_var "$env" "${config:-pgward.toml}"
-  export "${PGW_URL_VAR:-DATABASE_URL}=$url"
+  export "${url_var:-DATABASE_URL}=$url"
 else
-  pgw_config_url_var "$env" "${config:-pgward.toml}"
-  if [ -n "$PGW_URL_VAR" ]; then
-    url=${!PGW_URL_VAR:-}
+  if [ -n "$url_var" ]; then
+    url=${!url_var:-}
   fi
   url=${url:-${DATABASE_URL:-}}
 fi

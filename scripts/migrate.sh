@@ -15,9 +15,11 @@
 # The binaries come from $PGWARD_BIN (a folder), else PATH; jq is needed.
 #
 # deploy: status (nothing pending: done) -> preflight -> baseline schema and drift checks
-#   -> backup -> verify it -> lint the pending migrations -> deploy -> schema -> drift
-#   -> status. A failing preflight stops before anything is written, except for a missing
-#   recent verified backup, which the next steps take. When the deploy fails:
+#   -> pre_deploy -> backup -> verify it -> lint the pending migrations -> deploy -> schema
+#   -> drift -> post_deploy -> health -> status (the hooks and the health check when the
+#   environment sets pre_deploy, post_deploy, health_url). A failing preflight stops
+#   before anything is written, except for a missing recent verified backup, which the
+#   next steps take. When the deploy fails:
 #   - nothing of the failing migration was committed (a lock timeout, an error inside its
 #     transaction): no restore. The script stops, says which migrations this run applied
 #     (they stay) and that the failing one is recorded as failed, and prints the commands
@@ -34,6 +36,11 @@
 #   --force: lets that automatic restore replace a protected environment's database.
 #   --dry-run: status, preflight and lint, then `deploy --dry-run`; no backup, no change.
 #   --no-drift skips both drift checks (they need CREATEDB for the shadow database).
+#   A failing or timed-out pre_deploy stops before anything is touched (exit 1). A failing
+#   post_deploy or an application whose health_url never answers health_status is undone
+#   as on_unhealthy says: stop (report it and print the ways back), rollback (down.sql of
+#   this deploy's migrations) or restore (the backup, as auto_restore); exit 1. Drift the
+#   deploy caused is exit 1 (DRIFT_AFTER_DEPLOY), restored or not.
 #   A protected environment: pgward-migrate asks for the database name on a terminal; in
 #   CI pass --yes (passed on to pgward-migrate deploy), or the deploy is refused (exit 6).
 # rollback: plan (rollback --dry-run) -> if every migration to roll back has down.sql:
@@ -48,6 +55,8 @@
 # stdout: one JSON document when the script ends (tool "migrate.sh", result.steps with
 # every step's exit code, result and error; result.backup, result.restored), see
 # scripts/lib/common.sh. stderr: one timestamped line per step, the binaries' own lines.
+# pgward.toml's notify_url / notify_on: one notification per run; log_dir: a log file per
+# run (docs/config.md).
 #
 # Examples:
 #   STAGING_DATABASE_URL=postgresql://app:secret@db/app scripts/migrate.sh deploy staging
@@ -67,14 +76,13 @@ dry_run=
 no_drift=
 yes=
 force=
-config=
 deploy_args=()
 rollback_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     -h | --help) pgw_help ;;
     -q | --quiet) PGW_QUIET=1 ;;
-    --config) [ $# -ge 2 ] || pgw_usage_error "--config needs a path"; config=$2; PGW_GLOBAL+=(--config "$2"); shift ;;
+    --config) [ $# -ge 2 ] || pgw_usage_error "--config needs a path"; PGW_GLOBAL+=(--config "$2"); shift ;;
     --dry-run) dry_run=1 ;;
     --no-drift) no_drift=1 ;;
     --yes) yes=1 ;;
@@ -113,6 +121,7 @@ pgw_result dry_run "$([ -n "$dry_run" ] && echo true || echo false)"
 
 backup_id=
 backup_location=
+deployed_count=0
 
 # Takes a backup and verifies it; stops the script if either fails.
 take_backup() {
@@ -182,12 +191,15 @@ stop_state_unknown() {
 }
 
 # After a deploy that committed part of a migration, or checks that found a regression
-# ($1 says which): restore the backup taken before the deploy when the environment sets
-# auto_restore = true, else stop and say so. Ends with the failing step's code and error.
+# ($1 says which; $2, when given, is the error to end with instead of the failing step's):
+# restore the backup taken before the deploy when the environment sets auto_restore =
+# true (or $3 is `restore`: on_unhealthy = "restore"), else stop and say so. Ends with the
+# failing step's code and error.
 restore_or_stop() {
-  local why=$1 failed_rc=$STEP_RC failed_step=$STEP_NAME failed_error auto
-  failed_error=$(pgw_step_error)
-  auto=$(pgw_config_env_value "$env" auto_restore "${config:-pgward.toml}")
+  local why=$1 failed_rc=$STEP_RC failed_step=$STEP_NAME failed_error=${2:-} auto
+  [ -n "$failed_error" ] || failed_error=$(pgw_step_error)
+  auto=$(pgw_setting auto_restore)
+  [ "${3:-}" = restore ] && auto=true
   pgw_result auto_restore "$([ "$auto" = true ] && echo true || echo false)"
   if [ "$auto" != true ]; then
     pgw_log_error "[$failed_step] $why" \
@@ -198,7 +210,7 @@ restore_or_stop() {
       .hint = "\($why); the database was not restored (auto_restore is off for this environment). To put it back as it was before this run: \($cmd); or fix forward"
       | .details.restored = false | .details.restore_command = $cmd' <<<"$failed_error")"
   fi
-  pgw_log_error "[$failed_step] $why: restoring backup $backup_id, taken before this deploy (auto_restore = true)"
+  pgw_log_error "[$failed_step] $why: restoring backup $backup_id, taken before this deploy ($([ "${3:-}" = restore ] && echo 'on_unhealthy = "restore"' || echo 'auto_restore = true'))"
   local flags=(--from "$backup_location/$backup_id" --clean)
   [ -n "$force" ] && flags+=(--force)
   pgw_step restore restore restore "${flags[@]}"
@@ -257,7 +269,11 @@ deploy() {
       drift_before=$(drift_differences)
       [ -z "$drift_before" ] || pgw_warn DRIFT_BEFORE_DEPLOY "the database has drifted from its migrations before the deploy (not held against it): $(echo "$drift_before" | wc -l) difference(s)"
     fi
+    run_pre_deploy
     take_backup "migrate.sh deploy $env: before $first_pending"
+  else
+    [ -z "$(pgw_setting pre_deploy)$(pgw_setting post_deploy)$(pgw_setting health_url)" ] ||
+      pgw_log "dry run: pre_deploy, post_deploy and the health check are not run"
   fi
 
   pgw_step lint validate lint
@@ -271,6 +287,7 @@ deploy() {
   pgw_detail '(.result.applied // [])[] | "  \(if $dry "would apply" else "applied" end) \(.name) (\(.mode)\(if .duration_ms then ", \(.duration_ms) ms" else "" end))"' \
     --argjson dry "$([ -n "$dry_run" ] && echo true || echo false)"
   pgw_result deployed "$(pgw_jq -c '[(.result.applied // [])[].name]')"
+  deployed_count=$(pgw_jq '(.result.applied // []) | length')
   case $STEP_RC in
     0) ;;
     1)
@@ -307,17 +324,97 @@ deploy() {
         added=$(new_lines "$drift_before" "$(drift_differences)")
         if [ -n "$added" ]; then
           pgw_log_error "the deploy left the database different from what its migrations produce:" "$(printf '  %s\n' "$added")"
-          STEP_RC=3
-          restore_or_stop "the deploy succeeded but left the database different from what its migrations produce ($(echo "$added" | wc -l) new difference(s))"
+          # A deploy undone (or to undo) for drift it caused failed: exit 1, not drift's 3.
+          STEP_RC=1
+          local why
+          why="the deploy succeeded but left the database different from what its migrations produce ($(echo "$added" | wc -l) new difference(s): ${added//$'\n'/, })"
+          restore_or_stop "$why" "$(pgw_error_json DRIFT_AFTER_DEPLOY "$why" \
+            "result.steps (drift) lists each difference; the migration does something a replay does not (it depends on data, time or the role)" \
+            "$(jq -nc --arg s drift '{step: $s}')")"
         fi ;;
       *) pgw_log_error "the deploy succeeded but drift could not be checked; backup $backup_id is at $backup_location"; pgw_fail_step ;;
     esac
   fi
 
+  run_post_deploy_and_health
+
   pgw_step status-after migrate status
   case $STEP_RC in
     0 | 3) pgw_finish 0 ;;
     *) pgw_fail_step ;;
+  esac
+}
+
+# pre_deploy of the environment (stop or drain the application), before the backup: when
+# it fails, nothing has been touched and the script stops.
+run_pre_deploy() {
+  local cmd
+  cmd=$(pgw_setting pre_deploy)
+  [ -n "$cmd" ] || return 0
+  pgw_hook_step pre-deploy "$cmd" "$(pgw_setting hook_timeout_s)" \
+    "nothing was touched: no backup taken, no migration applied; fix the hook (pre_deploy in pgward.toml) or what it acts on, then run migrate.sh deploy $env again"
+  [ "$STEP_RC" = 0 ] || pgw_fail_step
+}
+
+# post_deploy, then the health check: either failing is a failed check after the deploy,
+# undone as the environment's on_unhealthy says.
+run_post_deploy_and_health() {
+  local cmd
+  cmd=$(pgw_setting post_deploy)
+  if [ -n "$cmd" ]; then
+    pgw_hook_step post-deploy "$cmd" "$(pgw_setting hook_timeout_s)" "see below what was undone"
+    [ "$STEP_RC" = 0 ] || undo_after_failed_app_check "post_deploy failed after the deploy"
+  fi
+  [ -n "$(pgw_setting health_url)" ] || return 0
+  pgw_step health report app-health
+  pgw_detail '"health: \(.result.url) answered \(.result.attempts | last | .status // .error) after \(.result.attempts | length) attempt(s)"'
+  case $STEP_RC in
+    0) ;;
+    1) undo_after_failed_app_check "the application is unhealthy after the deploy" ;;
+    *) pgw_log_error "the deploy succeeded but the application's health could not be checked; backup $backup_id is at $backup_location"; pgw_fail_step ;;
+  esac
+}
+
+# After an unhealthy application or a failed post_deploy ($1 says which): as the
+# environment's on_unhealthy says, nothing (`stop`, the commands to go back printed),
+# down.sql of the migrations this deploy applied (`rollback`; when one has none, the
+# auto_restore rules), or the backup (`restore`). Ends with exit 1 and the step's error.
+undo_after_failed_app_check() {
+  local why=$1 failed_step=$STEP_NAME mode failed_error rollback_cmd
+  mode=$(pgw_setting on_unhealthy)
+  failed_error=$(pgw_step_error)
+  pgw_result on_unhealthy "$(jq -n --arg m "$mode" '$m')"
+  rollback_cmd="scripts/migrate.sh rollback $env --steps $deployed_count"
+  case $mode in
+    restore) restore_or_stop "$why" "$failed_error" restore ;;
+    rollback)
+      local flags=(--steps "$deployed_count")
+      [ -n "$force" ] && flags+=(--force)
+      pgw_log_error "$why: rolling back the $deployed_count migration(s) it applied with their down.sql (on_unhealthy = \"rollback\")"
+      PGW_EXPECT=1 pgw_step rollback-after-deploy migrate rollback "${flags[@]}"
+      if [ "$STEP_RC" = 0 ]; then
+        pgw_result rolled_back "$(pgw_jq -c '[.result.rolled_back[].name]')"
+        pgw_step status-after-rollback migrate status
+        pgw_detail '"pending now: \(.result.pending | join(", "))"'
+        pgw_finish 1 "$(jq -c --arg why "$why" '
+          .hint = "\($why); the migrations this deploy applied were rolled back with their down.sql (the application'"'"'s writes kept). Fix the cause, then run migrate.sh deploy again"
+          | .details.rolled_back = true' <<<"$failed_error")"
+      fi
+      if [ "$STEP_RC" = 1 ] && [ "$(pgw_jq .error.code)" = NO_DOWN_SQL ]; then
+        pgw_log_error "$(pgw_jq .error.message): nothing was rolled back; the auto_restore rules decide on the backup"
+        STEP_RC=1 STEP_NAME=$failed_step
+        restore_or_stop "$why (and a migration to roll back has no down.sql)" "$failed_error"
+      fi
+      pgw_log_error "ROLLBACK FAILED after $why"
+      pgw_finish "$STEP_RC" "$(pgw_step_error | jq -c --arg why "$why" --arg cmd "$(restore_command)" '
+        .message = "\($why), and rolling back with down.sql failed too: " + .message
+        | .hint = "\(.hint // "see the messages above"); to go back to the state before this run: \($cmd)"')" ;;
+    *)
+      pgw_log_error "$why; nothing was undone (on_unhealthy = \"stop\")" \
+        "the database keeps this deploy's migrations; to go back: $rollback_cmd (down.sql), or $(restore_command)"
+      pgw_finish 1 "$(jq -c --arg why "$why" --arg rb "$rollback_cmd" --arg cmd "$(restore_command)" '
+        .hint = "\($why); nothing was undone (on_unhealthy is stop for this environment). Fix the application, or go back: \($rb) (down.sql), or \($cmd)"
+        | .details.restored = false | .details.restore_command = $cmd | .details.rollback_command = $rb' <<<"$failed_error")" ;;
   esac
 }
 
@@ -372,4 +469,6 @@ status() {
   pgw_finish "$STEP_RC" "$(pgw_step_error)"
 }
 
+pgw_need_tools report
+pgw_load_settings
 "$command"

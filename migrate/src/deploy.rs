@@ -10,10 +10,10 @@ use pgward_shared::codes::WarningCode;
 use pgward_shared::config::{parse_duration, GuardArgs};
 use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::migrations::history::{self, Attempt};
+use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::warnings::{state_warnings, StateReader};
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
-use pgward_shared::state::MigrationState;
 use pgward_shared::{interrupt, log};
 use serde::Serialize;
 
@@ -22,7 +22,18 @@ use pgward_shared::migrations::engine::{
     Bookkeeping, LeftBehind, RunMode, ScriptFailure, ScriptPlan,
 };
 use pgward_shared::migrations::lock::with_migration_lock;
-use pgward_shared::migrations::trace::{summarize, RelationSummary, ScriptTrace, Tracer};
+use pgward_shared::migrations::trace::{
+    over_budget, summarize, OverBudget, RelationSummary, ScriptTrace, Tracer,
+};
+
+/// `250 ms`, `5.0 s`.
+fn budget_text(budget: Duration) -> String {
+    if budget < Duration::from_secs(1) {
+        format!("{} ms", budget.as_millis())
+    } else {
+        format!("{:.1} s", budget.as_secs_f64())
+    }
+}
 
 /// One stderr line per relation a traced migration locked in a way that blocks writes.
 fn log_trace(name: &str, trace: &ScriptTrace) {
@@ -74,6 +85,10 @@ pub struct DeployOptions {
     /// each was held, and the tables and indexes it rewrote (result.applied[].trace)
     #[arg(long, conflicts_with = "dry_run")]
     pub trace: bool,
+    /// With --trace: exit 3 when a statement held a lock that blocks writes (or reads)
+    /// longer than this, naming it (result.over_budget, warnings LOCK_OVER_BUDGET)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "trace")]
+    pub max_lock: Option<Duration>,
     // --force / --yes.
     #[command(flatten)]
     pub guard: GuardArgs,
@@ -117,6 +132,9 @@ pub struct DeployResult {
     /// taken and how long it was held, strongest first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relations: Option<Vec<RelationSummary>>,
+    /// With `--max-lock`: the locks held longer than the budget, longest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub over_budget: Option<Vec<OverBudget>>,
 }
 
 /// Runs deploy.
@@ -191,6 +209,7 @@ fn deploy_locked(
         already_applied: state.applied.len(),
         still_pending,
         relations: None,
+        over_budget: None,
     };
     if to_apply.is_empty() {
         log::info("no pending migrations to apply");
@@ -248,6 +267,26 @@ fn deploy_locked(
             "applied"
         }
     ));
+    if let Some(budget) = opts.max_lock {
+        let over: Vec<OverBudget> = result
+            .applied
+            .iter()
+            .filter_map(|m| m.trace.as_ref().map(|t| over_budget(&m.name, t, budget)))
+            .flatten()
+            .collect();
+        for o in &over {
+            ctx.warn(
+                WarningCode::LockOverBudget,
+                format!("{}, over the {} budget", o.line(), budget_text(budget)),
+            );
+        }
+        let attention = !over.is_empty();
+        result.over_budget = Some(over);
+        if attention {
+            // Applied all the same: the budget judges the locks, the migrations are done.
+            return Ok(Outcome::attention(result));
+        }
+    }
     Ok(Outcome::ok(result))
 }
 

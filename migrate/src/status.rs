@@ -6,10 +6,10 @@ use std::path::Path;
 use pgward_shared::codes::WarningCode;
 use pgward_shared::error::{Error, LockHolder};
 use pgward_shared::migrations::history;
+use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::warnings::{state_warnings, StateReader};
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
-use pgward_shared::state::MigrationState;
 use serde::Serialize;
 
 /// status's `result`.

@@ -12,3 +12,4 @@ pub mod backups;
 pub mod health;
 pub mod migrations;
 pub mod render;
+pub mod scripts;

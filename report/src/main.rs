@@ -8,6 +8,7 @@ use pgward_report::backups::backups;
 use pgward_report::health::{health, HealthOptions};
 use pgward_report::migrations::migrations;
 use pgward_report::render::read_document;
+use pgward_report::scripts::{self, without_database};
 use pgward_shared::cli::{
     about_with_exit_codes, FromLocation, MigrationsDir, DEFAULT_MAX_BACKUP_AGE,
 };
@@ -84,6 +85,39 @@ enum Command {
         after_help = "Example:\n  pgward-report audit --audit-log /var/log/pgward/audit.jsonl --since 7d --tool migrate --format text"
     )]
     Audit(AuditFilter),
+    /// For scripts/: the environment's settings of pgward.toml resolved, defaults filled
+    /// in (hooks, health check, notification, run log); never connects
+    #[command(
+        after_help = "Example:\n  pgward-report settings --env staging | jq -r .result.log_dir"
+    )]
+    Settings,
+    /// GET the application's health URL until it answers the expected status (retries
+    /// with a doubling pause, a total timeout); exit 1 (APP_UNHEALTHY) when it never does
+    #[command(
+        after_help = "Examples:\n  pgward-report app-health --env production\n  pgward-report app-health --url http://127.0.0.1:8080/healthz --retries 10 --timeout 2min"
+    )]
+    AppHealth {
+        /// The URL [default: health_url of the environment]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// The status a healthy application answers [default: health_status, else 200]
+        #[arg(long, value_name = "STATUS")]
+        expect: Option<u16>,
+        /// GETs at most [default: health_retries, else 5]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        retries: Option<u32>,
+        /// The whole check's limit [default: health_timeout, else 60s]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+    },
+    /// For scripts/: send a script run's one notification (its final JSON document) to the
+    /// environment's notify_url (PGWARD_NOTIFY_URL wins) when its notify_on wants it
+    #[command(after_help = "Example:\n  pgward-report notify run.json --env production")]
+    Notify {
+        /// The script's JSON document
+        #[arg(value_name = "FILE")]
+        file: String,
+    },
 }
 
 fn main() {
@@ -110,5 +144,22 @@ fn main() {
             Err(e) => run(TOOL, "render", cli.global, |_| Err(e.into())),
         },
         Command::Audit(filter) => run(TOOL, "audit", cli.global, |ctx| audit(ctx, &filter)),
+        Command::Settings => run(
+            TOOL,
+            "settings",
+            without_database(cli.global),
+            scripts::settings,
+        ),
+        Command::AppHealth {
+            url,
+            expect,
+            retries,
+            timeout,
+        } => run(TOOL, "app-health", without_database(cli.global), |ctx| {
+            scripts::app_health(ctx, url, expect, retries, timeout)
+        }),
+        Command::Notify { file } => run(TOOL, "notify", without_database(cli.global), |ctx| {
+            scripts::notify(ctx, &file)
+        }),
     }
 }

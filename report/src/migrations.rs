@@ -13,10 +13,10 @@ use pgward_shared::migrations::report::{
     AttemptOutcome, AttemptRecord, LastApplied, MigrationStatus, MigrationSummary, MigrationTotals,
     MigrationsReport, SlowAttempt,
 };
+use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::warnings::{state_warnings, StateReader};
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
-use pgward_shared::state::MigrationState;
 
 /// How many of the slowest attempts the report names.
 pub const SLOWEST: usize = 10;

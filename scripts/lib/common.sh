@@ -19,6 +19,14 @@
 #    "error":{"code":"MIGRATION_FAILED","message":"...","hint":"...","details":{"step":"deploy",...}}}
 # ok is true for exit codes 0 and 3, as for the binaries; error is the failing step's
 # error (with details.step naming the step) or the script's own.
+#
+# The environment's settings (hooks, health check, notification, run log) come from
+# `pgward-report settings` (pgw_load_settings), the one reader of pgward.toml. A run sends
+# ONE notification, about the whole run, when it ends (pgw_notify); the binaries it runs
+# never notify (PGWARD_NOTIFY_URL is taken from their environment), so a step the script
+# expects to fail never posts a false FAILED. With `log_dir`, the run's timestamped lines,
+# its binaries' lines (when stderr is not a terminal) and its final JSON also go to
+# <log_dir>/<script>-<env>-<UTC>.log (0600).
 
 # What to do when a pgward binary is missing.
 PGW_TOOLS_HINT="build pgward (cargo build --release) and set PGWARD_BIN to the folder holding the pgward-* binaries, or put them on PATH"
@@ -45,23 +53,36 @@ pgw_timestamp() {
 }
 
 # pgw_log LINE...: timestamped lines on stderr (one per line of the arguments); quiet
-# runs (-q) print only what pgw_log_error prints.
+# runs (-q) print only what pgw_log_error prints. The run's log file gets every line.
 pgw_log() {
-  [ -n "${PGW_QUIET:-}" ] && return 0
-  pgw_log_always "$@"
+  if [ -n "${PGW_QUIET:-}" ]; then
+    pgw_log_lines "" "$@"
+  else
+    pgw_log_lines 1 "$@"
+  fi
 }
 
 pgw_log_error() {
-  pgw_log_always "$@"
+  pgw_log_lines 1 "$@"
 }
 
 pgw_log_always() {
-  local ts line prefix
+  pgw_log_lines 1 "$@"
+}
+
+# pgw_log_lines TO_STDERR LINE...: the lines, timestamped, to the run's log (the log file,
+# or the work folder until the file is open) and, when TO_STDERR is not empty, stderr.
+pgw_log_lines() {
+  local ts line prefix to_stderr=$1 file=${PGW_LOG_FILE:-}
+  shift
+  [ -z "$file" ] && [ -n "${PGW_WORK:-}" ] && [ -d "$PGW_WORK" ] && file=$PGW_WORK/early.log
   ts=$(pgw_timestamp)
   prefix="$ts ${PGW_SCRIPT:-pgward}${PGW_LOG_CONTEXT:+ $PGW_LOG_CONTEXT}:"
   while IFS= read -r line; do
-    printf '%s %s\n' "$prefix" "$line" >&2
+    [ -n "$to_stderr" ] && printf '%s %s\n' "$prefix" "$line" >&2
+    [ -n "$file" ] && printf '%s %s\n' "$prefix" "$line" >>"$file"
   done < <(printf '%s\n' "$@")
+  return 0
 }
 
 # ---------------------------------------------------------------------------------------
@@ -78,6 +99,12 @@ pgw_start() {
       "$PGW_SCRIPT" "$PGW_COMMAND"
     exit 2
   fi
+  # The binaries never notify: the run sends one notification when it ends (pgw_notify).
+  PGW_NOTIFY_URL=${PGWARD_NOTIFY_URL:-}
+  unset PGWARD_NOTIFY_URL
+  PGW_SETTINGS=
+  PGW_LOG_FILE=
+  PGW_HOOK_PID=
   PGW_STARTED_MS=$(pgw_now_ms)
   PGW_STARTED_AT=$(TZ=UTC printf '%(%Y-%m-%dT%H:%M:%S)TZ' $((PGW_STARTED_MS / 1000)))
   PGW_WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgward-script.XXXXXX")
@@ -172,6 +199,10 @@ pgw_help() {
 # A script sets PGW_INTERRUPT_HINT to say how to undo what it had done by then.
 pgw_on_interrupt() {
   local hint=${PGW_INTERRUPT_HINT:-"the running binary cancelled its server query; result.steps shows what was done"}
+  # A running hook (pgw_hook_step): timeout passes the TERM on to the hook's group.
+  if [ -n "${PGW_HOOK_PID:-}" ] && [ -s "$PGW_HOOK_PID" ]; then
+    kill -TERM "$(cat "$PGW_HOOK_PID")" 2>/dev/null || true
+  fi
   pgw_log_error "interrupted during step ${STEP_NAME:-none}" "hint: $hint"
   pgw_finish 130 "$(pgw_error_json INTERRUPTED "interrupted (SIGINT/SIGTERM) during step ${STEP_NAME:-none}" "$hint")"
 }
@@ -193,21 +224,25 @@ pgw_on_exit() {
     "$hook"
   done
   if [ -z "$PGW_NO_DOCUMENT" ]; then
-    pgw_print_document
+    local document=$PGW_WORK/document.json
+    pgw_document >"$document"
+    # A notification that cannot be delivered is a warning; the exit code stays.
+    pgw_notify "$document" && pgw_document >"$document"
     if [ "$PGW_EXIT" = 0 ] || [ "$PGW_EXIT" = 3 ]; then
       pgw_log "done (exit $PGW_EXIT)"
     else
       pgw_log_error "failed (exit $PGW_EXIT)"
     fi
+    if [ -t 1 ]; then jq . "$document"; else cat "$document"; fi
+    [ -z "$PGW_LOG_FILE" ] || cat "$document" >>"$PGW_LOG_FILE"
   fi
   rm -rf "$PGW_WORK"
   exit "$PGW_EXIT"
 }
 
-pgw_print_document() {
-  local pretty=-c
-  [ -t 1 ] && pretty=
-  jq -n $pretty \
+# The final document, compact, on stdout (pgw_on_exit prints it, pretty on a terminal).
+pgw_document() {
+  jq -nc \
     --arg tool "$PGW_SCRIPT" --arg command "$PGW_COMMAND" --argjson code "$PGW_EXIT" \
     --arg started "$PGW_STARTED_AT" --argjson ms $(($(pgw_now_ms) - PGW_STARTED_MS)) \
     --slurpfile steps "$PGW_WORK/steps.jsonl" --slurpfile warnings "$PGW_WORK/warnings.jsonl" \
@@ -220,6 +255,92 @@ pgw_print_document() {
      result: ($result[0] + {steps: [$steps[] | del(.version, .target)]}),
      warnings: ([$steps[] | .step as $s | .warnings[]? | . + {step: $s}] + $warnings),
      error: (if $code == 0 or $code == 3 then null else $error end)}'
+}
+
+# ---------------------------------------------------------------------------------------
+# The environment's settings, the run log, the notification
+
+# pgw_load_settings: reads the environment's settings of pgward.toml (`pgward-report
+# settings` with the script's --env and --config) for pgw_setting, and opens the run's log
+# file when the environment sets log_dir. Ends the script with the binary's error (a bad
+# or unknown environment: exit 2) when it cannot.
+pgw_load_settings() {
+  local out=$PGW_WORK/settings.json rc=0
+  PGWARD_NOTIFY_URL=$PGW_NOTIFY_URL "$(pgw_bin report)" settings "${PGW_GLOBAL[@]}" >"$out" || rc=$?
+  if ! jq -e '.result | type == "object"' "$out" >/dev/null 2>&1; then
+    [ "$rc" = 0 ] && rc=2
+    pgw_finish "$rc" "$(jq -ce '.error | objects' "$out" 2>/dev/null ||
+      pgw_error_json NO_JSON_OUTPUT "pgward-report settings printed no settings (exit $rc)" "see its messages above")"
+  fi
+  PGW_SETTINGS=$out
+  pgw_open_log
+}
+
+# pgw_setting KEY: the environment's resolved KEY (nothing when it is null).
+pgw_setting() {
+  jq -r --arg k "$1" '.result[$k] | values' "$PGW_SETTINGS"
+}
+
+# Opens <log_dir>/<script>-<env>-<UTC>.log (0600, the folder 0700 when it is made), copies
+# the lines logged so far into it, and removes this script's logs of this environment
+# older than log_keep_days. A log that cannot be written is a warning, not a failure.
+pgw_open_log() {
+  local dir days env name file removed now
+  dir=$(pgw_setting log_dir)
+  [ -n "$dir" ] || return 0
+  days=$(pgw_setting log_keep_days)
+  env=$(pgw_setting env)
+  name="${PGW_SCRIPT%.sh}-${env//[^A-Za-z0-9_.-]/_}"
+  now=$(pgw_now_ms)
+  file="$dir/$name-$(TZ=UTC printf '%(%Y%m%dT%H%M%S)T' $((now / 1000))).$(printf '%03d' $((now % 1000)))Z.log"
+  if ! (umask 077 && mkdir -p "$dir" && set -C && : >"$file") 2>"$PGW_WORK/log.err"; then
+    pgw_warn LOG_FILE_FAILED "cannot write the run log $file: $(cat "$PGW_WORK/log.err"); the run goes on without it (check log_dir in pgward.toml)"
+    return 0
+  fi
+  [ -f "$PGW_WORK/early.log" ] && cat "$PGW_WORK/early.log" >>"$file"
+  PGW_LOG_FILE=$file
+  pgw_result log_file "$(jq -n --arg f "$file" '$f')"
+  # The timestamp's shape too: env `dev` must not prune env `dev-eu`'s logs.
+  local stamp='[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9].[0-9][0-9][0-9]Z'
+  removed=$(find "$dir" -maxdepth 1 -type f -name "$name-$stamp.log" ! -path "$file" -mmin +$((days * 1440)) -print -delete | wc -l)
+  pgw_log "run log $file"
+  [ "$removed" = 0 ] || pgw_log "removed $removed run log(s) of ${PGW_SCRIPT%.sh} $env older than $days days from $dir"
+}
+
+# pgw_notify DOCUMENT: sends the run's one notification (pgward-report notify: to the
+# environment's notify_url, PGWARD_NOTIFY_URL first, when notify_on wants it). Returns 0
+# when it added a warning (undelivered), so the caller rebuilds the document.
+pgw_notify() {
+  local document=$1 out=$PGW_WORK/notify.json args=() bin
+  if [ -n "$PGW_SETTINGS" ]; then
+    [ "$(pgw_setting notify)" = true ] || return 1
+    args=("${PGW_GLOBAL[@]}")
+  else
+    # No settings (a usage error, or pgward.toml is what failed): only PGWARD_NOTIFY_URL,
+    # with the default notify_on, and no file read (an empty one).
+    [ -n "$PGW_NOTIFY_URL" ] || return 1
+    args=(--config /dev/null)
+    [ -n "${PGW_QUIET:-}" ] && args+=(--quiet)
+  fi
+  bin=$(pgw_bin report)
+  [ -x "$bin" ] || return 1
+  PGWARD_NOTIFY_URL=$PGW_NOTIFY_URL PGWARD_ENV='' "$bin" notify "$document" "${args[@]}" >"$out" || true
+  if jq -e '.result.sent == true' "$out" >/dev/null 2>&1; then
+    pgw_log "notification sent to $(jq -r .result.to "$out")"
+    return 1
+  fi
+  local why
+  why=$(jq -r '(.warnings[]? | select(.code == "NOTIFY_FAILED") | .message) // empty' "$out" 2>/dev/null)
+  if [ -n "$why" ]; then
+    pgw_warn NOTIFY_FAILED "$why"
+    return 0
+  fi
+  if ! jq -e '.ok' "$out" >/dev/null 2>&1; then
+    pgw_warn NOTIFY_FAILED "the notification was not sent: $(jq -r '.error.message // "pgward-report notify printed no JSON"' "$out" 2>/dev/null)"
+    return 0
+  fi
+  pgw_log "no notification: $(jq -r '.result.why' "$out")"
+  return 1
 }
 
 # ---------------------------------------------------------------------------------------
@@ -261,12 +382,18 @@ pgw_need_pg_tools() {
 pgw_redact() {
   local arg out=()
   for arg in "$@"; do
-    arg=$(printf '%s' "$arg" | sed -E -e 's#(://[^:/?@[:space:]]*):[^@/]*@#\1:***@#g' \
-      -e "s#([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd][[:space:]]*=[[:space:]]*)('[^']*'|[^[:space:]]+)#\\1***#g")
+    arg=$(printf '%s' "$arg" | pgw_redact_stream)
     [[ $arg =~ ^[][A-Za-z0-9_./:=@%+,*-]+$ ]] || arg="'${arg//\'/\'\\\'\'}'"
     out+=("$arg")
   done
   printf '%s' "${out[*]}"
+}
+
+# stdin to stdout with the passwords of URLs and password=VALUE replaced by ***, line by
+# line as they come (-u: a hook's output is logged as it prints it).
+pgw_redact_stream() {
+  sed -u -E -e 's#(://[^:/?@[:space:]]*):[^@/]*@#\1:***@#g' \
+    -e "s#([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd][[:space:]]*=[[:space:]]*)('[^']*'|[^[:space:]]+)#\\1***#g"
 }
 
 # pgw_step NAME TOOL ARG...: runs pgward-TOOL ARG... plus the script's global flags
@@ -283,7 +410,18 @@ pgw_step() {
   pgw_log "[$name] pgward-$tool $(pgw_redact "$@" "${PGW_GLOBAL[@]}")"
   t0=$(pgw_now_ms)
   STEP_RC=0
-  "$bin" "$@" "${PGW_GLOBAL[@]}" >"$STEP_JSON" || STEP_RC=$?
+  if [ -n "$PGW_LOG_FILE" ] && ! [ -t 2 ]; then
+    # The binary's own lines into the run log too; only off a terminal, where nothing
+    # asks (a protected environment's prompt needs stderr to be the terminal).
+    local fd tee_pid
+    exec {fd}> >(tee -a "$PGW_LOG_FILE" >&2)
+    tee_pid=$!
+    "$bin" "$@" "${PGW_GLOBAL[@]}" >"$STEP_JSON" 2>&"$fd" || STEP_RC=$?
+    exec {fd}>&-
+    wait "$tee_pid" || true
+  else
+    "$bin" "$@" "${PGW_GLOBAL[@]}" >"$STEP_JSON" || STEP_RC=$?
+  fi
   ms=$(($(pgw_now_ms) - t0))
   if ! jq -e 'type == "object"' "$STEP_JSON" >/dev/null 2>&1; then
     # No document: keep what was printed in the message, and never take it for success.
@@ -325,6 +463,51 @@ pgw_command_step() {
        {code: $code, message: "\($tool) failed (exit \($raw)): \($err | rtrimstr("\n") | .[0:2000])",
         hint: "see the message of \($tool)"} end)}' >"$STEP_JSON"
   pgw_record_step "$name" "$tool" "$ms"
+}
+
+# pgw_hook_step NAME COMMAND TIMEOUT_S HINT: runs a hook of pgward.toml (pre_deploy,
+# post_deploy) with `bash -c` in the current folder, no stdin, PGWARD_ENV and PGWARD_HOOK
+# set, killed after TIMEOUT_S seconds; each line it prints is logged as it comes. Exit
+# code 1 when it fails (HOOK_FAILED) or times out (HOOK_TIMEOUT); HINT says what then.
+pgw_hook_step() {
+  local name=$1 cmd=$2 timeout_s=$3 hint=$4 t0 ms raw=0 code=
+  PGW_NSTEPS=$((PGW_NSTEPS + 1))
+  STEP_NAME=$name
+  STEP_JSON=$PGW_WORK/step-$PGW_NSTEPS.json
+  STEP_OUT=$PGW_WORK/step-$PGW_NSTEPS.out
+  : >"$STEP_OUT"
+  pgw_log "[$name] $(pgw_redact "$cmd") (timeout ${timeout_s} s)"
+  t0=$(pgw_now_ms)
+  # timeout runs the hook in a process group of its own, so a timeout stops all of it;
+  # Ctrl-C reaches the script alone, whose `wait` returns at once: pgw_on_interrupt then
+  # stops the hook's group through timeout (PGW_HOOK_PID).
+  {
+    PGWARD_HOOK=$name PGWARD_ENV=$(pgw_setting env) timeout --kill-after=5 "$timeout_s" bash -c "$cmd" </dev/null 2>&1 &
+    echo "$!" >"$STEP_OUT.pid"
+    wait "$!" || echo "$?" >"$STEP_OUT.rc"
+  } | pgw_redact_stream | while IFS= read -r line || [ -n "$line" ]; do
+    printf '%s\n' "$line" >>"$STEP_OUT"
+    pgw_log "[$name] | $line"
+  done &
+  PGW_HOOK_PID=$STEP_OUT.pid
+  wait "$!" || true
+  PGW_HOOK_PID=
+  [ -f "$STEP_OUT.rc" ] && raw=$(cat "$STEP_OUT.rc")
+  ms=$(($(pgw_now_ms) - t0))
+  case $raw in
+    0) STEP_RC=0 ;;
+    124 | 137) STEP_RC=1 code=HOOK_TIMEOUT ;;
+    *) STEP_RC=1 code=HOOK_FAILED ;;
+  esac
+  jq -nc --arg name "$name" --arg cmd "$(pgw_redact "$cmd")" --arg code "$code" --argjson rc "$STEP_RC" \
+    --argjson raw "$raw" --argjson t "$timeout_s" --arg hint "$hint" --rawfile out "$STEP_OUT" '
+    ($out | split("\n") | map(select(. != "")) | .[-5:] | join(" / ")) as $tail |
+    {tool: "hook", command: $name, ok: ($rc == 0), exit_code: $rc,
+     result: {command: $cmd, exit: $raw, timeout_s: $t}, warnings: [],
+     error: (if $rc == 0 then null
+       elif $code == "HOOK_TIMEOUT" then {code: $code, message: "\($name) did not finish within \($t) s and was stopped: \($cmd)", hint: $hint}
+       else {code: $code, message: "\($name) failed (exit \($raw)): \($cmd)\(if $tail == "" then "" else "; its last output: " + $tail end)", hint: $hint} end)}' >"$STEP_JSON"
+  pgw_record_step "$name" hook "$ms"
 }
 
 # Appends the step to the final document and logs its outcome, error and warnings; at error
@@ -433,36 +616,5 @@ pgw_pg() {
     PGPASSWORD=$PGW_URL_PASSWORD "$(pgw_pg_tool "$tool")" "$@" -d "$plain"
   else
     "$(pgw_pg_tool "$tool")" "$@" -d "$plain"
-  fi
-}
-
-# pgw_config_env_value ENV KEY [CONFIG]: the value of KEY in [env.ENV] of pgward.toml
-# (CONFIG, else ./pgward.toml), unquoted, or nothing. A plain `key = value` line only;
-# the binaries read the file in full (and refuse unknown keys or wrong types) before any
-# script step that relies on the value, so a form this reader misses reads as unset.
-pgw_config_env_value() {
-  local config=${3:-pgward.toml}
-  [ -f "$config" ] || return 0
-  awk -v want="env.$1" -v key="$2" '
-    /^[[:space:]]*\[/ { s = $0; sub(/#.*$/, "", s); gsub(/[][[:space:]"'\'']/, "", s); section = s; next }
-    section == want {
-      line = $0; sub(/^[[:space:]]*/, "", line)
-      if (index(line, key) != 1) next
-      rest = substr(line, length(key) + 1)
-      if (rest !~ /^[[:space:]]*=/) next
-      v = rest; sub(/^[[:space:]]*=[[:space:]]*/, "", v); sub(/[[:space:]]*(#.*)?$/, "", v)
-      gsub(/^["'\'']|["'\'']$/, "", v); print v; exit
-    }' "$config"
-}
-
-# pgw_config_url_var ENV [CONFIG]: sets PGW_URL_VAR to the `database_url_env` of
-# [env.ENV] (or nothing), after checking that it is a variable name (letters, digits,
-# _): `${!var}` with a crafted value such as `x[$(cmd)]` would run cmd. Ends the script
-# (exit 2, CONFIG_INVALID) otherwise.
-pgw_config_url_var() {
-  PGW_URL_VAR=$(pgw_config_env_value "$1" database_url_env "${2:-}")
-  if [ -n "$PGW_URL_VAR" ] && ! [[ $PGW_URL_VAR =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
-    pgw_fail 2 CONFIG_INVALID "[env.$1] database_url_env in ${2:-pgward.toml} is not the name of an environment variable: $(pgw_redact "$PGW_URL_VAR")" \
-      "set it to the name of the variable that holds the URL (letters, digits and _), e.g. database_url_env = \"PRODUCTION_DATABASE_URL\""
   fi
 }

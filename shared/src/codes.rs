@@ -142,6 +142,9 @@ catalogue! {
         ProtectedForbidden = "PROTECTED_FORBIDDEN", Refused;
         /// pgward-validate found errors.
         ChecksFailed = "CHECKS_FAILED", Failed;
+        /// The application's health URL did not answer healthy after a deploy
+        /// (`pgward-report app-health`).
+        AppUnhealthy = "APP_UNHEALTHY", Failed;
         /// pg_dump (or psql) failed, is missing, or is older than the server.
         PgDumpFailed = "PG_DUMP_FAILED", Failed;
         /// pg_restore failed.
@@ -212,6 +215,9 @@ catalogue! {
         LockTimeoutRetry = "LOCK_TIMEOUT_RETRY";
         /// A migration hit lock_timeout but is not retried.
         LockTimeoutNotRetried = "LOCK_TIMEOUT_NOT_RETRIED";
+        /// `deploy --trace --max-lock`: a statement held a lock that blocks writes (or
+        /// reads) longer than the budget.
+        LockOverBudget = "LOCK_OVER_BUDGET";
         /// The --notify message could not be delivered; the exit code is unchanged.
         NotifyFailed = "NOTIFY_FAILED";
         /// Leftovers of interrupted backups (never restorable; prune removes them).

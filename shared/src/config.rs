@@ -127,6 +127,38 @@ pub struct EnvConfig {
     /// Off by default: the script stops and prints the restore command instead.
     #[serde(default)]
     pub auto_restore: bool,
+    // The scripts' keys below: see `docs/config.md`; `pgward-report settings` gives them
+    // to the scripts resolved, defaults filled in ([`crate::workflow`]).
+    /// scripts/migrate.sh deploy: a shell command run before the backup and the deploy
+    /// (stop or drain the application); when it fails, nothing is touched.
+    pub pre_deploy: Option<String>,
+    /// scripts/migrate.sh deploy: a shell command run after the deploy and its checks.
+    pub post_deploy: Option<String>,
+    /// How long each hook may run (default 5min).
+    #[serde(default, deserialize_with = "crate::workflow::duration")]
+    pub hook_timeout: Option<std::time::Duration>,
+    /// scripts/migrate.sh deploy: GET this URL after the deploy until it answers
+    /// `health_status`.
+    pub health_url: Option<String>,
+    /// The status a healthy application answers (default 200).
+    pub health_status: Option<u16>,
+    /// How many GETs at most (default 5), with a doubling pause between them.
+    pub health_retries: Option<u32>,
+    /// How long the whole health check may take (default 60s).
+    #[serde(default, deserialize_with = "crate::workflow::duration")]
+    pub health_timeout: Option<std::time::Duration>,
+    /// What an unhealthy application or a failing post_deploy undoes: `stop` (nothing),
+    /// `rollback` (down.sql), `restore` (the backup); default `restore` with
+    /// auto_restore = true, else `stop`.
+    pub on_unhealthy: Option<crate::workflow::OnUnhealthy>,
+    /// The scripts' one notification per run (PGWARD_NOTIFY_URL wins).
+    pub notify_url: Option<String>,
+    /// When the scripts notify (default `attention`: failures and needs-attention).
+    pub notify_on: Option<crate::notify::NotifyOn>,
+    /// A log file per script run in this folder, relative to the config file.
+    pub log_dir: Option<PathBuf>,
+    /// Run logs older than this many days are removed (default 30).
+    pub log_keep_days: Option<u32>,
 }
 
 /// Whether `name` can be the name of an environment variable (what `database_url_env`
@@ -381,6 +413,10 @@ fn load_config(path: &Path) -> Result<ConfigFile> {
         reason: e.message().to_string(),
     })?;
     for (name, env) in &config.env {
+        crate::workflow::check_env(env).map_err(|reason| Error::Config {
+            path: path.into(),
+            reason: format!("[env.{name}] {reason}"),
+        })?;
         if let Some(var) = &env.database_url_env {
             if !is_variable_name(var) {
                 return Err(Error::Config {

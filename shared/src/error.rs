@@ -516,6 +516,21 @@ pub enum Error {
         /// Findings of severity warning.
         warnings: usize,
     },
+    /// The application's health URL did not answer the expected status in time
+    /// (`pgward-report app-health`, scripts/migrate.sh after a deploy).
+    #[error("the application is unhealthy: {url} did not answer {expected} in {attempts} attempt(s) within {waited_s} s; the last answer: {last}")]
+    AppUnhealthy {
+        /// The health URL (credentials masked).
+        url: String,
+        /// The status a healthy application answers.
+        expected: u16,
+        /// GETs made.
+        attempts: u32,
+        /// Seconds spent.
+        waited_s: u64,
+        /// The last status or error.
+        last: String,
+    },
     /// SIGINT or SIGTERM arrived; cleanup is done.
     #[error("interrupted; the running query was cancelled and nothing half-done was recorded")]
     Interrupted,
@@ -559,6 +574,7 @@ impl Error {
             Error::NoDownSql { .. } => ErrorCode::NoDownSql,
             Error::ScriptFailed { code, .. } => *code,
             Error::ChecksFailed { .. } => ErrorCode::ChecksFailed,
+            Error::AppUnhealthy { .. } => ErrorCode::AppUnhealthy,
             Error::BackupNotFound { .. } | Error::NoBackupOfSource { .. } => {
                 ErrorCode::BackupNotFound
             }
@@ -693,6 +709,7 @@ impl Error {
                 Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidToken" | "ExpiredToken") => "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile) and the bucket policy".into(),
                 _ => "check that the store is reachable (AWS_ENDPOINT_URL / --s3-endpoint) and has room; nothing incomplete is listed as a backup".into(),
             },
+            Error::AppUnhealthy { .. } => "look at the application's logs and at what its health endpoint checks; raise health_retries or health_timeout in pgward.toml if it only needs longer to start".into(),
             Error::ChecksFailed { .. } => "each finding in result.findings says why it is dangerous and the safe alternative (`fix`); suppress a reviewed lint finding with `-- pgward-ignore RULE` on the line before".into(),
             Error::Interrupted => "run the command again when ready; `pgward-migrate status` shows the state".into(),
         }

@@ -7,8 +7,9 @@
 //!
 //! - [`archive`]: the backup format — writing a backup, loading it back, verifying,
 //!   listing and pruning, and the databases restores create for their work.
-//! - [`migrations`]: Prisma's migrations folder, the history table, the statement engine
-//!   that runs a migration script, and the advisory lock.
+//! - [`migrations`]: Prisma's migrations folder, the history table, where each migration
+//!   stands (folder against history) and the warnings that deserves, the statement engine
+//!   that runs a migration script and its `--trace`, and the advisory lock.
 //! - [`connect`]: database URLs as Prisma users write them, sessions with TLS, COPY
 //!   streams; [`pgtools`] finds pg_dump, pg_restore and psql and their versions.
 //! - [`storage`]: local folders and S3 (the `storage` feature; migrate and validate build
@@ -19,10 +20,10 @@
 //!   results two binaries share: validate's findings ([`findings`]), the health report
 //!   ([`health`]).
 //! - Around them: flags ([`cli`]) and their resolution against the environment and
-//!   `pgward.toml` ([`config`]), SQL parsing with libpg_query ([`sql`]), logging ([`log`]), secret
-//!   redaction ([`redact`]), the audit log ([`audit`]), webhooks ([`notify`]), Ctrl-C
-//!   ([`interrupt`]), table lock modes ([`locks`]), progress bars ([`progress`]), and where each migration stands,
-//!   folder against history table ([`state`]).
+//!   `pgward.toml` ([`config`]), SQL parsing with libpg_query ([`sql`]), table lock modes
+//!   ([`locks`]), logging ([`log`]), secret redaction ([`redact`]), the audit log
+//!   ([`audit`]), webhooks ([`notify`]), the scripts' hooks, health check and run settings
+//!   ([`workflow`]), Ctrl-C ([`interrupt`]), progress bars ([`progress`]).
 
 pub mod archive;
 pub mod audit;
@@ -45,10 +46,10 @@ pub mod progress;
 pub mod redact;
 pub mod render;
 pub mod sql;
-pub mod state;
 #[cfg(feature = "storage")]
 pub mod storage;
 pub mod workdb;
+pub mod workflow;
 
 pub use codes::{ErrorCode, WarningCode};
 pub use error::{Error, Exit, Result};

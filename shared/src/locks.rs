@@ -111,15 +111,15 @@ impl Serialize for LockMode {
 }
 
 /// What other sessions wait for while a lock is held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Blocks {
-    /// ACCESS EXCLUSIVE: even plain SELECTs wait.
-    ReadsAndWrites,
-    /// SHARE and stronger: INSERT, UPDATE, DELETE wait; reads go on.
-    Writes,
     /// Weaker modes: ordinary reads and writes go on (DDL may wait).
     Nothing,
+    /// SHARE and stronger: INSERT, UPDATE, DELETE wait; reads go on.
+    Writes,
+    /// ACCESS EXCLUSIVE: even plain SELECTs wait.
+    ReadsAndWrites,
 }
 
 #[cfg(test)]

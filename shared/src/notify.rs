@@ -12,19 +12,43 @@ pub const ENV_VAR_NOTIFY_URL: &str = "PGWARD_NOTIFY_URL";
 /// How long delivery may take before it is given up.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// When to notify.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+/// When to notify (the flag `--notify-on`, and `notify_on` in pgward.toml for the scripts).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    Default,
+    serde::Deserialize,
+    serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum NotifyOn {
     /// Only when the command fails (exit codes other than 0 and 3).
     #[default]
     Failure,
-    /// On failure and on success.
+    /// On failure and when it needs attention (exit 3: pending migrations, drift, an old
+    /// backup).
+    Attention,
+    /// On every outcome, success included.
+    #[serde(alias = "always")]
     Success,
+}
+
+/// Whether an outcome (`ok`, `exit_code`) calls for a notification.
+pub fn wanted_for(ok: bool, exit_code: i32, on: NotifyOn) -> bool {
+    match on {
+        NotifyOn::Failure => !ok,
+        NotifyOn::Attention => !ok || exit_code == crate::Exit::Attention.code(),
+        NotifyOn::Success => true,
+    }
 }
 
 /// Whether `envelope` calls for a notification.
 pub fn wanted(envelope: &Envelope, on: NotifyOn) -> bool {
-    !envelope.ok || on == NotifyOn::Success
+    wanted_for(envelope.ok, envelope.exit_code, on)
 }
 
 /// The message: Slack's `text` plus one attachment with the details (other webhook
@@ -35,7 +59,11 @@ pub fn message(envelope: &Envelope) -> serde_json::Value {
         .as_ref()
         .map(|t| format!("{}:{}/{}", t.host, t.port, t.database))
         .unwrap_or_else(|| "-".into());
-    let outcome = if envelope.ok { "succeeded" } else { "FAILED" };
+    let (outcome, colour) = match (envelope.ok, envelope.exit_code) {
+        (false, _) => ("FAILED", "danger"),
+        (true, 3) => ("needs attention", "warning"),
+        (true, _) => ("succeeded", "good"),
+    };
     let mut text = format!(
         "pgward-{} {} {outcome} on {target} (exit {}, {} ms)",
         envelope.tool, envelope.command, envelope.exit_code, envelope.duration_ms
@@ -47,7 +75,7 @@ pub fn message(envelope: &Envelope) -> serde_json::Value {
     serde_json::json!({
         "text": text,
         "attachments": [{
-            "color": if envelope.ok { "good" } else { "danger" },
+            "color": colour,
             "fields": [
                 { "title": "tool", "value": format!("pgward-{} {}", envelope.tool, envelope.command), "short": true },
                 { "title": "target", "value": target, "short": true },

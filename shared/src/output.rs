@@ -9,7 +9,7 @@
 //! | command | `result` type |
 //! |---|---|
 //! | `pgward-migrate deploy` | `DeployResult` (`migrate/src/deploy.rs`) |
-//! | `pgward-migrate status` | `StatusResult` (`migrate/src/status.rs`), with [`crate::state::MigrationState`] |
+//! | `pgward-migrate status` | `StatusResult` (`migrate/src/status.rs`), with [`crate::migrations::state::MigrationState`] |
 //! | `pgward-migrate resolve` | `ResolveResult` (`migrate/src/resolve.rs`) |
 //! | `pgward-migrate rollback` | `RollbackResult`; refused: `RollbackRefused` (`migrate/src/rollback.rs`) |
 //! | `pgward-migrate new` / `seed` | `NewResult` (`migrate/src/new.rs`) / `SeedResult` (`migrate/src/seed.rs`) |

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::connect::dburl::ConnectionSettings;
-use crate::connect::{libpq_env, LIBPQ_VARS_TO_CLEAR};
+use crate::connect::libpq::{libpq_env, LIBPQ_VARS_TO_CLEAR};
 use crate::error::{Error, Result};
 
 /// Names the folder holding pg_dump/pg_restore to use instead of the ones on PATH.

@@ -88,6 +88,11 @@ fn first_token_starts(sql: &str) -> Vec<usize> {
 
 /// The string literals of a statement, unquoted.
 pub fn string_literals(sql: &str) -> Vec<String> {
+    string_constants(sql).into_iter().map(|(_, s)| s).collect()
+}
+
+/// The string literals of a statement with their byte offsets in `sql`, unquoted.
+fn string_constants(sql: &str) -> Vec<(usize, String)> {
     let Ok(scan) = pg_query::scan(sql) else {
         return Vec::new();
     };
@@ -99,16 +104,23 @@ pub fn string_literals(sql: &str) -> Vec<String> {
                 Ok(protobuf::Token::Sconst)
             )
         })
-        .filter_map(|t| sql.get(t.start as usize..t.end as usize))
-        .map(|lit| {
-            let inner = lit
-                .strip_prefix(['E', 'e'])
-                .unwrap_or(lit)
-                .trim_start_matches('\'')
-                .trim_end_matches('\'');
-            inner.replace("''", "'")
+        .filter_map(|t| {
+            let start = t.start.max(0) as usize;
+            sql.get(start..t.end.max(0) as usize)
+                .map(|lit| (start, unquote_literal(lit)))
         })
         .collect()
+}
+
+/// A string constant as the scanner delimits it, unquoted: `'it''s'` → `it's`, `E'x'` →
+/// `x`.
+fn unquote_literal(written: &str) -> String {
+    let inner = written
+        .strip_prefix(['E', 'e'])
+        .unwrap_or(written)
+        .trim_start_matches('\'')
+        .trim_end_matches('\'');
+    inner.replace("''", "'")
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -536,6 +548,81 @@ pub fn enum_value_added(node: &NodeEnum) -> Option<&str> {
     }
 }
 
+/// A value `ALTER TYPE ... ADD VALUE` adds, used by a later statement of the transaction
+/// that adds it: PostgreSQL refuses the use ("unsafe use of new value") until that
+/// transaction commits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnumValueUsedEarly {
+    /// The value.
+    pub value: String,
+    /// The enum type (the last part of its name).
+    pub enum_name: String,
+    /// Index of the statement that adds it.
+    pub added: usize,
+    /// Index of the first statement that uses it.
+    pub used: usize,
+    /// Byte offset of that use (a string literal) in the using statement's text.
+    pub offset: usize,
+}
+
+/// Every value added to an enum by `statements` (one file) and used before the
+/// transaction that adds it commits, when the file runs as Prisma runs a migration: one
+/// transaction up to each explicit COMMIT or ROLLBACK ([`transaction_control`]). The
+/// migration engine runs a file with such a use statement by statement; lint reports it.
+///
+/// A use is a string literal equal to the value in a later statement of that
+/// transaction, the first one only. Naming the value in another `ALTER TYPE ... ADD
+/// VALUE` (as a value of another type, or as its BEFORE/AFTER) is no use: PostgreSQL
+/// accepts it. A value added to a type created in the same transaction counts like any
+/// other: PostgreSQL 17 accepts its use, but 13 to 16 refuse it.
+pub fn enum_values_used_before_commit(statements: &[ParsedStatement]) -> Vec<EnumValueUsedEarly> {
+    /// An added value: statement, value, type, transaction.
+    type Added<'s> = (usize, &'s str, String, usize);
+    let last_name = |names: &[protobuf::Node]| {
+        names.iter().rev().find_map(|n| match &n.node {
+            Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+            _ => None,
+        })
+    };
+    let mut transaction = 0;
+    let mut added: Vec<Added> = Vec::new();
+    let mut uses: Vec<EnumValueUsedEarly> = Vec::new();
+    for (index, statement) in statements.iter().enumerate() {
+        match &statement.node {
+            NodeEnum::AlterEnumStmt(alter) => {
+                if let Some(value) = enum_value_added(&statement.node) {
+                    let enum_name = last_name(&alter.type_name).unwrap_or_default();
+                    added.push((index, value, enum_name, transaction));
+                }
+            }
+            _ => {
+                let literals = string_constants(&statement.text);
+                for (at, value, enum_name, tx) in &added {
+                    if *tx != transaction || uses.iter().any(|u| u.added == *at) {
+                        continue;
+                    }
+                    if let Some((offset, _)) = literals.iter().find(|(_, l)| l == value) {
+                        uses.push(EnumValueUsedEarly {
+                            value: value.to_string(),
+                            enum_name: enum_name.clone(),
+                            added: *at,
+                            used: index,
+                            offset: *offset,
+                        });
+                    }
+                }
+            }
+        }
+        if matches!(
+            transaction_control(&statement.node),
+            Some(TransactionControl::End | TransactionControl::Chain)
+        ) {
+            transaction += 1;
+        }
+    }
+    uses
+}
+
 /// `"name"` with embedded quotes doubled: safe to splice into SQL as an identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -666,6 +753,26 @@ mod tests {
         ] {
             assert_eq!(reason(sql), None, "{sql}");
         }
+    }
+
+    #[test]
+    fn an_enum_value_is_used_early_only_before_the_commit_of_its_transaction() {
+        let stmts = parse_statements(
+            "ALTER TYPE m ADD VALUE 'a';\nALTER TYPE m ADD VALUE 'b' AFTER 'a';\n\
+             SELECT 'x', 'b';\nSELECT 'b';\nCOMMIT;\nSELECT 'a';",
+        )
+        .expect("valid SQL");
+        assert_eq!(
+            enum_values_used_before_commit(&stmts),
+            vec![EnumValueUsedEarly {
+                value: "b".into(),
+                enum_name: "m".into(),
+                added: 1,
+                used: 2,
+                offset: 12,
+            }],
+            "named as a neighbour is no use, the first use only, none after COMMIT"
+        );
     }
 
     #[test]

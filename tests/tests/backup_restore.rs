@@ -2090,3 +2090,62 @@ fn a_table_its_owner_may_not_truncate_restores_without_freeze_as_that_owner() {
         .batch_execute(&format!("DROP ROLE {role}"))
         .expect("drop the test role");
 }
+
+/// The early post-data pass: while one session still loads the largest table, the first
+/// session left without work builds the indexes of the tables loaded so far, in batches of
+/// about an eighth of their rows. Here the largest table loads slowly on purpose (its
+/// column's domain check sleeps on every row, except in the session that fills the
+/// source), so the pass runs all its batches, one per mid-sized table, before that load
+/// ends. Each batch writes its own pg_restore list: they once shared one name, and the
+/// second batch failed with "File exists".
+#[test]
+fn the_early_post_data_pass_builds_every_batch_while_the_largest_table_loads() {
+    let source = cluster().create_database();
+    source.psql(
+        "CREATE DOMAIN slow_int AS int CHECK (CASE WHEN current_setting('pgward.fill', true) = 'on' \
+             THEN true ELSE pg_sleep(0.002)::text = '' END);
+         CREATE TABLE big (id int, v slow_int, pad text);
+         CREATE TABLE mid1 (id int, x int);
+         CREATE TABLE mid2 (id int, x int);
+         CREATE TABLE mid3 (id int, x int);
+         CREATE INDEX mid1_x ON mid1 (x);
+         CREATE INDEX mid2_x ON mid2 (x);
+         CREATE INDEX mid3_x ON mid3 (x);
+         SET pgward.fill = on;
+         INSERT INTO big SELECT i, i, (SELECT string_agg(md5(random()::text || i || j), '') \
+             FROM generate_series(1, 16) j) FROM generate_series(1, 3000) i;
+         INSERT INTO mid1 SELECT i, i FROM generate_series(1, 20000) i;
+         INSERT INTO mid2 SELECT i, i FROM generate_series(1, 20000) i;
+         INSERT INTO mid3 SELECT i, i FROM generate_series(1, 20000) i;",
+    );
+    let root = temp_dir("pgward-early-pass-");
+    let id = id_of(&backup_ok(&source, path_str(root.path()), &[]));
+    let target = cluster().vacant_database();
+    let from = format!("{}/{id}", path_str(root.path()));
+    let restored = restore_into_new(&source, &from, &target, &["--jobs", "2"]);
+    let load = &restored["load"];
+    assert_eq!(
+        load["post_data_early_items"], 3,
+        "the three indexes, one batch each, were built while big loaded: {restored}"
+    );
+    for (table, rows) in [
+        ("big", 3000),
+        ("mid1", 20000),
+        ("mid2", 20000),
+        ("mid3", 20000),
+    ] {
+        let loaded = load["tables"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["table"] == format!("public.{table}")))
+            .unwrap_or_else(|| panic!("{table} was loaded: {restored}"));
+        assert_eq!(loaded["rows"], rows, "{restored}");
+    }
+    assert_eq!(
+        count(
+            &target,
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE c.relname IN ('mid1_x', 'mid2_x', 'mid3_x') AND i.indisvalid"
+        ),
+        3
+    );
+}

@@ -14,7 +14,8 @@ const TOOLS: [&str; 5] = ["migrate", "backup", "restore", "validate", "report"];
 /// Flags that mean something else in one command than elsewhere, by design: the seeds
 /// folder of `seed` (the migrations folder elsewhere), the migration `deploy` and
 /// `rollback` stop at (a backup location elsewhere), the single backup `restore` reads
-/// (a location elsewhere), and `report`'s list lengths.
+/// (a location elsewhere), `report`'s list lengths, and `app-health`'s GET attempts (a
+/// migration's lock-timeout retries in deploy).
 const DIFFERENT_MEANING: &[(&str, &str, &str)] = &[
     ("migrate", "seed", "--dir"),
     ("migrate", "deploy", "--to"),
@@ -23,6 +24,7 @@ const DIFFERENT_MEANING: &[(&str, &str, &str)] = &[
     ("restore", "restore", "--from"),
     ("report", "health", "--limit"),
     ("report", "audit", "--limit"),
+    ("report", "app-health", "--retries"),
 ];
 
 /// The commands of a binary, as its `--help` lists them.

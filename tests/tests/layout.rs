@@ -72,49 +72,43 @@ fn no_binary_crate_depends_on_another() {
     }
 }
 
+/// `cargo tree -p BINARY -e normal`: one crate per line, as the binary alone builds it.
+fn tree(binary: &str) -> String {
+    cargo(&[
+        "tree",
+        "--offline",
+        "-p",
+        binary,
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+    ])
+}
+
+/// Asserts that `tree` (of `binary`) shows no other binary crate.
+fn assert_no_other_binary(binary: &str, tree: &str) {
+    for other in BINARIES.iter().filter(|b| **b != binary) {
+        assert!(
+            !tree.lines().any(|l| l.starts_with(&format!("{other} "))),
+            "cargo tree -p {binary} shows {other}"
+        );
+    }
+}
+
 #[test]
 fn migrate_and_validate_build_without_the_s3_client() {
-    for binary in ["pgward-migrate", "pgward-validate"] {
-        let tree = cargo(&[
-            "tree",
-            "--offline",
-            "-p",
-            binary,
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-        ]);
+    for binary in BINARIES {
+        let tree = tree(binary);
         assert!(
             tree.lines().any(|l| l.starts_with(COMMON)),
             "cargo tree -p {binary} lists {COMMON}:\n{tree}"
         );
-        assert!(
-            !tree.lines().any(|l| l.starts_with("aws-sdk-s3 ")),
-            "{binary} pulls in aws-sdk-s3; keep storage behind the `storage` feature:\n{tree}"
-        );
-        for other in BINARIES.iter().filter(|b| **b != binary) {
+        assert_no_other_binary(binary, &tree);
+        if binary == "pgward-migrate" || binary == "pgward-validate" {
             assert!(
-                !tree.lines().any(|l| l.starts_with(&format!("{other} "))),
-                "cargo tree -p {binary} shows {other}"
-            );
-        }
-    }
-    for binary in ["pgward-backup", "pgward-restore", "pgward-report"] {
-        let tree = cargo(&[
-            "tree",
-            "--offline",
-            "-p",
-            binary,
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-        ]);
-        for other in BINARIES.iter().filter(|b| **b != binary) {
-            assert!(
-                !tree.lines().any(|l| l.starts_with(&format!("{other} "))),
-                "cargo tree -p {binary} shows {other}"
+                !tree.lines().any(|l| l.starts_with("aws-sdk-s3 ")),
+                "{binary} pulls in aws-sdk-s3; keep storage behind the `storage` feature:\n{tree}"
             );
         }
     }

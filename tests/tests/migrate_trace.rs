@@ -49,7 +49,7 @@ fn a_trace_reports_each_statements_locks_rewrites_and_rows() {
         &[(
             "20231231000000_orders",
             "CREATE TABLE orders (id integer PRIMARY KEY, amount integer NOT NULL, note text);\n\
-             INSERT INTO orders SELECT g, g % 1000, 'n' || g FROM generate_series(1, 300000) AS g;\n",
+             INSERT INTO orders SELECT g, g % 1000, 'n' || g FROM generate_series(1, 1000000) AS g;\n",
         )],
     );
     deploy(&db, root.path(), &[]).assert_code(0);
@@ -76,8 +76,10 @@ fn a_trace_reports_each_statements_locks_rewrites_and_rows() {
             ),
         ],
     );
-    let out = deploy(&db, root.path(), &["--trace"]);
-    out.assert_code(0);
+    // A budget the rewrite and the plain index build overrun on a million rows, and the
+    // concurrent build and the constant default keep.
+    let out = deploy(&db, root.path(), &["--trace", "--max-lock", "250ms"]);
+    out.assert_code(3);
     let json = out.json();
     let applied = json["result"]["applied"].as_array().expect("applied");
     assert_eq!(applied.len(), 4, "{out}");
@@ -89,10 +91,10 @@ fn a_trace_reports_each_statements_locks_rewrites_and_rows() {
     assert_eq!(lock["mode"], "ACCESS EXCLUSIVE", "{widen}");
     assert_eq!(lock["blocks"], "reads_and_writes", "{widen}");
     assert!(
-        widen["rewrites"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|x| x == "orders")),
-        "the table was rewritten: {widen}"
+        widen["rewrites"].as_array().is_some_and(|r| r
+            .iter()
+            .any(|x| x["relation"] == "orders" && x["bytes"].as_i64() > Some(8 * 1024 * 1024))),
+        "the table was rewritten, and its new size is given: {widen}"
     );
     assert_eq!(widen["in_transaction"], true);
     assert!(
@@ -161,7 +163,46 @@ fn a_trace_reports_each_statements_locks_rewrites_and_rows() {
     );
     assert_eq!(
         db.query_one_string("SELECT count(*)::text FROM orders WHERE status = 'new'"),
-        "300000"
+        "1000000"
+    );
+
+    // The verdict: exit 3 for (a) and (b), each named by file, line, table, mode and time;
+    // (c) and (d) stay within the budget.
+    let over = json["result"]["over_budget"]
+        .as_array()
+        .expect("over_budget");
+    let mut files: Vec<&str> = over
+        .iter()
+        .map(|o| o["file"].as_str().expect("file"))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "20240101000000_widen_amount/migration.sql",
+            "20240101000001_index_amount/migration.sql"
+        ],
+        "{out}"
+    );
+    let warnings: Vec<&str> = json["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter(|w| w["code"] == "LOCK_OVER_BUDGET")
+        .map(|w| w["message"].as_str().expect("message"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{out}");
+    assert!(
+        warnings.iter().any(|w| w.starts_with(
+            "20240101000000_widen_amount/migration.sql:1: ALTER TABLE orders ALTER COLUMN amount TYPE bigint holds ACCESS EXCLUSIVE on orders for "
+        ) && w.contains("(rewrite of ") && w.contains("blocks reads and writes")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.starts_with(
+            "20240101000001_index_amount/migration.sql:1: CREATE INDEX orders_amount_idx ON orders (amount) holds SHARE on orders for "
+        ) && w.ends_with("; blocks writes, over the 250 ms budget")),
+        "{warnings:?}"
     );
 }
 

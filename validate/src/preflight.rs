@@ -19,10 +19,10 @@ use pgward_shared::config::parse_duration;
 use pgward_shared::connect::Session;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::migrations::history;
+use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::pgtools;
-use pgward_shared::state::MigrationState;
 use serde::Serialize;
 
 use crate::findings::{Finding, Location, Severity, Totals};

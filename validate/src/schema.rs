@@ -10,9 +10,9 @@ use pgward_shared::cli::{MigrationsDir, STRICT_HELP};
 use pgward_shared::codes::WarningCode;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::migrations::history;
+use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
-use pgward_shared::state::MigrationState;
 use serde::Serialize;
 
 use crate::findings::{Finding, Location, Severity, Totals};

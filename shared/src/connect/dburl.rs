@@ -52,6 +52,17 @@ pub enum SslMode {
 }
 
 impl SslMode {
+    /// The name libpq gives it (`PGSSLMODE`, `sslmode=`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
     fn parse(value: &str) -> Result<SslMode> {
         match value {
             "disable" => Ok(SslMode::Disable),

@@ -82,18 +82,14 @@ fn step_reason(statements: &[ParsedStatement]) -> Option<String> {
         return Some(format!("{reason} cannot run inside a transaction block"));
     }
     // A value added to an enum cannot be used before the transaction that added it commits.
-    for (i, stmt) in statements.iter().enumerate() {
-        let Some(value) = sql::enum_value_added(&stmt.node) else {
-            continue;
-        };
-        let used_later = statements[i + 1..]
-            .iter()
-            .any(|later| sql::string_literals(&later.text).iter().any(|l| l == value));
-        if used_later {
-            return Some(format!(
-                "the enum value '{value}' is added and used in the same file; it must be committed before use"
-            ));
-        }
+    if let Some(used) = sql::enum_values_used_before_commit(statements)
+        .iter()
+        .min_by_key(|u| u.added)
+    {
+        return Some(format!(
+            "the enum value '{}' is added and used in the same file; it must be committed before use",
+            used.value
+        ));
     }
     None
 }

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod history;
 pub mod lock;
 pub mod report;
+pub mod state;
 pub mod trace;
 pub mod warnings;
 

@@ -51,7 +51,16 @@ pub struct StatementTrace {
     /// The table locks it took.
     pub locks: Vec<LockTrace>,
     /// The tables, materialized views and indexes it rewrote.
-    pub rewrites: Vec<String>,
+    pub rewrites: Vec<Rewrite>,
+}
+
+/// A relation a statement wrote anew.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rewrite {
+    /// The relation.
+    pub relation: String,
+    /// Its size after the rewrite (`pg_relation_size`), in bytes.
+    pub bytes: i64,
 }
 
 /// A table lock a statement took.
@@ -59,6 +68,8 @@ pub struct StatementTrace {
 pub struct LockTrace {
     /// The relation, schema-qualified where it is not on the search path.
     pub relation: String,
+    /// What it is: `table`, `index`, `partitioned table`, `materialized view`, ...
+    pub kind: String,
     /// The mode.
     pub mode: LockMode,
     /// From the statement's start until the lock was released: the end of its
@@ -99,14 +110,46 @@ pub struct Tracer<'o> {
     trace: ScriptTrace,
     /// Locks of the open transaction, not yet released: (statement, lock, its start).
     open: Vec<(usize, usize, Instant)>,
+    /// Relations the open transaction created: no other session sees them before it
+    /// commits, so their locks block nobody and are left out.
+    created: HashSet<u32>,
 }
 
-/// A relation as `pg_class` has it now: its name and file.
-type Relations = HashMap<u32, (String, u32)>;
+/// A relation as `pg_class` has it.
+struct Relation {
+    name: String,
+    /// Its file; 0 for relations without storage.
+    file: u32,
+    kind: &'static str,
+}
+
+/// The relations outside the system schemas, by oid.
+type Relations = HashMap<u32, Relation>;
+
+/// `pg_class.relkind` in words.
+fn kind_name(relkind: &str) -> &'static str {
+    match relkind {
+        "r" => "table",
+        "p" => "partitioned table",
+        "i" => "index",
+        "I" => "partitioned index",
+        "m" => "materialized view",
+        "S" => "sequence",
+        "v" => "view",
+        "f" => "foreign table",
+        "t" => "TOAST table",
+        _ => "relation",
+    }
+}
+
+fn is_index(kind: &str) -> bool {
+    kind == "index" || kind == "partitioned index"
+}
 
 /// Every relation outside the system schemas: its name, and its file (0 for those
 /// without storage: partitioned tables and indexes, views).
-const RELATIONS_SQL: &str = "SELECT c.oid, c.oid::pg_catalog.regclass::text, c.relfilenode \
+const RELATIONS_SQL: &str =
+    "SELECT c.oid, c.oid::pg_catalog.regclass::text, c.relfilenode, c.relkind::text \
      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
        AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
@@ -114,7 +157,7 @@ const RELATIONS_SQL: &str = "SELECT c.oid, c.oid::pg_catalog.regclass::text, c.r
 /// The granted relation locks of backend `$1` outside the system schemas; the name is
 /// NULL for a relation no longer in `pg_class` (dropped in the open transaction, or a
 /// transient one a rewrite made and dropped).
-const LOCKS_SQL: &str = "SELECT l.relation, CASE WHEN c.oid IS NOT NULL THEN c.oid::pg_catalog.regclass::text END, l.mode \
+const LOCKS_SQL: &str = "SELECT l.relation, CASE WHEN c.oid IS NOT NULL THEN c.oid::pg_catalog.regclass::text END, l.mode, c.relkind::text \
      FROM pg_catalog.pg_locks l \
      LEFT JOIN pg_catalog.pg_class c ON c.oid = l.relation \
      LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -123,61 +166,83 @@ const LOCKS_SQL: &str = "SELECT l.relation, CASE WHEN c.oid IS NOT NULL THEN c.o
        AND coalesce(n.nspname NOT IN ('pg_catalog', 'information_schema') \
                     AND n.nspname NOT LIKE 'pg\\_toast%', true)";
 
-/// (oid, name, mode) of each lock.
-type Locks = Vec<(u32, String, LockMode)>;
+/// A lock: the relation's oid, name and kind, and the mode.
+struct Held {
+    oid: u32,
+    name: String,
+    kind: &'static str,
+    mode: LockMode,
+}
 
 fn relations(client: &mut Client) -> Result<Relations, postgres::Error> {
     Ok(client
         .query(RELATIONS_SQL, &[])?
         .iter()
-        .map(|r| (r.get::<_, u32>(0), (r.get(1), r.get(2))))
+        .map(|r| {
+            let relation = Relation {
+                name: r.get(1),
+                file: r.get(2),
+                kind: kind_name(r.get(3)),
+            };
+            (r.get::<_, u32>(0), relation)
+        })
         .collect())
 }
 
 /// The locks of backend `pid`, the strongest mode per relation, named by `known` where
 /// `pg_class` no longer has them (a table the transaction dropped); a relation unknown to
 /// both (a rewrite's transient table) is left out.
-fn locks_of(client: &mut Client, pid: i32, known: &Relations) -> Result<Locks, postgres::Error> {
-    let mut strongest: HashMap<u32, (String, LockMode)> = HashMap::new();
+fn locks_of(
+    client: &mut Client,
+    pid: i32,
+    known: &Relations,
+) -> Result<Vec<Held>, postgres::Error> {
+    let mut strongest: HashMap<u32, Held> = HashMap::new();
     for r in client.query(LOCKS_SQL, &[&pid])? {
         let Some(mode) = LockMode::from_pg_locks_name(r.get(2)) else {
             continue;
         };
         let oid: u32 = r.get(0);
-        let Some(name) = r
+        let now = r
             .get::<_, Option<String>>(1)
-            .or_else(|| known.get(&oid).map(|(n, _)| n.clone()))
+            .zip(r.get::<_, Option<&str>>(3).map(kind_name));
+        let Some((name, kind)) = now.or_else(|| known.get(&oid).map(|k| (k.name.clone(), k.kind)))
         else {
             continue;
         };
-        let entry = strongest.entry(oid).or_insert((name, mode));
-        entry.1 = entry.1.max(mode);
+        let entry = strongest.entry(oid).or_insert(Held {
+            oid,
+            name,
+            kind,
+            mode,
+        });
+        entry.mode = entry.mode.max(mode);
     }
-    let mut out: Locks = strongest.into_iter().map(|(o, (n, m))| (o, n, m)).collect();
-    out.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut out: Vec<Held> = strongest.into_values().collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
 /// Samples the locks of backend `pid` on `observer` until `done`; the strongest mode
 /// seen per relation.
-fn sample(observer: &mut Client, pid: i32, known: &Relations, done: &AtomicBool) -> Locks {
-    let mut seen: HashMap<u32, (String, LockMode)> = HashMap::new();
+fn sample(observer: &mut Client, pid: i32, known: &Relations, done: &AtomicBool) -> Vec<Held> {
+    let mut seen: HashMap<u32, Held> = HashMap::new();
     loop {
         // A failed sample (the observer lost) ends sampling; the statement goes on.
         let Ok(locks) = locks_of(observer, pid, known) else {
             break;
         };
-        for (oid, name, mode) in locks {
-            let entry = seen.entry(oid).or_insert((name, mode));
-            entry.1 = entry.1.max(mode);
+        for held in locks {
+            let entry = seen.entry(held.oid).or_insert(Held { ..held });
+            entry.mode = entry.mode.max(held.mode);
         }
         if done.load(Ordering::Acquire) {
             break;
         }
         std::thread::sleep(SAMPLE_EVERY);
     }
-    let mut out: Locks = seen.into_iter().map(|(o, (n, m))| (o, n, m)).collect();
-    out.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut out: Vec<Held> = seen.into_values().collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
 
@@ -200,6 +265,7 @@ impl<'o> Tracer<'o> {
             pid,
             trace: ScriptTrace::default(),
             open: Vec::new(),
+            created: HashSet::new(),
         })
     }
 
@@ -217,7 +283,7 @@ impl<'o> Tracer<'o> {
         let held_before: HashSet<(u32, LockMode)> = if in_transaction {
             locks_of(client, pid, &before_relations)?
                 .into_iter()
-                .map(|(oid, _, mode)| (oid, mode))
+                .map(|h| (h.oid, h.mode))
                 .collect()
         } else {
             HashSet::new()
@@ -243,34 +309,52 @@ impl<'o> Tracer<'o> {
             })
             .next_back()
             .unwrap_or(0);
-        let taken: Locks = if in_transaction {
+        let after_relations = relations(client)?;
+        if in_transaction {
+            self.created.extend(
+                after_relations
+                    .keys()
+                    .filter(|oid| !before_relations.contains_key(oid)),
+            );
+        }
+        let taken: Vec<Held> = if in_transaction {
             locks_of(client, pid, &before_relations)?
                 .into_iter()
-                .filter(|(oid, _, mode)| !held_before.contains(&(*oid, *mode)))
+                .filter(|h| !held_before.contains(&(h.oid, h.mode)))
+                .filter(|h| !self.created.contains(&h.oid))
                 .collect()
         } else {
+            // Outside a transaction a relation is visible as soon as it is created (the
+            // concurrent build's index): its lock counts.
             sampled.unwrap_or_default()
         };
-        let after_relations = relations(client)?;
-        let mut rewrites: Vec<String> = after_relations
-            .iter()
-            .filter(|(oid, (_, file))| {
-                *file != 0
-                    && before_relations
-                        .get(oid)
-                        .is_some_and(|(_, before)| *before != 0 && before != file)
-            })
-            .map(|(_, (name, _))| name.clone())
-            .collect();
-        rewrites.sort();
+        let mut rewrites = Vec::new();
+        for (oid, relation) in &after_relations {
+            let file = relation.file;
+            let rewritten = file != 0
+                && before_relations
+                    .get(oid)
+                    .is_some_and(|before| before.file != 0 && before.file != file);
+            if rewritten {
+                let bytes: i64 = client
+                    .query_one("SELECT pg_catalog.pg_relation_size($1::oid)", &[oid])?
+                    .get(0);
+                rewrites.push(Rewrite {
+                    relation: relation.name.clone(),
+                    bytes,
+                });
+            }
+        }
+        rewrites.sort_by(|a, b| a.relation.cmp(&b.relation));
         let index = self.trace.statements.len();
         let locks = taken
             .into_iter()
-            .map(|(_, relation, mode)| LockTrace {
-                relation,
-                mode,
+            .map(|h| LockTrace {
+                relation: h.name,
+                kind: h.kind.to_string(),
+                mode: h.mode,
                 held_ms: ms(duration),
-                blocks: mode.blocks(),
+                blocks: h.mode.blocks(),
             })
             .collect::<Vec<_>>();
         if in_transaction {
@@ -291,6 +375,7 @@ impl<'o> Tracer<'o> {
 
     /// The open transaction ended (COMMIT or ROLLBACK): its locks are released now.
     pub(crate) fn transaction_ended(&mut self) {
+        self.created.clear();
         let now = Instant::now();
         for (statement, lock, started) in self.open.drain(..) {
             self.trace.statements[statement].locks[lock].held_ms = ms(now - started);
@@ -331,8 +416,8 @@ pub fn summarize(traces: &[ScriptTrace]) -> Vec<RelationSummary> {
         }
     }
     for statement in statements {
-        for relation in &statement.rewrites {
-            if let Some(entry) = by_relation.get_mut(relation.as_str()) {
+        for rewrite in &statement.rewrites {
+            if let Some(entry) = by_relation.get_mut(rewrite.relation.as_str()) {
                 entry.rewritten = true;
             }
         }
@@ -344,5 +429,110 @@ pub fn summarize(traces: &[ScriptTrace]) -> Vec<RelationSummary> {
             .then(b.held_ms.total_cmp(&a.held_ms))
             .then(a.relation.cmp(&b.relation))
     });
+    out
+}
+
+/// A lock that blocked writes (or reads) for longer than the budget.
+#[derive(Debug, Clone, Serialize)]
+pub struct OverBudget {
+    /// Where the statement is: `<migration>/migration.sql`, and its position there.
+    pub file: String,
+    /// Where the statement starts in the file.
+    pub position: SqlPosition,
+    /// The statement.
+    pub statement: String,
+    /// The lock.
+    #[serde(flatten)]
+    pub lock: LockTrace,
+    /// The relation's rewrite by the same statement, if it rewrote it.
+    pub rewrite: Option<Rewrite>,
+}
+
+impl OverBudget {
+    /// One line a person reads in ten seconds: `20240612_add_status/migration.sql:3:
+    /// ALTER TABLE orders ADD COLUMN … holds ACCESS EXCLUSIVE on orders for 41.2 s (rewrite
+    /// of 1.8 GB); blocks reads and writes`.
+    pub fn line(&self) -> String {
+        let first_line = self.statement.lines().next().unwrap_or_default();
+        let statement =
+            if first_line.chars().count() > 60 || self.statement.lines().nth(1).is_some() {
+                format!(
+                    "{} …",
+                    first_line.chars().take(60).collect::<String>().trim_end()
+                )
+            } else {
+                first_line.to_string()
+            };
+        let rewrite = self
+            .rewrite
+            .as_ref()
+            .map(|r| format!(" (rewrite of {})", human_bytes(r.bytes)))
+            .unwrap_or_default();
+        let blocks = match self.lock.blocks {
+            Blocks::ReadsAndWrites => "reads and writes",
+            Blocks::Writes => "writes",
+            Blocks::Nothing => "nothing",
+        };
+        format!(
+            "{}:{}: {statement} holds {} on {} for {:.1} s{rewrite}; blocks {blocks}",
+            self.file,
+            self.position.line,
+            self.lock.mode.name(),
+            self.lock.relation,
+            self.lock.held_ms / 1000.0,
+        )
+    }
+}
+
+fn human_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The locks of `trace` (migration `name`) that block writes or reads and were held
+/// longer than `budget`, longest first.
+pub fn over_budget(name: &str, trace: &ScriptTrace, budget: Duration) -> Vec<OverBudget> {
+    let budget_ms = budget.as_secs_f64() * 1000.0;
+    let mut out: Vec<OverBudget> = trace
+        .statements
+        .iter()
+        .flat_map(|s| {
+            // An index's lock is named only when no table lock of the statement blocks
+            // as much: a rewrite's ACCESS EXCLUSIVE on the table says it all.
+            let table_blocks = s
+                .locks
+                .iter()
+                .filter(|l| !is_index(&l.kind))
+                .map(|l| l.blocks)
+                .max()
+                .unwrap_or(Blocks::Nothing);
+            s.locks
+                .iter()
+                .filter(move |l| l.blocks != Blocks::Nothing && l.held_ms > budget_ms)
+                .filter(move |l| !is_index(&l.kind) || l.blocks > table_blocks)
+                .map(move |l| OverBudget {
+                    file: format!("{name}/migration.sql"),
+                    position: s.position.clone(),
+                    statement: s.statement.clone(),
+                    lock: l.clone(),
+                    rewrite: s
+                        .rewrites
+                        .iter()
+                        .find(|r| r.relation == l.relation)
+                        .cloned(),
+                })
+        })
+        .collect();
+    out.sort_by(|a, b| b.lock.held_ms.total_cmp(&a.lock.held_ms));
     out
 }

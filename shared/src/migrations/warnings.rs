@@ -6,7 +6,7 @@
 //! for it (an edited migration is replayed as it is now by drift).
 
 use crate::codes::WarningCode;
-use crate::state::MigrationState;
+use crate::migrations::state::MigrationState;
 
 /// The command that reads the state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,7 @@ pub fn state_warnings(state: &MigrationState, reader: StateReader) -> Vec<(Warni
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{EditedMigration, FailedMigration};
+    use crate::migrations::state::{EditedMigration, FailedMigration};
 
     fn state() -> MigrationState {
         MigrationState {

@@ -27,11 +27,11 @@ use pgward_shared::error::{Error, Result};
 use pgward_shared::log;
 use pgward_shared::migrations::engine::{run_script, Bookkeeping, RunMode, ScriptPlan};
 use pgward_shared::migrations::history::{self, HistoryRow};
+use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::warnings::{state_warnings, StateReader};
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::sql::{self, quote_ident};
-use pgward_shared::state::MigrationState;
 use serde::Serialize;
 
 use diff::{Change, Difference};

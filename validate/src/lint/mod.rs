@@ -25,15 +25,15 @@ use pgward_shared::cli::{MigrationsDir, STRICT_HELP};
 use pgward_shared::codes::WarningCode;
 use pgward_shared::error::Error;
 use pgward_shared::migrations::history;
+use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder, MIGRATION_FILE};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::sql::{self, position_of};
-use pgward_shared::state::MigrationState;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::findings::{Finding, Location, Severity, Totals};
-pub use rules::Rule;
+use crate::findings::{Finding, Location, Totals};
+pub use rules::{Rule, RuleInfo};
 use source::ParsedFile;
 
 /// lint's options: its flags, parsed straight into them.
@@ -127,7 +127,9 @@ pub fn lint_sources(sources: &[LintSource], ignore: &HashSet<Rule>) -> (LintResu
                     if ignore.contains(&Rule::ParseError) {
                         result.suppressed += 1;
                     } else {
-                        result.findings.push(parse_error_finding(source, failure));
+                        result
+                            .findings
+                            .push(checks::parse_error::finding(source, failure));
                     }
                 }
                 continue;
@@ -198,30 +200,6 @@ fn finding_of(source: &LintSource, hit: checks::Hit) -> Finding {
         lock: hit.lock,
         why: hit.why,
         fix: hit.fix,
-    }
-}
-
-fn parse_error_finding(source: &LintSource, failure: &source::ParseFailure) -> Finding {
-    let (position, unknown) = match failure.offset {
-        Some(offset) => (position_of(&source.text, offset), ""),
-        None => (
-            position_of(&source.text, 0),
-            " (the scanner stopped before any token could be placed, so the position is the start of the file)",
-        ),
-    };
-    Finding {
-        rule: Rule::ParseError.id().to_string(),
-        severity: Severity::Error,
-        location: Location {
-            file: Some(source.path.clone()),
-            line: Some(position.line),
-            column: Some(position.column),
-            object: None,
-        },
-        message: format!("PostgreSQL's parser rejects this file: {}{unknown}", failure.message),
-        lock: None,
-        why: "the migration fails when it runs, and no other rule could check the file".into(),
-        fix: "fix the SQL at this position (psql reports the same error: `psql -f` the file against a scratch database)".into(),
     }
 }
 

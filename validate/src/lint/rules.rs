@@ -1,7 +1,16 @@
-//! The rule catalogue: every rule's stable id (what `-- pgward-ignore` and `[lint] ignore`
-//! name) and its usual severity. What each rule looks for is in `checks.rs`.
+//! The rule catalogue. Every rule is a variant of [`Rule`]; its stable id (what
+//! `-- pgward-ignore` and `[lint] ignore` name), its severity and its fixture are one
+//! [`RuleInfo`] in the `FAMILY` table of the module under `checks/` that finds it, next to
+//! the code that writes its why and fix. [`Rule::all`] reads those tables.
+//!
+//! Each rule's fixtures are `tests/fixtures/lint/rules/<id>/`: `bad.sql` triggers it at
+//! [`RuleInfo::fires_at`], `good.sql` (its safe rewrite) does not, and optional
+//! `before*.sql` are earlier migrations linted first. `tests/tests/validate_lint.rs` runs
+//! every rule of the catalogue on them, and the tests below check that `docs/validate.md`
+//! lists every rule with its severity.
 
 use crate::findings::Severity;
+use crate::lint::checks::FAMILIES;
 
 /// One lint rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,121 +84,72 @@ pub enum Rule {
     StatementsAfterCommit,
     /// `DROP DEFAULT` on a NOT NULL column: inserts that relied on it fail.
     DropDefaultNotNull,
-    /// The parser rejected the file.
+    /// The parser rejected the file. Keep it last: [`Rule::COUNT`] counts up to it.
     ParseError,
 }
 
+/// A rule's catalogue entry.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleInfo {
+    /// The rule.
+    pub rule: Rule,
+    /// The stable id.
+    pub id: &'static str,
+    /// The severity its findings usually have (`alter-column-type` is a warning when the
+    /// column's current type is unknown).
+    pub severity: Severity,
+    /// Where `bad.sql` of its fixture folder triggers it: line and column.
+    pub fires_at: (usize, usize),
+}
+
+/// The rules one module of `checks/` finds.
+#[derive(Debug, Clone, Copy)]
+pub struct Family {
+    /// The module's source file, from the workspace root (`file!()`).
+    pub source: &'static str,
+    /// Its rules.
+    pub rules: &'static [RuleInfo],
+}
+
 impl Rule {
-    /// Every rule.
-    pub const ALL: &'static [Rule] = &[
-        Rule::AddColumnNotNullWithoutDefault,
-        Rule::AddColumnVolatileDefault,
-        Rule::CreateIndexNotConcurrently,
-        Rule::DropIndexNotConcurrently,
-        Rule::ConcurrentlyInTransaction,
-        Rule::ConcurrentlyInMultiStatementFile,
-        Rule::AddForeignKeyWithoutNotValid,
-        Rule::AddCheckWithoutNotValid,
-        Rule::ValidateConstraintInSameTransaction,
-        Rule::SetNotNull,
-        Rule::AddConstraintWithoutUsingIndex,
-        Rule::AlterColumnType,
-        Rule::DropColumn,
-        Rule::DropTable,
-        Rule::RenameColumn,
-        Rule::RenameTable,
-        Rule::EnumAddValueWithoutPosition,
-        Rule::EnumValueUsedInSameTransaction,
-        Rule::UpdateWithoutWhere,
-        Rule::DeleteWithoutWhere,
-        Rule::TruncateTable,
-        Rule::TruncateCascade,
-        Rule::VacuumFull,
-        Rule::ClusterTable,
-        Rule::MissingLockTimeout,
-        Rule::BeginWithoutCommit,
-        Rule::IdentifierTooLong,
-        Rule::PreferJsonb,
-        Rule::PreferTimestamptz,
-        Rule::PreferBigintPrimaryKey,
-        Rule::PreferTextOverChar,
-        Rule::ConcurrentlyWithoutIfNotExists,
-        Rule::StatementsAfterCommit,
-        Rule::DropDefaultNotNull,
-        Rule::ParseError,
-    ];
+    /// How many rules there are.
+    pub const COUNT: usize = Rule::ParseError as usize + 1;
+
+    /// Every rule's entry, family by family.
+    pub fn all() -> impl Iterator<Item = &'static RuleInfo> {
+        FAMILIES.iter().flat_map(|family| family.rules)
+    }
+
+    /// The rule's entry.
+    pub fn info(self) -> &'static RuleInfo {
+        Rule::all()
+            .find(|info| info.rule == self)
+            .expect("every rule has an entry in a FAMILY table of checks/")
+    }
+
+    /// The source file of the `checks/` module that finds it and writes its why and fix
+    /// (from the workspace root).
+    pub fn source(self) -> &'static str {
+        FAMILIES
+            .iter()
+            .find(|family| family.rules.iter().any(|info| info.rule == self))
+            .map(|family| family.source)
+            .expect("every rule has an entry in a FAMILY table of checks/")
+    }
 
     /// The stable id.
     pub fn id(self) -> &'static str {
-        match self {
-            Rule::AddColumnNotNullWithoutDefault => "add-column-not-null-without-default",
-            Rule::AddColumnVolatileDefault => "add-column-volatile-default",
-            Rule::CreateIndexNotConcurrently => "create-index-not-concurrently",
-            Rule::DropIndexNotConcurrently => "drop-index-not-concurrently",
-            Rule::ConcurrentlyInTransaction => "concurrently-in-transaction",
-            Rule::ConcurrentlyInMultiStatementFile => "concurrently-in-multi-statement-file",
-            Rule::AddForeignKeyWithoutNotValid => "add-foreign-key-without-not-valid",
-            Rule::AddCheckWithoutNotValid => "add-check-without-not-valid",
-            Rule::ValidateConstraintInSameTransaction => "validate-constraint-in-same-transaction",
-            Rule::SetNotNull => "set-not-null",
-            Rule::AddConstraintWithoutUsingIndex => "add-constraint-without-using-index",
-            Rule::AlterColumnType => "alter-column-type",
-            Rule::DropColumn => "drop-column",
-            Rule::DropTable => "drop-table",
-            Rule::RenameColumn => "rename-column",
-            Rule::RenameTable => "rename-table",
-            Rule::EnumAddValueWithoutPosition => "enum-add-value-without-position",
-            Rule::EnumValueUsedInSameTransaction => "enum-value-used-in-same-transaction",
-            Rule::UpdateWithoutWhere => "update-without-where",
-            Rule::DeleteWithoutWhere => "delete-without-where",
-            Rule::TruncateTable => "truncate-table",
-            Rule::TruncateCascade => "truncate-cascade",
-            Rule::VacuumFull => "vacuum-full",
-            Rule::ClusterTable => "cluster-table",
-            Rule::MissingLockTimeout => "missing-lock-timeout",
-            Rule::BeginWithoutCommit => "begin-without-commit",
-            Rule::IdentifierTooLong => "identifier-too-long",
-            Rule::PreferJsonb => "prefer-jsonb",
-            Rule::PreferTimestamptz => "prefer-timestamptz",
-            Rule::PreferBigintPrimaryKey => "prefer-bigint-primary-key",
-            Rule::PreferTextOverChar => "prefer-text-over-char",
-            Rule::ConcurrentlyWithoutIfNotExists => "concurrently-without-if-not-exists",
-            Rule::StatementsAfterCommit => "statements-after-commit",
-            Rule::DropDefaultNotNull => "drop-default-not-null",
-            Rule::ParseError => "parse-error",
-        }
+        self.info().id
     }
 
     /// The rule with this id.
     pub fn from_id(id: &str) -> Option<Rule> {
-        Rule::ALL.iter().copied().find(|r| r.id() == id)
+        Rule::all().find(|info| info.id == id).map(|info| info.rule)
     }
 
-    /// The severity its findings usually have (`alter-column-type` is a warning when the
-    /// column's current type is unknown).
+    /// The severity its findings usually have.
     pub fn severity(self) -> Severity {
-        match self {
-            Rule::DropIndexNotConcurrently
-            | Rule::ConcurrentlyInMultiStatementFile
-            | Rule::ValidateConstraintInSameTransaction
-            | Rule::DropColumn
-            | Rule::DropTable
-            | Rule::RenameColumn
-            | Rule::RenameTable
-            | Rule::UpdateWithoutWhere
-            | Rule::DeleteWithoutWhere
-            | Rule::TruncateTable
-            | Rule::MissingLockTimeout
-            | Rule::PreferJsonb
-            | Rule::PreferTimestamptz
-            | Rule::PreferBigintPrimaryKey
-            | Rule::PreferTextOverChar
-            | Rule::ConcurrentlyWithoutIfNotExists
-            | Rule::StatementsAfterCommit
-            | Rule::DropDefaultNotNull => Severity::Warning,
-            Rule::EnumAddValueWithoutPosition => Severity::Info,
-            _ => Severity::Error,
-        }
+        self.info().severity
     }
 
     /// Whether the finding concerns the whole file rather than the statement it points
@@ -201,16 +161,75 @@ impl Rule {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+    use std::path::PathBuf;
+
     use super::*;
 
+    fn workspace_file(path: &str) -> String {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
     #[test]
-    fn ids_are_unique_and_round_trip() {
-        for rule in Rule::ALL {
-            assert_eq!(Rule::from_id(rule.id()), Some(*rule));
+    fn every_rule_has_one_entry_and_ids_are_unique_and_round_trip() {
+        let rules: HashSet<Rule> = Rule::all().map(|info| info.rule).collect();
+        assert_eq!(
+            rules.len(),
+            Rule::COUNT,
+            "a rule without an entry, or one twice"
+        );
+        assert_eq!(Rule::all().count(), Rule::COUNT);
+        for info in Rule::all() {
+            assert_eq!(Rule::from_id(info.id), Some(info.rule));
+            assert_eq!(info.rule.id(), info.id);
         }
-        let mut ids: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        assert_eq!(ids.len(), Rule::ALL.len());
+        let ids: HashSet<&str> = Rule::all().map(|info| info.id).collect();
+        assert_eq!(ids.len(), Rule::COUNT, "ids are unique");
+    }
+
+    #[test]
+    fn every_rule_is_found_by_the_module_whose_table_lists_it() {
+        for info in Rule::all() {
+            let source = workspace_file(info.rule.source());
+            // The code after the module's FAMILY table.
+            let table_end = source.find("\n};\n").expect("a FAMILY table");
+            let variant = format!("Rule::{:?}", info.rule);
+            assert!(
+                source[table_end..].contains(&variant),
+                "{} lists {} but its code never reports {variant}",
+                info.rule.source(),
+                info.id
+            );
+        }
+    }
+
+    #[test]
+    fn docs_list_every_rule_with_its_severity() {
+        let docs = workspace_file("docs/validate.md");
+        let mut missing = Vec::new();
+        for info in Rule::all() {
+            let quoted = format!("`{}`", info.id);
+            let severity = match info.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+                Severity::Info => "info",
+            };
+            let row = docs.lines().find(|l| {
+                l.starts_with('|') && l.split('|').nth(1).is_some_and(|c| c.contains(&quoted))
+            });
+            match row {
+                Some(row) if row.split('|').nth(2).is_some_and(|c| c.contains(severity)) => {}
+                Some(row) => missing.push(format!(
+                    "{}: the row does not say {severity}: {row}",
+                    info.id
+                )),
+                None => missing.push(format!(
+                    "{}: no row in the rule table of docs/validate.md",
+                    info.id
+                )),
+            }
+        }
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
     }
 }

@@ -14,8 +14,9 @@ use crate::archive::manifest::{
     CopyFormat, ManifestDatabase, ManifestGrant, ManifestLargeObjects, ManifestSequence,
     ManifestSetting, ManifestView,
 };
+use crate::connect::copy::CopySession;
 use crate::connect::dburl::ConnectionSettings;
-use crate::connect::{connect, CopySession, Session, EXACT_COPY_SETTINGS, READ_EVERY_ROW};
+use crate::connect::{connect, Session, EXACT_COPY_SETTINGS, READ_EVERY_ROW};
 use crate::error::{Error, LockHolder, Result};
 use crate::migrations::history;
 use crate::sql::{quote_ident, quote_literal};
