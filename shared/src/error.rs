@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use crate::codes::ErrorCode;
+use crate::codes::ErrorCode;
 
 /// The process exit codes, shared by every binary (docs/contract.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

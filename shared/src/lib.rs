@@ -17,7 +17,7 @@
 //! - The output contract: the catalogue of error and warning codes ([`codes`]), the
 //!   error type with its hints ([`error`]), the envelope, the list of every command's
 //!   result type and the `main` skeleton ([`output`]), its other formats ([`render`]);
-//!   results two binaries share: validate's findings ([`findings`]), the health report
+//!   results the renderers read typed: validate's findings ([`findings`]), the health report
 //!   ([`health`]).
 //! - Around them: flags ([`cli`]) and their resolution against the environment and
 //!   `pgward.toml` ([`config`]), SQL parsing with libpg_query ([`sql`]), table lock modes
@@ -41,7 +41,7 @@ pub mod migrations;
 pub mod notify;
 pub mod output;
 pub mod pgtools;
-#[cfg(feature = "storage")]
+#[cfg(feature = "progress")]
 pub mod progress;
 pub mod redact;
 pub mod render;

@@ -24,6 +24,7 @@
 //! - [`s3()`]: a real S3-compatible server (SeaweedFS), [`S3Server`] for private ones.
 //! - [`webhook()`]: a real HTTP listener receiving `--notify` messages.
 
+mod browser;
 mod cleanup;
 mod cluster;
 mod database;
@@ -38,6 +39,7 @@ mod server_user;
 mod tls;
 mod webhook;
 
+pub use browser::{artefacts, headless, CHROMIUM};
 pub use cluster::{cluster, Cluster, TlsMode, SUPERUSER, SUPERUSER_PASSWORD};
 pub use database::{without_restrict_lines, TestDb};
 pub use dbstate::{assert_same_state, diff_lines, load_rich_fixture, state, DbState};

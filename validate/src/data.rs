@@ -23,8 +23,9 @@ use pgward_shared::sql::quote_ident;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::findings::{Finding, Location, Severity, Totals};
+use crate::findings::Totals;
 use crate::schema::finish;
+use pgward_shared::findings::{Finding, Location, Severity};
 
 /// data's options: its flags, parsed straight into them.
 #[derive(Debug, Clone, clap::Args)]

@@ -3,9 +3,8 @@
 //! matters and what to do instead, and the exit code they add up to (0 clear, 1 errors, 3
 //! warnings under `--strict`).
 
+use pgward_shared::findings::{Finding, Severity};
 use serde::Serialize;
-
-pub use pgward_shared::findings::{Finding, Location, Severity};
 
 /// The counts a run adds up to.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]

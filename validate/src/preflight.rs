@@ -25,8 +25,9 @@ use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::pgtools;
 use serde::Serialize;
 
-use crate::findings::{Finding, Location, Severity, Totals};
+use crate::findings::Totals;
 use crate::schema::finish;
+use pgward_shared::findings::{Finding, Location, Severity};
 
 /// Oldest PostgreSQL major version pgward supports (docs/contract.md: 13 and newer).
 const MIN_SERVER_MAJOR: i32 = 13;

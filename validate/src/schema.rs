@@ -15,7 +15,8 @@ use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome};
 use serde::Serialize;
 
-use crate::findings::{Finding, Location, Severity, Totals};
+use crate::findings::Totals;
+use pgward_shared::findings::{Finding, Location, Severity};
 
 /// schema's options: its flags, parsed straight into them.
 #[derive(Debug, Clone, clap::Args)]

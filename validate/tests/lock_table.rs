@@ -9,8 +9,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use pgward_shared::locks::LockMode;
 use pgward_tests::{cluster, TestDb};
-use pgward_validate::lint::locks::{LockMode, LockRow, FIXTURE, LOCK_TABLE};
+use pgward_validate::lint::locks::{LockRow, FIXTURE, LOCK_TABLE};
 use postgres::Client;
 
 fn mode_of(pg_locks_mode: &str) -> LockMode {

@@ -2,7 +2,7 @@
 //! `pg_largeobject_metadata`) belong to no table, and `pg_dump --schema-only` leaves them
 //! out, so a backup carries them in a file of their own: `large_objects.dump.zst`, a
 //! custom-format archive of nothing but them (their owners, privileges, comments and
-//! contents), written by pg_dump from the backup's snapshot (see `dump.rs`). A
+//! contents), written by pg_dump from the backup's snapshot (see [`crate::archive::write`]). A
 //! `--backup-format sql` backup carries them inside `backup.sql.zst`, as pg_dump writes a
 //! whole database.
 //!

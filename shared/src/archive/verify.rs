@@ -10,6 +10,7 @@ use crate::archive::manifest::{
     BackupManifest, ManifestFile, VerificationRecord, SQL_FILE, VERIFIED_FILE,
 };
 use crate::error::{Error, Result};
+use crate::progress::{Counted, Progress};
 use crate::storage::{HashingReader, Storage};
 use serde::Serialize;
 
@@ -66,9 +67,13 @@ pub fn check_files(
     let mut order = files.to_vec();
     order.sort_by_key(|f| std::cmp::Reverse(f.size));
     let readers = vec![(); jobs.clamp(1, order.len().max(1))];
+    // Reading a big backup takes a while: a bar on a terminal, lines in cron logs.
+    let progress = Progress::start("verify", order.iter().map(|f| f.size).sum());
     let checked = crate::archive::workers::try_queue(readers, &order, |(), f| {
-        check_file(storage, id, f, depth)
-    })?;
+        check_file(storage, id, f, depth, Some(&progress))
+    });
+    progress.finish();
+    let checked = checked?;
     let mut by_path: std::collections::HashMap<String, FileCheck> =
         checked.into_iter().map(|c| (c.path.clone(), c)).collect();
     Ok(files
@@ -81,7 +86,7 @@ pub fn check_files(
 /// out against the manifest when read again whole (`None` when it does, or when the store
 /// itself fails: then the load's own error is the one to report).
 pub fn blame(storage: &dyn Storage, id: &str, file: &ManifestFile) -> Option<Error> {
-    match check_file(storage, id, file, Depth::Decode) {
+    match check_file(storage, id, file, Depth::Decode, None) {
         Ok(FileCheck {
             problem: Some(problem),
             ..
@@ -119,9 +124,10 @@ fn check_file(
     id: &str,
     file: &ManifestFile,
     depth: Depth,
+    progress: Option<&Progress>,
 ) -> Result<FileCheck> {
     crate::interrupt::check()?;
-    let problem = match read_and_hash(storage, id, file, depth) {
+    let problem = match read_and_hash(storage, id, file, depth, progress) {
         Ok((size, sha)) => mismatch(file, size, &sha),
         Err(FileProblem::Storage(e)) => return Err(e),
         Err(FileProblem::Unreadable(reason)) => Some(reason),
@@ -145,6 +151,7 @@ fn read_and_hash(
     id: &str,
     file: &ManifestFile,
     depth: Depth,
+    progress: Option<&Progress>,
 ) -> std::result::Result<(u64, String), FileProblem> {
     let reader = match storage.open(id, &file.path) {
         Ok(r) => r,
@@ -157,7 +164,7 @@ fn read_and_hash(
         }) if code == "NoSuchKey" => return Err(FileProblem::Unreadable("missing".into())),
         Err(e) => return Err(FileProblem::Storage(e)),
     };
-    let mut hashing = HashingReader::new(reader);
+    let mut hashing = HashingReader::new(Counted::new(reader, progress));
     if depth != Depth::Checksums && file.path.ends_with(".zst") {
         // A SQL backup's lines are checked as they decompress: one psql would take for a
         // meta-command makes the file bad before anything is touched.

@@ -15,10 +15,14 @@ const MAX_ROWS: usize = 1000;
 /// Strings longer than this, or with several lines, go into a scrolling block.
 const LONG_TEXT: usize = 120;
 
+/// The page's CSS. `overflow-wrap: break-word` on body: a long path, token or name breaks
+/// inside its box instead of running out of it (off a phone's page); unlike `anywhere` it
+/// leaves table columns' widths alone, so wide tables still scroll in `.table-wrap`
+/// (tests/tests/html_fit.rs).
 const STYLE: &str = r#"
 :root { color-scheme: light; --ink: #111827; --muted: #4b5563; --line: #e5e7eb; --soft: #f9fafb; }
 * { box-sizing: border-box; }
-body { margin: 0 auto; max-width: 64rem; padding: 1rem; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink); background: #fff; }
+body { margin: 0 auto; max-width: 64rem; padding: 1rem; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink); background: #fff; overflow-wrap: break-word; }
 h1 { font-size: 1.45rem; margin: 0 0 .3rem; overflow-wrap: anywhere; }
 h2 { font-size: 1.15rem; margin: 1.6rem 0 .5rem; padding-bottom: .2rem; border-bottom: 1px solid var(--line); }
 h3 { font-size: 1rem; margin: 1.2rem 0 .4rem; }

@@ -17,7 +17,6 @@ pub mod model;
 mod shadow;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use pgward_shared::cli::MigrationsDir;
 use pgward_shared::codes::{ErrorCode, WarningCode};
@@ -31,6 +30,7 @@ use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::warnings::{state_warnings, StateReader};
 use pgward_shared::migrations::{LocalMigration, MigrationsFolder};
 use pgward_shared::output::{Context, Failure, Outcome};
+use pgward_shared::progress::Progress;
 use pgward_shared::sql::{self, quote_ident};
 use serde::Serialize;
 
@@ -71,9 +71,6 @@ pub struct DriftResult {
     /// Objects compared, by kind.
     pub compared: BTreeMap<&'static str, usize>,
 }
-
-/// How often a long replay logs its progress when stderr is not watched live.
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs drift.
 pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
@@ -365,7 +362,8 @@ fn replay_migrations(
         "replaying {} applied migration(s) into the shadow database {shadow_name}",
         migrations.len()
     ));
-    let mut last_progress = Instant::now();
+    // A bar on a terminal, a timestamped line every 10 s otherwise (shared/src/progress.rs).
+    let progress = Progress::start_counting("replay", migrations.len() as u64, "migrations");
     for (i, m) in migrations.iter().enumerate() {
         if let Err(failure) = run_script(client, m.script, &m.plan, &Bookkeeping::default()) {
             return Err(failure.into_error(
@@ -380,15 +378,9 @@ fn replay_migrations(
             ));
         }
         *applied += 1;
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            log::info(&format!(
-                "replayed {} of {} migration(s)",
-                i + 1,
-                migrations.len()
-            ));
-            last_progress = Instant::now();
-        }
+        progress.add_items(1);
     }
+    progress.finish();
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use pg_query::protobuf::{self, AlterTableCmd, AlterTableType, ConstrType, Object
 use pg_query::NodeEnum;
 
 use crate::lint::last_name;
-pub use pgward_shared::locks::LockMode;
+use pgward_shared::locks::LockMode;
 
 /// One row of [`LOCK_TABLE`].
 #[derive(Debug)]

@@ -32,7 +32,8 @@ use pgward_shared::sql::{self, position_of};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::findings::{Finding, Location, Totals};
+use crate::findings::Totals;
+use pgward_shared::findings::{Finding, Location};
 pub use rules::{Rule, RuleInfo};
 use source::ParsedFile;
 

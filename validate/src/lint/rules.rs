@@ -9,8 +9,8 @@
 //! every rule of the catalogue on them, and the tests below check that `docs/validate.md`
 //! lists every rule with its severity.
 
-use crate::findings::Severity;
 use crate::lint::checks::FAMILIES;
+use pgward_shared::findings::Severity;
 
 /// One lint rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

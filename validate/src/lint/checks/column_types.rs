@@ -5,10 +5,10 @@ use pg_query::protobuf::{self, ColumnDef, ConstrType, Constraint};
 use pg_query::NodeEnum;
 
 use super::{column_object, constraints_of, location, FileLinter};
-use crate::findings::Severity;
 use crate::lint::rules::{Family, Rule, RuleInfo};
 use crate::lint::types::ColumnType;
 use crate::lint::{display_ident, string_values};
+use pgward_shared::findings::Severity;
 
 pub(super) const FAMILY: Family = Family {
     source: file!(),

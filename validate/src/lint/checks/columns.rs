@@ -8,11 +8,11 @@ use pg_query::protobuf::{
 use pg_query::NodeEnum;
 
 use super::{column_object, constraints_of, location, lock_on, FileLinter, Hit};
-use crate::findings::Severity;
 use crate::lint::display_ident;
 use crate::lint::locks::Kind;
 use crate::lint::rules::{Family, Rule, RuleInfo};
 use crate::lint::types::{self, ColumnType};
+use pgward_shared::findings::Severity;
 
 pub(super) const FAMILY: Family = Family {
     source: file!(),

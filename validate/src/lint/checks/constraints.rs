@@ -5,10 +5,11 @@
 use pg_query::protobuf::{ConstrType, Constraint};
 
 use super::{lock_on, FileLinter};
-use crate::findings::Severity;
-use crate::lint::locks::{Kind, LockMode};
+use crate::lint::locks::Kind;
 use crate::lint::rules::{Family, Rule, RuleInfo};
 use crate::lint::{display_ident, string_values};
+use pgward_shared::findings::Severity;
+use pgward_shared::locks::LockMode;
 
 pub(super) const FAMILY: Family = Family {
     source: file!(),

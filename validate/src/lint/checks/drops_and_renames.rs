@@ -3,10 +3,10 @@
 use pg_query::protobuf::{self, ObjectType};
 
 use super::{column_object, lock_on, FileLinter};
-use crate::findings::Severity;
 use crate::lint::display_ident;
 use crate::lint::locks::Kind;
 use crate::lint::rules::{Family, Rule, RuleInfo};
+use pgward_shared::findings::Severity;
 
 pub(super) const FAMILY: Family = Family {
     source: file!(),

@@ -6,9 +6,9 @@ use pg_query::protobuf;
 use pgward_shared::sql;
 
 use super::FileLinter;
-use crate::findings::Severity;
 use crate::lint::rules::{Family, Rule, RuleInfo};
 use crate::lint::{display_ident, string_values};
+use pgward_shared::findings::Severity;
 
 pub(super) const FAMILY: Family = Family {
     source: file!(),

@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use pg_query::protobuf;
 
 use super::FileLinter;
-use crate::findings::Severity;
 use crate::lint::display_ident;
 use crate::lint::rules::{Family, Rule, RuleInfo};
+use pgward_shared::findings::Severity;
 
 pub(super) const FAMILY: Family = Family {
     source: file!(),

@@ -4,10 +4,10 @@
 use pg_query::protobuf;
 
 use super::{lock_on, FileLinter};
-use crate::findings::Severity;
 use crate::lint::display_ident;
 use crate::lint::locks::Kind;
 use crate::lint::rules::{Family, Rule, RuleInfo};
+use pgward_shared::findings::Severity;
 
 pub(super) const FAMILY: Family = Family {
     source: file!(),

@@ -6,10 +6,11 @@ use pg_query::protobuf::VariableSetKind;
 use pg_query::NodeEnum;
 
 use super::FileLinter;
-use crate::findings::Severity;
 use crate::lint::display_ident;
-use crate::lint::locks::{self, LockMode, Locked};
+use crate::lint::locks::{self, Locked};
 use crate::lint::rules::{Family, Rule, RuleInfo};
+use pgward_shared::findings::Severity;
+use pgward_shared::locks::LockMode;
 
 pub(super) const FAMILY: Family = Family {
     source: file!(),

@@ -30,7 +30,6 @@ use pg_query::protobuf::{self, ColumnDef, Constraint, ObjectType};
 use pg_query::NodeEnum;
 use pgward_shared::sql;
 
-use crate::findings::Severity;
 use crate::lint::catalog::Catalog;
 use crate::lint::locks::Kind;
 use crate::lint::rules::{Family, Rule};
@@ -38,6 +37,7 @@ use crate::lint::source::ParsedFile;
 use crate::lint::{display_ident, last_name};
 use constraints::NotValidConstraint;
 use lock_timeout::UnguardedLock;
+use pgward_shared::findings::Severity;
 
 /// Every family of rules: the rule catalogue ([`Rule::all`]).
 pub const FAMILIES: &[Family] = &[

@@ -3,10 +3,10 @@
 
 use pgward_shared::sql::position_of;
 
-use crate::findings::{Finding, Location, Severity};
 use crate::lint::rules::{Family, Rule, RuleInfo};
 use crate::lint::source::ParseFailure;
 use crate::lint::LintSource;
+use pgward_shared::findings::{Finding, Location, Severity};
 
 pub(super) const FAMILY: Family = Family {
     source: file!(),

@@ -5,8 +5,8 @@ use pg_query::NodeEnum;
 use pgward_shared::sql::{self, TransactionControl};
 
 use super::FileLinter;
-use crate::findings::Severity;
 use crate::lint::rules::{Family, Rule, RuleInfo};
+use pgward_shared::findings::Severity;
 
 pub(super) const FAMILY: Family = Family {
     source: file!(),
