@@ -17,8 +17,8 @@ use pgward_shared::archive::inventory;
 use pgward_shared::archive::load::{self, LoadOptions, LoadReport};
 use pgward_shared::archive::prune::{prune, PruneRules};
 use pgward_shared::archive::verify::{check_files, require_all_ok, Depth, FileCheck};
-use pgward_shared::archive::workdb;
 use pgward_shared::archive::write::{dump, DumpOptions};
+use pgward_shared::workdb;
 
 /// `backup`.
 pub fn backup(

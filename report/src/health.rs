@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use pgward_shared::archive::workdb;
 use pgward_shared::codes::WarningCode;
 use pgward_shared::config::parse_duration;
 use pgward_shared::error::{Error, Result};
@@ -20,6 +19,7 @@ use pgward_shared::health::{
 };
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::redact::scrub;
+use pgward_shared::workdb;
 use postgres::Client;
 
 /// How much of a query's text the report shows.
@@ -103,7 +103,7 @@ pub fn health(ctx: &Context, options: &HealthOptions) -> Result<Outcome, Failure
     let left: Vec<String> = report
         .work_databases
         .iter()
-        .filter(|w| w.sessions == 0 && !w.creator_running)
+        .filter(|w| w.is_leftover())
         .map(|w| match w.bytes {
             Some(bytes) => format!(
                 "{} ({})",
@@ -117,7 +117,7 @@ pub fn health(ctx: &Context, options: &HealthOptions) -> Result<Outcome, Failure
         ctx.warn(
             WarningCode::WorkDatabasesLeft,
             format!(
-                "{} left by interrupted pgward runs (killed restores or verify --deep): the next restore into the same target, or the next verify --deep, drops them; or drop them by hand",
+                "{} left by interrupted pgward runs (killed restores, verify --deep or drift): the next restore into the same target, the next verify --deep or the next drift drops them; or drop them by hand",
                 left.join(", ")
             ),
         );

@@ -16,7 +16,6 @@ use pgward_shared::archive::load::{self, LoadOptions, LoadReport};
 use pgward_shared::archive::manifest::{BackupFormat, LARGE_OBJECTS_FILE};
 use pgward_shared::archive::sources::BackupSource;
 use pgward_shared::archive::verify::{self, check_files, require_all_ok, restore_depth, Depth};
-use pgward_shared::archive::workdb;
 use pgward_shared::archive::write::{dump, DumpOptions};
 use pgward_shared::cli::{Jobs, Tables, DRY_RUN_HELP, NO_LARGE_OBJECTS_HELP};
 use pgward_shared::codes::WarningCode;
@@ -25,6 +24,7 @@ use pgward_shared::error::{Error, Result};
 use pgward_shared::log;
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::storage::{self, Location, S3Options};
+use pgward_shared::workdb;
 use serde::Serialize;
 
 use crate::target;

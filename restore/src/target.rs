@@ -3,10 +3,10 @@
 //! is complete, through a session on another database.
 
 use pgward_shared::archive::manifest::BackupManifest;
-use pgward_shared::archive::workdb;
 use pgward_shared::connect::dburl::ConnectionSettings;
 use pgward_shared::connect::{connect, Session};
 use pgward_shared::error::{Error, Result};
+use pgward_shared::workdb;
 
 /// Application name of restore sessions.
 pub const APP: &str = "pgward-restore";

@@ -1,4 +1,4 @@
-//! The audit log: one JSON line per command that changed something (SPEC §1 "Safety"):
+//! The audit log: one JSON line per command that changed something (docs/contract.md §1 "Safety"):
 //! when, OS user, database user, target (redacted), tool, command, arguments (redacted),
 //! outcome. Appended with O_APPEND so concurrent runs do not interleave within a line.
 

@@ -1,10 +1,11 @@
 //! The one error type every pgward binary reports, and the exit codes it maps to.
 //!
 //! Every variant names its entry of the catalogue ([`ErrorCode`], in [`crate::codes`]):
-//! the stable SCREAMING_SNAKE code (the JSON `error.code`) and the exit class (SPEC §1
-//! "Exit codes") that goes with it; and a hint that tells the user what to do next. Where the
-//! meaning matches a Prisma error, the message carries the Prisma code too (P3005, P3009,
-//! P3018, ...), so Prisma users recognise it. The table in `docs/errors.md` lists them all.
+//! the stable SCREAMING_SNAKE code (the JSON `error.code`) and the exit class
+//! (docs/contract.md §1 "Exit codes") that goes with it; and a hint that tells the user
+//! what to do next. Where the meaning matches a Prisma error, the message carries the
+//! Prisma code too (P3005, P3009, P3018, ...), so Prisma users recognise it. The table in
+//! `docs/errors.md` lists them all.
 
 use std::path::PathBuf;
 
@@ -12,7 +13,7 @@ use serde::Serialize;
 
 use crate::codes::ErrorCode;
 
-/// The process exit codes, shared by every binary (SPEC §1).
+/// The process exit codes, shared by every binary (docs/contract.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[repr(i32)]
 pub enum Exit {

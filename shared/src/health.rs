@@ -205,7 +205,7 @@ pub struct HealthReport {
     /// Sessions waiting for locks, with who holds them.
     pub blocking: Vec<BlockedSession>,
     /// Databases on the server that pgward created for its work (a restore still loading,
-    /// a `verify --deep` scratch database); one without a session was left by a killed run.
-    #[cfg(feature = "storage")]
-    pub work_databases: Vec<crate::archive::workdb::Listed>,
+    /// a `verify --deep` scratch database, a drift shadow); one without a session whose
+    /// creator is gone was left by a killed run.
+    pub work_databases: Vec<crate::workdb::WorkDatabase>,
 }

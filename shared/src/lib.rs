@@ -48,6 +48,7 @@ pub mod render;
 pub mod sql;
 #[cfg(feature = "storage")]
 pub mod storage;
+pub mod workdb;
 pub mod workflow;
 
 pub use codes::{ErrorCode, WarningCode};

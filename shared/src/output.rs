@@ -99,7 +99,7 @@ pub struct ReadEnvelope<R> {
     pub error: Option<ErrorBody>,
 }
 
-/// The document on stdout (SPEC §1 "Output").
+/// The document on stdout (docs/contract.md §1 "Output").
 #[derive(Debug, Clone, Serialize)]
 pub struct Envelope {
     /// `migrate`, `backup`, ...

@@ -1,5 +1,7 @@
-//! pg_dump and pg_restore: found, version-checked against the server, and run with the
-//! connection in their environment (the password never on a command line).
+//! pg_dump, pg_restore and psql: found (in `PGWARD_PG_BINDIR`, else on PATH), their
+//! versions read and checked against the server, and run with the connection in their
+//! environment (the password never on a command line). Every binary that needs one of
+//! them, or only asks whether it fits (`pgward-validate preflight`), comes here.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -30,8 +32,54 @@ pub fn command(name: &str, settings: &ConnectionSettings) -> Command {
     cmd
 }
 
-/// The major version of a client program (`pg_dump (PostgreSQL) 15.18` → 15).
-pub fn major_version(name: &str) -> Result<(i32, String)> {
+/// A client program's `--version` line (`pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)`)
+/// and the release it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientVersion {
+    /// The line as the program printed it, trimmed.
+    pub text: String,
+    /// `15` of 15.18.
+    pub major: u32,
+    /// `18` of 15.18; 0 for a release without one (`18beta1`).
+    pub minor: u32,
+}
+
+impl ClientVersion {
+    /// Reads the first number of `text` as `MAJOR[.MINOR]`; none when it holds no number.
+    pub fn parse(text: &str) -> Option<ClientVersion> {
+        let number = text
+            .split_whitespace()
+            .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+        let mut parts = number
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|p| p.parse::<u32>().ok());
+        let major = parts.next().flatten()?;
+        let minor = parts.next().flatten().unwrap_or(0);
+        Some(ClientVersion {
+            text: text.trim().to_string(),
+            major,
+            minor,
+        })
+    }
+
+    /// Whether this psql has restricted mode (`\restrict`, added in 13.22, 14.19, 15.14,
+    /// 16.10, 17.6 and 18), in which it runs no meta-command.
+    pub fn has_restricted_mode(&self) -> bool {
+        let minor = self.minor;
+        match self.major {
+            18.. => true,
+            17 => minor >= 6,
+            16 => minor >= 10,
+            15 => minor >= 14,
+            14 => minor >= 19,
+            13 => minor >= 22,
+            _ => false,
+        }
+    }
+}
+
+/// The version of client program `name` ([`program`]), from its `--version`.
+pub fn version(name: &str) -> Result<ClientVersion> {
     let out = Command::new(program(name))
         .arg("--version")
         .output()
@@ -40,52 +88,20 @@ pub fn major_version(name: &str) -> Result<(i32, String)> {
             reason: format!("cannot run {}: {e}", program(name).display()),
             hint: format!("install the PostgreSQL client tools (apt-get install postgresql-client), or set {BINDIR_ENV}"),
         })?;
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let major = text
-        .split_whitespace()
-        .find_map(|w| w.split('.').next().and_then(|m| m.parse::<i32>().ok()))
-        .ok_or_else(|| Error::ExternalTool {
-            tool: name.to_string(),
-            reason: format!("cannot read its version from `{text}`"),
-            hint: format!("check the {name} on PATH, or set {BINDIR_ENV}"),
-        })?;
-    Ok((major, text))
-}
-
-/// Whether a psql of `version` (`psql (PostgreSQL) 15.18 ...`) has restricted mode
-/// (`\restrict`, added in 13.22, 14.19, 15.14, 16.10, 17.6 and 18), in which it runs no
-/// meta-command.
-pub fn has_restricted_mode(version: &str) -> bool {
-    let Some(number) = version
-        .split_whitespace()
-        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
-    else {
-        return false;
-    };
-    let mut parts = number
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|p| p.parse::<u32>().ok());
-    let (Some(Some(major)), minor) = (parts.next(), parts.next().flatten()) else {
-        return false;
-    };
-    let minor = minor.unwrap_or(0);
-    match major {
-        18.. => true,
-        17 => minor >= 6,
-        16 => minor >= 10,
-        15 => minor >= 14,
-        14 => minor >= 19,
-        13 => minor >= 22,
-        _ => false,
-    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    ClientVersion::parse(&text).ok_or_else(|| Error::ExternalTool {
+        tool: name.to_string(),
+        reason: format!("cannot read its version from `{}`", text.trim()),
+        hint: format!("check the {name} on PATH, or set {BINDIR_ENV}"),
+    })
 }
 
 /// Fails unless `name` is at least the server's major version (older clients cannot
 /// dump or restore newer servers).
 pub fn check_fits_server(name: &str, server_version_num: i32) -> Result<String> {
-    let (major, text) = major_version(name)?;
+    let ClientVersion { major, text, .. } = version(name)?;
     let server_major = server_version_num / 10_000;
-    if major < server_major {
+    if (major as i32) < server_major {
         return Err(Error::ExternalTool {
             tool: name.to_string(),
             reason: format!("{text} is older than the server (PostgreSQL {server_major})"),
@@ -216,12 +232,28 @@ pub fn check_status(name: &str, status: std::process::ExitStatus, stderr: &[u8])
 mod tests {
     #[test]
     fn restricted_mode_comes_with_the_august_2025_minor_releases() {
-        use super::has_restricted_mode as ok;
+        let ok =
+            |line: &str| super::ClientVersion::parse(line).is_some_and(|v| v.has_restricted_mode());
         assert!(ok("psql (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"));
         assert!(ok("psql (PostgreSQL) 17.6"));
         assert!(ok("psql (PostgreSQL) 18beta1"));
         assert!(!ok("psql (PostgreSQL) 15.13"));
         assert!(!ok("psql (PostgreSQL) 12.22"));
         assert!(!ok("psql"));
+    }
+
+    #[test]
+    fn one_parser_reads_the_release_of_every_client_program() {
+        use super::ClientVersion;
+        let v = ClientVersion::parse("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n")
+            .expect("a version");
+        assert_eq!((v.major, v.minor), (15, 18));
+        assert_eq!(
+            v.text,
+            "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+        );
+        let beta = ClientVersion::parse("pg_restore (PostgreSQL) 18beta1").expect("a version");
+        assert_eq!((beta.major, beta.minor), (18, 0));
+        assert_eq!(ClientVersion::parse("pg_dump (PostgreSQL)"), None);
     }
 }

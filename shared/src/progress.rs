@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// How often a progress line is logged when stderr is not a terminal (SPEC §1), unless
-/// [`INTERVAL_ENV`] says otherwise.
+/// How often a progress line is logged when stderr is not a terminal (docs/contract.md §1),
+/// unless [`INTERVAL_ENV`] says otherwise.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Seconds between two progress lines when stderr is not a terminal (docs/config.md).

@@ -191,6 +191,18 @@ impl Cluster {
             .get(0)
     }
 
+    /// How many sessions are connected to database `name` (a killed run's statements may
+    /// run on until the server notices).
+    pub fn sessions_on(&self, name: &str) -> i64 {
+        self.client("postgres")
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                &[&name],
+            )
+            .expect("pg_stat_activity can be read")
+            .get(0)
+    }
+
     /// Runs `sql` with `psql -X -q -A -t -v ON_ERROR_STOP=1` against `conninfo` (a
     /// libpq conninfo string or URL) and returns its stdout, or its stderr if it fails.
     /// For tests of connection rules; [`TestDb::psql`] is the everyday form.

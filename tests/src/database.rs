@@ -96,6 +96,35 @@ impl<'c> TestDb<'c> {
             .to_string()
     }
 
+    /// Whether the relation `name` (schema-qualified or on the search path) exists.
+    pub fn relation_exists(&self, name: &str) -> bool {
+        self.query_one_string(&format!("SELECT to_regclass('{name}') IS NOT NULL")) == "t"
+    }
+
+    /// Whether table `table` in `public` has a column `column`.
+    pub fn column_exists(&self, table: &str, column: &str) -> bool {
+        self.query_one_string(&format!(
+            "SELECT count(*) FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name = '{table}' AND column_name = '{column}'"
+        )) == "1"
+    }
+
+    /// `pgward-migrate deploy --dir DIR` into this database, which must succeed.
+    pub fn deploy(&self, dir: &std::path::Path) {
+        crate::run(
+            "migrate",
+            &[
+                "deploy",
+                "--dir",
+                crate::path_str(dir),
+                "--database-url",
+                &self.url(),
+            ],
+            &[],
+        )
+        .assert_code(0);
+    }
+
     /// The database's schema as `pg_dump -s --no-owner --no-privileges` prints it, minus
     /// the `\restrict`/`\unrestrict` lines whose random key changes on every dump (newer
     /// pg_dump releases print them), so two dumps of the same schema compare equal.
@@ -109,8 +138,9 @@ impl<'c> TestDb<'c> {
         self.pg_dump(&["-s"])
     }
 
-    /// pg_dump's output with `args`, without the `\restrict`/`\unrestrict` lines.
-    fn pg_dump(&self, args: &[&str]) -> String {
+    /// pg_dump's output with `args` (the cluster's own pg_dump, over the unix socket),
+    /// through [`without_restrict_lines`].
+    pub fn pg_dump(&self, args: &[&str]) -> String {
         let mut pg_dump = self.cluster.client_tool("pg_dump");
         pg_dump
             .args(args)
@@ -126,13 +156,19 @@ impl<'c> TestDb<'c> {
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
-        String::from_utf8(output.stdout)
-            .expect("pg_dump prints UTF-8 for a UTF-8 database")
-            .lines()
-            .filter(|line| !line.starts_with("\\restrict") && !line.starts_with("\\unrestrict"))
-            .map(|line| format!("{line}\n"))
-            .collect()
+        without_restrict_lines(
+            &String::from_utf8(output.stdout).expect("pg_dump prints UTF-8 for a UTF-8 database"),
+        )
     }
+}
+
+/// `dump` without the `\restrict`/`\unrestrict` lines whose random key changes on every
+/// dump (newer pg_dump releases print them), so two dumps of the same thing compare equal.
+pub fn without_restrict_lines(dump: &str) -> String {
+    dump.lines()
+        .filter(|line| !line.starts_with("\\restrict") && !line.starts_with("\\unrestrict"))
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 impl Drop for TestDb<'_> {

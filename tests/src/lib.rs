@@ -18,6 +18,8 @@
 //! - [`cluster()`]: the shared per-process cluster, [`Cluster`] for TLS or private ones.
 //! - [`TestDb`]: a fresh database per test, dropped again when the test ends.
 //! - [`run()`], [`run_in`], [`spawn`]: the built binaries with a cleared environment.
+//! - [`Migrations`], [`write_migrations`]: Prisma migrations folders.
+//! - [`run_script`], [`RunningScript`]: the shell scripts in `scripts/`, as a terminal runs them.
 //! - [`redact_json`]: stable JSON snapshots without timings, ids and temp paths.
 //! - [`s3()`]: a real S3-compatible server (SeaweedFS), [`S3Server`] for private ones.
 //! - [`webhook()`]: a real HTTP listener receiving `--notify` messages.
@@ -27,23 +29,28 @@ mod cleanup;
 mod cluster;
 mod database;
 mod dbstate;
+mod migrations;
 mod paths;
 mod redact;
 mod run;
 mod s3;
+mod script;
 mod server_user;
 mod tls;
 mod webhook;
 
 pub use browser::{artefacts, headless, CHROMIUM};
 pub use cluster::{cluster, Cluster, TlsMode, SUPERUSER, SUPERUSER_PASSWORD};
-pub use database::TestDb;
+pub use database::{without_restrict_lines, TestDb};
 pub use dbstate::{assert_same_state, diff_lines, load_rich_fixture, state, DbState};
+pub use migrations::{write_migration, write_migrations, Migrations, MIGRATION_LOCK};
 pub use paths::{corpus_history, fixtures_dir, path_str, temp_dir, workspace_root, CORPUS_ENV};
 pub use redact::{redact_json, redact_temp_paths, TEMP_PATH_PLACEHOLDER};
 pub use run::{
-    bin, error_message, json_ids, json_strings, restore_into_new_database, run, run_in, spawn,
-    wait_child, wait_until, warning_codes, Output, RUN_TIMEOUT,
+    bin, env_refs, error_message, json_ids, json_strings, restore_into_new_database,
+    restore_into_new_database_with, run, run_in, spawn, wait_child, wait_until, warning_codes,
+    Output, RUN_TIMEOUT,
 };
 pub use s3::{s3, S3Server, S3_REGION, WEED_ENV, WEED_VERSION};
+pub use script::{bin_dir, run_script, RunningScript, SCRIPT_TIMEOUT};
 pub use webhook::webhook;

@@ -55,6 +55,17 @@ impl Output {
         json
     }
 
+    /// Panics, showing stdout and stderr, unless the run exited `code` with the envelope
+    /// saying so: `exit_code` is `code`, and `ok` is true exactly for 0 and 3. Returns the
+    /// JSON.
+    pub fn assert_envelope(&self, code: i32) -> serde_json::Value {
+        self.assert_code(code);
+        let json = self.json();
+        assert_eq!(json["exit_code"], code, "{self}");
+        assert_eq!(json["ok"], code == 0 || code == 3, "{self}");
+        json
+    }
+
     /// Panics, showing stdout and stderr, unless the exit code is `expected`.
     pub fn assert_code(&self, expected: i32) -> &Self {
         assert_eq!(
@@ -109,6 +120,12 @@ impl fmt::Display for Output {
     }
 }
 
+/// Borrows variables held as `(name, String)` (an [`crate::S3Server::env`], say) in the
+/// form [`run`] takes.
+pub fn env_refs<'e>(env: &'e [(&'static str, String)]) -> Vec<(&'static str, &'e str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 /// The path of the built binary `pgward-<name>` (`bin("migrate")`), found beside the
 /// test executable in `target/<profile>/`. Panics if it has not been built.
 pub fn bin(name: &str) -> PathBuf {
@@ -149,6 +166,18 @@ pub fn restore_into_new_database(
     into: &crate::TestDb,
     extra: &[&str],
 ) -> Output {
+    restore_into_new_database_with(via, from, into, extra, &[])
+}
+
+/// [`restore_into_new_database`] with `envs` besides the cluster's client tools (an S3
+/// server's credentials, say).
+pub fn restore_into_new_database_with(
+    via: &crate::TestDb,
+    from: &str,
+    into: &crate::TestDb,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> Output {
     let url = via.url();
     let mut args = vec![
         "restore",
@@ -161,7 +190,9 @@ pub fn restore_into_new_database(
         "--create",
     ];
     args.extend_from_slice(extra);
-    run("restore", &args, &via.cluster().pg_tools_env())
+    let mut all = via.cluster().pg_tools_env().to_vec();
+    all.extend_from_slice(envs);
+    run("restore", &args, &all)
 }
 
 /// Starts `pgward-<bin_name>` like [`run`] but returns at once, with stdout and stderr

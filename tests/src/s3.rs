@@ -135,7 +135,7 @@ impl S3Server {
     /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`, and
     /// `AWS_EC2_METADATA_DISABLED=true` so the AWS SDK never asks the EC2 metadata address
     /// for anything. For [`crate::run`]:
-    /// `let env = s3().env(); let env: Vec<_> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();`
+    /// `let env = s3().env(); run("backup", &args, &env_refs(&env))`.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),

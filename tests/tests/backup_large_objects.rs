@@ -15,8 +15,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use pgward_tests::{
-    assert_same_state, cluster, error_message, json_ids, path_str, run, s3, spawn, state, temp_dir,
-    wait_child, wait_until, warning_codes, Output, TestDb,
+    assert_same_state, cluster, env_refs, error_message, json_ids, path_str,
+    restore_into_new_database_with, run, s3, spawn, state, temp_dir, wait_child, wait_until,
+    warning_codes, Output, TestDb,
 };
 use serde_json::Value;
 
@@ -119,7 +120,7 @@ fn large_objects(db: &TestDb) -> Vec<String> {
 /// Runs `pgward-<tool> ARGS` with the cluster's client tools and `extra_env`.
 fn run_tool(tool: &str, args: &[&str], extra_env: &[(&'static str, String)]) -> Output {
     let mut env: Vec<(&'static str, &str)> = cluster().pg_tools_env().to_vec();
-    env.extend(extra_env.iter().map(|(k, v)| (*k, v.as_str())));
+    env.extend(env_refs(extra_env));
     run(tool, args, &env)
 }
 
@@ -158,9 +159,7 @@ fn restore_new(
     extra: &[&str],
     env: &[(&'static str, String)],
 ) -> Value {
-    let mut args = vec!["--target-db", into.name.as_str(), "--create"];
-    args.extend_from_slice(extra);
-    let out = restore(via, from, &args, env);
+    let out = restore_into_new_database_with(via, from, into, extra, &env_refs(env));
     out.assert_code(0);
     let json = out.json();
     assert_eq!(json["result"]["created"], true, "{out}");

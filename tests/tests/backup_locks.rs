@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use pgward_tests::{cluster, run};
+use pgward_tests::{cluster, path_str, run};
 
 #[test]
 fn a_table_locked_by_another_session_stops_the_backup_and_names_the_holder() {
@@ -26,7 +26,7 @@ fn a_table_locked_by_another_session_stops_the_backup_and_names_the_holder() {
         &[
             "backup",
             "--to",
-            to.to_str().expect("UTF-8"),
+            path_str(&to),
             "--lock-timeout",
             "500ms",
             "--database-url",
@@ -56,11 +56,7 @@ fn a_table_locked_by_another_session_stops_the_backup_and_names_the_holder() {
             .contains("orders"),
         "{out}"
     );
-    let listed = run(
-        "backup",
-        &["list", "--from", to.to_str().expect("UTF-8")],
-        &[],
-    );
+    let listed = run("backup", &["list", "--from", path_str(&to)], &[]);
     if listed.code == 0 {
         assert_eq!(
             listed.json()["result"]["backups"],
@@ -71,13 +67,7 @@ fn a_table_locked_by_another_session_stops_the_backup_and_names_the_holder() {
     holder.batch_execute("ROLLBACK").expect("release");
     run(
         "backup",
-        &[
-            "backup",
-            "--to",
-            to.to_str().expect("UTF-8"),
-            "--database-url",
-            &db.url(),
-        ],
+        &["backup", "--to", path_str(&to), "--database-url", &db.url()],
         &[],
     )
     .assert_code(0);

@@ -17,8 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    assert_same_state, cluster, error_message, json_ids, load_rich_fixture, path_str, run, run_in,
-    spawn, state, temp_dir, wait_child, wait_until, Output, TestDb,
+    assert_same_state, cluster, error_message, json_ids, load_rich_fixture, path_str,
+    restore_into_new_database, run, run_in, spawn, state, temp_dir, wait_child, wait_until,
+    Migrations, Output, TestDb,
 };
 use serde_json::Value;
 
@@ -104,26 +105,12 @@ fn restore_args<'a>(url: &'a str, from: &'a str, extra: &[&'a str]) -> Vec<&'a s
 /// Restores `from` into the database `into` (which must not exist yet) with `--target-db
 /// NAME --create`, connecting through `via`; asserts success and returns the `result`.
 fn restore_into_new(via: &TestDb, from: &str, into: &TestDb, extra: &[&str]) -> Value {
-    let mut args = vec!["--target-db", into.name.as_str(), "--create"];
-    args.extend_from_slice(extra);
-    let out = restore(via, from, &args);
+    let out = restore_into_new_database(via, from, into, extra);
     out.assert_code(0);
     let json = out.json();
     assert_eq!(json["ok"], true, "{out}");
     assert_eq!(json["result"]["created"], true, "{out}");
     json["result"].clone()
-}
-
-/// Whether database `name` exists on the cluster.
-fn database_exists(name: &str) -> bool {
-    cluster()
-        .client("postgres")
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
-            &[&name],
-        )
-        .expect("pg_database can be read")
-        .get(0)
 }
 
 /// The names in folder `dir`, sorted.
@@ -185,34 +172,6 @@ fn next_second() {
 /// `SELECT count(*) ...` as a number.
 fn count(db: &TestDb, sql: &str) -> i64 {
     db.query_one_string(sql).parse().expect("a count")
-}
-
-/// Writes a Prisma migrations folder entry `dir/NAME/migration.sql` (and the lock file).
-fn write_migration(dir: &Path, name: &str, sql: &str) {
-    std::fs::write(
-        dir.join("migration_lock.toml"),
-        "provider = \"postgresql\"\n",
-    )
-    .expect("migration_lock.toml is writable");
-    let folder = dir.join(name);
-    std::fs::create_dir_all(&folder).expect("the migration folder can be created");
-    std::fs::write(folder.join("migration.sql"), sql).expect("migration.sql is writable");
-}
-
-/// `pgward-migrate deploy --dir DIR --database-url URL`, which must succeed.
-fn deploy(dir: &Path, db: &TestDb) {
-    run(
-        "migrate",
-        &[
-            "deploy",
-            "--dir",
-            path_str(dir),
-            "--database-url",
-            &db.url(),
-        ],
-        &[],
-    )
-    .assert_code(0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -331,7 +290,7 @@ fn a_sql_format_backup_restores_with_zstd_and_psql_alone() {
     );
     verify(None, path_str(root.path()), &id, &[]).assert_code(0);
 
-    // As SPEC §3 promises: `zstd -dc FILE | psql`, without pgward.
+    // As docs/contract.md §3 promises: `zstd -dc FILE | psql`, without pgward.
     let target = cluster().create_database();
     let mut zstd = Command::new("zstd")
         .arg("-dc")
@@ -553,13 +512,11 @@ impl Damage {
 #[test]
 fn a_damaged_or_incomplete_backup_fails_verify_and_restore_and_leaves_the_target_alone() {
     let source = cluster().create_database();
-    let migrations = temp_dir("backup_corrupt_migrations_");
-    write_migration(
-        migrations.path(),
+    let migrations = Migrations::new(&[(
         "20240101000000_init",
         "CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL, body text);",
-    );
-    deploy(migrations.path(), &source);
+    )]);
+    source.deploy(migrations.path());
     source.psql(
         "INSERT INTO items SELECT g, 'item ' || g, md5(g::text) || md5((g + 1)::text) \
          FROM generate_series(1, 30000) AS g;",
@@ -787,11 +744,11 @@ fn a_bad_data_file_found_while_a_new_target_loads_fails_before_the_target_exists
             assert_eq!(json["result"]["created"], false, "{what}\n{out}");
         }
         assert!(
-            !database_exists(&target.name),
+            !cluster().database_exists(&target.name),
             "{what}: the target never appears\n{out}"
         );
         assert!(
-            !database_exists(&partial_of(&target.name)),
+            !cluster().database_exists(&partial_of(&target.name)),
             "{what}: nor what it was loading into\n{out}"
         );
         assert_eq!(
@@ -836,9 +793,9 @@ fn a_schema_failing_while_the_largest_table_loads_leaves_no_target() {
             .contains("restoring the rest of the schema while the largest table loads"),
         "it failed in the part restored while big loaded\n{out}"
     );
-    assert!(!database_exists(&target.name), "no target\n{out}");
+    assert!(!cluster().database_exists(&target.name), "no target\n{out}");
     assert!(
-        !database_exists(&partial_of(&target.name)),
+        !cluster().database_exists(&partial_of(&target.name)),
         "nor what it was loading into\n{out}"
     );
 }
@@ -929,7 +886,7 @@ fn assert_no_backup(root: &Path, db: &TestDb, when: &str) {
     );
     out.assert_error(2, "BACKUP_NOT_FOUND");
     assert!(
-        !database_exists(&target.name),
+        !cluster().database_exists(&target.name),
         "{when}: nothing was restored"
     );
 }
@@ -1386,18 +1343,6 @@ fn partial_of(target: &str) -> String {
     format!("pgward_restoring_{target}")
 }
 
-/// The sessions on database `name`.
-fn sessions_on(name: &str) -> i64 {
-    cluster()
-        .client("postgres")
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
-            &[&name],
-        )
-        .expect("pg_stat_activity is readable")
-        .get(0)
-}
-
 #[test]
 fn a_restore_that_fails_mid_load_leaves_no_half_restored_database_and_names_the_way_back() {
     let root = temp_dir("backup_fails_");
@@ -1416,8 +1361,11 @@ fn a_restore_that_fails_mid_load_leaves_no_half_restored_database_and_names_the_
         restore_incomplete(&out).contains("was not created"),
         "{out}"
     );
-    assert!(!database_exists(&target.name), "{out}");
-    assert!(!database_exists(&partial_of(&target.name)), "{out}");
+    assert!(!cluster().database_exists(&target.name), "{out}");
+    assert!(
+        !cluster().database_exists(&partial_of(&target.name)),
+        "{out}"
+    );
 
     // An empty database that existed: loaded in place, left in place, never dropped.
     let empty = cluster().create_database();
@@ -1427,7 +1375,7 @@ fn a_restore_that_fails_mid_load_leaves_no_half_restored_database_and_names_the_
         restore_incomplete(&out).contains("--clean --no-safety-backup"),
         "{out}"
     );
-    assert!(database_exists(&empty.name));
+    assert!(cluster().database_exists(&empty.name));
 
     // Over a database with data (--clean): it is gone rather than half-restored, the
     // warning names the safety backup, and that brings the previous contents back.
@@ -1449,8 +1397,8 @@ fn a_restore_that_fails_mid_load_leaves_no_half_restored_database_and_names_the_
             )),
         "the warning says how to put the previous contents back: {out}"
     );
-    assert!(!database_exists(&db.name), "{out}");
-    assert!(!database_exists(&partial_of(&db.name)), "{out}");
+    assert!(!cluster().database_exists(&db.name), "{out}");
+    assert!(!cluster().database_exists(&partial_of(&db.name)), "{out}");
     let out = restore(
         &db,
         &format!("{}/{safety}", path_str(bad.path())),
@@ -1483,14 +1431,17 @@ fn a_killed_restore_leaves_no_half_restored_target_and_the_next_one_clears_its_l
     wait_until(
         Duration::from_secs(60),
         "the restore begins loading",
-        || sessions_on(&partial) > 0,
+        || cluster().sessions_on(&partial) > 0,
     );
     kill9(child);
     assert!(
-        !database_exists(&target.name),
+        !cluster().database_exists(&target.name),
         "the target never appears half-restored"
     );
-    assert!(database_exists(&partial), "the leftover says what it is");
+    assert!(
+        cluster().database_exists(&partial),
+        "the leftover says what it is"
+    );
     let mark = cluster()
         .client("postgres")
         .query_one(
@@ -1505,12 +1456,12 @@ fn a_killed_restore_leaves_no_half_restored_target_and_the_next_one_clears_its_l
     wait_until(
         Duration::from_secs(60),
         "the killed run's sessions end",
-        || sessions_on(&partial) == 0,
+        || cluster().sessions_on(&partial) == 0,
     );
     let out = run("restore", &args, &cluster().pg_tools_env());
     out.assert_code(0);
     assert!(out.stderr.contains("an interrupted run left"), "{out}");
-    assert!(!database_exists(&partial));
+    assert!(!cluster().database_exists(&partial));
     assert_eq!(count(&target, "SELECT count(*) FROM big"), 300_000);
     assert_eq!(
         count(
@@ -1532,8 +1483,8 @@ fn a_killed_restore_leaves_no_half_restored_target_and_the_next_one_clears_its_l
     let out = restore(&db, &from, &["--target-db", &other.name, "--create"]);
     let json = out.assert_error(2, "USAGE");
     assert!(error_message(&json).contains(&theirs), "{out}");
-    assert!(database_exists(&theirs));
-    assert!(!database_exists(&other.name));
+    assert!(cluster().database_exists(&theirs));
+    assert!(!cluster().database_exists(&other.name));
     // With --clean, that is found before the target is touched.
     let mine = partial_of(&db.name);
     let mut admin = cluster().client("postgres");
@@ -1725,17 +1676,27 @@ fn verify_deep_restores_into_a_scratch_database_and_drops_it() {
     );
     wait_until(
         Duration::from_secs(60),
-        "the deep verify creates its scratch database",
-        || scratch_databases() == 2,
+        "the deep verify creates its scratch database and marks it",
+        || {
+            scratch_databases() == 2
+                && count(
+                    &big,
+                    "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgward\\_verify\\_%' \
+                     AND starts_with(shobj_description(oid, 'pg_database'), 'pgward work in progress:')",
+                ) == 1
+        },
     );
     kill9(child);
+    // Its sessions end: the loaders' on the scratch database, and the one that created it
+    // (on the source database), whose end is what marks the scratch database as left.
     wait_until(
         Duration::from_secs(60),
         "the killed run's sessions end",
         || {
             count(
                 &big,
-                "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'pgward\\_verify\\_%'",
+                "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'pgward\\_verify\\_%' \
+                 OR (datname = current_database() AND application_name = 'pgward-backup')",
             ) == 0
         },
     );
@@ -1748,7 +1709,7 @@ fn verify_deep_restores_into_a_scratch_database_and_drops_it() {
     out.assert_code(0);
     assert!(out.stderr.contains("an interrupted run left"), "{out}");
     assert_eq!(scratch_databases(), 1, "only theirs is left\n{out}");
-    assert!(database_exists(&theirs));
+    assert!(cluster().database_exists(&theirs));
     admin
         .batch_execute(&format!("DROP DATABASE {theirs}"))
         .expect("drop it");
@@ -1884,7 +1845,7 @@ fn prune_never_removes_the_newest_verified_backup() {
 #[test]
 fn restore_before_migration_picks_the_newest_backup_taken_before_it() {
     let db = cluster().create_database();
-    let migrations = temp_dir("backup_before_migrations_");
+    let migrations = Migrations::new(&[]);
     let root = temp_dir("backup_before_");
     let steps = [
         ("20240101000000_first", "first_table"),
@@ -1893,14 +1854,13 @@ fn restore_before_migration_picks_the_newest_backup_taken_before_it() {
     ];
     let mut backups = Vec::new();
     for (i, (name, table)) in steps.iter().enumerate() {
-        write_migration(
-            migrations.path(),
+        migrations.add(
             name,
             &format!(
                 "CREATE TABLE {table} (id integer PRIMARY KEY); INSERT INTO {table} VALUES ({i});"
             ),
         );
-        deploy(migrations.path(), &db);
+        db.deploy(migrations.path());
         if i > 0 {
             next_second();
         }
@@ -1966,7 +1926,10 @@ fn restore_before_migration_picks_the_newest_backup_taken_before_it() {
     );
     let json = out.assert_error(2, "BACKUP_NOT_FOUND");
     assert!(error_message(&json).contains(steps[0].0), "{out}");
-    assert!(!database_exists(&target.name), "nothing was restored");
+    assert!(
+        !cluster().database_exists(&target.name),
+        "nothing was restored"
+    );
 }
 
 #[test]
@@ -2011,7 +1974,7 @@ fn restore_tables_loads_only_the_named_tables_data() {
     let json = out.assert_error(2, "USAGE");
     assert!(error_message(&json).contains("nosuch"), "{out}");
     assert!(
-        !database_exists(&target.name),
+        !cluster().database_exists(&target.name),
         "a --tables typo creates no database"
     );
     let before = state(&db);

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    assert_same_state, cluster, error_message, json_ids, load_rich_fixture, run, s3, spawn, state,
-    wait_child, Output, S3Server,
+    assert_same_state, cluster, env_refs, error_message, json_ids, load_rich_fixture, run, s3,
+    spawn, state, wait_child, Output, S3Server,
 };
 use serde_json::Value;
 
@@ -21,11 +21,6 @@ fn env_for(server: &S3Server) -> Vec<(&'static str, String)> {
     let mut env = server.env();
     env.extend(cluster().pg_tools_env().map(|(k, v)| (k, v.to_string())));
     env
-}
-
-/// `env` as the `&[(&str, &str)]` that `run` takes.
-fn pairs<'e>(env: &'e [(&'static str, String)]) -> Vec<(&'static str, &'e str)> {
-    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 /// `env` with `key` set to `value`.
@@ -50,7 +45,7 @@ fn with(
 
 /// Runs `pgward-<tool> ARGS` with `env`.
 fn run_with(tool: &str, args: &[&str], env: &[(&'static str, String)]) -> Output {
-    run(tool, args, &pairs(env))
+    run(tool, args, &env_refs(env))
 }
 
 /// `pgward-backup list --from FROM`, which must succeed; returns its `result`.
@@ -240,7 +235,7 @@ fn an_s3_server_dying_mid_upload_fails_the_backup_with_a_storage_error_and_leave
             "--jobs",
             "1",
         ],
-        &pairs(&env),
+        &env_refs(&env),
     );
     // A multipart upload is open: the data is on its way up. Then the server dies.
     let started = Instant::now();

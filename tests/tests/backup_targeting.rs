@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use pgward_shared::storage::{self, Location, S3Options};
 use pgward_tests::{
-    cluster, error_message, json_ids, path_str, run, s3, spawn, temp_dir, wait_child, wait_until,
-    warning_codes, Output, TestDb,
+    cluster, env_refs, error_message, json_ids, path_str, run, s3, spawn, temp_dir, wait_child,
+    wait_until, warning_codes, Migrations, Output, TestDb,
 };
 use serde_json::Value;
 
@@ -56,13 +56,11 @@ impl Place {
     }
 
     fn run(&self, tool: &str, args: &[&str]) -> Output {
-        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        run(tool, args, &env)
+        run(tool, args, &env_refs(&self.env))
     }
 
     fn spawn(&self, tool: &str, args: &[&str]) -> std::process::Child {
-        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        spawn(tool, args, &env)
+        spawn(tool, args, &env_refs(&self.env))
     }
 
     /// A backup of `db` that must succeed: its id.
@@ -439,18 +437,10 @@ fn preflight_does_not_count_another_databases_verified_backup() {
     place
         .run("backup", &["verify", &theirs, "--from", &place.location])
         .assert_code(0);
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(dir.path().join("20260101000000_init")).expect("mkdir");
-    std::fs::write(
-        dir.path().join("20260101000000_init/migration.sql"),
+    let dir = Migrations::new(&[(
+        "20260101000000_init",
         "CREATE TABLE t (id bigint PRIMARY KEY);\n",
-    )
-    .expect("write");
-    std::fs::write(
-        dir.path().join("migration_lock.toml"),
-        "provider = \"postgresql\"\n",
-    )
-    .expect("write");
+    )]);
     let check = |db: &TestDb| -> String {
         let out = place.run(
             "validate",
@@ -828,17 +818,7 @@ fn a_work_database_whose_creator_is_still_connected_is_never_dropped_as_a_leftov
              run that is still going (started 2026-01-01T00:00:00Z; creating session {pid}:{start})'"
         ))
         .expect("marked");
-    let exists = |name: &str| {
-        cluster()
-            .client("postgres")
-            .query_one(
-                "SELECT count(*) FROM pg_database WHERE datname = $1",
-                &[&name],
-            )
-            .expect("pg_database")
-            .get::<_, i64>(0)
-            == 1
-    };
+    let exists = |name: &str| cluster().database_exists(name);
     let deep = || {
         place.run(
             "backup",

@@ -12,7 +12,7 @@
 //! the same transaction, which PostgreSQL 13 to 16 refuse (the second case): it passed a
 //! migration that `prisma migrate deploy` fails on.
 
-use pgward_tests::{cluster, path_str, run, temp_dir};
+use pgward_tests::{cluster, path_str, run, temp_dir, write_migration, write_migrations};
 
 struct Case {
     name: &'static str,
@@ -92,21 +92,11 @@ fn the_engine_and_lint_judge_a_new_enum_value_as_postgresql_does() {
         // The setup is a migration of its own before the case's.
         let db = cluster().create_database();
         let dir = temp_dir("pgward-enum-judgement-");
-        let write_migration = |name: &str, sql: &str| {
-            let folder = dir.path().join(name);
-            std::fs::create_dir(&folder).expect("migration folder");
-            std::fs::write(folder.join("migration.sql"), sql).expect("migration.sql");
-            folder.join("migration.sql")
-        };
         if !case.setup.is_empty() {
-            write_migration("20240101000000_setup", case.setup);
+            write_migration(dir.path(), "20240101000000_setup", case.setup, None);
         }
-        let file = write_migration("20240102000000_enum", case.file);
-        std::fs::write(
-            dir.path().join("migration_lock.toml"),
-            "provider = \"postgresql\"\n",
-        )
-        .expect("migration_lock.toml");
+        write_migrations(dir.path(), &[("20240102000000_enum", case.file)]);
+        let file = dir.path().join("20240102000000_enum").join("migration.sql");
         let url = db.url();
         let out = run(
             "migrate",

@@ -17,44 +17,24 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pgward_tests::{cluster, run, wait_until, warning_codes, Cluster, Output, TestDb};
-use tempfile::TempDir;
+use pgward_tests::{
+    cluster, path_str, run, wait_until, warning_codes, Cluster, Migrations, Output, TestDb,
+};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// A migrations folder in a temp dir, with Prisma's `migration_lock.toml`.
-fn migrations(files: &[(&str, &str)]) -> TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("guards_migrations_")
-        .tempdir()
-        .expect("a temp dir for the migrations folder");
-    std::fs::write(
-        dir.path().join("migration_lock.toml"),
-        "provider = \"postgresql\"\n",
-    )
-    .expect("migration_lock.toml is writable");
-    for (name, sql) in files {
-        add_migration(dir.path(), name, sql);
-    }
-    dir
-}
-
-fn add_migration(dir: &Path, name: &str, sql: &str) {
-    let folder = dir.join(name);
-    std::fs::create_dir_all(&folder).expect("the migration folder can be created");
-    std::fs::write(folder.join("migration.sql"), sql).expect("migration.sql is writable");
-}
-
-fn path(dir: &Path) -> &str {
-    dir.to_str().expect("temp paths are UTF-8")
-}
-
 /// `pgward-migrate deploy --dir DIR --database-url URL EXTRA...`.
 fn deploy(dir: &Path, db: &TestDb, extra: &[&str]) -> Output {
     let url = db.url();
-    let mut args = vec!["deploy", "--dir", path(dir), "--database-url", url.as_str()];
+    let mut args = vec![
+        "deploy",
+        "--dir",
+        path_str(dir),
+        "--database-url",
+        url.as_str(),
+    ];
     args.extend_from_slice(extra);
     run("migrate", &args, &[])
 }
@@ -92,8 +72,8 @@ const CREATE_T: &str = "20240101000000_create_t";
 const INDEX_T: &str = "20240102000000_index_t";
 
 /// A database where a first deploy created `t (a int)` with rows, and the folder.
-fn table_t(db: &TestDb) -> TempDir {
-    let folder = migrations(&[(
+fn table_t(db: &TestDb) -> Migrations {
+    let folder = Migrations::new(&[(
         CREATE_T,
         "CREATE TABLE t (id int PRIMARY KEY, a int);\n\
          INSERT INTO t SELECT g, g % 7 FROM generate_series(1, 1000) g;\n",
@@ -110,13 +90,9 @@ fn table_t(db: &TestDb) -> TempDir {
 /// session with a write on `t` in an open transaction: its ROW EXCLUSIVE lock lets the
 /// build create its (INVALID) index, then makes it wait, and time out, in the phase that
 /// waits for every transaction using the table.
-fn concurrent_build_blocked(db: &TestDb) -> (TempDir, postgres::Client) {
+fn concurrent_build_blocked(db: &TestDb) -> (Migrations, postgres::Client) {
     let folder = table_t(db);
-    add_migration(
-        folder.path(),
-        INDEX_T,
-        "CREATE INDEX CONCURRENTLY t_a_idx ON t (a);\n",
-    );
+    folder.add(INDEX_T, "CREATE INDEX CONCURRENTLY t_a_idx ON t (a);\n");
     let mut writer = db.client();
     writer
         .batch_execute("BEGIN; INSERT INTO t VALUES (100001, 1)")
@@ -133,7 +109,7 @@ fn resolve_rolled_back(dir: &Path, db: &TestDb, name: &str) {
             "--rolled-back",
             name,
             "--dir",
-            path(dir),
+            path_str(dir),
             "--database-url",
             &db.url(),
         ],
@@ -239,8 +215,7 @@ fn a_concurrent_index_build_that_times_out_without_retries_leaves_nothing_or_nam
     // index too; deploy drops it at once, and only it: the INVALID index of the same
     // table the first run left stays, it is not this statement's.
     let unique = "20240103000000_unique_t";
-    add_migration(
-        folder.path(),
+    folder.add(
         unique,
         "CREATE UNIQUE INDEX CONCURRENTLY t_a_key ON t (a);\n",
     );
@@ -267,11 +242,7 @@ fn a_timed_out_statement_that_may_have_left_work_pgward_cannot_clean_is_not_retr
     let folder = table_t(&db);
     // REINDEX CONCURRENTLY builds t_pkey_ccnew, then waits for the writer like a
     // concurrent build does; its leftovers are not pgward's to guess at.
-    add_migration(
-        folder.path(),
-        INDEX_T,
-        "REINDEX INDEX CONCURRENTLY t_pkey;\n",
-    );
+    folder.add(INDEX_T, "REINDEX INDEX CONCURRENTLY t_pkey;\n");
     let mut writer = db.client();
     writer
         .batch_execute("BEGIN; INSERT INTO t VALUES (100001, 1)")
@@ -312,7 +283,7 @@ fn a_failed_concurrent_build_in_a_down_sql_leaves_no_invalid_index() {
     let folder = table_t(&db);
     // The migration dropped a unique index; its down.sql builds it again, concurrently,
     // and fails on the duplicates written since.
-    add_migration(folder.path(), INDEX_T, "SELECT 1;\n");
+    folder.add(INDEX_T, "SELECT 1;\n");
     std::fs::write(
         folder.path().join(INDEX_T).join("down.sql"),
         "CREATE UNIQUE INDEX CONCURRENTLY t_a_key ON t (a);\n",
@@ -324,7 +295,7 @@ fn a_failed_concurrent_build_in_a_down_sql_leaves_no_invalid_index() {
         &[
             "rollback",
             "--dir",
-            path(folder.path()),
+            path_str(folder.path()),
             "--database-url",
             &db.url(),
         ],
@@ -359,7 +330,7 @@ fn a_migration_is_never_recorded_applied_over_an_invalid_index() {
             "CREATE INDEX IF NOT EXISTS t_a_idx ON t (a);\nCREATE TABLE u (id int);\n",
         ),
     ] {
-        add_migration(folder.path(), name, sql);
+        folder.add(name, sql);
         let out = deploy(folder.path(), &db, &[]);
         let json = out.assert_error(1, "MIGRATION_FAILED");
         let message = json["error"]["message"].as_str().expect("a message");
@@ -390,8 +361,7 @@ fn a_migration_is_never_recorded_applied_over_an_invalid_index() {
     // An index ON ONLY a partitioned table is INVALID by design until every partition's
     // index is attached, which a later migration may do: that one is not held against it.
     let partitioned = "20240103000000_partitioned";
-    add_migration(
-        folder.path(),
+    folder.add(
         partitioned,
         "CREATE TABLE p (id int, a int) PARTITION BY RANGE (id);\n\
          CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);\n\
@@ -419,16 +389,12 @@ fn role_work_mem(db: &TestDb, role: &str) -> String {
 #[test]
 fn drift_refuses_to_replay_an_unparseable_migration_on_the_live_server() {
     let db = cluster().create_database();
-    let folder = migrations(&[(CREATE_T, "CREATE TABLE t (id int PRIMARY KEY);\n")]);
+    let folder = Migrations::new(&[(CREATE_T, "CREATE TABLE t (id int PRIMARY KEY);\n")]);
     deploy(folder.path(), &db, &[]).assert_code(0);
     // Recorded as applied by hand (as `resolve --applied` does for a migration run
     // elsewhere): its text is nothing the parser reads.
     let odd = "20240102000000_odd";
-    add_migration(
-        folder.path(),
-        odd,
-        "ALTER ROLE CURRENT_USER SET work_mem = '17MB' +;\n",
-    );
+    folder.add(odd, "ALTER ROLE CURRENT_USER SET work_mem = '17MB' +;\n");
     let url = db.url();
     run(
         "migrate",
@@ -437,7 +403,7 @@ fn drift_refuses_to_replay_an_unparseable_migration_on_the_live_server() {
             "--applied",
             odd,
             "--dir",
-            path(folder.path()),
+            path_str(folder.path()),
             "--database-url",
             &url,
         ],
@@ -449,7 +415,7 @@ fn drift_refuses_to_replay_an_unparseable_migration_on_the_live_server() {
         &[
             "drift",
             "--dir",
-            path(folder.path()),
+            path_str(folder.path()),
             "--database-url",
             &url,
         ],
@@ -471,7 +437,7 @@ fn drift_refuses_to_replay_cluster_wide_statements_on_the_live_server() {
     let db = cluster().create_database();
     let role = format!("guard_{}", db.name);
     db.psql(&format!("CREATE ROLE \"{role}\""));
-    let folder = migrations(&[
+    let folder = Migrations::new(&[
         (CREATE_T, "CREATE TABLE t (id int PRIMARY KEY);\n"),
         (
             "20240102000000_role_settings",
@@ -493,7 +459,7 @@ fn drift_refuses_to_replay_cluster_wide_statements_on_the_live_server() {
         let mut args = vec![
             "drift",
             "--dir",
-            path(folder.path()),
+            path_str(folder.path()),
             "--database-url",
             url.as_str(),
         ];
@@ -550,8 +516,7 @@ fn drift_refuses_to_replay_cluster_wide_statements_on_the_live_server() {
 
     // A subscription connects to its publisher from wherever it is replayed: refused
     // whichever server the shadow is on.
-    add_migration(
-        folder.path(),
+    folder.add(
         "20240104000000_subscription",
         "CREATE SUBSCRIPTION guard_sub CONNECTION 'host=/nonexistent dbname=app' \
          PUBLICATION p WITH (connect = false);\n",
@@ -589,7 +554,7 @@ fn failure_logs_are_bound_parameters_even_with_standard_conforming_strings_off()
         db.name
     ));
     let payload = r#"\'); DROP TABLE other.victim; --"#;
-    let folder = migrations(&[(
+    let folder = Migrations::new(&[(
         "20240101000000_fails",
         &format!("CREATE TABLE x (id int);\nSELECT 1/0 AS \"{payload}\";\n"),
     )]);

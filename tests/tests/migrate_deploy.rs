@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use pgward_tests::{
-    cluster, corpus_history, fixtures_dir, json_strings, redact_json, run, run_in, Output, TestDb,
+    cluster, corpus_history, fixtures_dir, json_strings, path_str, redact_json, run, run_in,
+    without_restrict_lines, Output, TestDb,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -25,10 +26,6 @@ fn fixture(name: &str) -> PathBuf {
     fixtures_dir().join("migrate_deploy").join(name)
 }
 
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
-}
-
 /// `pgward-migrate <command> --dir <dir> <extra...> --database-url <db>`.
 fn migrate(db: &TestDb, command: &str, dir: &Path, extra: &[&str]) -> Output {
     let url = db.url();
@@ -38,18 +35,9 @@ fn migrate(db: &TestDb, command: &str, dir: &Path, extra: &[&str]) -> Output {
     run("migrate", &args, &[])
 }
 
-/// Asserts the exit code and returns the envelope.
-fn expect(out: &Output, code: i32) -> Value {
-    out.assert_code(code);
-    let envelope = out.json();
-    assert_eq!(envelope["exit_code"], code, "{out}");
-    assert_eq!(envelope["ok"], code == 0 || code == 3, "{out}");
-    envelope
-}
-
 /// Asserts exit code and `error.code`, returns the envelope.
 fn expect_error(out: &Output, code: i32, error_code: &str) -> Value {
-    let envelope = expect(out, code);
+    let envelope = out.assert_envelope(code);
     assert_eq!(envelope["error"]["code"], error_code, "{out}");
     envelope
 }
@@ -140,47 +128,20 @@ fn table_exists(db: &TestDb, name: &str) -> bool {
     db.query_one_string(&format!("SELECT to_regclass('public.{name}') IS NOT NULL")) == "t"
 }
 
-/// `pg_dump --no-owner --no-privileges <args>` of `db`, minus the `\restrict` lines
-/// whose key changes on every run.
-fn pg_dump(db: &TestDb, args: &[&str]) -> String {
-    let cluster = db.cluster();
-    let mut command = Command::new(cluster.pg_bin("pg_dump"));
-    command.env_clear().stdin(Stdio::null());
-    for key in ["PATH", "HOME"] {
-        if let Some(value) = std::env::var_os(key) {
-            command.env(key, value);
-        }
-    }
-    let output = command
-        .args(["--no-owner", "--no-privileges"])
-        .args(args)
-        .arg("-d")
-        .arg(cluster.socket_conninfo(&db.name))
-        .output()
-        .expect("pg_dump runs");
-    assert!(
-        output.status.success(),
-        "pg_dump failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    without_restrict_lines(&String::from_utf8(output.stdout).expect("pg_dump prints UTF-8"))
-}
-
-fn without_restrict_lines(dump: &str) -> String {
-    dump.lines()
-        .filter(|line| !line.starts_with("\\restrict") && !line.starts_with("\\unrestrict"))
-        .map(|line| format!("{line}\n"))
-        .collect()
-}
-
 /// The schema without the history table, as the corpus's `schema-after.sql` was dumped.
 fn schema_without_history(db: &TestDb) -> String {
-    pg_dump(db, &["-s", "-T", "_prisma_migrations"])
+    db.pg_dump(&[
+        "--no-owner",
+        "--no-privileges",
+        "-s",
+        "-T",
+        "_prisma_migrations",
+    ])
 }
 
 /// Schema and data, `_prisma_migrations` included: "nothing changed" means this is equal.
 fn full_dump(db: &TestDb) -> String {
-    pg_dump(db, &[])
+    db.pg_dump(&["--no-owner", "--no-privileges"])
 }
 
 /// Like `assert_eq!` for long texts, but shows the first differing line instead of two
@@ -278,7 +239,7 @@ fn deploy_corpus(project: &str) -> Option<std::path::PathBuf> {
 
     let db = cluster().create_database();
     let out = migrate(&db, "deploy", &dir, &[]);
-    let envelope = expect(&out, 0);
+    let envelope = out.assert_envelope(0);
     assert_eq!(envelope["error"], Value::Null, "{out}");
     assert_eq!(
         envelope["result"]["applied"].as_array().unwrap().len(),
@@ -328,7 +289,7 @@ fn deploy_corpus(project: &str) -> Option<std::path::PathBuf> {
         None => println!("note: node is not installed; the localeCompare order was not checked"),
     }
 
-    let status = expect(&migrate(&db, "status", &dir, &[]), 0);
+    let status = migrate(&db, "status", &dir, &[]).assert_envelope(0);
     assert_eq!(status["result"]["up_to_date"], true);
     assert_eq!(status["result"]["pending"], json!([]));
     assert_eq!(status["result"]["local_migrations"], folders.len());
@@ -354,7 +315,7 @@ fn corpus_papermark_deploys_like_psql_with_prisma_history() {
         &dir,
         &["--to", "20231013165123_create_document_version"],
     );
-    let envelope = expect(&out, 0);
+    let envelope = out.assert_envelope(0);
     assert_eq!(
         json_strings(&envelope["result"]["applied"], "name"),
         [
@@ -402,7 +363,7 @@ fn deploy_order_is_locale_compare_not_byte_order() {
     }
 
     let db = cluster().create_database();
-    let envelope = expect(&migrate(&db, "deploy", &dir, &[]), 0);
+    let envelope = migrate(&db, "deploy", &dir, &[]).assert_envelope(0);
     assert_eq!(
         json_strings(&envelope["result"]["applied"], "name"),
         expected
@@ -413,7 +374,7 @@ fn deploy_order_is_locale_compare_not_byte_order() {
         expected.join(",")
     );
     assert_history_matches_folder(&db, &dir);
-    let status = expect(&migrate(&db, "status", &dir, &[]), 0);
+    let status = migrate(&db, "status", &dir, &[]).assert_envelope(0);
     assert_eq!(json_strings(&status["result"]["applied"], "name"), expected);
 }
 
@@ -454,7 +415,7 @@ fn lf_crlf_and_bom_copies_apply_alike_and_record_raw_checksums() {
     for (variant, bytes) in ["lf", "crlf", "bom"].iter().zip(&raw) {
         let dir = fixture(&format!("encoding_{variant}"));
         let db = cluster().create_database();
-        let envelope = expect(&migrate(&db, "deploy", &dir, &[]), 0);
+        let envelope = migrate(&db, "deploy", &dir, &[]).assert_envelope(0);
         assert_eq!(envelope["result"]["applied"][0]["mode"], "transaction");
         let rows = history(&db);
         assert_eq!(rows.len(), 1);
@@ -479,10 +440,10 @@ fn lf_crlf_and_bom_copies_apply_alike_and_record_raw_checksums() {
     let folder = temp_copy(&fixture("encoding_lf"));
     let file = folder.path.join(AUTHORS).join("migration.sql");
     std::fs::write(&file, &raw[1]).unwrap();
-    let status = expect(&migrate(lf_db, "status", &folder.path, &[]), 0);
+    let status = migrate(lf_db, "status", &folder.path, &[]).assert_envelope(0);
     assert_eq!(status["result"]["up_to_date"], true);
     assert_eq!(status["result"]["edited"], json!([]));
-    let redeploy = expect(&migrate(lf_db, "deploy", &folder.path, &[]), 0);
+    let redeploy = migrate(lf_db, "deploy", &folder.path, &[]).assert_envelope(0);
     assert_eq!(redeploy["result"]["applied"], json!([]));
     assert_eq!(redeploy["result"]["already_applied"], 1);
     assert_eq!(
@@ -513,7 +474,7 @@ fn lf_crlf_and_bom_copies_apply_alike_and_record_raw_checksums() {
 fn explicit_begin_commit_with_statements_around_the_block() {
     let dir = fixture("explicit_transaction");
     let db = cluster().create_database();
-    let envelope = expect(&migrate(&db, "deploy", &dir, &[]), 0);
+    let envelope = migrate(&db, "deploy", &dir, &[]).assert_envelope(0);
     let applied = &envelope["result"]["applied"][0];
     assert_eq!(applied["mode"], "transaction");
     assert_eq!(
@@ -538,7 +499,7 @@ fn explicit_begin_commit_with_statements_around_the_block() {
 fn do_block_with_semicolons_is_one_statement() {
     let dir = fixture("do_block");
     let db = cluster().create_database();
-    let envelope = expect(&migrate(&db, "deploy", &dir, &[]), 0);
+    let envelope = migrate(&db, "deploy", &dir, &[]).assert_envelope(0);
     assert_eq!(envelope["result"]["applied"][0]["mode"], "transaction");
     assert_eq!(envelope["result"]["applied"][0]["statements"], 3);
     assert_eq!(
@@ -554,7 +515,7 @@ fn do_block_with_semicolons_is_one_statement() {
 fn enum_add_value_alone_runs_in_a_transaction_and_used_later_runs_step_by_step() {
     let dir = fixture("enum_add_value");
     let db = cluster().create_database();
-    let envelope = expect(&migrate(&db, "deploy", &dir, &[]), 0);
+    let envelope = migrate(&db, "deploy", &dir, &[]).assert_envelope(0);
     let applied = envelope["result"]["applied"].as_array().unwrap();
     assert_eq!(
         json_strings(&envelope["result"]["applied"], "name"),
@@ -595,7 +556,7 @@ fn enum_add_value_alone_runs_in_a_transaction_and_used_later_runs_step_by_step()
 fn create_index_concurrently_alone_and_mixed_both_build_valid_indexes() {
     let dir = fixture("concurrently");
     let db = cluster().create_database();
-    let envelope = expect(&migrate(&db, "deploy", &dir, &[]), 0);
+    let envelope = migrate(&db, "deploy", &dir, &[]).assert_envelope(0);
     let applied = envelope["result"]["applied"].as_array().unwrap();
     assert_eq!(applied[0]["mode"], "transaction");
     for step in &applied[1..] {
@@ -721,9 +682,9 @@ fn failed_migration_leaves_nothing_blocks_deploy_and_recovers_after_resolve() {
         .contains("23505"));
     assert_eq!(status["result"]["up_to_date"], false);
 
-    let resolved = expect(&migrate(&db, "resolve", dir, &["--rolled-back", BREAKS]), 0);
+    let resolved = migrate(&db, "resolve", dir, &["--rolled-back", BREAKS]).assert_envelope(0);
     assert_eq!(resolved["result"]["rows_changed"], 1);
-    let status = expect(&migrate(&db, "status", dir, &[]), 3);
+    let status = migrate(&db, "status", dir, &[]).assert_envelope(3);
     assert_eq!(status["result"]["pending"], json!([BREAKS, LATER]));
     assert_eq!(status["result"]["failed"], json!([]));
 
@@ -733,7 +694,7 @@ fn failed_migration_leaves_nothing_blocks_deploy_and_recovers_after_resolve() {
         .unwrap()
         .replace("(2, 'a@example.com')", "(2, 'b@example.com')");
     std::fs::write(&file, fixed).unwrap();
-    let envelope = expect(&migrate(&db, "deploy", dir, &[]), 0);
+    let envelope = migrate(&db, "deploy", dir, &[]).assert_envelope(0);
     assert_eq!(
         json_strings(&envelope["result"]["applied"], "name"),
         [BREAKS, LATER]
@@ -758,7 +719,7 @@ fn failed_migration_leaves_nothing_blocks_deploy_and_recovers_after_resolve() {
         checksum_of(&dir.join(BREAKS)),
         "the fixed file's checksum"
     );
-    expect(&migrate(&db, "status", dir, &[]), 0);
+    migrate(&db, "status", dir, &[]).assert_envelope(0);
 }
 
 /// A migration that runs statement by statement cannot be undone as a whole: what ran
@@ -814,15 +775,13 @@ fn dry_run_changes_nothing_and_to_stops_at_the_named_migration() {
     let db = cluster().create_database();
 
     // Dry run on an empty database: not even the history table.
-    let envelope = expect(&migrate(&db, "deploy", &dir, &["--dry-run"]), 0);
+    let envelope = migrate(&db, "deploy", &dir, &["--dry-run"]).assert_envelope(0);
     assert_eq!(envelope["result"]["dry_run"], true);
     assert_eq!(envelope["result"]["applied"].as_array().unwrap().len(), 3);
     assert!(!table_exists(&db, "_prisma_migrations"));
 
-    let envelope = expect(
-        &migrate(&db, "deploy", &dir, &["--to", "20240101000000_first"]),
-        0,
-    );
+    let envelope =
+        migrate(&db, "deploy", &dir, &["--to", "20240101000000_first"]).assert_envelope(0);
     assert_eq!(
         json_strings(&envelope["result"]["applied"], "name"),
         ["20240101000000_first"]
@@ -835,7 +794,7 @@ fn dry_run_changes_nothing_and_to_stops_at_the_named_migration() {
 
     let before = full_dump(&db);
     let out = migrate(&db, "deploy", &dir, &["--dry-run"]);
-    let envelope = expect(&out, 0);
+    let envelope = out.assert_envelope(0);
     assert_eq!(envelope["result"]["dry_run"], true);
     assert_eq!(envelope["result"]["already_applied"], 1);
     let planned = envelope["result"]["applied"].as_array().unwrap();
@@ -849,10 +808,8 @@ fn dry_run_changes_nothing_and_to_stops_at_the_named_migration() {
     assert_eq!(planned[1]["statements"], 1);
     assert_same_text("dump before vs after --dry-run", &before, &full_dump(&db));
 
-    let envelope = expect(
-        &migrate(&db, "deploy", &dir, &["--to", "20240102000000_second"]),
-        0,
-    );
+    let envelope =
+        migrate(&db, "deploy", &dir, &["--to", "20240102000000_second"]).assert_envelope(0);
     assert_eq!(
         json_strings(&envelope["result"]["applied"], "name"),
         ["20240102000000_second"]
@@ -866,10 +823,10 @@ fn dry_run_changes_nothing_and_to_stops_at_the_named_migration() {
         "0",
         "the migration after --to did not run"
     );
-    let status = expect(&migrate(&db, "status", &dir, &[]), 3);
+    let status = migrate(&db, "status", &dir, &[]).assert_envelope(3);
     assert_eq!(status["result"]["pending"], json!(["20240103000000_third"]));
 
-    let envelope = expect(&migrate(&db, "deploy", &dir, &[]), 0);
+    let envelope = migrate(&db, "deploy", &dir, &[]).assert_envelope(0);
     assert_eq!(
         json_strings(&envelope["result"]["applied"], "name"),
         ["20240103000000_third"]
@@ -890,11 +847,11 @@ const INVOICES: &str = "20240103000000_invoices";
 fn rollback_runs_down_sql_and_forgets_the_migration() {
     let dir = fixture("with_down");
     let db = cluster().create_database();
-    expect(&migrate(&db, "deploy", &dir, &[]), 0);
+    migrate(&db, "deploy", &dir, &[]).assert_envelope(0);
     let schema_before = schema_without_history(&db);
 
     // One step: the newest migration.
-    let envelope = expect(&migrate(&db, "rollback", &dir, &[]), 0);
+    let envelope = migrate(&db, "rollback", &dir, &[]).assert_envelope(0);
     assert_eq!(
         json_strings(&envelope["result"]["rolled_back"], "name"),
         [INVOICES]
@@ -906,10 +863,10 @@ fn rollback_runs_down_sql_and_forgets_the_migration() {
         [ACCOUNTS, EMAIL],
         "its rows are deleted"
     );
-    let status = expect(&migrate(&db, "status", &dir, &[]), 3);
+    let status = migrate(&db, "status", &dir, &[]).assert_envelope(3);
     assert_eq!(status["result"]["pending"], json!([INVOICES]));
 
-    let envelope = expect(&migrate(&db, "deploy", &dir, &[]), 0);
+    let envelope = migrate(&db, "deploy", &dir, &[]).assert_envelope(0);
     assert_eq!(
         json_strings(&envelope["result"]["applied"], "name"),
         [INVOICES]
@@ -922,26 +879,26 @@ fn rollback_runs_down_sql_and_forgets_the_migration() {
     assert_history_matches_folder(&db, &dir);
 
     // Two steps, newest first.
-    let envelope = expect(&migrate(&db, "rollback", &dir, &["--steps", "2"]), 0);
+    let envelope = migrate(&db, "rollback", &dir, &["--steps", "2"]).assert_envelope(0);
     assert_eq!(
         json_strings(&envelope["result"]["rolled_back"], "name"),
         [INVOICES, EMAIL]
     );
     assert_eq!(history_names(&db), [ACCOUNTS]);
-    let status = expect(&migrate(&db, "status", &dir, &[]), 3);
+    let status = migrate(&db, "status", &dir, &[]).assert_envelope(3);
     assert_eq!(status["result"]["pending"], json!([EMAIL, INVOICES]));
     let schema_at_accounts = schema_without_history(&db);
 
     // The state equals a fresh database deployed up to the first migration.
     let fresh = cluster().create_database();
-    expect(&migrate(&fresh, "deploy", &dir, &["--to", ACCOUNTS]), 0);
+    migrate(&fresh, "deploy", &dir, &["--to", ACCOUNTS]).assert_envelope(0);
     assert_same_text(
         "rolled back vs fresh at ACCOUNTS",
         &schema_without_history(&fresh),
         &schema_at_accounts,
     );
 
-    expect(&migrate(&db, "deploy", &dir, &[]), 0);
+    migrate(&db, "deploy", &dir, &[]).assert_envelope(0);
     assert_same_text(
         "schema after --steps 2 + deploy",
         &schema_before,
@@ -949,7 +906,7 @@ fn rollback_runs_down_sql_and_forgets_the_migration() {
     );
 
     // --to NAME: everything after NAME, NAME itself stays.
-    let envelope = expect(&migrate(&db, "rollback", &dir, &["--to", ACCOUNTS]), 0);
+    let envelope = migrate(&db, "rollback", &dir, &["--to", ACCOUNTS]).assert_envelope(0);
     assert_eq!(
         json_strings(&envelope["result"]["rolled_back"], "name"),
         [INVOICES, EMAIL]
@@ -966,7 +923,7 @@ fn rollback_runs_down_sql_and_forgets_the_migration() {
         "data of kept migrations stays"
     );
 
-    expect(&migrate(&db, "deploy", &dir, &[]), 0);
+    migrate(&db, "deploy", &dir, &[]).assert_envelope(0);
     assert_same_text(
         "schema after --to + deploy",
         &schema_before,
@@ -978,7 +935,7 @@ fn rollback_runs_down_sql_and_forgets_the_migration() {
 fn rollback_without_down_sql_changes_nothing() {
     let dir = fixture("partial_down");
     let db = cluster().create_database();
-    expect(&migrate(&db, "deploy", &dir, &[]), 0);
+    migrate(&db, "deploy", &dir, &[]).assert_envelope(0);
     let before = full_dump(&db);
 
     // The newest target has a down.sql, the older one not: nothing may run.
@@ -1001,7 +958,7 @@ fn rollback_without_down_sql_changes_nothing() {
     assert!(table_exists(&db, "three"));
 
     // One step reaches only the newest, which has a down.sql.
-    let envelope = expect(&migrate(&db, "rollback", &dir, &[]), 0);
+    let envelope = migrate(&db, "rollback", &dir, &[]).assert_envelope(0);
     assert_eq!(
         json_strings(&envelope["result"]["rolled_back"], "name"),
         ["20240103000000_three"]
@@ -1018,7 +975,7 @@ fn rollback_without_down_sql_changes_nothing() {
 fn failing_down_sql_is_rolled_back_and_the_migration_stays_applied() {
     let dir = fixture("bad_down");
     let db = cluster().create_database();
-    expect(&migrate(&db, "deploy", &dir, &[]), 0);
+    migrate(&db, "deploy", &dir, &[]).assert_envelope(0);
     let before = full_dump(&db);
 
     let out = migrate(&db, "rollback", &dir, &[]);
@@ -1031,7 +988,7 @@ fn failing_down_sql_is_rolled_back_and_the_migration_stays_applied() {
         "DROP TABLE widget was rolled back"
     );
     assert_same_text("dump after failed rollback", &before, &full_dump(&db));
-    let status = expect(&migrate(&db, "status", &dir, &[]), 0);
+    let status = migrate(&db, "status", &dir, &[]).assert_envelope(0);
     assert_eq!(
         json_strings(&status["result"]["applied"], "name"),
         ["20240101000000_widgets"]
@@ -1076,7 +1033,7 @@ fn baseline_with_resolve_applied_then_deploy_the_rest() {
     );
     assert!(!table_exists(&db, "purchase"));
 
-    let envelope = expect(&migrate(&db, "resolve", &dir, &["--applied", init]), 0);
+    let envelope = migrate(&db, "resolve", &dir, &["--applied", init]).assert_envelope(0);
     assert_eq!(envelope["result"]["resolution"], "applied");
     assert_eq!(envelope["result"]["rows_changed"], 1);
     let rows = history(&db);
@@ -1108,7 +1065,7 @@ fn baseline_with_resolve_applied_then_deploy_the_rest() {
         );
     }
 
-    let envelope = expect(&migrate(&db, "deploy", &dir, &[]), 0);
+    let envelope = migrate(&db, "deploy", &dir, &[]).assert_envelope(0);
     assert_eq!(
         json_strings(&envelope["result"]["applied"], "name"),
         [orders, later]
@@ -1116,7 +1073,7 @@ fn baseline_with_resolve_applied_then_deploy_the_rest() {
     assert_eq!(envelope["result"]["already_applied"], 1);
     assert!(table_exists(&db, "purchase") && table_exists(&db, "refund"));
     assert_eq!(history_names(&db), [init, orders, later]);
-    expect(&migrate(&db, "status", &dir, &[]), 0);
+    migrate(&db, "status", &dir, &[]).assert_envelope(0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1159,7 +1116,7 @@ fn new_creates_a_timestamped_folder_with_down_sql_and_lock_file() {
         &[],
     );
     let after = utc_timestamp_now();
-    let envelope = expect(&out, 0);
+    let envelope = out.assert_envelope(0);
     let name = envelope["result"]["name"].as_str().unwrap().to_string();
     let (stamp, suffix) = name.split_at(14);
     assert!(stamp.chars().all(|c| c.is_ascii_digit()), "{name}");
@@ -1178,9 +1135,9 @@ fn new_creates_a_timestamped_folder_with_down_sql_and_lock_file() {
     assert_eq!(
         envelope["result"]["files"],
         json!([
-            folder.join("migration.sql").to_str().unwrap(),
-            folder.join("down.sql").to_str().unwrap(),
-            dir.join("migration_lock.toml").to_str().unwrap(),
+            path_str(&folder.join("migration.sql")),
+            path_str(&folder.join("down.sql")),
+            path_str(&dir.join("migration_lock.toml")),
         ])
     );
 
@@ -1191,7 +1148,7 @@ fn new_creates_a_timestamped_folder_with_down_sql_and_lock_file() {
     )
     .unwrap();
     let out = run("migrate", &["new", "second", "--dir", path_str(&dir)], &[]);
-    let envelope = expect(&out, 0);
+    let envelope = out.assert_envelope(0);
     assert_eq!(envelope["result"]["files"].as_array().unwrap().len(), 2);
     assert!(std::fs::read_to_string(dir.join("migration_lock.toml"))
         .unwrap()
@@ -1199,7 +1156,7 @@ fn new_creates_a_timestamped_folder_with_down_sql_and_lock_file() {
 
     // What `new` writes deploys as it is.
     let db = cluster().create_database();
-    let envelope = expect(&migrate(&db, "deploy", &dir, &[]), 0);
+    let envelope = migrate(&db, "deploy", &dir, &[]).assert_envelope(0);
     assert_eq!(envelope["result"]["applied"].as_array().unwrap().len(), 2);
 }
 
@@ -1236,7 +1193,7 @@ fn seed_runs_sql_files_in_name_order() {
         ],
     );
     let db = cluster().create_database();
-    let envelope = expect(&seed(&db, &seeds), 0);
+    let envelope = seed(&db, &seeds).assert_envelope(0);
     let files: Vec<String> = envelope["result"]["files"]
         .as_array()
         .unwrap()
@@ -1315,7 +1272,7 @@ fn snapshot_run(db: &TestDb, command: &str, extra: &[&str], code: i32) -> Value 
     args.extend_from_slice(extra);
     args.extend(["--database-url", url.as_str()]);
     let out = run_in(&fixture(""), "migrate", &args, &[]);
-    redact_json(&expect(&out, code))
+    redact_json(&out.assert_envelope(code))
 }
 
 fn envelope(command: &str, exit_code: i32, result: Value, warnings: Value) -> Value {
@@ -1453,7 +1410,7 @@ fn json_snapshots_of_status_deploy_rollback_resolve_and_new() {
         &["new", "Snapshot me", "--dir", path_str(&dir)],
         &[],
     );
-    let mut new = redact_json(&expect(&out, 0));
+    let mut new = redact_json(&out.assert_envelope(0));
     let name = new["result"]["name"].as_str().unwrap().to_string();
     let stamp = &name[..14];
     let normalised = serde_json::to_string(&new)

@@ -13,8 +13,8 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    cluster, json_strings, run, run_in, spawn, wait_child, wait_until, warning_codes, Output,
-    TestDb, SUPERUSER, SUPERUSER_PASSWORD,
+    cluster, json_strings, path_str, run, run_in, spawn, wait_child, wait_until, warning_codes,
+    write_migration, write_migrations, Migrations, Output, TestDb, SUPERUSER, SUPERUSER_PASSWORD,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -28,49 +28,6 @@ const PGWARD_APP: &str = "pgward-migrate";
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// A migrations folder in a temp dir: `NAME/migration.sql` (and `down.sql`) per
-/// migration, plus Prisma's `migration_lock.toml`.
-struct Migrations {
-    dir: TempDir,
-}
-
-impl Migrations {
-    fn new(migrations: &[(&str, &str)]) -> Migrations {
-        let dir = tempfile::Builder::new()
-            .prefix("safety_migrations_")
-            .tempdir()
-            .expect("a temp dir for the migrations folder");
-        std::fs::write(
-            dir.path().join("migration_lock.toml"),
-            "provider = \"postgresql\"\n",
-        )
-        .expect("migration_lock.toml is writable");
-        let folder = Migrations { dir };
-        for (name, sql) in migrations {
-            folder.add(name, sql);
-        }
-        folder
-    }
-
-    fn add(&self, name: &str, sql: &str) {
-        write_migration(self.dir.path(), name, sql, None);
-    }
-
-    fn path(&self) -> &str {
-        self.dir.path().to_str().expect("temp paths are UTF-8")
-    }
-}
-
-/// Writes `root/NAME/migration.sql` (and `down.sql` when given).
-fn write_migration(root: &Path, name: &str, sql: &str, down: Option<&str>) {
-    let folder = root.join(name);
-    std::fs::create_dir_all(&folder).expect("the migration folder can be created");
-    std::fs::write(folder.join("migration.sql"), sql).expect("migration.sql is writable");
-    if let Some(down) = down {
-        std::fs::write(folder.join("down.sql"), down).expect("down.sql is writable");
-    }
-}
 
 /// `pgward-migrate deploy --dir DIR --database-url URL EXTRA...`
 fn deploy(dir: &str, db: &TestDb, extra: &[&str], envs: &[(&str, &str)]) -> Output {
@@ -111,22 +68,9 @@ fn pgward_sessions(db: &TestDb) -> i64 {
     .expect("count(*) is a number")
 }
 
-/// Whether the relation `name` exists in `db`.
-fn relation_exists(db: &TestDb, name: &str) -> bool {
-    db.query_one_string(&format!("SELECT to_regclass('{name}') IS NOT NULL")) == "t"
-}
-
-/// Whether `table` has a column `column`.
-fn column_exists(db: &TestDb, table: &str, column: &str) -> bool {
-    db.query_one_string(&format!(
-        "SELECT count(*) FROM information_schema.columns \
-         WHERE table_schema = 'public' AND table_name = '{table}' AND column_name = '{column}'"
-    )) == "1"
-}
-
 /// `SELECT count(*) FROM _prisma_migrations WHERE <condition>`, 0 when there is no table.
 fn history_count(db: &TestDb, condition: &str) -> i64 {
-    if !relation_exists(db, "public._prisma_migrations") {
+    if !db.relation_exists("public._prisma_migrations") {
         return 0;
     }
     db.query_one_string(&format!(
@@ -196,7 +140,7 @@ fn eight_concurrent_deploys_apply_every_migration_exactly_once() {
                 &[
                     "deploy",
                     "--dir",
-                    folder.path(),
+                    folder.arg(),
                     "--database-url",
                     &url,
                     "--lock-wait",
@@ -247,7 +191,7 @@ fn eight_concurrent_deploys_apply_every_migration_exactly_once() {
         "9|9",
         "no migration's statements ran twice"
     );
-    status(folder.path(), &db).assert_code(0);
+    status(folder.arg(), &db).assert_code(0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -278,7 +222,7 @@ fn deploy_gives_up_after_lock_wait_and_names_the_holder() {
     let (_holder, holder_pid) = hold_migration_lock(&db, "safety-lock-holder");
 
     let started = Instant::now();
-    let out = deploy(folder.path(), &db, &["--lock-wait", "1s"], &[]);
+    let out = deploy(folder.arg(), &db, &["--lock-wait", "1s"], &[]);
     let took = started.elapsed();
 
     let json = out.assert_error(6, "LOCK_HELD");
@@ -311,11 +255,11 @@ fn deploy_gives_up_after_lock_wait_and_names_the_holder() {
     assert_eq!(holder["state"], "idle", "{out}");
 
     assert!(
-        !relation_exists(&db, "public._prisma_migrations") && !relation_exists(&db, "public.t"),
+        !db.relation_exists("public._prisma_migrations") && !db.relation_exists("public.t"),
         "nothing is touched without the lock"
     );
     // status reports the holder too.
-    let st = status(folder.path(), &db);
+    let st = status(folder.arg(), &db);
     st.assert_code(3);
     assert_eq!(
         st.json()["result"]["lock_holder"]["pid"],
@@ -332,20 +276,20 @@ fn disable_advisory_lock_variable_skips_the_lock_only_when_set_to_a_true_value()
 
     for value in ["0", ""] {
         let out = deploy(
-            folder.path(),
+            folder.arg(),
             &db,
             &["--lock-wait", "1s"],
             &[("PRISMA_SCHEMA_DISABLE_ADVISORY_LOCK", value)],
         );
         out.assert_error(6, "LOCK_HELD");
         assert!(
-            !relation_exists(&db, "public.t"),
+            !db.relation_exists("public.t"),
             "PRISMA_SCHEMA_DISABLE_ADVISORY_LOCK={value:?} still waits for the lock"
         );
     }
 
     let out = deploy(
-        folder.path(),
+        folder.arg(),
         &db,
         &["--lock-wait", "1s"],
         &[("PRISMA_SCHEMA_DISABLE_ADVISORY_LOCK", "1")],
@@ -355,7 +299,7 @@ fn disable_advisory_lock_variable_skips_the_lock_only_when_set_to_a_true_value()
         json_strings(&out.json()["result"]["applied"], "name"),
         ["20240101000000_init"]
     );
-    assert!(relation_exists(&db, "public.t"));
+    assert!(db.relation_exists("public.t"));
     assert_eq!(history_count(&db, "finished_at IS NOT NULL"), 1);
 }
 
@@ -374,13 +318,7 @@ fn deploy_killed_mid_migration_leaves_it_pending_and_the_schema_untouched() {
     ]);
     let child = spawn(
         "migrate",
-        &[
-            "deploy",
-            "--dir",
-            folder.path(),
-            "--database-url",
-            &db.url(),
-        ],
+        &["deploy", "--dir", folder.arg(), "--database-url", &db.url()],
         &[],
     );
     let pid = child.id();
@@ -402,13 +340,13 @@ fn deploy_killed_mid_migration_leaves_it_pending_and_the_schema_untouched() {
         || pgward_sessions(&db) == 0,
     );
 
-    let st = status(folder.path(), &db);
+    let st = status(folder.arg(), &db);
     let json = st.json();
     let listed_applied =
         json_strings(&json["result"]["applied"], "name").contains(&slow.to_string());
     assert_eq!(
         listed_applied,
-        relation_exists(&db, "public.killed_midway"),
+        db.relation_exists("public.killed_midway"),
         "status says applied if and only if the server committed the migration\n{st}"
     );
     // The atomic engine: nothing committed, nothing recorded.
@@ -419,14 +357,14 @@ fn deploy_killed_mid_migration_leaves_it_pending_and_the_schema_untouched() {
     );
     assert_eq!(json_strings(&json["result"]["pending"], "name"), [slow]);
     assert_eq!(json["result"]["failed"], serde_json::json!([]), "{st}");
-    assert!(!relation_exists(&db, "public.killed_midway"));
-    assert!(!relation_exists(&db, "public.killed_midway_after_sleep"));
-    assert!(relation_exists(&db, "public.first_table"));
+    assert!(!db.relation_exists("public.killed_midway"));
+    assert!(!db.relation_exists("public.killed_midway_after_sleep"));
+    assert!(db.relation_exists("public.first_table"));
     assert_eq!(history_count(&db, &format!("migration_name = '{slow}'")), 0);
 
     // The dead session's advisory lock went with it: the next deploy applies the file.
     set_migration_sleep(&db, "0");
-    let again = deploy(folder.path(), &db, &["--lock-wait", "1s"], &[]);
+    let again = deploy(folder.arg(), &db, &["--lock-wait", "1s"], &[]);
     again.assert_code(0);
     assert_eq!(
         json_strings(&again.json()["result"]["applied"], "name"),
@@ -465,13 +403,7 @@ fn interrupt_mid_migration(signal: libc::c_int) {
     ]);
     let mut child = spawn(
         "migrate",
-        &[
-            "deploy",
-            "--dir",
-            folder.path(),
-            "--database-url",
-            &db.url(),
-        ],
+        &["deploy", "--dir", folder.arg(), "--database-url", &db.url()],
         &[],
     );
     wait_until(
@@ -497,13 +429,13 @@ fn interrupt_mid_migration(signal: libc::c_int) {
         "the interrupted deploy's session ends",
         || pgward_sessions(&db) == 0,
     );
-    assert!(!relation_exists(&db, "public.interrupted_midway"));
+    assert!(!db.relation_exists("public.interrupted_midway"));
     assert_eq!(
         history_count(&db, &format!("migration_name = '{slow}'")),
         0,
         "an interrupted transaction-mode migration leaves no failed row"
     );
-    let st = status(folder.path(), &db);
+    let st = status(folder.arg(), &db);
     st.assert_code(3);
     assert_eq!(
         json_strings(&st.json()["result"]["pending"], "name"),
@@ -511,7 +443,7 @@ fn interrupt_mid_migration(signal: libc::c_int) {
     );
 
     set_migration_sleep(&db, "0");
-    let again = deploy(folder.path(), &db, &[], &[]);
+    let again = deploy(folder.arg(), &db, &[], &[]);
     again.assert_code(0);
     assert_eq!(
         json_strings(&again.json()["result"]["applied"], "name"),
@@ -521,7 +453,7 @@ fn interrupt_mid_migration(signal: libc::c_int) {
         db.query_one_string("SELECT count(*) FROM interrupted_midway"),
         "1"
     );
-    status(folder.path(), &db).assert_code(0);
+    status(folder.arg(), &db).assert_code(0);
 }
 
 /// Sends `signal` to the spawned `child` and waits (at most 10 s) for it to exit; returns
@@ -573,7 +505,7 @@ fn sigint_while_waiting_for_the_lock_exits_130_and_changes_nothing() {
         &[
             "deploy",
             "--dir",
-            folder.path(),
+            folder.arg(),
             "--database-url",
             &db.url(),
             "--lock-wait",
@@ -595,8 +527,8 @@ fn sigint_while_waiting_for_the_lock_exits_130_and_changes_nothing() {
         "deploy did not wait out --lock-wait"
     );
     out.assert_error(130, "INTERRUPTED");
-    assert!(!relation_exists(&db, "public._prisma_migrations"));
-    assert!(!relation_exists(&db, "public.t"));
+    assert!(!db.relation_exists("public._prisma_migrations"));
+    assert!(!db.relation_exists("public.t"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -613,7 +545,7 @@ fn table_locked_by_another_session(db: &TestDb) -> (Migrations, postgres::Client
         (CREATE_T, "CREATE TABLE t (id int);"),
         (ALTER_T, "ALTER TABLE t ADD COLUMN note text;"),
     ]);
-    deploy(folder.path(), db, &["--to", CREATE_T], &[]).assert_code(0);
+    deploy(folder.arg(), db, &["--to", CREATE_T], &[]).assert_code(0);
     let mut blocker = db.client();
     blocker
         .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
@@ -628,7 +560,7 @@ fn lock_timeout_without_retries_fails_the_migration_with_55p03() {
 
     let started = Instant::now();
     let out = deploy(
-        folder.path(),
+        folder.arg(),
         &db,
         &["--lock-timeout", "200ms", "--retries", "0"],
         &[],
@@ -664,8 +596,8 @@ fn lock_timeout_without_retries_fails_the_migration_with_55p03() {
         history_count(&db, &format!("migration_name = '{ALTER_T}'")),
         1
     );
-    assert!(!column_exists(&db, "t", "note"));
-    let st = status(folder.path(), &db);
+    assert!(!db.column_exists("t", "note"));
+    let st = status(folder.arg(), &db);
     st.assert_error(5, "FAILED_MIGRATIONS");
     assert_eq!(
         json_strings(&st.json()["result"]["failed"], "name"),
@@ -702,7 +634,7 @@ fn lock_timeout_is_retried_until_the_blocker_lets_go() {
     });
 
     let out = deploy(
-        folder.path(),
+        folder.arg(),
         &db,
         &[
             "--lock-timeout",
@@ -757,8 +689,8 @@ fn lock_timeout_is_retried_until_the_blocker_lets_go() {
         history_count(&db, &format!("migration_name = '{ALTER_T}'")),
         retries + 1
     );
-    assert!(column_exists(&db, "t", "note"));
-    status(folder.path(), &db).assert_code(0);
+    assert!(db.column_exists("t", "note"));
+    status(folder.arg(), &db).assert_code(0);
 }
 
 #[test]
@@ -770,7 +702,7 @@ fn sigint_during_the_retry_backoff_exits_at_once() {
         &[
             "deploy",
             "--dir",
-            folder.path(),
+            folder.arg(),
             "--database-url",
             &db.url(),
             "--lock-timeout",
@@ -802,8 +734,8 @@ fn sigint_during_the_retry_backoff_exits_at_once() {
          {took:?}\n{out}"
     );
     out.assert_error(130, "INTERRUPTED");
-    assert!(!column_exists(&db, "t", "note"));
-    let st = status(folder.path(), &db);
+    assert!(!db.column_exists("t", "note"));
+    let st = status(folder.arg(), &db);
     st.assert_code(3);
     assert_eq!(
         json_strings(&st.json()["result"]["pending"], "name"),
@@ -842,12 +774,7 @@ fn project_dir() -> TempDir {
     )
     .expect("pgward.toml is writable");
     let migrations = dir.path().join("migrations");
-    std::fs::create_dir(&migrations).expect("the migrations folder can be created");
-    std::fs::write(
-        migrations.join("migration_lock.toml"),
-        "provider = \"postgresql\"\n",
-    )
-    .expect("migration_lock.toml is writable");
+    write_migrations(&migrations, &[]);
     write_migration(
         &migrations,
         ACCOUNTS,
@@ -897,8 +824,8 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
             "{out}"
         );
         assert!(
-            !relation_exists(&prod, "public._prisma_migrations")
-                && !relation_exists(&prod, "public.account"),
+            !prod.relation_exists("public._prisma_migrations")
+                && !prod.relation_exists("public.account"),
             "a refused deploy changes nothing: {args:?}"
         );
     }
@@ -912,7 +839,7 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
     // Naming the database on the command line does not leave the protected environment.
     let out = migrate(&["deploy", "--env", "prod", "--database-url", &prod_url]);
     out.assert_error(6, "PROTECTED_NEEDS_YES");
-    assert!(!relation_exists(&prod, "public._prisma_migrations"));
+    assert!(!prod.relation_exists("public._prisma_migrations"));
     // A dry run changes nothing, so it needs no approval.
     let out = migrate(&["deploy", "--env", "prod", "--dry-run"]);
     out.assert_code(0);
@@ -920,14 +847,14 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
         json_strings(&out.json()["result"]["applied"], "name"),
         [ACCOUNTS, INVOICES]
     );
-    assert!(!relation_exists(&prod, "public._prisma_migrations"));
+    assert!(!prod.relation_exists("public._prisma_migrations"));
     let out = migrate(&["deploy", "--env", "prod", "--yes", "--to", ACCOUNTS]);
     out.assert_code(0);
     assert_eq!(
         json_strings(&out.json()["result"]["applied"], "name"),
         [ACCOUNTS]
     );
-    assert!(relation_exists(&prod, "public.account"));
+    assert!(prod.relation_exists("public.account"));
 
     // rollback and resolve: --force, and only --force.
     for args in [
@@ -946,7 +873,7 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
             "the hint names --force\n{out}"
         );
     }
-    assert!(relation_exists(&prod, "public.account"));
+    assert!(prod.relation_exists("public.account"));
     migrate(&["rollback", "--env", "prod", "--dry-run"]).assert_code(0);
     migrate(&[
         "resolve",
@@ -957,7 +884,7 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
         "--dry-run",
     ])
     .assert_code(0);
-    assert!(relation_exists(&prod, "public.account"));
+    assert!(prod.relation_exists("public.account"));
     assert_eq!(
         prod.psql("SELECT migration_name FROM _prisma_migrations"),
         ACCOUNTS,
@@ -974,14 +901,11 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
         .contains("seed"));
     let out = migrate(&["seed", "--env", "prod", "--dir", "seeds", "--force"]);
     out.assert_error(2, "USAGE");
-    assert!(
-        !relation_exists(&prod, "public.seeded"),
-        "nothing was seeded"
-    );
+    assert!(!prod.relation_exists("public.seeded"), "nothing was seeded");
 
     // With --force, rollback and resolve go ahead.
     migrate(&["rollback", "--env", "prod", "--force"]).assert_code(0);
-    assert!(!relation_exists(&prod, "public.account"));
+    assert!(!prod.relation_exists("public.account"));
     migrate(&["resolve", "--env", "prod", "--force", "--applied", ACCOUNTS]).assert_code(0);
     assert_eq!(
         prod.query_one_string(&format!(
@@ -999,7 +923,7 @@ fn protected_environment_needs_yes_to_deploy_force_to_rollback_or_resolve_and_ne
         [ACCOUNTS, INVOICES]
     );
     migrate(&["rollback", "--env", "dev"]).assert_code(0);
-    assert!(!relation_exists(&dev, "public.invoice"));
+    assert!(!dev.relation_exists("public.invoice"));
     migrate(&["seed", "--env", "dev", "--dir", "seeds"]).assert_code(0);
     assert_eq!(dev.query_one_string("SELECT count(*) FROM seeded"), "1");
 }
@@ -1090,22 +1014,21 @@ fn assert_audit_line(line: &Value, db: &TestDb, command: &str, exit_code: i32) {
 fn changing_commands_append_one_redacted_audit_line_each() {
     let db = cluster().create_database();
     let folder = Migrations::new(&[]);
-    write_migration(
-        folder.dir.path(),
+    folder.add_with_down(
         ACCOUNTS,
         "CREATE TABLE account (id int PRIMARY KEY);",
-        Some("DROP TABLE account;"),
+        "DROP TABLE account;",
     );
     folder.add(INVOICES, "CREATE TABLE invoice (id int PRIMARY KEY);");
     let audit_dir = tempfile::tempdir().expect("a temp dir for the audit log");
     let audit: PathBuf = audit_dir.path().join("audit.jsonl");
-    let audit_arg = audit.to_str().expect("temp paths are UTF-8");
+    let audit_arg = path_str(&audit);
     let url = db.url();
     let migrate = |args: &[&str]| {
         let mut all = args.to_vec();
         all.extend_from_slice(&[
             "--dir",
-            folder.path(),
+            folder.arg(),
             "--database-url",
             &url,
             "--audit-log",
@@ -1158,7 +1081,7 @@ fn changing_commands_append_one_redacted_audit_line_each() {
             "--applied",
             ACCOUNTS,
             "--dir",
-            folder.path(),
+            folder.arg(),
             "--database-url",
             url.replace(SUPERUSER_PASSWORD, "***"),
             "--audit-log",
@@ -1192,14 +1115,14 @@ fn audit_log_variable_works_like_the_flag() {
     let audit_dir = tempfile::tempdir().expect("a temp dir for the audit log");
     let audit = audit_dir.path().join("audit.jsonl");
     let envs = [
-        ("PGWARD_AUDIT_LOG", audit.to_str().expect("UTF-8 path")),
+        ("PGWARD_AUDIT_LOG", path_str(&audit)),
         ("USER", "safety-auditor"),
     ];
 
     let url = db.url();
     let with_var = |args: &[&str]| {
         let mut all = args.to_vec();
-        all.extend_from_slice(&["--dir", folder.path(), "--database-url", &url]);
+        all.extend_from_slice(&["--dir", folder.arg(), "--database-url", &url]);
         run("migrate", &all, &envs)
     };
     with_var(&["status"]).assert_code(3);
@@ -1214,7 +1137,7 @@ fn audit_log_variable_works_like_the_flag() {
     );
     run(
         "migrate",
-        &["deploy", "--dir", folder.path(), &query_url],
+        &["deploy", "--dir", folder.arg(), &query_url],
         &envs,
     )
     .assert_code(0);
@@ -1240,7 +1163,7 @@ fn refused_attempts_on_a_protected_database_are_audited() {
     let project = project_dir();
     let audit = project.path().join("audit.jsonl");
     let prod_url = prod.url();
-    let audit_arg = audit.to_str().expect("temp paths are UTF-8");
+    let audit_arg = path_str(&audit);
     for (args, code) in [
         (
             &["deploy", "--env", "prod", "--audit-log", audit_arg][..],

@@ -5,22 +5,8 @@
 
 use std::path::Path;
 
-use pgward_tests::{cluster, path_str, run, temp_dir, Output, TestDb};
+use pgward_tests::{cluster, path_str, run, temp_dir, write_migrations, Output, TestDb};
 use serde_json::Value;
-
-/// A migrations folder with `migrations` (name, SQL), in order.
-fn folder(root: &Path, migrations: &[(&str, &str)]) {
-    std::fs::write(
-        root.join("migration_lock.toml"),
-        "provider = \"postgresql\"\n",
-    )
-    .expect("write migration_lock.toml");
-    for (name, sql) in migrations {
-        let dir = root.join(name);
-        std::fs::create_dir_all(&dir).expect("create a migration folder");
-        std::fs::write(dir.join("migration.sql"), sql).expect("write migration.sql");
-    }
-}
 
 fn deploy(db: &TestDb, dir: &Path, extra: &[&str]) -> Output {
     let url = db.url();
@@ -58,7 +44,7 @@ fn a_trace_reports_each_statements_locks_rewrites_and_rows() {
     let db = cluster().create_database();
     let root = temp_dir("migrate_trace_");
     // The table and its 300,000 rows come first, untraced, as production's history would.
-    folder(
+    write_migrations(
         root.path(),
         &[(
             "20231231000000_orders",
@@ -68,7 +54,7 @@ fn a_trace_reports_each_statements_locks_rewrites_and_rows() {
     );
     deploy(&db, root.path(), &[]).assert_code(0);
     db.psql("ANALYZE orders");
-    folder(
+    write_migrations(
         root.path(),
         &[
             (
@@ -224,7 +210,7 @@ fn a_trace_reports_each_statements_locks_rewrites_and_rows() {
 fn without_trace_the_result_has_no_trace_and_trace_refuses_a_dry_run() {
     let db = cluster().create_database();
     let root = temp_dir("migrate_trace_off_");
-    folder(
+    write_migrations(
         root.path(),
         &[("20240101000000_t", "CREATE TABLE t (id int);\n")],
     );

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use pgward_tests::{cluster, run, SUPERUSER_PASSWORD};
+use pgward_tests::{cluster, path_str, run, SUPERUSER_PASSWORD};
 use serde_json::Value;
 
 /// The harness's listener, the bodies parsed as JSON.
@@ -42,7 +42,7 @@ fn a_failure_is_posted_as_a_slack_message_and_the_exit_code_is_kept() {
         &[
             "deploy",
             "--dir",
-            dir.path().to_str().expect("UTF-8"),
+            path_str(dir.path()),
             "--database-url",
             &db.url(),
             "--notify",
@@ -157,7 +157,7 @@ fn an_undeliverable_notification_is_a_warning_not_a_new_exit_code() {
         &[
             "deploy",
             "--dir",
-            dir.path().to_str().expect("UTF-8"),
+            path_str(dir.path()),
             "--database-url",
             &db.url(),
             "--notify",

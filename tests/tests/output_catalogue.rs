@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use pgward_shared::codes::{ErrorCode, WarningCode};
-use pgward_tests::{cluster, path_str, run, temp_dir, workspace_root, Output};
+use pgward_tests::{
+    cluster, path_str, run, temp_dir, workspace_root, write_migration, write_migrations, Output,
+};
 use serde_json::Value;
 
 /// `docs/errors.md`'s two tables: the codes of each row's first cell (a row may name
@@ -184,25 +186,16 @@ fn deploy_report_and_drift_word_a_migration_state_alike() {
     let url = db.url();
     let tmp = temp_dir("output_catalogue_state_");
     let dir = tmp.path().join("migrations");
-    let write = |name: &str, sql: &str| {
-        std::fs::create_dir_all(dir.join(name)).expect("a migration folder");
-        std::fs::write(dir.join(name).join("migration.sql"), sql).expect("migration.sql");
-    };
-    std::fs::create_dir_all(&dir).expect("the migrations folder");
-    std::fs::write(
-        dir.join("migration_lock.toml"),
-        "provider = \"postgresql\"\n",
-    )
-    .expect("migration_lock.toml");
-    write("20240101000000_a", "CREATE TABLE a (id int);\n");
-    write("20240102000000_b", "CREATE TABLE b (id int);\n");
+    let write = |name: &str, sql: &str| write_migration(&dir, name, sql, None);
+    write_migrations(
+        &dir,
+        &[
+            ("20240101000000_a", "CREATE TABLE a (id int);\n"),
+            ("20240102000000_b", "CREATE TABLE b (id int);\n"),
+        ],
+    );
     let d = path_str(&dir);
-    run(
-        "migrate",
-        &["deploy", "--dir", d, "--database-url", &url],
-        &[],
-    )
-    .assert_code(0);
+    db.deploy(&dir);
 
     // a edited (a comment: the schema it makes is the same), b gone, c pending.
     write(

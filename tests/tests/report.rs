@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    cluster, fixtures_dir, path_str, run, temp_dir, workspace_root, Output, TestDb,
+    cluster, fixtures_dir, path_str, run, temp_dir, workspace_root, write_migrations, Output,
+    TestDb,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -34,21 +35,6 @@ fn charts_of(command: &str) -> &'static [&'static str] {
         "health" => &["chart-largest-tables"],
         "backups" => &["chart-backup-sizes", "chart-backup-age"],
         _ => &[],
-    }
-}
-
-/// Writes `root/NAME/migration.sql` for each migration, and migration_lock.toml.
-fn write_migrations(root: &Path, migrations: &[(&str, &str)]) {
-    std::fs::create_dir_all(root).expect("the migrations folder can be created");
-    std::fs::write(
-        root.join("migration_lock.toml"),
-        "provider = \"postgresql\"\n",
-    )
-    .expect("migration_lock.toml is writable");
-    for (name, sql) in migrations {
-        let dir = root.join(name);
-        std::fs::create_dir_all(&dir).expect("a migration folder can be created");
-        std::fs::write(dir.join("migration.sql"), sql).expect("migration.sql is writable");
     }
 }
 
@@ -618,7 +604,7 @@ fn health_lists_the_databases_pgward_made_and_warns_of_those_a_killed_run_left()
     let db = cluster().create_database();
     let left = format!("pgward_restoring_{}", db.name);
     let mut admin = cluster().client("postgres");
-    // The mark pgward's restore and verify --deep put on their databases (shared/src/archive/workdb.rs).
+    // The mark pgward's restore and verify --deep put on their databases (shared/src/workdb.rs).
     admin
         .batch_execute(&format!("CREATE DATABASE {left}"))
         .expect("a database");

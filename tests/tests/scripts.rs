@@ -7,18 +7,16 @@
 //! step's exit code) and exits with the first failing step's code; the tests check both,
 //! and what the database really holds afterwards.
 
-use std::io::Read;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pgward_tests::{bin, cluster, s3, workspace_root, Output, TestDb, SUPERUSER_PASSWORD};
+use pgward_tests::{
+    bin, cluster, env_refs, run_script, s3, workspace_root, write_migration, write_migrations,
+    Output, RunningScript, TestDb, SUPERUSER_PASSWORD,
+};
 use serde_json::Value;
 use tempfile::TempDir;
-
-/// How long a script may run before the test kills it (its whole process group).
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -58,13 +56,7 @@ impl Project {
             ),
         )
         .expect("pgward.toml is writable");
-        let migrations = dir.path().join("prisma/migrations");
-        std::fs::create_dir_all(&migrations).expect("the migrations folder can be created");
-        std::fs::write(
-            migrations.join("migration_lock.toml"),
-            "provider = \"postgresql\"\n",
-        )
-        .expect("migration_lock.toml is writable");
+        write_migrations(&dir.path().join("prisma/migrations"), &[]);
         Project { dir }
     }
 
@@ -88,12 +80,7 @@ impl Project {
 
     /// Adds `prisma/migrations/NAME/migration.sql` (and `down.sql`).
     fn migration(&self, name: &str, sql: &str, down: Option<&str>) -> &Project {
-        let folder = self.path().join("prisma/migrations").join(name);
-        std::fs::create_dir_all(&folder).expect("the migration folder can be created");
-        std::fs::write(folder.join("migration.sql"), sql).expect("migration.sql is writable");
-        if let Some(down) = down {
-            std::fs::write(folder.join("down.sql"), down).expect("down.sql is writable");
-        }
+        write_migration(&self.path().join("prisma/migrations"), name, sql, down);
         self
     }
 
@@ -119,107 +106,6 @@ impl Project {
     /// (PGWARD_BIN) and the cluster's client tools (PGWARD_PG_BINDIR).
     fn script(&self, script: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
         run_script(self.path(), script, args, envs)
-    }
-}
-
-/// The folder holding the built pgward-* binaries.
-fn bin_dir() -> PathBuf {
-    bin("migrate")
-        .parent()
-        .expect("the binary sits in a folder")
-        .to_path_buf()
-}
-
-/// Runs a script with a cleared environment (PATH, HOME, PGWARD_BIN, PGWARD_PG_BINDIR and
-/// `envs`) and no stdin, killing its process group after [`SCRIPT_TIMEOUT`].
-fn run_script(dir: &Path, script: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    RunningScript::start(dir, script, args, envs).wait()
-}
-
-/// A script started in its own process group, its stdout and stderr read as it runs.
-struct RunningScript {
-    script: String,
-    child: Child,
-    stdout: std::thread::JoinHandle<String>,
-    stderr: std::thread::JoinHandle<String>,
-}
-
-impl RunningScript {
-    fn start(dir: &Path, script: &str, args: &[&str], envs: &[(&str, &str)]) -> RunningScript {
-        let mut command = Command::new(workspace_root().join("scripts").join(script));
-        command.args(args).current_dir(dir).env_clear();
-        for key in ["PATH", "HOME"] {
-            if let Some(value) = std::env::var_os(key) {
-                command.env(key, value);
-            }
-        }
-        command
-            .env("PGWARD_BIN", bin_dir())
-            .env("PGWARD_PG_BINDIR", &cluster().bin_dir)
-            .envs(envs.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {command:?}: {e}"));
-        let mut stdout = child.stdout.take().expect("stdout is piped");
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        RunningScript {
-            script: script.to_string(),
-            child,
-            stdout: std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = stdout.read_to_string(&mut text);
-                text
-            }),
-            stderr: std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = stderr.read_to_string(&mut text);
-                text
-            }),
-        }
-    }
-
-    /// Sends `signal` to the script's process group, as a terminal's Ctrl-C does.
-    fn signal_group(&self, signal: libc::c_int) {
-        // SAFETY: kill has no memory-safety preconditions; the negative pid names the
-        // script's own process group (process_group(0) in `start`).
-        unsafe { libc::kill(-(self.child.id() as libc::pid_t), signal) };
-    }
-
-    fn wait(mut self) -> Output {
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("the script can be waited for") {
-                break status;
-            }
-            if started.elapsed() > SCRIPT_TIMEOUT {
-                self.signal_group(libc::SIGKILL);
-                let status = self.child.wait().expect("the killed script can be reaped");
-                panic!(
-                    "{} did not finish within {SCRIPT_TIMEOUT:?} and was killed ({status}):\n{}",
-                    self.script,
-                    self.stderr.join().unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Output {
-            code: status
-                .code()
-                .or_else(|| status.signal().map(|s| 128 + s))
-                .expect("a finished process has an exit code or a signal"),
-            stdout: self
-                .stdout
-                .join()
-                .expect("the stdout reader does not panic"),
-            stderr: self
-                .stderr
-                .join()
-                .expect("the stderr reader does not panic"),
-        }
     }
 }
 
@@ -315,43 +201,7 @@ fn assert_logged_with_timestamp(out: &Output, prefix: &str, step: &str) {
 /// The whole database, schema and data, as pg_dump prints it (without the `\restrict`
 /// lines whose random key changes on every dump).
 fn full_dump(db: &TestDb) -> String {
-    let output = Command::new(cluster().pg_bin("pg_dump"))
-        .env_clear()
-        .arg("-d")
-        .arg(cluster().socket_conninfo(&db.name))
-        .output()
-        .expect("pg_dump runs");
-    assert!(
-        output.status.success(),
-        "pg_dump failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .expect("a UTF-8 dump")
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
-
-/// Whether `name` (a relation, schema-qualified) exists in `db`.
-fn relation_exists(db: &TestDb, name: &str) -> bool {
-    db.query_one_string(&format!("SELECT to_regclass('{name}') IS NOT NULL")) == "t"
-}
-
-/// Whether `table` (in public) has a column `column`.
-fn column_exists(db: &TestDb, table: &str, column: &str) -> bool {
-    db.query_one_string(&format!(
-        "SELECT count(*) FROM information_schema.columns \
-         WHERE table_schema = 'public' AND table_name = '{table}' AND column_name = '{column}'"
-    )) == "1"
-}
-
-/// Whether a database named `name` exists on the cluster.
-fn database_exists(db: &TestDb, name: &str) -> bool {
-    db.query_one_string(&format!(
-        "SELECT count(*) FROM pg_database WHERE datname = '{name}'"
-    )) != "0"
+    db.pg_dump(&[])
 }
 
 /// The names of the migrations `db`'s history records as applied, in order.
@@ -465,7 +315,7 @@ fn migrate_deploy_runs_preflight_backup_lint_deploy_and_validation() {
     assert_eq!(project.local_backups(), [backup]);
     assert!(json["result"]["restored"].is_null(), "{out}");
     assert_eq!(applied(&db), [INIT, ORDERS]);
-    assert!(relation_exists(&db, "public.orders"));
+    assert!(db.relation_exists("public.orders"));
     for name in ["status", "backup", "deploy", "drift"] {
         assert_logged_with_timestamp(&out, "migrate.sh deploy dev", name);
     }
@@ -615,7 +465,7 @@ fn when_the_restore_after_a_failed_deploy_fails_too_the_script_says_so_and_its_h
     );
     // The restore refused before --clean dropped anything: the partial deploy is there.
     assert_eq!(applied(&db), [INIT, ORDERS, NOTES], "{out}");
-    assert!(column_exists(&db, "account", "nickname"), "{out}");
+    assert!(db.column_exists("account", "nickname"), "{out}");
     let hint = json["error"]["hint"].as_str().expect("a hint");
     assert!(
         hint.contains("rename or drop that database"),
@@ -712,7 +562,7 @@ fn a_deploy_that_times_out_on_a_lock_restores_nothing_and_keeps_the_applications
         "1",
         "the application's write is kept"
     );
-    assert!(!column_exists(&db, "account", "note"));
+    assert!(!db.column_exists("account", "note"));
 }
 
 #[test]
@@ -737,7 +587,7 @@ fn a_partly_committed_deploy_is_not_restored_unless_the_environment_opts_in() {
     );
     assert!(out.stderr.contains("NOT restored"), "{out}");
     // The database holds the committed part of BAD.
-    assert!(column_exists(&db, "account", "nickname"));
+    assert!(db.column_exists("account", "nickname"));
 
     // The command the script prints puts it back as it was before the deploy.
     let command = json["error"]["details"]["restore_command"]
@@ -808,7 +658,7 @@ fn the_automatic_restore_of_a_protected_environment_needs_force_from_the_user() 
     );
     assert!(out.stderr.contains("RESTORE FAILED"), "{out}");
     assert!(
-        column_exists(&db, "account", "nickname"),
+        db.column_exists("account", "nickname"),
         "nothing was replaced"
     );
 }
@@ -848,8 +698,8 @@ fn migrate_rollback_runs_down_sql_after_a_backup() {
         "{out}"
     );
     assert_eq!(strings(&json["result"]["rolled_back"]), [ORDERS]);
-    assert!(!relation_exists(&db, "public.orders"));
-    assert!(relation_exists(&db, "public.account"));
+    assert!(!db.relation_exists("public.orders"));
+    assert!(db.relation_exists("public.account"));
     assert_eq!(applied(&db), [INIT]);
     assert_eq!(project.local_backups().len(), 2, "one backup per run");
 }
@@ -914,7 +764,7 @@ fn migrate_rollback_without_down_sql_restores_the_backup_taken_before_the_newest
     assert_eq!(strings(&json["result"]["rolled_back"]), [ORDERS]);
     // The backup taken by the deploy of ORDERS, just before it: ORDERS is not applied,
     // the rows written before that deploy are there, the later ones are not.
-    assert!(!relation_exists(&db, "public.orders"));
+    assert!(!db.relation_exists("public.orders"));
     assert_eq!(applied(&db), [INIT]);
     assert_eq!(
         db.psql("SELECT name FROM account ORDER BY id"),
@@ -978,7 +828,7 @@ fn a_protected_environment_without_yes_stops_with_6_and_with_yes_deploys() {
         "{out}"
     );
     assert!(json["result"]["restored"].is_null(), "{out}");
-    assert!(!relation_exists(&db, "public._prisma_migrations"));
+    assert!(!db.relation_exists("public._prisma_migrations"));
     next_second();
 
     let out = project.script(
@@ -1104,7 +954,7 @@ fn backup_cron_to_s3() {
     let project = Project::with_backups(&format!("s3://{bucket}/nightly"));
     let url = db.url();
     let s3_env = server.env();
-    let mut envs: Vec<(&str, &str)> = s3_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut envs = env_refs(&s3_env);
     envs.push(("DEV_DATABASE_URL", &url));
 
     let out = project.script("backup-cron.sh", &["dev", "--deep"], &envs);
@@ -1189,11 +1039,11 @@ fn test_migration_deploys_rolls_back_and_redeploys_on_a_scratch_database() {
     );
     let scratch = json["result"]["scratch_database"].as_str().expect("a name");
     assert!(
-        !database_exists(&db, scratch),
+        !cluster().database_exists(scratch),
         "the scratch database was dropped"
     );
     assert!(
-        !relation_exists(&db, "public._prisma_migrations"),
+        !db.relation_exists("public._prisma_migrations"),
         "the database of the URL is left alone"
     );
 
@@ -1206,10 +1056,9 @@ fn test_migration_deploys_rolls_back_and_redeploys_on_a_scratch_database() {
         ),
         0,
     );
-    assert!(!database_exists(
-        &db,
-        json["result"]["scratch_database"].as_str().expect("a name")
-    ));
+    assert!(
+        !cluster().database_exists(json["result"]["scratch_database"].as_str().expect("a name"))
+    );
 }
 
 #[test]
@@ -1243,7 +1092,10 @@ fn test_migration_with_a_broken_down_sql_fails_and_drops_the_scratch_database() 
     assert_eq!(json["warnings"][0]["code"], "DOWN_SQL_INCOMPLETE", "{out}");
     assert_eq!(step_names(&json).last().map(String::as_str), Some("drop"));
     let scratch = json["result"]["scratch_database"].as_str().expect("a name");
-    assert!(!database_exists(&db, scratch), "dropped on failure too");
+    assert!(
+        !cluster().database_exists(scratch),
+        "dropped on failure too"
+    );
 
     // A down.sql that fails.
     let project = Project::new();
@@ -1265,7 +1117,10 @@ fn test_migration_with_a_broken_down_sql_fails_and_drops_the_scratch_database() 
         format!("rollback-{INDEX}")
     );
     let scratch = json["result"]["scratch_database"].as_str().expect("a name");
-    assert!(!database_exists(&db, scratch), "dropped on failure too");
+    assert!(
+        !cluster().database_exists(scratch),
+        "dropped on failure too"
+    );
 
     // A down.sql that leaves a difference behind but lets the migration deploy again:
     // the schemas before the rollback and after the redeploy differ.
@@ -1290,10 +1145,9 @@ fn test_migration_with_a_broken_down_sql_fails_and_drops_the_scratch_database() 
         out.stderr.contains("+    email text"),
         "the diff is logged: email comes after nickname now\n{out}"
     );
-    assert!(!database_exists(
-        &db,
-        json["result"]["scratch_database"].as_str().expect("a name")
-    ));
+    assert!(
+        !cluster().database_exists(json["result"]["scratch_database"].as_str().expect("a name"))
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1446,7 +1300,7 @@ fn test_migration_drops_the_scratch_database_when_interrupted() {
         &[],
     );
     // The scratch database is pgward_test_<the script's pid>_<random>.
-    let scratch = format!("pgward\\_test\\_{}\\_%", running.child.id());
+    let scratch = format!("pgward\\_test\\_{}\\_%", running.pid());
     let started = Instant::now();
     while db.query_one_string(&format!(
         "SELECT count(*) FROM pg_stat_activity \
@@ -1471,7 +1325,7 @@ fn test_migration_drops_the_scratch_database_when_interrupted() {
     );
     let name = json["result"]["scratch_database"].as_str().expect("a name");
     assert!(
-        !database_exists(&db, name),
+        !cluster().database_exists(name),
         "dropped after Ctrl-C too\n{out}"
     );
 }

@@ -8,15 +8,14 @@
 //! show a password another session's query carries.
 
 use std::collections::BTreeSet;
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pgward_tests::{bin, cluster, run_in, workspace_root, Output, TestDb, SUPERUSER_PASSWORD};
+use pgward_tests::{
+    cluster, run_in, write_migrations, Output, RunningScript, TestDb, SUPERUSER_PASSWORD,
+};
 
 /// A password that needs every kind of quoting: blanks, both quotes, a backslash and the
 /// URL delimiters.
@@ -771,54 +770,12 @@ fn run_script_sampled(
     args: &[&str],
     envs: &[(&str, &str)],
 ) -> (Output, BTreeSet<String>) {
-    let bin_dir: PathBuf = bin("migrate").parent().expect("bin dir").to_path_buf();
-    let mut command = Command::new(workspace_root().join("scripts").join(script));
-    command.args(args).current_dir(dir).env_clear();
-    for key in ["PATH", "HOME"] {
-        if let Some(v) = std::env::var_os(key) {
-            command.env(key, v);
-        }
-    }
-    command
-        .env("PGWARD_BIN", &bin_dir)
-        .env("PGWARD_PG_BINDIR", &cluster().bin_dir)
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = command.spawn().expect("the script starts");
-    let sampler = ArgvSampler::start(Watch::Group(child.id()));
-    let (tx, rx) = mpsc::channel();
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let status = rx
-        .recv_timeout(Duration::from_secs(300))
-        .expect("the script finishes within 5 minutes")
-        .expect("the script can be waited for");
+    let running = RunningScript::start(dir, script, args, envs);
+    let sampler = ArgvSampler::start(Watch::Group(running.pid()));
+    let out = running.wait();
     let (samples, seen) = sampler.finish();
     assert!(samples > 10, "the sampler ran while {script} did");
-    (
-        Output {
-            code: status.code().unwrap_or(128),
-            stdout: out_thread.join().unwrap_or_default(),
-            stderr: err_thread.join().unwrap_or_default(),
-        },
-        seen,
-    )
+    (out, seen)
 }
 
 /// Every script, with the URL in its variable: the password appears in no output and in
@@ -843,11 +800,7 @@ fn scripts_keep_passwords_out_of_output_and_child_command_lines() {
         .expect("pgward.toml");
         std::fs::create_dir_all(p.join("prisma")).expect("prisma");
         std::fs::rename(p.join("good"), p.join("prisma/migrations")).expect("move");
-        std::fs::write(
-            p.join("prisma/migrations/migration_lock.toml"),
-            "provider = \"postgresql\"\n",
-        )
-        .expect("lock file");
+        write_migrations(&p.join("prisma/migrations"), &[]);
         let (hook, bodies) = webhook();
         let audit = p.join("audit.jsonl");
         let server_url = url(user, password, "postgres");

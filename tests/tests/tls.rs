@@ -10,9 +10,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use pgward_tests::{
-    fixtures_dir, run, Cluster, Output, TestDb, TlsMode, SUPERUSER, SUPERUSER_PASSWORD,
+    fixtures_dir, path_str, run, Cluster, Output, TestDb, TlsMode, SUPERUSER, SUPERUSER_PASSWORD,
 };
-use serde_json::Value;
 
 /// A cluster offering TLS but accepting plain TCP too, shared by this file's tests.
 fn optional_tls() -> &'static Cluster {
@@ -24,10 +23,6 @@ fn optional_tls() -> &'static Cluster {
 fn required_tls() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| Cluster::start_tls(TlsMode::Required))
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
 }
 
 /// `postgresql://pgward:PW@<host>:PORT/DB?<params>`.
@@ -57,18 +52,10 @@ fn backup(cluster: &Cluster, to: &Path, url: &str, extra: &[&str]) -> Output {
     run("backup", &args, &cluster.pg_tools_env())
 }
 
-fn expect(out: &Output, code: i32) -> Value {
-    out.assert_code(code);
-    let envelope = out.json();
-    assert_eq!(envelope["exit_code"], code, "{out}");
-    assert_eq!(envelope["ok"], code == 0 || code == 3, "{out}");
-    envelope
-}
-
 /// Asserts exit 4, TLS_FAILED, a message containing `says` and a hint; returns the
 /// message.
 fn expect_tls_failure(out: &Output, says: &str) -> String {
-    let envelope = expect(out, 4);
+    let envelope = out.assert_envelope(4);
     assert_eq!(envelope["error"]["code"], "TLS_FAILED", "{out}");
     let message = envelope["error"]["message"]
         .as_str()
@@ -107,14 +94,14 @@ fn verify_full_with_the_right_ca_and_host_deploys() {
         "localhost",
         &format!("sslmode=verify-full&sslrootcert={ca}"),
     );
-    let pending = expect(&migrate("status", &url, &[]), 3);
+    let pending = migrate("status", &url, &[]).assert_envelope(3);
     assert_eq!(pending["target"]["host"], "localhost");
-    let deployed = expect(&migrate("deploy", &url, &[]), 0);
+    let deployed = migrate("deploy", &url, &[]).assert_envelope(0);
     assert_eq!(
         deployed["result"]["applied"][0]["name"],
         "20240101000000_init"
     );
-    expect(&migrate("status", &url, &[]), 0);
+    migrate("status", &url, &[]).assert_envelope(0);
     assert_eq!(db.query_one_string("select label from widget"), "one");
 }
 
@@ -162,8 +149,8 @@ fn verify_ca_checks_the_ca_but_not_the_host_name() {
         "127.0.0.1",
         &format!("sslmode=verify-ca&sslrootcert={ca}"),
     );
-    expect(&migrate("deploy", &url_ca, &[]), 0);
-    expect(&migrate("status", &url_ca, &[]), 0);
+    migrate("deploy", &url_ca, &[]).assert_envelope(0);
+    migrate("status", &url_ca, &[]).assert_envelope(0);
     // ... and it still checks the CA.
     let other = path_str(tls.other_ca_cert_path());
     let url_other = url(
@@ -179,8 +166,8 @@ fn require_encrypts_without_a_ca() {
     let tls = optional_tls();
     let db = tls.create_database();
     let url = url(&db, "127.0.0.1", "sslmode=require");
-    expect(&migrate("deploy", &url, &[]), 0);
-    expect(&migrate("status", &url, &[]), 0);
+    migrate("deploy", &url, &[]).assert_envelope(0);
+    migrate("status", &url, &[]).assert_envelope(0);
     assert!(history_exists(&db));
 }
 
@@ -218,13 +205,10 @@ fn tls_only_server_accepts_sslmode_require() {
     let db = tls.create_database();
     // The server rejects every connection without TLS, so success proves encryption.
     for (command, code) in [("status", 3), ("deploy", 0), ("status", 0)] {
-        expect(
-            &migrate(command, &url(&db, "127.0.0.1", "sslmode=require"), &[]),
-            code,
-        );
+        migrate(command, &url(&db, "127.0.0.1", "sslmode=require"), &[]).assert_envelope(code);
     }
     // The default (prefer) upgrades to TLS as well.
-    expect(&migrate("status", &url(&db, "127.0.0.1", ""), &[]), 0);
+    migrate("status", &url(&db, "127.0.0.1", ""), &[]).assert_envelope(0);
     assert_eq!(db.query_one_string("select label from widget"), "one");
 }
 
@@ -251,7 +235,7 @@ fn backup_workers_read_their_copy_streams_over_verified_tls() {
         &verified,
         &["--jobs", "2", "--chunk-mib", "1"],
     );
-    let envelope = expect(&out, 0);
+    let envelope = out.assert_envelope(0);
     assert_eq!(envelope["result"]["rows"], 20000, "{out}");
     assert!(
         envelope["result"]["tables"][0]["chunks"].as_u64() > Some(1),

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use pgward_tests::{cluster, run, Output, TestDb};
+use pgward_tests::{cluster, path_str, run, Output, TestDb};
 use serde_json::Value;
 
 fn validate(db: &TestDb, args: &[&str]) -> Output {
@@ -173,7 +173,7 @@ fn failed_and_pending_migrations_in_the_history() {
         std::fs::create_dir_all(dir.path().join(name)).expect("create fixture");
         std::fs::write(dir.path().join(name).join("migration.sql"), sql).expect("write fixture");
     }
-    let dir_arg = dir.path().to_str().expect("UTF-8 temp path");
+    let dir_arg = path_str(dir.path());
     let url = db.url();
     run(
         "migrate",
@@ -329,7 +329,7 @@ fn user_checks_with_max_rows_run_read_only_and_in_parallel() {
         "03_clean.sql",
         "SELECT id FROM child WHERE id < 0",
     );
-    let dir = checks.path().to_str().expect("UTF-8 temp path");
+    let dir = path_str(checks.path());
     let out = validate(&db, &["data", "--checks", dir, "--jobs", "3"]);
     out.assert_code(1);
     let envelope = out.json();
@@ -373,7 +373,7 @@ fn user_check_timeout_is_reported() {
     let db = cluster().create_database();
     let checks = tempfile::tempdir().expect("temp dir");
     write_check(checks.path(), "slow.sql", "SELECT 1 FROM pg_sleep(5)");
-    let dir = checks.path().to_str().expect("UTF-8 temp path");
+    let dir = path_str(checks.path());
     let started = std::time::Instant::now();
     let out = validate(
         &db,
@@ -414,10 +414,7 @@ fn bad_check_input_is_a_clear_usage_error() {
         "bad_header.sql",
         "-- max-rows: lots\nSELECT 1",
     );
-    let out = validate(
-        &db,
-        &["data", "--checks", checks.path().to_str().expect("UTF-8")],
-    );
+    let out = validate(&db, &["data", "--checks", path_str(checks.path())]);
     out.assert_code(2);
     assert!(
         out.json()["error"]["message"]
@@ -430,14 +427,7 @@ fn bad_check_input_is_a_clear_usage_error() {
     // A check file that cannot be read (a directory named like one).
     let unreadable = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(unreadable.path().join("broken.sql")).expect("mkdir");
-    let out = validate(
-        &db,
-        &[
-            "data",
-            "--checks",
-            unreadable.path().to_str().expect("UTF-8"),
-        ],
-    );
+    let out = validate(&db, &["data", "--checks", path_str(unreadable.path())]);
     assert_ne!(out.code, 0, "{out}");
     let envelope = out.json();
     assert!(

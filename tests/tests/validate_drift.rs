@@ -13,7 +13,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    cluster, corpus_history, fixtures_dir, run, spawn, warning_codes, Output, TestDb,
+    cluster, corpus_history, fixtures_dir, path_str, run, spawn, warning_codes, Output, TestDb,
 };
 use serde_json::{json, Value};
 
@@ -24,26 +24,6 @@ use serde_json::{json, Value};
 /// A fixture migrations folder of this file: `tests/fixtures/validate_drift/<name>`.
 fn fixture(name: &str) -> PathBuf {
     fixtures_dir().join("validate_drift").join(name)
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
-}
-
-/// `pgward-migrate deploy` of `dir` into `db`; must succeed.
-fn deploy(db: &TestDb, dir: &Path) {
-    run(
-        "migrate",
-        &[
-            "deploy",
-            "--dir",
-            path_str(dir),
-            "--database-url",
-            &db.url(),
-        ],
-        &[],
-    )
-    .assert_code(0);
 }
 
 /// `pgward-validate drift --dir <dir> <extra...> --database-url <db>`.
@@ -85,17 +65,6 @@ fn differences(envelope: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn database_exists(name: &str) -> bool {
-    cluster()
-        .client("postgres")
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
-            &[&name],
-        )
-        .expect("pg_database can be read")
-        .get(0)
-}
-
 /// Asserts that the shadow database the envelope names is gone.
 fn assert_shadow_dropped(envelope: &Value) {
     let shadow = envelope["result"]["shadow"]
@@ -103,7 +72,7 @@ fn assert_shadow_dropped(envelope: &Value) {
         .unwrap_or_else(|| panic!("no result.shadow in {envelope}"));
     assert!(shadow.starts_with("pgward_shadow_"), "{shadow}");
     assert!(
-        !database_exists(shadow),
+        !cluster().database_exists(shadow),
         "the shadow {shadow} was not dropped"
     );
 }
@@ -147,7 +116,7 @@ fn shadow_of_sleeping_run(pid: u32) -> String {
 
 fn assert_no_drift_after_deploy(dir: &Path) -> Value {
     let db = cluster().create_database();
-    deploy(&db, dir);
+    db.deploy(dir);
     let out = drift(&db, dir, &[]);
     let envelope = expect(&out, 0);
     assert_eq!(envelope["ok"], true, "{out}");
@@ -231,7 +200,7 @@ fn fixture_covering_every_kind_has_no_drift_after_deploy() {
 fn assert_reported_alone(manual_change: &str, kind: &str, object: &str, change: &str) -> Value {
     let dir = fixture("every_kind");
     let db = cluster().create_database();
-    deploy(&db, &dir);
+    db.deploy(&dir);
     db.psql(manual_change);
     let out = drift(&db, &dir, &[]);
     let envelope = expect(&out, 3);
@@ -463,7 +432,7 @@ fn added_schema_is_extra_in_database() {
 #[test]
 fn migration_applied_but_missing_locally_is_a_difference_with_what_it_made() {
     let db = cluster().create_database();
-    deploy(&db, &fixture("every_kind"));
+    db.deploy(&fixture("every_kind"));
     let copy = tempfile::tempdir().unwrap();
     let dir = copy.path().join("migrations");
     std::fs::create_dir_all(&dir).unwrap();
@@ -525,7 +494,7 @@ fn failing_replay_reports_the_migration_and_drops_the_shadow() {
     )
     .assert_code(0);
     db.psql("CREATE TABLE legacy (id int)");
-    deploy(&db, &dir);
+    db.deploy(&dir);
 
     let out = drift(&db, &dir, &[]);
     let envelope = expect(&out, 1);
@@ -548,7 +517,7 @@ fn failing_replay_reports_the_migration_and_drops_the_shadow() {
 fn killed_run_leaves_a_shadow_that_the_next_run_drops() {
     let dir = fixture("slow_in_shadow");
     let db = cluster().create_database();
-    deploy(&db, &dir);
+    db.deploy(&dir);
     let mut child = spawn_drift(&db, &dir);
     let shadow = shadow_of_sleeping_run(child.id());
     child.kill().expect("kill -9 the drift run");
@@ -576,11 +545,11 @@ fn killed_run_leaves_a_shadow_that_the_next_run_drops() {
     // Any later run drops the leftover, also while the dead run's statement still runs in
     // it. (Another test's run may get there first; either way it must be gone.)
     let other = cluster().create_database();
-    let was_there = database_exists(&shadow);
+    let was_there = cluster().database_exists(&shadow);
     let out = drift(&other, &fixture("every_kind"), &[]);
     let envelope = expect(&out, 0);
     assert!(
-        !database_exists(&shadow),
+        !cluster().database_exists(&shadow),
         "the leftover {shadow} survived: {out}"
     );
     if was_there {
@@ -590,7 +559,7 @@ fn killed_run_leaves_a_shadow_that_the_next_run_drops() {
             .unwrap()
             .iter()
             .any(|n| n.as_str() == Some(shadow.as_str()));
-        assert!(by_us || !database_exists(&shadow), "{out}");
+        assert!(by_us || !cluster().database_exists(&shadow), "{out}");
     }
     let sleeping: i64 = admin
         .query_one(
@@ -606,7 +575,7 @@ fn killed_run_leaves_a_shadow_that_the_next_run_drops() {
 fn ctrl_c_cancels_the_replay_and_drops_the_shadow() {
     let dir = fixture("slow_in_shadow");
     let db = cluster().create_database();
-    deploy(&db, &dir);
+    db.deploy(&dir);
     let child = spawn_drift(&db, &dir);
     let shadow = shadow_of_sleeping_run(child.id());
     let started = Instant::now();
@@ -633,7 +602,7 @@ fn ctrl_c_cancels_the_replay_and_drops_the_shadow() {
 fn non_empty_shadow_url_is_refused_and_left_alone() {
     let dir = fixture("every_kind");
     let live = cluster().create_database();
-    deploy(&live, &dir);
+    live.deploy(&dir);
     let shadow = cluster().create_database();
     shadow.psql("CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (1)");
 
@@ -659,7 +628,7 @@ fn non_empty_shadow_url_is_refused_and_left_alone() {
 fn empty_shadow_url_is_used_and_left_empty_for_the_next_run() {
     let dir = fixture("every_kind");
     let live = cluster().create_database();
-    deploy(&live, &dir);
+    live.deploy(&dir);
     let shadow = cluster().create_database();
     for _ in 0..2 {
         let out = drift(&live, &dir, &["--shadow-url", &shadow.url()]);

@@ -8,9 +8,9 @@
 //! the rules hold up on whole Prisma histories; the rest pins the modes (files, `--all`,
 //! pending migrations of a database), suppression, output formats and failures.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use pgward_tests::{cluster, corpus_history, fixtures_dir, run, run_in, Output};
+use pgward_tests::{cluster, corpus_history, fixtures_dir, path_str, run, run_in, Output};
 use pgward_validate::lint::Rule;
 use serde_json::Value;
 
@@ -20,10 +20,6 @@ use serde_json::Value;
 
 fn lint_fixtures() -> PathBuf {
     fixtures_dir().join("lint")
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
 }
 
 /// `pgward-validate lint <args...>`.

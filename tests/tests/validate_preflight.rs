@@ -4,33 +4,19 @@
 
 use std::path::Path;
 
-use pgward_tests::{cluster, run, Output, TestDb};
+use pgward_tests::{cluster, path_str, run, Migrations, Output, TestDb};
 use serde_json::Value;
 
 /// A migrations folder: one applied-to-be migration and one pending, both lint-clean
 /// unless `pending_sql` says otherwise.
-fn migrations(pending_sql: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    for (name, sql) in [
+fn migrations(pending_sql: &str) -> Migrations {
+    Migrations::new(&[
         (
             "20260101000000_init",
             "SET lock_timeout = '2s';\nCREATE TABLE account (id bigint PRIMARY KEY, balance bigint NOT NULL DEFAULT 0);\n",
         ),
         ("20260102000000_next", pending_sql),
-    ] {
-        std::fs::create_dir_all(dir.path().join(name)).expect("create migration");
-        std::fs::write(dir.path().join(name).join("migration.sql"), sql).expect("write migration");
-    }
-    std::fs::write(
-        dir.path().join("migration_lock.toml"),
-        "provider = \"postgresql\"\n",
-    )
-    .expect("write lock file");
-    dir
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("temp paths are UTF-8")
+    ])
 }
 
 fn deploy_first(db: &TestDb, dir: &Path) {
@@ -39,7 +25,7 @@ fn deploy_first(db: &TestDb, dir: &Path) {
         &[
             "deploy",
             "--dir",
-            path(dir),
+            path_str(dir),
             "--to",
             "20260101000000_init",
             "--database-url",
@@ -51,7 +37,13 @@ fn deploy_first(db: &TestDb, dir: &Path) {
 }
 
 fn preflight(db_url: &str, dir: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["preflight", "--dir", path(dir), "--database-url", db_url];
+    let mut args = vec![
+        "preflight",
+        "--dir",
+        path_str(dir),
+        "--database-url",
+        db_url,
+    ];
     args.extend_from_slice(extra);
     run("validate", &args, &[])
 }
@@ -68,11 +60,11 @@ fn check(envelope: &Value, name: &str) -> String {
 fn verified_backup(db: &TestDb, to: &Path) {
     run(
         "backup",
-        &["backup", "--to", path(to), "--database-url", &db.url()],
+        &["backup", "--to", path_str(to), "--database-url", &db.url()],
         &[],
     )
     .assert_code(0);
-    run("backup", &["verify", "latest", "--from", path(to)], &[]).assert_code(0);
+    run("backup", &["verify", "latest", "--from", path_str(to)], &[]).assert_code(0);
 }
 
 #[test]
@@ -82,7 +74,11 @@ fn a_database_ready_to_migrate_passes_every_check() {
     deploy_first(&db, dir.path());
     let backups = tempfile::tempdir().expect("temp dir");
     verified_backup(&db, backups.path());
-    let out = preflight(&db.url(), dir.path(), &["--backups", path(backups.path())]);
+    let out = preflight(
+        &db.url(),
+        dir.path(),
+        &["--backups", path_str(backups.path())],
+    );
     out.assert_code(0);
     let envelope = out.json();
     for name in [
@@ -110,7 +106,11 @@ fn each_failing_item_is_reported_with_its_fix() {
         .batch_execute("SELECT pg_advisory_lock(72707369)")
         .expect("hold the migration lock");
     let empty = tempfile::tempdir().expect("temp dir");
-    let out = preflight(&db.url(), dir.path(), &["--backups", path(empty.path())]);
+    let out = preflight(
+        &db.url(),
+        dir.path(),
+        &["--backups", path_str(empty.path())],
+    );
     out.assert_code(1);
     let envelope = out.json();
     assert_eq!(envelope["error"]["code"], "CHECKS_FAILED", "{out}");
@@ -139,7 +139,7 @@ fn a_failed_migration_and_an_old_backup_fail() {
         &[
             "deploy",
             "--dir",
-            path(dir.path()),
+            path_str(dir.path()),
             "--database-url",
             &db.url(),
         ],
@@ -152,7 +152,12 @@ fn a_failed_migration_and_an_old_backup_fail() {
     let out = preflight(
         &db.url(),
         dir.path(),
-        &["--backups", path(backups.path()), "--max-backup-age", "1s"],
+        &[
+            "--backups",
+            path_str(backups.path()),
+            "--max-backup-age",
+            "1s",
+        ],
     );
     out.assert_code(1);
     let envelope = out.json();

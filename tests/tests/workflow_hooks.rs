@@ -17,7 +17,10 @@ use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use pgward_tests::{bin, cluster, webhook, workspace_root, Output, TestDb, SUPERUSER_PASSWORD};
+use pgward_tests::{
+    bin, cluster, path_str, run_script, webhook, workspace_root, write_migration, write_migrations,
+    Output, TestDb, SUPERUSER_PASSWORD,
+};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -39,12 +42,7 @@ fn project(keys: &str) -> TempDir {
         ),
     )
     .expect("pgward.toml is writable");
-    std::fs::create_dir_all(dir.path().join("prisma/migrations")).expect("mkdir");
-    std::fs::write(
-        dir.path().join("prisma/migrations/migration_lock.toml"),
-        "provider = \"postgresql\"\n",
-    )
-    .expect("migration_lock.toml is writable");
+    write_migrations(&dir.path().join("prisma/migrations"), &[]);
     add_migration(
         dir.path(),
         INIT,
@@ -55,36 +53,17 @@ fn project(keys: &str) -> TempDir {
 }
 
 fn add_migration(dir: &Path, name: &str, sql: &str, down: Option<&str>) {
-    let folder = dir.join("prisma/migrations").join(name);
-    std::fs::create_dir_all(&folder).expect("mkdir");
-    std::fs::write(folder.join("migration.sql"), sql).expect("migration.sql is writable");
-    if let Some(down) = down {
-        std::fs::write(folder.join("down.sql"), down).expect("down.sql is writable");
-    }
+    write_migration(&dir.join("prisma/migrations"), name, sql, down);
 }
 
-/// `bash scripts/SCRIPT ARGS` in `dir` with a cleared environment (PATH, HOME, the
-/// binaries of this build, the cluster's client tools) plus `envs`, no stdin.
+/// `scripts/SCRIPT ARGS` in `dir` as the harness runs scripts (the binaries of this build,
+/// the cluster's client tools, no stdin), with `dir` as HOME, plus `envs`; no password in
+/// its output.
 fn script(dir: &Path, name: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let bin_dir = bin("migrate").parent().expect("a folder").to_path_buf();
-    let out = Command::new("bash")
-        .arg(workspace_root().join("scripts").join(name))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("PGWARD_BIN", bin_dir)
-        .env("PGWARD_PG_BINDIR", &cluster().bin_dir)
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("bash runs");
-    let out = Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let home = path_str(dir);
+    let mut all = vec![("HOME", home)];
+    all.extend_from_slice(envs);
+    let out = run_script(dir, name, args, &all);
     assert!(
         !out.stdout.contains(SUPERUSER_PASSWORD) && !out.stderr.contains(SUPERUSER_PASSWORD),
         "the password leaked\n{out}"
@@ -94,11 +73,7 @@ fn script(dir: &Path, name: &str, args: &[&str], envs: &[(&str, &str)]) -> Outpu
 
 /// The script's document, checked against the exit code.
 fn document(out: &Output, code: i32) -> Value {
-    out.assert_code(code);
-    let json = out.json();
-    assert_eq!(json["exit_code"], code, "{out}");
-    assert_eq!(json["ok"], code == 0 || code == 3, "{out}");
-    json
+    out.assert_envelope(code)
 }
 
 fn step_names(json: &Value) -> Vec<String> {
@@ -126,12 +101,8 @@ fn position(names: &[String], name: &str) -> usize {
         .unwrap_or_else(|| panic!("no step {name} in {names:?}"))
 }
 
-fn relation_exists(db: &TestDb, name: &str) -> bool {
-    db.query_one_string(&format!("SELECT to_regclass('{name}') IS NOT NULL")) == "t"
-}
-
 fn applied(db: &TestDb) -> Vec<String> {
-    if !relation_exists(db, "public._prisma_migrations") {
+    if !db.relation_exists("public._prisma_migrations") {
         return Vec::new();
     }
     db.psql(
@@ -260,7 +231,7 @@ fn a_failing_pre_deploy_stops_before_anything_is_touched() {
     );
     // Nothing touched: no migration, no table, no backup, no post_deploy.
     assert!(applied(&db).is_empty());
-    assert!(!relation_exists(&db, "public.account"));
+    assert!(!db.relation_exists("public.account"));
     assert!(!dir.path().join("backups").exists(), "a backup was taken");
     assert!(!dir.path().join("post-ran").exists(), "post_deploy ran");
     // The hook's output is logged, timestamped, as it comes.
@@ -482,7 +453,7 @@ fn an_unhealthy_application_is_rolled_back_with_down_sql_where_the_environment_o
     assert_eq!(step(&json, "rollback-after-deploy")["exit_code"], 0);
     assert_eq!(json["result"]["rolled_back"], serde_json::json!([ORDERS]));
     // Only this deploy's migration went back; the application's write stays.
-    assert!(!relation_exists(&db, "public.orders"));
+    assert!(!db.relation_exists("public.orders"));
     assert_eq!(applied(&db), [INIT]);
     assert_eq!(
         db.query_one_string("SELECT name FROM account"),
@@ -526,7 +497,7 @@ fn an_unhealthy_application_restores_the_backup_under_auto_restore() {
     assert_eq!(json["error"]["code"], "APP_UNHEALTHY", "{out}");
     assert_eq!(json["result"]["on_unhealthy"], "restore");
     assert_eq!(json["result"]["restored"]["ok"], true, "{out}");
-    assert!(!relation_exists(&db, "public.orders"));
+    assert!(!db.relation_exists("public.orders"));
     assert_eq!(applied(&db), [INIT]);
     assert_eq!(db.query_one_string("SELECT name FROM account"), "before");
 }
@@ -686,7 +657,7 @@ fn a_deploy_undone_because_drift_appeared_fails_and_is_notified() {
         "{out}"
     );
     assert_eq!(json["result"]["restored"]["ok"], true, "{out}");
-    assert!(!relation_exists(&db, "public.seen"));
+    assert!(!db.relation_exists("public.seen"));
     assert_eq!(applied(&db), [INIT]);
     let (_, text) = one_notification(&rx, &out);
     assert!(
@@ -737,7 +708,7 @@ fn a_rollback_by_backup_for_lack_of_down_sql_posts_one_success() {
         text.starts_with("migrate.sh rollback dev succeeded"),
         "{text}"
     );
-    assert!(!relation_exists(&db, "public.account"));
+    assert!(!db.relation_exists("public.account"));
 }
 
 #[test]

@@ -22,13 +22,14 @@ use pgward_shared::migrations::history;
 use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome, ReadEnvelope};
+use pgward_shared::pgtools;
 use serde::Serialize;
 
 use crate::schema::finish;
 use pgward_shared::findings::Totals;
 use pgward_shared::findings::{Finding, Location, Severity};
 
-/// Oldest PostgreSQL major version pgward supports (SPEC: 13 and newer).
+/// Oldest PostgreSQL major version pgward supports (docs/contract.md: 13 and newer).
 const MIN_SERVER_MAJOR: i32 = 13;
 
 /// preflight's options: its flags, parsed straight into them.
@@ -124,11 +125,15 @@ pub fn run(ctx: &Context, options: &PreflightOptions) -> Result<Outcome, Failure
         }
         Err(e) => return Err(e.into()),
     };
+    let server_version_num = session.as_ref().map(|s| s.server_version_num);
     if let Some(mut session) = session {
         database_checks(ctx, &mut session, &folder, &mut list)?;
     }
     backup_check(ctx, options, &mut list);
-    pg_dump_check(ctx, &mut list);
+    // Without a server there is no version to fit: the item is left out, not failed.
+    if let Some(server_version_num) = server_version_num {
+        pg_dump_check(server_version_num, &mut list);
+    }
     let findings: Vec<Finding> = list
         .0
         .iter()
@@ -376,35 +381,13 @@ fn backup_age_check(
     }
 }
 
-fn pg_dump_check(ctx: &Context, list: &mut Checklist) {
-    let Ok(db) = ctx.database() else {
-        return;
-    };
-    let server_major = match pgward_shared::connect::connect(&db, "pgward-validate") {
-        Ok(s) => s.server_version_num / 10_000,
-        Err(_) => return,
-    };
-    match Command::new("pg_dump").arg("--version").output() {
-        Ok(o) => {
-            let text = String::from_utf8_lossy(&o.stdout);
-            let major = text
-                .split_whitespace()
-                .find_map(|w| w.split('.').next().and_then(|m| m.parse::<i32>().ok()));
-            match major {
-                Some(m) if m >= server_major => list.pass("pg-dump-version", format!("{} (server {server_major})", text.trim())),
-                Some(m) => list.fail(
-                    "pg-dump-version",
-                    format!("pg_dump {m} cannot dump a PostgreSQL {server_major} server"),
-                    format!("install postgresql-client-{server_major} and put its pg_dump first on PATH"),
-                ),
-                None => list.fail("pg-dump-version", format!("cannot read `{}`", text.trim()), "check the pg_dump on PATH"),
-            }
-        }
-        Err(e) => list.fail(
-            "pg-dump-version",
-            format!("pg_dump not found: {e}"),
-            "install the PostgreSQL client tools (postgresql-client)",
-        ),
+/// Whether the pg_dump pgward-backup would run (`PGWARD_PG_BINDIR`, else PATH) can dump
+/// this server, judged as pgward-backup judges it and reported in its words.
+fn pg_dump_check(server_version_num: i32, list: &mut Checklist) {
+    let server_major = server_version_num / 10_000;
+    match pgtools::check_fits_server("pg_dump", server_version_num) {
+        Ok(text) => list.pass("pg-dump-version", format!("{text} (server {server_major})")),
+        Err(e) => list.fail("pg-dump-version", e.to_string(), e.hint()),
     }
 }
 

@@ -326,7 +326,7 @@ pub struct VerificationRecord {
     pub manifest_sha256: Option<String>,
 }
 
-/// `<database>-<env>-<UTC yyyymmddTHHMMSSZ>` (SPEC §3); `default` without an environment.
+/// `<database>-<env>-<UTC yyyymmddTHHMMSSZ>` (docs/contract.md §3); `default` without an environment.
 pub fn backup_id(database: &str, env: Option<&str>, at: DateTime<Utc>) -> String {
     let safe = |s: &str| -> String {
         s.chars()

@@ -6,8 +6,8 @@
 //! ([`large_objects`]). [`load`] reads one back into a database: pre-data, data chunks in
 //! parallel, post-data on a dependency schedule. [`verify`] checks a backup's files (and,
 //! deep, loads it into a scratch database); [`inventory`] lists what a location holds and
-//! [`prune`] applies retention to it; [`workdb`] names and cleans the databases restores
-//! and deep verifies create for their work. [`sources`] says which database a backup came
+//! [`prune`] applies retention to it; the databases restores and deep verifies create for
+//! their work are [`crate::workdb`]'s. [`sources`] says which database a backup came
 //! from and chooses among them; it and [`manifest`] are plain data, so binaries built
 //! without storage (migrate, validate) read them too.
 //!
@@ -25,8 +25,6 @@ pub mod prune;
 pub mod sources;
 #[cfg(feature = "storage")]
 pub mod verify;
-#[cfg(feature = "storage")]
-pub mod workdb;
 #[cfg(feature = "storage")]
 pub mod workers;
 #[cfg(feature = "storage")]

@@ -3,7 +3,7 @@
 //! data-modifying WITH, SELECT INTO, row locks, and functions with side effects called from
 //! a SELECT. Each case asserts the rule pgward reports and that the data is unchanged.
 
-use pgward_tests::{cluster, run, Output, TestDb};
+use pgward_tests::{cluster, path_str, run, Output, TestDb};
 use serde_json::Value;
 
 /// A table the checks try to empty, a sequence they try to advance, and a function that
@@ -40,7 +40,7 @@ fn validate_data(db: &TestDb, files: &[(&str, &str)]) -> Output {
         &[
             "data",
             "--checks",
-            dir.path().to_str().expect("UTF-8 temp path"),
+            path_str(dir.path()),
             "--database-url",
             &url,
         ],

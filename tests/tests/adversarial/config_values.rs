@@ -2,10 +2,9 @@
 //! name must never reach a shell expansion. `scripts/maintenance.sh` expanded it with
 //! `${!var}`, and bash evaluates the subscript of `x[$(cmd)]` there: cmd ran.
 
-use std::path::Path;
 use std::process::Command;
 
-use pgward_tests::{bin, run_in, workspace_root, Output};
+use pgward_tests::{bin_dir, path_str, run_in, run_script, workspace_root};
 
 /// A project folder whose pgward.toml gives `[env.dev]` the `database_url_env` `value`.
 fn project_with_url_env(value: &str) -> tempfile::TempDir {
@@ -21,29 +20,6 @@ fn project_with_url_env(value: &str) -> tempfile::TempDir {
     dir
 }
 
-/// `bash scripts/SCRIPT ARGS` in `dir`, with only PATH, HOME and PGWARD_BIN set.
-fn script(dir: &Path, name: &str, args: &[&str]) -> Output {
-    let bin_dir = bin("report")
-        .parent()
-        .expect("the binaries sit in a folder")
-        .to_path_buf();
-    let out = Command::new("bash")
-        .arg(workspace_root().join("scripts").join(name))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("PGWARD_BIN", bin_dir)
-        .output()
-        .expect("bash runs");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 #[test]
 fn a_database_url_env_that_is_not_a_variable_name_runs_nothing_and_is_refused() {
     for crafted in [
@@ -53,7 +29,7 @@ fn a_database_url_env_that_is_not_a_variable_name_runs_nothing_and_is_refused() 
         "$(touch PWNED)",
     ] {
         let project = project_with_url_env(crafted);
-        let out = script(project.path(), "maintenance.sh", &["dev", "--dry-run"]);
+        let out = run_script(project.path(), "maintenance.sh", &["dev", "--dry-run"], &[]);
         assert!(
             !project.path().join("PWNED").exists(),
             "{crafted:?} ran a command\n{out}"
@@ -85,18 +61,14 @@ fn script_reads(toml: &str, env: &str, key: &str) -> String {
     let dir = tempfile::tempdir().expect("a temp dir");
     std::fs::write(dir.path().join("pgward.toml"), toml).expect("pgward.toml is writable");
     let common = workspace_root().join("scripts/lib/common.sh");
-    let bin_dir = bin("report")
-        .parent()
-        .expect("the binaries sit in a folder")
-        .to_path_buf();
     let out = Command::new("bash")
         .arg("-c")
         .arg(r#". "$1" && pgw_start test run >/dev/null && PGW_GLOBAL=(--env "$2") && pgw_load_settings && pgw_setting "$3"; PGW_NO_DOCUMENT=1"#)
-        .args(["bash", common.to_str().expect("a UTF-8 path"), env, key])
+        .args(["bash", path_str(&common), env, key])
         .current_dir(dir.path())
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PGWARD_BIN", bin_dir)
+        .env("PGWARD_BIN", bin_dir())
         .output()
         .expect("bash runs");
     assert!(out.status.success(), "{out:?}");

@@ -602,11 +602,7 @@ fn report_backups_totals_huge_crafted_sizes_without_overflow() {
     }
     let out = pgward_tests::run(
         "report",
-        &[
-            "backups",
-            "--from",
-            root.path().to_str().expect("UTF-8 temp path"),
-        ],
+        &["backups", "--from", pgward_tests::path_str(root.path())],
         &[],
     );
     assert_ne!(out.code, 101, "pgward-report panicked:\n{out}");

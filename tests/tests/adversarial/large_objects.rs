@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use pgward_tests::{cluster, path_str, run, temp_dir, Output, TestDb};
+use pgward_tests::{cluster, path_str, restore_into_new_database, run, temp_dir, Output, TestDb};
 use serde_json::Value;
 
 /// A database with two large objects and a table pointing at them, and a local backup of
@@ -62,7 +62,7 @@ fn restore(via: &TestDb, root: &Path, id: &str, extra: &[&str]) -> Output {
 
 /// Restores backup `id` of `root` into the new database `target` through `via`.
 fn restore_new(via: &TestDb, root: &Path, id: &str, target: &TestDb) -> Output {
-    restore(via, root, id, &["--target-db", &target.name, "--create"])
+    restore_into_new_database(via, &format!("{}/{id}", path_str(root)), target, &[])
 }
 
 #[test]

@@ -7,7 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pgward_tests::{cluster, error_message, json_ids, path_str, run, s3, temp_dir, Output, TestDb};
+use pgward_tests::{
+    cluster, env_refs, error_message, json_ids, path_str, restore_into_new_database_with, run, s3,
+    temp_dir, Output, TestDb,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -19,8 +22,7 @@ fn env() -> Vec<(&'static str, String)> {
 }
 
 fn run_env(tool: &str, args: &[&str], env: &[(&'static str, String)]) -> Output {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    run(tool, args, &env)
+    run(tool, args, &env_refs(env))
 }
 
 fn backup(db: &TestDb, to: &str, env: &[(&'static str, String)], extra: &[&str]) -> String {
@@ -66,21 +68,7 @@ fn restore_new(
     env: &[(&'static str, String)],
 ) -> (Output, TestDb<'static>) {
     let target = cluster().vacant_database();
-    let url = db.url();
-    let out = run_env(
-        "restore",
-        &[
-            "restore",
-            "--from",
-            from,
-            "--database-url",
-            &url,
-            "--target-db",
-            &target.name,
-            "--create",
-        ],
-        env,
-    );
+    let out = restore_into_new_database_with(db, from, &target, &[], &env_refs(env));
     (out, target)
 }
 

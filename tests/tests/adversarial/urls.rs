@@ -4,13 +4,7 @@
 //! accepted form (and refused key=value strings) are in `tests/tests/secrets.rs`, which
 //! also watches child processes' command lines.
 
-use std::path::Path;
-
-use pgward_tests::{cluster, run};
-
-fn path(dir: &Path) -> &str {
-    dir.to_str().expect("temp paths are UTF-8")
-}
+use pgward_tests::{cluster, path_str, run};
 
 /// A `--target-db` that libpq would parse as a connection string reaches pg_restore and
 /// psql as a name: the database of that very name is restored, nothing else is reached.
@@ -28,7 +22,7 @@ fn a_database_name_that_reads_as_a_connection_string_is_restored_as_a_name() {
         &[
             "backup",
             "--to",
-            path(backups.path()),
+            path_str(backups.path()),
             "--database-url",
             &source.url(),
         ],
@@ -48,7 +42,7 @@ fn a_database_name_that_reads_as_a_connection_string_is_restored_as_a_name() {
         &[
             "restore",
             "--from",
-            &format!("{}/{id}", path(backups.path())),
+            &format!("{}/{id}", path_str(backups.path())),
             "--target-db",
             &target,
             "--create",
@@ -97,7 +91,7 @@ fn a_url_whose_database_reads_as_a_connection_string_names_only_a_database() {
         &[
             "backup",
             "--to",
-            path(backups.path()),
+            path_str(backups.path()),
             "--database-url",
             &url,
         ],

@@ -8,19 +8,21 @@
 //! with `Error::Interrupted`, and the guard's DROP runs on the live session, which stays
 //! usable after a cancel.
 //!
-//! Leftovers of runs that died without cleaning up (kill -9, a lost machine) are found by
-//! their owner's session, not by age or pid: every run keeps one session open on the live
-//! database for its whole life, with `application_name` set to `pgward-validate shadow
-//! <shadow name>`, and creates the shadow on that very session. So while a shadow exists
-//! its creator's session exists, until the creator is gone; a database named
-//! `pgward_shadow_*` with no such session anywhere on the server is a leftover, and the
-//! next run drops it `WITH (FORCE)` (which also ends the dead run's statements still
-//! running in it, such as a slow migration the server has not noticed is orphaned). We
-//! chose this over the two simpler tests: a pid in the name says nothing about runs on
-//! other hosts (CI runners sharing a server) and pids are reused; "older than this run
-//! and unused per pg_stat_activity" waits out whatever a killed run left running in the
-//! shadow, and cannot tell an idle live run from a dead one. Only databases the role may
-//! drop (it is a member of the owner) are touched.
+//! Leftovers of runs that died without cleaning up (kill -9, a lost machine) are found as
+//! every database pgward makes for its work is (`pgward_shared::workdb`): the shadow is
+//! created on the run's live session, which stays open for the run's whole life, and marked
+//! with a comment naming that session. A `pgward_shadow_*` database so marked whose
+//! creating session is gone is a leftover, and the next run drops it `WITH (FORCE)`, which
+//! also ends the dead run's statements still running in it (a slow migration the server has
+//! not noticed is orphaned): a shadow holds nothing anyone needs. `pgward-report health`
+//! lists them with the other work databases. We chose the creating session over the two
+//! simpler tests: a pid in the name says nothing about runs on other hosts (CI runners
+//! sharing a server) and pids are reused; "older than this run and unused per
+//! pg_stat_activity" waits out whatever a killed run left running in the shadow, and cannot
+//! tell an idle live run from a dead one. Only databases the role may drop (it is a member
+//! of the owner) are touched, and an unmarked one never. The live session's
+//! `application_name`, `pgward-validate shadow <shadow name>`, tells people in
+//! `pg_stat_activity` which shadow it owns.
 
 use pgward_shared::codes::WarningCode;
 use pgward_shared::connect::dburl::ConnectionSettings;
@@ -29,12 +31,13 @@ use pgward_shared::error::{describe_pg_error, Error, Result};
 use pgward_shared::log;
 use pgward_shared::output::Context;
 use pgward_shared::sql::{quote_ident, quote_literal};
+use pgward_shared::workdb;
 
 /// Names of temporary shadow databases start with this; the prefix is pgward's.
 pub const SHADOW_PREFIX: &str = "pgward_shadow_";
 
-/// `application_name` of a run's live session, followed by its shadow's name: the mark
-/// that the shadow's creator is still running (see the module docs).
+/// `application_name` of a run's live session, followed by its shadow's name (see the
+/// module docs).
 const OWNER_TAG_PREFIX: &str = "pgward-validate shadow ";
 
 /// Objects cut off in the error about a non-empty `--shadow-url` database.
@@ -55,19 +58,12 @@ pub fn owner_tag(shadow: &str) -> String {
 /// Drops the shadow databases of earlier runs that died (see the module docs); returns
 /// their names. One that cannot be dropped is a warning, not a failure.
 pub fn drop_leftovers(ctx: &Context, client: &mut postgres::Client) -> Result<Vec<String>> {
-    let rows = client
-        .query(
-            "SELECT d.datname::text FROM pg_catalog.pg_database d \
-             WHERE d.datname LIKE 'pgward\\_shadow\\_%' AND pg_catalog.pg_has_role(d.datdba, 'MEMBER') \
-               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a \
-                               WHERE a.application_name = $1::text || d.datname::text) \
-             ORDER BY 1",
-            &[&OWNER_TAG_PREFIX],
-        )
-        .map_err(|e| Error::query("looking for shadow databases left by earlier runs", &e))?;
     let mut dropped = Vec::new();
-    for row in rows {
-        let name: String = row.get(0);
+    for found in workdb::find(client, SHADOW_PREFIX, true)? {
+        if !found.is_abandoned() || !found.droppable {
+            continue;
+        }
+        let name = found.name;
         match client.batch_execute(&drop_database_sql(&name)) {
             Ok(()) => {
                 log::info(&format!(
@@ -110,6 +106,11 @@ impl Shadow {
     /// database's credentials and schema. `live` must carry [`owner_tag`] of `name`.
     pub fn create(mut live: Session, name: &str) -> Result<Shadow> {
         let create_sql = create_database_sql(&mut live, name)?;
+        let what = format!(
+            "shadow database of pgward-validate drift on {}, dropped when it ends; once the session that created it is gone, the next drift drops it",
+            live.settings.dbname
+        );
+        let mark = workdb::Mark::new(&mut live.client, &what)?;
         live.client.batch_execute(&create_sql).map_err(|e| {
             Error::query(
                 format!(
@@ -127,6 +128,8 @@ impl Shadow {
             shadow: None,
             cleaned: false,
         };
+        // From here on, the guard drops it whatever happens.
+        mark.put(&mut shadow.live.client, name)?;
         shadow.shadow = Some(connect(&settings, "pgward-validate")?);
         log::info(&format!("created the shadow database {name}"));
         Ok(shadow)

@@ -38,11 +38,11 @@ pub(super) fn load_sql(
     let entry = manifest.file(SQL_FILE).ok_or_else(|| {
         crate::archive::verify::corrupt(&manifest.id, SQL_FILE, "not in the manifest")
     })?;
-    let (_, version) = pgtools::major_version("psql")?;
-    if !pgtools::has_restricted_mode(&version) {
+    let psql = pgtools::version("psql")?;
+    if !psql.has_restricted_mode() {
         return Err(Error::ExternalTool {
             tool: "psql".into(),
-            reason: format!("{version} has no restricted mode (\\restrict), so it would obey any meta-command a SQL backup holds"),
+            reason: format!("{} has no restricted mode (\\restrict), so it would obey any meta-command a SQL backup holds", psql.text),
             hint: format!("install a newer PostgreSQL client (13.22, 14.19, 15.14, 16.10, 17.6 or later) and put it first on PATH, or set {}", pgtools::BINDIR_ENV),
         });
     }

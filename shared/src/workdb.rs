@@ -1,116 +1,193 @@
 //! Databases pgward creates for its own work: the database a restore loads a new target
-//! under until it is complete, and `verify --deep`'s scratch database. Each carries a
-//! comment that marks it as pgward's, says what it is, and names the session that created
-//! it, so that one a killed run left behind is recognised (marked, no session on it, its
-//! creating session gone) and dropped by the next run, while a database pgward did not
-//! make is never touched. The creating session matters: a run's database has no session
+//! under until it is complete, `verify --deep`'s scratch database, and `validate drift`'s
+//! shadow. Each carries a comment ([`Mark`]) that marks it as pgward's, says what it is,
+//! and names the session that created it, so that one a killed run left behind is
+//! recognised (marked, its creating session gone) and dropped by the next run of its kind,
+//! `pgward-report health` lists every one ([`list`]), and a database pgward did not make is
+//! never touched. The creating session matters: a run's database may have no session
 //! between its creation and its loader's first connection, and another run's cleanup must
-//! not take it for a leftover then.
+//! not take it for a leftover then; and a run killed with `kill -9` may leave statements
+//! running in it that the server has not noticed are orphaned.
+//!
+//! The mark and what is read from it need no storage, so validate (built without it) uses
+//! them too; [`create`], which gives a restore's database the backup's encoding and
+//! locale, is behind the `storage` feature.
 
 use crate::archive::manifest::BackupManifest;
 use crate::error::{Error, Result};
 use crate::sql::{quote_ident, quote_literal};
 use serde::Serialize;
 
-use crate::archive::load;
-
 /// The start of the comment of every database pgward creates for its own work. Kept as
 /// it is across versions, so that a newer pgward recognises what an older one left.
 const MARK: &str = "pgward work in progress:";
 
-/// A database whose name matched, as found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
+/// A database pgward created for its work (or one whose name it would use), as found;
+/// `pgward-report health` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct WorkDatabase {
     /// Its name.
     pub name: String,
     /// Whether it carries pgward's mark.
+    #[serde(skip)]
     pub marked: bool,
+    /// What it is for, from its mark (empty without one).
+    pub what: String,
+    /// `pg_database_size`; none without the CONNECT privilege on it.
+    pub bytes: Option<i64>,
     /// Sessions connected to it.
     pub sessions: i64,
     /// Whether the session that created it (named in its mark) is still connected: the
     /// run that made it is alive.
     pub creator_running: bool,
+    /// Whether this session's role may drop it (a member of its owner).
+    #[serde(skip)]
+    pub droppable: bool,
 }
 
-impl Found {
-    /// Whether it is what an interrupted run left: pgward's, nobody on it, and the session
-    /// that created it gone.
+impl WorkDatabase {
+    /// Whether the run that made it is gone: pgward's, and the session that created it
+    /// gone. Statements of that run may still run in it (the server has not noticed their
+    /// client died).
+    pub fn is_abandoned(&self) -> bool {
+        self.marked && !self.creator_running
+    }
+
+    /// Whether it is what an interrupted run left, with nothing running in it: abandoned
+    /// and no session on it. (A mark of an older pgward names no creating session: then no
+    /// session on it is the only sign that its run is gone.)
     pub fn is_leftover(&self) -> bool {
-        self.marked && self.sessions == 0 && !self.creator_running
+        self.is_abandoned() && self.sessions == 0
     }
 }
 
 /// Whether the session named by a mark's `creating session PID:START_US` is connected,
-/// given the mark as `$N` of a query (false for marks without it, from older versions).
+/// given the mark as an expression of a query (false for marks without it, from older
+/// versions). A role that may not see another role's sessions in full reads their
+/// `backend_start` as NULL: then the pid alone decides, so that such a run is taken for
+/// alive rather than its database for a leftover.
 fn creator_running_sql(mark: &str) -> String {
     format!(
         "EXISTS (SELECT 1 FROM pg_stat_activity a \
                  WHERE a.pid::text = (regexp_match({mark}, 'creating session ([0-9]+):([0-9]+)'))[1] \
-                   AND floor(extract(epoch FROM a.backend_start) * 1000000)::bigint::text \
-                       = (regexp_match({mark}, 'creating session ([0-9]+):([0-9]+)'))[2])"
+                   AND (a.backend_start IS NULL \
+                        OR floor(extract(epoch FROM a.backend_start) * 1000000)::bigint::text \
+                           = (regexp_match({mark}, 'creating session ([0-9]+):([0-9]+)'))[2]))"
     )
 }
 
+/// The mark of a database `admin`'s session is about to create for pgward's work: `what`
+/// says what it is for and what becomes of it if the run dies. Read before the database is
+/// created, so that [`Mark::put`] right after `CREATE DATABASE` is one statement: a run
+/// killed between the two leaves an unmarked database, which no cleanup touches.
+pub struct Mark(String);
+
+impl Mark {
+    /// The mark naming `admin`'s session as the creator. That session must stay connected
+    /// while the run uses the database: its end is what says the run is gone.
+    pub fn new(admin: &mut postgres::Client, what: &str) -> Result<Mark> {
+        let creator = admin
+            .query_one(
+                "SELECT pg_backend_pid(), floor(extract(epoch FROM backend_start) * 1000000)::bigint \
+                 FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .map_err(|e| Error::query("reading this session's id", &e))?;
+        let (pid, start): (i32, i64) = (creator.get(0), creator.get(1));
+        Ok(Mark(format!(
+            "{MARK} {what} (started {}; creating session {pid}:{start})",
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        )))
+    }
+
+    /// Puts the mark on database `name`, which `admin`'s session has just created.
+    pub fn put(&self, admin: &mut postgres::Client, name: &str) -> Result<()> {
+        admin
+            .batch_execute(&format!(
+                "COMMENT ON DATABASE {} IS {}",
+                quote_ident(name),
+                quote_literal(&self.0)
+            ))
+            .map_err(|e| Error::query(format!("marking {name} as pgward's work in progress"), &e))
+    }
+}
+
 /// Creates database `name` with the backup's encoding and locale (see
-/// [`load::create_database`]) and marks it as pgward's work: `what` says what it is for
-/// and what becomes of it if the run dies.
+/// [`crate::archive::load::create_database`]) and marks it ([`Mark`]).
+#[cfg(feature = "storage")]
 pub fn create(
     admin: &mut postgres::Client,
     name: &str,
     manifest: &BackupManifest,
     what: &str,
 ) -> Result<()> {
-    // The session creating it, which stays connected until the run is done with it.
-    let creator = admin
-        .query_one(
-            "SELECT pg_backend_pid(), floor(extract(epoch FROM backend_start) * 1000000)::bigint \
-             FROM pg_stat_activity WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .map_err(|e| Error::query("reading this session's id", &e))?;
-    let (pid, start): (i32, i64) = (creator.get(0), creator.get(1));
-    load::create_database(admin, name, manifest)?;
-    let comment = format!(
-        "{MARK} {what} (started {}; creating session {pid}:{start})",
-        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
-    );
-    admin
-        .batch_execute(&format!(
-            "COMMENT ON DATABASE {} IS {}",
-            quote_ident(name),
-            quote_literal(&comment)
-        ))
-        .map_err(|e| Error::query(format!("marking {name} as pgward's work in progress"), &e))
+    let mark = Mark::new(admin, what)?;
+    crate::archive::load::create_database(admin, name, manifest)?;
+    mark.put(admin, name)
 }
 
-/// Databases whose name is `name`, or starts with it when `prefix` is true.
-pub fn find(admin: &mut postgres::Client, name: &str, prefix: bool) -> Result<Vec<Found>> {
+/// Databases whose name is `name`, or starts with it when `prefix` is true, marked or not.
+pub fn find(admin: &mut postgres::Client, name: &str, prefix: bool) -> Result<Vec<WorkDatabase>> {
+    query(
+        admin,
+        "datname = $2 OR ($3 AND starts_with(datname, $2))",
+        &[&name, &prefix],
+        "looking for databases an interrupted run left",
+    )
+}
+
+/// Every database on the server that carries pgward's mark, by name.
+pub fn list(admin: &mut postgres::Client) -> Result<Vec<WorkDatabase>> {
+    query(
+        admin,
+        "starts_with(shobj_description(oid, 'pg_database'), $1)",
+        &[],
+        "listing the databases pgward created for its work",
+    )
+}
+
+/// The databases `filter` (a condition on `pg_database d`; `$1` is [`MARK`], `params` are
+/// `$2`...) selects, by name.
+fn query(
+    admin: &mut postgres::Client,
+    filter: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+    doing: &str,
+) -> Result<Vec<WorkDatabase>> {
+    let comment = "shobj_description(d.oid, 'pg_database')";
+    let mut all: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&MARK];
+    all.extend_from_slice(params);
     let rows = admin
         .query(
             &format!(
-                "SELECT datname::text, coalesce(starts_with(shobj_description(oid, 'pg_database'), $3), false), \
-                        (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname), {} \
-                 FROM pg_database d \
-                 WHERE datname = $1 OR ($2 AND starts_with(datname, $1)) ORDER BY datname",
-                creator_running_sql("shobj_description(d.oid, 'pg_database')")
+                "SELECT datname::text, coalesce(starts_with({comment}, $1), false), \
+                        CASE WHEN starts_with({comment}, $1) THEN substr({comment}, length($1) + 2) ELSE '' END, \
+                        CASE WHEN has_database_privilege(oid, 'CONNECT') THEN pg_database_size(oid) END, \
+                        (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname), {}, \
+                        pg_has_role(datdba, 'MEMBER') \
+                 FROM pg_database d WHERE {filter} ORDER BY datname",
+                creator_running_sql(comment)
             ),
-            &[&name, &prefix, &MARK],
+            &all,
         )
-        .map_err(|e| Error::query("looking for databases an interrupted run left", &e))?;
+        .map_err(|e| Error::query(doing, &e))?;
     Ok(rows
         .iter()
-        .map(|r| Found {
+        .map(|r| WorkDatabase {
             name: r.get(0),
             marked: r.get(1),
-            sessions: r.get(2),
-            creator_running: r.get(3),
+            what: r.get(2),
+            bytes: r.get(3),
+            sessions: r.get(4),
+            creator_running: r.get(5),
+            droppable: r.get(6),
         })
         .collect())
 }
 
 /// Drops leftover `name` (no `FORCE`: a session that appeared since it was found makes
 /// this fail rather than end someone's work).
-pub fn drop_leftover(admin: &mut postgres::Client, found: &Found) -> Result<()> {
+pub fn drop_leftover(admin: &mut postgres::Client, found: &WorkDatabase) -> Result<()> {
     crate::log::info(&format!(
         "dropping {}, which an interrupted run left",
         found.name
@@ -321,47 +398,4 @@ mod tests {
             "'it''s, a list? no'"
         );
     }
-}
-
-/// A database pgward created for its work, as `pgward-report health` lists it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Listed {
-    /// Its name.
-    pub name: String,
-    /// What it is for, from its mark.
-    pub what: String,
-    /// `pg_database_size`; none without the CONNECT privilege on it.
-    pub bytes: Option<i64>,
-    /// Sessions connected to it.
-    pub sessions: i64,
-    /// Whether the session that created it is still connected. With no session on it and
-    /// its creator gone, the run that made it is gone.
-    pub creator_running: bool,
-}
-
-/// Every database on the server that carries pgward's mark, by name.
-pub fn list(admin: &mut postgres::Client) -> Result<Vec<Listed>> {
-    let rows = admin
-        .query(
-            &format!(
-                "SELECT datname::text, substr(shobj_description(oid, 'pg_database'), length($1) + 2), \
-                        CASE WHEN has_database_privilege(oid, 'CONNECT') THEN pg_database_size(oid) END, \
-                        (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname), {} \
-                 FROM pg_database d \
-                 WHERE starts_with(shobj_description(oid, 'pg_database'), $1) ORDER BY datname",
-                creator_running_sql("shobj_description(d.oid, 'pg_database')")
-            ),
-            &[&MARK],
-        )
-        .map_err(|e| Error::query("listing the databases pgward created for its work", &e))?;
-    Ok(rows
-        .iter()
-        .map(|r| Listed {
-            name: r.get(0),
-            what: r.get(1),
-            bytes: r.get(2),
-            sessions: r.get(3),
-            creator_running: r.get(4),
-        })
-        .collect())
 }
