@@ -2,21 +2,19 @@
 //! verify, prune.
 
 use chrono::Utc;
-use pgward_shared::archive::manifest::{
-    ManifestLargeObjects, VerificationRecord, LARGE_OBJECTS_FILE, VERIFIED_FILE,
-};
+use pgward_shared::archive::manifest::{VerificationRecord, LARGE_OBJECTS_FILE, VERIFIED_FILE};
 use pgward_shared::archive::sources::source_in_use;
 use pgward_shared::codes::WarningCode;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Exit, Result};
 use pgward_shared::output::{Context, Failure, Outcome, VERSION};
 use pgward_shared::storage::{open_storage, S3Options, Storage};
-use serde::Serialize;
 
 use pgward_shared::archive::inventory;
 use pgward_shared::archive::load::{self, LoadOptions, LoadReport};
 use pgward_shared::archive::prune::{prune, PruneRules};
-use pgward_shared::archive::verify::{check_files, require_all_ok, Depth, FileCheck};
+use pgward_shared::archive::results::{BackupPlan, PlannedTable, VerifyResult};
+use pgward_shared::archive::verify::{check_files, require_all_ok, Depth};
 use pgward_shared::archive::write::{dump, DumpOptions};
 use pgward_shared::workdb;
 
@@ -84,43 +82,6 @@ pub fn list(ctx: &Context, from: Option<&str>, args: &S3Options) -> Result<Outco
         &result.damaged,
     ));
     Ok(Outcome::ok(result))
-}
-
-/// backup's `result` with `--dry-run`: what a backup would write.
-#[derive(Debug, Serialize)]
-pub struct BackupPlan {
-    /// Always true: nothing was written.
-    pub dry_run: bool,
-    /// The location it would write to.
-    pub location: String,
-    /// The tables it would back up.
-    pub tables: Vec<PlannedTable>,
-    /// Their size in all.
-    pub bytes: u64,
-    /// The database's large objects (or that they would be left out).
-    pub large_objects: ManifestLargeObjects,
-}
-
-/// One table of a [`BackupPlan`].
-#[derive(Debug, Serialize)]
-pub struct PlannedTable {
-    /// `schema.table`.
-    pub table: String,
-    /// Its size.
-    pub bytes: u64,
-}
-
-/// verify's `result`.
-#[derive(Debug, Serialize)]
-pub struct VerifyResult {
-    /// The backup.
-    pub id: String,
-    /// Files checked.
-    pub files: Vec<FileCheck>,
-    /// Whether a scratch restore was part of it.
-    pub deep: bool,
-    /// The scratch restore, with `--deep`.
-    pub restore: Option<LoadReport>,
 }
 
 /// `verify`.

@@ -7,11 +7,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use pgward_shared::audit::{AuditEntry, AuditReport};
 use pgward_shared::codes::WarningCode;
 use pgward_shared::config::parse_duration;
 use pgward_shared::error::Error;
 use pgward_shared::output::{Context, Failure, Outcome};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// audit's filters: its flags, parsed straight into them.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -55,48 +56,6 @@ struct AuditLineOutcome {
     error: Option<String>,
     #[serde(default)]
     duration_ms: Option<u64>,
-}
-
-/// One entry of the report: an audit line, flat.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditEntry {
-    /// When the command ran.
-    pub at: DateTime<Utc>,
-    /// The binary (`migrate`, `backup`, ...).
-    pub tool: String,
-    /// Its command.
-    pub command: String,
-    /// Whether it succeeded.
-    pub ok: Option<bool>,
-    /// Its exit code.
-    pub exit_code: Option<i32>,
-    /// The error code, when it failed.
-    pub error: Option<String>,
-    /// How long it ran.
-    pub duration_ms: Option<u64>,
-    /// The database (redacted URL) or backup location.
-    pub target: Option<String>,
-    /// The OS user.
-    pub os_user: Option<String>,
-    /// The database role.
-    pub db_user: Option<String>,
-    /// The arguments (redacted), joined.
-    pub args: String,
-}
-
-/// audit's `result`.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditReport {
-    /// The audit log.
-    pub path: String,
-    /// Lines in the file.
-    pub lines: usize,
-    /// Entries that pass the filters.
-    pub matching: usize,
-    /// The newest of them, newest first (at most `--limit`).
-    pub entries: Vec<AuditEntry>,
-    /// Line numbers that are not audit lines.
-    pub invalid_lines: Vec<usize>,
 }
 
 /// Runs audit.

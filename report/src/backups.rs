@@ -8,71 +8,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use pgward_shared::archive::inventory::{self, ListedBackup};
-use pgward_shared::archive::sources::{choose_source, source_in_use, BackupSource};
+use pgward_shared::archive::results::{BackupRow, BackupsReport, NewestBackup};
+use pgward_shared::archive::sources::{choose_source, source_in_use};
 use pgward_shared::codes::WarningCode;
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::storage::open_storage;
 use pgward_shared::storage::S3Options;
-use serde::Serialize;
-
-/// A backup with its age and the gap to the one before it.
-#[derive(Debug, Clone, Serialize)]
-pub struct BackupRow {
-    /// The inventory entry.
-    #[serde(flatten)]
-    pub backup: ListedBackup,
-    /// Seconds between its snapshot and the report.
-    pub age_s: f64,
-    /// Seconds since the backup before it (none for the oldest).
-    pub since_previous_s: Option<f64>,
-}
-
-/// The newest backup, in brief.
-#[derive(Debug, Clone, Serialize)]
-pub struct NewestBackup {
-    /// Its id.
-    pub id: String,
-    /// When its snapshot was taken.
-    pub created_at: DateTime<Utc>,
-    /// How old it is.
-    pub age_s: f64,
-    /// Its size.
-    pub size_bytes: u64,
-    /// How long it took.
-    pub duration_s: f64,
-    /// Whether `verify` has checked it.
-    pub verified: bool,
-}
-
-/// backups' `result`.
-#[derive(Debug, Clone, Serialize)]
-pub struct BackupsReport {
-    /// The location.
-    pub location: String,
-    /// When the inventory was read (ages are counted to this moment).
-    pub checked_at: DateTime<Utc>,
-    /// `--max-age`.
-    pub max_age_s: f64,
-    /// Whether the newest backup is older than `--max-age` (or there is none).
-    pub too_old: bool,
-    /// Complete backups.
-    pub count: usize,
-    /// Of them, verified.
-    pub verified_count: usize,
-    /// Their total size.
-    pub total_bytes: u64,
-    /// The newest backup.
-    pub newest: Option<NewestBackup>,
-    /// The newest verified backup (the one to trust for a restore).
-    pub newest_verified: Option<NewestBackup>,
-    /// Every complete backup, newest first.
-    pub backups: Vec<BackupRow>,
-    /// Leftovers of interrupted runs (not backups).
-    pub incomplete: Vec<String>,
-    /// The database and environment reported on: the URL's (and `--env`'s), or the only
-    /// one the location holds backups of. Backups of others are not counted.
-    pub source: Option<BackupSource>,
-}
 
 /// Runs backups.
 pub fn backups(

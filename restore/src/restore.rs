@@ -12,7 +12,7 @@
 
 use pgward_shared::archive::inventory;
 use pgward_shared::archive::large_objects;
-use pgward_shared::archive::load::{self, LoadOptions, LoadReport};
+use pgward_shared::archive::load::{self, LoadOptions};
 use pgward_shared::archive::manifest::{BackupFormat, LARGE_OBJECTS_FILE};
 use pgward_shared::archive::sources::BackupSource;
 use pgward_shared::archive::verify::{self, check_files, require_all_ok, restore_depth, Depth};
@@ -25,9 +25,9 @@ use pgward_shared::log;
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::storage::{self, Location, S3Options};
 use pgward_shared::workdb;
-use serde::Serialize;
 
 use crate::target;
+use pgward_shared::archive::results::RestoreResult;
 
 /// restore's options: the flags of `pgward-restore`, parsed straight into the engine's
 /// options.
@@ -82,42 +82,6 @@ impl RestoreOptions {
     pub fn given(&self) -> bool {
         *self != RestoreOptions::default()
     }
-}
-
-/// restore's `result`.
-#[derive(Debug, Serialize)]
-pub struct RestoreResult {
-    /// The backup restored.
-    pub backup: String,
-    /// The database (and environment) it is a backup of.
-    pub source: BackupSource,
-    /// Whether that is another database than the target (or another environment than the
-    /// selected one): allowed only for a backup named by its id, never one `latest` or
-    /// `--before-migration` picked, and always stated here and in a warning.
-    pub other_database: bool,
-    /// Where it came from.
-    pub location: String,
-    /// The database restored into.
-    pub target_db: String,
-    /// Whether the target was created.
-    pub created: bool,
-    /// Whether an existing target was replaced.
-    pub replaced: bool,
-    /// The safety backup of the replaced target.
-    pub safety_backup: Option<String>,
-    /// Files whose checksums were verified (with `while_loading`, the data files count
-    /// once loaded).
-    pub verified_files: usize,
-    /// How they were read before the target was touched: `decode` (checksums and
-    /// decompression), `checksums` (a passing `pgward-backup verify` of the same manifest
-    /// had decompressed them), or `while_loading` (a new target: the data files were
-    /// checked and decompressed as they loaded into the database renamed to the target
-    /// only once all matched; the other files first).
-    pub verify_depth: Depth,
-    /// Whether nothing was changed.
-    pub dry_run: bool,
-    /// The load, per table and phase.
-    pub load: Option<LoadReport>,
 }
 
 /// Runs restore.

@@ -6,6 +6,9 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
 use crate::output::Envelope;
 
 /// What an audited command changed: a database (redacted URL) or a backup location.
@@ -68,4 +71,46 @@ pub fn os_user() -> String {
             .to_string_lossy()
             .into_owned()
     }
+}
+
+/// One entry of the report: an audit line, flat.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    /// When the command ran.
+    pub at: DateTime<Utc>,
+    /// The binary (`migrate`, `backup`, ...).
+    pub tool: String,
+    /// Its command.
+    pub command: String,
+    /// Whether it succeeded.
+    pub ok: Option<bool>,
+    /// Its exit code.
+    pub exit_code: Option<i32>,
+    /// The error code, when it failed.
+    pub error: Option<String>,
+    /// How long it ran.
+    pub duration_ms: Option<u64>,
+    /// The database (redacted URL) or backup location.
+    pub target: Option<String>,
+    /// The OS user.
+    pub os_user: Option<String>,
+    /// The database role.
+    pub db_user: Option<String>,
+    /// The arguments (redacted), joined.
+    pub args: String,
+}
+
+/// audit's `result`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditReport {
+    /// The audit log.
+    pub path: String,
+    /// Lines in the file.
+    pub lines: usize,
+    /// Entries that pass the filters.
+    pub matching: usize,
+    /// The newest of them, newest first (at most `--limit`).
+    pub entries: Vec<AuditEntry>,
+    /// Line numbers that are not audit lines.
+    pub invalid_lines: Vec<usize>,
 }

@@ -299,3 +299,39 @@ pub struct DriftResult {
     /// Objects compared, by kind.
     pub compared: BTreeMap<&'static str, usize>,
 }
+
+/// One item of the checklist.
+#[derive(Debug, Serialize)]
+pub struct PreflightCheck {
+    /// Stable name (`connectable`, `advisory-lock-free`, ...).
+    pub name: String,
+    /// `pass`, `fail` or `skip`.
+    pub status: CheckStatus,
+    /// What was seen.
+    pub detail: String,
+    /// What to do when it fails.
+    pub fix: Option<String>,
+}
+
+/// The outcome of one checklist item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    /// All good.
+    Pass,
+    /// Must be fixed before migrating.
+    Fail,
+    /// Could not be checked (nothing configured); a warning.
+    Skip,
+}
+
+/// preflight's `result`.
+#[derive(Debug, Serialize)]
+pub struct PreflightResult {
+    /// The checklist, in order.
+    pub checks: Vec<PreflightCheck>,
+    /// The failed and skipped items as findings (for `--format github`).
+    pub findings: Vec<Finding>,
+    /// Counts by severity.
+    pub totals: Totals,
+}

@@ -8,21 +8,17 @@
 //!
 //! | command | `result` type |
 //! |---|---|
-//! | `pgward-migrate deploy` | `DeployResult` (`migrate/src/deploy.rs`) |
-//! | `pgward-migrate status` | `StatusResult` (`migrate/src/status.rs`), with [`crate::migrations::state::MigrationState`] |
-//! | `pgward-migrate resolve` | `ResolveResult` (`migrate/src/resolve.rs`) |
-//! | `pgward-migrate rollback` | `RollbackResult`; refused: `RollbackRefused` (`migrate/src/rollback.rs`) |
-//! | `pgward-migrate new` / `seed` | `NewResult` (`migrate/src/new.rs`) / `SeedResult` (`migrate/src/seed.rs`) |
-//! | `pgward-backup backup` | `archive::write::DumpResult`; `--dry-run`: `BackupPlan` (`backup/src/commands.rs`) |
-//! | `pgward-backup list` | `archive::inventory::ListResult` |
-//! | `pgward-backup verify` | `VerifyResult` (`backup/src/commands.rs`) |
+//! | `pgward-migrate deploy` / `status` / `resolve` / `rollback` (refused: `RollbackRefused`) / `new` / `seed` | `DeployResult`, `StatusResult`, `ResolveResult`, `RollbackResult`, `NewResult`, `SeedResult` in [`crate::migrations::results`] |
+//! | `pgward-backup backup` | `archive::write::DumpResult`; `--dry-run`: `archive::results::BackupPlan` |
+//! | `pgward-backup list` | `archive::inventory::ListResult` (read back by other binaries as [`crate::archive::sources::Listing`]) |
+//! | `pgward-backup verify` | `archive::results::VerifyResult` |
 //! | `pgward-backup prune` | `archive::prune::PruneResult` |
-//! | `pgward-restore` | `RestoreResult` (`restore/src/restore.rs`) |
-//! | `pgward-validate lint` / `schema` / `data` / `preflight` | `LintResult`, `SchemaResult`, `DataResult`, `PreflightResult` (`validate/src/`), each with [`crate::findings::Finding`]s |
-//! | `pgward-validate drift` | `DriftResult` (`validate/src/drift/mod.rs`) |
+//! | `pgward-restore` | `archive::results::RestoreResult` |
+//! | `pgward-validate lint` / `schema` / `data` / `preflight` / `drift` | `LintResult`, `SchemaResult`, `DataResult`, `PreflightResult`, `DriftResult` in [`crate::findings`], each with [`crate::findings::Finding`]s |
 //! | `pgward-report migrations` | [`crate::migrations::report::MigrationsReport`] |
 //! | `pgward-report health` | [`crate::health::HealthReport`] |
-//! | `pgward-report backups` / `audit` | `BackupsReport` (`report/src/backups.rs`) / `AuditReport` (`report/src/audit.rs`) |
+//! | `pgward-report backups` / `audit` | `archive::results::BackupsReport` / [`crate::audit::AuditReport`] |
+//! | `pgward-report settings` / `app-health` / `notify` | JSON values built in [`crate::workflow`] (not yet typed structs) |
 //!
 //! `pgward-report render` has no result of its own: it prints the document it reads.
 

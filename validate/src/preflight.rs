@@ -23,10 +23,10 @@ use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::MigrationsFolder;
 use pgward_shared::output::{Context, Failure, Outcome, ReadEnvelope};
 use pgward_shared::pgtools;
-use serde::Serialize;
 
 use crate::schema::finish;
 use pgward_shared::findings::Totals;
+use pgward_shared::findings::{CheckStatus, PreflightCheck, PreflightResult};
 use pgward_shared::findings::{Finding, Location, Severity};
 
 /// Oldest PostgreSQL major version pgward supports (docs/contract.md: 13 and newer).
@@ -47,42 +47,6 @@ pub struct PreflightOptions {
     // Warnings (skipped checks) fail the run (exit 3).
     #[arg(long, help = STRICT_HELP)]
     pub strict: bool,
-}
-
-/// One item of the checklist.
-#[derive(Debug, Serialize)]
-pub struct PreflightCheck {
-    /// Stable name (`connectable`, `advisory-lock-free`, ...).
-    pub name: String,
-    /// `pass`, `fail` or `skip`.
-    pub status: CheckStatus,
-    /// What was seen.
-    pub detail: String,
-    /// What to do when it fails.
-    pub fix: Option<String>,
-}
-
-/// The outcome of one checklist item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckStatus {
-    /// All good.
-    Pass,
-    /// Must be fixed before migrating.
-    Fail,
-    /// Could not be checked (nothing configured); a warning.
-    Skip,
-}
-
-/// preflight's `result`.
-#[derive(Debug, Serialize)]
-pub struct PreflightResult {
-    /// The checklist, in order.
-    pub checks: Vec<PreflightCheck>,
-    /// The failed and skipped items as findings (for `--format github`).
-    pub findings: Vec<Finding>,
-    /// Counts by severity.
-    pub totals: Totals,
 }
 
 struct Checklist(Vec<PreflightCheck>);

@@ -377,7 +377,7 @@ const MAX_NAME_BYTES: usize = 255;
 
 /// Checks a backup id, the one name a backup is addressed by (its folder or S3 prefix):
 /// ASCII letters, digits, `_`, `-` and `.`, not beginning with `.` or `-`, at most
-/// [`MAX_NAME_BYTES`]. pgward's own ids use only `[A-Za-z0-9_-]`; anything else (`..`,
+/// `MAX_NAME_BYTES`. pgward's own ids use only `[A-Za-z0-9_-]`; anything else (`..`,
 /// `/`, an absolute path, a space, a NUL) could reach outside the location when joined to
 /// it, so every reader and every storage call refuses it. The problem, if any.
 pub fn check_id(id: &str) -> std::result::Result<(), String> {

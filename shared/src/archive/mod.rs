@@ -22,6 +22,8 @@ pub mod load;
 pub mod manifest;
 #[cfg(feature = "storage")]
 pub mod prune;
+#[cfg(feature = "storage")]
+pub mod results;
 pub mod sources;
 #[cfg(feature = "storage")]
 pub mod verify;
