@@ -6,12 +6,20 @@
 
 use std::io::Read;
 
+use crate::archive::inventory;
+use crate::archive::load::{self, LoadOptions, LoadReport};
 use crate::archive::manifest::{
-    BackupManifest, ManifestFile, VerificationRecord, SQL_FILE, VERIFIED_FILE,
+    BackupManifest, ManifestFile, VerificationRecord, LARGE_OBJECTS_FILE, SQL_FILE, VERIFIED_FILE,
 };
-use crate::error::{Error, Result};
+use crate::archive::results::VerifyResult;
+use crate::archive::sources::source_in_use;
+use crate::codes::WarningCode;
+use crate::error::{Error, Exit, Result};
+use crate::output::{Context, Failure, VERSION};
 use crate::progress::{Counted, Progress};
 use crate::storage::{HashingReader, Storage};
+use crate::workdb;
+use chrono::Utc;
 use serde::Serialize;
 
 /// The outcome for one file.
@@ -230,4 +238,152 @@ pub fn read_checked(
 
 fn hex_sha256(bytes: &[u8]) -> String {
     crate::migrations::checksum(bytes)
+}
+
+/// `pgward-backup verify` of backup `id` (an id or `latest`, among the backups of the
+/// database in use): every file's checksum and decompression, with `deep` a restore into a
+/// scratch database whose row counts must match; when all pass, `verified.json` records
+/// it with the SHA-256 of the manifest checked. A backup that fails on its integrity loses
+/// an earlier record.
+pub fn verify_backup(
+    ctx: &Context,
+    storage: &dyn Storage,
+    id: &str,
+    deep: bool,
+    jobs: usize,
+) -> std::result::Result<VerifyResult, Failure> {
+    let id = inventory::resolve_id(storage, id, source_in_use(ctx))?;
+    // A manifest that cannot be trusted (unreadable, naming places outside its backup, or
+    // not the one an earlier verify recorded) fails here. One altered after a verify keeps
+    // its verified.json: the record is the evidence that the manifest changed, and
+    // removing it would let the next verify accept the altered manifest.
+    if let Err(e) = inventory::read_backup(storage, &id) {
+        if !inventory::altered_after_verify(storage, &id) {
+            forget_verification(ctx, storage, &id);
+        }
+        return Err(e.into());
+    }
+    let checked = check_and_record(ctx, storage, &id, deep, jobs);
+    if let Err(failure) = &checked {
+        if failure.error.exit() == Exit::Integrity {
+            forget_verification(ctx, storage, &id);
+        }
+    }
+    checked
+}
+
+/// verify's checks of backup `id` (and with `deep` the scratch restore); when every one
+/// passes, `verified.json` records them with the SHA-256 of the manifest they checked.
+fn check_and_record(
+    ctx: &Context,
+    storage: &dyn Storage,
+    id: &str,
+    deep: bool,
+    jobs: usize,
+) -> std::result::Result<VerifyResult, Failure> {
+    let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(storage, id)?;
+    if let Some(problem) = crate::archive::large_objects::inconsistency(&manifest) {
+        return Err(corrupt(id, LARGE_OBJECTS_FILE, problem).into());
+    }
+    crate::log::info(&format!("verifying {} files of {id}", manifest.files.len()));
+    let files = check_files(
+        storage,
+        id,
+        &manifest.files.iter().collect::<Vec<_>>(),
+        jobs,
+        Depth::Decode,
+    )?;
+    let mut result = VerifyResult {
+        id: id.to_string(),
+        files,
+        deep,
+        restore: None,
+    };
+    if let Err(e) = require_all_ok(id, &result.files) {
+        return Err(Failure::with_result(e, &result));
+    }
+    if deep {
+        let db = ctx.database()?;
+        result.restore = Some(
+            deep_restore(&db, storage, &manifest, jobs)
+                .map_err(|e| Failure::with_result(e, &result))?,
+        );
+    }
+    let record = VerificationRecord {
+        verified_at: Utc::now(),
+        deep,
+        tool_version: VERSION.to_string(),
+        manifest_sha256: Some(manifest_sha256),
+    };
+    storage.write_small(
+        id,
+        VERIFIED_FILE,
+        &serde_json::to_vec_pretty(&record).unwrap_or_default(),
+    )?;
+    Ok(result)
+}
+
+/// A backup that fails a verify on its integrity (exit 5: a file or the `--deep` row
+/// counts) is no longer "verified", whatever an earlier verify wrote: `list`,
+/// `prune` (which keeps the newest verified backup) and restore (which trusts a
+/// record of this manifest) read `verified.json`.
+fn forget_verification(ctx: &Context, storage: &dyn Storage, id: &str) {
+    if let Err(e) = storage.delete_small(id, VERIFIED_FILE) {
+        ctx.warn(
+            WarningCode::VerificationRecordKept,
+            format!("{id} failed verification, but its earlier {VERIFIED_FILE} could not be removed ({e}); remove it by hand"),
+        );
+    }
+}
+
+/// The name of every scratch database of `verify --deep` begins with this.
+const SCRATCH_PREFIX: &str = "pgward_verify_";
+
+/// Restores into a scratch database on the same server, compares row counts (the loader
+/// does), and drops it again whatever happens.
+fn deep_restore(
+    db: &crate::connect::dburl::ConnectionSettings,
+    storage: &dyn Storage,
+    manifest: &crate::archive::manifest::BackupManifest,
+    jobs: usize,
+) -> Result<LoadReport> {
+    let scratch = format!(
+        "{SCRATCH_PREFIX}{}_{}",
+        std::process::id(),
+        Utc::now().format("%H%M%S")
+    );
+    let mut admin = crate::connect::connect(db, "pgward-backup")?;
+    // Scratch databases of killed runs (marked, nobody on them) go first; another deep
+    // verify running beside this one keeps its own.
+    for found in workdb::find(&mut admin.client, SCRATCH_PREFIX, true)? {
+        if found.is_leftover() {
+            workdb::drop_leftover(&mut admin.client, &found)?;
+        }
+    }
+    workdb::create(
+        &mut admin.client,
+        &scratch,
+        manifest,
+        &format!(
+            "scratch database of pgward-backup verify --deep of backup {}, dropped when it ends; with no session on it, that verify was interrupted, and the next verify --deep drops it",
+            manifest.id
+        ),
+    )?;
+    crate::log::info(&format!(
+        "restoring {} into scratch database {scratch}",
+        manifest.id
+    ));
+    let loaded = load::load(
+        storage,
+        manifest,
+        &db.with_database(&scratch),
+        &LoadOptions {
+            jobs,
+            ..Default::default()
+        },
+    );
+    let dropped = load::drop_database(&mut admin.client, &scratch);
+    let report = loaded?;
+    dropped?;
+    Ok(report)
 }
