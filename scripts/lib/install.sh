@@ -56,7 +56,17 @@ pgw_install() {
     PGWARD_WEED=$PWD/$venv/bin/weed
     export PGWARD_WEED
   fi
-  PATH=$(printf %s "$PATH" | tr ':' '\n' | while read -r d; do [ -x "$d/protoc" ] || printf '%s:' "$d"; done)
-  PATH=${PATH%:}
+  pgw_without_protoc
+}
+
+# pgw_without_protoc: PATH without the folders that hold a protoc, every other folder kept
+# in order, the last one too (bash builtins only, so it works whatever PATH holds).
+pgw_without_protoc() {
+  local dirs=() kept=() d
+  IFS=: read -ra dirs <<<"$PATH"
+  for d in "${dirs[@]}"; do
+    [ -x "$d/protoc" ] || kept+=("$d")
+  done
+  PATH=$(IFS=:; printf '%s' "${kept[*]}")
   export PATH
 }

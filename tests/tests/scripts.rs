@@ -1432,3 +1432,27 @@ fn the_installer_pins_the_harness_seaweedfs_version() {
         pgward_tests::WEED_VERSION
     );
 }
+
+/// `.ci/run`, `scripts/test.sh` and `scripts/demo.sh` each take protoc off PATH in turn;
+/// each pass must keep every other folder, the last one too. A filter that dropped PATH's
+/// last folder on every pass left the demo, three passes deep in CI, without /usr/bin.
+#[test]
+fn taking_protoc_off_path_keeps_every_other_folder_however_often_it_runs() {
+    let root = pgward_tests::temp_dir("protoc_path_");
+    let with_protoc = root.path().join("with-protoc");
+    std::fs::create_dir(&with_protoc).expect("a folder");
+    let protoc = with_protoc.join("protoc");
+    std::fs::write(&protoc, "#!/bin/sh\n").expect("a fake protoc");
+    std::fs::set_permissions(&protoc, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let path = format!("/x/a:{}:/x/b:/x/last", with_protoc.display());
+    let installer = workspace_root().join("scripts/lib/install.sh");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#". "$1"; PATH=$2; for _ in 1 2 3 4; do pgw_without_protoc; done; printf %s "$PATH""#)
+        .args(["bash", pgward_tests::path_str(&installer), &path])
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "/x/a:/x/b:/x/last");
+}
