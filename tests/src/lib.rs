@@ -52,5 +52,5 @@ pub use run::{
     Output, RUN_TIMEOUT,
 };
 pub use s3::{s3, S3Server, S3_REGION, WEED_ENV, WEED_VERSION};
-pub use script::{bin_dir, run_script, RunningScript, SCRIPT_TIMEOUT};
+pub use script::{bin_dir, in_its_own_terminal_group, run_script, RunningScript, SCRIPT_TIMEOUT};
 pub use webhook::webhook;

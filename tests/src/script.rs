@@ -37,6 +37,24 @@ pub struct RunningScript {
     stderr: std::thread::JoinHandle<String>,
 }
 
+/// Starts `command` in a process group of its own, with SIGINT and SIGQUIT at their
+/// defaults, as a shell on a terminal starts a foreground job, so that a test's Ctrl-C
+/// reaches it as a user's would. Without the reset, a test run started as a background
+/// job (`cargo test &`, a CI runner that ignores SIGINT) passes the ignored SIGINT on, and
+/// bash cannot trap a signal ignored on entry.
+pub fn in_its_own_terminal_group(command: &mut Command) -> &mut Command {
+    command.process_group(0);
+    // SAFETY: between fork and exec only async-signal-safe calls are allowed; signal(2)
+    // is one, and nothing is allocated.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        })
+    }
+}
+
 impl RunningScript {
     /// Starts `scripts/SCRIPT ARGS` as [`run_script`] does, without waiting for it.
     pub fn start(dir: &Path, script: &str, args: &[&str], envs: &[(&str, &str)]) -> RunningScript {
@@ -53,8 +71,8 @@ impl RunningScript {
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+            .stderr(Stdio::piped());
+        in_its_own_terminal_group(&mut command);
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("could not start {command:?}: {e}"));

@@ -912,11 +912,11 @@ fn maintenance_logs_its_run_and_a_log_dir_it_cannot_write_is_a_warning() {
 
 #[test]
 fn ctrl_c_during_a_hook_stops_the_hook_and_the_deploy() {
-    use std::os::unix::process::CommandExt;
     let db = cluster().create_database();
     let url = db.url();
     let dir = project("pre_deploy = \"echo $$ > hook.pid; sleep 30; touch late\"\n");
-    let mut child = Command::new("bash")
+    let mut command = Command::new("bash");
+    command
         .arg(workspace_root().join("scripts/migrate.sh"))
         .args(["deploy", "dev", "--no-drift"])
         .current_dir(dir.path())
@@ -927,8 +927,8 @@ fn ctrl_c_during_a_hook_stops_the_hook_and_the_deploy() {
         .env("DEV_DATABASE_URL", &url)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .process_group(0)
+        .stderr(Stdio::null());
+    let mut child = pgward_tests::in_its_own_terminal_group(&mut command)
         .spawn()
         .expect("the script starts");
     let pid_file = dir.path().join("hook.pid");
