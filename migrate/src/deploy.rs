@@ -23,15 +23,7 @@ use pgward_shared::migrations::engine::{
 use pgward_shared::migrations::lock::with_migration_lock;
 use pgward_shared::migrations::results::{DeployResult, DeployedMigration};
 use pgward_shared::migrations::trace::{over_budget, summarize, OverBudget, ScriptTrace, Tracer};
-
-/// `250 ms`, `5.0 s`.
-fn budget_text(budget: Duration) -> String {
-    if budget < Duration::from_secs(1) {
-        format!("{} ms", budget.as_millis())
-    } else {
-        format!("{:.1} s", budget.as_secs_f64())
-    }
-}
+use pgward_shared::render::human_seconds;
 
 /// One stderr line per relation a traced migration locked in a way that blocks writes.
 fn log_trace(name: &str, trace: &ScriptTrace) {
@@ -41,16 +33,12 @@ fn log_trace(name: &str, trace: &ScriptTrace) {
         .filter(|r| r.strongest.blocks_writes())
     {
         log::info(&format!(
-            "{name}: {} on {} held {:.1} ms{}; blocks {}",
+            "{name}: {} on {} held {}{}; blocks {}",
             r.strongest.name(),
             r.relation,
-            r.held_ms,
+            human_seconds(r.held_ms / 1000.0),
             if r.rewritten { " (rewritten)" } else { "" },
-            if r.strongest.blocks_reads() {
-                "reads and writes"
-            } else {
-                "writes"
-            }
+            r.blocks.words()
         ));
     }
 }
@@ -232,7 +220,11 @@ fn deploy_locked(
         for o in &over {
             ctx.warn(
                 WarningCode::LockOverBudget,
-                format!("{}, over the {} budget", o.line(), budget_text(budget)),
+                format!(
+                    "{}, over the {} budget",
+                    o.line(),
+                    human_seconds(budget.as_secs_f64())
+                ),
             );
         }
         let attention = !over.is_empty();

@@ -122,6 +122,17 @@ pub enum Blocks {
     ReadsAndWrites,
 }
 
+impl Blocks {
+    /// In words: `reads and writes`, `writes`, `nothing`.
+    pub fn words(self) -> &'static str {
+        match self {
+            Blocks::ReadsAndWrites => "reads and writes",
+            Blocks::Writes => "writes",
+            Blocks::Nothing => "nothing",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Blocks, LockMode, ALL};

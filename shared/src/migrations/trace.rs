@@ -30,6 +30,7 @@ use serde::Serialize;
 
 use crate::error::SqlPosition;
 use crate::locks::{Blocks, LockMode};
+use crate::render::{human_bytes, human_seconds};
 
 /// How often the observer samples the locks of a statement run outside a transaction.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(10);
@@ -466,36 +467,17 @@ impl OverBudget {
         let rewrite = self
             .rewrite
             .as_ref()
-            .map(|r| format!(" (rewrite of {})", human_bytes(r.bytes)))
+            .map(|r| format!(" (rewrite of {})", human_bytes(r.bytes as f64)))
             .unwrap_or_default();
-        let blocks = match self.lock.blocks {
-            Blocks::ReadsAndWrites => "reads and writes",
-            Blocks::Writes => "writes",
-            Blocks::Nothing => "nothing",
-        };
+        let blocks = self.lock.blocks.words();
         format!(
-            "{}:{}: {statement} holds {} on {} for {:.1} s{rewrite}; blocks {blocks}",
+            "{}:{}: {statement} holds {} on {} for {}{rewrite}; blocks {blocks}",
             self.file,
             self.position.line,
             self.lock.mode.name(),
             self.lock.relation,
-            self.lock.held_ms / 1000.0,
+            human_seconds(self.lock.held_ms / 1000.0),
         )
-    }
-}
-
-fn human_bytes(bytes: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

@@ -24,7 +24,7 @@ pub fn bytes(n: f64) -> String {
 }
 
 /// `0.412` → `412 ms`, `3725` → `1 h 2 min`.
-pub(crate) fn seconds(s: f64) -> String {
+pub fn seconds(s: f64) -> String {
     let sign = if s < 0.0 { "-" } else { "" };
     let s = s.abs();
     let text = if s < 1.0 {

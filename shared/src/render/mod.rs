@@ -29,7 +29,7 @@ use crate::migrations::report::MigrationsReport;
 use crate::output::{Envelope, ErrorBody, Warning};
 
 pub use github::render_github_annotations;
-pub use human::bytes as human_bytes;
+pub use human::{bytes as human_bytes, seconds as human_seconds};
 pub use text::render_text;
 
 /// The result of a document whose command the renderers know, read once into its typed
