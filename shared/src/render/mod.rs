@@ -30,7 +30,7 @@ use crate::output::{Envelope, ErrorBody, Warning};
 
 pub use github::render_github_annotations;
 pub use human::{bytes as human_bytes, seconds as human_seconds};
-pub use text::render_text;
+pub use text::{render_text, render_text_styled, TextStyle};
 
 /// The result of a document whose command the renderers know, read once into its typed
 /// result (the type the command itself builds): the charts and the Prometheus metrics read

@@ -1,9 +1,10 @@
-//! `--format text`: a plain summary for people, readable without colours or a terminal.
+//! The generic text view: any envelope as a plain summary (its result's fields as lines),
+//! for the commands that have no designed view of their own.
 
 use crate::output::Envelope;
 
-/// The human summary of an envelope (`--format text`).
-pub fn render_text(e: &Envelope) -> String {
+/// The generic human summary of an envelope.
+pub(super) fn render_generic(e: &Envelope) -> String {
     let mut out = format!(
         "pgward-{} {}: {} (exit {}, {} ms)\n",
         e.tool,
