@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use pgward_shared::storage::{self, Location, S3Options};
 use pgward_tests::{
-    cluster, env_refs, error_message, json_ids, path_str, run, s3, spawn, temp_dir, wait_child,
-    wait_until, warning_codes, Migrations, Output, TestDb,
+    cluster, env_refs, error_message, json_ids, next_second, path_str, run, s3, spawn, temp_dir,
+    wait_child, wait_until, warning_codes, Migrations, Output, TestDb,
 };
 use serde_json::Value;
 
@@ -102,11 +102,6 @@ fn base_env() -> Vec<(&'static str, String)> {
         .pg_tools_env()
         .map(|(k, v)| (k, v.to_string()))
         .to_vec()
-}
-
-/// Ids are per second: the next backup must not share this one's.
-fn next_second() {
-    std::thread::sleep(Duration::from_millis(1100));
 }
 
 /// `pgward-backup` sessions of `db` waiting on a lock (optionally running a query like
@@ -681,18 +676,20 @@ fn s3_backups_of_one_second_never_share_a_prefix() {
 
     // Racing: every writer that starts at once gets an id of its own.
     let id = "app-default-20260102T000000Z";
-    let barrier = std::sync::Barrier::new(4);
+    let start = std::sync::Barrier::new(4);
+    let chosen = std::sync::Barrier::new(4);
     let ids: Vec<String> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 let store = open();
-                let barrier = &barrier;
+                let (start, chosen) = (&start, &chosen);
                 scope.spawn(move || {
-                    barrier.wait();
+                    start.wait();
                     let writer = store.begin(id).expect("begin");
                     let taken = writer.id().to_string();
-                    // Keep it open while the others choose.
-                    std::thread::sleep(Duration::from_millis(500));
+                    // Keep it open until every writer has chosen (an id given back by
+                    // an abort is free again, rightly).
+                    chosen.wait();
                     writer.abort();
                     taken
                 })

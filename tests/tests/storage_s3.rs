@@ -400,8 +400,12 @@ fn s3_a_run_killed_in_its_first_upload_is_a_leftover_that_keeps_its_id() {
     open_file.write_all(&bytes(PART_SIZE, 8)).expect("write");
     std::mem::forget(open_file);
     std::mem::forget(writer);
-    // Its heartbeat object gone too (as a run of an older pgward left it, or a cleanup).
+    // Its heartbeat and claim objects gone too (as a run of an older pgward left it, or a
+    // cleanup).
     server.delete(&bucket, &format!("p/{ID}/writer.json"));
+    let claims = server.keys(&bucket, &format!("p/{ID}/claim-"));
+    assert_eq!(claims.len(), 1, "one claim, the writer's: {claims:?}");
+    server.delete(&bucket, &claims[0]);
     assert_eq!(server.keys(&bucket, ""), Vec::<String>::new());
     assert_eq!(
         server.open_uploads(&bucket, ""),
@@ -622,10 +626,16 @@ fn s3_server_dying_mid_upload_is_a_storage_error() {
         Vec::<String>::new()
     );
     assert_eq!(incomplete_ids(storage.as_ref()), vec![ID.to_string()]);
-    // The dead run's file, and the heartbeat that claimed its id.
+    // The dead run's file, and the claim and heartbeat that keep its id taken.
+    let keys = server.keys(&bucket, "");
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(
+        keys[0].starts_with(&format!("crash/{ID}/claim-")),
+        "{keys:?}"
+    );
     assert_eq!(
-        server.keys(&bucket, ""),
-        vec![
+        keys[1..],
+        [
             format!("crash/{ID}/schema.dump"),
             format!("crash/{ID}/writer.json")
         ]

@@ -7,8 +7,11 @@
 //! runtime: the synchronous postgres client must never run inside it.
 //!
 //! A writer claims its prefix by creating `<id>/writer.json` with a conditional write
-//! (`If-None-Match: *`): of two backups of one database in the same second, exactly one
-//! gets the id, and the other takes the next. The object is its heartbeat, rewritten every
+//! (`If-None-Match: *`) and then a claim object of its own, `<id>/claim-<token>`, and
+//! listing the claims: it has the id only when its claim is the only one. Of two backups
+//! of one database in the same second, exactly one gets the id, and the other takes the
+//! next — also on stores that check `If-None-Match` apart from the write (SeaweedFS),
+//! without relying on timing (see [`S3Storage::begin`]). The object is its heartbeat, rewritten every
 //! [`super::HEARTBEAT_SECS`] while the backup runs and removed once the manifest is up;
 //! `prune` leaves a leftover with a fresh heartbeat, or one naming a live process on this
 //! machine, alone.
@@ -30,8 +33,8 @@ use crate::error::{Error, Result};
 
 /// The heartbeat object of a backup being written (see the module doc).
 const WRITER_FILE: &str = "writer.json";
-/// How long a writer waits after claiming an id before reading its claim back.
-const CLAIM_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+/// The name prefix of the claim objects writers racing for an id put beside `writer.json`.
+const CLAIM_PREFIX: &str = "claim-";
 
 /// Multipart part size: S3's minimum is 5 MiB; 16 MiB keeps requests few and memory
 /// bounded (one buffer per worker).
@@ -430,14 +433,25 @@ impl Storage for S3Storage {
                 continue;
             }
             // Some S3-compatible stores (SeaweedFS) check `If-None-Match` apart from the
-            // write, so two writers racing for one id can both succeed; the later write
-            // is the one stored. Reading it back once both writes have landed settles who
-            // has the id: the other takes the next one.
-            std::thread::sleep(CLAIM_SETTLE);
-            match self.shared.writer_mark(&candidate)? {
-                Some((Some(found), _)) if found.token == mark.token => {}
-                _ => continue,
+            // write, so two writers racing for one id can both get here. Each then puts a
+            // claim of its own and lists the claims, and has the id only when its claim
+            // is the only one. Listings are read-after-write consistent, so of two
+            // writers the one that lists later sees the other's claim: at most one wins
+            // (both may lose, and take the next id), whatever the timing. The winner's
+            // claim stays until the manifest is up, so a later writer sees it.
+            let claim = format!("{CLAIM_PREFIX}{}", mark.token);
+            self.shared
+                .put(&self.shared.key(&candidate, &claim), body.clone())?;
+            let claims = self
+                .shared
+                .list_keys(&self.shared.key(&candidate, CLAIM_PREFIX))?;
+            if claims.len() != 1 {
+                let _ = self.delete_small(&candidate, &claim);
+                continue;
             }
+            // The winner's mark, whichever racing write the store kept.
+            self.shared
+                .put(&self.shared.key(&candidate, WRITER_FILE), body.clone())?;
             let heartbeat = Heartbeat::start(
                 self.shared.clone(),
                 self.shared.key(&candidate, WRITER_FILE),
@@ -446,6 +460,7 @@ impl Storage for S3Storage {
             return Ok(Box::new(S3Writer {
                 shared: self.shared.clone(),
                 id: candidate,
+                claim,
                 mark,
                 heartbeat: std::sync::Mutex::new(Some(heartbeat)),
             }));
@@ -631,6 +646,8 @@ impl Storage for S3Storage {
 struct S3Writer {
     shared: Arc<S3Shared>,
     id: String,
+    /// Its claim object's name under the id (see [`S3Storage::begin`]).
+    claim: String,
     mark: WriterMark,
     heartbeat: std::sync::Mutex<Option<Heartbeat>>,
 }
@@ -716,11 +733,13 @@ impl BackupWriter for S3Writer {
         self.check_intact(files)?;
         self.shared
             .put(&self.shared.key(&self.id, MANIFEST_FILE), manifest.to_vec())?;
-        // Published: the heartbeat has done its work. One left behind is harmless.
-        let _ = S3Storage {
+        // Published: the heartbeat and the claim have done their work. One left behind is
+        // harmless (the manifest does not list it, so verify never reads it).
+        let storage = S3Storage {
             shared: self.shared.clone(),
-        }
-        .delete_small(&self.id, WRITER_FILE);
+        };
+        let _ = storage.delete_small(&self.id, WRITER_FILE);
+        let _ = storage.delete_small(&self.id, &self.claim);
         Ok(())
     }
 
