@@ -3,7 +3,8 @@
 # backup -> verify it -> prune old backups -> report the inventory.
 #
 # Usage:
-#   scripts/backup-cron.sh ENV [--keep-last N] [--keep-days D] [--max-age AGE] [--deep]
+#   scripts/backup-cron.sh ENV [--keep-last N] [--keep-days D] [--keep-daily N]
+#                          [--keep-weekly N] [--keep-monthly N] [--max-age AGE] [--deep]
 #                          [--jobs N] [--label TEXT] [--sse MODE] [--force]
 #                          [--config PATH] [-q]
 #
@@ -15,8 +16,9 @@
 #   backup  pgward-backup backup [--jobs N] [--label TEXT, default "backup-cron.sh"] [--sse]
 #   verify  pgward-backup verify ID --from LOCATION [--deep: restore into a scratch database
 #           and compare row counts; needs CREATEDB]
-#   prune   pgward-backup prune --keep-last N (default 7) --keep-days D (default 14); never
-#           removes the newest verified backup. In a protected environment pruning is a
+#   prune   pgward-backup prune with the --keep-* flags given; without any, the
+#           environment's [env.ENV.retention] of pgward.toml; without that either,
+#           --keep-last 7 --keep-days 14. Never removes the newest verified backup. In a protected environment pruning is a
 #           destructive action: pass --force (cron has no terminal to ask on), else exit 6.
 #   report  pgward-report backups --max-age AGE (default 26h): the inventory; exit 3 when
 #           the newest backup is older than AGE.
@@ -42,8 +44,7 @@ pgw_start backup-cron.sh run
 
 env=${PGWARD_ENV:-}
 env_given=
-keep_last=7
-keep_days=14
+prune_args=()
 max_age=26h
 deep=
 force=
@@ -53,8 +54,8 @@ while [ $# -gt 0 ]; do
     -h | --help) pgw_help ;;
     -q | --quiet) PGW_QUIET=1 ;;
     --config) [ $# -ge 2 ] || pgw_usage_error "--config needs a path"; PGW_GLOBAL+=(--config "$2"); shift ;;
-    --keep-last) [ $# -ge 2 ] || pgw_usage_error "--keep-last needs a number"; keep_last=$2; shift ;;
-    --keep-days) [ $# -ge 2 ] || pgw_usage_error "--keep-days needs a number"; keep_days=$2; shift ;;
+    --keep-last | --keep-days | --keep-daily | --keep-weekly | --keep-monthly)
+      [ $# -ge 2 ] || pgw_usage_error "$1 needs a number"; prune_args+=("$1" "$2"); shift ;;
     --max-age) [ $# -ge 2 ] || pgw_usage_error "--max-age needs a duration"; max_age=$2; shift ;;
     --deep) deep=1 ;;
     --force) force=1 ;;
@@ -88,7 +89,8 @@ verify_args=("$id" --from "$location")
 pgw_step verify backup verify "${verify_args[@]}"
 [ "$STEP_RC" = 0 ] || pgw_fail_step
 
-prune_args=(--keep-last "$keep_last" --keep-days "$keep_days")
+# No flag and no [env.ENV.retention]: the script's own default rules.
+[ ${#prune_args[@]} -gt 0 ] || [ -n "$(pgw_setting retention)" ] || prune_args=(--keep-last 7 --keep-days 14)
 [ -n "$force" ] && prune_args+=(--force)
 pgw_step prune backup prune "${prune_args[@]}"
 [ "$STEP_RC" = 0 ] || pgw_fail_step

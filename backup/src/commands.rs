@@ -10,6 +10,7 @@ use pgward_shared::codes::WarningCode;
 use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::output::{Context, Failure, Outcome};
+use pgward_shared::retention::Retention;
 use pgward_shared::storage::{open_storage, S3Options};
 
 /// `backup`.
@@ -92,6 +93,26 @@ pub fn verify(
     verify::verify_backup(ctx, storage.as_ref(), id, deep, jobs).map(Outcome::ok)
 }
 
+/// prune's rules: the `--keep-*` flags when any is given (they replace the environment's
+/// table, never mix with it), else the selected environment's `retention` table; and where
+/// they come from. No rule at all is refused: a prune would then keep only the newest
+/// verified backup.
+pub fn prune_retention(ctx: &Context, flags: Retention) -> Result<(Retention, String)> {
+    if !flags.is_empty() {
+        return Ok((flags, "flags".into()));
+    }
+    let from_env = ctx.settings.env.as_ref().and_then(|e| e.retention.clone());
+    match (from_env, &ctx.settings.env_name) {
+        (Some(rules), Some(name)) if !rules.is_empty() => {
+            Ok((rules, format!("pgward.toml [env.{name}.retention]")))
+        }
+        _ => Err(Error::usage(
+            "prune has no rules: no --keep-* flag was given and the environment has no [env.NAME.retention] table",
+            "give the rules, e.g. pgward-backup prune --keep-last 7 --keep-days 30, or --keep-daily 7 --keep-weekly 4 --keep-monthly 12; or set them per environment in pgward.toml ([env.NAME.retention], see docs/config.md) and pass --env NAME",
+        )),
+    }
+}
+
 /// `prune`.
 pub fn prune_command(
     ctx: &Context,
@@ -101,13 +122,6 @@ pub fn prune_command(
     dry_run: bool,
     guard: GuardArgs,
 ) -> Result<Outcome, Failure> {
-    if rules.keep_last.is_none() && rules.keep_days.is_none() {
-        return Err(Error::usage(
-            "prune needs --keep-last N and/or --keep-days D",
-            "e.g. pgward-backup prune --keep-last 7 --keep-days 30",
-        )
-        .into());
-    }
     let storage = open_storage(ctx, from, args)?;
     if !dry_run {
         ctx.audit_location(&storage.location());

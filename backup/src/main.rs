@@ -14,6 +14,7 @@ use pgward_shared::cli::{
 use pgward_shared::config::{parse_duration, GlobalArgs, GuardArgs};
 use pgward_shared::error::{Error, Exit};
 use pgward_shared::output::{parse_args, run};
+use pgward_shared::retention::Retention;
 use pgward_shared::storage::S3Options;
 
 const TOOL: &str = "backup";
@@ -153,17 +154,13 @@ enum Command {
     },
     /// Delete old backups; never the newest verified one
     #[command(
-        after_help = "Example (cron):\n  pgward-backup prune --from /var/backups/pgward --keep-last 7 --keep-days 30"
+        after_help = "Without a --keep-* flag the environment's [env.NAME.retention] of pgward.toml applies.\n\nExamples:\n  pgward-backup prune --from /var/backups/pgward --keep-last 7 --keep-days 30\n  pgward-backup prune --from s3://bkp/app --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run\n  pgward-backup prune --env production --force"
     )]
     Prune {
         #[command(flatten)]
         from: FromLocation,
-        /// Keep the N newest backups
-        #[arg(long, value_name = "N")]
-        keep_last: Option<usize>,
-        /// Keep backups younger than D days
-        #[arg(long, value_name = "D")]
-        keep_days: Option<u64>,
+        #[command(flatten)]
+        retention: Retention,
         /// Remove leftovers of interrupted runs older than this
         #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
         leftover_age: Duration,
@@ -219,16 +216,16 @@ fn main() {
         }),
         Some(Command::Prune {
             from,
-            keep_last,
-            keep_days,
+            retention,
             leftover_age,
             dry_run,
             all_databases,
             guard,
         }) => run(TOOL, "prune", cli.global, |ctx| {
+            let (retention, retention_from) = commands::prune_retention(ctx, retention)?;
             let rules = PruneRules {
-                keep_last,
-                keep_days,
+                retention,
+                retention_from,
                 leftover_age,
                 source: pgward_shared::archive::sources::source_in_use(ctx),
                 all_databases,

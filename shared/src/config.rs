@@ -159,6 +159,9 @@ pub struct EnvConfig {
     pub log_dir: Option<PathBuf>,
     /// Run logs older than this many days are removed (default 30).
     pub log_keep_days: Option<u32>,
+    /// `[env.NAME.retention]`: what `pgward-backup prune --env NAME` (and backup-cron.sh)
+    /// keeps when no retention flag is given.
+    pub retention: Option<crate::retention::Retention>,
 }
 
 /// Whether `name` can be the name of an environment variable (what `database_url_env`

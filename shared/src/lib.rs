@@ -45,6 +45,7 @@ pub mod pgtools;
 pub mod progress;
 pub mod redact;
 pub mod render;
+pub mod retention;
 pub mod sql;
 #[cfg(feature = "storage")]
 pub mod storage;

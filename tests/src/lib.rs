@@ -47,7 +47,7 @@ pub use migrations::{write_migration, write_migrations, Migrations, MIGRATION_LO
 pub use paths::{corpus_history, fixtures_dir, path_str, temp_dir, workspace_root, CORPUS_ENV};
 pub use redact::{redact_json, redact_temp_paths, TEMP_PATH_PLACEHOLDER};
 pub use run::{
-    bin, env_refs, error_message, json_ids, json_strings, restore_into_new_database,
+    bin, env_refs, error_message, json_ids, json_strings, next_second, restore_into_new_database,
     restore_into_new_database_with, run, run_in, spawn, wait_child, wait_until, warning_codes,
     Output, RUN_TIMEOUT,
 };

@@ -295,3 +295,10 @@ pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> 
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Backup ids carry the UTC second: tests that take backups back to back wait for the
+/// next second, so that each backup's id carries its own second (not the same second's
+/// `-2`, which storage_s3.rs covers).
+pub fn next_second() {
+    std::thread::sleep(Duration::from_millis(1100));
+}

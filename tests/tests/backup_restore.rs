@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    assert_same_state, cluster, error_message, json_ids, load_rich_fixture, path_str,
+    assert_same_state, cluster, error_message, json_ids, load_rich_fixture, next_second, path_str,
     restore_into_new_database, run, run_in, spawn, state, temp_dir, wait_child, wait_until,
     Migrations, Output, TestDb,
 };
@@ -161,12 +161,6 @@ fn manifest(root: &Path, id: &str) -> Value {
     let path = root.join(id).join("manifest.json");
     serde_json::from_slice(&std::fs::read(&path).expect("manifest.json is readable"))
         .expect("manifest.json is JSON")
-}
-
-/// Backup ids carry the UTC second: waits so that the next backup's id carries a new
-/// one (not the same second's `-2`, which storage_s3.rs covers).
-fn next_second() {
-    std::thread::sleep(Duration::from_millis(1100));
 }
 
 /// `SELECT count(*) ...` as a number.

@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    bin, cluster, env_refs, run_script, s3, workspace_root, write_migration, write_migrations,
-    Output, RunningScript, TestDb, SUPERUSER_PASSWORD,
+    bin, cluster, env_refs, next_second, run_script, s3, workspace_root, write_migration,
+    write_migrations, Output, RunningScript, TestDb, SUPERUSER_PASSWORD,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -211,13 +211,6 @@ fn applied(db: &TestDb) -> Vec<String> {
          WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL ORDER BY migration_name",
     );
     text.lines().map(str::to_string).collect()
-}
-
-/// Backup ids carry the UTC second: tests that take backups back to back wait for the
-/// next second, so that each backup's id carries its own second (not the same second's
-/// `-2`, which storage_s3.rs covers).
-fn next_second() {
-    std::thread::sleep(Duration::from_millis(1100));
 }
 
 const INIT: &str = "20240101000000_init";

@@ -1,6 +1,7 @@
-//! `pgward-backup prune`: retention for cron. Keeps the newest `--keep-last` backups, every
-//! backup younger than `--keep-days`, and always the newest verified backup, whatever the
-//! numbers say. It acts on the backups of one database and environment: the one in use
+//! `pgward-backup prune`: retention for cron. Keeps what the rules of [`Retention`] keep
+//! (`--keep-last`, `--keep-days`, and grandfather-father-son `--keep-daily`,
+//! `--keep-weekly`, `--keep-monthly`; or the environment's `retention` table), and always
+//! the newest verified backup, whatever the numbers say. It acts on the backups of one database and environment: the one in use
 //! (the URL's database and `--env`), or the only one the location holds; a location
 //! holding several with none in use is refused. So a staging cron never applies its
 //! retention to production's backups in a shared bucket, and a restore's safety backup of
@@ -15,6 +16,8 @@ use crate::storage::Storage;
 use chrono::Utc;
 use serde::Serialize;
 
+use crate::retention::{KeepReason, Retention};
+
 use crate::archive::inventory;
 use crate::archive::sources::{
     choose_source, newest_verified, of_source, sources, BackupEntry, BackupSource,
@@ -23,10 +26,10 @@ use crate::archive::sources::{
 /// Retention rules.
 #[derive(Debug, Clone)]
 pub struct PruneRules {
-    /// Keep this many newest backups.
-    pub keep_last: Option<usize>,
-    /// Keep backups younger than this many days.
-    pub keep_days: Option<u64>,
+    /// What to keep.
+    pub retention: Retention,
+    /// Where the rules come from: `flags`, or the environment's table of pgward.toml.
+    pub retention_from: String,
     /// Remove leftovers older than this (a younger one may be a backup still running).
     pub leftover_age: Duration,
     /// The database and environment in use, whose backups the rules apply to.
@@ -40,6 +43,10 @@ pub struct PruneRules {
 pub struct PruneResult {
     /// Whether nothing was deleted.
     pub dry_run: bool,
+    /// The rules applied (the newest verified backup is kept besides).
+    pub rules: Retention,
+    /// Where they come from: `flags`, or `pgward.toml [env.NAME.retention]`.
+    pub rules_from: String,
     /// Backups kept, with why.
     pub kept: Vec<KeptBackup>,
     /// Backups deleted (dry run: to be deleted).
@@ -56,8 +63,9 @@ pub struct PruneResult {
 pub struct KeptBackup {
     /// The id.
     pub id: String,
-    /// `keep-last`, `keep-days` or `newest-verified`.
-    pub reason: String,
+    /// The first rule that keeps it: `keep-last`, `keep-days`, `keep-daily`,
+    /// `keep-weekly`, `keep-monthly` or `newest-verified`.
+    pub reason: KeepReason,
 }
 
 /// Decides and (unless `dry_run`) deletes.
@@ -65,10 +73,6 @@ pub fn prune(storage: &dyn Storage, rules: &PruneRules, dry_run: bool) -> Result
     let listing = inventory::list(storage)?;
     let now = Utc::now();
     let entries: Vec<BackupEntry> = listing.backups.iter().map(|b| b.entry.clone()).collect();
-    // Beyond what chrono can count, --keep-days keeps everything.
-    let keep_days = rules
-        .keep_days
-        .map(|d| i64::try_from(d).ok().and_then(chrono::TimeDelta::try_days));
     let chosen = if rules.all_databases {
         sources(&entries)
     } else {
@@ -92,20 +96,18 @@ pub fn prune(storage: &dyn Storage, rules: &PruneRules, dry_run: bool) -> Result
     for source in chosen {
         let newest_verified = newest_verified(&entries, &source).map(|e| e.id.clone());
         // Newest first, as the listing is.
-        for (rank, b) in of_source(&entries, &source).into_iter().enumerate() {
-            let reason = if rules.keep_last.is_some_and(|n| rank < n) {
-                Some("keep-last")
-            } else if keep_days.is_some_and(|d| d.is_none_or(|d| now - b.created_at < d)) {
-                Some("keep-days")
-            } else if newest_verified.as_deref() == Some(b.id.as_str()) {
-                Some("newest-verified")
-            } else {
-                None
-            };
+        let backups = of_source(&entries, &source);
+        let created: Vec<_> = backups.iter().map(|b| b.created_at).collect();
+        let decided = rules.retention.decide(&created, now);
+        for (b, reason) in backups.into_iter().zip(decided) {
+            let reason = reason.or_else(|| {
+                (newest_verified.as_deref() == Some(b.id.as_str()))
+                    .then_some(KeepReason::NewestVerified)
+            });
             match reason {
-                Some(r) => kept.push(KeptBackup {
+                Some(reason) => kept.push(KeptBackup {
                     id: b.id.clone(),
-                    reason: r.into(),
+                    reason,
                 }),
                 None => deleted.push(b.id.clone()),
             }
@@ -135,6 +137,8 @@ pub fn prune(storage: &dyn Storage, rules: &PruneRules, dry_run: bool) -> Result
     }
     Ok(PruneResult {
         dry_run,
+        rules: rules.retention.clone(),
+        rules_from: rules.retention_from.clone(),
         kept,
         deleted,
         leftovers_deleted: leftovers,
