@@ -71,7 +71,7 @@ struct BackupArgs {
     /// Not the data of tables matching; repeatable
     #[arg(long = "exclude-table", value_name = "PATTERN")]
     exclude_tables: Vec<String>,
-    /// Layout of the backup [default: directory]
+    /// Layout of the backup [default: the environment's backup_format, else directory]
     #[arg(long = "backup-format", value_enum)]
     backup_format: Option<FormatArg>,
     #[arg(long, help = NO_LARGE_OBJECTS_HELP)]
@@ -195,13 +195,13 @@ fn main() {
             .into())
         }),
         Some(Command::Backup(args)) => run(TOOL, "backup", cli.global, |ctx| {
-            commands::backup(
-                ctx,
-                args.to.location(),
-                &storage,
-                &args.options(),
-                args.dry_run,
-            )
+            let mut options = args.options();
+            if args.backup_format.is_none() {
+                if let Some(format) = ctx.settings.env.as_ref().and_then(|e| e.backup_format) {
+                    options.format = format;
+                }
+            }
+            commands::backup(ctx, args.to.location(), &storage, &options, args.dry_run)
         }),
         Some(Command::List { from }) => run(TOOL, "list", cli.global, |ctx| {
             commands::list(ctx, from.location(), &storage)

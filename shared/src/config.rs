@@ -159,6 +159,10 @@ pub struct EnvConfig {
     pub log_dir: Option<PathBuf>,
     /// Run logs older than this many days are removed (default 30).
     pub log_keep_days: Option<u32>,
+    /// The layout of this environment's backups when `--backup-format` is not given
+    /// (`directory`, the default, or `sql`: one file `zstd -dc | psql` restores without
+    /// pgward) — also the backup scripts/migrate.sh takes before a deploy.
+    pub backup_format: Option<crate::archive::manifest::BackupFormat>,
     /// `[env.NAME.retention]`: what `pgward-backup prune --env NAME` (and backup-cron.sh)
     /// keeps when no retention flag is given.
     pub retention: Option<crate::retention::Retention>,

@@ -133,6 +133,7 @@ pub fn script_settings(settings: &Settings) -> Result<Value> {
         "log_dir": env.log_dir.as_deref().map(|d| absolute(&settings.path_from_config(d))),
         "log_keep_days": env.log_keep_days.unwrap_or(DEFAULT_LOG_KEEP_DAYS),
         "retention": env.retention.as_ref().filter(|r| !r.is_empty()),
+        "backup_format": env.backup_format.unwrap_or(crate::archive::manifest::BackupFormat::Directory),
     }))
 }
 

@@ -73,6 +73,40 @@ impl<'c> TestDb<'c> {
         }
     }
 
+    /// Loads a `--backup-format sql` backup file into this database the way a user without
+    /// pgward would: `zstd -dc FILE | psql -v ON_ERROR_STOP=1`. Panics with psql's stderr
+    /// when either fails.
+    pub fn load_zstd_sql(&self, file: &std::path::Path) {
+        use std::process::{Command, Stdio};
+        let mut zstd = Command::new("zstd")
+            .arg("-dc")
+            .arg(file)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the zstd CLI runs (apt-get install zstd)");
+        let psql = Command::new(self.cluster.pg_bin("psql"))
+            .env_clear()
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.cluster.socket_conninfo(&self.name))
+            .stdin(zstd.stdout.take().expect("zstd's stdout is piped"))
+            .stdout(Stdio::null())
+            .output()
+            .expect("psql runs");
+        let zstd = zstd.wait().expect("zstd can be waited for");
+        assert!(
+            zstd.success(),
+            "zstd -dc {} failed ({zstd})",
+            file.display()
+        );
+        assert!(
+            psql.status.success(),
+            "zstd -dc {} | psql failed ({}):\n{}",
+            file.display(),
+            psql.status,
+            String::from_utf8_lossy(&psql.stderr)
+        );
+    }
+
     /// Runs a query that returns exactly one row of one column and returns that value in
     /// PostgreSQL's text form (`select count(*) from t` gives `"3"`). Panics otherwise,
     /// and on NULL.

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -286,28 +286,7 @@ fn a_sql_format_backup_restores_with_zstd_and_psql_alone() {
 
     // As docs/contract.md §3 promises: `zstd -dc FILE | psql`, without pgward.
     let target = cluster().create_database();
-    let mut zstd = Command::new("zstd")
-        .arg("-dc")
-        .arg(folder.join("backup.sql.zst"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the zstd CLI runs (apt-get install zstd)");
-    let psql = Command::new(cluster().pg_bin("psql"))
-        .env_clear()
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
-        .arg(cluster().socket_conninfo(&target.name))
-        .stdin(zstd.stdout.take().expect("zstd's stdout is piped"))
-        .stdout(Stdio::null())
-        .output()
-        .expect("psql runs");
-    let zstd = zstd.wait().expect("zstd can be waited for");
-    assert!(zstd.success(), "zstd -dc backup.sql.zst failed ({zstd})");
-    assert!(
-        psql.status.success(),
-        "zstd -dc backup.sql.zst | psql failed ({}):\n{}",
-        psql.status,
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    target.load_zstd_sql(&folder.join("backup.sql.zst"));
     assert_same_state(
         &before,
         &state(&target),
