@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use pgward_backup::commands;
+use pgward_shared::archive::crypt::{self, KeyArgs};
 use pgward_shared::archive::manifest::BackupFormat;
 use pgward_shared::archive::prune::PruneRules;
 use pgward_shared::archive::write::{DumpOptions, DEFAULT_CHUNK_MIB, DEFAULT_LEVEL};
@@ -38,6 +39,8 @@ struct Cli {
     global: GlobalArgs,
     #[command(flatten)]
     storage: S3Options,
+    #[command(flatten)]
+    keys: KeyArgs,
     #[command(flatten)]
     backup: BackupArgs,
     #[command(subcommand)]
@@ -178,6 +181,7 @@ enum Command {
 fn main() {
     let cli: Cli = parse_args(TOOL);
     let storage = cli.storage;
+    let keys = cli.keys;
     let top = cli.backup;
     // Backup options beside another command, or on both sides of the word, are refused:
     // one of them would be ignored.
@@ -195,6 +199,7 @@ fn main() {
             .into())
         }),
         Some(Command::Backup(args)) => run(TOOL, "backup", cli.global, |ctx| {
+            crypt::configure(ctx, &keys)?;
             let mut options = args.options();
             if args.backup_format.is_none() {
                 if let Some(format) = ctx.settings.env.as_ref().and_then(|e| e.backup_format) {
@@ -212,6 +217,7 @@ fn main() {
             deep,
             jobs,
         }) => run(TOOL, "verify", cli.global, |ctx| {
+            crypt::configure(ctx, &keys)?;
             commands::verify(ctx, from.location(), &id, deep, jobs.get(), &storage)
         }),
         Some(Command::Prune {

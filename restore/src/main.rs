@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use pgward_restore::restore::{restore, RestoreOptions};
+use pgward_shared::archive::crypt::{self, KeyArgs};
 use pgward_shared::cli::about_with_exit_codes;
 use pgward_shared::config::GlobalArgs;
 use pgward_shared::error::{Error, Exit};
@@ -30,6 +31,8 @@ struct Cli {
     #[command(flatten)]
     storage: S3Options,
     #[command(flatten)]
+    keys: KeyArgs,
+    #[command(flatten)]
     restore: RestoreOptions,
     #[command(subcommand)]
     command: Option<Command>,
@@ -48,8 +51,10 @@ enum Command {
 fn main() {
     let cli: Cli = parse_args(TOOL);
     let storage = cli.storage;
+    let keys = cli.keys;
     let top = cli.restore;
     run(TOOL, "restore", cli.global, |ctx| {
+        crypt::configure(ctx, &keys)?;
         let options = match cli.command {
             None => top,
             Some(Command::Restore(options)) if !top.given() => options,

@@ -115,6 +115,9 @@ pub fn restore(
             .into()),
         };
     let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(store.as_ref(), &id)?;
+    // An encrypted backup without the identity it was encrypted to stops here, before
+    // anything is read or touched.
+    pgward_shared::archive::crypt::check_can_decrypt(&manifest)?;
     let backup_source = BackupSource::new(&manifest.database, manifest.env.as_deref());
     if !named && backup_source != source {
         // Selection only ever picks backups of `source`; a manifest saying otherwise was
@@ -219,7 +222,7 @@ pub fn restore(
             String::new()
         }
     ));
-    let checks = check_files(store.as_ref(), &id, &first, options.jobs.get(), depth)?;
+    let checks = check_files(store.as_ref(), &manifest, &first, options.jobs.get(), depth)?;
     require_all_ok(&id, &checks)?;
 
     let other_database = backup_source.database != target_name || backup_source != source;

@@ -157,6 +157,10 @@ catalogue! {
         UnsafeSqlBackup = "UNSAFE_SQL_BACKUP", Integrity;
         /// A backup file is missing, truncated, altered or undecodable, or the manifest is.
         BackupCorrupt = "BACKUP_CORRUPT", Integrity;
+        /// The backup is encrypted (age) and no identity was given.
+        BackupNeedsKey = "BACKUP_NEEDS_KEY", Usage;
+        /// The identity given does not decrypt the backup; nothing was touched.
+        BackupKeyMismatch = "BACKUP_KEY_MISMATCH", Integrity;
         /// Restored row counts differ from the manifest.
         RowCountMismatch = "ROW_COUNT_MISMATCH", Integrity;
         /// A table could not be locked for the backup within --lock-timeout.

@@ -163,6 +163,16 @@ pub struct EnvConfig {
     /// (`directory`, the default, or `sql`: one file `zstd -dc | psql` restores without
     /// pgward) — also the backup scripts/migrate.sh takes before a deploy.
     pub backup_format: Option<crate::archive::manifest::BackupFormat>,
+    /// The S3 storage class of this environment's backup objects (`STANDARD_IA`,
+    /// `GLACIER_IR`, ...; `--s3-storage-class` wins).
+    pub s3_storage_class: Option<String>,
+    /// Encrypt every backup of this environment to these age recipients (`age1…` public
+    /// keys; `--encrypt-to` replaces them).
+    #[serde(default)]
+    pub encrypt_to: Vec<String>,
+    /// The age identity file (relative to this file) that decrypts this environment's
+    /// encrypted backups (`--identity` and `PGWARD_AGE_IDENTITY` win).
+    pub age_identity: Option<PathBuf>,
     /// `[env.NAME.retention]`: what `pgward-backup prune --env NAME` (and backup-cron.sh)
     /// keeps when no retention flag is given.
     pub retention: Option<crate::retention::Retention>,

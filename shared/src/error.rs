@@ -433,6 +433,25 @@ pub enum Error {
     },
     /// A backup failed verification: a file is missing, truncated, altered or undecodable,
     /// or the manifest is missing or unreadable.
+    /// The backup's files are encrypted (age) and no identity was given to decrypt them.
+    #[error(
+        "backup {id} is encrypted (age, to {recipients}) and no identity was given to decrypt it"
+    )]
+    BackupNeedsKey {
+        /// The backup.
+        id: String,
+        /// The recipients its manifest names.
+        recipients: String,
+    },
+    /// The identity given is not one the backup was encrypted to, or a file does not
+    /// decrypt with it.
+    #[error("backup {id} does not decrypt with the identity given: {reason}")]
+    BackupKeyMismatch {
+        /// The backup.
+        id: String,
+        /// What did not match.
+        reason: String,
+    },
     #[error("backup {id} is corrupt or incomplete: {problems}")]
     BackupCorrupt {
         /// The backup.
@@ -581,6 +600,8 @@ impl Error {
             Error::BackupRemovedWhileWriting { .. } => ErrorCode::BackupRemovedWhileWriting,
             Error::UnsafeSqlBackup { .. } => ErrorCode::UnsafeSqlBackup,
             Error::BackupCorrupt { .. } => ErrorCode::BackupCorrupt,
+            Error::BackupNeedsKey { .. } => ErrorCode::BackupNeedsKey,
+            Error::BackupKeyMismatch { .. } => ErrorCode::BackupKeyMismatch,
             Error::TableLocked { .. } => ErrorCode::TableLocked,
             Error::ExternalTool { tool, .. } if tool == "pg_restore" => ErrorCode::PgRestoreFailed,
             Error::ExternalTool { .. } => ErrorCode::PgDumpFailed,
@@ -629,6 +650,8 @@ impl Error {
             },
             Error::BackupRemovedWhileWriting { .. } => "something deleted the backup while it was being written (a prune or cleanup job of another tool or an older pgward): run the backup again, and keep cleanup jobs away from backups being written".into(),
             Error::UnsafeSqlBackup { .. } => "pgward's SQL backups hold only what pg_dump writes: this file was altered or was not written by pgward. Do not restore it; inspect it (zstd -dc FILE | less) and restore an older backup".into(),
+            Error::BackupNeedsKey { .. } => "give the age identity file it was encrypted for: --identity FILE, PGWARD_AGE_IDENTITY=FILE, or age_identity in the environment of pgward.toml".into(),
+            Error::BackupKeyMismatch { .. } => "give the identity whose public key is one of the recipients in the backup's manifest.json (`encryption.recipients`); nothing was touched".into(),
             Error::BackupCorrupt { .. } => "do not restore this backup; restore an older one (`pgward-backup list`) and take a new backup".into(),
             Error::TableLocked { .. } => "another session holds a lock that conflicts with reading (an ALTER TABLE, a deploy?): wait for it or raise --lock-timeout; backups and deploys should not overlap".into(),
             Error::LargeObjectsUnreadable { database, safety_backup: true, .. } => format!(
@@ -752,6 +775,9 @@ impl Error {
             ),
             Error::BackupCorrupt { id, files, .. } => {
                 Some(serde_json::json!({ "backup": id, "files": files }))
+            }
+            Error::BackupNeedsKey { id, .. } | Error::BackupKeyMismatch { id, .. } => {
+                Some(serde_json::json!({ "backup": id }))
             }
             Error::NoBackupOfSource { wanted, others, .. } => {
                 Some(serde_json::json!({ "source": wanted, "others": others }))

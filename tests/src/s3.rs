@@ -275,17 +275,33 @@ impl S3Server {
     /// The server-side encryption the server reports for object `key` of `bucket`
     /// (`AES256`, `aws:kms`), `None` for a plain object.
     pub fn object_encryption(&self, bucket: &str, key: &str) -> Option<String> {
+        self.head(bucket, key)
+            .server_side_encryption()
+            .map(|s| s.as_str().to_string())
+    }
+
+    /// The storage class the server reports for object `key` of `bucket`, if it reports one.
+    pub fn object_storage_class(&self, bucket: &str, key: &str) -> Option<String> {
+        self.head(bucket, key)
+            .storage_class()
+            .map(|s| s.as_str().to_string())
+    }
+
+    fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
         let result = self.admin(|client| async move {
             client.head_object().bucket(bucket).key(key).send().await
         });
-        let out = result.unwrap_or_else(|e| {
+        result.unwrap_or_else(|e| {
             panic!(
                 "could not HEAD s3://{bucket}/{key} on {}: {}",
                 self.endpoint(),
                 aws_sdk_s3::error::DisplayErrorContext(&e)
             )
-        });
-        out.server_side_encryption().map(|s| s.as_str().to_string())
+        })
     }
 
     /// The keys of multipart uploads still open in `bucket` under `prefix`, sorted.

@@ -661,7 +661,7 @@ fn s3_backups_of_one_second_never_share_a_prefix() {
             },
             &S3Options {
                 endpoint: Some(server.endpoint()),
-                sse: None,
+                ..S3Options::default()
             },
         )
         .expect("open the bucket")

@@ -66,7 +66,7 @@ fn s3_env_exclusive() -> RwLockWriteGuard<'static, ()> {
 fn options(server: &S3Server) -> S3Options {
     S3Options {
         endpoint: Some(server.endpoint()),
-        sse: None,
+        ..S3Options::default()
     }
 }
 
@@ -446,6 +446,7 @@ fn s3_server_side_encryption_aes256() {
     let sse = S3Options {
         endpoint: Some(server.endpoint()),
         sse: Some("AES256".into()),
+        ..S3Options::default()
     };
     let storage = storage::open(&location, &sse).expect("open with --sse AES256");
     let big = bytes(PART_SIZE + 777, 7);
@@ -488,6 +489,7 @@ fn s3_server_side_encryption_aes256() {
     let bad = S3Options {
         endpoint: Some(server.endpoint()),
         sse: Some("rot13".into()),
+        ..S3Options::default()
     };
     let err = storage::open(&location, &bad)
         .err()

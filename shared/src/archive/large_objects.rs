@@ -108,7 +108,7 @@ pub fn restore(
     // A missing file is the backup's fault (exit 5), not the store's.
     let stored = storage
         .open(&manifest.id, LARGE_OBJECTS_FILE)
-        .map_err(|e| verify::blame(storage, &manifest.id, entry).unwrap_or(e))?;
+        .map_err(|e| verify::blame(storage, manifest, entry).unwrap_or(e))?;
     let mut cmd = load::pg_restore_command(target, no_owner);
     cmd.arg("--format=custom").stdin(Stdio::piped());
     let mut child = cmd
@@ -116,8 +116,11 @@ pub fn restore(
         .map_err(|e| pgtools::not_started("pg_restore", e))?;
     let end_on_interrupt = pgtools::EndOnInterrupt::new(&child);
     let stderr_reader = pgtools::stderr_reader(&mut child);
+    let mut stored = HashingReader::new(stored);
     let streamed = (|| -> std::io::Result<(u64, String)> {
-        let mut decoder = zstd::Decoder::new(HashingReader::new(stored))?;
+        let plain = crate::archive::crypt::plain(manifest, LARGE_OBJECTS_FILE, &mut stored)
+            .map_err(std::io::Error::other)?;
+        let mut decoder = zstd::Decoder::new(plain)?;
         let mut stdin = child
             .stdin
             .take()
@@ -131,7 +134,8 @@ pub fn restore(
         });
         std::io::copy(&mut pieces, &mut stdin)?;
         drop(stdin);
-        decoder.finish().into_inner().finish()
+        drop(decoder);
+        stored.finish()
     })();
     if streamed.is_err() {
         // Whatever pg_restore made of a stream cut short is not to be kept.
@@ -147,7 +151,7 @@ pub fn restore(
         // pg_restore stopped reading (its error says why), the file did not decompress,
         // or the store failed: the file, read again whole, is blamed if it is bad.
         Err(e) => {
-            if let Some(bad) = verify::blame(storage, &manifest.id, entry) {
+            if let Some(bad) = verify::blame(storage, manifest, entry) {
                 return Err(bad);
             }
             pgtools::check_status("pg_restore", status, &stderr)?;

@@ -24,8 +24,19 @@ pub const SQL_FILE: &str = "backup.sql.zst";
 pub const LARGE_OBJECTS_FILE: &str = "large_objects.dump.zst";
 /// Bumped when a reader of an older pgward could misread a newer manifest. 2: the large
 /// objects (`large_objects`, [`LARGE_OBJECTS_FILE`]), which a reader of version 1 would
-/// leave out of a restore without a word.
-pub const MANIFEST_FORMAT_VERSION: u32 = 2;
+/// leave out of a restore without a word. 3: encrypted files (`encryption`), which an
+/// older reader would take for corrupt ones; only encrypted backups carry 3, so older
+/// pgwards keep reading the rest ([`manifest_version`]).
+pub const MANIFEST_FORMAT_VERSION: u32 = 3;
+
+/// The format version a manifest is written with: the oldest that reads it whole.
+pub fn manifest_version(encrypted: bool) -> u32 {
+    if encrypted {
+        MANIFEST_FORMAT_VERSION
+    } else {
+        2
+    }
+}
 
 /// How the backup is laid out.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -279,6 +290,24 @@ pub struct BackupManifest {
     /// database gives it (absent in manifests of older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_properties: Option<ManifestDatabase>,
+    /// Client-side encryption of every file but the manifest (age): the scheme and the
+    /// recipients' public keys, never a key. Absent: the files are in clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<ManifestEncryption>,
+    /// The S3 storage class the files were written with, when one was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+}
+
+/// What a manifest says of an encrypted backup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestEncryption {
+    /// `age`.
+    pub scheme: String,
+    /// The recipients (public keys) every file was encrypted to.
+    pub recipients: Vec<String>,
+    /// Every file but the manifest is encrypted (`all`).
+    pub files: String,
 }
 
 impl BackupManifest {

@@ -14,6 +14,8 @@
 //! Everything that touches storage (local folders, S3) is behind the `storage` feature.
 
 #[cfg(feature = "storage")]
+pub mod crypt;
+#[cfg(feature = "storage")]
 pub mod inventory;
 #[cfg(feature = "storage")]
 pub mod large_objects;

@@ -67,7 +67,7 @@ pub fn restore_depth(storage: &dyn Storage, id: &str, manifest_sha256: &str) -> 
 /// big chunks are spread over all readers; results come back in the order given.
 pub fn check_files(
     storage: &dyn Storage,
-    id: &str,
+    manifest: &BackupManifest,
     files: &[&ManifestFile],
     jobs: usize,
     depth: Depth,
@@ -78,7 +78,7 @@ pub fn check_files(
     // Reading a big backup takes a while: a bar on a terminal, lines in cron logs.
     let progress = Progress::start("verify", order.iter().map(|f| f.size).sum());
     let checked = crate::archive::workers::try_queue(readers, &order, |(), f| {
-        check_file(storage, id, f, depth, Some(&progress))
+        check_file(storage, manifest, f, depth, Some(&progress))
     });
     progress.finish();
     let checked = checked?;
@@ -93,8 +93,13 @@ pub fn check_files(
 /// The error that blames `file` of backup `id` for a failed load, if it does not check
 /// out against the manifest when read again whole (`None` when it does, or when the store
 /// itself fails: then the load's own error is the one to report).
-pub fn blame(storage: &dyn Storage, id: &str, file: &ManifestFile) -> Option<Error> {
-    match check_file(storage, id, file, Depth::Decode, None) {
+pub fn blame(
+    storage: &dyn Storage,
+    manifest: &BackupManifest,
+    file: &ManifestFile,
+) -> Option<Error> {
+    let id = &manifest.id;
+    match check_file(storage, manifest, file, Depth::Decode, None) {
         Ok(FileCheck {
             problem: Some(problem),
             ..
@@ -129,13 +134,13 @@ pub fn corrupt(id: &str, path: &str, problem: &str) -> Error {
 
 fn check_file(
     storage: &dyn Storage,
-    id: &str,
+    manifest: &BackupManifest,
     file: &ManifestFile,
     depth: Depth,
     progress: Option<&Progress>,
 ) -> Result<FileCheck> {
     crate::interrupt::check()?;
-    let problem = match read_and_hash(storage, id, file, depth, progress) {
+    let problem = match read_and_hash(storage, manifest, file, depth, progress) {
         Ok((size, sha)) => mismatch(file, size, &sha),
         Err(FileProblem::Storage(e)) => return Err(e),
         Err(FileProblem::Unreadable(reason)) => Some(reason),
@@ -156,12 +161,12 @@ enum FileProblem {
 
 fn read_and_hash(
     storage: &dyn Storage,
-    id: &str,
+    manifest: &BackupManifest,
     file: &ManifestFile,
     depth: Depth,
     progress: Option<&Progress>,
 ) -> std::result::Result<(u64, String), FileProblem> {
-    let reader = match storage.open(id, &file.path) {
+    let reader = match storage.open(&manifest.id, &file.path) {
         Ok(r) => r,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(FileProblem::Unreadable("missing".into()))
@@ -176,7 +181,16 @@ fn read_and_hash(
     if depth != Depth::Checksums && file.path.ends_with(".zst") {
         // A SQL backup's lines are checked as they decompress: one psql would take for a
         // meta-command makes the file bad before anything is touched.
-        let decoded = zstd::Decoder::new(&mut hashing).and_then(|mut d| {
+        // An encrypted file decrypts on the way (the hash is of the stored bytes); one
+        // that does not, with an identity the manifest names, is a bad file.
+        let plain = match crate::archive::crypt::plain(manifest, &file.path, &mut hashing) {
+            Ok(plain) => plain,
+            Err(Error::BackupKeyMismatch { reason, .. }) => {
+                return Err(FileProblem::Unreadable(reason))
+            }
+            Err(e) => return Err(FileProblem::Storage(e)),
+        };
+        let decoded = zstd::Decoder::new(plain).and_then(|mut d| {
             if file.path == SQL_FILE {
                 crate::archive::load::sql_guard::scan(d)
             } else {
@@ -233,7 +247,17 @@ pub fn read_checked(
     if let Some(problem) = mismatch(entry, bytes.len() as u64, &sha) {
         return Err(corrupt(&manifest.id, path, &problem));
     }
-    Ok(bytes)
+    if manifest.encryption.is_none() {
+        return Ok(bytes);
+    }
+    let mut plain = Vec::new();
+    crate::archive::crypt::plain(manifest, path, bytes.as_slice())?
+        .read_to_end(&mut plain)
+        .map_err(|e| Error::BackupKeyMismatch {
+            id: manifest.id.clone(),
+            reason: format!("{path} does not decrypt: {e}"),
+        })?;
+    Ok(plain)
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
@@ -282,13 +306,14 @@ fn check_and_record(
     jobs: usize,
 ) -> std::result::Result<VerifyResult, Failure> {
     let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(storage, id)?;
+    crate::archive::crypt::check_can_decrypt(&manifest)?;
     if let Some(problem) = crate::archive::large_objects::inconsistency(&manifest) {
         return Err(corrupt(id, LARGE_OBJECTS_FILE, problem).into());
     }
     crate::log::info(&format!("verifying {} files of {id}", manifest.files.len()));
     let files = check_files(
         storage,
-        id,
+        &manifest,
         &manifest.files.iter().collect::<Vec<_>>(),
         jobs,
         Depth::Decode,

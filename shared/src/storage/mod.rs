@@ -55,6 +55,9 @@ pub struct S3Options {
     /// Server-side encryption of uploaded objects: AES256 or aws:kms
     #[arg(long = "sse", value_name = "MODE")]
     pub sse: Option<String>,
+    /// S3 storage class of uploaded objects (STANDARD_IA, GLACIER_IR, ...) [default: the environment's s3_storage_class, else the bucket's default]
+    #[arg(long = "s3-storage-class", value_name = "CLASS")]
+    pub storage_class: Option<String>,
 }
 
 /// A backup location as the user names it.
@@ -145,6 +148,10 @@ pub trait Storage: Send + Sync {
     /// the folder's lock (local), or its heartbeat is fresh or names a live process on
     /// this machine (S3). `prune` never removes one, whatever its age.
     fn is_being_written(&self, id: &str) -> Result<bool>;
+    /// The S3 storage class new objects are written with, when one was chosen.
+    fn storage_class(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Refuses an id or file path that could address anything but a file of one backup in
@@ -274,10 +281,17 @@ pub trait Sink: Write + Send {
     fn close(self: Box<Self>) -> Result<()>;
 }
 
-/// One file of a backup being written: hashed and counted on the way to its sink.
+/// One file of a backup being written: (encrypted, when the backup is,) hashed and
+/// counted on the way to its sink. The size and checksum are those of the stored bytes.
 pub struct FileWriter {
     path: String,
-    inner: HashingWriter<Box<dyn Sink>>,
+    inner: Stage,
+}
+
+/// What a file's bytes pass through before the hash: nothing, or age encryption.
+enum Stage {
+    Clear(HashingWriter<Box<dyn Sink>>),
+    Sealed(age::stream::StreamWriter<HashingWriter<Box<dyn Sink>>>),
 }
 
 impl FileWriter {
@@ -285,13 +299,41 @@ impl FileWriter {
     pub fn new(path: &str, sink: Box<dyn Sink>) -> FileWriter {
         FileWriter {
             path: path.to_string(),
-            inner: HashingWriter::new(sink),
+            inner: Stage::Clear(HashingWriter::new(sink)),
         }
+    }
+
+    /// The same file, its bytes encrypted to `recipients` (age) before they are hashed and
+    /// stored. Only before anything was written.
+    pub fn encrypted(self, recipients: &[&dyn age::Recipient]) -> Result<FileWriter> {
+        let Stage::Clear(hashing) = self.inner else {
+            return Ok(self);
+        };
+        let (sink, written, _) = hashing.finish();
+        debug_assert_eq!(written, 0, "encryption starts before the first byte");
+        let encryptor =
+            age::Encryptor::with_recipients(recipients.iter().copied()).map_err(|e| {
+                Error::usage(
+                    format!("cannot encrypt {}: {e}", self.path),
+                    "check --encrypt-to / encrypt_to",
+                )
+            })?;
+        let sealed = encryptor
+            .wrap_output(HashingWriter::new(sink))
+            .map_err(|e| write_error(&self.path, e))?;
+        Ok(FileWriter {
+            path: self.path,
+            inner: Stage::Sealed(sealed),
+        })
     }
 
     /// Closes the file; its manifest entry.
     pub fn finish(self) -> Result<ManifestFile> {
-        let (sink, size, sha256) = self.inner.finish();
+        let hashing = match self.inner {
+            Stage::Clear(hashing) => hashing,
+            Stage::Sealed(sealed) => sealed.finish().map_err(|e| write_error(&self.path, e))?,
+        };
+        let (sink, size, sha256) = hashing.finish();
         sink.close()?;
         Ok(ManifestFile {
             path: self.path,
@@ -303,11 +345,17 @@ impl FileWriter {
 
 impl Write for FileWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.inner.write(buf)
+        match &mut self.inner {
+            Stage::Clear(w) => w.write(buf),
+            Stage::Sealed(w) => w.write(buf),
+        }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+        match &mut self.inner {
+            Stage::Clear(w) => w.flush(),
+            Stage::Sealed(w) => w.flush(),
+        }
     }
 }
 
@@ -372,7 +420,15 @@ pub fn open_storage(
     s3: &S3Options,
 ) -> Result<Box<dyn Storage>> {
     let text = resolve_location(flag, &ctx.settings)?;
-    open(&Location::parse(&text)?, s3)
+    let mut s3 = s3.clone();
+    if s3.storage_class.is_none() {
+        s3.storage_class = ctx
+            .settings
+            .env
+            .as_ref()
+            .and_then(|e| e.s3_storage_class.clone());
+    }
+    open(&Location::parse(&text)?, &s3)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
-    ServerSideEncryption,
+    ServerSideEncryption, StorageClass,
 };
 use tokio::runtime::Runtime;
 
@@ -48,6 +48,7 @@ struct S3Shared {
     bucket: String,
     prefix: String,
     sse: Option<ServerSideEncryption>,
+    storage_class: Option<StorageClass>,
 }
 
 /// A bucket and prefix of backups.
@@ -133,6 +134,19 @@ impl S3Storage {
                 ))
             }
         };
+        let storage_class = match options.storage_class.as_deref() {
+            None => None,
+            Some(class) if StorageClass::values().contains(&class) => {
+                Some(StorageClass::from(class))
+            }
+            Some(other) => return Err(Error::usage(
+                format!("{other} is not an S3 storage class"),
+                format!(
+                    "pass one of {} with --s3-storage-class (or s3_storage_class in pgward.toml)",
+                    StorageClass::values().join(", ")
+                ),
+            )),
+        };
         let shared = S3Shared {
             client: aws_sdk_s3::Client::from_conf(s3_config),
             rt,
@@ -140,6 +154,7 @@ impl S3Storage {
             // `db/prod/` and `db/prod` are one location: keys never hold a doubled `/`.
             prefix: prefix.trim_matches('/').to_string(),
             sse,
+            storage_class,
         };
         let location = shared.location();
         shared
@@ -398,6 +413,7 @@ impl S3Shared {
                     .bucket(&self.bucket)
                     .key(key)
                     .set_server_side_encryption(self.sse.clone())
+                    .set_storage_class(self.storage_class.clone())
                     .checksum_algorithm(ChecksumAlgorithm::Sha256)
                     .body(ByteStream::from(bytes))
                     .send(),
@@ -466,6 +482,13 @@ impl Storage for S3Storage {
             }));
         }
         Err(super::ids_exhausted(id, &self.location()))
+    }
+
+    fn storage_class(&self) -> Option<String> {
+        self.shared
+            .storage_class
+            .as_ref()
+            .map(|c| c.as_str().to_string())
     }
 
     fn is_being_written(&self, id: &str) -> Result<bool> {
@@ -775,6 +798,7 @@ impl S3Sink {
                         .bucket(&shared.bucket)
                         .key(&self.key)
                         .set_server_side_encryption(shared.sse.clone())
+                        .set_storage_class(shared.storage_class.clone())
                         .checksum_algorithm(ChecksumAlgorithm::Sha256)
                         .send(),
                 )

@@ -106,15 +106,15 @@ fn load_chunk(
     let entry = manifest.file(file).ok_or_else(|| {
         crate::archive::verify::corrupt(&manifest.id, file, "not in the manifest")
     })?;
-    copy_chunk(storage, &manifest.id, entry, session, name, sql, progress).map_err(|e| match e {
-        Error::BackupCorrupt { .. } | Error::Interrupted => e,
-        e => crate::archive::verify::blame(storage, &manifest.id, entry).unwrap_or(e),
+    copy_chunk(storage, manifest, entry, session, name, sql, progress).map_err(|e| match e {
+        Error::BackupCorrupt { .. } | Error::BackupKeyMismatch { .. } | Error::Interrupted => e,
+        e => crate::archive::verify::blame(storage, manifest, entry).unwrap_or(e),
     })
 }
 
 fn copy_chunk(
     storage: &dyn Storage,
-    id: &str,
+    manifest: &BackupManifest,
     file: &ManifestFile,
     session: &mut Session,
     name: &str,
@@ -123,39 +123,43 @@ fn copy_chunk(
 ) -> Result<u64> {
     let path = file.path.as_str();
     // Progress counts stored (compressed) bytes, as its total does.
-    let reader = HashingReader::new(CountingReader {
-        inner: storage.open(id, path)?,
+    let mut stored = HashingReader::new(CountingReader {
+        inner: storage.open(&manifest.id, path)?,
         progress,
     });
-    let mut decoder = zstd::Decoder::new(reader).map_err(|e| Error::io("decompress", path, e))?;
     let mut writer = session
         .client
         .copy_in(sql)
         .map_err(|e| Error::query(format!("loading {name}"), &e))?;
-    let mut buf = vec![0u8; 1 << 18];
-    loop {
-        let n = decoder
-            .read(&mut buf)
-            .map_err(|e| Error::io("decompress", path, e))?;
-        if n == 0 {
-            break;
+    {
+        let plain = crate::archive::crypt::plain(manifest, path, &mut stored)?;
+        let mut decoder =
+            zstd::Decoder::new(plain).map_err(|e| Error::io("decompress", path, e))?;
+        let mut buf = vec![0u8; 1 << 18];
+        loop {
+            let n = decoder
+                .read(&mut buf)
+                .map_err(|e| Error::io("decompress", path, e))?;
+            if n == 0 {
+                break;
+            }
+            writer.write_all(&buf[..n]).map_err(|e| Error::Query {
+                context: format!("loading {name}"),
+                sqlstate: None,
+                message: e.to_string(),
+            })?;
         }
-        writer.write_all(&buf[..n]).map_err(|e| Error::Query {
-            context: format!("loading {name}"),
-            sqlstate: None,
-            message: e.to_string(),
-        })?;
     }
     // The bytes the decoder's buffer holds were hashed when it read them; `finish` reads
     // and hashes whatever is left unread. A mismatch returns before the writer's
     // `finish`: the dropped writer aborts the COPY.
-    let (size, sha256) = decoder
-        .finish()
-        .into_inner()
-        .finish()
-        .map_err(|e| Error::io("read", path, e))?;
+    let (size, sha256) = stored.finish().map_err(|e| Error::io("read", path, e))?;
     if let Some(problem) = crate::archive::verify::mismatch(file, size, &sha256) {
-        return Err(crate::archive::verify::corrupt(id, path, &problem));
+        return Err(crate::archive::verify::corrupt(
+            &manifest.id,
+            path,
+            &problem,
+        ));
     }
     let rows = writer
         .finish()

@@ -120,7 +120,8 @@ fn feed_sql(
     stdin: &mut std::process::ChildStdin,
 ) -> std::result::Result<(), SqlFeed> {
     let refused = SqlFeed::Refused;
-    let reader = HashingReader::new(storage.open(&manifest.id, SQL_FILE).map_err(refused)?);
+    let mut stored = HashingReader::new(storage.open(&manifest.id, SQL_FILE).map_err(refused)?);
+    let plain = crate::archive::crypt::plain(manifest, SQL_FILE, &mut stored).map_err(refused)?;
     let decode_error = |e: std::io::Error| {
         SqlFeed::Refused(crate::archive::verify::corrupt(
             &manifest.id,
@@ -130,7 +131,7 @@ fn feed_sql(
     };
     let mut decoder = std::io::BufReader::with_capacity(
         1 << 20,
-        zstd::Decoder::new(reader).map_err(decode_error)?,
+        zstd::Decoder::new(plain).map_err(decode_error)?,
     );
     let key = restrict_key();
     stdin
@@ -158,10 +159,8 @@ fn feed_sql(
             }
         }
     }
-    let (size, sha256) = decoder
-        .into_inner()
-        .finish()
-        .into_inner()
+    drop(decoder);
+    let (size, sha256) = stored
         .finish()
         .map_err(|e| SqlFeed::Refused(Error::io("read", SQL_FILE, e)))?;
     if let Some(problem) = crate::archive::verify::mismatch(entry, size, &sha256) {

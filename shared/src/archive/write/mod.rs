@@ -21,9 +21,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::archive::manifest::{
-    backup_id, BackupFormat, BackupManifest, ManifestFile, ManifestLargeObjects, ManifestRelation,
-    ManifestTable, LARGE_OBJECTS_FILE, MANIFEST_FORMAT_VERSION, MIGRATIONS_FILE, SCHEMA_FILE,
-    SQL_FILE,
+    backup_id, manifest_version, BackupFormat, BackupManifest, ManifestFile, ManifestLargeObjects,
+    ManifestRelation, ManifestTable, LARGE_OBJECTS_FILE, MIGRATIONS_FILE, SCHEMA_FILE, SQL_FILE,
 };
 use crate::connect::dburl::ConnectionSettings;
 use crate::error::{Error, Result};
@@ -146,11 +145,13 @@ pub fn dump(
     let (migrations, migration_head) = coordinator.migrations(db.schema_or_default())?;
     let large_objects = coordinator.large_objects(&db.dbname, options.no_large_objects)?;
     // Another backup of this database in the same second takes the next free id.
-    let writer = storage.begin(&backup_id(
+    // Every file encrypted to this run's recipients, if it has any (crypt.rs).
+    let writer = crate::archive::crypt::seal(storage.begin(&backup_id(
         &db.dbname,
         options.env.as_deref(),
         coordinator.snapshot_time,
-    ))?;
+    ))?);
+    let encryption = crate::archive::crypt::manifest_entry();
     let id = writer.id().to_string();
     log::info(&format!(
         "backing up {} ({} tables) to {}/{id}",
@@ -187,7 +188,7 @@ pub fn dump(
         }
     };
     let manifest = BackupManifest {
-        format_version: MANIFEST_FORMAT_VERSION,
+        format_version: manifest_version(encryption.is_some()),
         id: id.clone(),
         format: options.format,
         tool_version: VERSION.to_string(),
@@ -218,6 +219,8 @@ pub fn dump(
                 name: t.name.clone(),
             })
             .collect(),
+        encryption,
+        storage_class: storage.storage_class(),
     };
     coordinator.close();
     let bytes = serde_json::to_vec_pretty(&manifest)
