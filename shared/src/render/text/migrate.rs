@@ -44,7 +44,7 @@ pub(super) fn view(e: &Envelope, style: TextStyle) -> Option<String> {
             .or_else(|| read(e).map(|r| rollback_refused(&r))),
         "resolve" => read(e).map(|r| resolve(&r)),
         "new" => read(e).map(|r| new(&r)),
-        "seed" => read(e).map(|r| seed(&r)),
+        "seed" => read(e).map(|r| seed(e, &r)),
         _ => return None,
     };
     let body = match body {
@@ -247,7 +247,7 @@ fn status(e: &Envelope, r: &StatusResult) -> String {
             holder.query.lines().next().unwrap_or_default()
         ));
     }
-    let next = if !s.failed.is_empty() {
+    let next = if e.error.is_some() {
         None // the error's hint says it
     } else if !s.edited.is_empty() || !s.missing_locally.is_empty() {
         Some("restore the edited or missing migration files from version control (git checkout), then run status again".to_string())
@@ -315,8 +315,8 @@ fn deploy(e: &Envelope, r: &DeployResult) -> String {
     let verb = if r.dry_run { "Would apply" } else { "Applied" };
     let mut out = if r.applied.is_empty() && e.error.is_none() {
         format!(
-            "Nothing to apply: {} were already applied to {} (schema {}) from {}.\n",
-            plural(r.already_applied, "migration", "migrations"),
+            "Nothing to apply: {} already applied to {} (schema {}) from {}.\n",
+            plural(r.already_applied, "migration was", "migrations were"),
             database(e),
             r.schema,
             r.migrations_dir
@@ -534,8 +534,11 @@ fn new(r: &NewResult) -> String {
     out
 }
 
-fn seed(r: &SeedResult) -> String {
+fn seed(e: &Envelope, r: &SeedResult) -> String {
     let verb = if r.dry_run { "Would run" } else { "Ran" };
+    if r.files.is_empty() && e.error.is_some() {
+        return String::new(); // the error names the file that failed
+    }
     if r.files.is_empty() {
         return format!("No seed files in {}.\n", r.seeds_dir);
     }
