@@ -70,23 +70,30 @@ pub struct Span {
 }
 
 impl Span {
+    /// A longer source line is not copied into a finding (a minified file would repeat it
+    /// in every finding); the finding still has its line and column.
+    pub const MAX_SOURCE_CHARS: usize = 500;
+
     /// The span of `text[start..end]` (byte offsets), cut at the end of `start`'s line, so
     /// a view underlines one line, and without trailing white space (an empty span where
-    /// nothing but white space is left: a view points at `start`).
-    pub fn of(text: &str, start: usize, end: usize) -> Span {
+    /// nothing but white space is left: a view points at `start`). None when the line is
+    /// longer than [`Span::MAX_SOURCE_CHARS`].
+    pub fn of(text: &str, start: usize, end: usize) -> Option<Span> {
         let start = floor_char_boundary(text, start.min(text.len()));
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
         let end = floor_char_boundary(text, end.clamp(start, line_end));
         let end = start + text[start..end].trim_end().len();
+        let source = text[line_start..line_end].trim_end_matches('\r');
+        if source.chars().count() > Span::MAX_SOURCE_CHARS {
+            return None;
+        }
         let at = crate::sql::position_of(text, end);
-        Span {
+        Some(Span {
             end_line: at.line,
             end_column: at.column,
-            source: text[line_start..line_end]
-                .trim_end_matches('\r')
-                .to_string(),
-        }
+            source: source.to_string(),
+        })
     }
 }
 
@@ -387,13 +394,20 @@ mod span_tests {
     fn a_span_stops_at_its_line_end_and_keeps_the_line_whole() {
         let text = "SELECT 1;\r\nALTER TABLE \"é\" ADD x int,   \r\n  ADD y int;";
         let start = text.find("ADD x").unwrap();
-        let span = Span::of(text, start, text.len());
+        let span = Span::of(text, start, text.len()).expect("a short line");
         assert_eq!(span.source, "ALTER TABLE \"é\" ADD x int,   ");
         assert_eq!((span.end_line, span.end_column), (2, 27));
         // An offset past the end or inside a character does not panic.
-        let at_end = Span::of(text, text.len() + 5, 0);
+        let at_end = Span::of(text, text.len() + 5, 0).expect("a short line");
         assert_eq!(at_end.source, "  ADD y int;");
-        let inside = Span::of("é", 1, 2);
+        let inside = Span::of("é", 1, 2).expect("a short line");
         assert_eq!(inside.source, "é");
+        // A long line is not copied; the line before it is.
+        let long = format!(
+            "SELECT 1;\nSELECT '{}';",
+            "x".repeat(Span::MAX_SOURCE_CHARS)
+        );
+        assert!(Span::of(&long, 12, long.len()).is_none());
+        assert!(Span::of(&long, 0, 8).is_some());
     }
 }

@@ -223,3 +223,34 @@ fn errors_without_a_result() {
         2,
     );
 }
+
+#[test]
+fn status_with_a_migration_missing_locally_and_the_lock_held() {
+    let db = cluster().create_database();
+    let m = Migrations::new(&[INIT, ORDERS]);
+    migrate(&db, "deploy", m.arg(), &[]).assert_code(0);
+    std::fs::remove_dir_all(m.path().join(ORDERS.0)).expect("the folder is removable");
+    let mut holder = db.client();
+    holder
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock({})",
+            pgward_shared::migrations::history::PRISMA_LOCK_KEY
+        ))
+        .expect("the lock is free");
+    snapshot(
+        "status_missing_locally_lock_held",
+        &migrate(&db, "status", m.arg(), &[]),
+        5,
+    );
+}
+
+#[test]
+fn deploy_to_leaves_the_rest_pending() {
+    let db = cluster().create_database();
+    let m = Migrations::new(&[INIT, ORDERS]);
+    snapshot(
+        "deploy_to",
+        &migrate(&db, "deploy", m.arg(), &["--to", INIT.0]),
+        0,
+    );
+}

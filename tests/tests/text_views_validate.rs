@@ -340,3 +340,23 @@ fn drift_clean_and_drifted() {
         3,
     );
 }
+
+/// A replay that fails in the shadow (the migration needs a table made by hand) stops
+/// drift before any comparison: the view says so instead of giving a verdict.
+#[test]
+fn drift_stopped_by_a_failing_replay() {
+    let db = cluster().create_database();
+    // Outside `public`, which deploy wants empty without a history (P3005).
+    db.psql("CREATE SCHEMA other; CREATE TABLE other.handmade (id int);");
+    let m = Migrations::new(&[(
+        "20260101000000_index",
+        "CREATE INDEX handmade_id ON other.handmade (id);\n",
+    )]);
+    deploy_dir(&db, m.path(), "20260101000000_index");
+    let out = validate(&db, &["drift", "--dir", m.arg()]);
+    assert!(
+        out.stdout.contains("nothing was compared") && !out.stdout.contains("no drift"),
+        "{out}"
+    );
+    snapshot("drift_replay_failed", &out, out.code);
+}

@@ -193,7 +193,7 @@ fn finding_of(source: &LintSource, hit: checks::Hit, end: usize) -> Finding {
         lock: hit.lock,
         why: hit.why,
         fix: hit.fix,
-        span: Some(span),
+        span,
     }
 }
 

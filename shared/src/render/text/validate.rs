@@ -172,6 +172,23 @@ fn drift(e: &Envelope, r: &DriftResult) -> String {
         out.push_str(&columns(rows));
         out.push('\n');
     }
+    let shadow = if r.shadow_temporary {
+        "a temporary shadow database".to_string()
+    } else {
+        format!("the shadow database {}", r.shadow)
+    };
+    if e.error.is_some() && r.compared.is_empty() {
+        // Stopped before the comparison: no verdict to give.
+        out.push_str(&format!(
+            "drift: stopped after replaying {} into {shadow}; nothing was compared.\n",
+            plural(
+                r.migrations_applied,
+                "applied migration",
+                "applied migrations"
+            ),
+        ));
+        return out;
+    }
     let compared: usize = r.compared.values().sum();
     out.push_str(&format!(
         "drift: {} after replaying {} into {} ({} compared{}).\n",
@@ -185,11 +202,7 @@ fn drift(e: &Envelope, r: &DriftResult) -> String {
             "applied migration",
             "applied migrations"
         ),
-        if r.shadow_temporary {
-            "a temporary shadow database".to_string()
-        } else {
-            format!("the shadow database {}", r.shadow)
-        },
+        shadow,
         plural(compared, "object", "objects"),
         if r.migrations_pending > 0 {
             format!(
