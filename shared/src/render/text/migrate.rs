@@ -204,9 +204,6 @@ fn status(e: &Envelope, r: &StatusResult) -> String {
         counts.join(", "),
         if listed { ":" } else { "" }
     );
-    if !r.history_table {
-        out.push_str("(no _prisma_migrations table yet: nothing has been deployed here)\n");
-    }
     if listed {
         out.push('\n');
         out.push_str(&failed_list(&s.failed, "  ", &r.migrations_dir));
@@ -226,6 +223,9 @@ fn status(e: &Envelope, r: &StatusResult) -> String {
                 "  missing  {name}  (applied, not in the folder)\n"
             ));
         }
+    }
+    if !r.history_table {
+        out.push_str("\nNo _prisma_migrations table yet: nothing has been deployed here.\n");
     }
     if let Some(last) = s.applied.last() {
         out.push_str(&format!(
