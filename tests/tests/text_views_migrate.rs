@@ -156,6 +156,22 @@ fn rollback_success_and_refusal_without_down_sql() {
         0,
     );
     snapshot("rollback", &migrate(&db, "rollback", m.arg(), &[]), 0);
+    // A down.sql that fails: nothing of it is kept and the migration stays applied.
+    migrate(&db, "deploy", m.arg(), &[]).assert_code(0);
+    std::fs::write(
+        m.path().join("20240102000000_orders/down.sql"),
+        "DROP TABLE orders;\nDROP TABLE no_such_table;\n",
+    )
+    .expect("down.sql is writable");
+    snapshot(
+        "rollback_failed",
+        &migrate(&db, "rollback", m.arg(), &[]),
+        1,
+    );
+    assert!(
+        db.relation_exists("orders"),
+        "the failed down.sql left the table"
+    );
     snapshot(
         "rollback_refused_without_down_sql",
         &migrate(&db, "rollback", m.arg(), &[]),
