@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::codes::ErrorCode;
 
@@ -73,7 +73,7 @@ impl Exit {
 }
 
 /// Who holds the migration advisory lock, as far as the server tells.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LockHolder {
     /// Backend process id of the holding session.
     pub pid: i32,
@@ -86,7 +86,7 @@ pub struct LockHolder {
 }
 
 /// Where a failing statement sits in a migration file (1-based).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SqlPosition {
     /// 1-based line.
     pub line: usize,

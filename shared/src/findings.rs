@@ -52,10 +52,60 @@ pub struct Finding {
     pub why: String,
     /// The safe alternative, spelled out.
     pub fix: String,
+    /// Lint: the offending text, so a view can show it underlined without the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<Span>,
+}
+
+/// The text a lint finding points at: from its `line`:`column` to `end_line`:`end_column`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Span {
+    /// 1-based line the text ends on (the finding's `line` when it fits on one).
+    pub end_line: usize,
+    /// 1-based column, in characters, just past the text's last character.
+    pub end_column: usize,
+    /// The source lines `line` to `end_line`, whole, as in the file (no line break at the
+    /// end).
+    pub source: String,
+}
+
+impl Span {
+    /// A longer source line is not copied into a finding (a minified file would repeat it
+    /// in every finding); the finding still has its line and column.
+    pub const MAX_SOURCE_CHARS: usize = 500;
+
+    /// The span of `text[start..end]` (byte offsets), cut at the end of `start`'s line, so
+    /// a view underlines one line, and without trailing white space (an empty span where
+    /// nothing but white space is left: a view points at `start`). None when the line is
+    /// longer than [`Span::MAX_SOURCE_CHARS`].
+    pub fn of(text: &str, start: usize, end: usize) -> Option<Span> {
+        let start = floor_char_boundary(text, start.min(text.len()));
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let end = floor_char_boundary(text, end.clamp(start, line_end));
+        let end = start + text[start..end].trim_end().len();
+        let source = text[line_start..line_end].trim_end_matches('\r');
+        if source.chars().count() > Span::MAX_SOURCE_CHARS {
+            return None;
+        }
+        let at = crate::sql::position_of(text, end);
+        Some(Span {
+            end_line: at.line,
+            end_column: at.column,
+            source: source.to_string(),
+        })
+    }
+}
+
+fn floor_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 /// The counts a run adds up to.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
 pub struct Totals {
     /// Findings of severity error.
     pub errors: usize,
@@ -90,7 +140,7 @@ impl Totals {
 
 /// What kind of object a model entry (or a difference) is. The order is the order
 /// differences are reported in: containers before what they contain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectKind {
     /// A migration recorded as applied in the database but absent from the folder.
@@ -195,7 +245,7 @@ impl ObjectKind {
 }
 
 /// lint's `result`.
-#[derive(Debug, Serialize, Default)]
+#[derive(Debug, Serialize, Deserialize, Default)]
 pub struct LintResult {
     /// Files linted (applied migrations read for context are not counted).
     pub files: usize,
@@ -210,7 +260,7 @@ pub struct LintResult {
 }
 
 /// schema's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct SchemaResult {
     /// Tables looked at.
     pub tables: i64,
@@ -221,7 +271,7 @@ pub struct SchemaResult {
 }
 
 /// One check's outcome, for the result.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CheckRun {
     /// Rule id.
     pub rule: String,
@@ -236,7 +286,7 @@ pub struct CheckRun {
 }
 
 /// data's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DataResult {
     /// Every check that ran.
     pub checks: Vec<CheckRun>,
@@ -247,7 +297,7 @@ pub struct DataResult {
 }
 
 /// How an object differs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     /// The migrations create it; the database does not have it.
@@ -259,7 +309,7 @@ pub enum Change {
 }
 
 /// One difference between the database and what its migrations produce.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Difference {
     /// What kind of object.
     pub kind: ObjectKind,
@@ -278,7 +328,7 @@ pub struct Difference {
 }
 
 /// drift's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DriftResult {
     /// The migrations folder.
     pub migrations_dir: String,
@@ -297,11 +347,11 @@ pub struct DriftResult {
     /// Every difference, containers first.
     pub differences: Vec<Difference>,
     /// Objects compared, by kind.
-    pub compared: BTreeMap<&'static str, usize>,
+    pub compared: BTreeMap<String, usize>,
 }
 
 /// One item of the checklist.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct PreflightCheck {
     /// Stable name (`connectable`, `advisory-lock-free`, ...).
     pub name: String,
@@ -314,7 +364,7 @@ pub struct PreflightCheck {
 }
 
 /// The outcome of one checklist item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
     /// All good.
@@ -326,7 +376,7 @@ pub enum CheckStatus {
 }
 
 /// preflight's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct PreflightResult {
     /// The checklist, in order.
     pub checks: Vec<PreflightCheck>,
@@ -334,4 +384,30 @@ pub struct PreflightResult {
     pub findings: Vec<Finding>,
     /// Counts by severity.
     pub totals: Totals,
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::Span;
+
+    #[test]
+    fn a_span_stops_at_its_line_end_and_keeps_the_line_whole() {
+        let text = "SELECT 1;\r\nALTER TABLE \"é\" ADD x int,   \r\n  ADD y int;";
+        let start = text.find("ADD x").unwrap();
+        let span = Span::of(text, start, text.len()).expect("a short line");
+        assert_eq!(span.source, "ALTER TABLE \"é\" ADD x int,   ");
+        assert_eq!((span.end_line, span.end_column), (2, 27));
+        // An offset past the end or inside a character does not panic.
+        let at_end = Span::of(text, text.len() + 5, 0).expect("a short line");
+        assert_eq!(at_end.source, "  ADD y int;");
+        let inside = Span::of("é", 1, 2).expect("a short line");
+        assert_eq!(inside.source, "é");
+        // A long line is not copied; the line before it is.
+        let long = format!(
+            "SELECT 1;\nSELECT '{}';",
+            "x".repeat(Span::MAX_SOURCE_CHARS)
+        );
+        assert!(Span::of(&long, 12, long.len()).is_none());
+        assert!(Span::of(&long, 0, 8).is_some());
+    }
 }

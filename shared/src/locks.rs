@@ -1,7 +1,7 @@
 //! PostgreSQL's table lock modes, and what each blocks: what the lint predicts a
 //! statement takes and what `deploy --trace` measures it took are told in these terms.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// PostgreSQL's table lock modes, weakest first (the numbering of `lockdefs.h`, which is
 /// also what `LOCK TABLE ... IN ... MODE` parses to).
@@ -110,8 +110,18 @@ impl Serialize for LockMode {
     }
 }
 
+/// Read back from its SQL name (a document rendered later).
+impl<'de> Deserialize<'de> for LockMode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        ALL.into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| serde::de::Error::custom(format!("no lock mode is named `{name}`")))
+    }
+}
+
 /// What other sessions wait for while a lock is held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Blocks {
     /// Weaker modes: ordinary reads and writes go on (DDL may wait).

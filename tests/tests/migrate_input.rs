@@ -796,11 +796,11 @@ fn text_format_prints_a_human_summary() {
         "text format is not JSON\n{out}"
     );
     assert!(
-        out.stdout.starts_with("pgward-migrate deploy: ok (exit 0"),
-        "{out}"
+        out.stdout
+            .starts_with(&format!("Applied 1 migration to {}@", db.name)),
+        "the target is shown\n{out}"
     );
     assert!(out.stdout.contains("20240101000000_init"), "{out}");
-    assert!(out.stdout.contains(&db.name), "the target is shown\n{out}");
 
     let out = migrate_url(
         "status",
@@ -810,15 +810,10 @@ fn text_format_prints_a_human_summary() {
     );
     out.assert_code(2);
     assert!(
-        out.stdout
-            .starts_with("pgward-migrate status: FAILED (exit 2"),
+        out.stdout.starts_with("error[MIGRATIONS_DIR_MISSING]: "),
         "{out}"
     );
-    assert!(
-        out.stdout.contains("error [MIGRATIONS_DIR_MISSING]"),
-        "{out}"
-    );
-    assert!(out.stdout.contains("hint: "), "{out}");
+    assert!(out.stdout.contains("\n = hint: "), "{out}");
 }
 
 #[test]

@@ -411,7 +411,8 @@ fn github_format_prints_one_annotation_per_finding() {
         "{out}"
     );
     assert!(
-        out.stdout.contains("pgward-validate lint: FAILED (exit 1"),
+        out.stdout
+            .contains("\nerror[CHECKS_FAILED]: lint found 1 error(s)"),
         "{out}"
     );
 }

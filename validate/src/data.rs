@@ -260,6 +260,7 @@ fn check_finding(
         lock: None,
         why,
         fix,
+        span: None,
     }
 }
 

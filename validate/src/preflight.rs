@@ -119,6 +119,7 @@ pub fn run(ctx: &Context, options: &PreflightOptions) -> Result<Outcome, Failure
             lock: None,
             why: "the migration should not start until the checklist passes".into(),
             fix: c.fix.clone().unwrap_or_default(),
+            span: None,
         })
         .collect();
     let totals = Totals::of(&findings);

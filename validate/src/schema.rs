@@ -113,6 +113,7 @@ fn finding(
         lock: None,
         why: why.to_string(),
         fix,
+        span: None,
     }
 }
 

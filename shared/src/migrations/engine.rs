@@ -21,10 +21,10 @@ use crate::sql::{
     ParsedStatement, TransactionControl,
 };
 use pg_query::NodeEnum;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a script will run.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum RunMode {
     /// Prisma's transaction boundaries, bookkeeping committed with the statements.

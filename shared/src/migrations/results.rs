@@ -2,7 +2,7 @@
 //! deploy, status, resolve, rollback, new and seed print, for the binaries that print them
 //! and for whatever reads their documents back.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::LockHolder;
 use crate::migrations::engine::RunMode;
@@ -10,7 +10,7 @@ use crate::migrations::state::MigrationState;
 use crate::migrations::trace::{OverBudget, RelationSummary, ScriptTrace};
 
 /// One migration deploy applied (or, dry-run, would apply).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeployedMigration {
     /// Folder name.
     pub name: String,
@@ -29,7 +29,7 @@ pub struct DeployedMigration {
 }
 
 /// deploy's `result`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeployResult {
     /// The migrations folder.
     pub migrations_dir: String,
@@ -53,7 +53,7 @@ pub struct DeployResult {
 }
 
 /// status's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct StatusResult {
     /// The migrations folder.
     pub migrations_dir: String,
@@ -73,7 +73,7 @@ pub struct StatusResult {
 }
 
 /// What resolve records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Resolution {
     /// `--applied`: the migration was applied by hand; record it finished.
@@ -83,7 +83,7 @@ pub enum Resolution {
 }
 
 /// resolve's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ResolveResult {
     /// The migration.
     pub migration: String,
@@ -96,7 +96,7 @@ pub struct ResolveResult {
 }
 
 /// One migration rolled back (or, dry-run, to be).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct RolledBack {
     /// Folder name.
     pub name: String,
@@ -110,7 +110,7 @@ pub struct RolledBack {
 }
 
 /// rollback's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct RollbackResult {
     /// Whether nothing was changed.
     pub dry_run: bool,
@@ -120,14 +120,14 @@ pub struct RollbackResult {
 
 /// rollback's `result` when it refuses before changing anything (a target without
 /// down.sql): what it would have rolled back.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct RollbackRefused {
     /// The migrations it was asked to roll back, newest first.
     pub would_roll_back: Vec<String>,
 }
 
 /// new's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct NewResult {
     /// The folder name (the migration's name).
     pub name: String,
@@ -138,7 +138,7 @@ pub struct NewResult {
 }
 
 /// One seed file run (or, dry-run, to be run).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct SeededFile {
     /// The file.
     pub file: String,
@@ -152,7 +152,7 @@ pub struct SeededFile {
 }
 
 /// seed's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct SeedResult {
     /// The seeds folder.
     pub seeds_dir: String,

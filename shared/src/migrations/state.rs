@@ -3,13 +3,13 @@
 //! and the reports all read this one comparison.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::migrations::history::HistoryRow;
 use crate::migrations::MigrationsFolder;
 
 /// A migration applied and finished.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AppliedMigration {
     /// Folder name.
     pub name: String,
@@ -18,7 +18,7 @@ pub struct AppliedMigration {
 }
 
 /// A migration whose latest attempt failed (finished_at and rolled_back_at NULL).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FailedMigration {
     /// Folder name.
     pub name: String,
@@ -31,7 +31,7 @@ pub struct FailedMigration {
 }
 
 /// An applied migration whose file changed since.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EditedMigration {
     /// Folder name.
     pub name: String,
@@ -42,7 +42,7 @@ pub struct EditedMigration {
 }
 
 /// The folder and the history, compared.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct MigrationState {
     /// Applied and present locally, in folder order.
     pub applied: Vec<AppliedMigration>,

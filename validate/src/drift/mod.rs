@@ -169,7 +169,10 @@ pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
         Err(e) => return Err(Failure::with_result(e, &result)),
     };
     result.differences.extend(diff::compare(&expected, &actual));
-    result.compared = diff::compared_counts(&expected, &actual);
+    result.compared = diff::compared_counts(&expected, &actual)
+        .into_iter()
+        .map(|(kind, n)| (kind.to_string(), n))
+        .collect();
     if result.differences.is_empty() {
         log::info(&format!(
             "no drift: the database matches its {} applied migration(s)",

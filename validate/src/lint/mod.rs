@@ -33,7 +33,7 @@ use rayon::prelude::*;
 
 use pgward_shared::findings::LintResult;
 use pgward_shared::findings::Totals;
-use pgward_shared::findings::{Finding, Location};
+use pgward_shared::findings::{Finding, Location, Span};
 pub use rules::{Rule, RuleInfo};
 use source::ParsedFile;
 
@@ -163,7 +163,11 @@ pub fn lint_sources(sources: &[LintSource], ignore: &HashSet<Rule>) -> (LintResu
             if suppressed {
                 result.suppressed += 1;
             } else {
-                result.findings.push(finding_of(source, hit));
+                let end = match file.statements.get(hit.statement) {
+                    Some(_) => file.statement_end(hit.statement),
+                    None => source.text.len(),
+                };
+                result.findings.push(finding_of(source, hit, end));
             }
         }
     }
@@ -171,8 +175,11 @@ pub fn lint_sources(sources: &[LintSource], ignore: &HashSet<Rule>) -> (LintResu
     (result, notes)
 }
 
-fn finding_of(source: &LintSource, hit: checks::Hit) -> Finding {
+/// `hit` as a finding in `source`; its span runs from the hit to `end` (its statement's
+/// end), cut at the end of the line.
+fn finding_of(source: &LintSource, hit: checks::Hit, end: usize) -> Finding {
     let position = position_of(&source.text, hit.offset);
+    let span = Span::of(&source.text, hit.offset, end);
     Finding {
         rule: hit.rule.id().to_string(),
         severity: hit.severity,
@@ -186,6 +193,7 @@ fn finding_of(source: &LintSource, hit: checks::Hit) -> Finding {
         lock: hit.lock,
         why: hit.why,
         fix: hit.fix,
+        span,
     }
 }
 

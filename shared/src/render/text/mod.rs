@@ -6,7 +6,10 @@
 //! the generic summary ([`generic`]). Colour is a [`TextStyle`]: on for a terminal, off
 //! when stdout is piped or `NO_COLOR` is set, so a view's words never depend on it.
 
+mod diagnostic;
 mod generic;
+mod migrate;
+mod validate;
 
 use std::io::IsTerminal;
 
@@ -45,10 +48,15 @@ pub fn render_text_styled(e: &Envelope, style: TextStyle) -> String {
 }
 
 /// The designed view of `e`'s command, when it has one (one arm per command).
-#[allow(clippy::match_single_binding)] // the arms arrive with the views
 fn designed_view(e: &Envelope, style: TextStyle) -> Option<String> {
-    let _ = style;
     match (e.tool.as_str(), e.command.as_str()) {
+        // pgward-migrate and pgward-validate: every command.
+        ("migrate", "status" | "deploy" | "rollback" | "resolve" | "new" | "seed") => {
+            migrate::view(e, style)
+        }
+        ("validate", "lint" | "schema" | "data" | "preflight" | "drift") => {
+            validate::view(e, style)
+        }
         _ => None,
     }
 }

@@ -6,7 +6,7 @@ use pgward_shared::sql::position_of;
 use crate::lint::rules::{Family, Rule, RuleInfo};
 use crate::lint::source::ParseFailure;
 use crate::lint::LintSource;
-use pgward_shared::findings::{Finding, Location, Severity};
+use pgward_shared::findings::{Finding, Location, Severity, Span};
 
 pub(super) const FAMILY: Family = Family {
     source: file!(),
@@ -40,5 +40,11 @@ pub(crate) fn finding(source: &LintSource, failure: &ParseFailure) -> Finding {
         lock: None,
         why: "the migration fails when it runs, and no other rule could check the file".into(),
         fix: "fix the SQL at this position (psql reports the same error: `psql -f` the file against a scratch database)".into(),
+        span: failure.offset.and_then(|offset| {
+            // The word the parser stopped at.
+            let word = source.text.get(offset..).and_then(|rest| rest.find(char::is_whitespace));
+            let word = word.map_or(source.text.len(), |n| offset + n);
+            Span::of(&source.text, offset, word)
+        }),
     }
 }
