@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use chrono::Utc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::archive::inventory;
 use crate::archive::sources::{
@@ -36,7 +36,7 @@ pub struct PruneRules {
 }
 
 /// prune's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct PruneResult {
     /// Whether nothing was deleted.
     pub dry_run: bool,
@@ -52,7 +52,7 @@ pub struct PruneResult {
 }
 
 /// A kept backup and the rule that kept it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct KeptBackup {
     /// The id.
     pub id: String,

@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::log;
 use crate::storage::Storage;
 use post_data::{split_pre_data, PostDataPlan};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use database::{create_database, drop_database};
 pub(crate) use pg_restore::pg_restore_command;
@@ -58,7 +58,7 @@ pub struct LoadOptions {
 }
 
 /// One table loaded.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableLoad {
     /// `schema.table`.
     pub table: String,
@@ -76,7 +76,7 @@ pub struct TableLoad {
 }
 
 /// What a load did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadReport {
     /// Per table.
     pub tables: Vec<TableLoad>,

@@ -32,7 +32,7 @@ use crate::progress::Progress;
 use crate::storage::{write_error, BackupWriter, Storage};
 use crate::{interrupt, log};
 use chrono::Utc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::archive::workers::{self, TablePatterns};
 use crate::pgtools;
@@ -91,7 +91,7 @@ impl Default for DumpOptions {
 }
 
 /// One table as the result reports it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct TableReport {
     /// `schema.table`.
     pub table: String,
@@ -104,7 +104,7 @@ pub struct TableReport {
 }
 
 /// backup's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DumpResult {
     /// The new backup's id.
     pub id: String,
