@@ -354,7 +354,7 @@ pub(super) fn migrations(e: &Envelope, style: TextStyle) -> Option<String> {
         e,
         style,
         "report migrations",
-        |r: &MigrationsReport, _e, style| {
+        |r: &MigrationsReport, e, style| {
             let mut out = String::new();
             for m in &r.migrations {
                 let problem = match m.status {
@@ -362,10 +362,7 @@ pub(super) fn migrations(e: &Envelope, style: TextStyle) -> Option<String> {
                         "{} failed: {}",
                         m.name,
                         cut(
-                            m.last_failure_logs
-                                .as_deref()
-                                .and_then(|l| l.lines().next())
-                                .unwrap_or("no log"),
+                            m.last_failure_logs.as_deref().map_or("no log", error_line),
                             CELL
                         )
                     )),
@@ -400,13 +397,22 @@ pub(super) fn migrations(e: &Envelope, style: TextStyle) -> Option<String> {
                         .unwrap_or_default()
                 ),
             ));
-            let mut pairs = vec![(
+            let mut pairs: Vec<(&str, String)> = e
+                .target
+                .as_ref()
+                .map(|t| {
+                    let at = format!("{}@{}:{}/{}", t.user, t.host, t.port, t.database);
+                    ("database", at)
+                })
+                .into_iter()
+                .collect();
+            pairs.push((
                 "status",
                 format!(
                     "{} applied, {} pending, {} failed, {} edited, {} missing locally",
                     t.applied, t.pending, t.failed, t.edited, t.missing_locally
                 ),
-            )];
+            ));
             pairs.push((
                 "attempts",
                 format!(
@@ -511,6 +517,22 @@ pub(super) fn migrations(e: &Envelope, style: TextStyle) -> Option<String> {
     )
 }
 
+/// The line of a failed attempt's logs that says what went wrong: the one after
+/// `Database error:` (how pgward and Prisma write them), else the first that is not the
+/// `Migration name:` header.
+fn error_line(logs: &str) -> &str {
+    let mut lines = logs.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut rest = lines.clone();
+    if rest.any(|l| l == "Database error:") {
+        if let Some(line) = rest.next() {
+            return line;
+        }
+    }
+    lines
+        .find(|l| !l.starts_with("Migration name:"))
+        .unwrap_or("no log")
+}
+
 fn status(s: MigrationStatus) -> &'static str {
     match s {
         MigrationStatus::Applied => "applied",
@@ -564,7 +586,7 @@ pub(super) fn audit(e: &Envelope, style: TextStyle) -> Option<String> {
                             .map(|ms| seconds(ms as f64 / 1000.0))
                             .unwrap_or_else(|| "-".into()),
                         a.error.clone().unwrap_or_default(),
-                        cut(a.target.as_deref().unwrap_or("-"), 40),
+                        cut(a.target.as_deref().unwrap_or("-"), CELL),
                         a.os_user.clone().unwrap_or_default(),
                     ],
                     match a.exit_code {
@@ -765,4 +787,20 @@ pub(super) fn render(e: &Envelope, style: TextStyle) -> Option<String> {
         "report render",
         |_: &serde_json::Value, _e, _style| String::new(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    #[test]
+    fn a_failed_attempt_is_summed_up_by_its_database_error() {
+        let logs = "Migration name: a\n\nDatabase error code: 42P01\n\nDatabase error:\nERROR: relation \"nope\" does not exist\n";
+        assert_eq!(error_line(logs), "ERROR: relation \"nope\" does not exist");
+        assert_eq!(
+            error_line("Migration name: c\n\nERROR: boom"),
+            "ERROR: boom"
+        );
+        assert_eq!(error_line(""), "no log");
+    }
 }
