@@ -10,7 +10,7 @@ use crate::{redact_temp_paths, Output};
 
 /// Regex and replacement, applied in order: backup ids (they hold the database's name and
 /// the snapshot's second), test database names, ports, timestamps, rates, durations and
-/// ages, and the sizes that include a backup's manifest (it records timings).
+/// ages (also as humantime writes them: `26h`), and the sizes that include a backup's manifest (it records timings).
 pub const TEXT_FILTERS: &[(&str, &str)] = &[
     (r"\b[A-Za-z0-9_-]+-\d{8}T\d{6}Z(?:-\d+)?\b", "[ID]"),
     (r"\bt_\d+_\d+(?:_[a-z0-9_]+)?\b", "[DB]"),
@@ -24,6 +24,7 @@ pub const TEXT_FILTERS: &[(&str, &str)] = &[
         r"\b\d+(?:\.\d+)? (?:ms|s|min|h|d)(?: \d+ (?:s|min|h))?\b",
         "[DUR]",
     ),
+    (r"\b\d+(?:\.\d+)?(?:ms|s|m|min|h|d)\b", "[DUR]"),
     (r"(\[ID\].*?)\b\d+(?:\.\d+)? (?:B|KiB|MiB)\b", "${1}[SIZE]"),
     (
         r"\b\d+(?:\.\d+)? (?:B|KiB|MiB) in (all|\d+ files?)\b",
