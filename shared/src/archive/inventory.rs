@@ -41,9 +41,11 @@ pub struct ListResult {
     pub incomplete: Vec<String>,
     /// Ids of backups being written right now (their writer holds the folder's lock or
     /// keeps its heartbeat fresh): not backups yet, and never pruned.
+    #[serde(default)] // absent from older documents (`report render`)
     pub running: Vec<String>,
     /// Backups whose manifest exists but cannot be read: never restorable, never pruned
     /// (someone should look at them), newest id last.
+    #[serde(default)] // absent from older documents (`report render`)
     pub damaged: Vec<DamagedBackup>,
 }
 

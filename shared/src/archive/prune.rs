@@ -48,6 +48,7 @@ pub struct PruneResult {
     pub leftovers_deleted: Vec<String>,
     /// Backups still being written (their writer holds the lock or its heartbeat is
     /// fresh), left alone whatever their age.
+    #[serde(default)] // absent from older documents (`report render`)
     pub leftovers_running: Vec<String>,
 }
 

@@ -87,12 +87,14 @@ pub struct LoadReport {
     pub data_s: f64,
     /// Indexes and keys built during `data_s`, on tables already loaded while others
     /// still loaded; the rest of post-data runs after all data, in `post_data_s`.
+    #[serde(default)] // absent from older documents (`report render`)
     pub post_data_early_items: usize,
     /// See `pre_data_s`.
     pub post_data_s: f64,
     /// See `pre_data_s`.
     pub verify_and_analyze_s: f64,
     /// Large objects restored (counted in the target and compared with the manifest).
+    #[serde(default)] // absent from older documents (`report render`)
     pub large_objects: u64,
 }
 

@@ -125,6 +125,7 @@ pub struct DumpResult {
     /// Per table.
     pub tables: Vec<TableReport>,
     /// The database's large objects, and whether they were left out.
+    #[serde(default)] // absent from older documents (`report render`)
     pub large_objects: ManifestLargeObjects,
 }
 
