@@ -54,5 +54,5 @@ pub use run::{
 };
 pub use s3::{s3, S3Server, S3_REGION, WEED_ENV, WEED_VERSION};
 pub use script::{bin_dir, in_its_own_terminal_group, run_script, RunningScript, SCRIPT_TIMEOUT};
-pub use text::{text_view, TEXT_FILTERS};
+pub use text::{assert_prose_fits, text_view, PROSE_WIDTH, TEXT_FILTERS};
 pub use webhook::webhook;

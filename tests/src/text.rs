@@ -44,7 +44,9 @@ fn volatile() -> &'static [Regex] {
 }
 
 /// stdout of a `--format text` run, temp paths redacted; panics when it is a JSON
-/// document (the text view was not used) or holds an escape sequence (it was piped).
+/// document (the text view was not used), holds an escape sequence (it was piped) or has
+/// a line of prose wider than [`PROSE_WIDTH`] ([`assert_prose_fits`]). Wrapped prose is
+/// joined again (where a message breaks depends on the width of a port or a name).
 ///
 /// A table with a value the filters replace has columns as wide as that run's values, so
 /// its runs of spaces become two and its header's underline three dashes: the snapshot
@@ -59,17 +61,26 @@ pub fn text_view(out: &Output) -> String {
         !out.stdout.contains('\u{1b}'),
         "escape sequences on a pipe:\n{out}"
     );
+    assert_prose_fits(&out.stdout);
     let text = redact_temp_paths(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     let spaces = Regex::new(" {2,}").expect("a regex");
-    let mut kept = Vec::with_capacity(lines.len());
+    let mut kept: Vec<String> = Vec::with_capacity(lines.len());
     let mut i = 0;
     while i < lines.len() {
         let underlined = lines
             .get(i + 1)
             .is_some_and(|l| l.trim().starts_with('─') && l.trim().chars().all(|c| c == '─'));
         if !underlined {
-            kept.push(lines[i].to_string());
+            // A continuation of prose the view wrapped (indented by four or more): joined
+            // again, since where a line breaks depends on the width of what varies.
+            match kept.last_mut() {
+                Some(last) if lines[i].starts_with("    ") && !lines[i].trim().is_empty() => {
+                    last.push(' ');
+                    last.push_str(lines[i].trim());
+                }
+                _ => kept.push(lines[i].to_string()),
+            }
             i += 1;
             continue;
         }
@@ -95,4 +106,29 @@ pub fn text_view(out: &Output) -> String {
         squeezed.push('\n');
     }
     squeezed
+}
+
+/// Widest a line of a view's prose may be; tables and the commands under `Next` may be
+/// wider (a terminal scrolls them; a command is copied whole).
+pub const PROSE_WIDTH: usize = 100;
+
+/// Asserts every line of `view` outside its tables and its `Next` commands fits in
+/// [`PROSE_WIDTH`] columns.
+pub fn assert_prose_fits(view: &str) {
+    let lines: Vec<&str> = view.lines().collect();
+    let mut in_block = false;
+    for (i, line) in lines.iter().enumerate() {
+        let underlined = lines
+            .get(i + 1)
+            .is_some_and(|l| l.trim_start().starts_with('─'));
+        if underlined || *line == "Next" {
+            in_block = true;
+        } else if !line.starts_with("  ") {
+            in_block = false;
+        }
+        assert!(
+            in_block || line.chars().count() <= PROSE_WIDTH,
+            "a line wider than {PROSE_WIDTH} columns:\n{line}\nin\n{view}"
+        );
+    }
 }

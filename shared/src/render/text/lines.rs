@@ -42,7 +42,7 @@ pub(crate) fn alarm(style: TextStyle, text: &str) -> String {
         paint(
             style,
             coloured(anstyle::AnsiColor::Red),
-            &format!("! {text}")
+            &format!("! {}", wrap(text, 2, 4))
         )
     )
 }
@@ -57,7 +57,8 @@ pub(crate) fn fields(pairs: &[(&str, String)]) -> String {
     pairs
         .iter()
         .map(|(label, value)| {
-            let mut value_lines = value.lines();
+            let value = wrap(value, width + 4, width + 4);
+            let mut value_lines = value.lines().map(str::trim_start);
             let mut line = format!(
                 "  {label:<width$}  {}\n",
                 value_lines.next().unwrap_or_default()
@@ -95,7 +96,8 @@ pub(crate) fn warnings_and_error(e: &Envelope, style: TextStyle) -> String {
             coloured(anstyle::AnsiColor::Yellow),
             &format!("warning[{}]", w.code),
         );
-        out.push_str(&format!("{head}: {}\n", indent_rest(&w.message)));
+        let lead = format!("warning[{}]: ", w.code).chars().count();
+        out.push_str(&format!("{head}: {}\n", wrap(&w.message, lead, 4)));
     }
     if let Some(err) = &e.error {
         out.push('\n');
@@ -111,16 +113,50 @@ pub(crate) fn error_block(err: &ErrorBody, style: TextStyle) -> String {
         coloured(anstyle::AnsiColor::Red),
         &format!("error[{}]", err.code),
     );
-    let mut out = format!("{head}: {}\n", indent_rest(&err.message));
+    let lead = format!("error[{}]: ", err.code).chars().count();
+    let mut out = format!("{head}: {}\n", wrap(&err.message, lead, 4));
     if !err.hint.is_empty() {
         let eq = paint(style, bold(), "  = hint:");
-        out.push_str(&format!("{eq} {}\n", indent_rest(&err.hint)));
+        out.push_str(&format!("{eq} {}\n", wrap(&err.hint, 10, 10)));
     }
     out
 }
 
-fn indent_rest(text: &str) -> String {
-    text.trim_end().replace('\n', "\n    ")
+/// Widest a line of prose gets (messages, hints); a table or a command may be wider.
+pub(crate) const WIDTH: usize = 100;
+
+/// `text` wrapped at spaces to [`WIDTH`] columns, its first line after `lead` columns
+/// already used, the others indented by `indent`; a word longer than a line (a path, a
+/// URL) is never cut, and the text's own line breaks are kept.
+pub(crate) fn wrap(text: &str, lead: usize, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    let mut out = String::new();
+    let mut used = lead;
+    for (i, line) in text.trim_end().lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+            out.push_str(&pad);
+            used = indent;
+        }
+        let mut first = true;
+        for word in line.split(' ').filter(|w| !w.is_empty()) {
+            let len = word.chars().count();
+            if !first && used + 1 + len > WIDTH {
+                out.push('\n');
+                out.push_str(&pad);
+                used = indent;
+                first = true;
+            }
+            if !first {
+                out.push(' ');
+                used += 1;
+            }
+            out.push_str(word);
+            used += len;
+            first = false;
+        }
+    }
+    out
 }
 
 /// The view of a run that failed before it had a result: what was asked, on what, and
@@ -239,5 +275,18 @@ mod tests {
             error_block(&err, TextStyle::PLAIN),
             "error[BACKUP_CORRUPT]: two\n    lines\n  = hint: run verify\n"
         );
+        let long = "word ".repeat(40);
+        let wrapped = wrap(&long, 20, 4);
+        assert!(wrapped.lines().count() > 1, "{wrapped}");
+        assert!(
+            wrapped.lines().next().unwrap().chars().count() + 20 <= WIDTH,
+            "{wrapped}"
+        );
+        assert!(wrapped
+            .lines()
+            .skip(1)
+            .all(|l| l.starts_with("    word") && l.chars().count() <= WIDTH));
+        let path = format!("see {}", "/x".repeat(80));
+        assert_eq!(wrap(&path, 0, 4), format!("see\n    {}", "/x".repeat(80)));
     }
 }
