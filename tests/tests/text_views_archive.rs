@@ -261,6 +261,36 @@ fn failed_backups_verifies_and_restores_show_the_error_and_its_hint() {
         "{view}"
     );
 
+    // With --clean: replaced, after a safety backup that the view names with the command
+    // that undoes the restore.
+    let view = snapshot!(
+        "restore_clean",
+        text(
+            "restore",
+            &[
+                "--from",
+                &format!("{to}/{id}"),
+                "--database-url",
+                &url,
+                "--clean"
+            ]
+        ),
+        0
+    );
+    let safety = backup_ids(folder.path())
+        .into_iter()
+        .find(|other| *other != id)
+        .expect("the safety backup");
+    assert!(view.contains("(replaced"), "{view}");
+    assert!(view.contains(&format!("safety backup  {safety}")), "{view}");
+    assert!(
+        view.contains(&format!(
+            "undo: pgward-restore --from {}/{safety} ",
+            redact_temp_paths(to)
+        )),
+        "{view}"
+    );
+
     // A damaged data file: the files that do not match, then the error.
     let data = folder.path().join(&id).join("data");
     let chunk = std::fs::read_dir(&data)

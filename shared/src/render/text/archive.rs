@@ -512,7 +512,7 @@ pub(super) fn restore(e: &Envelope, style: TextStyle) -> Option<String> {
         ));
         let how = match (r.created, r.replaced) {
             (true, _) => "created",
-            (false, true) => "replaced (its contents dropped first)",
+            (false, true) => "replaced, its old contents dropped",
             _ if e.ok => "existing, empty",
             _ => "existing",
         };
