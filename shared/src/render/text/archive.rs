@@ -24,12 +24,7 @@ pub(super) fn backup(e: &Envelope, style: TextStyle) -> Option<String> {
 }
 
 fn database(e: &Envelope) -> Option<(&'static str, String)> {
-    e.target.as_ref().map(|t| {
-        (
-            "database",
-            format!("{}@{}:{}/{}", t.user, t.host, t.port, t.database),
-        )
-    })
+    super::lines::database(e).map(|at| ("database", at))
 }
 
 fn rate(amount: f64, duration_ms: u64) -> Option<f64> {

@@ -163,13 +163,17 @@ pub(crate) fn wrap(text: &str, lead: usize, indent: usize) -> String {
 /// the error.
 pub(crate) fn failed(e: &Envelope, style: TextStyle, what: &str) -> String {
     let mut out = title(style, &format!("{what}: FAILED (exit {})", e.exit_code));
-    if let Some(t) = &e.target {
-        out.push_str(&fields(&[(
-            "database",
-            format!("{}@{}:{}/{}", t.user, t.host, t.port, t.database),
-        )]));
+    if let Some(at) = database(e) {
+        out.push_str(&fields(&[("database", at)]));
     }
     out
+}
+
+/// The database the run worked on, `user@host:port/database`.
+pub(crate) fn database(e: &Envelope) -> Option<String> {
+    e.target
+        .as_ref()
+        .map(|t| format!("{}@{}:{}/{}", t.user, t.host, t.port, t.database))
 }
 
 /// Tables shown in a per-table summary; the rest are counted.

@@ -7,7 +7,8 @@
 use serde::Deserialize;
 
 use super::lines::{
-    alarm, and_more, count, count_i, fields, next_steps, plural, section, title, view, when, TOP,
+    alarm, and_more, count, count_i, database, fields, next_steps, plural, section, title, view,
+    when, TOP,
 };
 use super::table::{cut, Align, Mark, TextTable};
 use super::TextStyle;
@@ -66,11 +67,7 @@ pub(super) fn health(e: &Envelope, style: TextStyle) -> Option<String> {
         if !out.is_empty() {
             out.push('\n');
         }
-        let database = e
-            .target
-            .as_ref()
-            .map(|t| format!("{}@{}:{}/{}", t.user, t.host, t.port, t.database))
-            .unwrap_or_else(|| "the database".into());
+        let database = database(e).unwrap_or_else(|| "the database".into());
         out.push_str(&title(style, &format!("Health of {database}")));
         let connections: i64 = r.connections.iter().map(|c| c.count).sum();
         let by_state: Vec<String> = r
@@ -397,15 +394,8 @@ pub(super) fn migrations(e: &Envelope, style: TextStyle) -> Option<String> {
                         .unwrap_or_default()
                 ),
             ));
-            let mut pairs: Vec<(&str, String)> = e
-                .target
-                .as_ref()
-                .map(|t| {
-                    let at = format!("{}@{}:{}/{}", t.user, t.host, t.port, t.database);
-                    ("database", at)
-                })
-                .into_iter()
-                .collect();
+            let mut pairs: Vec<(&str, String)> =
+                database(e).map(|at| ("database", at)).into_iter().collect();
             pairs.push((
                 "status",
                 format!(
