@@ -261,6 +261,32 @@ fn failed_backups_verifies_and_restores_show_the_error_and_its_hint() {
         "{view}"
     );
 
+    // A dry run says what would happen and changes nothing.
+    let view = snapshot!(
+        "restore_dry_run",
+        text(
+            "restore",
+            &[
+                "--from",
+                &format!("{to}/{id}"),
+                "--database-url",
+                &url,
+                "--clean",
+                "--dry-run"
+            ]
+        ),
+        0
+    );
+    assert!(
+        view.starts_with(&format!("Dry run: {id} would be restored into ")),
+        "{view}"
+    );
+    assert_eq!(
+        backup_ids(folder.path()),
+        vec![id.clone()],
+        "a dry run takes no safety backup"
+    );
+
     // With --clean: replaced, after a safety backup that the view names with the command
     // that undoes the restore.
     let view = snapshot!(

@@ -505,9 +505,11 @@ pub(super) fn restore(e: &Envelope, style: TextStyle) -> Option<String> {
                 }
             ),
         ));
-        let how = match (r.created, r.replaced) {
-            (true, _) => "created",
-            (false, true) => "replaced, its old contents dropped",
+        let how = match (r.created, r.replaced, r.dry_run) {
+            (true, _, false) => "created",
+            (true, _, true) => "would be created",
+            (false, true, false) => "replaced, its old contents dropped",
+            (false, true, true) => "would be replaced, after a safety backup of it",
             _ if e.ok => "existing, empty",
             _ => "existing",
         };
