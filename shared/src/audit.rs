@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::output::Envelope;
 
@@ -74,7 +74,7 @@ pub fn os_user() -> String {
 }
 
 /// One entry of the report: an audit line, flat.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// When the command ran.
     pub at: DateTime<Utc>,
@@ -101,7 +101,7 @@ pub struct AuditEntry {
 }
 
 /// audit's `result`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditReport {
     /// The audit log.
     pub path: String,

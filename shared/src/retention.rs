@@ -46,7 +46,7 @@ pub struct Retention {
 }
 
 /// Why a backup is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeepReason {
     /// One of the `keep_last` newest.
@@ -61,6 +61,20 @@ pub enum KeepReason {
     KeepMonthly,
     /// The newest verified backup, which prune never removes.
     NewestVerified,
+}
+
+impl KeepReason {
+    /// The rule's name, as the JSON spells it (`keep-last`, ..., `newest-verified`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeepReason::KeepLast => "keep-last",
+            KeepReason::KeepDays => "keep-days",
+            KeepReason::KeepDaily => "keep-daily",
+            KeepReason::KeepWeekly => "keep-weekly",
+            KeepReason::KeepMonthly => "keep-monthly",
+            KeepReason::NewestVerified => "newest-verified",
+        }
+    }
 }
 
 /// The calendar period a grandfather-father-son rule keeps one backup of.

@@ -36,6 +36,7 @@ mod run;
 mod s3;
 mod script;
 mod server_user;
+mod text;
 mod tls;
 mod webhook;
 
@@ -53,4 +54,5 @@ pub use run::{
 };
 pub use s3::{s3, S3Server, S3_REGION, WEED_ENV, WEED_VERSION};
 pub use script::{bin_dir, in_its_own_terminal_group, run_script, RunningScript, SCRIPT_TIMEOUT};
+pub use text::{assert_prose_fits, text_view, PROSE_WIDTH, TEXT_FILTERS};
 pub use webhook::webhook;

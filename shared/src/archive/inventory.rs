@@ -12,10 +12,10 @@ use crate::error::{Error, Result};
 use crate::migrations::history::HistoryRow;
 use crate::migrations::{prisma_collator, prisma_order};
 use crate::storage::Storage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A backup as `list` shows it: the shared inventory entry plus details.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ListedBackup {
     /// The inventory fields every tool reads.
     #[serde(flatten)]
@@ -31,7 +31,7 @@ pub struct ListedBackup {
 }
 
 /// list's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ListResult {
     /// The location.
     pub location: String,
@@ -41,14 +41,16 @@ pub struct ListResult {
     pub incomplete: Vec<String>,
     /// Ids of backups being written right now (their writer holds the folder's lock or
     /// keeps its heartbeat fresh): not backups yet, and never pruned.
+    #[serde(default)] // absent from older documents (`report render`)
     pub running: Vec<String>,
     /// Backups whose manifest exists but cannot be read: never restorable, never pruned
     /// (someone should look at them), newest id last.
+    #[serde(default)] // absent from older documents (`report render`)
     pub damaged: Vec<DamagedBackup>,
 }
 
 /// A backup `list` cannot read.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DamagedBackup {
     /// Its id.
     pub id: String,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use chrono::Utc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::retention::{KeepReason, Retention};
 
@@ -39,13 +39,16 @@ pub struct PruneRules {
 }
 
 /// prune's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct PruneResult {
     /// Whether nothing was deleted.
     pub dry_run: bool,
-    /// The rules applied (the newest verified backup is kept besides).
+    /// The rules applied (the newest verified backup is kept besides; absent in documents
+    /// of older versions).
+    #[serde(default)]
     pub rules: Retention,
     /// Where they come from: `flags`, or `pgward.toml [env.NAME.retention]`.
+    #[serde(default)]
     pub rules_from: String,
     /// Backups kept, with why.
     pub kept: Vec<KeptBackup>,
@@ -55,11 +58,12 @@ pub struct PruneResult {
     pub leftovers_deleted: Vec<String>,
     /// Backups still being written (their writer holds the lock or its heartbeat is
     /// fresh), left alone whatever their age.
+    #[serde(default)] // absent from older documents (`report render`)
     pub leftovers_running: Vec<String>,
 }
 
 /// A kept backup and the rule that kept it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct KeptBackup {
     /// The id.
     pub id: String,

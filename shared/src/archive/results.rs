@@ -5,7 +5,7 @@
 //! [`crate::archive::prune::PruneResult`].)
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::archive::inventory::ListedBackup;
 use crate::archive::load::LoadReport;
@@ -14,7 +14,7 @@ use crate::archive::sources::BackupSource;
 use crate::archive::verify::{Depth, FileCheck};
 
 /// backup's `result` with `--dry-run`: what a backup would write.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct BackupPlan {
     /// Always true: nothing was written.
     pub dry_run: bool,
@@ -29,7 +29,7 @@ pub struct BackupPlan {
 }
 
 /// One table of a [`BackupPlan`].
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct PlannedTable {
     /// `schema.table`.
     pub table: String,
@@ -38,7 +38,7 @@ pub struct PlannedTable {
 }
 
 /// verify's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct VerifyResult {
     /// The backup.
     pub id: String,
@@ -51,7 +51,7 @@ pub struct VerifyResult {
 }
 
 /// restore's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct RestoreResult {
     /// The backup restored.
     pub backup: String,
@@ -87,7 +87,7 @@ pub struct RestoreResult {
 }
 
 /// A backup with its age and the gap to the one before it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackupRow {
     /// The inventory entry.
     #[serde(flatten)]
@@ -99,7 +99,7 @@ pub struct BackupRow {
 }
 
 /// The newest backup, in brief.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewestBackup {
     /// Its id.
     pub id: String,
@@ -116,7 +116,7 @@ pub struct NewestBackup {
 }
 
 /// backups' `result`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackupsReport {
     /// The location.
     pub location: String,

@@ -20,10 +20,10 @@ use crate::progress::{Counted, Progress};
 use crate::storage::{HashingReader, Storage};
 use crate::workdb;
 use chrono::Utc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The outcome for one file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileCheck {
     /// Path inside the backup.
     pub path: String,
@@ -34,7 +34,7 @@ pub struct FileCheck {
 }
 
 /// How far each file is read back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Depth {
     /// Size and SHA-256, and every zstd file decompressed (its content checksums too).

@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::log;
 use crate::storage::Storage;
 use post_data::{split_pre_data, PostDataPlan};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use database::{create_database, drop_database};
 pub(crate) use pg_restore::pg_restore_command;
@@ -58,7 +58,7 @@ pub struct LoadOptions {
 }
 
 /// One table loaded.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableLoad {
     /// `schema.table`.
     pub table: String,
@@ -76,7 +76,7 @@ pub struct TableLoad {
 }
 
 /// What a load did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadReport {
     /// Per table.
     pub tables: Vec<TableLoad>,
@@ -87,12 +87,14 @@ pub struct LoadReport {
     pub data_s: f64,
     /// Indexes and keys built during `data_s`, on tables already loaded while others
     /// still loaded; the rest of post-data runs after all data, in `post_data_s`.
+    #[serde(default)] // absent from older documents (`report render`)
     pub post_data_early_items: usize,
     /// See `pre_data_s`.
     pub post_data_s: f64,
     /// See `pre_data_s`.
     pub verify_and_analyze_s: f64,
     /// Large objects restored (counted in the target and compared with the manifest).
+    #[serde(default)] // absent from older documents (`report render`)
     pub large_objects: u64,
 }
 

@@ -31,7 +31,7 @@ use crate::progress::Progress;
 use crate::storage::{write_error, BackupWriter, Storage};
 use crate::{interrupt, log};
 use chrono::Utc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::archive::workers::{self, TablePatterns};
 use crate::pgtools;
@@ -90,7 +90,7 @@ impl Default for DumpOptions {
 }
 
 /// One table as the result reports it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct TableReport {
     /// `schema.table`.
     pub table: String,
@@ -103,7 +103,7 @@ pub struct TableReport {
 }
 
 /// backup's `result`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DumpResult {
     /// The new backup's id.
     pub id: String,
@@ -124,6 +124,7 @@ pub struct DumpResult {
     /// Per table.
     pub tables: Vec<TableReport>,
     /// The database's large objects, and whether they were left out.
+    #[serde(default)] // absent from older documents (`report render`)
     pub large_objects: ManifestLargeObjects,
 }
 

@@ -8,7 +8,7 @@ use annotate_snippets::{AnnotationKind, Group, Level, Origin, Renderer, Snippet}
 
 use super::TextStyle;
 use crate::findings::{Finding, Severity, Totals};
-use crate::output::{Envelope, ErrorBody};
+use crate::output::Envelope;
 
 /// The renderer for `style`: styled (ANSI) on a terminal, plain otherwise.
 fn renderer(style: TextStyle) -> Renderer {
@@ -26,20 +26,13 @@ fn render(groups: &[Group<'_>], style: TextStyle) -> String {
     out
 }
 
-/// `error[CODE]: message` with `= hint: …` (and nothing when `e` did not fail).
+/// `error[CODE]: message` with `= hint: …` (and nothing when `e` did not fail): the one
+/// error block of every text view ([`super::lines::error_block`]).
 pub(super) fn error_block(e: &Envelope, style: TextStyle) -> String {
-    let Some(err) = &e.error else {
-        return String::new();
-    };
-    error_of(err, style)
-}
-
-fn error_of(err: &ErrorBody, style: TextStyle) -> String {
-    let mut group = Group::with_title(Level::ERROR.primary_title(&err.message).id(&err.code));
-    if !err.hint.is_empty() {
-        group = group.element(Level::HELP.with_name("hint").message(&err.hint));
-    }
-    render(&[group], style)
+    e.error
+        .as_ref()
+        .map(|err| super::lines::error_block(err, style))
+        .unwrap_or_default()
 }
 
 /// `warning[CODE]: message`, one per warning of `e` whose code is not in `shown` (the

@@ -6,9 +6,14 @@
 //! the generic summary ([`generic`]). Colour is a [`TextStyle`]: on for a terminal, off
 //! when stdout is piped or `NO_COLOR` is set, so a view's words never depend on it.
 
+#[cfg(feature = "storage")]
+mod archive;
 mod diagnostic;
 mod generic;
+mod lines;
 mod migrate;
+mod report;
+mod table;
 mod validate;
 
 use std::io::IsTerminal;
@@ -57,6 +62,26 @@ fn designed_view(e: &Envelope, style: TextStyle) -> Option<String> {
         ("validate", "lint" | "schema" | "data" | "preflight" | "drift") => {
             validate::view(e, style)
         }
+        // Backups, restores and the reports (archive.rs, report.rs).
+        #[cfg(feature = "storage")]
+        ("backup", "backup") => archive::backup(e, style),
+        #[cfg(feature = "storage")]
+        ("backup", "list") => archive::list(e, style),
+        #[cfg(feature = "storage")]
+        ("backup", "verify") => archive::verify(e, style),
+        #[cfg(feature = "storage")]
+        ("backup", "prune") => archive::prune(e, style),
+        #[cfg(feature = "storage")]
+        ("restore", "restore") => archive::restore(e, style),
+        ("report", "health") => report::health(e, style),
+        #[cfg(feature = "storage")]
+        ("report", "backups") => report::backups(e, style),
+        ("report", "migrations") => report::migrations(e, style),
+        ("report", "audit") => report::audit(e, style),
+        ("report", "settings") => report::settings(e, style),
+        ("report", "app-health") => report::app_health(e, style),
+        ("report", "notify") => report::notify(e, style),
+        ("report", "render") => report::render(e, style),
         _ => None,
     }
 }
