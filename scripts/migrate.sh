@@ -136,21 +136,6 @@ take_backup() {
   [ "$STEP_RC" = 0 ] || pgw_fail_step
 }
 
-# The error rules of the last schema step, one `rule object` per line.
-schema_errors() {
-  pgw_jq '.result.findings[]? | select(.severity == "error") | "\(.rule) \(.object // .file // "")"' | sort -u
-}
-
-# The differences of the last drift step, one `change kind object` per line.
-drift_differences() {
-  pgw_jq '.result.differences[]? | "\(.change) \(.kind) \(.object)"' | sort -u
-}
-
-# Lines of $2 that are not in $1.
-new_lines() {
-  comm -13 <(printf '%s\n' "$1" | sed '/^$/d') <(printf '%s\n' "$2" | sed '/^$/d')
-}
-
 # The command that puts the database back as it was before this run, for a person to
 # paste (quoted for the shell where a path needs it).
 restore_command() {

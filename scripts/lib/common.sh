@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared code of scripts/migrate.sh, backup-cron.sh, test-migration.sh and maintenance.sh
+# Shared code of scripts/migrate.sh, rehearse.sh, backup-cron.sh, test-migration.sh and maintenance.sh
 # (sourced, not run; needs bash 4.4+ and jq).
 #
 # A script is a list of steps. Each step runs one pgward binary (found in $PGWARD_BIN,
@@ -539,6 +539,22 @@ pgw_jq() {
   local filter=$1
   shift
   jq -r "$@" "$filter" "$STEP_JSON"
+}
+
+# migrate.sh's and rehearse.sh's checks after a deploy, judged against a baseline:
+# the error rules of the last schema step, one `rule object` per line.
+schema_errors() {
+  pgw_jq '.result.findings[]? | select(.severity == "error") | "\(.rule) \(.object // .file // "")"' | sort -u
+}
+
+# The differences of the last drift step, one `change kind object` per line.
+drift_differences() {
+  pgw_jq '.result.differences[]? | "\(.change) \(.kind) \(.object)"' | sort -u
+}
+
+# Lines of $2 that are not in $1.
+new_lines() {
+  comm -13 <(printf '%s\n' "$1" | sed '/^$/d') <(printf '%s\n' "$2" | sed '/^$/d')
 }
 
 # pgw_detail FILTER [JQ_ARGS...]: logs jq -r FILTER of the last step's document, when it

@@ -27,6 +27,8 @@ pub const DEFAULT_HEALTH_RETRIES: u32 = 5;
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Run logs older than this many days are removed.
 pub const DEFAULT_LOG_KEEP_DAYS: u32 = 30;
+/// A rehearsal's lock budget in a protected environment that sets no `max_lock`.
+pub const DEFAULT_PROTECTED_MAX_LOCK: Duration = Duration::from_secs(5);
 /// The scripts notify on failures and on needs-attention (a cron job's old backup).
 pub const DEFAULT_SCRIPT_NOTIFY_ON: NotifyOn = NotifyOn::Attention;
 /// The pause after the first unhealthy answer; it doubles up to [`MAX_PAUSE`].
@@ -67,6 +69,15 @@ pub fn check_env(env: &EnvConfig) -> std::result::Result<(), String> {
             ));
         }
     }
+    if let Some(var) = env
+        .rehearsal_url_env
+        .as_ref()
+        .filter(|v| !crate::config::is_variable_name(v))
+    {
+        return Err(format!(
+            "rehearsal_url_env = {var:?} is not the name of an environment variable (letters, digits and _, not starting with a digit)"
+        ));
+    }
     if env.health_retries == Some(0) {
         return Err("health_retries must be at least 1".into());
     }
@@ -96,6 +107,14 @@ pub fn on_unhealthy(env: &EnvConfig) -> OnUnhealthy {
     } else {
         OnUnhealthy::Stop
     })
+}
+
+/// A rehearsal's lock budget: the environment's `max_lock`, else
+/// [`DEFAULT_PROTECTED_MAX_LOCK`] in a protected environment, else none (the rehearsal
+/// reports the locks and gives no verdict).
+pub fn max_lock(env: &EnvConfig) -> Option<Duration> {
+    env.max_lock
+        .or(env.protected.then_some(DEFAULT_PROTECTED_MAX_LOCK))
 }
 
 fn selected(settings: &Settings) -> Result<(&str, &EnvConfig)> {
@@ -132,6 +151,10 @@ pub fn script_settings(settings: &Settings) -> Result<Value> {
         "notify_on": env.notify_on.unwrap_or(DEFAULT_SCRIPT_NOTIFY_ON),
         "log_dir": env.log_dir.as_deref().map(|d| absolute(&settings.path_from_config(d))),
         "log_keep_days": env.log_keep_days.unwrap_or(DEFAULT_LOG_KEEP_DAYS),
+        "migrations": absolute(&settings.migrations_dir(None)),
+        "rehearsal_url_env": env.rehearsal_url_env,
+        "rehearse": env.rehearse,
+        "max_lock_ms": max_lock(env).map(|d| d.as_millis() as u64),
     }))
 }
 
