@@ -4,7 +4,7 @@
 # and gives a verdict against a lock budget, before anything touches the environment.
 #
 # Usage:
-#   scripts/rehearse.sh ENV [--from LOCATION/ID] [--max-lock DURATION] [--yes] [--no-drift]
+#   scripts/rehearse.sh [--env] ENV [--from LOCATION/ID] [--max-lock DURATION] [--yes] [--no-drift]
 #                       [--no-owner] [--markdown FILE] [--config PATH] [-q]
 #
 # ENV is an environment of pgward.toml; it defaults to $PGWARD_ENV. Its keys used here:
@@ -71,6 +71,7 @@ while [ $# -gt 0 ]; do
     -h | --help) pgw_help ;;
     -q | --quiet) PGW_QUIET=1 ;;
     --config) [ $# -ge 2 ] || pgw_usage_error "--config needs a path"; config_args=(--config "$2"); shift ;;
+    --env) [ $# -ge 2 ] || pgw_usage_error "--env needs a name"; env=$2 env_given=1; shift ;;
     --from) [ $# -ge 2 ] || pgw_usage_error "--from needs LOCATION/ID"; from=$2; shift ;;
     --max-lock) [ $# -ge 2 ] || pgw_usage_error "--max-lock needs a duration"; max_lock=$2; shift ;;
     --markdown) [ $# -ge 2 ] || pgw_usage_error "--markdown needs a file"; markdown=$2; shift ;;
