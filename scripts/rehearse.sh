@@ -15,6 +15,8 @@
 # Steps (every step after `leftovers` acts on the rehearsal server only):
 #   backups    pgward-backup list: the newest verified backup of ENV's database
 #              (--from LOCATION/ID names one instead)
+#   env-status pgward-migrate status of ENV (read only): nothing pending ends the run
+#              (exit 0); what ENV has applied is what the copy is brought up to
 #   server     is the rehearsal server ENV's own server? (system identifiers compared,
 #              else host and port) Then --yes is needed: the restore and the migrations
 #              load that server (REHEARSAL_ON_PRODUCTION_SERVER, exit 6, without it)
@@ -24,6 +26,8 @@
 #              pgward's work by a psql session that stays connected until the script ends:
 #              while it is there, no other cleanup takes the database for a leftover
 #   restore    pgward-restore of the backup into it (--no-owner when the roles differ)
+#   catch-up   pgward-migrate deploy --to ENV's last applied migration, untraced: the
+#              migrations ENV applied after the backup was taken
 #   baseline   pgward-validate schema (and drift) before the migrations
 #   lint       pgward-validate lint of the pending migrations
 #   deploy     pgward-migrate deploy --trace [--max-lock BUDGET]
@@ -159,6 +163,16 @@ else
   pgw_result backup "$(jq -nc --arg f "$from" '{from: $f}')"
 fi
 
+# --- what ENV has applied and what is pending there -------------------------------------
+pgw_step env-status migrate status
+case $STEP_RC in
+  0) pgw_log "nothing is pending on $env: nothing to rehearse"; pgw_result deployed '[]'; pgw_finish 0 ;;
+  3) ;;
+  *) pgw_fail_step ;;
+esac
+env_head=$(pgw_jq '[.result.applied[].name] | sort | last // empty')
+pgw_result pending "$(pgw_jq -c '.result.pending')"
+
 # --- is the rehearsal server ENV's own? -------------------------------------------------
 # The same cluster has the same system identifier, whatever the host name says; a role
 # that may not read it (or a server that cannot be reached) leaves host and port.
@@ -285,6 +299,15 @@ rehearsal_step restore "$rehearsal_url" restore "${restore_flags[@]}"
 [ "$STEP_RC" = 0 ] || pgw_fail_step
 pgw_result backup "$(jq -c --argjson r "$(pgw_jq -c '{id: .result.backup, location: .result.location, source: .result.source}')" '. + $r' <<<"$(jq -c '.backup' "$PGW_WORK/result.json")")"
 PGW_INTERRUPT_HINT="nothing of $env was touched; the scratch database $scratch is dropped"
+
+# A backup taken before ENV's last deploy (migrate.sh takes one before each) lacks the
+# migrations applied since: they are applied first, untraced, so that only what is
+# pending on ENV is measured.
+if [ -n "$env_head" ]; then
+  rehearsal_step catch-up "$scratch_url" migrate deploy --dir "$migrations" --to "$env_head"
+  [ "$STEP_RC" = 0 ] || pgw_fail_step
+  pgw_result caught_up "$(pgw_jq -c '[(.result.applied // [])[].name]')"
+fi
 
 PGW_EXPECT=1 rehearsal_step baseline-schema "$scratch_url" validate schema --dir "$migrations"
 [ "$STEP_RC" = 0 ] || [ "$STEP_RC" = 1 ] || pgw_fail_step

@@ -399,6 +399,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_rehearsals_budget_is_5s_when_protected_none_elsewhere_and_max_lock_wins() {
+        let env = |toml: &str| -> EnvConfig { toml::from_str(toml).expect("an [env.NAME] table") };
+        assert_eq!(
+            max_lock(&env("protected = true")),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(max_lock(&env("")), None);
+        let set = env("protected = true\nmax_lock = \"750ms\"\nrehearse = true");
+        assert_eq!(max_lock(&set), Some(Duration::from_millis(750)));
+        assert!(set.rehearse);
+        assert!(toml::from_str::<EnvConfig>("max_lock = \"soon\"").is_err());
+        assert!(check_env(&env("rehearsal_url_env = \"REHEARSAL_URL\"")).is_ok());
+        let err = check_env(&env("rehearsal_url_env = \"$(rm -rf ~)\"")).expect_err("refused");
+        assert!(
+            err.contains("not the name of an environment variable"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_run_that_needs_attention_is_neither_success_nor_failure() {
         let doc = json!({"tool": "backup-cron.sh", "command": "run", "ok": true, "exit_code": 3,
             "duration_ms": 1234, "target": {"host": "db", "port": 5432, "database": "app"},

@@ -264,9 +264,11 @@ fn a_rehearsal_on_another_server_measures_each_lock_and_exits_3_for_the_write_bl
         step_names(&json),
         [
             "backups",
+            "env-status",
             "leftovers",
             "create",
             "restore",
+            "catch-up",
             "baseline-schema",
             "baseline-drift",
             "lint",
@@ -427,7 +429,11 @@ fn a_rehearsal_on_the_environments_own_server_needs_yes() {
             .is_some_and(|h| h.contains("--yes")),
         "{out}"
     );
-    assert_eq!(step_names(&json), ["backups"], "nothing created: {out}");
+    assert_eq!(
+        step_names(&json),
+        ["backups", "env-status"],
+        "nothing created: {out}"
+    );
 
     let out = production.rehearse(&same_server, &["--max-lock", BUDGET, "--yes"]);
     let json = document(&out, 0);
@@ -611,4 +617,28 @@ fn migrate_sh_stops_before_touching_production_on_the_verdict_unless_locks_are_a
         .as_str()
         .expect("the rehearsal's scratch database");
     assert!(!cluster().database_exists(scratch), "{out}");
+
+    // The newest verified backup is now the one migrate.sh took before that deploy: a
+    // rehearsal of the next migration brings the copy up to production first, untraced,
+    // and measures only what is pending on production.
+    write_migrations(
+        &production.migrations(),
+        &[(
+            "20240101000004_add_flag",
+            "ALTER TABLE orders ADD COLUMN flag boolean;\n",
+        )],
+    );
+    let out = production.rehearse(&rehearsal, &["--yes"]);
+    let json = document(&out, 0);
+    assert_eq!(
+        json["result"]["caught_up"],
+        serde_json::json!(["20240101000001_index_note", "20240101000003_add_status"]),
+        "{out}"
+    );
+    assert_eq!(
+        json["result"]["deployed"],
+        serde_json::json!(["20240101000004_add_flag"]),
+        "{out}"
+    );
+    assert_eq!(json["result"]["verdict"]["lines"], serde_json::json!([]));
 }
