@@ -120,7 +120,11 @@ pgw_url_parse "$rehearsal_url" || pgw_fail 2 INVALID_DATABASE_URL \
   "write it as postgresql://USER:PASSWORD@HOST:5432/postgres (password percent-encoded)"
 rehearsal_server=$PGW_URL_HOSTPORT
 env_url_var=$(pgw_setting database_url_env)
-env_url=${env_url_var:+${!env_url_var:-}}
+if [ -n "$env_url_var" ]; then
+  env_url=${!env_url_var:-}
+else
+  env_url=${DATABASE_URL:-}
+fi
 env_db=
 if [ -n "$env_url" ] && pgw_url_parse "$env_url"; then
   env_db=$PGW_URL_DB
@@ -189,10 +193,12 @@ if [ -n "$env_url" ]; then
     [ "$rehearsal_id" != "$env_id" ] || same_server=true
   else
     how="host and port"
-    pgw_url_parse "$env_url"
-    [ "$PGW_URL_HOSTPORT" != "$rehearsal_server" ] || same_server=true
+    if pgw_url_parse "$env_url" && [ "$PGW_URL_HOSTPORT" = "$rehearsal_server" ]; then
+      same_server=true
+    fi
   fi
 fi
+[ -n "$how" ] || pgw_log_always "could not tell whether the rehearsal server is $env's own: $env's URL comes from the PG* variables"
 pgw_result rehearsal_server "$(jq -nc --arg s "$rehearsal_server" --argjson same "$same_server" --arg how "$how" \
   '{server: $s, same_as_env: $same, compared_by: (if $how == "" then null else $how end)}')"
 if [ "$same_server" = true ]; then

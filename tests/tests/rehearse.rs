@@ -435,8 +435,53 @@ fn a_rehearsal_on_the_environments_own_server_needs_yes() {
         "nothing created: {out}"
     );
 
-    let out = production.rehearse(&same_server, &["--max-lock", BUDGET, "--yes"]);
+    // --from names the backup; without it, the newest verified one is taken, and none
+    // verified is a failure that says how to get one.
+    let listed = production.binary("backup", &["list", "--env", "prod"]);
+    let id = listed.json()["result"]["backups"][0]["id"]
+        .as_str()
+        .expect("the backup")
+        .to_string();
+    let verified = production
+        .project
+        .path()
+        .join("backups")
+        .join(&id)
+        .join("verified.json");
+    let record = std::fs::read(&verified).expect("the backup was verified");
+    std::fs::remove_file(&verified).expect("verified.json can be removed");
+    let out = production.rehearse(&same_server, &["--yes"]);
+    let json = document(&out, 1);
+    assert_eq!(json["error"]["code"], "NO_VERIFIED_BACKUP", "{out}");
+    std::fs::write(&verified, record).expect("verified.json can be put back");
+
+    let url = production.url();
+    let unset = run_script(
+        production.project.path(),
+        "rehearse.sh",
+        &["prod", "--yes"],
+        &[("PROD_DATABASE_URL", url.as_str())],
+    );
+    let json = document(&unset, 2);
+    assert_eq!(json["error"]["code"], "NO_REHEARSAL_URL", "{unset}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("REHEARSAL_URL")),
+        "{unset}"
+    );
+
+    let from = format!("backups/{id}");
+    let out = production.rehearse(
+        &same_server,
+        &["--max-lock", BUDGET, "--yes", "--from", &from],
+    );
     let json = document(&out, 0);
+    assert_eq!(json["result"]["backup"]["id"], id.as_str(), "{out}");
+    assert!(
+        !step_names(&json).contains(&"backups".to_string()),
+        "--from lists no backups: {out}"
+    );
     assert_eq!(json["result"]["rehearsal_server"]["same_as_env"], true);
     assert!(out.stderr.contains("approved by --yes"), "{out}");
     let scratch = json["result"]["scratch_database"].as_str().expect("a name");
