@@ -118,7 +118,8 @@ rehearsal_url=${!url_var:-}
 pgw_url_parse "$rehearsal_url" || pgw_fail 2 INVALID_DATABASE_URL \
   "$url_var is not a postgresql:// URL (not shown: it may hold a password)" \
   "write it as postgresql://USER:PASSWORD@HOST:5432/postgres (password percent-encoded)"
-rehearsal_server=$PGW_URL_HOSTPORT
+# host:port as a person reads it (a socket folder is percent-encoded in the URL).
+printf -v rehearsal_server '%b' "${PGW_URL_HOSTPORT//%/\\x}"
 env_url_var=$(pgw_setting database_url_env)
 if [ -n "$env_url_var" ]; then
   env_url=${!env_url_var:-}
@@ -193,7 +194,7 @@ if [ -n "$env_url" ]; then
     [ "$rehearsal_id" != "$env_id" ] || same_server=true
   else
     how="host and port"
-    if pgw_url_parse "$env_url" && [ "$PGW_URL_HOSTPORT" = "$rehearsal_server" ]; then
+    if pgw_url_parse "$env_url" && [ "$(printf '%b' "${PGW_URL_HOSTPORT//%/\\x}")" = "$rehearsal_server" ]; then
       same_server=true
     fi
   fi
