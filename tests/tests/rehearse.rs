@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use pgward_tests::{
-    cluster, run_in, run_script, write_migrations, Cluster, Output, RunningScript, TestDb,
+    cluster, run_in, run_script, webhook, write_migrations, Cluster, Output, RunningScript, TestDb,
     SUPERUSER_PASSWORD,
 };
 use serde_json::Value;
@@ -590,8 +590,11 @@ fn an_interrupted_rehearsal_drops_its_scratch_database() {
 #[test]
 fn migrate_sh_stops_before_touching_production_on_the_verdict_unless_locks_are_accepted() {
     // `rehearse = true` in pgward.toml; the rehearsal server is production's own, which
-    // migrate.sh's --yes approves.
-    let production = Production::new(&format!("rehearse = true\nmax_lock = \"{BUDGET}\"\n"));
+    // migrate.sh's --yes approves. The run notifies a real webhook once.
+    let (hook_url, hook) = webhook("/services/T0/B0/secret");
+    let production = Production::new(&format!(
+        "rehearse = true\nmax_lock = \"{BUDGET}\"\nnotify_url = \"{hook_url}\"\n"
+    ));
     // The plain index build is reviewed (suppressed): preflight passes, and the verdict
     // line says no rule predicted it.
     write_migrations(
@@ -639,6 +642,19 @@ fn migrate_sh_stops_before_touching_production_on_the_verdict_unless_locks_are_a
     );
     assert!(out.stderr.contains("stopped before touching prod"), "{out}");
     assert_eq!(production.state(), before, "nothing of production touched");
+    // ONE notification for the run: migrate.sh's, none of the rehearsal it ran.
+    let (_, body) = hook
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the run notifies");
+    assert!(
+        body.contains("migrate.sh") && body.contains("needs attention"),
+        "{body}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        hook.try_recv().is_err(),
+        "the rehearsal run by migrate.sh sends no notification of its own"
+    );
 
     let out = deploy(&["--accept-locks"]);
     out.assert_code(0);
