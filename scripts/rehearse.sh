@@ -274,7 +274,7 @@ await_marked() {
     fi
     sleep 0.1
   done
-  echo "the scratch database $scratch was not created within 60 s" >&2
+  echo "the scratch database $scratch was not created within 60 s: CREATE DATABASE is waiting on the rehearsal server (see its pg_stat_activity and pg_locks)" >&2
   return 1
 }
 
