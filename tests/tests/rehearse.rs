@@ -715,3 +715,43 @@ fn migrate_sh_stops_before_touching_production_on_the_verdict_unless_locks_are_a
     );
     assert_eq!(json["result"]["verdict"]["lines"], serde_json::json!([]));
 }
+
+#[test]
+fn a_migration_that_fails_on_the_copy_stops_migrate_sh_before_production_is_touched() {
+    let production = Production::new("");
+    write_migrations(
+        &production.migrations(),
+        &[(
+            "20240101000000_breaks",
+            "ALTER TABLE orders ADD COLUMN ratio integer;\nUPDATE orders SET ratio = 1 / (amount - amount);\n",
+        )],
+    );
+    let before = production.state();
+    let url = production.url();
+    let rehearsal = cluster().url("postgres");
+    let out = run_script(
+        production.project.path(),
+        "migrate.sh",
+        &["deploy", "prod", "--yes", "--rehearse", "-q"],
+        &production.envs(&url, &rehearsal),
+    );
+    out.assert_code(1);
+    let json = out.json();
+    let steps = json["result"]["steps"].as_array().expect("steps");
+    assert_eq!(steps.last().expect("a step")["step"], "rehearse", "{out}");
+    assert_eq!(json["error"]["code"], "MIGRATION_FAILED", "{out}");
+    assert!(
+        json["error"]["hint"].as_str().is_some_and(
+            |h| h.contains("restored copy of prod") && h.contains("prod was not touched")
+        ),
+        "{out}"
+    );
+    let scratch = steps.last().expect("a step")["result"]["scratch_database"]
+        .as_str()
+        .expect("the rehearsal's scratch database");
+    assert!(
+        !cluster().database_exists(scratch),
+        "dropped after the failure: {out}"
+    );
+    assert_eq!(production.state(), before, "nothing of production touched");
+}
