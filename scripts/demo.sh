@@ -9,6 +9,8 @@
 #      environment sets auto_restore: the backup it took is restored, the data kept)
 #      then the fix, deployed
 #   6. pgward-report migrations --format html, written to a file whose path it prints
+#   7. scripts/rehearse.sh: a new migration rehearsed on a restored copy of the newest
+#      verified backup, its locks measured, a one-line verdict per lock over the budget
 # Removes the cluster and everything else it created under /tmp when it ends.
 #
 # PGWARD_BIN=FOLDER uses the pgward-* binaries in FOLDER and skips the build (the test
@@ -39,6 +41,9 @@ pg_cluster_start "$dir" "$(free_port)"
 psql -q -d postgres -c "CREATE DATABASE demo"
 DATABASE_URL="postgresql://postgres@$(printf %s "$dir" | jq -sRr @uri):$PGPORT/demo"
 export DATABASE_URL
+# The rehearsal server: this same throwaway server (so rehearse.sh needs --yes).
+REHEARSAL_URL="postgresql://postgres@$(printf %s "$dir" | jq -sRr @uri):$PGPORT/postgres"
+export REHEARSAL_URL
 step() { echo >&2; echo "== $*" >&2; }
 
 # The app: a project folder with pgward.toml (one environment, backups beside it) and a
@@ -53,6 +58,7 @@ migrations = "prisma/migrations"
 database_url_env = "DATABASE_URL"
 backups = "backups"
 auto_restore = true
+rehearsal_url_env = "REHEARSAL_URL"
 EOF
 cd "$app"
 
@@ -109,6 +115,17 @@ rc=0
 # 3 is "needs attention" (a failed attempt on record), still a page to read.
 [ "$rc" = 0 ] || [ "$rc" = 3 ] || { echo "pgward-report migrations failed (exit $rc): see the lines above" >&2; exit "$rc"; }
 echo "report written to $report"
+
+step "7. scripts/rehearse.sh demo: a new plain CREATE INDEX rehearsed on a restored copy of the newest verified backup (a 1 ms budget, for a table this small)"
+mkdir prisma/migrations/20260125090000_index_order_total
+echo 'CREATE INDEX "Order_totalCents_idx" ON "Order"("totalCents");' >prisma/migrations/20260125090000_index_order_total/migration.sql
+rc=0
+"$repo/scripts/rehearse.sh" demo --yes --max-lock 1ms -q >"$dir/rehearsal.json" || rc=$?
+jq -c '{exit_code, backup: .result.backup.id, scratch_database: .result.scratch_database, scratch_dropped: .result.scratch_dropped,
+  deployed: .result.deployed, steps: [.result.steps[] | "\(.step)=\(.exit_code)"]}' "$dir/rehearsal.json"
+echo "exit $rc; the verdict:"
+jq -r '.result.verdict.lines[]' "$dir/rehearsal.json"
+echo "demo itself still has it pending: $(migrate status --env demo -q | jq -c .result.pending)"
 
 cd "$repo"
 echo >&2

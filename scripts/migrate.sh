@@ -5,7 +5,8 @@
 #
 # Usage:
 #   scripts/migrate.sh deploy ENV [--yes] [--force] [--dry-run] [--no-drift] [--lock-timeout D]
-#                      [--statement-timeout D] [--retries N] [--config PATH] [-q]
+#                      [--statement-timeout D] [--retries N] [--rehearse] [--max-lock D]
+#                      [--accept-locks] [--config PATH] [-q]
 #   scripts/migrate.sh rollback ENV [--steps N | --to NAME] [--force] [--dry-run]
 #                      [--no-drift] [--config PATH] [-q]
 #   scripts/migrate.sh status ENV [--config PATH] [-q]
@@ -14,7 +15,8 @@
 # defaults to $PGWARD_ENV. Run from the folder holding pgward.toml, or pass --config.
 # The binaries come from $PGWARD_BIN (a folder), else PATH; jq is needed.
 #
-# deploy: status (nothing pending: done) -> preflight -> baseline schema and drift checks
+# deploy: status (nothing pending: done) -> preflight -> rehearse (with --rehearse or the
+#   environment's `rehearse = true`) -> baseline schema and drift checks
 #   -> pre_deploy -> backup -> verify it -> lint the pending migrations -> deploy -> schema
 #   -> drift -> post_deploy -> health -> status (the hooks and the health check when the
 #   environment sets pre_deploy, post_deploy, health_url). A failing preflight stops
@@ -34,6 +36,12 @@
 #   Either way it exits with the deploy's or check's code. A deploy that is refused or
 #   cannot start (exit 2, 4, 5, 6) changed nothing and restores nothing.
 #   --force: lets that automatic restore replace a protected environment's database.
+#   --rehearse: scripts/rehearse.sh ENV first (the pending migrations on a restored copy
+#   of the newest verified backup, on the environment's rehearsal server; --max-lock D and
+#   --yes are passed on). Its verdict, exit 3 (a lock that blocks writes or reads held
+#   longer than the budget), stops the deploy before anything of ENV is touched (exit 3),
+#   unless --accept-locks (then warning LOCKS_ACCEPTED, and the deploy goes on); a
+#   rehearsal that fails or cannot run stops it with its exit code.
 #   --dry-run: status, preflight and lint, then `deploy --dry-run`; no backup, no change.
 #   --no-drift skips both drift checks (they need CREATEDB for the shadow database).
 #   A failing or timed-out pre_deploy stops before anything is touched (exit 1). A failing
@@ -76,6 +84,9 @@ dry_run=
 no_drift=
 yes=
 force=
+rehearse=
+accept_locks=
+max_lock=
 deploy_args=()
 rollback_args=()
 while [ $# -gt 0 ]; do
@@ -87,6 +98,9 @@ while [ $# -gt 0 ]; do
     --no-drift) no_drift=1 ;;
     --yes) yes=1 ;;
     --force) force=1 ;;
+    --rehearse) rehearse=1 ;;
+    --accept-locks) accept_locks=1 ;;
+    --max-lock) [ $# -ge 2 ] || pgw_usage_error "--max-lock needs a duration"; max_lock=$2; shift ;;
     --lock-timeout | --statement-timeout | --retries)
       [ $# -ge 2 ] || pgw_usage_error "$1 needs a value"; deploy_args+=("$1" "$2"); shift ;;
     --steps | --to)
@@ -112,6 +126,7 @@ esac
 [ ${#deploy_args[@]} = 0 ] || [ "$command" = deploy ] || pgw_usage_error "--lock-timeout, --statement-timeout and --retries are deploy options"
 [ ${#rollback_args[@]} = 0 ] || [ "$command" = rollback ] || pgw_usage_error "--steps and --to are rollback options"
 [ -z "$yes" ] || [ "$command" = deploy ] || pgw_usage_error "--yes approves a deploy; rollback needs --force"
+[ -z "$rehearse$accept_locks$max_lock" ] || [ "$command" = deploy ] || pgw_usage_error "--rehearse, --max-lock and --accept-locks are deploy options"
 [ -z "$force" ] || [ "$command" != status ] || pgw_usage_error "--force is for rollback, and for deploy's automatic restore"
 PGW_GLOBAL+=(--env "$env")
 [ -n "${PGW_QUIET:-}" ] && PGW_GLOBAL+=(--quiet)
@@ -134,21 +149,6 @@ take_backup() {
   PGW_INTERRUPT_HINT="migrations applied before the interrupt stay applied; to go back to the state before this run: pgward-restore --env $env --from $backup_location/$backup_id --clean"
   pgw_step verify backup verify "$backup_id" --from "$backup_location"
   [ "$STEP_RC" = 0 ] || pgw_fail_step
-}
-
-# The error rules of the last schema step, one `rule object` per line.
-schema_errors() {
-  pgw_jq '.result.findings[]? | select(.severity == "error") | "\(.rule) \(.object // .file // "")"' | sort -u
-}
-
-# The differences of the last drift step, one `change kind object` per line.
-drift_differences() {
-  pgw_jq '.result.differences[]? | "\(.change) \(.kind) \(.object)"' | sort -u
-}
-
-# Lines of $2 that are not in $1.
-new_lines() {
-  comm -13 <(printf '%s\n' "$1" | sed '/^$/d') <(printf '%s\n' "$2" | sed '/^$/d')
 }
 
 # The command that puts the database back as it was before this run, for a person to
@@ -257,6 +257,8 @@ deploy() {
     fi
   fi
 
+  run_rehearsal
+
   local schema_before='' drift_before=''
   if [ -z "$dry_run" ]; then
     PGW_EXPECT=1 pgw_step baseline-schema validate schema
@@ -341,6 +343,36 @@ deploy() {
   pgw_step status-after migrate status
   case $STEP_RC in
     0 | 3) pgw_finish 0 ;;
+    *) pgw_fail_step ;;
+  esac
+}
+
+# The rehearsal (scripts/rehearse.sh), when asked for: its verdict (exit 3) stops the deploy
+# before anything of the environment is touched, unless --accept-locks; so does a
+# rehearsal that fails or cannot run. Its own notification is left to this run's.
+run_rehearsal() {
+  [ -n "$rehearse" ] || [ "$(pgw_setting rehearse)" = true ] || return 0
+  local flags=()
+  [ -n "$max_lock" ] && flags+=(--max-lock "$max_lock")
+  [ -n "$yes" ] && flags+=(--yes)
+  [ -n "$no_drift" ] && flags+=(--no-drift)
+  PGWARD_NESTED=1 pgw_step rehearse rehearse.sh "${flags[@]}"
+  pgw_result rehearsal "$(pgw_jq -c '{scratch_database: .result.scratch_database, backup: .result.backup.id,
+    max_lock: .result.verdict.max_lock, over_budget: (.result.verdict.lines // []), accepted: ($accepted and .exit_code == 3)}' \
+    --argjson accepted "$([ -n "$accept_locks" ] && echo true || echo false)")"
+  case $STEP_RC in
+    0) ;;
+    3)
+      local lines
+      lines=$(pgw_jq '.result.verdict.lines[]?')
+      if [ -n "$accept_locks" ]; then
+        pgw_warn LOCKS_ACCEPTED "the rehearsal measured $(printf '%s\n' "$lines" | wc -l) lock(s) over the $(pgw_jq .result.verdict.max_lock) budget; deploying all the same (--accept-locks): ${lines//$'\n'/ | }"
+        return 0
+      fi
+      pgw_log_error "stopped before touching $env: the rehearsal measured locks over the $(pgw_jq .result.verdict.max_lock) budget:" "$lines" \
+        "rewrite those migrations (the lint rule named gives the safe way), or deploy all the same with --accept-locks"
+      pgw_result deployed '[]'
+      pgw_finish 3 ;;
     *) pgw_fail_step ;;
   esac
 }

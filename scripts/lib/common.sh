@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared code of scripts/migrate.sh, backup-cron.sh, test-migration.sh and maintenance.sh
+# Shared code of scripts/migrate.sh, rehearse.sh, backup-cron.sh, test-migration.sh and maintenance.sh
 # (sourced, not run; needs bash 4.4+ and jq).
 #
 # A script is a list of steps. Each step runs one pgward binary (found in $PGWARD_BIN,
@@ -99,9 +99,11 @@ pgw_start() {
       "$PGW_SCRIPT" "$PGW_COMMAND"
     exit 2
   fi
-  # The binaries never notify: the run sends one notification when it ends (pgw_notify).
+  # The binaries never notify: the run sends one notification when it ends (pgw_notify);
+  # a script another runs as a step (PGWARD_NESTED) leaves it to that one.
   PGW_NOTIFY_URL=${PGWARD_NOTIFY_URL:-}
-  unset PGWARD_NOTIFY_URL
+  PGW_NESTED=${PGWARD_NESTED:-}
+  unset PGWARD_NOTIFY_URL PGWARD_NESTED
   PGW_SETTINGS=
   PGW_LOG_FILE=
   PGW_HOOK_PID=
@@ -312,6 +314,7 @@ pgw_open_log() {
 # when it added a warning (undelivered), so the caller rebuilds the document.
 pgw_notify() {
   local document=$1 out=$PGW_WORK/notify.json args=() bin
+  [ -z "$PGW_NESTED" ] || return 1
   if [ -n "$PGW_SETTINGS" ]; then
     [ "$(pgw_setting notify)" = true ] || return 1
     args=("${PGW_GLOBAL[@]}")
@@ -346,9 +349,12 @@ pgw_notify() {
 # ---------------------------------------------------------------------------------------
 # Binaries and steps
 
-# pgw_bin TOOL: the path of pgward-TOOL: $PGWARD_BIN/pgward-TOOL, else found on PATH.
+# pgw_bin TOOL: the path of pgward-TOOL: $PGWARD_BIN/pgward-TOOL, else found on PATH; a
+# TOOL ending in .sh is a script beside this one's (scripts/TOOL).
 pgw_bin() {
-  if [ -n "${PGWARD_BIN:-}" ]; then
+  if [[ $1 == *.sh ]]; then
+    printf '%s\n' "$(dirname "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")")/$1"
+  elif [ -n "${PGWARD_BIN:-}" ]; then
     printf '%s\n' "$PGWARD_BIN/pgward-$1"
   else
     command -v "pgward-$1" || printf '%s\n' "pgward-$1"
@@ -396,7 +402,7 @@ pgw_redact_stream() {
     -e "s#([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd][[:space:]]*=[[:space:]]*)('[^']*'|[^[:space:]]+)#\\1***#g"
 }
 
-# pgw_step NAME TOOL ARG...: runs pgward-TOOL ARG... plus the script's global flags
+# pgw_step NAME TOOL ARG...: runs pgward-TOOL (or scripts/TOOL.sh) ARG... plus the script's global flags
 # (PGW_GLOBAL: --env, --config, --quiet), keeps its JSON document in $STEP_JSON and its
 # exit code in $STEP_RC, records the step for the final document and logs its outcome.
 # Never fails itself: the caller decides what the exit code means.
@@ -407,7 +413,7 @@ pgw_step() {
   STEP_NAME=$name
   STEP_JSON=$PGW_WORK/step-$PGW_NSTEPS.json
   bin=$(pgw_bin "$tool")
-  pgw_log "[$name] pgward-$tool $(pgw_redact "$@" "${PGW_GLOBAL[@]}")"
+  pgw_log "[$name] ${bin##*/} $(pgw_redact "$@" "${PGW_GLOBAL[@]}")"
   t0=$(pgw_now_ms)
   STEP_RC=0
   if [ -n "$PGW_LOG_FILE" ] && ! [ -t 2 ]; then
@@ -539,6 +545,22 @@ pgw_jq() {
   local filter=$1
   shift
   jq -r "$@" "$filter" "$STEP_JSON"
+}
+
+# migrate.sh's and rehearse.sh's checks after a deploy, judged against a baseline:
+# the error rules of the last schema step, one `rule object` per line.
+schema_errors() {
+  pgw_jq '.result.findings[]? | select(.severity == "error") | "\(.rule) \(.object // .file // "")"' | sort -u
+}
+
+# The differences of the last drift step, one `change kind object` per line.
+drift_differences() {
+  pgw_jq '.result.differences[]? | "\(.change) \(.kind) \(.object)"' | sort -u
+}
+
+# Lines of $2 that are not in $1.
+new_lines() {
+  comm -13 <(printf '%s\n' "$1" | sed '/^$/d') <(printf '%s\n' "$2" | sed '/^$/d')
 }
 
 # pgw_detail FILTER [JQ_ARGS...]: logs jq -r FILTER of the last step's document, when it

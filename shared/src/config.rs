@@ -176,6 +176,15 @@ pub struct EnvConfig {
     /// `[env.NAME.retention]`: what `pgward-backup prune --env NAME` (and backup-cron.sh)
     /// keeps when no retention flag is given.
     pub retention: Option<crate::retention::Retention>,
+    /// scripts/rehearse.sh: the variable holding the URL of the rehearsal server, where
+    /// a scratch copy of this environment's newest verified backup is restored.
+    pub rehearsal_url_env: Option<String>,
+    /// scripts/migrate.sh deploy: rehearse first, and stop on a lock over the budget.
+    #[serde(default)]
+    pub rehearse: bool,
+    /// scripts/rehearse.sh's lock budget (default 5s in a protected environment).
+    #[serde(default, deserialize_with = "crate::workflow::duration")]
+    pub max_lock: Option<std::time::Duration>,
 }
 
 /// Whether `name` can be the name of an environment variable (what `database_url_env`

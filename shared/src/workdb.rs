@@ -20,6 +20,7 @@ use serde::Serialize;
 
 /// The start of the comment of every database pgward creates for its own work. Kept as
 /// it is across versions, so that a newer pgward recognises what an older one left.
+/// `scripts/rehearse.sh` writes the same mark (its psql holder session as the creator).
 const MARK: &str = "pgward work in progress:";
 
 /// A database pgward created for its work (or one whose name it would use), as found;

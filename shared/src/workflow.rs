@@ -27,6 +27,8 @@ pub const DEFAULT_HEALTH_RETRIES: u32 = 5;
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Run logs older than this many days are removed.
 pub const DEFAULT_LOG_KEEP_DAYS: u32 = 30;
+/// A rehearsal's lock budget in a protected environment that sets no `max_lock`.
+pub const DEFAULT_PROTECTED_MAX_LOCK: Duration = Duration::from_secs(5);
 /// The scripts notify on failures and on needs-attention (a cron job's old backup).
 pub const DEFAULT_SCRIPT_NOTIFY_ON: NotifyOn = NotifyOn::Attention;
 /// The pause after the first unhealthy answer; it doubles up to [`MAX_PAUSE`].
@@ -67,6 +69,15 @@ pub fn check_env(env: &EnvConfig) -> std::result::Result<(), String> {
             ));
         }
     }
+    if let Some(var) = env
+        .rehearsal_url_env
+        .as_ref()
+        .filter(|v| !crate::config::is_variable_name(v))
+    {
+        return Err(format!(
+            "rehearsal_url_env = {var:?} is not the name of an environment variable (letters, digits and _, not starting with a digit)"
+        ));
+    }
     if env.health_retries == Some(0) {
         return Err("health_retries must be at least 1".into());
     }
@@ -96,6 +107,14 @@ pub fn on_unhealthy(env: &EnvConfig) -> OnUnhealthy {
     } else {
         OnUnhealthy::Stop
     })
+}
+
+/// A rehearsal's lock budget: the environment's `max_lock`, else
+/// [`DEFAULT_PROTECTED_MAX_LOCK`] in a protected environment, else none (the rehearsal
+/// reports the locks and gives no verdict).
+pub fn max_lock(env: &EnvConfig) -> Option<Duration> {
+    env.max_lock
+        .or(env.protected.then_some(DEFAULT_PROTECTED_MAX_LOCK))
 }
 
 fn selected(settings: &Settings) -> Result<(&str, &EnvConfig)> {
@@ -134,6 +153,10 @@ pub fn script_settings(settings: &Settings) -> Result<Value> {
         "log_keep_days": env.log_keep_days.unwrap_or(DEFAULT_LOG_KEEP_DAYS),
         "retention": env.retention.as_ref().filter(|r| !r.is_empty()),
         "backup_format": env.backup_format.unwrap_or(crate::archive::manifest::BackupFormat::Directory),
+        "migrations": absolute(&settings.migrations_dir(None)),
+        "rehearsal_url_env": env.rehearsal_url_env,
+        "rehearse": env.rehearse,
+        "max_lock_ms": max_lock(env).map(|d| d.as_millis() as u64),
     }))
 }
 
@@ -376,6 +399,26 @@ pub fn run_message(doc: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rehearsals_budget_is_5s_when_protected_none_elsewhere_and_max_lock_wins() {
+        let env = |toml: &str| -> EnvConfig { toml::from_str(toml).expect("an [env.NAME] table") };
+        assert_eq!(
+            max_lock(&env("protected = true")),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(max_lock(&env("")), None);
+        let set = env("protected = true\nmax_lock = \"750ms\"\nrehearse = true");
+        assert_eq!(max_lock(&set), Some(Duration::from_millis(750)));
+        assert!(set.rehearse);
+        assert!(toml::from_str::<EnvConfig>("max_lock = \"soon\"").is_err());
+        assert!(check_env(&env("rehearsal_url_env = \"REHEARSAL_URL\"")).is_ok());
+        let err = check_env(&env("rehearsal_url_env = \"$(rm -rf ~)\"")).expect_err("refused");
+        assert!(
+            err.contains("not the name of an environment variable"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn a_run_that_needs_attention_is_neither_success_nor_failure() {

@@ -210,6 +210,29 @@ fn the_demo_walks_the_whole_workflow_in_under_two_minutes() {
         assert!(html.contains(name), "{name} is in the report {path}");
     }
 
+    // 7. The rehearsal: the pending migrations on a restored copy, the plain index build
+    // over the 1 ms budget (exit 3), named with the lint rule that predicted it; the
+    // scratch database dropped, the demo database still behind.
+    let s = section(&text, "7.");
+    let json = json_line(s, "step 7");
+    assert_eq!(json["exit_code"], 3, "{s}");
+    assert_eq!(json["scratch_dropped"], true, "{s}");
+    assert_eq!(
+        json["deployed"],
+        serde_json::json!(["20260125090000_index_order_total"]),
+        "{s}"
+    );
+    assert!(
+        s.lines().any(|l| l.starts_with(
+            "20260125090000_index_order_total/migration.sql:1: CREATE INDEX \"Order_totalCents_idx\" ON \"Order\"(\"totalCents\") holds SHARE on "
+        ) && l.ends_with("; blocks writes; see lint create-index-not-concurrently")),
+        "{s}"
+    );
+    assert!(
+        s.contains("demo itself still has it pending: [\"20260125090000_index_order_total\"]"),
+        "{s}"
+    );
+
     // The throwaway cluster is gone.
     let end = text
         .lines()

@@ -1227,6 +1227,7 @@ fn maintenance_vacuums_the_tables_health_says_are_due() {
 
 const SCRIPTS: &[&str] = &[
     "scripts/migrate.sh",
+    "scripts/rehearse.sh",
     "scripts/backup-cron.sh",
     "scripts/test-migration.sh",
     "scripts/maintenance.sh",
