@@ -86,7 +86,7 @@ pub struct LockHolder {
 }
 
 /// Where a failing statement sits in a migration file (1-based).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct SqlPosition {
     /// 1-based line.
     pub line: usize,

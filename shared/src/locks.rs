@@ -1,7 +1,7 @@
 //! PostgreSQL's table lock modes, and what each blocks: what the lint predicts a
 //! statement takes and what `deploy --trace` measures it took are told in these terms.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// PostgreSQL's table lock modes, weakest first (the numbering of `lockdefs.h`, which is
 /// also what `LOCK TABLE ... IN ... MODE` parses to).
@@ -61,6 +61,11 @@ impl LockMode {
         }
     }
 
+    /// The mode of its SQL name (`SHARE ROW EXCLUSIVE`), as [`LockMode::name`] spells it.
+    pub fn from_name(name: &str) -> Option<LockMode> {
+        ALL.into_iter().find(|m| m.name() == name)
+    }
+
     /// The mode `pg_locks.mode` names (`ShareRowExclusiveLock`); None for a mode that is
     /// not a table lock mode (`SIReadLock` of serializable transactions).
     pub fn from_pg_locks_name(name: &str) -> Option<LockMode> {
@@ -110,8 +115,17 @@ impl Serialize for LockMode {
     }
 }
 
+/// Read back from a document (`pgward-report render` of a traced deploy).
+impl<'de> Deserialize<'de> for LockMode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        LockMode::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{name}` is no table lock mode")))
+    }
+}
+
 /// What other sessions wait for while a lock is held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Blocks {
     /// Weaker modes: ordinary reads and writes go on (DDL may wait).
@@ -145,6 +159,7 @@ mod tests {
                 Some(mode)
             );
             assert_eq!(LockMode::from_number(i as i32 + 1), Some(mode));
+            assert_eq!(LockMode::from_name(mode.name()), Some(mode));
         }
         assert_eq!(LockMode::from_pg_locks_name("SIReadLock"), None);
         assert_eq!(LockMode::AccessExclusive.blocks(), Blocks::ReadsAndWrites);

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use postgres::{Client, SimpleQueryMessage};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::SqlPosition;
 use crate::locks::{Blocks, LockMode};
@@ -36,7 +36,7 @@ use crate::render::{human_bytes, human_seconds};
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 
 /// What one statement did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatementTrace {
     /// Where it starts in the file.
     pub position: SqlPosition,
@@ -56,7 +56,7 @@ pub struct StatementTrace {
 }
 
 /// A relation a statement wrote anew.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rewrite {
     /// The relation.
     pub relation: String,
@@ -65,7 +65,7 @@ pub struct Rewrite {
 }
 
 /// A table lock a statement took.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LockTrace {
     /// The relation, schema-qualified where it is not on the search path.
     pub relation: String,
@@ -81,7 +81,7 @@ pub struct LockTrace {
 }
 
 /// Per relation, over a migration (or a whole deploy): the strongest lock taken.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RelationSummary {
     /// The relation.
     pub relation: String,
@@ -96,7 +96,7 @@ pub struct RelationSummary {
 }
 
 /// What a migration's statements did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScriptTrace {
     /// Every statement the engine ran, in order (transaction control excluded).
     pub statements: Vec<StatementTrace>,
@@ -434,7 +434,7 @@ pub fn summarize(traces: &[ScriptTrace]) -> Vec<RelationSummary> {
 }
 
 /// A lock that blocked writes (or reads) for longer than the budget.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OverBudget {
     /// Where the statement is: `<migration>/migration.sql`, and its position there.
     pub file: String,
