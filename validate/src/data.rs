@@ -260,6 +260,8 @@ fn check_finding(
         lock: None,
         why,
         fix,
+        confirmed: None,
+        observed: None,
     }
 }
 

@@ -113,6 +113,8 @@ fn finding(
         lock: None,
         why: why.to_string(),
         fix,
+        confirmed: None,
+        observed: None,
     }
 }
 

@@ -40,5 +40,7 @@ pub(crate) fn finding(source: &LintSource, failure: &ParseFailure) -> Finding {
         lock: None,
         why: "the migration fails when it runs, and no other rule could check the file".into(),
         fix: "fix the SQL at this position (psql reports the same error: `psql -f` the file against a scratch database)".into(),
+        confirmed: None,
+        observed: None,
     }
 }
