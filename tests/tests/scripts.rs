@@ -1245,6 +1245,7 @@ const SCRIPTS: &[&str] = &[
     "bench/backup.sh",
     "bench/migrate.sh",
     "bench/validate.sh",
+    "bench/trace.sh",
     ".ci/run",
 ];
 

@@ -180,7 +180,7 @@ fn run_on_shadow(
                     i + 1,
                     steps.len()
                 ),
-                "the file fails on a database built by the migrations before it: it depends on something no earlier migration creates, or the SQL is wrong; fix it (the static findings are in result.findings), or lint without --trace".to_string(),
+                "the file fails on a database built by the files before it: it depends on something no earlier migration creates, or the SQL is wrong. Files named on the command line run alone: lint the pending migrations instead (no FILES), so the applied ones run first. The static findings are in result.findings; without --trace lint runs nothing".to_string(),
             ));
         }
         out.push(tracer.map(|t| FileTrace {
