@@ -246,3 +246,38 @@ fn shadow_url_needs_trace_and_a_given_shadow_is_left_empty() {
         "the given shadow is emptied again"
     );
 }
+
+#[test]
+fn server_wide_statements_are_refused_as_drift_refuses_them_and_no_shadow_is_left() {
+    let db = cluster().create_database();
+    let root = temp_dir("lint_trace_server_");
+    write_migrations(root.path(), &[("20240101000000_init", INIT)]);
+    db.deploy(root.path());
+    write_migrations(
+        root.path(),
+        &[(
+            "20240201000000_tune",
+            "ALTER SYSTEM SET work_mem = '8MB';\nCREATE INDEX orders_amount_idx ON orders (amount);\n",
+        )],
+    );
+    let setting = || {
+        db.query_one_string(
+            "SELECT coalesce((SELECT setting FROM pg_file_settings WHERE name = 'work_mem' AND sourcefile LIKE '%auto.conf'), 'unset')",
+        )
+    };
+    let before = (snapshot(&db), setting());
+    let out = lint(&db, root.path(), &["--trace"]);
+    let json = out.assert_error(6, "CLUSTER_WIDE_REPLAY");
+    assert!(
+        json["result"]["findings"].as_array().is_some_and(|f| f
+            .iter()
+            .any(|f| f["rule"] == "create-index-not-concurrently")),
+        "the static findings stay: {out}"
+    );
+    assert!(shadows_of(&db).is_empty(), "{:?}", shadows_of(&db));
+    assert_eq!(
+        (snapshot(&db), setting()),
+        before,
+        "nothing ran on the server"
+    );
+}
