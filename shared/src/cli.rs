@@ -129,6 +129,15 @@ pub struct StatementTimeout {
     pub statement_timeout: Option<Duration>,
 }
 
+/// `--shadow-url URL`: the database `validate drift` and `validate lint --trace` run the
+/// migrations in, instead of a temporary one they create beside the target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct ShadowUrl {
+    /// Use this (empty) database as the shadow instead of a temporary one on the same server
+    #[arg(long = "shadow-url", value_name = "URL")]
+    pub shadow_url: Option<String>,
+}
+
 /// The help of `--dry-run`, wherever a command takes it.
 pub const DRY_RUN_HELP: &str = "Show what would be done; change nothing";
 

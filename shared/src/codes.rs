@@ -167,7 +167,8 @@ catalogue! {
         TableLocked = "TABLE_LOCKED", Refused;
         /// validate drift --shadow-url names a database that is not empty.
         ShadowNotEmpty = "SHADOW_NOT_EMPTY", Refused;
-        /// A migration failed while drift replayed it into the shadow database.
+        /// A migration failed while drift replayed it into the shadow database (or lint
+        /// --trace ran it there).
         ShadowMigrationFailed = "SHADOW_MIGRATION_FAILED", Failed;
         /// Drift would replay statements that act on the whole server or on other servers.
         ClusterWideReplay = "CLUSTER_WIDE_REPLAY", Refused;

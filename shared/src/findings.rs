@@ -52,6 +52,14 @@ pub struct Finding {
     pub why: String,
     /// The safe alternative, spelled out.
     pub fix: String,
+    /// With `lint --trace`, for a rule that predicts a lock or a rewrite: whether the
+    /// statement did that on the shadow database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<bool>,
+    /// With `lint --trace`: what the trace saw the statement do (`ACCESS EXCLUSIVE on
+    /// orders; rewrote orders`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
     /// Lint: the offending text, so a view can show it underlined without the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub span: Option<Span>,
@@ -257,6 +265,28 @@ pub struct LintResult {
     pub totals: Totals,
     /// Findings not reported because of `-- pgward-ignore` or `[lint] ignore`.
     pub suppressed: usize,
+    /// With `--trace`: the run on the shadow database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<LintTrace>,
+}
+
+/// `lint --trace`'s run of the files on a shadow database.
+#[derive(Debug, Serialize, Deserialize, Default)]
+pub struct LintTrace {
+    /// The shadow database.
+    pub shadow: String,
+    /// Whether lint created the shadow (and dropped it again).
+    pub shadow_temporary: bool,
+    /// Statements traced (the linted files'; earlier migrations run untraced first).
+    pub statements: usize,
+    /// Findings whose prediction the trace saw come true.
+    pub confirmed: usize,
+    /// Findings whose predicted lock or rewrite did not happen on the shadow.
+    pub not_confirmed: usize,
+    /// Findings of `trace-unpredicted`: what the trace saw and no rule predicted.
+    pub unpredicted: usize,
+    /// Temporary shadows of earlier runs that died, dropped by this run.
+    pub leftovers_dropped: Vec<String>,
 }
 
 /// schema's `result`.

@@ -61,6 +61,11 @@ impl LockMode {
         }
     }
 
+    /// The mode of its SQL name (`SHARE ROW EXCLUSIVE`), as [`LockMode::name`] spells it.
+    pub fn from_name(name: &str) -> Option<LockMode> {
+        ALL.into_iter().find(|m| m.name() == name)
+    }
+
     /// The mode `pg_locks.mode` names (`ShareRowExclusiveLock`); None for a mode that is
     /// not a table lock mode (`SIReadLock` of serializable transactions).
     pub fn from_pg_locks_name(name: &str) -> Option<LockMode> {
@@ -110,13 +115,12 @@ impl Serialize for LockMode {
     }
 }
 
-/// Read back from its SQL name (a document rendered later).
+/// Read back from a document (`pgward-report render` of a traced deploy).
 impl<'de> Deserialize<'de> for LockMode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let name = String::deserialize(deserializer)?;
-        ALL.into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| serde::de::Error::custom(format!("no lock mode is named `{name}`")))
+        LockMode::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{name}` is no table lock mode")))
     }
 }
 
@@ -155,6 +159,7 @@ mod tests {
                 Some(mode)
             );
             assert_eq!(LockMode::from_number(i as i32 + 1), Some(mode));
+            assert_eq!(LockMode::from_name(mode.name()), Some(mode));
         }
         assert_eq!(LockMode::from_pg_locks_name("SIReadLock"), None);
         assert_eq!(LockMode::AccessExclusive.blocks(), Blocks::ReadsAndWrites);

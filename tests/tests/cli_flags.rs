@@ -25,6 +25,8 @@ const DIFFERENT_MEANING: &[(&str, &str, &str)] = &[
     ("report", "health", "--limit"),
     ("report", "audit", "--limit"),
     ("report", "app-health", "--retries"),
+    // deploy's traces the deploy; lint's runs the files on a shadow to check the findings.
+    ("validate", "lint", "--trace"),
 ];
 
 /// The commands of a binary, as its `--help` lists them.

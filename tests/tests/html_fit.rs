@@ -18,6 +18,9 @@ use serde_json::Value;
 /// The widths checked: a desktop's and a phone's.
 const WIDTHS: [u32; 2] = [1280, 390];
 
+/// A table name of PostgreSQL's 63 characters (the longest).
+const LONG_TABLE: &str = "workspace_billing_invoice_line_item_adjustment_history_archived";
+
 /// A token with no place to break a line (no space, no hyphen): 136 characters.
 fn token() -> String {
     format!("sk_live_{}", "a1b2c3d4".repeat(16))
@@ -197,6 +200,55 @@ fn html_pages_fit_a_desktop_and_a_phone_without_sideways_scrolling() {
         std::thread::sleep(Duration::from_millis(1100));
     }
 
+    // A traced deploy with its lock timeline: a table of the longest name, rewritten and
+    // indexed, on a database of its own (the failed migration above blocks this one).
+    let traced_db = cluster().create_database();
+    let traced = project.path().join("traced");
+    write_migration(
+        &traced,
+        "20240101000000_init",
+        &format!("CREATE TABLE {LONG_TABLE} (id bigserial PRIMARY KEY, n int, note text);\n\
+                  INSERT INTO {LONG_TABLE} (n, note) SELECT i, 'x' FROM generate_series(1, 20000) i;\n"),
+    );
+    run(
+        "migrate",
+        &[
+            "deploy",
+            "--dir",
+            path_str(&traced),
+            "--database-url",
+            &traced_db.url(),
+        ],
+        &[],
+    )
+    .assert_code(0);
+    write_migration(
+        &traced,
+        LONG_MIGRATION,
+        &format!(
+            "CREATE INDEX traced_n_idx ON {LONG_TABLE} (n);\n\
+                  ALTER TABLE {LONG_TABLE} ALTER COLUMN n TYPE bigint;\n\
+                  UPDATE {LONG_TABLE} SET note = 'y' WHERE id < 100;\n"
+        ),
+    );
+    let deploy_trace = run(
+        "migrate",
+        &[
+            "deploy",
+            "--dir",
+            path_str(&traced),
+            "--database-url",
+            &traced_db.url(),
+            "--trace",
+            "--max-lock",
+            "1ms",
+            "--format",
+            "html",
+        ],
+        &[],
+    );
+    deploy_trace.assert_code(3);
+
     let corpus = pgward_tests::fixtures_dir().join("corpus/langfuse__langfuse/migrations");
     let missing = backups.join("and_a_folder_that_does_not_exist_under_it");
     let pages = [
@@ -247,6 +299,7 @@ fn html_pages_fit_a_desktop_and_a_phone_without_sideways_scrolling() {
                 &[],
             ),
         ),
+        ("deploy-trace", deploy_trace),
         (
             "error",
             run(
@@ -275,6 +328,9 @@ fn html_pages_fit_a_desktop_and_a_phone_without_sideways_scrolling() {
         ("backups", "backups_of_the_production_database"),
         ("lint", "create-index-not-concurrently"),
         ("error", "and_a_folder_that_does_not_exist_under_it"),
+        ("deploy-trace", "id=\"timeline-1\""),
+        ("deploy-trace", "id=\"lock-summary\""),
+        ("deploy-trace", LONG_TABLE),
     ];
     for (name, needle) in must_show {
         let (_, out) = pages.iter().find(|(n, _)| *n == name).expect("a page");

@@ -1239,6 +1239,7 @@ const SCRIPTS: &[&str] = &[
     "bench/backup.sh",
     "bench/migrate.sh",
     "bench/validate.sh",
+    "bench/trace.sh",
     ".ci/run",
 ];
 

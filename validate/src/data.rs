@@ -261,6 +261,8 @@ fn check_finding(
         why,
         fix,
         span: None,
+        confirmed: None,
+        observed: None,
     }
 }
 

@@ -120,6 +120,8 @@ pub fn run(ctx: &Context, options: &PreflightOptions) -> Result<Outcome, Failure
             why: "the migration should not start until the checklist passes".into(),
             fix: c.fix.clone().unwrap_or_default(),
             span: None,
+            confirmed: None,
+            observed: None,
         })
         .collect();
     let totals = Totals::of(&findings);

@@ -114,6 +114,8 @@ fn finding(
         why: why.to_string(),
         fix,
         span: None,
+        confirmed: None,
+        observed: None,
     }
 }
 

@@ -37,18 +37,18 @@ pub struct Chart {
 pub const LARGEST_TABLES: usize = 10;
 
 const BLUE: &str = "#2563eb";
-const LIGHT_BLUE: &str = "#93c5fd";
-const RED: &str = "#dc2626";
-const GREY: &str = "#9ca3af";
-const AMBER: &str = "#d97706";
+pub(super) const LIGHT_BLUE: &str = "#93c5fd";
+pub(super) const RED: &str = "#dc2626";
+pub(super) const GREY: &str = "#9ca3af";
+pub(super) const AMBER: &str = "#d97706";
 const GRID: &str = "#e5e7eb";
-const INK: &str = "#374151";
+pub(super) const INK: &str = "#374151";
 
 /// The viewBox width every chart is drawn in; CSS scales it to the page.
-const WIDTH: f64 = 520.0;
+pub(super) const WIDTH: f64 = 520.0;
 const LEFT: f64 = 72.0;
-const RIGHT: f64 = 14.0;
-const TOP: f64 = 14.0;
+pub(super) const RIGHT: f64 = 14.0;
+pub(super) const TOP: f64 = 14.0;
 const BOTTOM: f64 = 30.0;
 const PLOT_HEIGHT: f64 = 170.0;
 
@@ -376,14 +376,14 @@ fn backup_age(backups: &[ListedBackupView], now: DateTime<Utc>, max_age_s: Optio
     )
 }
 
-fn open_svg(title: &str, height: f64) -> String {
+pub(super) fn open_svg(title: &str, height: f64) -> String {
     format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" role="img" aria-label="{t}" font-family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"><title>{t}</title>"#,
         t = escape(title)
     )
 }
 
-fn finish(
+pub(super) fn finish(
     id: &'static str,
     title: &str,
     summary: String,
@@ -488,7 +488,7 @@ fn date_format(from: DateTime<Utc>, to: DateTime<Utc>) -> &'static str {
 }
 
 /// The smallest of 1, 2, 2.5, 5 × 10ⁿ that is at least `value`: a round top for an axis.
-fn nice_ceiling(value: f64) -> f64 {
+pub(super) fn nice_ceiling(value: f64) -> f64 {
     if value <= 0.0 || !value.is_finite() {
         return 1.0;
     }
@@ -536,7 +536,7 @@ fn nice_duration_ceiling(seconds: f64) -> f64 {
 }
 
 /// At most `max` characters, with `…` when cut.
-fn shorten(text: &str, max: usize) -> String {
+pub(super) fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_string()
     } else {

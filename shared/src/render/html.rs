@@ -158,6 +158,9 @@ pub fn render_html(e: &Envelope) -> String {
         }
         out.push_str("</div>\n</section>\n");
     }
+    if let Some(deploy) = super::trace::TracedDeploy::find(&e.result) {
+        super::trace::html_section(&mut out, &deploy);
+    }
     if !e.result.is_null() {
         out.push_str("<section id=\"result\">\n");
         value_section(&mut out, "Result", &e.result, 2);
@@ -171,9 +174,14 @@ pub fn render_html(e: &Envelope) -> String {
 }
 
 fn figure(out: &mut String, chart: &Chart) {
+    figure_as(out, &format!("chart-{}", chart.id), chart);
+}
+
+/// `chart` as a figure whose element id is `id`.
+pub(super) fn figure_as(out: &mut String, id: &str, chart: &Chart) {
     out.push_str(&format!(
-        "<figure class=\"chart\" id=\"chart-{}\"><figcaption><strong>{}</strong>{}",
-        chart.id,
+        "<figure class=\"chart\" id=\"{}\"><figcaption><strong>{}</strong>{}",
+        escape(id),
         escape(&chart.title),
         escape(&chart.summary)
     ));

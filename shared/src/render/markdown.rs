@@ -39,6 +39,9 @@ pub fn render_markdown(e: &Envelope) -> String {
         }
         out.push('\n');
     }
+    if let Some(deploy) = super::trace::TracedDeploy::find(&e.result) {
+        super::trace::markdown_section(&mut out, &deploy, escape);
+    }
     if !e.result.is_null() {
         value(&mut out, None, &e.result, 2);
     }

@@ -17,6 +17,7 @@ mod human;
 pub mod markdown;
 pub mod prometheus;
 pub mod text;
+pub mod trace;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;

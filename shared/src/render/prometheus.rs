@@ -6,10 +6,12 @@
 //! backups (`pgward-report backups`, `pgward-backup list`) add the newest backup's age and
 //! size; `pgward-report migrations` adds the last migration's duration and the failed and
 //! pending counts; `pgward-report health` adds cache hit ratio, connections and blocked
-//! sessions. Every metric is a gauge: each file replaces the previous one.
+//! sessions; a traced deploy (`pgward-migrate deploy --trace`) adds the longest lock hold
+//! and each relation's. Every metric is a gauge: each file replaces the previous one.
 
 use chrono::{DateTime, Utc};
 
+use super::trace::TracedDeploy;
 use super::{BackupListing, ListedBackupView, TypedResult};
 use crate::health::HealthReport;
 use crate::migrations::report::MigrationsReport;
@@ -70,7 +72,42 @@ pub fn render_prometheus(e: &Envelope) -> String {
         TypedResult::Health(report) => health_metrics(&mut m, &report, &db_labels),
         TypedResult::Other => {}
     }
+    if let Some(deploy) = TracedDeploy::find(&e.result) {
+        trace_metrics(&mut m, &deploy, &db_labels);
+    }
     m.out.trim_end().to_string()
+}
+
+/// A traced deploy (`deploy --trace`, or a document carrying one): the longest hold of a
+/// lock that blocks writes or reads, and per relation how long its strongest lock was
+/// held.
+fn trace_metrics(m: &mut Metrics, deploy: &TracedDeploy, labels: &[(&str, String)]) {
+    m.gauge(
+        "pgward_deploy_lock_longest_hold_seconds",
+        "The longest a traced deploy held a lock that blocks writes or reads (0: none did).",
+        labels,
+        deploy
+            .longest_blocking()
+            .map_or(0.0, |r| r.held_ms / 1000.0),
+    );
+    for r in &deploy.relations {
+        let mut with_relation = labels.to_vec();
+        with_relation.push(("relation", r.relation.clone()));
+        with_relation.push(("mode", r.strongest.name().to_string()));
+        with_relation.push(("blocks", r.blocks.words().replace(' ', "_")));
+        m.gauge(
+            "pgward_deploy_relation_lock_hold_seconds",
+            "Per relation, how long a traced deploy held its strongest lock on it.",
+            &with_relation,
+            r.held_ms / 1000.0,
+        );
+    }
+    m.gauge(
+        "pgward_deploy_locks_over_budget",
+        "Locks a traced deploy held longer than --max-lock (0 without --max-lock).",
+        labels,
+        deploy.over_budget.len() as f64,
+    );
 }
 
 fn backup_metrics(

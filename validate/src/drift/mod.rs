@@ -14,11 +14,11 @@
 pub mod diff;
 pub mod introspect;
 pub mod model;
-mod shadow;
+pub(crate) mod shadow;
 
 use std::collections::BTreeMap;
 
-use pgward_shared::cli::MigrationsDir;
+use pgward_shared::cli::{MigrationsDir, ShadowUrl};
 use pgward_shared::codes::{ErrorCode, WarningCode};
 use pgward_shared::connect::connect;
 use pgward_shared::connect::dburl::ConnectionSettings;
@@ -44,9 +44,9 @@ pub struct DriftOptions {
     // The migrations folder.
     #[command(flatten)]
     pub dir: MigrationsDir,
-    /// Use this (empty) database as the shadow instead of a temporary one on the same server
-    #[arg(long, value_name = "URL")]
-    pub shadow_url: Option<String>,
+    // The shadow database.
+    #[command(flatten)]
+    pub shadow: ShadowUrl,
 }
 
 /// Runs drift.
@@ -54,6 +54,7 @@ pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
     let folder = MigrationsFolder::read(&options.dir.resolve(&ctx.settings))?;
     let db = ctx.database()?;
     let given = options
+        .shadow
         .shadow_url
         .as_deref()
         .map(|url| given_shadow(&db, url))
@@ -97,7 +98,7 @@ pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
         let planning = scope.spawn(|| plan_replay(&replay));
         let shadow = match &given {
             Some(settings) => Shadow::adopt(live, settings),
-            None => Shadow::create(live, &shadow_name),
+            None => Shadow::create(live, &shadow_name, "pgward-validate drift"),
         };
         let steps = planning
             .join()
@@ -110,60 +111,11 @@ pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
     // and the shadow shares the live server: they would run on production again.
     // Statements that reach other servers (a subscription's publisher, dblink) act on
     // them from any shadow: those are never replayed.
-    let cluster_wide = cluster_wide_statements(&steps);
-    let other_servers: Vec<String> = cluster_wide
-        .iter()
-        .filter(|(_, other)| *other)
-        .map(|(s, _)| s.clone())
-        .collect();
-    let refusal = if !other_servers.is_empty() {
-        Some((
-            other_servers,
-            "they connect to other servers, whichever server the shadow is on".to_string(),
-            true,
-        ))
-    } else if !cluster_wide.is_empty() && shadow.on_live_server()? {
-        let place = if result.shadow_temporary {
-            format!("the shadow database {shadow_name} would be a temporary database on the live server")
-        } else {
-            format!("--shadow-url names {shadow_name}, a database on the live server")
-        };
-        Some((
-            cluster_wide.into_iter().map(|(s, _)| s).collect(),
-            place,
-            false,
-        ))
-    } else {
-        None
-    };
-    if let Some((statements, shadow, other_servers)) = refusal {
-        return Err(Failure::with_result(
-            Error::ClusterWideReplay {
-                statements,
-                shadow,
-                other_servers,
-            },
-            &result,
-        ));
+    if let Some(refusal) = refusal(&steps, &mut shadow)? {
+        return Err(Failure::with_result(refusal, &result));
     }
     let models = replay_and_read(&mut shadow, &steps, &schema, &mut result.migrations_applied);
-    if let Err(e) = shadow.close() {
-        let (code, advice) = if result.shadow_temporary {
-            (
-                WarningCode::ShadowNotDropped,
-                format!(
-                    "drop it by hand (DROP DATABASE {} WITH (FORCE)); the next drift run also drops it",
-                    quote_ident(&shadow_name)
-                ),
-            )
-        } else {
-            (
-                WarningCode::ShadowNotEmptied,
-                "empty it (or drop and recreate it) before the next run, which refuses a non-empty shadow".to_string(),
-            )
-        };
-        ctx.warn(code, format!("{e}; {advice}"));
-    }
+    shadow.close_or_warn(ctx);
     let (expected, actual) = match models {
         Ok(models) => models,
         Err(e) => return Err(Failure::with_result(e, &result)),
@@ -191,14 +143,54 @@ pub fn run(ctx: &Context, options: &DriftOptions) -> Result<Outcome, Failure> {
     Ok(Outcome::attention(result))
 }
 
+/// The refusal to replay `steps` into `shadow`, if they hold statements that act on the
+/// whole server (they would run on the live server again when the shadow shares it) or
+/// that reach other servers (a subscription's publisher, dblink: from any shadow).
+pub(crate) fn refusal(steps: &[ReplayStep<'_>], shadow: &mut Shadow) -> Result<Option<Error>> {
+    let cluster_wide = cluster_wide_statements(steps);
+    let other_servers: Vec<String> = cluster_wide
+        .iter()
+        .filter(|(_, other)| *other)
+        .map(|(s, _)| s.clone())
+        .collect();
+    let shadow_name = shadow.name().to_string();
+    let refusal = if !other_servers.is_empty() {
+        Some((
+            other_servers,
+            "they connect to other servers, whichever server the shadow is on".to_string(),
+            true,
+        ))
+    } else if !cluster_wide.is_empty() && shadow.on_live_server()? {
+        let place = if shadow.is_temporary() {
+            format!("the shadow database {shadow_name} would be a temporary database on the live server")
+        } else {
+            format!("--shadow-url names {shadow_name}, a database on the live server")
+        };
+        Some((
+            cluster_wide.into_iter().map(|(s, _)| s).collect(),
+            place,
+            false,
+        ))
+    } else {
+        None
+    };
+    Ok(refusal.map(
+        |(statements, shadow, other_servers)| Error::ClusterWideReplay {
+            statements,
+            shadow,
+            other_servers,
+        },
+    ))
+}
+
 /// The `--shadow-url` database, in the live database's schema (the replay must create
 /// objects where deploy created them live).
-fn given_shadow(live: &ConnectionSettings, url: &str) -> Result<ConnectionSettings> {
+pub(crate) fn given_shadow(live: &ConnectionSettings, url: &str) -> Result<ConnectionSettings> {
     let mut settings = ConnectionSettings::from_url(url)?;
     if settings.host == live.host && settings.port == live.port && settings.dbname == live.dbname {
         return Err(Error::usage(
             format!(
-                "--shadow-url names the database drift checks ({})",
+                "--shadow-url names the target database itself ({})",
                 live.display_target()
             ),
             "pass an empty database of its own as the shadow, or omit --shadow-url to let drift create a temporary one",
@@ -232,10 +224,13 @@ fn missing_locally(state: &MigrationState, rows: &[HistoryRow]) -> Vec<Differenc
 }
 
 /// A migration ready to replay.
-struct ReplayStep<'m> {
-    name: &'m str,
-    script: &'m str,
-    plan: ScriptPlan,
+pub(crate) struct ReplayStep<'m> {
+    /// How messages name it (the migration, or the file).
+    pub name: &'m str,
+    /// Its SQL.
+    pub script: &'m str,
+    /// How it runs.
+    pub plan: ScriptPlan,
 }
 
 /// Reads and plans `migrations` as deploy would run them.
@@ -313,7 +308,7 @@ fn replay_and_read(
 
 /// Makes the shadow session replay like deploy ran live: in the history's schema, which
 /// deploy creates when it is missing.
-fn prepare_shadow(client: &mut postgres::Client, schema: &str) -> Result<()> {
+pub(crate) fn prepare_shadow(client: &mut postgres::Client, schema: &str) -> Result<()> {
     // Nothing in a throwaway database is worth waiting for the disk.
     client
         .batch_execute("SET synchronous_commit = off")

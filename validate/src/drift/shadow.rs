@@ -104,10 +104,11 @@ impl Shadow {
     /// Creates the temporary shadow `name` beside the live database (same server,
     /// encoding and locale, from `template0`) and connects to it with the live
     /// database's credentials and schema. `live` must carry [`owner_tag`] of `name`.
-    pub fn create(mut live: Session, name: &str) -> Result<Shadow> {
+    /// `command` (`pgward-validate drift`) names the run in the database's mark.
+    pub fn create(mut live: Session, name: &str, command: &str) -> Result<Shadow> {
         let create_sql = create_database_sql(&mut live, name)?;
         let what = format!(
-            "shadow database of pgward-validate drift on {}, dropped when it ends; once the session that created it is gone, the next drift drops it",
+            "shadow database of {command} on {}, dropped when it ends; once the session that created it is gone, the next drift or lint --trace drops it",
             live.settings.dbname
         );
         let mark = workdb::Mark::new(&mut live.client, &what)?;
@@ -165,6 +166,21 @@ impl Shadow {
         &self.name
     }
 
+    /// Whether the run created it (and drops it again), rather than `--shadow-url` naming it.
+    pub fn is_temporary(&self) -> bool {
+        self.temporary
+    }
+
+    /// Another session on the shadow (`deploy --trace`'s observer of lint --trace).
+    pub fn connect_again(&self, application_name: &str) -> Result<Session> {
+        let settings = &self
+            .shadow
+            .as_ref()
+            .expect("the shadow session lives until the shadow is cleaned up")
+            .settings;
+        connect(settings, application_name)
+    }
+
     /// Whether the shadow database lives on the live database's server (cluster): always
     /// for a temporary one; for a `--shadow-url` one, when both sessions see the same
     /// server, whatever host names the two URLs use.
@@ -210,6 +226,29 @@ impl Shadow {
     /// Drops the temporary shadow, or empties the given one.
     pub fn close(mut self) -> Result<()> {
         self.clean_up()
+    }
+
+    /// [`Shadow::close`], a failure told as a warning with what to do about it.
+    pub fn close_or_warn(self, ctx: &Context) {
+        let (name, temporary) = (self.name.clone(), self.temporary);
+        let Err(e) = self.close() else {
+            return;
+        };
+        let (code, advice) = if temporary {
+            (
+                WarningCode::ShadowNotDropped,
+                format!(
+                    "drop it by hand (DROP DATABASE {} WITH (FORCE)); the next drift or lint --trace also drops it",
+                    quote_ident(&name)
+                ),
+            )
+        } else {
+            (
+                WarningCode::ShadowNotEmptied,
+                "empty it (or drop and recreate it) before the next run, which refuses a non-empty shadow".to_string(),
+            )
+        };
+        ctx.warn(code, format!("{e}; {advice}"));
     }
 
     fn clean_up(&mut self) -> Result<()> {

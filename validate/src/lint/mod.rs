@@ -16,12 +16,13 @@ mod checks;
 pub mod locks;
 mod rules;
 mod source;
+pub mod trace;
 mod types;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use pgward_shared::cli::{MigrationsDir, STRICT_HELP};
+use pgward_shared::cli::{MigrationsDir, ShadowUrl, STRICT_HELP};
 use pgward_shared::codes::WarningCode;
 use pgward_shared::error::Error;
 use pgward_shared::migrations::history;
@@ -51,6 +52,14 @@ pub struct LintOptions {
     // Warnings fail the run (exit 3).
     #[arg(long, help = STRICT_HELP)]
     pub strict: bool,
+    /// Also run the files on a throwaway shadow database, traced: mark each finding
+    /// confirmed or not, and add what the rules missed (trace-unpredicted). Needs a
+    /// database; nothing runs in the target
+    #[arg(long)]
+    pub trace: bool,
+    // The shadow database of --trace.
+    #[command(flatten)]
+    pub shadow: ShadowUrl,
 }
 
 /// One SQL text to lint.
@@ -67,6 +76,13 @@ pub struct LintSource {
 
 /// Runs lint.
 pub fn run(ctx: &Context, options: &LintOptions) -> Result<Outcome, Failure> {
+    if options.shadow.shadow_url.is_some() && !options.trace {
+        return Err(Error::usage(
+            "--shadow-url is the shadow database of --trace, which was not given",
+            "add --trace to run the files on that database, or drop --shadow-url",
+        )
+        .into());
+    }
     let sources = if !options.files.is_empty() {
         read_files(&options.files)?
     } else if options.all {
@@ -87,9 +103,15 @@ pub fn run(ctx: &Context, options: &LintOptions) -> Result<Outcome, Failure> {
             ),
         }
     }
-    let (result, notes) = lint_sources(&sources, &ignore);
+    let (mut result, notes) = lint_sources(&sources, &ignore);
     for note in notes {
         ctx.warn(WarningCode::UnknownLintRule, note);
+    }
+    if options.trace {
+        let shadow_url = options.shadow.shadow_url.as_deref();
+        if let Err(e) = trace::trace(ctx, &sources, shadow_url, &mut result) {
+            return Err(Failure::with_result(e, &result));
+        }
     }
     crate::schema::finish("lint", result.totals, options.strict, result)
 }
@@ -194,6 +216,8 @@ fn finding_of(source: &LintSource, hit: checks::Hit, end: usize) -> Finding {
         why: hit.why,
         fix: hit.fix,
         span,
+        confirmed: None,
+        observed: None,
     }
 }
 

@@ -167,6 +167,8 @@ mod tests {
             why: "writes wait".into(),
             fix: "CREATE INDEX CONCURRENTLY".into(),
             span,
+            confirmed: None,
+            observed: None,
         }
     }
 

@@ -46,5 +46,7 @@ pub(crate) fn finding(source: &LintSource, failure: &ParseFailure) -> Finding {
             let word = word.map_or(source.text.len(), |n| offset + n);
             Span::of(&source.text, offset, word)
         }),
+        confirmed: None,
+        observed: None,
     }
 }
