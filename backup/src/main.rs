@@ -13,6 +13,7 @@ use pgward_shared::cli::{
 };
 use pgward_shared::config::{parse_duration, GlobalArgs, GuardArgs};
 use pgward_shared::error::{Error, Exit};
+use pgward_shared::fleet::{FleetArgs, FleetKind};
 use pgward_shared::output::{parse_args, run};
 use pgward_shared::storage::S3Options;
 
@@ -83,6 +84,8 @@ struct BackupArgs {
     lock_timeout: LockTimeout,
     #[arg(long, help = DRY_RUN_HELP)]
     dry_run: bool,
+    #[command(flatten)]
+    fleet: FleetArgs,
 }
 
 impl BackupArgs {
@@ -150,6 +153,8 @@ enum Command {
         deep: bool,
         #[command(flatten)]
         jobs: Jobs,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// Delete old backups; never the newest verified one
     #[command(
@@ -175,6 +180,8 @@ enum Command {
         all_databases: bool,
         #[command(flatten)]
         guard: GuardArgs,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
 }
 
@@ -197,15 +204,19 @@ fn main() {
             )
             .into())
         }),
-        Some(Command::Backup(args)) => run(TOOL, "backup", cli.global, |ctx| {
-            commands::backup(
-                ctx,
-                args.to.location(),
-                &storage,
-                &args.options(),
-                args.dry_run,
-            )
-        }),
+        Some(Command::Backup(args)) => {
+            args.fleet
+                .run_if_given(TOOL, "backup", &cli.global, FleetKind::Changes);
+            run(TOOL, "backup", cli.global, |ctx| {
+                commands::backup(
+                    ctx,
+                    args.to.location(),
+                    &storage,
+                    &args.options(),
+                    args.dry_run,
+                )
+            })
+        }
         Some(Command::List { from }) => run(TOOL, "list", cli.global, |ctx| {
             commands::list(ctx, from.location(), &storage)
         }),
@@ -214,9 +225,13 @@ fn main() {
             from,
             deep,
             jobs,
-        }) => run(TOOL, "verify", cli.global, |ctx| {
-            commands::verify(ctx, from.location(), &id, deep, jobs.get(), &storage)
-        }),
+            fleet,
+        }) => {
+            fleet.run_if_given(TOOL, "verify", &cli.global, FleetKind::Reads);
+            run(TOOL, "verify", cli.global, |ctx| {
+                commands::verify(ctx, from.location(), &id, deep, jobs.get(), &storage)
+            })
+        }
         Some(Command::Prune {
             from,
             keep_last,
@@ -225,15 +240,19 @@ fn main() {
             dry_run,
             all_databases,
             guard,
-        }) => run(TOOL, "prune", cli.global, |ctx| {
-            let rules = PruneRules {
-                keep_last,
-                keep_days,
-                leftover_age,
-                source: pgward_shared::archive::sources::source_in_use(ctx),
-                all_databases,
-            };
-            commands::prune_command(ctx, from.location(), &storage, &rules, dry_run, guard)
-        }),
+            fleet,
+        }) => {
+            fleet.run_if_given(TOOL, "prune", &cli.global, FleetKind::Changes);
+            run(TOOL, "prune", cli.global, |ctx| {
+                let rules = PruneRules {
+                    keep_last,
+                    keep_days,
+                    leftover_age,
+                    source: pgward_shared::archive::sources::source_in_use(ctx),
+                    all_databases,
+                };
+                commands::prune_command(ctx, from.location(), &storage, &rules, dry_run, guard)
+            })
+        }
     }
 }
