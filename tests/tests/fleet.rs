@@ -676,3 +676,162 @@ fn fleet_usage_errors_name_the_fix_and_never_echo_a_password() {
         "{out}"
     );
 }
+
+#[test]
+fn every_format_shows_the_fleet_per_target_and_masks_passwords() {
+    let work = temp_dir("fleet-formats");
+    let dir = corpus_prefix(work.path());
+    let pending = cluster().create_database();
+    let current = cluster().create_database();
+    run(
+        "migrate",
+        &[
+            "deploy",
+            "--dir",
+            path_str(&dir),
+            "--database-url",
+            &current.url(),
+        ],
+        &[],
+    )
+    .assert_envelope(0);
+    let closed = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let closed_url = format!(
+        "postgresql://pgward:{SUPERUSER_PASSWORD}@127.0.0.1:{}/gone",
+        closed.local_addr().expect("addr").port()
+    );
+    drop(closed);
+    let file = targets_file(
+        work.path(),
+        "t.txt",
+        &[pending.url(), closed_url, current.url()],
+    );
+    let status = |format: &str| {
+        let out = run(
+            "migrate",
+            &[
+                "status",
+                "--dir",
+                path_str(&dir),
+                "--targets",
+                path_str(&file),
+                "--format",
+                format,
+            ],
+            &[],
+        );
+        no_password(&out);
+        out
+    };
+    let out = status("json");
+    let doc = out.assert_error(4, "CONNECTION_FAILED");
+    assert_eq!(with_outcome(&doc, "attention"), vec![1], "{out}");
+    assert_eq!(with_outcome(&doc, "unreachable"), vec![2], "{out}");
+    assert_eq!(with_outcome(&doc, "ok"), vec![3], "{out}");
+    let saved = work.path().join("fleet.json");
+    std::fs::write(&saved, &out.stdout).expect("write");
+
+    let text = status("text");
+    assert_eq!(text.code, 4, "{text}");
+    assert!(
+        text.stdout
+            .starts_with("pgward-migrate status over 3 target(s)"),
+        "{text}"
+    );
+    assert!(
+        text.stdout
+            .contains("1 ok, 1 need attention, 1 unreachable"),
+        "{text}"
+    );
+    let lines: Vec<&str> = text
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with('#'))
+        .collect();
+    assert_eq!(lines.len(), 3, "one line per target\n{text}");
+    assert!(
+        lines[0].contains("#2") && lines[0].contains("unreachable"),
+        "problems first\n{text}"
+    );
+    let rendered = run(
+        "report",
+        &["render", path_str(&saved), "--format", "text"],
+        &[],
+    );
+    assert!(
+        rendered.stdout.contains("#2  unreachable  exit 4")
+            && rendered.stdout.contains("error [CONNECTION_FAILED]"),
+        "the saved document renders as the fleet view too\n{rendered}"
+    );
+
+    let md = run(
+        "report",
+        &["render", path_str(&saved), "--format", "markdown"],
+        &[],
+    );
+    assert!(md.stdout.contains("### Per target"), "{md}");
+    assert_eq!(
+        md.stdout
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.contains("postgresql://"))
+            .count(),
+        3,
+        "{md}"
+    );
+    assert!(!md.stdout.contains(SUPERUSER_PASSWORD));
+
+    let html = run(
+        "report",
+        &["render", path_str(&saved), "--format", "html"],
+        &[],
+    );
+    for id in ["chart-fleet-status", "chart-fleet-durations"] {
+        assert!(
+            html.stdout.contains(&format!("id=\"{id}\"")),
+            "{id}\n{html}"
+        );
+    }
+    let grid = html
+        .stdout
+        .split("id=\"chart-fleet-status\"")
+        .nth(1)
+        .and_then(|s| s.split("</figure>").next())
+        .unwrap_or_default();
+    assert_eq!(
+        grid.matches("<rect class=\"mark\"").count(),
+        3,
+        "one square per target"
+    );
+    assert!(
+        grid.contains("#2 postgresql://pgward:***@127.0.0.1:")
+            && grid.contains("unreachable (exit 4)"),
+        "{grid}"
+    );
+    assert!(!html.stdout.contains(SUPERUSER_PASSWORD));
+
+    let prom = status("prometheus");
+    let series = |name: &str| -> Vec<&str> {
+        prom.stdout
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .collect()
+    };
+    let exit_codes = series("pgward_fleet_target_exit_code{");
+    assert_eq!(exit_codes.len(), 3, "{prom}");
+    let pending_target = pending.url().replace(SUPERUSER_PASSWORD, "***");
+    assert!(
+        exit_codes.contains(&format!("pgward_fleet_target_exit_code{{tool=\"migrate\",command=\"status\",target=\"{pending_target}\"}} 3").as_str()),
+        "{prom}"
+    );
+    assert!(
+        series("pgward_fleet_targets{")
+            .iter()
+            .any(|l| l.contains("outcome=\"unreachable\"") && l.ends_with(" 1")),
+        "{prom}"
+    );
+    assert_eq!(
+        series("pgward_fleet_target_duration_seconds{").len(),
+        3,
+        "{prom}"
+    );
+}

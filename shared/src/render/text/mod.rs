@@ -6,6 +6,7 @@
 //! the generic summary ([`generic`]). Colour is a [`TextStyle`]: on for a terminal, off
 //! when stdout is piped or `NO_COLOR` is set, so a view's words never depend on it.
 
+mod fleet;
 mod generic;
 
 use std::io::IsTerminal;
@@ -49,6 +50,8 @@ pub fn render_text_styled(e: &Envelope, style: TextStyle) -> String {
 fn designed_view(e: &Envelope, style: TextStyle) -> Option<String> {
     let _ = style;
     match (e.tool.as_str(), e.command.as_str()) {
+        // Any command run over a fleet (--targets / --fleet): one table of its targets.
+        _ if crate::fleet::FleetResult::of(&e.result).is_some() => fleet::render(e, style),
         _ => None,
     }
 }
