@@ -5,6 +5,7 @@ use pgward_restore::restore::{restore, RestoreOptions};
 use pgward_shared::cli::about_with_exit_codes;
 use pgward_shared::config::GlobalArgs;
 use pgward_shared::error::{Error, Exit};
+use pgward_shared::fleet::{FleetArgs, FleetKind};
 use pgward_shared::output::{parse_args, run};
 use pgward_shared::storage::S3Options;
 
@@ -31,6 +32,8 @@ struct Cli {
     storage: S3Options,
     #[command(flatten)]
     restore: RestoreOptions,
+    #[command(flatten)]
+    fleet: FleetArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -49,6 +52,8 @@ fn main() {
     let cli: Cli = parse_args(TOOL);
     let storage = cli.storage;
     let top = cli.restore;
+    cli.fleet
+        .run_if_given(TOOL, "restore", &cli.global, FleetKind::Changes);
     run(TOOL, "restore", cli.global, |ctx| {
         let options = match cli.command {
             None => top,

@@ -130,6 +130,9 @@ pub struct EnvConfig {
     /// Off by default: the script stops and prints the restore command instead.
     #[serde(default)]
     pub auto_restore: bool,
+    /// The environment's databases are the fleet `[fleets.NAME]` (scripts/migrate.sh and
+    /// backup-cron.sh run each step over it; docs/fleet.md).
+    pub fleet: Option<String>,
     // The scripts' keys below: see `docs/config.md`; `pgward-report settings` gives them
     // to the scripts resolved, defaults filled in ([`crate::workflow`]).
     /// scripts/migrate.sh deploy: a shell command run before the backup and the deploy
@@ -435,6 +438,16 @@ fn load_config(path: &Path) -> Result<ConfigFile> {
             path: path.into(),
             reason: format!("[env.{name}] {reason}"),
         })?;
+        if let Some(fleet) = env
+            .fleet
+            .as_ref()
+            .filter(|f| !config.fleets.contains_key(*f))
+        {
+            return Err(Error::Config {
+                path: path.into(),
+                reason: format!("[env.{name}] fleet = {fleet:?} names no [fleets.{fleet}]"),
+            });
+        }
         if let Some(var) = &env.database_url_env {
             if !is_variable_name(var) {
                 return Err(Error::Config {

@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pgward_tests::{
-    bin, cluster, fixtures_dir, path_str, run, run_in, spawn, temp_dir, wait_child, wait_until,
-    write_migrations, Output, TestDb, SUPERUSER_PASSWORD,
+    bin, cluster, fixtures_dir, path_str, run, run_in, run_script, spawn, temp_dir, wait_child,
+    wait_until, write_migrations, Output, TestDb, SUPERUSER_PASSWORD,
 };
 use serde_json::Value;
 
@@ -834,4 +834,129 @@ fn every_format_shows_the_fleet_per_target_and_masks_passwords() {
         3,
         "{prom}"
     );
+}
+
+/// A project folder for the scripts: pgward.toml with the fleet environment `tenants`
+/// (`fleet = "tenants"`, backups in `backups/`), its targets file, and migrations.
+fn fleet_project(urls: &[String], auto_restore: bool) -> tempfile::TempDir {
+    let dir = temp_dir("fleet-scripts");
+    targets_file(dir.path(), "tenants.txt", urls);
+    std::fs::write(
+        dir.path().join("pgward.toml"),
+        format!(
+            "migrations = \"prisma/migrations\"\n\n[fleets.tenants]\ntargets_file = \"tenants.txt\"\n\n\
+             [env.tenants]\nfleet = \"tenants\"\nbackups = \"backups\"\nauto_restore = {auto_restore}\n"
+        ),
+    )
+    .expect("temp dir is writable");
+    dir
+}
+
+#[test]
+fn backup_cron_over_a_fleet_backs_up_verifies_and_prunes_each_target_in_its_own_prefix() {
+    let dbs: Vec<TestDb> = (0..3).map(|_| cluster().create_database()).collect();
+    for (i, db) in dbs.iter().enumerate() {
+        db.psql(&format!(
+            "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, {})",
+            10 * (i + 1)
+        ));
+    }
+    let project = fleet_project(&dbs.iter().map(TestDb::url).collect::<Vec<_>>(), false);
+    let tools = cluster().pg_tools_env();
+    let out = run_script(
+        project.path(),
+        "backup-cron.sh",
+        &["tenants", "--keep-last", "1"],
+        &tools,
+    );
+    out.assert_code(0);
+    no_password(&out);
+    let doc = out.json();
+    let steps: Vec<&str> = doc["result"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    assert_eq!(steps, ["backup", "verify", "prune"], "{out}");
+    let backups = doc["result"]["backup"]
+        .as_array()
+        .expect("one backup per target");
+    assert_eq!(backups.len(), 3, "{out}");
+    for (db, backup) in dbs.iter().zip(backups) {
+        let prefix = project.path().join("backups").join(format!(
+            "127.0.0.1_{}_{}",
+            db.url()
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.split('/').next())
+                .unwrap_or_default(),
+            db.name
+        ));
+        let id = backup["id"].as_str().expect("an id");
+        assert!(
+            prefix.join(id).join("manifest.json").is_file(),
+            "{} holds {id}\n{out}",
+            prefix.display()
+        );
+    }
+    let verify = &doc["result"]["steps"][1]["result"]["summary"];
+    assert_eq!(verify["ok"], 3, "{doc}");
+}
+
+#[test]
+fn migrate_sh_deploy_over_a_fleet_restores_only_the_target_that_committed_half_a_migration() {
+    let dbs: Vec<TestDb> = (0..3).map(|_| cluster().create_database()).collect();
+    let project = fleet_project(&dbs.iter().map(TestDb::url).collect::<Vec<_>>(), true);
+    let migrations = project.path().join("prisma/migrations");
+    write_migrations(
+        &migrations,
+        &[(
+            "20240101000000_accounts",
+            "CREATE TABLE account (id int PRIMARY KEY, name text);",
+        )],
+    );
+    let tools = cluster().pg_tools_env();
+    run_script(project.path(), "migrate.sh", &["deploy", "tenants"], &tools).assert_code(0);
+    // Target 2 already holds the row the next migration inserts last: that statement fails
+    // after the first two were committed (CONCURRENTLY runs statement by statement).
+    dbs[1].psql("INSERT INTO account VALUES (1, 'kept')");
+    write_migrations(
+        &migrations,
+        &[(
+            "20240102000000_nickname",
+            "ALTER TABLE account ADD COLUMN nickname text;\n\
+             CREATE INDEX CONCURRENTLY account_nickname_idx ON account(nickname);\n\
+             INSERT INTO account (id, name) VALUES (1, 'one');\n",
+        )],
+    );
+    let out = run_script(project.path(), "migrate.sh", &["deploy", "tenants"], &tools);
+    out.assert_code(1);
+    no_password(&out);
+    let doc = out.json();
+    assert_eq!(doc["error"]["code"], "MIGRATION_FAILED", "{out}");
+    let restored = doc["result"]["restored"].as_array().expect("restored");
+    assert_eq!(restored.len(), 1, "{out}");
+    assert_eq!(restored[0]["index"], 2);
+    assert_eq!(restored[0]["restored"], true, "{out}");
+    // Target 2 is as it was before the run: no column, its row, no failed history row.
+    assert!(
+        !dbs[1].column_exists("account", "nickname"),
+        "target 2 was restored"
+    );
+    assert_eq!(
+        dbs[1].query_one_string("SELECT name FROM account WHERE id = 1"),
+        "kept"
+    );
+    assert_eq!(history_rows(&dbs[1], "public").map(|r| r.len()), Some(1));
+    // Targets 1 and 3 keep the deploy: the restore touched no other target.
+    for db in [&dbs[0], &dbs[2]] {
+        assert!(db.column_exists("account", "nickname"), "{}", db.name);
+        assert_eq!(
+            history_rows(db, "public").map(|r| r.len()),
+            Some(2),
+            "{}",
+            db.name
+        );
+    }
 }

@@ -89,6 +89,9 @@ pub struct FleetArgs {
     /// Take every N-th target from the I-th (1-based): N CI jobs cover a fleet once
     #[arg(long = "shard", value_name = "I/N", value_parser = targets::parse_shard)]
     pub shard: Option<ShardArg>,
+    /// Run only the targets at these places of the list (1-based, as result.targets[].index)
+    #[arg(long = "only", value_name = "I,J,...", value_delimiter = ',')]
+    pub only: Vec<usize>,
     /// How long each target may take to connect (sets connect_timeout on URLs without one) [default: the URL's, else 5s]
     #[arg(long = "connect-timeout", value_name = "DURATION", value_parser = parse_duration)]
     pub connect_timeout: Option<Duration>,
@@ -108,6 +111,7 @@ pub const FLEET_FLAGS: &[&str] = &[
     "--canary",
     "--stop-after-failures",
     "--shard",
+    "--only",
     "--connect-timeout",
 ];
 
@@ -139,7 +143,7 @@ impl FleetArgs {
         if !self.given() {
             crate::output::run(tool, command, global.clone(), |_| {
                 Err(crate::Error::usage(
-                    "--parallel, --canary, --stop-after-failures, --shard and --connect-timeout go with --targets or --fleet",
+                    "--parallel, --canary, --stop-after-failures, --shard, --only and --connect-timeout go with --targets or --fleet",
                     "name the databases: --targets FILE (one URL per line, - for stdin) or --fleet NAME ([fleets.NAME] of pgward.toml)",
                 )
                 .into())

@@ -113,6 +113,15 @@ fn plan(ctx: &Context, original: &GlobalArgs, args: &FleetArgs, kind: FleetKind)
     if let Some(shard) = args.shard {
         list.targets.retain(|t| shard.holds(t.index));
     }
+    if let Some(missing) = args.only.iter().find(|i| **i == 0 || **i > listed) {
+        return Err(Error::usage(
+            format!("--only {missing}: {} lists {listed} target(s)", list.source),
+            "give places in the list, from 1, as result.targets[].index numbers them",
+        ));
+    }
+    if !args.only.is_empty() {
+        list.targets.retain(|t| args.only.contains(&t.index));
+    }
     let parallel = args
         .parallel
         .map(|p| p as usize)
