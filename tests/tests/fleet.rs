@@ -960,3 +960,61 @@ fn migrate_sh_deploy_over_a_fleet_restores_only_the_target_that_committed_half_a
         );
     }
 }
+
+/// The processes whose command line mentions `needle` (the runs of one fleet).
+fn processes_mentioning(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .expect("/proc is readable")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(needle))
+        .count()
+}
+
+#[test]
+fn a_second_ctrl_c_ends_the_fleet_and_its_runs_at_once() {
+    let work = temp_dir("fleet-twice");
+    let dir = work.path().join("migrations");
+    write_migrations(&dir, &[("20240101000000_slow", "SELECT pg_sleep(60);")]);
+    let dbs: Vec<TestDb> = (0..3).map(|_| cluster().create_database()).collect();
+    let file = targets_file(
+        work.path(),
+        "t.txt",
+        &dbs.iter().map(TestDb::url).collect::<Vec<_>>(),
+    );
+    let child = spawn(
+        "migrate",
+        &[
+            "deploy",
+            "--dir",
+            path_str(&dir),
+            "--targets",
+            path_str(&file),
+            "--parallel",
+            "3",
+            "--stop-after-failures",
+            "never",
+        ],
+        &[],
+    );
+    let pid = child.id();
+    let needle = path_str(&dir).to_string();
+    wait_until(
+        Duration::from_secs(120),
+        "the three runs have started",
+        || processes_mentioning(&needle) >= 4,
+    );
+    for _ in 0..2 {
+        // SAFETY: kill(2) on the child this test started and has not reaped.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = wait_child(child);
+    assert_eq!(out.code, 130, "{out}");
+    // The runs got the second signal too: none is left deploying behind the fleet's back.
+    wait_until(
+        Duration::from_secs(30),
+        "no run of the fleet is left",
+        || processes_mentioning(&needle) == 0,
+    );
+}

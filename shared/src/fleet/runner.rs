@@ -6,7 +6,6 @@ use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -204,16 +203,6 @@ fn fleet(
         })
         .collect();
 
-    let pids: Arc<Mutex<Vec<u32>>> = Arc::default();
-    let _forward = crate::interrupt::on_interrupt({
-        let pids = pids.clone();
-        move || {
-            for pid in pids.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                interrupt_pid(*pid);
-            }
-        }
-    });
-
     let progress = crate::progress::Progress::start_counting(
         &format!("{tool} {command}"),
         total as u64,
@@ -236,11 +225,8 @@ fn fleet(
             let Some(slot) = queue.pop_front() else { break };
             match spawn(&exe, &base_args, &specs[slot], args.connect_timeout) {
                 Ok((child, stdout, stderr)) => {
-                    let pid = child.id();
-                    pids.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
-                    if crate::interrupt::requested() {
-                        interrupt_pid(pid);
-                    }
+                    // Ctrl-C reaches it through us (its own process group), once or twice.
+                    crate::interrupt::track_child(child.id());
                     running.push(Running {
                         slot,
                         child,
@@ -275,9 +261,7 @@ fn fleet(
         for mut r in running {
             match r.child.try_wait() {
                 Ok(Some(status)) => {
-                    pids.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .retain(|p| *p != r.child.id());
+                    crate::interrupt::untrack_child(r.child.id());
                     let exit = status.code().unwrap_or(match status.signal() {
                         Some(libc::SIGINT | libc::SIGTERM) => Exit::Interrupted.code(),
                         _ => Exit::Failed.code(),
@@ -552,13 +536,6 @@ fn spawn(
         tail.into_iter().collect()
     });
     Ok((child, out, err))
-}
-
-fn interrupt_pid(pid: u32) {
-    // SAFETY: kill(2) with a pid of a child this process started and has not reaped.
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGINT);
-    }
 }
 
 #[cfg(test)]
