@@ -1018,3 +1018,107 @@ fn a_second_ctrl_c_ends_the_fleet_and_its_runs_at_once() {
         || processes_mentioning(&needle) == 0,
     );
 }
+
+#[test]
+fn named_fleets_from_a_list_a_variable_and_a_file_and_only_some_targets() {
+    let work = temp_dir("fleet-config");
+    let dir = work.path().join("migrations");
+    write_migrations(
+        &dir,
+        &[("20240101000000_one", "CREATE TABLE one (id int);")],
+    );
+    let dbs: Vec<TestDb> = (0..3).map(|_| cluster().create_database()).collect();
+    let urls: Vec<String> = dbs.iter().map(TestDb::url).collect();
+    targets_file(work.path(), "listed.txt", &urls);
+    std::fs::write(
+        work.path().join("pgward.toml"),
+        format!(
+            "[fleets.listed]\nurls = [{}]\n\n[fleets.from_env]\nurls_env = \"FLEET_URLS\"\nstop_after_failures = 0\n\n\
+             [fleets.from_file]\ntargets_file = \"listed.txt\"\nparallel = 2\n",
+            urls.iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", ")
+        ),
+    )
+    .expect("write");
+    let joined = urls.join("\n");
+    let envs = [("FLEET_URLS", joined.as_str())];
+    for fleet in ["listed", "from_env", "from_file"] {
+        let out = run_in(
+            work.path(),
+            "migrate",
+            &["status", "--dir", path_str(&dir), "--fleet", fleet],
+            &envs,
+        );
+        let doc = out.assert_envelope(3);
+        no_password(&out);
+        assert_eq!(doc["result"]["fleet"]["source"], format!("fleet {fleet}"));
+        assert_eq!(
+            with_outcome(&doc, "attention"),
+            vec![1, 2, 3],
+            "{fleet}: pending everywhere\n{out}"
+        );
+    }
+    let out = run_in(
+        work.path(),
+        "migrate",
+        &["status", "--dir", path_str(&dir), "--fleet", "from_file"],
+        &[],
+    );
+    assert_eq!(
+        out.json()["result"]["fleet"]["parallel"],
+        2,
+        "the fleet's default"
+    );
+    let out = run_in(
+        work.path(),
+        "migrate",
+        &["status", "--dir", path_str(&dir), "--fleet", "from_env"],
+        &[],
+    );
+    out.assert_error(2, "USAGE");
+
+    // --only: these places of the list, nothing else touched.
+    let out = run_in(
+        work.path(),
+        "migrate",
+        &[
+            "deploy",
+            "--dir",
+            path_str(&dir),
+            "--fleet",
+            "listed",
+            "--only",
+            "1,3",
+        ],
+        &[],
+    );
+    let doc = out.assert_envelope(0);
+    assert_eq!(
+        targets(&doc)
+            .iter()
+            .map(|t| t["index"].as_u64().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    assert!(history_rows(&dbs[0], "public").is_some() && history_rows(&dbs[2], "public").is_some());
+    assert_eq!(
+        history_rows(&dbs[1], "public"),
+        None,
+        "target 2 was not in --only"
+    );
+    let out = run_in(
+        work.path(),
+        "migrate",
+        &["status", "--fleet", "listed", "--only", "4"],
+        &[],
+    );
+    out.assert_error(2, "USAGE");
+
+    // An environment naming a fleet that does not exist.
+    std::fs::write(
+        work.path().join("pgward.toml"),
+        "[env.bad]\nfleet = \"nowhere\"\n",
+    )
+    .expect("write");
+    let out = run_in(work.path(), "migrate", &["status", "--env", "bad"], &[]);
+    out.assert_error(2, "CONFIG_INVALID");
+}
