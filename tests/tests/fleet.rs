@@ -562,7 +562,8 @@ fn ctrl_c_mid_fleet_stops_starting_targets_and_reports_every_one() {
             "--stop-after-failures",
             "never",
         ],
-        &[],
+        // Progress lines every 0.2 s (stderr is no terminal here).
+        &[("PGWARD_PROGRESS_INTERVAL", "0.2")],
     );
     let pid = child.id();
     wait_until(
@@ -580,6 +581,12 @@ fn ctrl_c_mid_fleet_stops_starting_targets_and_reports_every_one() {
     let doc = out.assert_error(130, "INTERRUPTED");
     no_password(&out);
     assert_eq!(targets(&doc).len(), 6, "every target is reported\n{out}");
+    // Progress on stderr: done of total, and what is running.
+    assert!(
+        out.stderr.contains("migrate deploy: 0 of 6 targets")
+            && out.stderr.contains("0 failed, 2 running"),
+        "progress lines\n{out}"
+    );
     assert_eq!(with_outcome(&doc, "interrupted"), vec![1, 2], "{out}");
     assert_eq!(with_outcome(&doc, "not_started"), vec![3, 4, 5, 6], "{out}");
     for entry in &targets(&doc)[..2] {
@@ -1121,4 +1128,62 @@ fn named_fleets_from_a_list_a_variable_and_a_file_and_only_some_targets() {
     .expect("write");
     let out = run_in(work.path(), "migrate", &["status", "--env", "bad"], &[]);
     out.assert_error(2, "CONFIG_INVALID");
+}
+
+#[test]
+fn every_single_database_command_the_issue_lists_runs_over_a_fleet() {
+    let work = temp_dir("fleet-commands");
+    let dir = work.path().join("migrations");
+    write_migrations(
+        &dir,
+        &[(
+            "20240101000000_one",
+            "CREATE TABLE one (id int PRIMARY KEY);",
+        )],
+    );
+    let dbs: Vec<TestDb> = (0..2).map(|_| cluster().create_database()).collect();
+    let file = targets_file(
+        work.path(),
+        "t.txt",
+        &dbs.iter().map(TestDb::url).collect::<Vec<_>>(),
+    );
+    let f = path_str(&file);
+    let d = path_str(&dir);
+    run("migrate", &["deploy", "--dir", d, "--targets", f], &[]).assert_envelope(0);
+    let no_backups = work.path().join("none");
+    let commands: [(&str, &[&str]); 6] = [
+        ("validate", &["schema", "--dir", d]),
+        ("validate", &["drift", "--dir", d]),
+        (
+            "validate",
+            &["preflight", "--dir", d, "--backups", path_str(&no_backups)],
+        ),
+        ("report", &["migrations", "--dir", d]),
+        ("report", &["health"]),
+        ("migrate", &["rollback", "--dir", d, "--dry-run"]),
+    ];
+    for (tool, args) in commands {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--targets", f]);
+        let out = run(tool, &all, &[]);
+        no_password(&out);
+        let doc = out.json();
+        assert_eq!(
+            doc["result"]["summary"]["total"], 2,
+            "{tool} {args:?}\n{out}"
+        );
+        assert_eq!(doc["exit_code"], out.code, "{tool} {args:?}\n{out}");
+        assert_eq!(doc["command"], args[0]);
+        for entry in targets(&doc) {
+            assert!(
+                entry["exit_code"].is_i64(),
+                "{tool} {args:?} ran on every target\n{out}"
+            );
+            assert!(
+                !entry["result"].is_null() || !entry["error"].is_null(),
+                "{tool} {args:?}: each target's own result or error\n{out}"
+            );
+            assert_ne!(entry["outcome"], "not_started", "{tool} {args:?}\n{out}");
+        }
+    }
 }
