@@ -23,6 +23,10 @@
 #   report  pgward-report backups --max-age AGE (default 26h): the inventory; exit 3 when
 #           the newest backup is older than AGE.
 #
+# A fleet environment (`fleet = "NAME"` in [env.ENV], docs/fleet.md): backup, verify and
+# prune run over every target, each into its own prefix <backups>/<target>, every step on
+# every target; no report step (pgward-report backups --from <backups>/<target> per target).
+#
 # Exit code: the first failing step's (0 ok, 1 failed, 2 usage, 3 newest backup too old,
 # 4 cannot connect, 5 corrupt backup, 6 refused, 7 storage, 130 interrupted).
 # stdout: one JSON document when the script ends (tool "backup-cron.sh"; result.backup,
@@ -39,6 +43,8 @@
 set -euo pipefail
 # shellcheck source=lib/common.sh
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/common.sh"
+# shellcheck source=lib/fleet.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/fleet.sh"
 
 pgw_start backup-cron.sh run
 
@@ -76,6 +82,8 @@ PGW_LOG_CONTEXT=$env
 pgw_result env "$(jq -n --arg e "$env" '$e')"
 pgw_need_tools backup report
 pgw_load_settings
+fleet=$(pgw_setting fleet)
+[ -z "$fleet" ] || pgw_fleet_backup_cron "$fleet"
 
 pgw_step backup backup backup "${backup_args[@]}"
 [ "$STEP_RC" = 0 ] || pgw_fail_step

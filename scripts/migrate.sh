@@ -57,6 +57,11 @@
 #   the restore first takes a safety backup of the current state) -> status. A protected
 #   environment asks on a terminal, or needs --force.
 # status: pgward-migrate status; exit 0 up to date, 3 pending, 5 failed/edited/missing.
+# A fleet environment (`fleet = "NAME"` in [env.ENV], docs/fleet.md): deploy runs status,
+#   backup (each target into <backups>/<target>), verify and deploy over every target
+#   (`--fleet NAME`: parallel, canary first, stop rules); a target whose deploy committed
+#   part of a migration gets its own backup restored when auto_restore = true, else its
+#   restore command printed. status runs over the fleet; rollback is not built for fleets.
 #
 # Exit code: the first failing step's (0 ok, 1 failed, 2 usage, 3 attention, 4 cannot
 # connect, 5 integrity, 6 refused, 7 storage, 130 interrupted).
@@ -74,6 +79,8 @@
 set -euo pipefail
 # shellcheck source=lib/common.sh
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/common.sh"
+# shellcheck source=lib/fleet.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/fleet.sh"
 
 pgw_start migrate.sh none
 
@@ -503,4 +510,13 @@ status() {
 
 pgw_need_tools report
 pgw_load_settings
+fleet=$(pgw_setting fleet)
+if [ -n "$fleet" ]; then
+  # An environment of many databases (docs/fleet.md): each step over every target.
+  case $command in
+    deploy) pgw_fleet_deploy "$fleet" ;;
+    status) pgw_need_tools migrate; pgw_step status migrate status --fleet "$fleet"; pgw_fleet_detail; pgw_finish "$STEP_RC" "$(pgw_step_error)" ;;
+    *) pgw_usage_error "rollback of a fleet environment is not built: roll back one target with pgward-migrate rollback --fleet $fleet --only INDEX" ;;
+  esac
+fi
 "$command"

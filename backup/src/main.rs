@@ -14,6 +14,7 @@ use pgward_shared::cli::{
 };
 use pgward_shared::config::{parse_duration, GlobalArgs, GuardArgs};
 use pgward_shared::error::{Error, Exit};
+use pgward_shared::fleet::{FleetArgs, FleetKind};
 use pgward_shared::output::{parse_args, run};
 use pgward_shared::retention::Retention;
 use pgward_shared::storage::S3Options;
@@ -87,6 +88,8 @@ struct BackupArgs {
     lock_timeout: LockTimeout,
     #[arg(long, help = DRY_RUN_HELP)]
     dry_run: bool,
+    #[command(flatten)]
+    fleet: FleetArgs,
 }
 
 impl BackupArgs {
@@ -154,6 +157,8 @@ enum Command {
         deep: bool,
         #[command(flatten)]
         jobs: Jobs,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// Delete old backups; never the newest verified one
     #[command(
@@ -175,6 +180,8 @@ enum Command {
         all_databases: bool,
         #[command(flatten)]
         guard: GuardArgs,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
 }
 
@@ -198,16 +205,20 @@ fn main() {
             )
             .into())
         }),
-        Some(Command::Backup(args)) => run(TOOL, "backup", cli.global, |ctx| {
-            crypt::configure(ctx, &keys)?;
-            let mut options = args.options();
-            if args.backup_format.is_none() {
-                if let Some(format) = ctx.settings.env.as_ref().and_then(|e| e.backup_format) {
-                    options.format = format;
+        Some(Command::Backup(args)) => {
+            args.fleet
+                .run_if_given(TOOL, "backup", &cli.global, FleetKind::Changes);
+            run(TOOL, "backup", cli.global, |ctx| {
+                crypt::configure(ctx, &keys)?;
+                let mut options = args.options();
+                if args.backup_format.is_none() {
+                    if let Some(format) = ctx.settings.env.as_ref().and_then(|e| e.backup_format) {
+                        options.format = format;
+                    }
                 }
-            }
-            commands::backup(ctx, args.to.location(), &storage, &options, args.dry_run)
-        }),
+                commands::backup(ctx, args.to.location(), &storage, &options, args.dry_run)
+            })
+        }
         Some(Command::List { from }) => run(TOOL, "list", cli.global, |ctx| {
             commands::list(ctx, from.location(), &storage)
         }),
@@ -216,10 +227,14 @@ fn main() {
             from,
             deep,
             jobs,
-        }) => run(TOOL, "verify", cli.global, |ctx| {
-            crypt::configure(ctx, &keys)?;
-            commands::verify(ctx, from.location(), &id, deep, jobs.get(), &storage)
-        }),
+            fleet,
+        }) => {
+            fleet.run_if_given(TOOL, "verify", &cli.global, FleetKind::Reads);
+            run(TOOL, "verify", cli.global, |ctx| {
+                crypt::configure(ctx, &keys)?;
+                commands::verify(ctx, from.location(), &id, deep, jobs.get(), &storage)
+            })
+        }
         Some(Command::Prune {
             from,
             retention,
@@ -227,16 +242,20 @@ fn main() {
             dry_run,
             all_databases,
             guard,
-        }) => run(TOOL, "prune", cli.global, |ctx| {
-            let (retention, retention_from) = commands::prune_retention(ctx, retention)?;
-            let rules = PruneRules {
-                retention,
-                retention_from,
-                leftover_age,
-                source: pgward_shared::archive::sources::source_in_use(ctx),
-                all_databases,
-            };
-            commands::prune_command(ctx, from.location(), &storage, &rules, dry_run, guard)
-        }),
+            fleet,
+        }) => {
+            fleet.run_if_given(TOOL, "prune", &cli.global, FleetKind::Changes);
+            run(TOOL, "prune", cli.global, |ctx| {
+                let (retention, retention_from) = commands::prune_retention(ctx, retention)?;
+                let rules = PruneRules {
+                    retention,
+                    retention_from,
+                    leftover_age,
+                    source: pgward_shared::archive::sources::source_in_use(ctx),
+                    all_databases,
+                };
+                commands::prune_command(ctx, from.location(), &storage, &rules, dry_run, guard)
+            })
+        }
     }
 }

@@ -12,6 +12,7 @@ use pgward_migrate::status::status;
 use pgward_shared::cli::{about_with_exit_codes, exit_codes_noted, MigrationsDir, DRY_RUN_HELP};
 use pgward_shared::config::GlobalArgs;
 use pgward_shared::error::Exit;
+use pgward_shared::fleet::{FleetArgs, FleetKind};
 use pgward_shared::output::{parse_args, run};
 
 const TOOL: &str = "migrate";
@@ -44,13 +45,15 @@ struct Cli {
 enum Command {
     /// Apply pending migrations in order, under Prisma's advisory lock
     #[command(
-        after_help = "Examples:\n  pgward-migrate deploy --dry-run\n  pgward-migrate deploy --env production --yes --lock-timeout 5s --retries 3"
+        after_help = "Examples:\n  pgward-migrate deploy --dry-run\n  pgward-migrate deploy --env production --yes --lock-timeout 5s --retries 3\n  pgward-migrate deploy --targets tenants.txt --parallel 8 --canary 3   # a fleet (docs/fleet.md)\n  psql -Atc \"select url from tenants\" | pgward-migrate deploy --targets -"
     )]
     Deploy {
         #[command(flatten)]
         dir: MigrationsDir,
         #[command(flatten)]
         options: DeployOptions,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// Compare the migrations folder with the history: applied, pending, failed, edited, missing
     #[command(
@@ -62,6 +65,8 @@ enum Command {
     Status {
         #[command(flatten)]
         dir: MigrationsDir,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// Mark a failed migration rolled back, or a migration applied by hand as applied
     #[command(
@@ -82,6 +87,8 @@ enum Command {
         dir: MigrationsDir,
         #[command(flatten)]
         options: RollbackOptions,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// Create <UTC timestamp>_<name>/migration.sql and down.sql
     #[command(after_help = "Example:\n  pgward-migrate new add_users_table")]
@@ -109,18 +116,35 @@ enum Command {
 fn main() {
     let cli: Cli = parse_args(TOOL);
     match cli.command {
-        Command::Deploy { dir, options } => run(TOOL, "deploy", cli.global, |ctx| {
-            deploy(ctx, &dir.resolve(&ctx.settings), &options)
-        }),
-        Command::Status { dir } => run(TOOL, "status", cli.global, |ctx| {
-            status(ctx, &dir.resolve(&ctx.settings))
-        }),
+        Command::Deploy {
+            dir,
+            options,
+            fleet,
+        } => {
+            fleet.run_if_given(TOOL, "deploy", &cli.global, FleetKind::Changes);
+            run(TOOL, "deploy", cli.global, |ctx| {
+                deploy(ctx, &dir.resolve(&ctx.settings), &options)
+            })
+        }
+        Command::Status { dir, fleet } => {
+            fleet.run_if_given(TOOL, "status", &cli.global, FleetKind::Reads);
+            run(TOOL, "status", cli.global, |ctx| {
+                status(ctx, &dir.resolve(&ctx.settings))
+            })
+        }
         Command::Resolve { dir, options } => run(TOOL, "resolve", cli.global, |ctx| {
             resolve(ctx, &dir.resolve(&ctx.settings), &options)
         }),
-        Command::Rollback { dir, options } => run(TOOL, "rollback", cli.global, |ctx| {
-            rollback(ctx, &dir.resolve(&ctx.settings), &options)
-        }),
+        Command::Rollback {
+            dir,
+            options,
+            fleet,
+        } => {
+            fleet.run_if_given(TOOL, "rollback", &cli.global, FleetKind::Changes);
+            run(TOOL, "rollback", cli.global, |ctx| {
+                rollback(ctx, &dir.resolve(&ctx.settings), &options)
+            })
+        }
         Command::New { dir, name, dry_run } => run(TOOL, "new", cli.global, |ctx| {
             new_migration(ctx, &dir.resolve(&ctx.settings), &name, dry_run)
         }),

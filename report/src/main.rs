@@ -14,6 +14,7 @@ use pgward_shared::cli::{
 };
 use pgward_shared::config::{parse_duration, GlobalArgs};
 use pgward_shared::error::Exit;
+use pgward_shared::fleet::{FleetArgs, FleetKind};
 use pgward_shared::output::{parse_args, print_envelope, run};
 use pgward_shared::storage::S3Options;
 
@@ -51,11 +52,20 @@ enum Command {
     Migrations {
         #[command(flatten)]
         dir: MigrationsDir,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// Table and index sizes, dead rows, vacuum and analyze, unused indexes, cache hit
     /// ratio, connections, long-running queries and blocking locks
-    #[command(after_help = "Example:\n  pgward-report health --env production --format text")]
-    Health(HealthOptions),
+    #[command(
+        after_help = "Examples:\n  pgward-report health --env production --format text\n  pgward-report health --targets tenants.txt --format prometheus   # per-target series (docs/fleet.md)"
+    )]
+    Health {
+        #[command(flatten)]
+        options: HealthOptions,
+        #[command(flatten)]
+        fleet: FleetArgs,
+    },
     /// The backups of a location: sizes and durations over time, the newest backup's age;
     /// exit 3 when it is older than --max-age, or when there is none
     #[command(
@@ -123,10 +133,16 @@ enum Command {
 fn main() {
     let cli: Cli = parse_args(TOOL);
     match cli.command {
-        Command::Migrations { dir } => run(TOOL, "migrations", cli.global, |ctx| {
-            migrations(ctx, &dir.resolve(&ctx.settings))
-        }),
-        Command::Health(options) => run(TOOL, "health", cli.global, |ctx| health(ctx, &options)),
+        Command::Migrations { dir, fleet } => {
+            fleet.run_if_given(TOOL, "migrations", &cli.global, FleetKind::Reads);
+            run(TOOL, "migrations", cli.global, |ctx| {
+                migrations(ctx, &dir.resolve(&ctx.settings))
+            })
+        }
+        Command::Health { options, fleet } => {
+            fleet.run_if_given(TOOL, "health", &cli.global, FleetKind::Reads);
+            run(TOOL, "health", cli.global, |ctx| health(ctx, &options))
+        }
         Command::Backups {
             from,
             max_age,

@@ -6,6 +6,7 @@ use pgward_shared::archive::crypt::{self, KeyArgs};
 use pgward_shared::cli::about_with_exit_codes;
 use pgward_shared::config::GlobalArgs;
 use pgward_shared::error::{Error, Exit};
+use pgward_shared::fleet::{FleetArgs, FleetKind};
 use pgward_shared::output::{parse_args, run};
 use pgward_shared::storage::S3Options;
 
@@ -34,6 +35,8 @@ struct Cli {
     keys: KeyArgs,
     #[command(flatten)]
     restore: RestoreOptions,
+    #[command(flatten)]
+    fleet: FleetArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -53,6 +56,8 @@ fn main() {
     let storage = cli.storage;
     let keys = cli.keys;
     let top = cli.restore;
+    cli.fleet
+        .run_if_given(TOOL, "restore", &cli.global, FleetKind::Changes);
     run(TOOL, "restore", cli.global, |ctx| {
         crypt::configure(ctx, &keys)?;
         let options = match cli.command {

@@ -98,6 +98,9 @@ pub struct ConfigFile {
     /// `[lint]`: settings of `pgward-validate lint`.
     #[serde(default)]
     pub lint: LintConfig,
+    /// `[fleets.NAME]`: named sets of databases or tenant schemas (`--fleet NAME`).
+    #[serde(default)]
+    pub fleets: BTreeMap<String, crate::fleet::FleetConfig>,
 }
 
 /// The `[lint]` table.
@@ -127,6 +130,9 @@ pub struct EnvConfig {
     /// Off by default: the script stops and prints the restore command instead.
     #[serde(default)]
     pub auto_restore: bool,
+    /// The environment's databases are the fleet `[fleets.NAME]` (scripts/migrate.sh and
+    /// backup-cron.sh run each step over it; docs/fleet.md).
+    pub fleet: Option<String>,
     // The scripts' keys below: see `docs/config.md`; `pgward-report settings` gives them
     // to the scripts resolved, defaults filled in ([`crate::workflow`]).
     /// scripts/migrate.sh deploy: a shell command run before the backup and the deploy
@@ -247,6 +253,9 @@ impl Settings {
         };
         let (database_url, database_url_source) = if let Some(url) = &args.database_url {
             (Some(url.clone()), "--database-url")
+        } else if let Some(url) = var(crate::fleet::TARGET_ENV) {
+            // One target of a fleet run (crate::fleet): it wins over the environment's.
+            (Some(url), "the fleet's target list")
         } else if let Some(var_name) = selected.as_ref().and_then(|e| e.database_url_env.clone()) {
             let url = var(&var_name).ok_or_else(|| Error::EnvUrlUnset {
                 env: env_name.clone().unwrap_or_default(),
@@ -314,6 +323,12 @@ impl Settings {
             (None, Some(pg)) => Ok(pg.clone()),
             (None, None) => Err(Error::NoDatabaseUrl),
         }
+    }
+
+    /// The database URL as given (flag, the environment's variable, DATABASE_URL), if one
+    /// was: a fleet of tenant schemas derives its targets' URLs from it.
+    pub fn database_url_text(&self) -> Option<String> {
+        self.database_url.clone()
     }
 
     /// The migrations folder: `--dir`, else the environment's, else the file's, else
@@ -438,11 +453,27 @@ fn load_config(path: &Path) -> Result<ConfigFile> {
         path: path.into(),
         reason: e.message().to_string(),
     })?;
+    for (name, fleet) in &config.fleets {
+        fleet.check().map_err(|reason| Error::Config {
+            path: path.into(),
+            reason: format!("[fleets.{name}] {reason}"),
+        })?;
+    }
     for (name, env) in &config.env {
         crate::workflow::check_env(env).map_err(|reason| Error::Config {
             path: path.into(),
             reason: format!("[env.{name}] {reason}"),
         })?;
+        if let Some(fleet) = env
+            .fleet
+            .as_ref()
+            .filter(|f| !config.fleets.contains_key(*f))
+        {
+            return Err(Error::Config {
+                path: path.into(),
+                reason: format!("[env.{name}] fleet = {fleet:?} names no [fleets.{fleet}]"),
+            });
+        }
         if let Some(var) = &env.database_url_env {
             if !is_variable_name(var) {
                 return Err(Error::Config {

@@ -550,6 +550,21 @@ pub enum Error {
         /// The last status or error.
         last: String,
     },
+    /// A fleet's targets failed: the fleet reports its most serious target's error code
+    /// (so its exit code), with how many failed.
+    #[error("{message}")]
+    Fleet {
+        /// The most serious target's error code.
+        code: ErrorCode,
+        /// How many failed, and that target's message.
+        message: String,
+        /// That target's hint, and where every target's outcome is.
+        hint: String,
+        /// That target's index in the list.
+        index: usize,
+        /// That target, password masked.
+        target: String,
+    },
     /// SIGINT or SIGTERM arrived; cleanup is done.
     #[error("interrupted; the running query was cancelled and nothing half-done was recorded")]
     Interrupted,
@@ -591,7 +606,7 @@ impl Error {
             Error::ProtectedForbidden { .. } => ErrorCode::ProtectedForbidden,
             Error::InvalidHistoryAction { .. } => ErrorCode::InvalidHistoryAction,
             Error::NoDownSql { .. } => ErrorCode::NoDownSql,
-            Error::ScriptFailed { code, .. } => *code,
+            Error::ScriptFailed { code, .. } | Error::Fleet { code, .. } => *code,
             Error::ChecksFailed { .. } => ErrorCode::ChecksFailed,
             Error::AppUnhealthy { .. } => ErrorCode::AppUnhealthy,
             Error::BackupNotFound { .. } | Error::NoBackupOfSource { .. } => {
@@ -641,6 +656,7 @@ impl Error {
             Error::Usage { hint, .. }
             | Error::InvalidHistoryAction { hint, .. }
             | Error::ScriptFailed { hint, .. }
+            | Error::Fleet { hint, .. }
             | Error::ExternalTool { hint, .. } => hint.clone(),
             Error::BackupNotFound { .. } => "`pgward-backup list --from LOCATION` shows the complete backups and their ids".into(),
             Error::NoBackupOfSource { others, location, .. } => if others.is_empty() {
@@ -766,6 +782,9 @@ impl Error {
                 serde_json::json!({ "database": database, "objects": objects, "total": total }),
             ),
             Error::NoDownSql { migration } => Some(serde_json::json!({ "migration": migration })),
+            Error::Fleet { index, target, .. } => {
+                Some(serde_json::json!({ "index": index, "target": target }))
+            }
             Error::ClusterWideReplay {
                 statements,
                 shadow,

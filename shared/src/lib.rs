@@ -24,6 +24,7 @@
 //!   ([`locks`]), logging ([`log`]), secret redaction ([`redact`]), the audit log
 //!   ([`audit`]), webhooks ([`notify`]), the scripts' hooks, health check and run settings
 //!   ([`workflow`]), Ctrl-C ([`interrupt`]), progress bars ([`progress`]).
+//! - [`fleet`]: any single-database command run over many databases or tenant schemas.
 
 pub mod archive;
 pub mod audit;
@@ -33,6 +34,7 @@ pub mod config;
 pub mod connect;
 pub mod error;
 pub mod findings;
+pub mod fleet;
 pub mod health;
 pub mod interrupt;
 pub mod locks;

@@ -5,7 +5,7 @@
 
 use std::io::{IsTerminal, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,8 @@ pub struct Progress {
     done: Arc<AtomicU64>,
     rows: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    /// A few words shown after the counters (`2 failed, 4 running`), see [`Progress::set_note`].
+    note: Arc<Mutex<String>>,
     bar: Option<ProgressBar>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -54,6 +56,7 @@ impl Progress {
                 done: Arc::default(),
                 rows: Arc::default(),
                 stop: Arc::default(),
+                note: Arc::default(),
                 bar: None,
                 ticker: None,
             };
@@ -90,12 +93,17 @@ impl Progress {
         }
         bar.set_prefix(label.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
+        let note: Arc<Mutex<String>> = Arc::default();
         let (d, r, s, handle) = (done.clone(), rows.clone(), stop.clone(), bar.clone());
+        let n = note.clone();
         let ticker = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 handle.set_position(d.load(Ordering::Relaxed));
-                if let Unit::Bytes = unit {
-                    handle.set_message(format!("{} rows", r.load(Ordering::Relaxed)));
+                match unit {
+                    Unit::Bytes => {
+                        handle.set_message(format!("{} rows", r.load(Ordering::Relaxed)))
+                    }
+                    Unit::Items(_) => handle.set_message(read_note(&n)),
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -104,6 +112,7 @@ impl Progress {
             done,
             rows,
             stop,
+            note,
             bar: Some(bar),
             ticker: Some(ticker),
         }
@@ -122,7 +131,9 @@ impl Progress {
         let done = Arc::new(AtomicU64::new(0));
         let rows = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let note: Arc<Mutex<String>> = Arc::default();
         let (d, r, s, label) = (done.clone(), rows.clone(), stop.clone(), label.to_string());
+        let n = note.clone();
         let ticker = std::thread::spawn(move || {
             let started = Instant::now();
             let mut next = interval;
@@ -138,7 +149,12 @@ impl Progress {
                         r.load(Ordering::Relaxed),
                         started.elapsed(),
                     );
-                    log(line);
+                    let note = read_note(&n);
+                    log(if note.is_empty() {
+                        line
+                    } else {
+                        format!("{line}; {note}")
+                    });
                 }
             }
         });
@@ -146,6 +162,7 @@ impl Progress {
             done,
             rows,
             stop,
+            note,
             bar: None,
             ticker: Some(ticker),
         }
@@ -164,6 +181,12 @@ impl Progress {
     /// Counts `rows` more rows.
     pub fn add_rows(&self, rows: u64) {
         self.rows.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    /// Shows `note` after the counters from now on (on the bar, and at the end of each
+    /// logged line): what the counters do not say, such as `1 failed, 4 running`.
+    pub fn set_note(&self, note: impl Into<String>) {
+        *self.note.lock().unwrap_or_else(|e| e.into_inner()) = note.into();
     }
 
     /// Stops showing progress.
@@ -186,6 +209,10 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.stop_now();
     }
+}
+
+fn read_note(note: &Mutex<String>) -> String {
+    note.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// A reader that counts the bytes read through it into a [`Progress`].

@@ -139,6 +139,7 @@ pub fn script_settings(settings: &Settings) -> Result<Value> {
         "backups": env.backups,
         "protected": env.protected,
         "auto_restore": env.auto_restore,
+        "fleet": env.fleet,
         "pre_deploy": env.pre_deploy,
         "post_deploy": env.post_deploy,
         "hook_timeout_s": secs(env.hook_timeout, DEFAULT_HOOK_TIMEOUT),

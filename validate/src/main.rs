@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use pgward_shared::cli::{about_with_exit_codes, exit_codes_noted};
 use pgward_shared::config::GlobalArgs;
 use pgward_shared::error::Exit;
+use pgward_shared::fleet::{FleetArgs, FleetKind};
 use pgward_shared::output::{parse_args, run};
 use pgward_validate::{data, drift, lint, preflight, schema};
 
@@ -38,8 +39,15 @@ enum Command {
     )]
     Lint(lint::LintOptions),
     /// Check the live schema: missing primary keys, invalid indexes, unindexed foreign keys...
-    #[command(after_help = "Example:\n  pgward-validate schema --strict --format text")]
-    Schema(schema::SchemaOptions),
+    #[command(
+        after_help = "Examples:\n  pgward-validate schema --strict --format text\n  pgward-validate schema --fleet tenants --format markdown   # every tenant (docs/fleet.md)"
+    )]
+    Schema {
+        #[command(flatten)]
+        options: schema::SchemaOptions,
+        #[command(flatten)]
+        fleet: FleetArgs,
+    },
     /// Check the data: rows violating NOT VALID constraints, duplicates under invalid unique
     /// indexes, and your own checks (checks/*.sql: each a query returning violating rows)
     #[command(
@@ -53,26 +61,43 @@ enum Command {
             &[(Exit::Success, "no drift"), (Exit::Attention, "the schemas differ"), (Exit::Refused, "a replay of server-wide statements on the live server")],
         ))
     )]
-    Drift(drift::DriftOptions),
+    Drift {
+        #[command(flatten)]
+        options: drift::DriftOptions,
+        #[command(flatten)]
+        fleet: FleetArgs,
+    },
     /// The pre-migration checklist: connectable, server version, privileges, lock free, no
     /// failed migration, pending migrations lint clean, a recent verified backup, pg_dump fits
     #[command(
         after_help = "Example:\n  pgward-validate preflight --env production --max-backup-age 26h"
     )]
-    Preflight(preflight::PreflightOptions),
+    Preflight {
+        #[command(flatten)]
+        options: preflight::PreflightOptions,
+        #[command(flatten)]
+        fleet: FleetArgs,
+    },
 }
 
 fn main() {
     let cli: Cli = parse_args(TOOL);
     match cli.command {
         Command::Lint(options) => run(TOOL, "lint", cli.global, |ctx| lint::run(ctx, &options)),
-        Command::Schema(options) => {
+        Command::Schema { options, fleet } => {
+            fleet.run_if_given(TOOL, "schema", &cli.global, FleetKind::Reads);
             run(TOOL, "schema", cli.global, |ctx| schema::run(ctx, &options))
         }
         Command::Data(options) => run(TOOL, "data", cli.global, |ctx| data::run(ctx, &options)),
-        Command::Drift(options) => run(TOOL, "drift", cli.global, |ctx| drift::run(ctx, &options)),
-        Command::Preflight(options) => run(TOOL, "preflight", cli.global, |ctx| {
-            preflight::run(ctx, &options)
-        }),
+        Command::Drift { options, fleet } => {
+            fleet.run_if_given(TOOL, "drift", &cli.global, FleetKind::Reads);
+            run(TOOL, "drift", cli.global, |ctx| drift::run(ctx, &options))
+        }
+        Command::Preflight { options, fleet } => {
+            fleet.run_if_given(TOOL, "preflight", &cli.global, FleetKind::Reads);
+            run(TOOL, "preflight", cli.global, |ctx| {
+                preflight::run(ctx, &options)
+            })
+        }
     }
 }

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use super::html::escape;
 use super::human;
 use super::{BackupListing, ListedBackupView, TypedResult};
+use crate::fleet::{FleetResult, TargetOutcome};
 use crate::health::TableHealth;
 use crate::migrations::report::{AttemptOutcome, AttemptRecord};
 use crate::output::Envelope;
@@ -42,6 +43,8 @@ pub(super) const RED: &str = "#dc2626";
 pub(super) const GREY: &str = "#9ca3af";
 pub(super) const AMBER: &str = "#d97706";
 const GRID: &str = "#e5e7eb";
+const GREEN: &str = "#16a34a";
+const PURPLE: &str = "#7c3aed";
 pub(super) const INK: &str = "#374151";
 
 /// The viewBox width every chart is drawn in; CSS scales it to the page.
@@ -61,6 +64,10 @@ pub fn charts_for(envelope: &Envelope) -> Vec<Chart> {
             charts.push(largest_tables(&report.tables, report.totals.tables))
         }
         TypedResult::Other => {}
+    }
+    if let Some(fleet) = crate::fleet::FleetResult::of(&envelope.result) {
+        charts.push(fleet_status(&fleet));
+        charts.push(fleet_durations(&fleet));
     }
     if let Some((listing, mut backups)) = BackupListing::of(envelope) {
         backups.sort_by_key(|b| b.created_at);
@@ -374,6 +381,131 @@ fn backup_age(backups: &[ListedBackupView], now: DateTime<Utc>, max_age_s: Optio
         ],
         svg,
     )
+}
+
+/// The colour and the word of a fleet target's outcome.
+fn outcome_colour(outcome: TargetOutcome) -> &'static str {
+    match outcome {
+        TargetOutcome::Ok => GREEN,
+        TargetOutcome::Attention => AMBER,
+        TargetOutcome::Failed => RED,
+        TargetOutcome::Unreachable => PURPLE,
+        TargetOutcome::Interrupted => GREY,
+        TargetOutcome::NotStarted => GRID,
+    }
+}
+
+const FLEET_LEGEND: [(&str, &str); 6] = [
+    (GREEN, "ok"),
+    (AMBER, "needs attention"),
+    (RED, "failed"),
+    (PURPLE, "unreachable"),
+    (GREY, "interrupted"),
+    (GRID, "not started"),
+];
+
+/// One square per target, in the list's order, coloured by outcome; hover for the target.
+fn fleet_status(fleet: &FleetResult) -> Chart {
+    let n = fleet.targets.len().max(1);
+    // Squares of at most 36 units, as many per row as fit the width.
+    let inner = WIDTH - 2.0 * RIGHT;
+    let side = ((inner * 170.0 / n as f64).sqrt()).clamp(6.0, 36.0);
+    let per_row = ((inner / side).floor() as usize).max(1);
+    let rows = n.div_ceil(per_row);
+    let height = TOP + rows as f64 * side + 4.0;
+    let mut svg = open_svg("Targets by outcome", height);
+    for (i, t) in fleet.targets.iter().enumerate() {
+        let x = RIGHT + (i % per_row) as f64 * side;
+        let y = TOP + (i / per_row) as f64 * side;
+        svg.push_str(&format!(
+            r#"<rect class="mark" x="{x:.2}" y="{y:.2}" width="{w:.2}" height="{w:.2}" rx="2" fill="{}"><title>#{} {}: {}{}</title></rect>"#,
+            outcome_colour(t.outcome),
+            t.index,
+            escape(&t.target),
+            t.outcome.as_str().replace('_', " "),
+            t.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default(),
+            w = (side - 2.0).max(1.0),
+        ));
+    }
+    let s = &fleet.summary;
+    let summary = format!(
+        "{} target(s) in the list's order: {} ok, {} need attention, {} failed, {} unreachable, {} interrupted, {} not started.",
+        s.total, s.ok, s.attention, s.failed, s.unreachable, s.interrupted, s.not_started
+    );
+    finish(
+        "fleet-status",
+        "Targets by outcome",
+        summary,
+        FLEET_LEGEND.to_vec(),
+        svg,
+    )
+}
+
+/// How long the command ran on each target, in the list's order, coloured by outcome.
+fn fleet_durations(fleet: &FleetResult) -> Chart {
+    let height = TOP + PLOT_HEIGHT + BOTTOM;
+    let mut svg = open_svg("Duration per target", height);
+    let timed: Vec<f64> = fleet
+        .targets
+        .iter()
+        .filter_map(|t| t.duration_ms.map(|d| d as f64))
+        .collect();
+    if timed.is_empty() {
+        no_data(&mut svg, height, "no target was started");
+        return finish(
+            "fleet-durations",
+            "Duration per target",
+            "No target was started.".into(),
+            vec![],
+            svg,
+        );
+    }
+    let longest = timed.iter().cloned().fold(0.0, f64::max);
+    let top = nice_ceiling(longest.max(1.0));
+    y_grid(&mut svg, top, |v| human::seconds(v / 1000.0));
+    let slot = (WIDTH - LEFT - RIGHT) / fleet.targets.len() as f64;
+    let bar = (slot * 0.8).clamp(1.0, 40.0);
+    for (i, t) in fleet.targets.iter().enumerate() {
+        let Some(ms) = t.duration_ms.map(|d| d as f64) else {
+            continue;
+        };
+        let h = (ms / top * PLOT_HEIGHT).max(1.5);
+        let x = LEFT + i as f64 * slot + (slot - bar) / 2.0;
+        svg.push_str(&format!(
+            r#"<rect class="mark" x="{x:.2}" y="{:.2}" width="{bar:.2}" height="{h:.2}" fill="{}"><title>#{} {}: {} ({})</title></rect>"#,
+            TOP + PLOT_HEIGHT - h,
+            outcome_colour(t.outcome),
+            t.index,
+            escape(&t.target),
+            human::seconds(ms / 1000.0),
+            t.outcome.as_str().replace('_', " "),
+        ));
+    }
+    if let (Some(first), Some(last)) = (fleet.targets.first(), fleet.targets.last()) {
+        x_label(&mut svg, LEFT, "start", &format!("#{}", first.index));
+        if fleet.targets.len() > 1 {
+            x_label(&mut svg, WIDTH - RIGHT, "end", &format!("#{}", last.index));
+        }
+    }
+    let summary = format!(
+        "{} target(s) ran, in the list's order; the slowest took {}, the median {}.",
+        timed.len(),
+        human::seconds(longest / 1000.0),
+        human::seconds(median(&timed) / 1000.0)
+    );
+    finish(
+        "fleet-durations",
+        "Duration per target",
+        summary,
+        FLEET_LEGEND[..5].to_vec(),
+        svg,
+    )
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
 pub(super) fn open_svg(title: &str, height: f64) -> String {

@@ -163,7 +163,10 @@ pub fn render_html(e: &Envelope) -> String {
     }
     if !e.result.is_null() {
         out.push_str("<section id=\"result\">\n");
-        value_section(&mut out, "Result", &e.result, 2);
+        match crate::fleet::FleetResult::of(&e.result) {
+            Some(fleet) => value_section(&mut out, "Fleet", &super::fleet::flat(&fleet), 2),
+            None => value_section(&mut out, "Result", &e.result, 2),
+        }
         out.push_str("</section>\n");
     }
     out.push_str(&format!(

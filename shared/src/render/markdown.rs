@@ -42,7 +42,9 @@ pub fn render_markdown(e: &Envelope) -> String {
     if let Some(deploy) = super::trace::TracedDeploy::find(&e.result) {
         super::trace::markdown_section(&mut out, &deploy, escape);
     }
-    if !e.result.is_null() {
+    if let Some(fleet) = crate::fleet::FleetResult::of(&e.result) {
+        value(&mut out, None, &super::fleet::flat(&fleet), 2);
+    } else if !e.result.is_null() {
         value(&mut out, None, &e.result, 2);
     }
     out.trim_end().to_string()

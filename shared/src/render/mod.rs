@@ -11,6 +11,7 @@
 //! share (`BackupListing`).
 
 pub mod charts;
+pub(crate) mod fleet;
 mod github;
 pub mod html;
 mod human;

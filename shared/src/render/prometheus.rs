@@ -67,6 +67,9 @@ pub fn render_prometheus(e: &Envelope) -> String {
         .iter()
         .map(|t| ("database", t.database.clone()))
         .collect();
+    if let Some(fleet) = crate::fleet::FleetResult::of(&e.result) {
+        fleet_metrics(&mut m, &fleet, &run_labels);
+    }
     match TypedResult::of(e) {
         TypedResult::Migrations(report) => migration_metrics(&mut m, &report, &db_labels),
         TypedResult::Health(report) => health_metrics(&mut m, &report, &db_labels),
@@ -299,6 +302,61 @@ fn health_metrics(m: &mut Metrics, r: &HealthReport, labels: &[(&str, String)]) 
         labels,
         r.totals.dead_rows as f64,
     );
+}
+
+/// A fleet's counts per outcome, and per target (label `target`: its URL, password
+/// masked) whether it was started, its exit code and duration.
+fn fleet_metrics(m: &mut Metrics, fleet: &crate::fleet::FleetResult, run: &[(&str, String)]) {
+    use crate::fleet::TargetOutcome as O;
+    let s = &fleet.summary;
+    for (outcome, count) in [
+        (O::Ok, s.ok),
+        (O::Attention, s.attention),
+        (O::Failed, s.failed),
+        (O::Unreachable, s.unreachable),
+        (O::Interrupted, s.interrupted),
+        (O::NotStarted, s.not_started),
+    ] {
+        let mut labels = run.to_vec();
+        labels.push(("outcome", outcome.as_str().to_string()));
+        m.gauge(
+            "pgward_fleet_targets",
+            "Targets of the fleet run by outcome.",
+            &labels,
+            count as f64,
+        );
+    }
+    let per_target = |t: &crate::fleet::FleetTarget| {
+        let mut labels = run.to_vec();
+        labels.push(("target", t.target.clone()));
+        labels
+    };
+    for t in &fleet.targets {
+        m.gauge(
+            "pgward_fleet_target_started",
+            "1 when the command ran on the target, 0 when it was not started.",
+            &per_target(t),
+            if t.exit_code.is_some() { 1.0 } else { 0.0 },
+        );
+    }
+    for t in fleet.targets.iter().filter(|t| t.exit_code.is_some()) {
+        m.gauge(
+            "pgward_fleet_target_exit_code",
+            "The command's exit code on the target.",
+            &per_target(t),
+            t.exit_code.unwrap_or_default() as f64,
+        );
+    }
+    for t in &fleet.targets {
+        if let Some(ms) = t.duration_ms {
+            m.gauge(
+                "pgward_fleet_target_duration_seconds",
+                "How long the command ran on the target.",
+                &per_target(t),
+                ms as f64 / 1000.0,
+            );
+        }
+    }
 }
 
 /// Metric families written one after the other, each with its HELP and TYPE once.

@@ -139,13 +139,15 @@ impl S3Storage {
             Some(class) if StorageClass::values().contains(&class) => {
                 Some(StorageClass::from(class))
             }
-            Some(other) => return Err(Error::usage(
-                format!("{other} is not an S3 storage class"),
-                format!(
+            Some(other) => {
+                return Err(Error::usage(
+                    format!("{other} is not an S3 storage class"),
+                    format!(
                     "pass one of {} with --s3-storage-class (or s3_storage_class in pgward.toml)",
                     StorageClass::values().join(", ")
                 ),
-            )),
+                ))
+            }
         };
         let shared = S3Shared {
             client: aws_sdk_s3::Client::from_conf(s3_config),

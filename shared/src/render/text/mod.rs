@@ -9,6 +9,7 @@
 #[cfg(feature = "storage")]
 mod archive;
 mod diagnostic;
+mod fleet;
 mod generic;
 mod lines;
 mod migrate;
@@ -55,6 +56,8 @@ pub fn render_text_styled(e: &Envelope, style: TextStyle) -> String {
 /// The designed view of `e`'s command, when it has one (one arm per command).
 fn designed_view(e: &Envelope, style: TextStyle) -> Option<String> {
     match (e.tool.as_str(), e.command.as_str()) {
+        // Any command run over a fleet (--targets / --fleet): one table of its targets.
+        _ if crate::fleet::FleetResult::of(&e.result).is_some() => fleet::render(e, style),
         // pgward-migrate and pgward-validate: every command.
         ("migrate", "status" | "deploy" | "rollback" | "resolve" | "new" | "seed") => {
             migrate::view(e, style)
