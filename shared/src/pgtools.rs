@@ -1,7 +1,7 @@
 //! pg_dump, pg_restore and psql: found (in `PGWARD_PG_BINDIR`; else the one closest to the
-//! server's major on PATH and in the usual install folders, see [`check_fits_server`]), their versions read
-//! and checked against the server, and run with the connection in their environment (the
-//! password never on a command line). Every binary that needs one of
+//! server's major on PATH and in the usual install folders, see [`check_fits_server`]),
+//! their versions read and checked against the server, and run with the connection in
+//! their environment (the password never on a command line). Every binary that needs one of
 //! them, or only asks whether it fits (`pgward-validate preflight`), comes here.
 
 use std::path::PathBuf;
@@ -24,18 +24,21 @@ const INSTALL_DIRS: &[&str] = &[
     "/usr/local/opt/postgresql@*/bin",
 ];
 
-/// The folder [`check_fits_server`] chose, used by [`program`] from then on.
-static CHOSEN: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+/// The folder [`check_fits_server`] chose for each program, used by [`program`] from then
+/// on: one per program, since a restore's safety backup picks a pg_dump for the target
+/// after the pg_restore for the backup was picked.
+static CHOSEN: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
 
 /// The path of a PostgreSQL client program: in `PGWARD_PG_BINDIR`, else in the folder
-/// [`check_fits_server`] chose, else found on PATH.
+/// [`check_fits_server`] chose for it, else found on PATH.
 pub fn program(name: &str) -> PathBuf {
-    match configured_dir() {
-        Some(dir) => dir.join(name),
-        None => match &*CHOSEN.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(dir) => dir.join(name),
-            None => PathBuf::from(name),
-        },
+    if let Some(dir) = configured_dir() {
+        return dir.join(name);
+    }
+    let chosen = CHOSEN.lock().unwrap_or_else(|e| e.into_inner());
+    match chosen.iter().find(|(program, _)| program == name) {
+        Some((_, dir)) => dir.join(name),
+        None => PathBuf::from(name),
     }
 }
 
@@ -180,8 +183,8 @@ pub fn version(name: &str) -> Result<ClientVersion> {
 /// `--version` line; fails unless it is at least the server's major (older clients cannot
 /// dump or restore newer servers). With `PGWARD_PG_BINDIR` set, that folder's; else, of
 /// PATH's and the usual install folders' ([`INSTALL_DIRS`]), the oldest major that is not
-/// older than the server, PATH's first among equals; [`program`] then uses its folder for
-/// every client program. Not simply the newest: pg_dump and pg_restore 17 and later write
+/// older than the server, PATH's first among equals; [`program`] then uses it. Not simply
+/// the newest: pg_dump and pg_restore 17 and later write
 /// `SET transaction_timeout`, which servers before 17 reject, so a backup of a 16 server
 /// by pg_dump 18 would not restore into 16.
 pub fn check_fits_server(name: &str, server_version_num: i32) -> Result<String> {
@@ -208,7 +211,9 @@ pub fn check_fits_server(name: &str, server_version_num: i32) -> Result<String> 
         .min_by_key(|(_, v)| v.major);
     match fitting {
         Some((dir, v)) => {
-            *CHOSEN.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.clone());
+            let mut chosen = CHOSEN.lock().unwrap_or_else(|e| e.into_inner());
+            chosen.retain(|(program, _)| program != name);
+            chosen.push((name.to_string(), dir.clone()));
             Ok(v.text.clone())
         }
         _ => {
