@@ -11,7 +11,8 @@
 # and leftovers (report); the rich fixture's backup/restore round trip (backup_restore);
 # large objects with owners, ACLs and comments, directory and sql formats
 # (backup_large_objects); TLS connect, deploy and backup (tls); the lint's
-# lock table against the server (pgward-validate's lock_table).
+# lock table against the server (pgward-validate's lock_table); lint reading the server's
+# major (lint_versions).
 
 #
 # On 16 the client programs are PyPI pgserver's 16.2 (the only 16 ones a registry ships;
@@ -43,6 +44,7 @@ pgw_pg_matrix() {
     large_objects_round_trip_with_owners a_sql_format_backup_carries "${skip[@]}"
   cargo test --locked -p pgward-tests --test tls -- "${skip[@]}"
   cargo test --locked -p pgward-validate --test lock_table
+  cargo test --locked -p pgward-tests --test lint_versions -- the_default_mode
   unset PGWARD_TEST_PG
   echo "== PostgreSQL $major: $((SECONDS - started)) s" >&2
 }
