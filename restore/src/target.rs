@@ -16,7 +16,6 @@ pub const APP: &str = "pgward-restore";
 /// which may have to be dropped).
 const ADMIN_DATABASES: &[&str] = &["postgres", "template1"];
 
-/// A session on the same server, on a database other than `target`.
 /// The major that added `transaction_timeout`, which pg_dump and pg_restore of it and later
 /// set whatever the server.
 const TRANSACTION_TIMEOUT_MAJOR: u32 = 17;
@@ -62,6 +61,7 @@ pub fn check_server_versions(
     Ok(())
 }
 
+/// A session on the same server, on a database other than `target`.
 pub fn admin_session(db: &ConnectionSettings, target: &str) -> Result<Session> {
     let mut last = None;
     for name in std::iter::once(db.dbname.as_str())

@@ -12,8 +12,8 @@
 //! (installed by `pgw_install test`, see `scripts/lib/install.sh`) with the client
 //! programs of the oldest major at least as new as the server's among the machine's,
 //! `target/pg/client-16` and `target/pg/client` (18's), as pgward itself picks them. A
-//! named major that is not installed fails the test, loudly. [`Cluster::start_major`] starts a cluster
-//! of a given major whatever the variable says (the upgrade tests).
+//! named major that is not installed fails the test, loudly. [`Cluster::start_major`]
+//! starts a cluster of a given major whatever the variable says (the upgrade tests).
 
 use std::io::Write;
 use std::net::TcpListener;

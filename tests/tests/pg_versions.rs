@@ -654,3 +654,34 @@ fn client_tools_the_closest_fitting_major_is_picked_for_the_server() {
     assert_eq!(out.assert_envelope(0)["ok"], true, "{out}");
     assert_eq!(target.query_one_string("SELECT count(*) FROM t"), "2");
 }
+
+// ---------------------------------------------------------------------------------------
+// The installs
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn installing_the_majors_again_downloads_nothing() {
+    // scripts/test.sh installed them before the tests ran; a second run finds every pinned
+    // version in place (each download says `== installing ...` first).
+    let out = std::process::Command::new("bash")
+        .args(["-c", ". scripts/lib/install.sh && pgw_install_pg"])
+        .current_dir(workspace_root())
+        .output()
+        .expect("bash runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pgw_install_pg failed: {stderr}");
+    assert!(
+        !stderr.contains("== installing"),
+        "a second run downloaded something: {stderr}"
+    );
+    for major in [14, 16, 17, 18] {
+        let version = std::fs::read_to_string(
+            workspace_root().join(format!("target/pg/{major}/.pgward-version")),
+        )
+        .expect("each major records its pinned version");
+        assert!(
+            version.starts_with(&format!("{major}.")),
+            "{major}: {version}"
+        );
+    }
+}
