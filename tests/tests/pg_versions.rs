@@ -36,7 +36,11 @@ fn backup_to(db: &TestDb, to: &Path, envs: &[(&str, &str)]) -> Output {
 }
 
 fn backup_ok(db: &TestDb, to: &Path) -> (String, Value) {
-    let out = backup_to(db, to, &db.cluster().pg_tools_env());
+    backed_up(&backup_to(db, to, &db.cluster().pg_tools_env()), to)
+}
+
+/// The id and manifest of the backup `out` (a successful backup run) wrote under `to`.
+fn backed_up(out: &Output, to: &Path) -> (String, Value) {
     let envelope = out.assert_envelope(0);
     assert_eq!(envelope["ok"], true, "{out}");
     let id = envelope["result"]["id"]
@@ -48,6 +52,31 @@ fn backup_ok(db: &TestDb, to: &Path) -> (String, Value) {
     )
     .expect("manifest.json is JSON");
     (id, manifest)
+}
+
+/// `pgward-restore restore --from ROOT/ID` through `via` into the new database `into`
+/// (`--create`), with `envs` (a PATH, a PGWARD_PG_BINDIR) instead of the cluster's tools.
+fn restore_with(
+    via: &TestDb,
+    root: &Path,
+    id: &str,
+    into: &TestDb,
+    envs: &[(&str, &str)],
+) -> Output {
+    run(
+        "restore",
+        &[
+            "restore",
+            "--from",
+            &format!("{}/{id}", path_str(root)),
+            "--database-url",
+            &via.url(),
+            "--target-db",
+            &into.name,
+            "--create",
+        ],
+        envs,
+    )
 }
 
 /// The major of `version` (`18.4`, `pg_dump (PostgreSQL) 18.6`, `15.18 (Debian ...)`).
@@ -468,6 +497,18 @@ fn system_15_bin() -> PathBuf {
     fifteen.bin_dir.clone()
 }
 
+/// Asserts `out` is backup's PG_DUMP_FAILED refusal, its message holding each of `says`
+/// and its hint `fix`.
+fn assert_pg_dump_refused(out: &Output, says: &[&str], fix: &str) {
+    let envelope = out.assert_error(1, "PG_DUMP_FAILED");
+    let message = envelope["error"]["message"].as_str().expect("a message");
+    for part in says {
+        assert!(message.contains(part), "the message says {part:?}: {out}");
+    }
+    let hint = envelope["error"]["hint"].as_str().expect("a hint");
+    assert!(hint.contains(fix), "the hint says {fix:?}: {out}");
+}
+
 #[test]
 fn client_tools_older_than_the_server_are_refused_with_the_fix() {
     let eighteen = Cluster::start_major(18);
@@ -480,35 +521,23 @@ fn client_tools_older_than_the_server_are_refused_with_the_fix() {
         root.path(),
         &[("PGWARD_PG_BINDIR", path_str(&old_bin))],
     );
-    let envelope = out.assert_error(1, "PG_DUMP_FAILED");
-    let message = envelope["error"]["message"].as_str().expect("a message");
-    assert!(
-        message.contains("older than the server (PostgreSQL 18)")
-            && message.contains("PGWARD_PG_BINDIR"),
-        "{out}"
-    );
-    assert!(
-        envelope["error"]["hint"]
-            .as_str()
-            .is_some_and(|h| h.contains("PostgreSQL 18 or newer")),
-        "{out}"
+    assert_pg_dump_refused(
+        &out,
+        &["older than the server (PostgreSQL 18)", "PGWARD_PG_BINDIR"],
+        "PostgreSQL 18 or newer",
     );
     // Found: only a 15 on PATH and in the usual folders (this machine's /usr/lib/postgresql
     // holds 15 alone), so no pg_dump fits; refused before anything is written.
     let path = path_of(&[&old_bin]);
     let out = backup_to(&db, root.path(), &[("PATH", &path)]);
-    let envelope = out.assert_error(1, "PG_DUMP_FAILED");
-    let message = envelope["error"]["message"].as_str().expect("a message");
-    assert!(
-        message.contains("no pg_dump of PostgreSQL 18 or newer is installed")
-            && message.contains("pg_dump (PostgreSQL) 15"),
-        "the error names what it found: {out}"
-    );
-    assert!(
-        envelope["error"]["hint"]
-            .as_str()
-            .is_some_and(|h| h.contains("postgresql-client-18")),
-        "{out}"
+    // The error names what it found.
+    assert_pg_dump_refused(
+        &out,
+        &[
+            "no pg_dump of PostgreSQL 18 or newer is installed",
+            "pg_dump (PostgreSQL) 15",
+        ],
+        "postgresql-client-18",
     );
     assert_eq!(
         std::fs::read_dir(root.path()).expect("the folder").count(),
@@ -536,18 +565,11 @@ fn restore_of_a_backup_by_pg_dump_18_into_a_server_before_17_is_refused_with_the
         .to_string();
     let via = fourteen.create_database();
     let target = fourteen.vacant_database();
-    let out = run(
-        "restore",
-        &[
-            "restore",
-            "--from",
-            &format!("{}/{id}", path_str(root.path())),
-            "--database-url",
-            &via.url(),
-            "--target-db",
-            &target.name,
-            "--create",
-        ],
+    let out = restore_with(
+        &via,
+        root.path(),
+        &id,
+        &target,
         &[("PGWARD_PG_BINDIR", path_str(&client_18))],
     );
     let envelope = out.assert_error(6, "TARGET_SERVER_OLDER");
@@ -567,92 +589,42 @@ fn restore_of_a_backup_by_pg_dump_18_into_a_server_before_17_is_refused_with_the
     );
 }
 
-#[test]
-fn client_tools_the_closest_fitting_major_is_picked_for_the_server() {
-    // 18 first on PATH, 15 after it: a 14 server gets 15's pg_dump, whose backup restores
-    // into 14 again (18's would not: see the test above).
-    let fourteen = Cluster::start_major(14);
-    let old_bin = system_15_bin();
-    let path = path_of(&[&client_18_bin(), &old_bin]);
-    let db = fourteen.create_database();
-    db.psql("CREATE TABLE t (id int)");
-    let root = temp_dir("pgver_pick14_");
-    let out = backup_to(&db, root.path(), &[("PATH", &path)]);
-    let id = out.assert_envelope(0)["result"]["id"]
-        .as_str()
-        .expect("an id")
-        .to_string();
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(root.path().join(&id).join("manifest.json")).expect("a manifest"),
-    )
-    .expect("JSON");
-    assert_eq!(major_of(manifest["server_version"].as_str().unwrap()), 14);
-    assert_eq!(
-        major_of(manifest["pg_dump_version"].as_str().unwrap()),
-        15,
-        "{manifest}"
-    );
-    // And it restores into 14 again, with 15's pg_restore, found the same way.
-    let via = fourteen.create_database();
-    let target = fourteen.vacant_database();
-    let out = run(
-        "restore",
-        &[
-            "restore",
-            "--from",
-            &format!("{}/{id}", path_str(root.path())),
-            "--database-url",
-            &via.url(),
-            "--target-db",
-            &target.name,
-            "--create",
-        ],
-        &[("PATH", &path)],
-    );
-    assert_eq!(out.assert_envelope(0)["ok"], true, "{out}");
-    assert!(target.relation_exists("t"), "{out}");
-
-    let eighteen = Cluster::start_major(18);
-    // 15 first on PATH, 18 after it: an 18 server gets 18's.
-    let path = path_of(&[&old_bin, &client_18_bin()]);
-    let db = eighteen.create_database();
+/// Backs up a new database of `cluster` and restores it into another, both runs with
+/// `path` as PATH (no PGWARD_PG_BINDIR): the backup's pg_dump must be of `expected_dump`,
+/// and the restore (its pg_restore found the same way) must bring the rows back.
+fn round_trip_with_path(cluster: &Cluster, path: &str, expected_dump: u32) {
+    let db = cluster.create_database();
     db.psql("CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)");
     let root = temp_dir("pgver_pick_");
-    let out = backup_to(&db, root.path(), &[("PATH", &path)]);
-    let envelope = out.assert_envelope(0);
-    let id = envelope["result"]["id"]
-        .as_str()
-        .expect("an id")
-        .to_string();
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(root.path().join(&id).join("manifest.json")).expect("a manifest"),
-    )
-    .expect("JSON");
-    assert_eq!(major_of(manifest["server_version"].as_str().unwrap()), 18);
+    let (id, manifest) = backed_up(&backup_to(&db, root.path(), &[("PATH", path)]), root.path());
+    let server = major_of(manifest["server_version"].as_str().expect("server_version"));
+    assert_eq!(server, cluster.major, "{manifest}");
     assert_eq!(
-        major_of(manifest["pg_dump_version"].as_str().unwrap()),
-        18,
-        "{manifest}"
+        major_of(
+            manifest["pg_dump_version"]
+                .as_str()
+                .expect("pg_dump_version")
+        ),
+        expected_dump,
+        "PostgreSQL {server}, PATH {path}: {manifest}"
     );
-    // ... and restores with 18's pg_restore, found the same way.
-    let via = eighteen.create_database();
-    let target = eighteen.vacant_database();
-    let out = run(
-        "restore",
-        &[
-            "restore",
-            "--from",
-            &format!("{}/{id}", path_str(root.path())),
-            "--database-url",
-            &via.url(),
-            "--target-db",
-            &target.name,
-            "--create",
-        ],
-        &[("PATH", &path)],
-    );
+    let via = cluster.create_database();
+    let target = cluster.vacant_database();
+    let out = restore_with(&via, root.path(), &id, &target, &[("PATH", path)]);
     assert_eq!(out.assert_envelope(0)["ok"], true, "{out}");
     assert_eq!(target.query_one_string("SELECT count(*) FROM t"), "2");
+}
+
+#[test]
+fn client_tools_the_closest_fitting_major_is_picked_for_the_server() {
+    let old_bin = system_15_bin();
+    // 18 first on PATH, 15 after it: a 14 server gets 15's pg_dump, whose backup restores
+    // into 14 again (18's would not: see the test above), with 15's pg_restore.
+    let path = path_of(&[&client_18_bin(), &old_bin]);
+    round_trip_with_path(&Cluster::start_major(14), &path, 15);
+    // 15 first on PATH, 18 after it: an 18 server gets 18's.
+    let path = path_of(&[&old_bin, &client_18_bin()]);
+    round_trip_with_path(&Cluster::start_major(18), &path, 18);
 }
 
 // ---------------------------------------------------------------------------------------
