@@ -419,14 +419,15 @@ impl PgInstall {
             return system.clone();
         }
         let root = crate::paths::workspace_root().join("target").join("pg");
-        let server_bin = root.join(major.to_string()).join("bin");
+        let installed = root.join(major.to_string()).join("bin").join("initdb");
         assert!(
-            server_bin.join("initdb").is_file(),
+            installed.is_file(),
             "PostgreSQL {major} is wanted ({TEST_PG_ENV} or an upgrade test) but {} is \
              not installed; install the test majors with `bash scripts/test.sh` or \
              `. scripts/lib/install.sh && pgw_install_pg` in the workspace root",
-            server_bin.join("initdb").display()
+            installed.display()
         );
+        let server_bin = runnable_server_bin(&root.join(major.to_string()));
         let client_bin = client_bin_for(major, &root);
         let found = server_major(&server_bin);
         assert_eq!(
@@ -442,6 +443,61 @@ impl PgInstall {
             major,
         }
     }
+}
+
+/// The server programs of the install in `install` (`target/pg/MAJOR`), where the server
+/// user can run them: in place, or, when a folder above the checkout is closed to that
+/// user (a checkout under root's home, say), from a copy in the temp folder, made once per
+/// installed version and kept for the next test process.
+fn runnable_server_bin(install: &Path) -> PathBuf {
+    let runs = |bin: &Path| {
+        let Some(user) = ServerUser::for_this_process() else {
+            return true;
+        };
+        let mut probe = Command::new(bin.join("postgres"));
+        probe.arg("--version").stdin(Stdio::null());
+        user.apply(&mut probe);
+        probe.output().is_ok_and(|o| o.status.success())
+    };
+    let bin = install.join("bin");
+    if runs(&bin) {
+        return bin;
+    }
+    let version = std::fs::read_to_string(install.join(".pgward-version"))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let copy = std::env::temp_dir().join(format!("pgward-pg-{version}"));
+    if !copy.join(".pgward-version").is_file() {
+        // Copied under a name of this process's, then renamed: a test process running
+        // alongside finds the copy whole or not at all.
+        let staging =
+            std::env::temp_dir().join(format!("pgward-pg-{version}.{}", std::process::id()));
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(install)
+            .arg(&staging)
+            .status()
+            .unwrap_or_else(|e| panic!("could not run cp: {e}"));
+        assert!(
+            status.success(),
+            "could not copy {} to {}",
+            install.display(),
+            staging.display()
+        );
+        if std::fs::rename(&staging, &copy).is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+    }
+    let bin = copy.join("bin");
+    assert!(
+        runs(&bin),
+        "the server's OS user (postgres) cannot run {} nor its copy {}: make the folders \
+         above the checkout readable to it",
+        install.display(),
+        copy.display()
+    );
+    bin
 }
 
 /// The client programs' folder of the major [`TEST_PG_ENV`] names, when that is not the
