@@ -175,6 +175,7 @@ pub fn restore(
     }
     let target_settings = db.with_database(&target_name);
     let mut admin = target::admin_session(&db, &target_name)?;
+    target::check_server_versions(&id, &manifest, admin.server_version_num)?;
     let exists = target::exists(&mut admin.client, &target_name)?;
     let objects = if exists {
         target::user_objects(&target_settings)?

@@ -2,10 +2,11 @@
 //! (ending its sessions, dropping), and the database a new target is loaded under until it
 //! is complete, through a session on another database.
 
-use pgward_shared::archive::manifest::BackupManifest;
+use pgward_shared::archive::manifest::{BackupFormat, BackupManifest};
 use pgward_shared::connect::dburl::ConnectionSettings;
 use pgward_shared::connect::{connect, Session};
 use pgward_shared::error::{Error, Result};
+use pgward_shared::pgtools::{self, ClientVersion};
 use pgward_shared::workdb;
 
 /// Application name of restore sessions.
@@ -14,6 +15,51 @@ pub const APP: &str = "pgward-restore";
 /// Databases tried, in order, for the administrative session (never the target itself,
 /// which may have to be dropped).
 const ADMIN_DATABASES: &[&str] = &["postgres", "template1"];
+
+/// The major that added `transaction_timeout`, which pg_dump and pg_restore of it and later
+/// set whatever the server.
+const TRANSACTION_TIMEOUT_MAJOR: u32 = 17;
+
+/// Refuses a target server of an older major than the backup's source (a dump loads only
+/// into the same major or a newer one: that is how a backup upgrades a database), and
+/// picks the client program the load runs (pg_restore, or psql for a --backup-format sql
+/// backup): it must be of the newer of the two majors, since it reads what the source's
+/// pg_dump wrote and writes into the target.
+pub fn check_server_versions(
+    id: &str,
+    manifest: &BackupManifest,
+    target_version_num: i32,
+) -> Result<()> {
+    let target_major = (target_version_num / 10_000).max(0) as u32;
+    let major = |text: &str| ClientVersion::parse(text).map_or(0, |v| v.major);
+    let backup_major = major(&manifest.server_version);
+    let pg_dump_major = major(&manifest.pg_dump_version);
+    if target_major < backup_major {
+        return Err(Error::TargetServerOlder {
+            id: id.to_string(),
+            backup_major,
+            pg_dump_major: None,
+            target_major,
+        });
+    }
+    // pg_dump and pg_restore 17 and later begin with `SET transaction_timeout = 0`.
+    if pg_dump_major >= TRANSACTION_TIMEOUT_MAJOR && target_major < TRANSACTION_TIMEOUT_MAJOR {
+        return Err(Error::TargetServerOlder {
+            id: id.to_string(),
+            backup_major: TRANSACTION_TIMEOUT_MAJOR,
+            pg_dump_major: Some(pg_dump_major),
+            target_major,
+        });
+    }
+    let tool = match manifest.format {
+        BackupFormat::Sql => "psql",
+        BackupFormat::Directory => "pg_restore",
+    };
+    // Older tools cannot read what a newer pg_dump wrote, nor load a newer server.
+    let needed = target_major.max(pg_dump_major);
+    pgtools::check_fits_server(tool, (needed * 10_000) as i32)?;
+    Ok(())
+}
 
 /// A session on the same server, on a database other than `target`.
 pub fn admin_session(db: &ConnectionSettings, target: &str) -> Result<Session> {

@@ -174,6 +174,8 @@ catalogue! {
         ClusterWideReplay = "CLUSTER_WIDE_REPLAY", Refused;
         /// Restore into a non-empty database without --clean.
         TargetNotEmpty = "TARGET_NOT_EMPTY", Refused;
+        /// Restore into a server of an older major than the backup's source.
+        TargetServerOlder = "TARGET_SERVER_OLDER", Refused;
         /// The backup's role may not read every large object; nothing was written.
         LargeObjectsUnreadable = "LARGE_OBJECTS_UNREADABLE", Refused;
         /// Row-level security would hide rows from the role a backup or a check reads as.

@@ -500,6 +500,20 @@ pub enum Error {
         /// How many user objects it holds.
         objects: i64,
     },
+    /// A restore target runs an older PostgreSQL major than the backup needs: pg_dump's
+    /// output is only meant to load into the source's major or a newer one, and that of
+    /// pg_dump 17 or later into 17 or later.
+    #[error("{}", target_server_older(id, *backup_major, pg_dump_major, *target_major))]
+    TargetServerOlder {
+        /// The backup.
+        id: String,
+        /// The oldest major the backup restores into.
+        backup_major: u32,
+        /// The major of the pg_dump that wrote it, when that is what sets `backup_major`.
+        pg_dump_major: Option<u32>,
+        /// The target's major.
+        target_major: u32,
+    },
     /// Row-level security would hide rows from a read that must see them all (a backup,
     /// a data check): pgward reads with `row_security = off`, as pg_dump does, and
     /// refuses rather than back up or check only the rows the policies show.
@@ -621,6 +635,7 @@ impl Error {
             Error::ExternalTool { tool, .. } if tool == "pg_restore" => ErrorCode::PgRestoreFailed,
             Error::ExternalTool { .. } => ErrorCode::PgDumpFailed,
             Error::TargetNotEmpty { .. } => ErrorCode::TargetNotEmpty,
+            Error::TargetServerOlder { .. } => ErrorCode::TargetServerOlder,
             Error::LargeObjectsUnreadable { .. } => ErrorCode::LargeObjectsUnreadable,
             Error::RowCountMismatch { .. } => ErrorCode::RowCountMismatch,
             Error::RowSecurity { .. } => ErrorCode::RowSecurityActive,
@@ -674,6 +689,8 @@ impl Error {
                 "the safety backup of {database} taken before it is replaced must hold its large objects, and nothing was changed: restore as a role that may read every one (a superuser, their owner), or, if another backup holds {database}'s large objects, pass --no-safety-backup"
             ),
             Error::LargeObjectsUnreadable { .. } => "back up as a role that may read every large object (a superuser, their owner, or one granted it: GRANT SELECT ON LARGE OBJECT <oid> TO <role>), or leave them all out with pgward-backup backup --no-large-objects (the manifest records it, and a restore of that backup says so)".into(),
+            Error::TargetServerOlder { backup_major, pg_dump_major: None, .. } => format!("restore into a server of PostgreSQL {backup_major} or newer (a backup is also the way to upgrade: take it on the old major, restore it on the new one)"),
+            Error::TargetServerOlder { backup_major, .. } => format!("restore into a server of PostgreSQL {backup_major} or newer; for this major, take the backup with the pg_dump of the source's major (install it, or set PGWARD_PG_BINDIR to its bin folder)"),
             Error::TargetNotEmpty { .. } => "restore into an empty database (--target-db NEW --create), or replace it with --clean (a safety backup of it is taken first)".into(),
             Error::RowSecurity { role, tables } => {
                 let role = role.as_deref().unwrap_or("ROLE");
@@ -804,6 +821,14 @@ impl Error {
             Error::UnsafeSqlBackup { id, file, line, .. } => {
                 Some(serde_json::json!({ "backup": id, "file": file, "line": line }))
             }
+            Error::TargetServerOlder {
+                id,
+                backup_major,
+                pg_dump_major,
+                target_major,
+            } => Some(
+                serde_json::json!({ "backup": id, "backup_major": backup_major, "pg_dump_major": pg_dump_major, "target_major": target_major }),
+            ),
             Error::TableLocked { table, holder, .. } => {
                 Some(serde_json::json!({ "table": table, "holder": holder }))
             }
@@ -923,3 +948,16 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// The result type of every pgward library function.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// [`Error::TargetServerOlder`]'s message: why the target is too old for the backup.
+fn target_server_older(
+    id: &str,
+    backup_major: u32,
+    pg_dump_major: &Option<u32>,
+    target_major: u32,
+) -> String {
+    match pg_dump_major {
+        Some(dump) => format!("the backup {id} was written by pg_dump {dump}, and the target server runs PostgreSQL {target_major}: pg_dump and pg_restore 17 and later set transaction_timeout, which servers before 17 do not have, so it only restores into PostgreSQL {backup_major} or newer"),
+        None => format!("the backup {id} was taken from PostgreSQL {backup_major}, and the target server runs PostgreSQL {target_major}, an older major: a dump only loads into the same major or a newer one (it may use syntax, catalogs and defaults the older server lacks)"),
+    }
+}

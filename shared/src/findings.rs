@@ -265,6 +265,11 @@ pub struct LintResult {
     pub totals: Totals,
     /// Findings not reported because of `-- pgward-ignore` or `[lint] ignore`.
     pub suppressed: usize,
+    /// The PostgreSQL major the rules judged for (`--pg-version`, else the database's in
+    /// the default mode); absent when not known: the rules then judge for the supported
+    /// majors (14 and later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pg_version: Option<u32>,
     /// With `--trace`: the run on the shadow database.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<LintTrace>,

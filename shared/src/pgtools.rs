@@ -1,6 +1,7 @@
-//! pg_dump, pg_restore and psql: found (in `PGWARD_PG_BINDIR`, else on PATH), their
-//! versions read and checked against the server, and run with the connection in their
-//! environment (the password never on a command line). Every binary that needs one of
+//! pg_dump, pg_restore and psql: found (in `PGWARD_PG_BINDIR`; else the one closest to the
+//! server's major on PATH and in the usual install folders, see [`check_fits_server`]),
+//! their versions read and checked against the server, and run with the connection in
+//! their environment (the password never on a command line). Every binary that needs one of
 //! them, or only asks whether it fits (`pgward-validate preflight`), comes here.
 
 use std::path::PathBuf;
@@ -13,12 +14,94 @@ use crate::error::{Error, Result};
 /// Names the folder holding pg_dump/pg_restore to use instead of the ones on PATH.
 pub const BINDIR_ENV: &str = "PGWARD_PG_BINDIR";
 
-/// The path of a PostgreSQL client program.
+/// Folders PostgreSQL's client programs are commonly installed in besides PATH (Debian's
+/// and Ubuntu's packages, the PGDG RPMs, a source build, Homebrew), as glob patterns.
+const INSTALL_DIRS: &[&str] = &[
+    "/usr/lib/postgresql/*/bin",
+    "/usr/pgsql-*/bin",
+    "/usr/local/pgsql/bin",
+    "/opt/homebrew/opt/postgresql@*/bin",
+    "/usr/local/opt/postgresql@*/bin",
+];
+
+/// The folder [`check_fits_server`] chose for each program, used by [`program`] from then
+/// on: one per program, since a restore's safety backup picks a pg_dump for the target
+/// after the pg_restore for the backup was picked.
+static CHOSEN: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+/// The path of a PostgreSQL client program: in `PGWARD_PG_BINDIR`, else in the folder
+/// [`check_fits_server`] chose for it, else found on PATH.
 pub fn program(name: &str) -> PathBuf {
-    match std::env::var_os(BINDIR_ENV) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join(name),
-        _ => PathBuf::from(name),
+    if let Some(dir) = configured_dir() {
+        return dir.join(name);
     }
+    let chosen = CHOSEN.lock().unwrap_or_else(|e| e.into_inner());
+    match chosen.iter().find(|(program, _)| program == name) {
+        Some((_, dir)) => dir.join(name),
+        None => PathBuf::from(name),
+    }
+}
+
+fn configured_dir() -> Option<PathBuf> {
+    std::env::var_os(BINDIR_ENV)
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Every folder holding a program `name`: PATH's in order, then [`INSTALL_DIRS`]' (a
+/// program reached twice, through a link, once).
+fn candidate_dirs(name: &str) -> Vec<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let installed = INSTALL_DIRS.iter().flat_map(|pattern| expand(pattern));
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for dir in std::env::split_paths(&path).chain(installed) {
+        // The folder as found, not the link's target: Debian's /usr/bin/pg_dump is a link
+        // to a wrapper that goes by the name it was called by.
+        if let Ok(real) = std::fs::canonicalize(dir.join(name)) {
+            if real.is_file() && !seen.contains(&real) {
+                seen.push(real);
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs
+}
+
+/// The existing folders matching `pattern`, whose one `*` stands for part of a folder
+/// name (`/usr/lib/postgresql/*/bin`).
+fn expand(pattern: &str) -> Vec<PathBuf> {
+    let Some((head, tail)) = pattern.split_once('*') else {
+        return vec![PathBuf::from(pattern)];
+    };
+    let (parent, prefix) = head.rsplit_once('/').unwrap_or(("", head));
+    let (suffix, rest) = tail.split_once('/').unwrap_or((tail, ""));
+    let Ok(entries) = std::fs::read_dir(if parent.is_empty() { "/" } else { parent }) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|entry| {
+            entry.file_name().to_str().is_some_and(|name| {
+                name.len() >= prefix.len() + suffix.len()
+                    && name.starts_with(prefix)
+                    && name.ends_with(suffix)
+            })
+        })
+        .map(|entry| entry.path().join(rest))
+        .filter(|dir| dir.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The version of `dir`'s `name`, when it runs and says one.
+fn version_in(dir: &std::path::Path, name: &str) -> Option<ClientVersion> {
+    let out = Command::new(dir.join(name))
+        .arg("--version")
+        .output()
+        .ok()?;
+    ClientVersion::parse(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// A command for `name` connecting as `settings`.
@@ -96,19 +179,60 @@ pub fn version(name: &str) -> Result<ClientVersion> {
     })
 }
 
-/// Fails unless `name` is at least the server's major version (older clients cannot
-/// dump or restore newer servers).
+/// Picks the `name` to use with a server of `server_version_num` and returns its
+/// `--version` line; fails unless it is at least the server's major (older clients cannot
+/// dump or restore newer servers). With `PGWARD_PG_BINDIR` set, that folder's; else, of
+/// PATH's and the usual install folders' ([`INSTALL_DIRS`]), the oldest major that is not
+/// older than the server, PATH's first among equals; [`program`] then uses it. Not simply
+/// the newest: pg_dump and pg_restore 17 and later write
+/// `SET transaction_timeout`, which servers before 17 reject, so a backup of a 16 server
+/// by pg_dump 18 would not restore into 16.
 pub fn check_fits_server(name: &str, server_version_num: i32) -> Result<String> {
-    let ClientVersion { major, text, .. } = version(name)?;
     let server_major = server_version_num / 10_000;
-    if (major as i32) < server_major {
-        return Err(Error::ExternalTool {
-            tool: name.to_string(),
-            reason: format!("{text} is older than the server (PostgreSQL {server_major})"),
-            hint: format!("install postgresql-client-{server_major} and put its bin folder first on PATH, or set {BINDIR_ENV}"),
-        });
+    if configured_dir().is_some() {
+        let ClientVersion { major, text, .. } = version(name)?;
+        if (major as i32) < server_major {
+            return Err(Error::ExternalTool {
+                tool: name.to_string(),
+                reason: format!("{text} is older than the server (PostgreSQL {server_major}); it is the one {BINDIR_ENV} names"),
+                hint: format!("point {BINDIR_ENV} at the bin folder of PostgreSQL {server_major} or newer (e.g. /usr/lib/postgresql/{server_major}/bin), or unset it to use the installed one closest to the server"),
+            });
+        }
+        return Ok(text);
     }
-    Ok(text)
+    let found: Vec<(PathBuf, ClientVersion)> = candidate_dirs(name)
+        .into_iter()
+        .filter_map(|dir| version_in(&dir, name).map(|v| (dir, v)))
+        .collect();
+    // min_by_key keeps the first of equals: PATH's.
+    let fitting = found
+        .iter()
+        .filter(|(_, v)| v.major as i32 >= server_major)
+        .min_by_key(|(_, v)| v.major);
+    match fitting {
+        Some((dir, v)) => {
+            let mut chosen = CHOSEN.lock().unwrap_or_else(|e| e.into_inner());
+            chosen.retain(|(program, _)| program != name);
+            chosen.push((name.to_string(), dir.clone()));
+            Ok(v.text.clone())
+        }
+        _ => {
+            let seen = if found.is_empty() {
+                "none was found".to_string()
+            } else {
+                found
+                    .iter()
+                    .map(|(dir, v)| format!("{} ({})", dir.join(name).display(), v.text))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            Err(Error::ExternalTool {
+                tool: name.to_string(),
+                reason: format!("no {name} of PostgreSQL {server_major} or newer is installed (the server runs {server_major}; looked on PATH and in {}: {seen})", INSTALL_DIRS.join(", ")),
+                hint: format!("install PostgreSQL {server_major}'s client programs or newer (e.g. apt-get install postgresql-client-{server_major} from apt.postgresql.org) and put their bin folder on PATH, or set {BINDIR_ENV} to it"),
+            })
+        }
+    }
 }
 
 /// Reads a child's stderr to its end on a thread of its own (so that a chatty child never
@@ -240,6 +364,26 @@ mod tests {
         assert!(!ok("psql (PostgreSQL) 15.13"));
         assert!(!ok("psql (PostgreSQL) 12.22"));
         assert!(!ok("psql"));
+    }
+
+    #[test]
+    fn an_install_folder_pattern_finds_every_major_and_nothing_else() {
+        let root = tempfile::tempdir().expect("a temp dir");
+        for dir in ["pg/14/bin", "pg/18/bin", "pg/17", "other/16/bin"] {
+            std::fs::create_dir_all(root.path().join(dir)).expect("the folder is made");
+        }
+        std::fs::write(root.path().join("pg/x"), "a file").expect("a file");
+        let pattern = format!("{}/pg/*/bin", root.path().display());
+        assert_eq!(
+            super::expand(&pattern),
+            vec![root.path().join("pg/14/bin"), root.path().join("pg/18/bin")]
+        );
+        let prefixed = format!("{}/pg/1*/bin", root.path().display());
+        assert_eq!(super::expand(&prefixed).len(), 2);
+        assert_eq!(
+            super::expand("/nonexistent-pgward/*/bin"),
+            Vec::<std::path::PathBuf>::new()
+        );
     }
 
     #[test]

@@ -6,6 +6,14 @@
 //! ([`Cluster::start_tls`]), since TLS settings are cluster-wide. The cluster listens on
 //! a free port of 127.0.0.1 (password auth, like a real deployment) and on its own
 //! unix socket (trust, for the harness's own setup queries).
+//!
+//! Which PostgreSQL major: the machine's (Debian's 15) unless [`TEST_PG_ENV`]
+//! (`PGWARD_TEST_PG=14|15|16|17|18`) names another, which then comes from `target/pg/MAJOR`
+//! (installed by `pgw_install test`, see `scripts/lib/install.sh`) with the client
+//! programs of the oldest major at least as new as the server's among the machine's,
+//! `target/pg/client-16` and `target/pg/client` (18's), as pgward itself picks them. A
+//! named major that is not installed fails the test, loudly. [`Cluster::start_major`]
+//! starts a cluster of a given major whatever the variable says (the upgrade tests).
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -62,6 +70,10 @@ const URL_HOST: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// Names the PostgreSQL major every cluster of the harness runs (`14` to `18`); unset, the
+/// machine's own.
+pub const TEST_PG_ENV: &str = "PGWARD_TEST_PG";
+
 /// Whether and how a test cluster uses TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
@@ -79,8 +91,12 @@ pub struct Cluster {
     pub port: u16,
     /// The unix socket directory (the socket is `.s.PGSQL.<port>` in it).
     pub socket_dir: PathBuf,
-    /// The PostgreSQL bin dir the cluster runs from; its client tools match the server.
+    /// The PostgreSQL bin dir of the client programs (psql, pg_dump, pg_restore) for this
+    /// cluster: the server's own for the machine's PostgreSQL, else the oldest installed
+    /// that is not older than the server (15's for 14, 16's for 16, 18's for 17 and 18).
     pub bin_dir: PathBuf,
+    /// The server's major version (`15`).
+    pub major: u32,
     log_file: PathBuf,
     tls: Option<(TlsMode, TlsFiles)>,
     // Last, so that the files above are still there while the guard tears down.
@@ -103,6 +119,12 @@ impl Cluster {
     /// CA made for it ([`Cluster::ca_cert_path`]). Needs the `openssl` CLI.
     pub fn start_tls(mode: TlsMode) -> Cluster {
         start_cluster(Some(mode))
+    }
+
+    /// Starts a private cluster of PostgreSQL `major`, whatever [`TEST_PG_ENV`] says;
+    /// panics when that major is not installed.
+    pub fn start_major(major: u32) -> Cluster {
+        start_cluster_of(PgInstall::of_major(major), None)
     }
 
     /// The path of the PostgreSQL program `name` (`psql`, `pg_dump`, ...) in [`Self::bin_dir`].
@@ -304,7 +326,11 @@ impl Cluster {
 }
 
 fn start_cluster(tls_mode: Option<TlsMode>) -> Cluster {
-    let bin_dir = postgres_bin_dir().to_path_buf();
+    start_cluster_of(PgInstall::selected().clone(), tls_mode)
+}
+
+fn start_cluster_of(install: PgInstall, tls_mode: Option<TlsMode>) -> Cluster {
+    let bin_dir = install.server_bin;
     let server_user = ServerUser::for_this_process();
     let root = tempfile::Builder::new()
         .prefix("pgward-test-")
@@ -337,13 +363,197 @@ fn start_cluster(tls_mode: Option<TlsMode>) -> Cluster {
     let cluster = Cluster {
         port,
         socket_dir,
-        bin_dir,
+        bin_dir: install.client_bin,
+        major: install.major,
         log_file,
         tls,
         _cleanup: cleanup,
     };
     create_superuser(&cluster);
     cluster
+}
+
+/// A PostgreSQL install the harness runs: its server programs, the client programs to use
+/// with it and its major.
+#[derive(Debug, Clone)]
+struct PgInstall {
+    server_bin: PathBuf,
+    client_bin: PathBuf,
+    major: u32,
+}
+
+impl PgInstall {
+    /// The install [`TEST_PG_ENV`] names, else the machine's own.
+    fn selected() -> &'static PgInstall {
+        static SELECTED: OnceLock<PgInstall> = OnceLock::new();
+        SELECTED.get_or_init(|| match std::env::var(TEST_PG_ENV) {
+            Ok(value) if !value.trim().is_empty() => {
+                let major = value.trim().parse().unwrap_or_else(|_| {
+                    panic!("{TEST_PG_ENV}={value} is not a PostgreSQL major; give one of 14 to 18")
+                });
+                PgInstall::of_major(major)
+            }
+            _ => PgInstall::system().clone(),
+        })
+    }
+
+    /// The machine's PostgreSQL, its client programs beside the server's.
+    fn system() -> &'static PgInstall {
+        static SYSTEM: OnceLock<PgInstall> = OnceLock::new();
+        SYSTEM.get_or_init(|| {
+            let bin = postgres_bin_dir().to_path_buf();
+            PgInstall {
+                major: server_major(&bin),
+                client_bin: bin.clone(),
+                server_bin: bin,
+            }
+        })
+    }
+
+    /// PostgreSQL `major`: the machine's when it is that major, else `target/pg/MAJOR`
+    /// with the client programs of [`client_bin_for`]; panics with the fix when they are
+    /// not there.
+    fn of_major(major: u32) -> PgInstall {
+        let system = PgInstall::system();
+        if system.major == major {
+            return system.clone();
+        }
+        let root = crate::paths::workspace_root().join("target").join("pg");
+        let installed = root.join(major.to_string()).join("bin").join("initdb");
+        assert!(
+            installed.is_file(),
+            "PostgreSQL {major} is wanted ({TEST_PG_ENV} or an upgrade test) but {} is \
+             not installed; install the test majors with `bash scripts/test.sh` or \
+             `. scripts/lib/install.sh && pgw_install_pg` in the workspace root",
+            installed.display()
+        );
+        let server_bin = runnable_server_bin(&root.join(major.to_string()));
+        let client_bin = client_bin_for(major, &root);
+        let found = server_major(&server_bin);
+        assert_eq!(
+            found,
+            major,
+            "{} is PostgreSQL {found}, not {major}; reinstall with \
+             `. scripts/lib/install.sh && pgw_install_pg`",
+            server_bin.display()
+        );
+        PgInstall {
+            server_bin,
+            client_bin,
+            major,
+        }
+    }
+}
+
+/// The server programs of the install in `install` (`target/pg/MAJOR`), where the server
+/// user can run them: in place, or, when a folder above the checkout is closed to that
+/// user (a checkout under root's home, say), from a copy in the temp folder, made once per
+/// installed version and kept for the next test process.
+fn runnable_server_bin(install: &Path) -> PathBuf {
+    let runs = |bin: &Path| {
+        let Some(user) = ServerUser::for_this_process() else {
+            return true;
+        };
+        let mut probe = Command::new(bin.join("postgres"));
+        probe.arg("--version").stdin(Stdio::null());
+        user.apply(&mut probe);
+        probe.output().is_ok_and(|o| o.status.success())
+    };
+    let bin = install.join("bin");
+    if runs(&bin) {
+        return bin;
+    }
+    let version = std::fs::read_to_string(install.join(".pgward-version"))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let copy = std::env::temp_dir().join(format!("pgward-pg-{version}"));
+    if !copy.join(".pgward-version").is_file() {
+        // Copied under a name of this process's, then renamed: a test process running
+        // alongside finds the copy whole or not at all.
+        let staging =
+            std::env::temp_dir().join(format!("pgward-pg-{version}.{}", std::process::id()));
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(install)
+            .arg(&staging)
+            .status()
+            .unwrap_or_else(|e| panic!("could not run cp: {e}"));
+        assert!(
+            status.success(),
+            "could not copy {} to {}",
+            install.display(),
+            staging.display()
+        );
+        if std::fs::rename(&staging, &copy).is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+    }
+    let bin = copy.join("bin");
+    assert!(
+        runs(&bin),
+        "the server's OS user (postgres) cannot run {} nor its copy {}: make the folders \
+         above the checkout readable to it",
+        install.display(),
+        copy.display()
+    );
+    bin
+}
+
+/// The client programs' folder of the major [`TEST_PG_ENV`] names, when that is not the
+/// machine's own: the binaries the tests run get it first on PATH, as a user with several
+/// PostgreSQL versions would set it up.
+pub(crate) fn selected_client_bin() -> Option<&'static Path> {
+    let selected = PgInstall::selected();
+    (selected.client_bin != PgInstall::system().client_bin).then_some(selected.client_bin.as_path())
+}
+
+/// The client programs for a server of `major`: the oldest major not older than it among
+/// the machine's, `target/pg/client-16` and `target/pg/client` (pg_dump and pg_restore 17
+/// and later write `SET transaction_timeout`, which servers before 17 reject, so the
+/// newest is not the one to use); panics with the fix when none fits.
+fn client_bin_for(major: u32, root: &Path) -> PathBuf {
+    let candidates = [
+        PgInstall::system().client_bin.clone(),
+        root.join("client-16").join("bin"),
+        root.join("client").join("bin"),
+    ];
+    candidates
+        .into_iter()
+        .filter(|bin| bin.join("pg_dump").is_file())
+        .map(|bin| (program_major(&bin, "pg_dump"), bin))
+        .filter(|(found, _)| *found >= major)
+        .min_by_key(|(found, _)| *found)
+        .map(|(_, bin)| bin)
+        .unwrap_or_else(|| {
+            panic!(
+                "no client programs of PostgreSQL {major} or newer are installed (looked in \
+                 the machine's, {root}/client-16 and {root}/client); install them with \
+                 `. scripts/lib/install.sh && pgw_install_pg` in the workspace root",
+                root = root.display()
+            )
+        })
+}
+
+/// The major of the server programs in `bin` (`initdb --version`).
+fn server_major(bin: &Path) -> u32 {
+    program_major(bin, "initdb")
+}
+
+/// The major of `bin`'s `program` (`PROGRAM --version`).
+fn program_major(bin: &Path, program: &str) -> u32 {
+    let path = bin.join(program);
+    let output = Command::new(&path)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {} --version: {e}", path.display()));
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split_whitespace()
+        .find_map(|word| {
+            let digits: String = word.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("{} --version printed no version: {text}", path.display()))
 }
 
 /// The PostgreSQL server bin dir: `pg_config --bindir` if it holds initdb, else the

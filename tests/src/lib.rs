@@ -41,7 +41,7 @@ mod tls;
 mod webhook;
 
 pub use browser::{artefacts, headless, CHROMIUM};
-pub use cluster::{cluster, Cluster, TlsMode, SUPERUSER, SUPERUSER_PASSWORD};
+pub use cluster::{cluster, Cluster, TlsMode, SUPERUSER, SUPERUSER_PASSWORD, TEST_PG_ENV};
 pub use database::{without_restrict_lines, TestDb};
 pub use dbstate::{assert_same_state, diff_lines, load_rich_fixture, state, DbState};
 pub use migrations::{write_migration, write_migrations, Migrations, MIGRATION_LOCK};

@@ -213,6 +213,15 @@ fn command(bin_name: &str, dir: Option<&Path>, args: &[&str], envs: &[(&str, &st
             command.env(key, value);
         }
     }
+    if let Some(client_bin) = crate::cluster::selected_client_bin() {
+        // PGWARD_TEST_PG's major: its client programs first on PATH.
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let dirs = std::iter::once(client_bin.to_path_buf()).chain(std::env::split_paths(&path));
+        command.env(
+            "PATH",
+            std::env::join_paths(dirs).expect("PATH's folders join again"),
+        );
+    }
     command
         .envs(envs.iter().map(|(k, v)| (OsStr::new(k), OsStr::new(v))))
         .stdin(Stdio::null())

@@ -35,7 +35,7 @@ struct Cli {
 enum Command {
     /// Lint migration SQL with PostgreSQL's own parser: locks, rewrites, unsafe changes
     #[command(
-        after_help = "With no FILES, lints the pending migrations (needs the database); --all lints every\nmigration without connecting. --trace also runs them on a throwaway shadow database\nand marks each finding confirmed or not by what the statements did there.\n\nExamples:\n  pgward-validate lint --all --format text\n  pgward-validate lint --trace --env staging\n  pgward-validate lint prisma/migrations/20240101000000_add_index/migration.sql --format github"
+        after_help = "With no FILES, lints the pending migrations (needs the database); --all lints every\nmigration without connecting. The rules judge for the database's PostgreSQL major, or\n--pg-version's. --trace also runs them on a throwaway shadow database and marks each\nfinding confirmed or not by what the statements did there.\n\nExamples:\n  pgward-validate lint --all --format text\n  pgward-validate lint --all --pg-version 16\n  pgward-validate lint --trace --env staging\n  pgward-validate lint prisma/migrations/20240101000000_add_index/migration.sql --format github"
     )]
     Lint(lint::LintOptions),
     /// Check the live schema: missing primary keys, invalid indexes, unindexed foreign keys...

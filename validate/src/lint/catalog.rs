@@ -23,6 +23,9 @@ use crate::lint::types::ColumnType;
 #[derive(Debug, Default)]
 pub struct Catalog {
     tables: HashMap<String, TableShape>,
+    /// The PostgreSQL major the migrations will run on, when known (`--pg-version`, or
+    /// the database's): the rules whose danger depends on it read it here.
+    pub pg_version: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +53,17 @@ impl Catalog {
 
     /// Whether a validated `CHECK (column IS NOT NULL)` on `table` proves the column has no
     /// NULL, so that `SET NOT NULL` skips its scan (PostgreSQL 12 and newer).
+    /// Whether the target major is known to be older than `major` (an unknown one is taken
+    /// for a supported one: 14 or later).
+    pub fn before(&self, major: u32) -> bool {
+        self.pg_version.is_some_and(|v| v < major)
+    }
+
+    /// Whether the target major is known to be `major` or newer.
+    pub fn at_least(&self, major: u32) -> bool {
+        self.pg_version.is_some_and(|v| v >= major)
+    }
+
     pub fn proves_not_null(&self, table: &str, column: &str) -> bool {
         self.tables.get(table).is_some_and(|t| {
             t.not_null_checks

@@ -60,6 +60,12 @@ pub struct LintOptions {
     // The shadow database of --trace.
     #[command(flatten)]
     pub shadow: ShadowUrl,
+    /// The PostgreSQL major the migrations will run on, for the rules whose danger depends
+    /// on it (a constant default rewrites before 11, SET NOT NULL scans despite a valid
+    /// check before 12, NOT NULL ... NOT VALID from 18) [default: the database's in the
+    /// default mode; else the supported majors, 14 and later]
+    #[arg(long, value_name = "MAJOR", value_parser = clap::value_parser!(u32).range(9..=99))]
+    pub pg_version: Option<u32>,
 }
 
 /// One SQL text to lint.
@@ -83,14 +89,16 @@ pub fn run(ctx: &Context, options: &LintOptions) -> Result<Outcome, Failure> {
         )
         .into());
     }
-    let sources = if !options.files.is_empty() {
-        read_files(&options.files)?
+    let (sources, server_major) = if !options.files.is_empty() {
+        (read_files(&options.files)?, None)
     } else if options.all {
         let folder = MigrationsFolder::read_non_empty(&options.dir.resolve(&ctx.settings))?;
-        migration_sources(&folder, |_| true)?
+        (migration_sources(&folder, |_| true)?, None)
     } else {
-        pending_sources(ctx, &options.dir.resolve(&ctx.settings))?
+        let (sources, major) = pending_sources(ctx, &options.dir.resolve(&ctx.settings))?;
+        (sources, Some(major))
     };
+    let pg_version = options.pg_version.or(server_major);
     let mut ignore = HashSet::new();
     for id in &ctx.settings.config.lint.ignore {
         match Rule::from_id(id) {
@@ -103,7 +111,7 @@ pub fn run(ctx: &Context, options: &LintOptions) -> Result<Outcome, Failure> {
             ),
         }
     }
-    let (mut result, notes) = lint_sources(&sources, &ignore);
+    let (mut result, notes) = lint_sources_for(&sources, &ignore, pg_version);
     for note in notes {
         ctx.warn(WarningCode::UnknownLintRule, note);
     }
@@ -119,12 +127,26 @@ pub fn run(ctx: &Context, options: &LintOptions) -> Result<Outcome, Failure> {
 /// Lints `sources` in order, never reporting the rules in `ignore`. Returns the result and
 /// a note for every `-- pgward-ignore` naming an unknown rule.
 pub fn lint_sources(sources: &[LintSource], ignore: &HashSet<Rule>) -> (LintResult, Vec<String>) {
+    lint_sources_for(sources, ignore, None)
+}
+
+/// [`lint_sources`] for PostgreSQL `pg_version` (its rules whose danger depends on the
+/// major judge for it; `None`: the supported majors).
+pub fn lint_sources_for(
+    sources: &[LintSource],
+    ignore: &HashSet<Rule>,
+    pg_version: Option<u32>,
+) -> (LintResult, Vec<String>) {
     let parsed: Vec<Result<ParsedFile, source::ParseFailure>> = sources
         .par_iter()
         .map(|s| ParsedFile::parse(&s.text))
         .collect();
     let mut catalog = catalog::Catalog::default();
-    let mut result = LintResult::default();
+    catalog.pg_version = pg_version;
+    let mut result = LintResult {
+        pg_version,
+        ..Default::default()
+    };
     let mut notes = Vec::new();
     for (source, parsed) in sources.iter().zip(&parsed) {
         let file = match parsed {
@@ -266,10 +288,12 @@ pub(crate) fn migration_sources(
         .collect()
 }
 
-/// The folder's migrations, reporting only those the database has not applied.
-fn pending_sources(ctx: &Context, dir: &Path) -> Result<Vec<LintSource>, Error> {
+/// The folder's migrations, reporting only those the database has not applied, and the
+/// database's major.
+fn pending_sources(ctx: &Context, dir: &Path) -> Result<(Vec<LintSource>, u32), Error> {
     let folder = MigrationsFolder::read_non_empty(dir)?;
     let mut session = ctx.connect()?;
+    let major = u32::try_from(session.server_version_num / 10_000).unwrap_or_default();
     let schema = session.schema().to_string();
     let client = &mut session.client;
     let rows = history::read_rows_if_any(client, &schema)?;
@@ -278,7 +302,10 @@ fn pending_sources(ctx: &Context, dir: &Path) -> Result<Vec<LintSource>, Error> 
     if pending.is_empty() {
         pgward_shared::log::info("no pending migration to lint");
     }
-    migration_sources(&folder, |m| pending.contains(m.name.as_str()))
+    Ok((
+        migration_sources(&folder, |m| pending.contains(m.name.as_str()))?,
+        major,
+    ))
 }
 
 /// `users` as is; `"User"`, `"user"` (a reserved word) and `"a b"` quoted, so a name in a

@@ -116,8 +116,11 @@ impl FileLinter<'_> {
                 (AlterTableType::AtValidateConstraint, _) if existing => {
                     self.validate_constraint(index, &table, &cmd.name, at)
                 }
+                // Before 12 a valid check proves nothing to SET NOT NULL: it scans.
                 (AlterTableType::AtSetNotNull, _)
-                    if existing && !self.catalog.proves_not_null(&table, &cmd.name) =>
+                    if existing
+                        && (self.catalog.before(12)
+                            || !self.catalog.proves_not_null(&table, &cmd.name)) =>
                 {
                     self.set_not_null(index, &table, &cmd.name, at)
                 }
@@ -214,6 +217,21 @@ impl FileLinter<'_> {
                 )
             })
         };
+        // Before 11 every default, constant or not, is written into every existing row.
+        let constant_before_11 = per_row.is_none() && default.is_some() && self.catalog.before(11);
+        let why = if constant_before_11 {
+            "before PostgreSQL 11, ADD COLUMN writes its default, even a constant, into every existing row: PostgreSQL rewrites the whole table and rebuilds its indexes while holding ACCESS EXCLUSIVE, so no reads or writes until it is done"
+        } else {
+            "a value that differs per row is computed for every existing row, so PostgreSQL rewrites the whole table and rebuilds its indexes while holding ACCESS EXCLUSIVE: no reads or writes until it is done (stable defaults such as now() or CURRENT_TIMESTAMP are computed once and need no rewrite since PostgreSQL 11)"
+        };
+        let per_row = per_row.or_else(|| {
+            default.filter(|_| self.catalog.before(11)).map(|d| {
+                (
+                    "a default (before PostgreSQL 11 every default is written into every existing row)".to_string(),
+                    location(d.location).unwrap_or(column_at),
+                )
+            })
+        });
         if let Some((what, offset)) = per_row {
             self.hit(
                 Rule::AddColumnVolatileDefault,
@@ -222,7 +240,7 @@ impl FileLinter<'_> {
                 object.clone(),
                 format!("column {} is added to existing table {} with {what}", display_ident(name), display_ident(table)),
                 lock.clone(),
-                "a value that differs per row is computed for every existing row, so PostgreSQL rewrites the whole table and rebuilds its indexes while holding ACCESS EXCLUSIVE: no reads or writes until it is done (stable defaults such as now() or CURRENT_TIMESTAMP are computed once and need no rewrite since PostgreSQL 11)",
+                why,
                 format!("add the column without that default (nullable, or with a constant default), give new rows their value with `ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT ...` (no rewrite), and backfill the existing rows in batches", t = display_ident(table), c = display_ident(name)),
             );
         }
@@ -241,6 +259,18 @@ impl FileLinter<'_> {
     fn set_not_null(&mut self, index: usize, table: &str, column: &str, at: usize) {
         let (t, c) = (display_ident(table), display_ident(column));
         let check = display_ident(&format!("{column}_not_null"));
+        let why = if self.catalog.before(12) {
+            "PostgreSQL scans the whole table to prove there is no NULL, holding ACCESS EXCLUSIVE: no reads or writes on the table meanwhile; before PostgreSQL 12 it scans even when a valid CHECK (col IS NOT NULL) proves it"
+        } else {
+            "PostgreSQL scans the whole table to prove there is no NULL, holding ACCESS EXCLUSIVE: no reads or writes on the table meanwhile"
+        };
+        let fix = if self.catalog.before(12) {
+            format!("before PostgreSQL 12 there is no way around the scan: keep `ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({c} IS NOT NULL) NOT VALID;` and `VALIDATE CONSTRAINT` (the same guarantee without blocking writes) instead of SET NOT NULL, or run it in a quiet hour with a short lock_timeout")
+        } else if self.catalog.at_least(18) {
+            format!("`ALTER TABLE {t} ADD CONSTRAINT {check} NOT NULL {c} NOT VALID;` (PostgreSQL 18: no scan), then in a later migration `ALTER TABLE {t} VALIDATE CONSTRAINT {check};`, which scans without blocking writes and makes the column NOT NULL")
+        } else {
+            format!("`ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({c} IS NOT NULL) NOT VALID;`, then in a later migration `ALTER TABLE {t} VALIDATE CONSTRAINT {check};` (scans without blocking writes), then `ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;` which PostgreSQL 12 and newer do without a scan because the valid check proves it, and `ALTER TABLE {t} DROP CONSTRAINT {check};`")
+        };
         self.hit(
             Rule::SetNotNull,
             index,
@@ -248,8 +278,8 @@ impl FileLinter<'_> {
             Some(column_object(table, column)),
             format!("column {c} of existing table {t} is made NOT NULL"),
             Some(lock_on(Kind::SetNotNull, &t)),
-            "PostgreSQL scans the whole table to prove there is no NULL, holding ACCESS EXCLUSIVE: no reads or writes on the table meanwhile",
-            format!("`ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({c} IS NOT NULL) NOT VALID;`, then in a later migration `ALTER TABLE {t} VALIDATE CONSTRAINT {check};` (scans without blocking writes), then `ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;` which PostgreSQL 12 and newer do without a scan because the valid check proves it, and `ALTER TABLE {t} DROP CONSTRAINT {check};`"),
+            why,
+            fix,
         );
     }
 
