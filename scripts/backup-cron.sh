@@ -82,6 +82,9 @@ PGW_LOG_CONTEXT=$env
 pgw_result env "$(jq -n --arg e "$env" '$e')"
 pgw_need_tools backup report
 pgw_load_settings
+# No flag and no [env.ENV.retention]: the script's own default rules.
+[ ${#prune_args[@]} -gt 0 ] || [ -n "$(pgw_setting retention)" ] || prune_args=(--keep-last 7 --keep-days 14)
+[ -n "$force" ] && prune_args+=(--force)
 fleet=$(pgw_setting fleet)
 [ -z "$fleet" ] || pgw_fleet_backup_cron "$fleet"
 
@@ -97,9 +100,6 @@ verify_args=("$id" --from "$location")
 pgw_step verify backup verify "${verify_args[@]}"
 [ "$STEP_RC" = 0 ] || pgw_fail_step
 
-# No flag and no [env.ENV.retention]: the script's own default rules.
-[ ${#prune_args[@]} -gt 0 ] || [ -n "$(pgw_setting retention)" ] || prune_args=(--keep-last 7 --keep-days 14)
-[ -n "$force" ] && prune_args+=(--force)
 pgw_step prune backup prune "${prune_args[@]}"
 [ "$STEP_RC" = 0 ] || pgw_fail_step
 pgw_result pruned "$(pgw_jq -c '[(.result.deleted // [])[] | if type == "object" then .id else . end]')"

@@ -116,9 +116,8 @@ pgw_fleet_backup_cron() {
   pgw_step verify backup verify "${verify_args[@]}" --fleet "$fleet" --stop-after-failures never
   pgw_fleet_detail
   keep
-  local prune_args=(--from "$location" --keep-last "$keep_last" --keep-days "$keep_days")
-  [ -n "$force" ] && prune_args+=(--force)
-  pgw_step prune backup prune "${prune_args[@]}" --fleet "$fleet" --stop-after-failures never
+  # prune_args: backup-cron.sh's rules (flags, the environment's retention, or its default).
+  pgw_step prune backup prune --from "$location" "${prune_args[@]}" --fleet "$fleet" --stop-after-failures never
   pgw_fleet_detail
   keep
   pgw_result pruned "$(pgw_jq -c '[.result.targets[]? | {index, deleted: [(.result.deleted // [])[] | if type == "object" then .id else . end]}]')"

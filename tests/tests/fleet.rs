@@ -575,6 +575,9 @@ fn ctrl_c_mid_fleet_stops_starting_targets_and_reports_every_one() {
         })
         },
     );
+    // Both slow runs hold for 60 s: a second lets several progress lines (every 0.2 s)
+    // reach stderr before the interrupt, however soon the targets got there.
+    std::thread::sleep(Duration::from_secs(1));
     // SAFETY: kill(2) on the child this test started and has not reaped.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
     let out = wait_child(child);
@@ -740,6 +743,9 @@ fn every_format_shows_the_fleet_per_target_and_masks_passwords() {
 
     let text = status("text");
     assert_eq!(text.code, 4, "{text}");
+    insta::with_settings!({filters => pgward_tests::TEXT_FILTERS.to_vec()}, {
+        insta::assert_snapshot!("fleet_status_text", pgward_tests::text_view(&text));
+    });
     assert!(
         text.stdout
             .starts_with("pgward-migrate status over 3 target(s)"),
@@ -767,7 +773,7 @@ fn every_format_shows_the_fleet_per_target_and_masks_passwords() {
     );
     assert!(
         rendered.stdout.contains("#2  unreachable  exit 4")
-            && rendered.stdout.contains("error [CONNECTION_FAILED]"),
+            && rendered.stdout.contains("error[CONNECTION_FAILED]"),
         "the saved document renders as the fleet view too\n{rendered}"
     );
 

@@ -247,6 +247,31 @@ fn failed_backups_verifies_and_restores_show_the_error_and_its_hint() {
     );
     assert!(view.contains("error[BACKUP_"), "{view}");
 
+    // list of a location that is a file, and prune without a rule: the error alone.
+    let view = snapshot!(
+        "list_failed",
+        text("backup", &["list", "--from", path_str(&file)]),
+        7
+    );
+    assert!(
+        view.contains("error[") && view.contains("= hint: "),
+        "{view}"
+    );
+    let view = snapshot!(
+        "prune_without_rules",
+        text("backup", &["prune", "--from", to, "--database-url", &url]),
+        2
+    );
+    assert!(
+        view.contains("error[USAGE]") && view.contains("--keep-daily"),
+        "{view}"
+    );
+    assert_eq!(
+        backup_ids(folder.path()),
+        vec![id.clone()],
+        "nothing was pruned"
+    );
+
     // A non-empty target without --clean is refused before anything is touched.
     let view = snapshot!(
         "restore_refused",

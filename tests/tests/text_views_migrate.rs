@@ -189,6 +189,12 @@ fn new_and_seed() {
     let mut settings = settings();
     settings.add_filter(r"\b\d{14}_add_invoices", "[timestamp]_add_invoices");
     settings.bind(|| snapshot("new", &out, 0));
+    // A folder that is a file: the error and its hint, nothing created.
+    let file = dir.path().join("a-file");
+    write(dir.path(), "a-file", "x");
+    let out = migrate(&db, "new", pgward_tests::path_str(&file), &["add_invoices"]);
+    settings.bind(|| snapshot("new_failed", &out, 7));
+    assert_eq!(std::fs::read_to_string(&file).expect("the file"), "x");
 
     let seeds = temp_dir("text_views_seeds_");
     write(seeds.path(), "01_users.sql", INIT.1);

@@ -103,6 +103,23 @@ fn lint_findings_clean_and_parse_error() {
         &lint_fixtures(&["no-such-rule/bad.sql"], &[]),
         7,
     );
+    // Nothing to report: one line that says so.
+    let dir = temp_dir("text_views_clean_");
+    std::fs::write(
+        dir.path().join("clean.sql"),
+        "CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note text);\n",
+    )
+    .expect("the file is writable");
+    snapshot(
+        "lint_clean",
+        &run_in(
+            dir.path(),
+            "validate",
+            &["lint", "clean.sql", "--format", "text"],
+            &[],
+        ),
+        0,
+    );
 }
 
 /// The underline sits under exactly the offending text: the `^` run starts under the

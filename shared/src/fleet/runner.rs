@@ -243,6 +243,18 @@ fn fleet(
                     entry.error = Some(ErrorBody::from(&e));
                     failures += 1;
                     progress.add_items(1);
+                    // A run that could not even start counts for the stop rules as any
+                    // failed target does.
+                    if stopped.is_none() && !crate::interrupt::requested() {
+                        stopped =
+                            stop_reason(entry.canary, entry.index, failures, &plan.stop_after);
+                        if let Some(reason) = &stopped {
+                            crate::log::warn(&format!(
+                                "{reason}; waiting for the {} running",
+                                running.len()
+                            ));
+                        }
+                    }
                 }
             }
         }
@@ -257,6 +269,7 @@ fn fleet(
             }
         }
         std::thread::sleep(POLL);
+        let mut announce = false;
         let mut still = Vec::with_capacity(running.len());
         for mut r in running {
             match r.child.try_wait() {
@@ -285,24 +298,9 @@ fn fleet(
                                 .unwrap_or_default()
                         ));
                         if stopped.is_none() && !crate::interrupt::requested() {
-                            if entry.canary {
-                                stopped = Some(format!(
-                                    "canary target #{} failed: the targets after the canary were not started",
-                                    entry.index
-                                ));
-                            } else if let StopAfter::Failures(m) = plan.stop_after {
-                                if failures >= m {
-                                    stopped = Some(format!(
-                                        "{failures} target(s) failed (--stop-after-failures {m}): no new target was started"
-                                    ));
-                                }
-                            }
-                            if let Some(reason) = &stopped {
-                                crate::log::warn(&format!(
-                                    "{reason}; waiting for the {} running",
-                                    still.len()
-                                ));
-                            }
+                            stopped =
+                                stop_reason(entry.canary, entry.index, failures, &plan.stop_after);
+                            announce = stopped.is_some();
                         }
                     }
                 }
@@ -314,6 +312,12 @@ fn fleet(
             }
         }
         running = still;
+        if let Some(reason) = stopped.as_ref().filter(|_| announce) {
+            crate::log::warn(&format!(
+                "{reason}; waiting for the {} running",
+                running.len()
+            ));
+        }
         progress.set_note(format!(
             "{failures} failed, {} running{}",
             running.len(),
@@ -538,9 +542,39 @@ fn spawn(
     Ok((child, out, err))
 }
 
+/// Why the fleet stops starting targets after a failure of target `index` (the
+/// `failures`-th), if it does: a failed canary, or `--stop-after-failures` reached.
+fn stop_reason(
+    canary: bool,
+    index: usize,
+    failures: usize,
+    stop_after: &StopAfter,
+) -> Option<String> {
+    if canary {
+        return Some(format!(
+            "canary target #{index} failed: the targets after the canary were not started"
+        ));
+    }
+    match stop_after {
+        StopAfter::Failures(m) if failures >= *m => Some(format!(
+            "{failures} target(s) failed (--stop-after-failures {m}): no new target was started"
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_canary_or_the_mth_failure_stops_the_fleet_whatever_failed() {
+        // The same rule for a run that failed and one that could not be started.
+        assert!(stop_reason(true, 2, 1, &StopAfter::Never).is_some_and(|r| r.contains("#2")));
+        assert!(stop_reason(false, 5, 2, &StopAfter::Failures(2)).is_some());
+        assert_eq!(stop_reason(false, 5, 1, &StopAfter::Failures(2)), None);
+        assert_eq!(stop_reason(false, 5, 40, &StopAfter::Never), None);
+    }
 
     fn os(args: &[&str]) -> Vec<OsString> {
         args.iter().map(OsString::from).collect()

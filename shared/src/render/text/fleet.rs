@@ -92,7 +92,9 @@ pub(super) fn render(e: &Envelope, style: TextStyle) -> Option<String> {
         ));
         let detail = crate::render::fleet::detail(t);
         if let Some(line) = detail.lines().next().filter(|l| !l.is_empty()) {
-            out.push_str(&format!("      {}\n", shorten(line, DETAIL_CHARS)));
+            // Cut, then wrapped to the width of every view's prose.
+            let detail = super::lines::wrap(&shorten(line, DETAIL_CHARS), 6, 6);
+            out.push_str(&format!("      {detail}\n"));
         }
     }
     if targets.len() > MAX_LINES {
@@ -102,10 +104,8 @@ pub(super) fn render(e: &Envelope, style: TextStyle) -> Option<String> {
         ));
     }
     if let Some(err) = &e.error {
-        out.push_str(&format!(
-            "\nerror [{}]: {}\nhint: {}\n",
-            err.code, err.message, err.hint
-        ));
+        out.push('\n');
+        out.push_str(&super::lines::error_block(err, style));
     }
     Some(out.trim_end().to_string())
 }
