@@ -22,6 +22,8 @@
 # backup_large_objects), which
 # pgward refuses with that psql, as it must.
 
+# Every run names --workspace, as the full suite's does, so the test binaries it built
+# are reused (with -p, cargo resolves other features and builds them all again).
 pgw_pg_matrix() {
   local major=$1 started=$SECONDS skip=()
   echo "== tests on PostgreSQL $major (PGWARD_TEST_PG=$major)" >&2
@@ -31,20 +33,20 @@ pgw_pg_matrix() {
     echo "== PostgreSQL 16: not run (its client programs lack TLS and restricted mode): ${skip[*]}" >&2
   fi
   export PGWARD_TEST_PG=$major
-  cargo test --locked -p pgward-tests --test pg_versions -- this_major_
-  cargo test --locked -p pgward-tests --test migrate_deploy -- rollback_ status
-  cargo test --locked -p pgward-tests --test validate_drift -- \
+  cargo test --locked --workspace --test pg_versions -- this_major_
+  cargo test --locked --workspace --test migrate_deploy -- rollback_ status
+  cargo test --locked --workspace --test validate_drift -- \
     corpus_langfuse_has_no_drift added_column changed_column dropped_index added_check \
     changed_foreign_key changed_view changed_function added_enum_value changed_sequence \
     added_trigger created_extension
-  cargo test --locked -p pgward-tests --test report -- health
-  cargo test --locked -p pgward-tests --test backup_restore -- \
+  cargo test --locked --workspace --test report -- health
+  cargo test --locked --workspace --test backup_restore -- \
     a_rich_database_round_trips a_sql_format_backup_restores "${skip[@]}"
-  cargo test --locked -p pgward-tests --test backup_large_objects -- \
+  cargo test --locked --workspace --test backup_large_objects -- \
     large_objects_round_trip_with_owners a_sql_format_backup_carries "${skip[@]}"
-  cargo test --locked -p pgward-tests --test tls -- "${skip[@]}"
-  cargo test --locked -p pgward-validate --test lock_table
-  cargo test --locked -p pgward-tests --test lint_versions -- the_default_mode
+  cargo test --locked --workspace --test tls -- "${skip[@]}"
+  cargo test --locked --workspace --test lock_table
+  cargo test --locked --workspace --test lint_versions -- the_default_mode
   unset PGWARD_TEST_PG
   echo "== PostgreSQL $major: $((SECONDS - started)) s" >&2
 }
