@@ -813,7 +813,7 @@ fn text_format_prints_a_human_summary() {
         out.stdout.starts_with("error[MIGRATIONS_DIR_MISSING]: "),
         "{out}"
     );
-    assert!(out.stdout.contains("\n = hint: "), "{out}");
+    assert!(out.stdout.contains("\n  = hint: "), "{out}");
 }
 
 #[test]
