@@ -311,3 +311,50 @@ pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> 
 pub fn next_second() {
     std::thread::sleep(Duration::from_millis(1100));
 }
+
+/// Runs `pgward-<tool> ARGS` in `dir` (the test's own when `None`) with a pty as stdin,
+/// stdout and stderr (`script`, util-linux), as a person at a 120-column terminal does;
+/// returns its exit code and everything the terminal received.
+pub fn on_a_terminal(
+    dir: Option<&Path>,
+    tool: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (i32, String) {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut line = quote(&bin(tool).to_string_lossy());
+    for a in args {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    let mut command = Command::new("script");
+    command
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env_clear()
+        .env("TERM", "xterm")
+        .env("COLUMNS", "120")
+        .env("LINES", "40")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    for key in ["PATH", "HOME"] {
+        if let Some(value) = std::env::var_os(key) {
+            command.env(key, value);
+        }
+    }
+    let out = command.output().expect("script (util-linux) runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// [`on_a_terminal`] in the test's folder, which must succeed; what the terminal received.
+pub fn on_a_terminal_ok(tool: &str, args: &[&str], envs: &[(&str, &str)]) -> String {
+    let (code, text) = on_a_terminal(None, tool, args, envs);
+    assert_eq!(code, 0, "pgward-{tool} on a terminal: {text}");
+    text
+}

@@ -5,11 +5,10 @@
 //! keeps its one JSON document either way.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use pgward_tests::{bin, cluster, path_str, run, run_in, temp_dir, Output, TestDb};
+use pgward_tests::{cluster, on_a_terminal_ok, path_str, run, run_in, temp_dir, Output, TestDb};
 use serde_json::Value;
 
 /// Rows of the big table: enough that a debug build's backup takes a few seconds.
@@ -300,7 +299,7 @@ fn drift_logs_how_many_migrations_it_replayed() {
     assert!(last > 0, "{lines:?}");
 
     // On a terminal: a bar, `replay [=====>    ] 12/30 migrations 9.8/s ETA 2s`.
-    let text = on_a_terminal(
+    let text = on_a_terminal_ok(
         "validate",
         &["drift", "--dir", path_str(&migrations), &url[0], &url[1]],
         &[("NO_COLOR", "1")],
@@ -316,39 +315,6 @@ fn drift_logs_how_many_migrations_it_replayed() {
     assert!(!text.contains(" INFO  replay: "), "{text}");
 }
 
-/// Runs `pgward-TOOL ARGS` with a pty as stdin, stdout and stderr (`script`), the way a
-/// person at a terminal does; returns everything the terminal received.
-fn on_a_terminal(tool: &str, args: &[&str], envs: &[(&str, &str)]) -> String {
-    let mut line = shell_quote(path_str(&bin(tool)));
-    for a in args {
-        line.push(' ');
-        line.push_str(&shell_quote(a));
-    }
-    let mut command = Command::new("script");
-    command
-        .args(["-q", "-e", "-c", &line, "/dev/null"])
-        .env_clear()
-        .env("TERM", "xterm")
-        .env("COLUMNS", "120")
-        .env("LINES", "40")
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit());
-    for key in ["PATH", "HOME"] {
-        if let Some(value) = std::env::var_os(key) {
-            command.env(key, value);
-        }
-    }
-    let out = command.output().expect("script (util-linux) runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{:?}: {text}", out.status);
-    text
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 #[test]
 fn on_a_terminal_backup_and_restore_show_a_bar_with_bytes_rows_rate_and_eta() {
     let big = big();
@@ -357,7 +323,7 @@ fn on_a_terminal_backup_and_restore_show_a_bar_with_bytes_rows_rate_and_eta() {
     let mut envs = cluster().pg_tools_env().to_vec();
     envs.push(FAST);
     envs.push(("NO_COLOR", "1"));
-    let text = on_a_terminal(
+    let text = on_a_terminal_ok(
         "backup",
         &[
             "backup",
@@ -388,7 +354,7 @@ fn on_a_terminal_backup_and_restore_show_a_bar_with_bytes_rows_rate_and_eta() {
     let target = cluster().vacant_database();
     let backup = format!("{}/{id}", path_str(to.path()));
     let args = restore_args(&backup, &url, &target.name);
-    let text = on_a_terminal("restore", &args, &envs);
+    let text = on_a_terminal_ok("restore", &args, &envs);
     assert!(text.contains("verify ["), "{text}");
     assert_bar(&text, "restore");
 }

@@ -7,11 +7,10 @@
 //! a pipe.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use pgward_tests::{
-    bin, cluster, path_str, redact_temp_paths, run, temp_dir, text_view, Output, TestDb,
-    TEXT_FILTERS,
+    cluster, on_a_terminal_ok, path_str, redact_temp_paths, run, temp_dir, text_view, Output,
+    TestDb, TEXT_FILTERS,
 };
 
 /// A database of twelve tables (`public.t01` .. `public.t12`, table N with N × 250 rows),
@@ -365,35 +364,6 @@ fn failed_backups_verifies_and_restores_show_the_error_and_its_hint() {
     assert!(view.contains("error[BACKUP_CORRUPT]"), "{view}");
 }
 
-/// Runs `pgward-TOOL ARGS` with a pty as stdin, stdout and stderr (`script`); returns what
-/// the terminal received.
-fn on_a_terminal(tool: &str, args: &[&str], envs: &[(&str, &str)]) -> String {
-    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-    let mut line = quote(path_str(&bin(tool)));
-    for a in args {
-        line.push(' ');
-        line.push_str(&quote(a));
-    }
-    let mut command = Command::new("script");
-    command
-        .args(["-q", "-e", "-c", &line, "/dev/null"])
-        .env_clear()
-        .env("TERM", "xterm")
-        .env("COLUMNS", "120")
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit());
-    for key in ["PATH", "HOME"] {
-        if let Some(value) = std::env::var_os(key) {
-            command.env(key, value);
-        }
-    }
-    let out = command.output().expect("script (util-linux) runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{:?}: {text}", out.status);
-    text
-}
-
 #[test]
 fn a_table_view_has_colour_on_a_terminal_and_none_with_no_color_or_on_a_pipe() {
     let db = twelve_tables();
@@ -404,7 +374,7 @@ fn a_table_view_has_colour_on_a_terminal_and_none_with_no_color_or_on_a_pipe() {
     text("backup", &["verify", &id, "--from", to]).assert_code(0);
     let args = ["list", "--from", to, "--format", "text"];
 
-    let terminal = on_a_terminal("backup", &args, &[]);
+    let terminal = on_a_terminal_ok("backup", &args, &[]);
     // The header bold, the verified backup's row green.
     assert!(
         terminal.contains("\u{1b}[1m"),
@@ -419,7 +389,7 @@ fn a_table_view_has_colour_on_a_terminal_and_none_with_no_color_or_on_a_pipe() {
         "the verified row is not green: {row:?}"
     );
 
-    let no_color = on_a_terminal("backup", &args, &[("NO_COLOR", "1")]);
+    let no_color = on_a_terminal_ok("backup", &args, &[("NO_COLOR", "1")]);
     assert!(
         !no_color.contains('\u{1b}'),
         "colour despite NO_COLOR:\n{no_color}"

@@ -8,10 +8,10 @@
 //! reviewed change locally.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use pgward_tests::{
-    bin, cluster, path_str, redact_temp_paths, run, run_in, temp_dir, Migrations, Output, TestDb,
+    cluster, on_a_terminal, path_str, redact_temp_paths, run, run_in, temp_dir, Migrations, Output,
+    TestDb,
 };
 
 fn settings() -> insta::Settings {
@@ -205,33 +205,6 @@ fn lint_underlines_the_offending_text_of_the_source_line() {
     );
 }
 
-/// Runs `pgward-validate ARGS` in `dir` with a pty as stdin, stdout and stderr (`script`,
-/// util-linux), as a person at a terminal does; returns what the terminal received.
-fn on_a_terminal(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
-    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-    let mut line = quote(path_str(&bin("validate")));
-    for a in args {
-        line.push(' ');
-        line.push_str(&quote(a));
-    }
-    let mut command = Command::new("script");
-    command
-        .args(["-q", "-e", "-c", &line, "/dev/null"])
-        .current_dir(dir)
-        .env_clear()
-        .env("TERM", "xterm")
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit());
-    for key in ["PATH", "HOME"] {
-        if let Some(value) = std::env::var_os(key) {
-            command.env(key, value);
-        }
-    }
-    let out = command.output().expect("script (util-linux) runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn lint_is_coloured_on_a_terminal_only_and_never_with_no_color() {
     let fixtures = pgward_tests::fixtures_dir().join("lint/rules");
@@ -242,7 +215,7 @@ fn lint_is_coloured_on_a_terminal_only_and_never_with_no_color() {
         "text",
         "--quiet",
     ];
-    let coloured = on_a_terminal(&fixtures, &args, &[]);
+    let (_, coloured) = on_a_terminal(Some(&fixtures), "validate", &args, &[]);
     assert!(
         coloured.contains("error[create-index-not-concurrently]")
             || coloured.contains("create-index-not-concurrently"),
@@ -252,14 +225,14 @@ fn lint_is_coloured_on_a_terminal_only_and_never_with_no_color() {
         coloured.contains("\u{1b}["),
         "a terminal gets colour\n{coloured:?}"
     );
-    let plain = on_a_terminal(&fixtures, &args, &[("NO_COLOR", "1")]);
+    let (_, plain) = on_a_terminal(Some(&fixtures), "validate", &args, &[("NO_COLOR", "1")]);
     assert!(
         plain.contains("error[create-index-not-concurrently]: index"),
         "{plain}"
     );
     assert!(!plain.contains('\u{1b}'), "NO_COLOR: no escapes\n{plain:?}");
     // An empty NO_COLOR does not count (no-color.org).
-    let empty = on_a_terminal(&fixtures, &args, &[("NO_COLOR", "")]);
+    let (_, empty) = on_a_terminal(Some(&fixtures), "validate", &args, &[("NO_COLOR", "")]);
     assert!(empty.contains("\u{1b}["), "{empty:?}");
     let piped = lint_fixtures(&args[1..2], &[]);
     piped.assert_code(1);
