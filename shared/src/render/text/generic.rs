@@ -1,10 +1,12 @@
 //! The generic text view: any envelope as a plain summary (its result's fields as lines),
 //! for the commands that have no designed view of their own.
 
+use super::TextStyle;
 use crate::output::Envelope;
 
-/// The generic human summary of an envelope.
-pub(super) fn render_generic(e: &Envelope) -> String {
+/// The generic human summary of an envelope, ending in the warnings and error block every
+/// view shares ([`super::lines::warnings_and_error`]).
+pub(super) fn render_generic(e: &Envelope, style: TextStyle) -> String {
     let mut out = format!(
         "pgward-{} {}: {} (exit {}, {} ms)\n",
         e.tool,
@@ -22,15 +24,7 @@ pub(super) fn render_generic(e: &Envelope) -> String {
     if !e.result.is_null() {
         render_value(&mut out, &e.result, 0);
     }
-    for w in &e.warnings {
-        out.push_str(&format!("warning [{}]: {}\n", w.code, w.message));
-    }
-    if let Some(err) = &e.error {
-        out.push_str(&format!(
-            "error [{}]: {}\nhint: {}\n",
-            err.code, err.message, err.hint
-        ));
-    }
+    out.push_str(&super::lines::warnings_and_error(e, style));
     out.trim_end().to_string()
 }
 
@@ -84,5 +78,33 @@ fn scalar(v: &serde_json::Value) -> String {
         serde_json::Value::Null => "-".into(),
         serde_json::Value::Array(a) if a.is_empty() => "none".into(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_without_a_view_ends_in_the_same_warnings_and_error_block() {
+        let e = crate::render::parse_document(
+            r#"{"tool": "migrate", "command": "someday", "ok": false, "exit_code": 2,
+                "result": {"files": 3},
+                "warnings": [{"code": "LOCK_OVER_BUDGET", "message": "held too long"}],
+                "error": {"code": "USAGE", "message": "no such thing", "hint": "ask for help"}}"#,
+        )
+        .expect("a document");
+        let text = render_generic(&e, TextStyle::PLAIN);
+        assert!(
+            text.starts_with("pgward-migrate someday: FAILED (exit 2"),
+            "{text}"
+        );
+        assert!(text.contains("files: 3\n"), "{text}");
+        assert!(
+            text.ends_with(
+                "warning[LOCK_OVER_BUDGET]: held too long\n\nerror[USAGE]: no such thing\n  = hint: ask for help"
+            ),
+            "{text}"
+        );
     }
 }

@@ -50,7 +50,7 @@ pub fn render_text(e: &Envelope) -> String {
 /// The human view of an envelope in `style`: the command's designed view when it has one
 /// and its result reads as the command's type, else the generic summary.
 pub fn render_text_styled(e: &Envelope, style: TextStyle) -> String {
-    designed_view(e, style).unwrap_or_else(|| generic::render_generic(e))
+    designed_view(e, style).unwrap_or_else(|| generic::render_generic(e, style))
 }
 
 /// The designed view of `e`'s command, when it has one (one arm per command).
