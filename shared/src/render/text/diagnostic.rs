@@ -8,7 +8,6 @@ use annotate_snippets::{AnnotationKind, Group, Level, Origin, Renderer, Snippet}
 
 use super::TextStyle;
 use crate::findings::{Finding, Severity, Totals};
-use crate::output::Envelope;
 
 /// The renderer for `style`: styled (ANSI) on a terminal, plain otherwise.
 fn renderer(style: TextStyle) -> Renderer {
@@ -24,33 +23,6 @@ fn render(groups: &[Group<'_>], style: TextStyle) -> String {
     let mut out = renderer(style).render(groups);
     out.push('\n');
     out
-}
-
-/// `error[CODE]: message` with `= hint: …` (and nothing when `e` did not fail): the one
-/// error block of every text view ([`super::lines::error_block`]).
-pub(super) fn error_block(e: &Envelope, style: TextStyle) -> String {
-    e.error
-        .as_ref()
-        .map(|err| super::lines::error_block(err, style))
-        .unwrap_or_default()
-}
-
-/// `warning[CODE]: message`, one per warning of `e` whose code is not in `shown` (the
-/// ones the view already told in its own words).
-pub(super) fn warnings(e: &Envelope, shown: &[&str], style: TextStyle) -> String {
-    let groups: Vec<Group<'_>> = e
-        .warnings
-        .iter()
-        .filter(|w| !shown.contains(&w.code.as_str()))
-        .map(|w| Group::with_title(Level::WARNING.primary_title(&w.message).id(&w.code)))
-        .collect();
-    if groups.is_empty() {
-        return String::new();
-    }
-    groups
-        .iter()
-        .map(|g| render(std::slice::from_ref(g), style))
-        .collect()
 }
 
 /// One finding as a diagnostic: `error[rule]: message`, where it is (`--> file:line:col`

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
 use super::TextStyle;
-use crate::output::{Envelope, ErrorBody};
+use crate::output::{Envelope, ErrorBody, Warning};
 
 /// `text` in `paint` when `style` has colour; plain otherwise.
 pub(crate) fn paint(style: TextStyle, paint: anstyle::Style, text: &str) -> String {
@@ -90,7 +90,22 @@ pub(crate) fn warnings_and_error(e: &Envelope, style: TextStyle) -> String {
     if !e.warnings.is_empty() {
         out.push('\n');
     }
-    for w in &e.warnings {
+    out.push_str(&warning_lines(&e.warnings, &[], style));
+    if let Some(err) = &e.error {
+        out.push('\n');
+        out.push_str(&error_block(err, style));
+    }
+    out
+}
+
+/// `warning[CODE]: message`, one a line (wrapped, continuation lines indented), for each
+/// of `warnings` whose code is not in `shown` (those a view already told in its own words).
+pub(crate) fn warning_lines(warnings: &[Warning], shown: &[&str], style: TextStyle) -> String {
+    let mut out = String::new();
+    for w in warnings
+        .iter()
+        .filter(|w| !shown.contains(&w.code.as_str()))
+    {
         let head = paint(
             style,
             coloured(anstyle::AnsiColor::Yellow),
@@ -98,10 +113,6 @@ pub(crate) fn warnings_and_error(e: &Envelope, style: TextStyle) -> String {
         );
         let lead = format!("warning[{}]: ", w.code).chars().count();
         out.push_str(&format!("{head}: {}\n", wrap(&w.message, lead, 4)));
-    }
-    if let Some(err) = &e.error {
-        out.push('\n');
-        out.push_str(&error_block(err, style));
     }
     out
 }

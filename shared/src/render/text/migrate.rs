@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use comfy_table::{presets, Table};
 use serde::de::DeserializeOwned;
 
-use super::diagnostic::{error_block, plural, warnings};
+use super::diagnostic::plural;
+use super::lines::{error_block, warning_lines};
 use super::TextStyle;
 use crate::codes::WarningCode;
 use crate::migrations::engine::RunMode;
@@ -64,7 +65,11 @@ pub(super) fn view(e: &Envelope, style: TextStyle) -> Option<String> {
 /// `body`, then the warnings not already told, then the error.
 pub(super) fn finish(body: String, e: &Envelope, shown: &[&str], style: TextStyle) -> String {
     let mut out = body;
-    for block in [warnings(e, shown, style), error_block(e, style)] {
+    let error = e.error.as_ref().map(|err| error_block(err, style));
+    for block in [
+        warning_lines(&e.warnings, shown, style),
+        error.unwrap_or_default(),
+    ] {
         if block.is_empty() {
             continue;
         }
