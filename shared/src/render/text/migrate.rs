@@ -6,11 +6,11 @@
 //! result.
 
 use chrono::{DateTime, Utc};
-use comfy_table::{presets, Table};
 use serde::de::DeserializeOwned;
 
 use super::diagnostic::plural;
 use super::lines::{error_block, warning_lines};
+use super::table::columns;
 use super::TextStyle;
 use crate::codes::WarningCode;
 use crate::migrations::engine::RunMode;
@@ -94,25 +94,6 @@ pub(super) fn database(e: &Envelope) -> String {
         Some(t) => format!("{}@{}:{}", t.database, t.host, t.port),
         None => "the database".into(),
     }
-}
-
-/// Rows as aligned columns, each line indented by two spaces, without trailing blanks.
-pub(super) fn columns(rows: Vec<Vec<String>>) -> String {
-    let mut table = Table::new();
-    table.load_preset(presets::NOTHING);
-    for row in rows {
-        table.add_row(row);
-    }
-    for column in table.column_iter_mut() {
-        column.set_padding((0, 2));
-    }
-    let mut out = String::new();
-    for line in table.lines() {
-        out.push_str("  ");
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 fn when(at: Option<DateTime<Utc>>) -> String {

@@ -104,6 +104,26 @@ impl TextTable {
     }
 }
 
+/// Rows as aligned columns without a header (a list laid out in columns: every cell left
+/// aligned, two spaces between columns), each line indented by two spaces, without trailing blanks.
+pub(crate) fn columns(rows: Vec<Vec<String>>) -> String {
+    let mut table = Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    for row in rows {
+        table.add_row(row);
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    let mut out = String::new();
+    for line in table.lines() {
+        out.push_str("  ");
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 fn alignment(align: Align) -> CellAlignment {
     match align {
         Align::Left => CellAlignment::Left,

@@ -6,7 +6,8 @@
 use serde::de::DeserializeOwned;
 
 use super::diagnostic::{finding, plural, totals_words};
-use super::migrate::{columns, database, finish};
+use super::migrate::{database, finish};
+use super::table::columns;
 use super::TextStyle;
 use crate::findings::{
     Change, CheckStatus, DataResult, DriftResult, Finding, LintResult, PreflightResult,
