@@ -91,11 +91,11 @@ fleet=$(pgw_setting fleet)
 pgw_step backup backup backup "${backup_args[@]}"
 [ "$STEP_RC" = 0 ] || pgw_fail_step
 id=$(pgw_jq .result.id)
-location=$(pgw_jq .result.location)
-pgw_result backup "$(pgw_jq -c '.result | {id, location, size_bytes, rows, tables: (.tables | length)}')"
+pgw_result backup "$(pgw_jq -c '.result | {id, location, size_bytes, rows, tables: (.tables | length), copies: [(.copies // [])[] | .location]}')"
 pgw_detail '"backup \(.result.id) at \(.result.location): \(.result.rows) rows, \(.result.size_bytes) bytes"'
 
-verify_args=("$id" --from "$location")
+# Every location of the environment's `backups`: each copy is checked.
+verify_args=("$id")
 [ -n "$deep" ] && verify_args+=(--deep)
 pgw_step verify backup verify "${verify_args[@]}"
 [ "$STEP_RC" = 0 ] || pgw_fail_step

@@ -151,17 +151,18 @@ take_backup() {
   [ "$STEP_RC" = 0 ] || pgw_fail_step
   backup_id=$(pgw_jq .result.id)
   backup_location=$(pgw_jq .result.location)
-  pgw_result backup "$(pgw_jq -c '.result | {id, location, size_bytes, rows}')"
+  pgw_result backup "$(pgw_jq -c '.result | {id, location, size_bytes, rows, copies: [(.copies // [])[] | .location]}')"
   pgw_log "backup $backup_id at $backup_location"
-  PGW_INTERRUPT_HINT="migrations applied before the interrupt stay applied; to go back to the state before this run: pgward-restore --env $env --from $backup_location/$backup_id --clean"
-  pgw_step verify backup verify "$backup_id" --from "$backup_location"
+  PGW_INTERRUPT_HINT="migrations applied before the interrupt stay applied; to go back to the state before this run: pgward-restore --env $env --from $backup_id --clean"
+  # Every location of the environment's backups: each copy is checked.
+  pgw_step verify backup verify "$backup_id"
   [ "$STEP_RC" = 0 ] || pgw_fail_step
 }
 
 # The command that puts the database back as it was before this run, for a person to
 # paste (quoted for the shell where a path needs it).
 restore_command() {
-  printf 'pgward-restore --env %q --from %q --clean --create' "$env" "$backup_location/$backup_id"
+  printf 'pgward-restore --env %q --from %q --clean --create' "$env" "$backup_id"
 }
 
 # After a deploy that failed without committing anything of the failing migration: no
@@ -218,7 +219,7 @@ restore_or_stop() {
       | .details.restored = false | .details.restore_command = $cmd' <<<"$failed_error")"
   fi
   pgw_log_error "[$failed_step] $why: restoring backup $backup_id, taken before this deploy ($([ "${3:-}" = restore ] && echo 'on_unhealthy = "restore"' || echo 'auto_restore = true'))"
-  local flags=(--from "$backup_location/$backup_id" --clean)
+  local flags=(--from "$backup_id" --clean)
   [ -n "$force" ] && flags+=(--force)
   pgw_step restore restore restore "${flags[@]}"
   if [ "$STEP_RC" != 0 ]; then

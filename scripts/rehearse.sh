@@ -150,16 +150,19 @@ rehearsal_step() {
 
 # --- the backup -------------------------------------------------------------------------
 if [ -z "$from" ]; then
-  location=$(pgw_setting backups)
-  [ -n "$location" ] || pgw_fail 2 USAGE "the environment $env sets no backups location, and no --from was given" \
+  [ -n "$(pgw_setting backups)" ] || pgw_fail 2 USAGE "the environment $env sets no backups location, and no --from was given" \
     "pass --from LOCATION/ID, or set backups in [env.$env] of pgward.toml"
-  pgw_step backups backup list --from "$location"
+  # Every location of the environment's backups; each backup is read from the first
+  # that holds a complete copy of it.
+  pgw_step backups backup list
   [ "$STEP_RC" = 0 ] || pgw_fail_step
   id=$(pgw_jq '[.result.backups[] | select(.verified and .env == $env and ($db == "" or .database == $db))][0].id // empty' \
     --arg env "$env" --arg db "$env_db")
   [ -n "$id" ] || pgw_fail 1 NO_VERIFIED_BACKUP \
-    "no verified backup of $env${env_db:+ (database $env_db)} in $location: the rehearsal restores the newest verified one" \
+    "no verified backup of $env${env_db:+ (database $env_db)} in $(jq -r '.result.backups // [] | join(", ")' "$PGW_SETTINGS"): the rehearsal restores the newest verified one" \
     "take and verify one (scripts/backup-cron.sh $env, or pgward-backup --env $env then pgward-backup verify ID --env $env), or pass --from LOCATION/ID"
+  location=$(pgw_jq '.result.backups[] | select(.id == $id) | (.copies[0].location // $fallback)' \
+    --arg id "$id" --arg fallback "$(pgw_jq .result.location)")
   from="$location/$id"
   pgw_result backup "$(pgw_jq '.result.backups[] | select(.id == $id) | {id, location: $l, created_at, migration_head, size_bytes}' \
     -c --arg id "$id" --arg l "$location")"

@@ -1,9 +1,12 @@
-//! The four commands of pgward-backup as plain functions over a [`Context`]: backup, list,
-//! verify, prune.
+//! The commands of pgward-backup as plain functions over a [`Context`]: backup, list,
+//! verify, prune, copy.
 
 use pgward_shared::archive::inventory;
 use pgward_shared::archive::prune::{prune, PruneRules};
-use pgward_shared::archive::results::{BackupPlan, PlannedTable};
+use pgward_shared::archive::results::{
+    BackupPlan, CopyResult, PlannedTable, VerifiedCopy, VerifyResult,
+};
+use pgward_shared::archive::sources::source_in_use;
 use pgward_shared::archive::verify;
 use pgward_shared::archive::write::{dump, DumpOptions};
 use pgward_shared::codes::WarningCode;
@@ -11,12 +14,14 @@ use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::retention::Retention;
-use pgward_shared::storage::{open_storage, S3Options};
+use pgward_shared::storage::{
+    copy_backup, open_storage, replicate, BackupCopy, S3Options, Storage,
+};
 
 /// `backup`.
 pub fn backup(
     ctx: &Context,
-    to: Option<&str>,
+    to: &[String],
     args: &S3Options,
     options: &DumpOptions,
     dry_run: bool,
@@ -51,7 +56,13 @@ pub fn backup(
         env: ctx.settings.env_name.clone(),
         ..options.clone()
     };
-    let (result, _) = dump(&db, storage.as_ref(), &options)?;
+    let (mut result, _) = dump(&db, &storage, &options)?;
+    // The other locations get their copies once the first is complete.
+    let (copies, copied) = replicate(&storage, &result.id, options.jobs);
+    result.copies.extend(copies);
+    if let Err(e) = copied {
+        return Err(Failure::with_result(e, &result));
+    }
     if result.large_objects.excluded && result.large_objects.count > 0 {
         ctx.warn(
             WarningCode::LargeObjectsExcluded,
@@ -69,9 +80,10 @@ pub fn backup(
 }
 
 /// `list`.
-pub fn list(ctx: &Context, from: Option<&str>, args: &S3Options) -> Result<Outcome, Failure> {
+pub fn list(ctx: &Context, from: &[String], args: &S3Options) -> Result<Outcome, Failure> {
     let storage = open_storage(ctx, from, args)?;
-    let result = inventory::list(storage.as_ref())?;
+    let result = inventory::list(&storage)?;
+    ctx.warn_all(storage.unavailable_warnings());
     ctx.warn_all(inventory::listing_warnings(
         &result.incomplete,
         &result.damaged,
@@ -79,18 +91,161 @@ pub fn list(ctx: &Context, from: Option<&str>, args: &S3Options) -> Result<Outco
     Ok(Outcome::ok(result))
 }
 
-/// `verify`: the archive's verification of backup `id`, recorded in its `verified.json`.
+/// `verify`: the archive's verification of backup `id`, recorded in its `verified.json`;
+/// with several locations, of each location's copy on its own.
 pub fn verify(
     ctx: &Context,
-    from: Option<&str>,
+    from: &[String],
     id: &str,
     deep: bool,
     jobs: usize,
     args: &S3Options,
 ) -> Result<Outcome, Failure> {
     let storage = open_storage(ctx, from, args)?;
-    ctx.audit_location(&storage.location());
-    verify::verify_backup(ctx, storage.as_ref(), id, deep, jobs).map(Outcome::ok)
+    for location in storage.locations() {
+        ctx.audit_location(&location);
+    }
+    if storage.len() == 1 && storage.unopened().is_empty() {
+        let mut result = verify::verify_backup(ctx, &storage, id, deep, jobs)?;
+        result.copies = vec![VerifiedCopy {
+            location: storage.location(),
+            verified: true,
+            problem: None,
+        }];
+        return Ok(Outcome::ok(result));
+    }
+    // The backup is chosen once, among every location's, then each copy is checked.
+    let id = inventory::resolve_id(&storage, id, source_in_use(ctx))?;
+    ctx.warn_all(storage.unavailable_warnings());
+    let held_in = storage
+        .holders(&id)
+        .first()
+        .map(|h| h.location())
+        .unwrap_or_else(|| storage.location());
+    let mut checked: Option<VerifyResult> = None;
+    let mut copies = Vec::new();
+    let mut failure: Option<Failure> = None;
+    for member in storage.members() {
+        let location = member.location();
+        let outcome = match member.list() {
+            Err(e) => Err(Failure::from(e)),
+            Ok(ids) if !ids.contains(&id) => Err(Failure::from(Error::BackupCopyMissing {
+                id: id.clone(),
+                location: location.clone(),
+                held_in: held_in.clone(),
+            })),
+            // --deep restores one copy: the first that passes the file checks.
+            Ok(_) => verify::verify_backup(ctx, member, &id, deep && checked.is_none(), jobs),
+        };
+        match outcome {
+            Ok(result) => {
+                copies.push(VerifiedCopy {
+                    location,
+                    verified: true,
+                    problem: None,
+                });
+                checked.get_or_insert(result);
+            }
+            Err(f) => {
+                pgward_shared::log::error(&format!("the copy in {location}: {}", f.error));
+                copies.push(VerifiedCopy {
+                    location,
+                    verified: false,
+                    problem: Some(f.error.to_string()),
+                });
+                failure.get_or_insert(f);
+            }
+        }
+    }
+    for (location, why) in storage.unopened() {
+        pgward_shared::log::error(&format!("the copy in {location}: {why}"));
+        copies.push(VerifiedCopy {
+            location: location.clone(),
+            verified: false,
+            problem: Some(why.clone()),
+        });
+        failure.get_or_insert(Failure::from(Error::Storage {
+            location: location.clone(),
+            action: "open the backup location".into(),
+            s3_code: None,
+            reason: why.clone(),
+        }));
+    }
+    let mut result = checked.unwrap_or(VerifyResult {
+        id,
+        files: Vec::new(),
+        deep,
+        restore: None,
+        copies: Vec::new(),
+    });
+    result.copies = copies;
+    match failure {
+        Some(f) => Err(Failure::with_result(*f.error, &result)),
+        None => Ok(Outcome::ok(result)),
+    }
+}
+
+/// `copy`: backup `id` (or `latest`), complete in the `--from` locations, copied to each
+/// `--to` location that lacks it, checked on arrival, its manifest last (either side
+/// defaults to the environment's `backups`).
+pub fn copy(
+    ctx: &Context,
+    from: &[String],
+    to: &[String],
+    id: &str,
+    jobs: usize,
+    args: &S3Options,
+) -> Result<Outcome, Failure> {
+    let source = open_storage(ctx, from, args)?;
+    let id = inventory::resolve_id(&source, id, source_in_use(ctx))?;
+    ctx.warn_all(source.unavailable_warnings());
+    let Some(holder) = source.holders(&id).into_iter().next() else {
+        return Err(Error::BackupNotFound {
+            id,
+            location: source.location(),
+        }
+        .into());
+    };
+    let dest = open_storage(ctx, to, args)?;
+    let mut copies = Vec::new();
+    let mut failed = None;
+    for (location, why) in dest.unopened() {
+        copies.push(BackupCopy::unopened(location, why));
+        failed.get_or_insert(Error::BackupCopyFailed {
+            id: id.clone(),
+            from: holder.location(),
+            location: location.clone(),
+            reason: why.clone(),
+        });
+    }
+    for member in dest.members() {
+        ctx.audit_location(&member.location());
+        let started = std::time::Instant::now();
+        if member.list()?.contains(&id) {
+            pgward_shared::log::info(&format!("{} already holds {id}", member.location()));
+            copies.push(BackupCopy {
+                location: member.location(),
+                complete: true,
+                seconds: 0.0,
+                problem: None,
+            });
+            continue;
+        }
+        let copied = copy_backup(holder, member, &id, jobs);
+        copies.push(BackupCopy::of(member.location(), started, &copied));
+        if let Err(e) = copied {
+            failed.get_or_insert(e);
+        }
+    }
+    let result = CopyResult {
+        id,
+        from: holder.location(),
+        copies,
+    };
+    match failed {
+        Some(e) => Err(Failure::with_result(e, &result)),
+        None => Ok(Outcome::ok(result)),
+    }
 }
 
 /// prune's rules: the `--keep-*` flags when any is given (they replace the environment's
@@ -116,7 +271,7 @@ pub fn prune_retention(ctx: &Context, flags: Retention) -> Result<(Retention, St
 /// `prune`.
 pub fn prune_command(
     ctx: &Context,
-    from: Option<&str>,
+    from: &[String],
     args: &S3Options,
     rules: &PruneRules,
     dry_run: bool,
@@ -128,5 +283,15 @@ pub fn prune_command(
         ctx.settings
             .guard_destructive("prune", &storage.location(), guard)?;
     }
-    Ok(Outcome::ok(prune(storage.as_ref(), rules, dry_run)?))
+    // With several locations, the rules are decided once over every location's backups,
+    // and what goes is deleted from each.
+    let mut result = prune(&storage, rules, dry_run)?;
+    let (copies_deleted, copies_running) =
+        storage.remove_failed_copies(rules.leftover_age.as_secs(), dry_run)?;
+    result.copies_deleted = copies_deleted;
+    result
+        .leftovers_running
+        .extend(copies_running.into_iter().map(|c| c.id));
+    ctx.warn_all(storage.unavailable_warnings());
+    Ok(Outcome::ok(result))
 }

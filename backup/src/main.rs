@@ -29,11 +29,11 @@ const EXITS: &[Exit] = &[Exit::Failed, Exit::Integrity, Exit::Refused, Exit::Sto
     name = "pgward-backup",
     arg_required_else_help = true,
     version,
-    about = "Consistent, parallel, zstd-compressed PostgreSQL backups to a folder or S3; list, verify, prune",
+    about = "Consistent, parallel, zstd-compressed PostgreSQL backups to a folder or S3 (and copies to more); list, verify, copy, prune",
     long_about = about_with_exit_codes("One consistent snapshot of the database: the schema by pg_dump, every table's rows as \
 zstd-compressed COPY streams read in parallel, manifest.json (sizes, SHA-256, row counts) written last. \
 Prints one JSON document on stdout.", EXITS),
-    after_help = "Examples:\n  pgward-backup --to /var/backups/pgward --jobs 4\n  pgward-backup list --from s3://acme-db-backups/prod --format text\n  pgward-backup backup --to s3://acme-db-backups/prod   (the `backup` word is accepted too)"
+    after_help = "Examples:\n  pgward-backup --to /var/backups/pgward --jobs 4\n  pgward-backup --to /var/backups/pgward --to s3://acme-db-backups/prod   (a copy in each)\n  pgward-backup list --from s3://acme-db-backups/prod --format text\n  pgward-backup backup --to s3://acme-db-backups/prod   (the `backup` word is accepted too)"
 )]
 struct Cli {
     #[command(flatten)]
@@ -160,6 +160,22 @@ enum Command {
         #[command(flatten)]
         fleet: FleetArgs,
     },
+    /// Copy a complete backup to the locations that lack it (a copy that failed, a
+    /// location added later): each file checked on arrival, the manifest last. Without
+    /// --from/--to, from and to every location of the environment's `backups`
+    #[command(
+        after_help = "Examples:\n  pgward-backup copy app-prod-20261122T031300Z --from /var/backups/pgward --to s3://acme-db-backups/prod\n  pgward-backup copy latest --env production   (every location of its `backups` gets it)"
+    )]
+    Copy {
+        /// A backup id, or `latest`
+        id: String,
+        #[command(flatten)]
+        from: FromLocation,
+        #[command(flatten)]
+        to: ToLocation,
+        #[command(flatten)]
+        jobs: Jobs,
+    },
     /// Delete old backups; never the newest verified one
     #[command(
         after_help = "Without a --keep-* flag the environment's [env.NAME.retention] of pgward.toml applies.\n\nExamples:\n  pgward-backup prune --from /var/backups/pgward --keep-last 7 --keep-days 30\n  pgward-backup prune --from s3://bkp/app --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run\n  pgward-backup prune --env production --force"
@@ -216,11 +232,11 @@ fn main() {
                         options.format = format;
                     }
                 }
-                commands::backup(ctx, args.to.location(), &storage, &options, args.dry_run)
+                commands::backup(ctx, args.to.locations(), &storage, &options, args.dry_run)
             })
         }
         Some(Command::List { from }) => run(TOOL, "list", cli.global, |ctx| {
-            commands::list(ctx, from.location(), &storage)
+            commands::list(ctx, from.locations(), &storage)
         }),
         Some(Command::Verify {
             id,
@@ -232,9 +248,19 @@ fn main() {
             fleet.run_if_given(TOOL, "verify", &cli.global, FleetKind::Reads);
             run(TOOL, "verify", cli.global, |ctx| {
                 crypt::configure(ctx, &keys)?;
-                commands::verify(ctx, from.location(), &id, deep, jobs.get(), &storage)
+                commands::verify(ctx, from.locations(), &id, deep, jobs.get(), &storage)
             })
         }
+        Some(Command::Copy { id, from, to, jobs }) => run(TOOL, "copy", cli.global, |ctx| {
+            commands::copy(
+                ctx,
+                from.locations(),
+                to.locations(),
+                &id,
+                jobs.get(),
+                &storage,
+            )
+        }),
         Some(Command::Prune {
             from,
             retention,
@@ -254,7 +280,7 @@ fn main() {
                     source: pgward_shared::archive::sources::source_in_use(ctx),
                     all_databases,
                 };
-                commands::prune_command(ctx, from.location(), &storage, &rules, dry_run, guard)
+                commands::prune_command(ctx, from.locations(), &storage, &rules, dry_run, guard)
             })
         }
     }

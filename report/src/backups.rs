@@ -18,12 +18,13 @@ use pgward_shared::storage::S3Options;
 /// Runs backups.
 pub fn backups(
     ctx: &Context,
-    from: Option<&str>,
+    from: &[String],
     storage_args: &S3Options,
     max_age: Duration,
 ) -> Result<Outcome, Failure> {
     let storage = open_storage(ctx, from, storage_args)?;
-    let mut listed = inventory::list(storage.as_ref())?;
+    let mut listed = inventory::list(&storage)?;
+    ctx.warn_all(storage.unavailable_warnings());
     // The verdict is about one database's backups: another's newer ones must not hide
     // that this one's stopped.
     let entries: Vec<_> = listed.backups.iter().map(|b| b.entry.clone()).collect();
@@ -153,6 +154,7 @@ mod tests {
             tables: 1,
             rows: 1,
             duration_s: 2.5,
+            copies: Vec::new(),
         }
     }
 

@@ -148,7 +148,7 @@ fn main() {
             max_age,
             storage,
         } => run(TOOL, "backups", cli.global, |ctx| {
-            backups(ctx, from.location(), &storage, max_age)
+            backups(ctx, from.locations(), &storage, max_age)
         }),
         // The document printed is the one read, not an envelope about reading it; only a
         // document that cannot be read gets render's own (failed) envelope.

@@ -23,7 +23,7 @@ use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::log;
 use pgward_shared::output::{Context, Failure, Outcome};
-use pgward_shared::storage::{self, Location, S3Options};
+use pgward_shared::storage::{self, Location, S3Options, Storage};
 use pgward_shared::workdb;
 
 use crate::target;
@@ -90,9 +90,12 @@ pub fn restore(
     options: &RestoreOptions,
     storage_args: &S3Options,
 ) -> Result<Outcome, Failure> {
-    let from = storage::resolve_location(options.from.as_deref(), &ctx.settings)?;
-    let (location, id) = Location::parse_with_id(&from)?;
-    let store = storage::open(&location, storage_args)?;
+    let (locations, id) = storage::resolve_backup(options.from.as_deref(), &ctx.settings)?;
+    // With several locations (`backups = [...]`), the backup is read from the first that
+    // holds a complete copy of it.
+    let store = storage::open_locations(&locations, storage_args)?;
+    // Where a safety backup goes by default: the first location, where backups are written.
+    let written_to = &locations[0];
     // `latest` and `--before-migration` choose among the backups of the URL's database
     // (and environment) only; a backup of another database is restored only when named.
     let db = ctx.database()?;
@@ -100,21 +103,30 @@ pub fn restore(
     let (id, named) =
         match (id, &options.before_migration) {
             (_, Some(migration)) => (
-                inventory::before_migration(store.as_ref(), migration, Some(source.clone()))?,
+                inventory::before_migration(&store, migration, Some(source.clone()))?,
                 false,
             ),
             (Some(id), None) if id == "latest" => (
-                inventory::resolve_id(store.as_ref(), &id, Some(source.clone()))?,
+                inventory::resolve_id(&store, &id, Some(source.clone()))?,
                 false,
             ),
-            (Some(id), None) => (inventory::resolve_id(store.as_ref(), &id, None)?, true),
+            (Some(id), None) => (inventory::resolve_id(&store, &id, None)?, true),
             (None, None) => return Err(Error::usage(
-                format!("--from {from} names no backup"),
-                "name one: --from LOCATION/ID, --from LOCATION/latest, or --before-migration NAME",
+                match &options.from {
+                    Some(from) => format!("--from {from} names no backup"),
+                    None => "no backup named: --from is missing".to_string(),
+                },
+                "name one: --from LOCATION/ID, --from LOCATION/latest, --from ID or --from latest (in the environment's `backups`), or --before-migration NAME",
             )
             .into()),
         };
-    let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(store.as_ref(), &id)?;
+    let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(&store, &id)?;
+    ctx.warn_all(store.unavailable_warnings());
+    // The location it is read from: the first holding a complete copy.
+    let read_from = store
+        .holders(&id)
+        .first()
+        .map_or_else(|| store.location(), |h| h.location());
     // An encrypted backup without the identity it was encrypted to stops here, before
     // anything is read or touched.
     pgward_shared::archive::crypt::check_can_decrypt(&manifest)?;
@@ -169,7 +181,7 @@ pub fn restore(
                 options.before_migration.as_ref().map_or("latest".to_string(), |m| format!("--before-migration {m}")),
                 backup_source.database
             ),
-            format!("name it: --from {}/{id} (the result then says whose backup it is)", store.location()),
+            format!("name it: --from {read_from}/{id} (the result then says whose backup it is)"),
         )
         .into());
     }
@@ -205,7 +217,7 @@ pub fn restore(
         .filter(|f| !streamed.contains(f.path.as_str()))
         .filter(|f| f.path != LARGE_OBJECTS_FILE || large_objects_file.is_some())
         .collect();
-    let depth = restore_depth(store.as_ref(), &id, &manifest_sha256);
+    let depth = restore_depth(&store, &id, &manifest_sha256);
     log::info(&format!(
         "verifying {} files of {id} before touching anything ({}){}",
         first.len(),
@@ -223,7 +235,7 @@ pub fn restore(
             String::new()
         }
     ));
-    let checks = check_files(store.as_ref(), &manifest, &first, options.jobs.get(), depth)?;
+    let checks = check_files(&store, &manifest, &first, options.jobs.get(), depth)?;
     require_all_ok(&id, &checks)?;
 
     let other_database = backup_source.database != target_name || backup_source != source;
@@ -239,7 +251,7 @@ pub fn restore(
         backup: id.clone(),
         source: backup_source,
         other_database,
-        location: store.location(),
+        location: read_from.clone(),
         target_db: target_name.clone(),
         created: false,
         replaced: false,
@@ -300,7 +312,7 @@ pub fn restore(
                 &target_settings,
                 options,
                 storage_args,
-                &from,
+                written_to,
                 &id,
             )?);
         }
@@ -326,7 +338,7 @@ pub fn restore(
         );
     }
     let loaded = load::load(
-        store.as_ref(),
+        &store,
         &manifest,
         &db.with_database(&load_into),
         &LoadOptions {
@@ -348,7 +360,7 @@ pub fn restore(
                     &load_into,
                     &result,
                     // It was parsed before anything was touched; no new error here.
-                    &safety_destination(options, &from).unwrap_or_default(),
+                    &safety_destination(options, written_to),
                 ),
             );
             return Err(Failure::with_result(e, &result));
@@ -418,11 +430,11 @@ fn after_failed_load(
 }
 
 /// Where the safety backup goes: `--safety-backup-to`, else the restored backup's location.
-fn safety_destination(options: &RestoreOptions, from: &str) -> Result<String> {
-    Ok(match &options.safety_backup_to {
-        Some(to) => to.clone(),
-        None => Location::parse_with_id(from)?.0.to_string(),
-    })
+fn safety_destination(options: &RestoreOptions, written_to: &str) -> String {
+    options
+        .safety_backup_to
+        .clone()
+        .unwrap_or_else(|| written_to.to_string())
 }
 
 /// Backs up the target before it is replaced; returns the backup's id.
@@ -431,10 +443,10 @@ fn safety_backup(
     target_settings: &pgward_shared::connect::dburl::ConnectionSettings,
     options: &RestoreOptions,
     storage_args: &S3Options,
-    from: &str,
+    written_to: &str,
     restoring: &str,
 ) -> Result<String> {
-    let destination = safety_destination(options, from)?;
+    let destination = safety_destination(options, written_to);
     let store = storage::open(&Location::parse(&destination)?, storage_args)?;
     log::info(&format!(
         "taking a safety backup of {} to {destination}",

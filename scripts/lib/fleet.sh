@@ -9,14 +9,22 @@
 # backup_args, deep, keep_last, keep_days) and set common.sh's PGW_INTERRUPT_HINT.
 # shellcheck disable=SC2154,SC2034
 
-# Sets PGW_FLEET_LOCATION, the environment's backup location with the per-target prefix;
-# ends the script with a usage error when the environment has none.
+# Sets PGW_FLEET_LOCATION, the environment's first backup location with the per-target
+# prefix, and PGW_FLEET_TO / PGW_FLEET_FROM, the --to / --from flags of every location
+# (`backups = [...]`: each backup is copied to the others); ends the script with a usage
+# error when the environment has none.
 pgw_fleet_backups() {
-  local backups
-  backups=$(pgw_setting backups)
-  [ -n "$backups" ] || pgw_fail 2 USAGE "the fleet environment $env has no backups location" \
-    "set backups = \"/path\" or \"s3://bucket/prefix\" in [env.$env]: each target's backups go into <backups>/<target>"
-  PGW_FLEET_LOCATION="${backups%/}/{target}"
+  local backups=() b
+  mapfile -t backups < <(jq -r '.result.backups // [] | .[]' "$PGW_SETTINGS")
+  [ ${#backups[@]} -gt 0 ] || pgw_fail 2 USAGE "the fleet environment $env has no backups location" \
+    "set backups = \"/path\" or \"s3://bucket/prefix\" (or a list of them) in [env.$env]: each target's backups go into <backups>/<target>"
+  PGW_FLEET_LOCATION="${backups[0]%/}/{target}"
+  PGW_FLEET_TO=()
+  PGW_FLEET_FROM=()
+  for b in "${backups[@]}"; do
+    PGW_FLEET_TO+=(--to "${b%/}/{target}")
+    PGW_FLEET_FROM+=(--from "${b%/}/{target}")
+  done
 }
 
 # Logs one line per target of the last step whose outcome is not ok.
@@ -43,11 +51,11 @@ pgw_fleet_deploy() {
   pgw_fleet_backups
   location=$PGW_FLEET_LOCATION
   if [ -z "$dry_run" ]; then
-    pgw_step backup backup backup --fleet "$fleet" --to "$location" --label "migrate.sh deploy $env" --stop-after-failures never
+    pgw_step backup backup backup --fleet "$fleet" "${PGW_FLEET_TO[@]}" --label "migrate.sh deploy $env" --stop-after-failures never
     pgw_fleet_detail
     [ "$STEP_RC" = 0 ] || pgw_fail_step
     pgw_result backup "$(pgw_jq -c '[.result.targets[] | {index, target, id: .result.id, location: .result.location}]')"
-    pgw_step verify backup verify latest --fleet "$fleet" --from "$location" --stop-after-failures never
+    pgw_step verify backup verify latest --fleet "$fleet" "${PGW_FLEET_FROM[@]}" --stop-after-failures never
     pgw_fleet_detail
     [ "$STEP_RC" = 0 ] || pgw_fail_step
     PGW_INTERRUPT_HINT="targets deployed before the interrupt stay deployed; each target's backup from before this run is the latest in $location (restore one: pgward-restore --env $env --fleet $fleet --only INDEX --from '$location/latest' --clean)"
@@ -96,28 +104,27 @@ pgw_fleet_deploy() {
 # each prefix. Every step runs on every target (one failing database does not cost the
 # others their backup); the exit code is the first failing step's.
 pgw_fleet_backup_cron() {
-  local fleet=$1 location first_rc=0 first_error=null
+  local fleet=$1 first_rc=0 first_error=null
   pgw_need_tools backup
   pgw_result fleet "$(jq -n --arg f "$fleet" '$f')"
   pgw_fleet_backups
-  location=$PGW_FLEET_LOCATION
   keep() {
     if [ "$STEP_RC" != 0 ] && [ "$first_rc" = 0 ]; then
       first_rc=$STEP_RC
       first_error=$(pgw_step_error)
     fi
   }
-  pgw_step backup backup backup --fleet "$fleet" --to "$location" "${backup_args[@]}" --stop-after-failures never
+  pgw_step backup backup backup --fleet "$fleet" "${PGW_FLEET_TO[@]}" "${backup_args[@]}" --stop-after-failures never
   pgw_fleet_detail
   keep
   pgw_result backup "$(pgw_jq -c '[.result.targets[]? | {index, target, outcome, id: .result.id, location: .result.location, size_bytes: .result.size_bytes}]')"
-  local verify_args=(latest --from "$location")
+  local verify_args=(latest "${PGW_FLEET_FROM[@]}")
   [ -n "$deep" ] && verify_args+=(--deep)
   pgw_step verify backup verify "${verify_args[@]}" --fleet "$fleet" --stop-after-failures never
   pgw_fleet_detail
   keep
   # prune_args: backup-cron.sh's rules (flags, the environment's retention, or its default).
-  pgw_step prune backup prune --from "$location" "${prune_args[@]}" --fleet "$fleet" --stop-after-failures never
+  pgw_step prune backup prune "${PGW_FLEET_FROM[@]}" "${prune_args[@]}" --fleet "$fleet" --stop-after-failures never
   pgw_fleet_detail
   keep
   pgw_result pruned "$(pgw_jq -c '[.result.targets[]? | {index, deleted: [(.result.deleted // [])[] | if type == "object" then .id else . end]}]')"

@@ -53,37 +53,37 @@ impl Jobs {
 
 /// The help of every backup-location flag (`--to`, `--from`, preflight's `--backups`).
 pub const LOCATION_HELP: &str =
-    "Folder or s3://bucket/prefix [default: the environment's `backups`]";
+    "Folder or s3://bucket/prefix; repeat it for every copy (the backup is written to the first, copied to the others) [default: the environment's `backups`]";
 
 /// How old the newest backup may be, without `--max-age` (report backups) or
 /// `--max-backup-age` (validate preflight): a daily backup with two hours to spare.
 pub const DEFAULT_MAX_BACKUP_AGE: &str = "26h";
 
-/// `--from LOCATION`: where backups are read.
+/// `--from LOCATION...`: where backups are read (every copy).
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct FromLocation {
     #[arg(long = "from", value_name = "LOCATION", help = LOCATION_HELP)]
-    pub from: Option<String>,
+    pub from: Vec<String>,
 }
 
 impl FromLocation {
-    /// The location given, if any (else the environment's `backups` applies).
-    pub fn location(&self) -> Option<&str> {
-        self.from.as_deref()
+    /// The locations given, in order (none: the environment's `backups` apply).
+    pub fn locations(&self) -> &[String] {
+        &self.from
     }
 }
 
-/// `--to LOCATION`: where a backup is written.
+/// `--to LOCATION...`: where a backup is written (the first) and copied (the others).
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct ToLocation {
     #[arg(long = "to", value_name = "LOCATION", help = LOCATION_HELP)]
-    pub to: Option<String>,
+    pub to: Vec<String>,
 }
 
 impl ToLocation {
-    /// The location given, if any (else the environment's `backups` applies).
-    pub fn location(&self) -> Option<&str> {
-        self.to.as_deref()
+    /// The locations given, in order (none: the environment's `backups` apply).
+    pub fn locations(&self) -> &[String] {
+        &self.to
     }
 }
 

@@ -153,6 +153,10 @@ catalogue! {
         BackupNotFound = "BACKUP_NOT_FOUND", Usage;
         /// The backup lost files while it was written: nothing was published.
         BackupRemovedWhileWriting = "BACKUP_REMOVED_WHILE_WRITING", Integrity;
+        /// A backup is complete in its first location, but a copy to another failed.
+        BackupCopyFailed = "BACKUP_COPY_FAILED", Storage;
+        /// One of the backup's locations holds no complete copy of it (verify).
+        BackupCopyMissing = "BACKUP_COPY_MISSING", Integrity;
         /// A --backup-format sql backup holds a psql meta-command pg_dump never writes.
         UnsafeSqlBackup = "UNSAFE_SQL_BACKUP", Integrity;
         /// A backup file is missing, truncated, altered or undecodable, or the manifest is.
@@ -231,6 +235,8 @@ catalogue! {
         IncompleteBackups = "INCOMPLETE_BACKUPS";
         /// Backups whose manifest.json cannot be read (never restored or pruned).
         DamagedBackups = "DAMAGED_BACKUPS";
+        /// One of several backup locations could not be read; the others were used.
+        BackupCopyUnavailable = "BACKUP_COPY_UNAVAILABLE";
         /// verify failed, but the backup's earlier verified.json could not be removed.
         VerificationRecordKept = "VERIFICATION_RECORD_KEPT";
         /// A restore failed after it began to change the target: what is left, what to do.

@@ -112,14 +112,41 @@ pub struct LintConfig {
     pub ignore: Vec<String>,
 }
 
+/// A key that takes one string or a list of them (`backups`); an empty list is refused.
+fn one_or_many<'de, D>(deserializer: D) -> std::result::Result<Option<Vec<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let list = match OneOrMany::deserialize(deserializer)
+        .map_err(|_| serde::de::Error::custom("expected a location or a list of locations"))?
+    {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    };
+    if list.is_empty() {
+        return Err(serde::de::Error::custom(
+            "an empty list: name at least one location, or leave the key out",
+        ));
+    }
+    Ok(Some(list))
+}
+
 /// One `[env.NAME]` table.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct EnvConfig {
     /// The variable holding this environment's database URL (the URL never sits in the file).
     pub database_url_env: Option<String>,
-    /// Backup location: a folder or s3://bucket/prefix.
-    pub backups: Option<String>,
+    /// Backup locations: a folder or s3://bucket/prefix, or a list of them: every backup
+    /// is written to the first and copied to the others (storage/copies.rs).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub backups: Option<Vec<String>>,
     /// Destructive actions need --force, deploy needs --yes, seeding is refused.
     #[serde(default)]
     pub protected: bool,
@@ -349,6 +376,24 @@ impl Settings {
             .or_else(|| self.config.migrations.clone())
             .map(|p| base.join(p))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_MIGRATIONS_DIR))
+    }
+
+    /// The selected environment's `backups`, in order, a local folder made relative to
+    /// the file like `migrations`; `None` without an environment or the key.
+    pub fn backup_locations(&self) -> Option<Vec<String>> {
+        let listed = self.env.as_ref()?.backups.as_ref()?;
+        Some(
+            listed
+                .iter()
+                .map(|b| {
+                    if b.contains("://") {
+                        b.clone()
+                    } else {
+                        self.path_from_config(Path::new(b)).display().to_string()
+                    }
+                })
+                .collect(),
+        )
     }
 
     /// A path written in the config file, relative to the file's folder.

@@ -417,6 +417,29 @@ pub enum Error {
         /// What was found missing.
         reason: String,
     },
+    /// A complete backup could not be copied to another of its locations: that copy was
+    /// removed, the backup stays complete where it was read from.
+    #[error("backup {id} is complete in {from}, but its copy to {location} failed: {reason}")]
+    BackupCopyFailed {
+        /// The backup.
+        id: String,
+        /// The location holding it complete.
+        from: String,
+        /// The location the copy was for.
+        location: String,
+        /// What stopped the copy.
+        reason: String,
+    },
+    /// A location of the backup's copies holds no complete copy of it.
+    #[error("backup {id} has no complete copy in {location}, one of its locations")]
+    BackupCopyMissing {
+        /// The backup.
+        id: String,
+        /// The location without it.
+        location: String,
+        /// A location that holds it complete.
+        held_in: String,
+    },
     /// A `--backup-format sql` backup holds a psql meta-command pg_dump never writes.
     #[error(
         "backup {id}: {file} line {line} is a psql meta-command pgward does not run: `{text}`"
@@ -627,6 +650,8 @@ impl Error {
                 ErrorCode::BackupNotFound
             }
             Error::BackupRemovedWhileWriting { .. } => ErrorCode::BackupRemovedWhileWriting,
+            Error::BackupCopyFailed { .. } => ErrorCode::BackupCopyFailed,
+            Error::BackupCopyMissing { .. } => ErrorCode::BackupCopyMissing,
             Error::UnsafeSqlBackup { .. } => ErrorCode::UnsafeSqlBackup,
             Error::BackupCorrupt { .. } => ErrorCode::BackupCorrupt,
             Error::BackupNeedsKey { .. } => ErrorCode::BackupNeedsKey,
@@ -680,6 +705,12 @@ impl Error {
                 format!("a backup of another database is restored only when named by its id (`pgward-backup list --from {location}` shows them); or select its database with --database-url / DATABASE_URL and --env")
             },
             Error::BackupRemovedWhileWriting { .. } => "something deleted the backup while it was being written (a prune or cleanup job of another tool or an older pgward): run the backup again, and keep cleanup jobs away from backups being written".into(),
+            Error::BackupCopyFailed { id, from, location, .. } => format!(
+                "the backup in {from} is complete and restorable; nothing was published in {location}. Fix what stopped the copy, then copy it: pgward-backup copy {id} --from {from} --to {location}"
+            ),
+            Error::BackupCopyMissing { id, location, held_in } => format!(
+                "its copy there failed or was removed (or the backup was taken before that location was added); copy it: pgward-backup copy {id} --from {held_in} --to {location}"
+            ),
             Error::UnsafeSqlBackup { .. } => "pgward's SQL backups hold only what pg_dump writes: this file was altered or was not written by pgward. Do not restore it; inspect it (zstd -dc FILE | less) and restore an older backup".into(),
             Error::BackupNeedsKey { .. } => "give the age identity file it was encrypted for: --identity FILE, PGWARD_AGE_IDENTITY=FILE, or age_identity in the environment of pgward.toml".into(),
             Error::BackupKeyMismatch { .. } => "give the identity whose public key is one of the recipients in the backup's manifest.json (`encryption.recipients`); nothing was touched".into(),

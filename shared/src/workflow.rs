@@ -136,7 +136,7 @@ pub fn script_settings(settings: &Settings) -> Result<Value> {
         "env": name,
         "config": settings.config_path.as_ref().map(|p| p.display().to_string()),
         "database_url_env": env.database_url_env,
-        "backups": env.backups,
+        "backups": settings.backup_locations(),
         "protected": env.protected,
         "auto_restore": env.auto_restore,
         "fleet": env.fleet,

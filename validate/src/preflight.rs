@@ -38,9 +38,9 @@ pub struct PreflightOptions {
     // The migrations folder.
     #[command(flatten)]
     pub dir: MigrationsDir,
-    // The backup location to look in (the same as backup's --from).
+    // The backup locations to look in (the same as backup's --from).
     #[arg(long, value_name = "LOCATION", help = LOCATION_HELP)]
-    pub backups: Option<String>,
+    pub backups: Vec<String>,
     /// The newest verified backup must be younger than this
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = DEFAULT_MAX_BACKUP_AGE)]
     pub max_backup_age: Duration,
@@ -261,11 +261,12 @@ fn database_checks(
 }
 
 fn backup_check(ctx: &Context, options: &PreflightOptions, list: &mut Checklist) {
-    let location = options
-        .backups
-        .clone()
-        .or_else(|| ctx.settings.env.as_ref().and_then(|e| e.backups.clone()));
-    let Some(location) = location else {
+    let locations = if options.backups.is_empty() {
+        ctx.settings.backup_locations()
+    } else {
+        Some(options.backups.clone())
+    };
+    let Some(locations) = locations else {
         list.skip(
             "recent-verified-backup",
             "no backup location configured",
@@ -281,8 +282,11 @@ fn backup_check(ctx: &Context, options: &PreflightOptions, list: &mut Checklist)
         );
         return;
     };
+    let location = locations.join(", ");
     let output = Command::new(&backup_bin)
-        .args(["list", "--from", &location, "--quiet"])
+        .arg("list")
+        .args(locations.iter().flat_map(|l| ["--from", l.as_str()]))
+        .arg("--quiet")
         .output();
     let entries: std::result::Result<Vec<BackupEntry>, String> = match output {
         Ok(o) => serde_json::from_slice::<ReadEnvelope<Listing>>(&o.stdout)
@@ -310,11 +314,27 @@ fn backup_check(ctx: &Context, options: &PreflightOptions, list: &mut Checklist)
             Ok(None) => list.fail(
                 "recent-verified-backup",
                 format!("no verified backup at {location}"),
-                format!("pgward-backup backup --to {location} && pgward-backup verify latest --from {location}"),
+                take_and_verify(&locations),
             ),
-            Ok(Some(source)) => backup_age_check(&entries, &source, &location, options, list),
+            Ok(Some(source)) => backup_age_check(&entries, &source, &locations, options, list),
         },
     }
+}
+
+/// The commands that take a backup into `locations` (every copy) and verify it.
+fn take_and_verify(locations: &[String]) -> String {
+    let flags = |flag: &str| {
+        locations
+            .iter()
+            .map(|l| format!("{flag} {l}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    format!(
+        "pgward-backup backup {} && pgward-backup verify latest {}",
+        flags("--to"),
+        flags("--from")
+    )
 }
 
 /// The newest verified backup of `source` (never one of another database) against
@@ -322,29 +342,38 @@ fn backup_check(ctx: &Context, options: &PreflightOptions, list: &mut Checklist)
 fn backup_age_check(
     entries: &[BackupEntry],
     source: &BackupSource,
-    location: &str,
+    locations: &[String],
     options: &PreflightOptions,
     list: &mut Checklist,
 ) {
+    let location = locations.join(", ");
     match newest_verified(entries, source) {
-            None => list.fail(
-                "recent-verified-backup",
-                format!("no verified backup of {source} at {location}"),
-                format!("pgward-backup backup --to {location} && pgward-backup verify latest --from {location}"),
-            ),
-            Some(b) => {
-                let age = Utc::now() - b.created_at;
-                let max = chrono::Duration::from_std(options.max_backup_age).unwrap_or(chrono::Duration::MAX);
-                if age <= max {
-                    list.pass("recent-verified-backup", format!("{} is verified and {} min old", b.id, age.num_minutes()));
-                } else {
-                    list.fail(
-                        "recent-verified-backup",
-                        format!("the newest verified backup {} is {} h old", b.id, age.num_hours()),
-                        format!("take a fresh one: pgward-backup backup --to {location}"),
-                    );
-                }
+        None => list.fail(
+            "recent-verified-backup",
+            format!("no verified backup of {source} at {location}"),
+            take_and_verify(locations),
+        ),
+        Some(b) => {
+            let age = Utc::now() - b.created_at;
+            let max =
+                chrono::Duration::from_std(options.max_backup_age).unwrap_or(chrono::Duration::MAX);
+            if age <= max {
+                list.pass(
+                    "recent-verified-backup",
+                    format!("{} is verified and {} min old", b.id, age.num_minutes()),
+                );
+            } else {
+                list.fail(
+                    "recent-verified-backup",
+                    format!(
+                        "the newest verified backup {} is {} h old",
+                        b.id,
+                        age.num_hours()
+                    ),
+                    format!("take a fresh one: {}", take_and_verify(locations)),
+                );
             }
+        }
     }
 }
 

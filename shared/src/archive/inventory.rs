@@ -28,6 +28,19 @@ pub struct ListedBackup {
     pub rows: u64,
     /// Seconds the backup took.
     pub duration_s: f64,
+    /// Every location holding a complete copy, the one it is read from first (with one
+    /// location: that one).
+    #[serde(default)] // absent from older documents (`report render`)
+    pub copies: Vec<ListedCopy>,
+}
+
+/// One complete copy of a listed backup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ListedCopy {
+    /// Its location.
+    pub location: String,
+    /// Whether `verify` checked this copy (its own `verified.json`).
+    pub verified: bool,
 }
 
 /// list's `result`.
@@ -192,7 +205,9 @@ pub fn list(storage: &dyn Storage) -> Result<ListResult> {
             }
             Err(e) => return Err(e),
         };
-        backups.push(listed(&read.manifest, read.verified));
+        let mut entry = listed(&read.manifest, read.verified);
+        entry.copies = copies_of(storage, &id, read.verified);
+        backups.push(entry);
     }
     backups.sort_by(|a, b| {
         b.entry
@@ -221,6 +236,24 @@ pub fn list(storage: &dyn Storage) -> Result<ListResult> {
     })
 }
 
+/// The complete copies of backup `id`: the first (already read: `verified`), then each
+/// other one with its own verification record.
+fn copies_of(storage: &dyn Storage, id: &str, verified: bool) -> Vec<ListedCopy> {
+    storage
+        .holders(id)
+        .into_iter()
+        .enumerate()
+        .map(|(i, holder)| ListedCopy {
+            location: holder.location(),
+            verified: if i == 0 {
+                verified
+            } else {
+                read_backup(holder, id).is_ok_and(|r| r.verified)
+            },
+        })
+        .collect()
+}
+
 fn listed(manifest: &BackupManifest, verified: bool) -> ListedBackup {
     ListedBackup {
         entry: BackupEntry {
@@ -237,6 +270,7 @@ fn listed(manifest: &BackupManifest, verified: bool) -> ListedBackup {
         tables: manifest.tables.len(),
         rows: manifest.total_rows(),
         duration_s: (manifest.finished_at - manifest.started_at).num_milliseconds() as f64 / 1000.0,
+        copies: Vec::new(),
     }
 }
 

@@ -60,6 +60,10 @@ pub struct PruneResult {
     /// fresh), left alone whatever their age.
     #[serde(default)] // absent from older documents (`report render`)
     pub leftovers_running: Vec<String>,
+    /// With several locations: unfinished copies (a location's leftover of a backup
+    /// complete in another) deleted from their location alone, or that would be.
+    #[serde(default)] // absent from older documents (`report render`)
+    pub copies_deleted: Vec<crate::storage::FailedCopy>,
 }
 
 /// A kept backup and the rule that kept it.
@@ -147,5 +151,6 @@ pub fn prune(storage: &dyn Storage, rules: &PruneRules, dry_run: bool) -> Result
         deleted,
         leftovers_deleted: leftovers,
         leftovers_running: running,
+        copies_deleted: Vec::new(),
     })
 }

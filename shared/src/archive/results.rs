@@ -48,6 +48,22 @@ pub struct VerifyResult {
     pub deep: bool,
     /// The scratch restore, with `--deep`.
     pub restore: Option<LoadReport>,
+    /// Each location's copy, checked on its own (with one location: that one); `--deep`
+    /// restores the first that passes.
+    #[serde(default)] // absent from older documents (`report render`)
+    pub copies: Vec<VerifiedCopy>,
+}
+
+/// One location's copy of a backup, as verify found it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VerifiedCopy {
+    /// The location.
+    pub location: String,
+    /// Whether every check passed there (and `verified.json` records it).
+    pub verified: bool,
+    /// What failed there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// restore's `result`.
@@ -143,4 +159,15 @@ pub struct BackupsReport {
     /// The database and environment reported on: the URL's (and `--env`'s), or the only
     /// one the location holds backups of. Backups of others are not counted.
     pub source: Option<BackupSource>,
+}
+
+/// copy's `result`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CopyResult {
+    /// The backup.
+    pub id: String,
+    /// The location it was read from.
+    pub from: String,
+    /// Each `--to` location: copied now, or already complete there (`seconds` 0).
+    pub copies: Vec<crate::storage::BackupCopy>,
 }

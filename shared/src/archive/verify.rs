@@ -323,6 +323,7 @@ fn check_and_record(
         files,
         deep,
         restore: None,
+        copies: Vec::new(),
     };
     if let Err(e) = require_all_ok(id, &result.files) {
         return Err(Failure::with_result(e, &result));

@@ -117,6 +117,10 @@ impl Storage for LocalStorage {
         self.root.display().to_string()
     }
 
+    fn holders(&self, _id: &str) -> Vec<&dyn Storage> {
+        vec![self]
+    }
+
     fn begin(&self, id: &str) -> Result<Box<dyn BackupWriter>> {
         create_dir(&self.root)?;
         for candidate in crate::archive::manifest::id_candidates(id) {

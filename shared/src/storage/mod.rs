@@ -6,43 +6,61 @@
 //! place; on S3: the manifest object uploaded after every other object). A run that dies
 //! leaves only a leftover that `list` ignores and `prune` removes.
 
+mod copies;
 mod hashing;
 mod local;
 mod s3;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+pub use copies::{copy_backup, replicate, BackupCopy, Copies, FailedCopy};
 pub use hashing::{HashingReader, HashingWriter};
 
 use crate::archive::manifest::ManifestFile;
 use crate::error::{Error, Result};
 
-/// The backup location: the flag, else the selected environment's `backups`.
-pub fn resolve_location(flag: Option<&str>, settings: &crate::config::Settings) -> Result<String> {
-    // A local folder written in pgward.toml is relative to the file, like `migrations`.
-    let from_config = settings
-        .env
-        .as_ref()
-        .and_then(|e| e.backups.clone())
-        .map(|b| {
-            if b.contains("://") {
-                b
-            } else {
-                settings
-                    .path_from_config(Path::new(&b))
-                    .display()
-                    .to_string()
-            }
-        });
-    flag.map(str::to_string)
-        .or(from_config)
-        .ok_or_else(|| {
+/// The backup locations: the flags (repeated for copies), else the selected environment's
+/// `backups`. The first is where backups are written; the others hold copies.
+pub fn resolve_locations(
+    flags: &[String],
+    settings: &crate::config::Settings,
+) -> Result<Vec<String>> {
+    if !flags.is_empty() {
+        return Ok(flags.to_vec());
+    }
+    settings.backup_locations().ok_or_else(|| {
+        Error::usage(
+            "no backup location: pass --to/--from, or select an environment with `backups` in pgward.toml",
+            "e.g. --to /var/backups/pgward or --to s3://bucket/prefix (repeat it for a second copy)",
+        )
+    })
+}
+
+/// What restore's `--from` names: the locations to read and the backup in them.
+/// `LOCATION/ID` (or `LOCATION/latest`) names one location; a bare id or `latest` (no
+/// `/`) names that backup in the environment's `backups`, every copy; no flag, the
+/// environment's locations without an id (for `--before-migration`).
+pub fn resolve_backup(
+    flag: Option<&str>,
+    settings: &crate::config::Settings,
+) -> Result<(Vec<String>, Option<String>)> {
+    let Some(text) = flag else {
+        return Ok((resolve_locations(&[], settings)?, None));
+    };
+    let bare = text.trim_end_matches('/');
+    let is_id = bare == "latest" || crate::archive::manifest::time_of_id(bare).is_some();
+    if !bare.contains('/') && is_id {
+        let locations = settings.backup_locations().ok_or_else(|| {
             Error::usage(
-                "no backup location: pass --to/--from, or select an environment with `backups` in pgward.toml",
-                "e.g. --to /var/backups/pgward or --to s3://bucket/prefix",
+                format!("--from {bare} names a backup of the environment's `backups`, and no environment with `backups` is selected"),
+                format!("select one (--env NAME), or name the location too: --from /var/backups/pgward/{bare} or --from s3://bucket/prefix/{bare}"),
             )
-        })
+        })?;
+        return Ok((locations, Some(bare.to_string())));
+    }
+    let (location, id) = Location::parse_with_id(text)?;
+    Ok((vec![location.to_string()], id))
 }
 
 /// Options for S3 locations: the storage flags of every command that reads or writes
@@ -152,6 +170,9 @@ pub trait Storage: Send + Sync {
     fn storage_class(&self) -> Option<String> {
         None
     }
+    /// The locations holding a complete copy of backup `id`, the one read first first
+    /// (one location: itself, whatever it holds).
+    fn holders(&self, id: &str) -> Vec<&dyn Storage>;
 }
 
 /// Refuses an id or file path that could address anything but a file of one backup in
@@ -413,22 +434,56 @@ fn missing_files(
     ))
 }
 
-/// Opens the storage a `--to`/`--from` flag (or the environment's `backups`) names.
+/// Opens the storage `--to`/`--from` (or the environment's `backups`) names: one location,
+/// or the copies of [`Copies`].
 pub fn open_storage(
     ctx: &crate::output::Context,
-    flag: Option<&str>,
+    flags: &[String],
     s3: &S3Options,
-) -> Result<Box<dyn Storage>> {
-    let text = resolve_location(flag, &ctx.settings)?;
+) -> Result<Copies> {
+    let locations = resolve_locations(flags, &ctx.settings)?;
+    open_locations(&locations, &with_env_class(&ctx.settings, s3))
+}
+
+/// The S3 options, the storage class defaulting to the environment's `s3_storage_class`.
+fn with_env_class(settings: &crate::config::Settings, s3: &S3Options) -> S3Options {
     let mut s3 = s3.clone();
     if s3.storage_class.is_none() {
-        s3.storage_class = ctx
-            .settings
+        s3.storage_class = settings
             .env
             .as_ref()
             .and_then(|e| e.s3_storage_class.clone());
     }
-    open(&Location::parse(&text)?, &s3)
+    s3
+}
+
+/// Opens every one of `locations` (in order; the same location twice is refused). The
+/// first must open; one after it that cannot is left out and noted (see [`Copies`]).
+pub fn open_locations(locations: &[String], s3: &S3Options) -> Result<Copies> {
+    let mut parsed: Vec<Location> = Vec::new();
+    for text in locations {
+        let location = Location::parse(text)?;
+        if parsed.contains(&location) {
+            return Err(Error::usage(
+                format!("the backup location {location} is named twice"),
+                "name each copy's location once (--to/--from, or `backups` in pgward.toml)",
+            ));
+        }
+        parsed.push(location);
+    }
+    // The first location, where backups are written, must open; a later one that cannot
+    // (S3 down) leaves the others usable: reads go on without it, writes and checks of
+    // its copies fail (see Copies).
+    let mut members = Vec::new();
+    let mut unopened = Vec::new();
+    for (i, location) in parsed.iter().enumerate() {
+        match open(location, s3) {
+            Ok(member) => members.push(member),
+            Err(e) if i > 0 => unopened.push((location.to_string(), e.to_string())),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Copies::new(members, unopened))
 }
 
 #[cfg(test)]

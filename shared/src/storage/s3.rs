@@ -430,6 +430,10 @@ impl Storage for S3Storage {
         self.shared.location()
     }
 
+    fn holders(&self, _id: &str) -> Vec<&dyn Storage> {
+        vec![self]
+    }
+
     fn begin(&self, id: &str) -> Result<Box<dyn BackupWriter>> {
         check_address(id, None)?;
         let mark = WriterMark::of_this_process();

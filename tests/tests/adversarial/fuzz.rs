@@ -490,8 +490,10 @@ fn pgward_toml_never_panics_the_reader() {
         let _ = settings.migrations_dir(None);
         let _ = settings.audit_log();
         let _ = settings.protected();
-        if let Ok(location) = storage::resolve_location(None, &settings) {
-            let _ = Location::parse_with_id(&location);
+        if let Ok(locations) = storage::resolve_locations(&[], &settings) {
+            for location in locations {
+                let _ = Location::parse_with_id(&location);
+            }
         }
         true
     };

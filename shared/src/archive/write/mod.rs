@@ -126,6 +126,10 @@ pub struct DumpResult {
     /// The database's large objects, and whether they were left out.
     #[serde(default)] // absent from older documents (`report render`)
     pub large_objects: ManifestLargeObjects,
+    /// Every location of the backup: the one it was written to first, then each copy
+    /// (`backups = [...]`, or `--to` repeated) and whether it is complete.
+    #[serde(default)] // absent from older documents (`report render`)
+    pub copies: Vec<crate::storage::BackupCopy>,
 }
 
 /// Takes a backup of `db` into `storage`.
@@ -253,6 +257,12 @@ pub fn dump(
             })
             .collect(),
         large_objects: manifest.large_objects.clone().unwrap_or_default(),
+        copies: vec![crate::storage::BackupCopy {
+            location: storage.location(),
+            complete: true,
+            seconds: 0.0,
+            problem: None,
+        }],
     };
     Ok((result, manifest))
 }

@@ -1,19 +1,20 @@
 //! The text views of the backup commands — `pgward-backup` (and its `--dry-run`), `list`,
-//! `verify` (`--deep` too), `prune` — and of `pgward-restore`: what, where, how big, how
+//! `verify` (`--deep` too), `copy`, `prune` — and of `pgward-restore`: what, where, how big, how
 //! long, the largest tables, and the command to run next. Each reads its command's typed
 //! result; a result that does not read gives `None` (the generic summary shows it).
 
 use super::lines::{and_more, count, fields, next_steps, plural, section, title, view, when, TOP};
 use super::table::{Align, Mark, TextTable};
 use super::TextStyle;
-use crate::archive::inventory::ListResult;
+use crate::archive::inventory::{ListResult, ListedBackup};
 use crate::archive::load::LoadReport;
 use crate::archive::prune::PruneResult;
-use crate::archive::results::{BackupPlan, RestoreResult, VerifyResult};
+use crate::archive::results::{BackupPlan, CopyResult, RestoreResult, VerifyResult};
 use crate::archive::verify::Depth;
 use crate::archive::write::DumpResult;
 use crate::output::Envelope;
 use crate::render::human::{bytes, seconds};
+use crate::storage::BackupCopy;
 
 /// `pgward-backup` (`backup`): the backup written, or with `--dry-run` what it would hold.
 pub(super) fn backup(e: &Envelope, style: TextStyle) -> Option<String> {
@@ -92,12 +93,21 @@ fn backup_written(r: &DumpResult, e: &Envelope, style: TextStyle) -> String {
         out.push_str(&t.render(style));
         out.push_str(&more(tables.iter().skip(TOP).map(|t| (t.rows, t.bytes))));
     }
+    if r.copies.len() > 1 {
+        out.push_str(&section(style, "Copies"));
+        out.push_str(&copies_table(&r.copies, style));
+    }
     if e.ok {
         let path = format!("{}/{}", r.location.trim_end_matches('/'), r.id);
+        let locations: Vec<&str> = if r.copies.len() > 1 {
+            r.copies.iter().map(|c| c.location.as_str()).collect()
+        } else {
+            vec![r.location.as_str()]
+        };
         out.push_str(&next_steps(
             style,
             &[
-                format!("pgward-backup verify {} --from {}", r.id, r.location),
+                format!("pgward-backup verify {}{}", r.id, from_flags(&locations)),
                 format!(
                     "pgward-restore --from {path} --target-db {}_check --create",
                     e.target.as_ref().map_or("NAME", |t| t.database.as_str())
@@ -106,6 +116,70 @@ fn backup_written(r: &DumpResult, e: &Envelope, style: TextStyle) -> String {
         ));
     }
     out
+}
+
+/// ` --from A --from B`: the flags naming `locations`.
+fn from_flags(locations: &[&str]) -> String {
+    locations.iter().map(|l| format!(" --from {l}")).collect()
+}
+
+/// Each location of a backup: complete or not, how long its copy took, what stopped it.
+fn copies_table(copies: &[BackupCopy], style: TextStyle) -> String {
+    let mut t = TextTable::new(&[
+        ("location", Align::Left),
+        ("copy", Align::Left),
+        ("took", Align::Right),
+    ]);
+    for c in copies {
+        t.row(
+            [
+                c.location.clone(),
+                match &c.problem {
+                    None if c.complete => "complete".into(),
+                    None => "incomplete".into(),
+                    Some(problem) => format!("FAILED: {}", super::table::cut(problem, 70)),
+                },
+                seconds(c.seconds),
+            ],
+            if c.complete { Mark::Good } else { Mark::Alarm },
+        );
+    }
+    t.render(style)
+}
+
+/// `pgward-backup copy`.
+pub(super) fn copy(e: &Envelope, style: TextStyle) -> Option<String> {
+    view(e, style, "backup copy", |r: &CopyResult, e, style| {
+        let done = r.copies.iter().filter(|c| c.complete).count();
+        let mut out = title(
+            style,
+            &format!(
+                "Backup {}: {} of {} complete",
+                r.id,
+                done,
+                plural(r.copies.len() as u64, "location")
+            ),
+        );
+        out.push_str(&fields(&[
+            ("read from", r.from.clone()),
+            ("took", took(e.duration_ms, None, None)),
+        ]));
+        out.push('\n');
+        out.push_str(&copies_table(&r.copies, style));
+        if e.ok {
+            let mut locations = vec![r.from.as_str()];
+            locations.extend(r.copies.iter().map(|c| c.location.as_str()));
+            out.push_str(&next_steps(
+                style,
+                &[format!(
+                    "pgward-backup verify {}{}",
+                    r.id,
+                    from_flags(&locations)
+                )],
+            ));
+        }
+        out
+    })
 }
 
 /// `... and 3 more tables (1,200 rows, 3.1 MiB)`, or nothing.
@@ -216,11 +290,13 @@ pub(super) fn list(e: &Envelope, style: TextStyle) -> Option<String> {
                 ("age", Align::Right),
                 ("label", Align::Left),
             ]);
+            let several = several_locations(r.backups.iter(), &r.location);
             for b in &r.backups {
                 let age = now
                     .signed_duration_since(b.entry.created_at)
                     .num_milliseconds() as f64
                     / 1000.0;
+                let verified = verified_cell(b, several);
                 t.row(
                     [
                         b.entry.id.clone(),
@@ -228,7 +304,7 @@ pub(super) fn list(e: &Envelope, style: TextStyle) -> Option<String> {
                         bytes(b.entry.size_bytes as f64),
                         count(b.rows),
                         seconds(b.duration_s),
-                        yes_no(b.entry.verified).into(),
+                        verified,
                         seconds(age.max(0.0)),
                         b.entry.label.clone().unwrap_or_default(),
                     ],
@@ -264,14 +340,43 @@ pub(super) fn list(e: &Envelope, style: TextStyle) -> Option<String> {
                 r.location.trim_end_matches('/'),
                 v.entry.id
             )],
-            (Some(newest), _) => vec![format!(
-                "pgward-backup verify {} --from {}",
-                newest.entry.id, r.location
-            )],
+            (Some(newest), _) => {
+                let locations: Vec<&str> = if newest.copies.is_empty() {
+                    vec![r.location.as_str()]
+                } else {
+                    newest.copies.iter().map(|c| c.location.as_str()).collect()
+                };
+                vec![format!(
+                    "pgward-backup verify {}{}",
+                    newest.entry.id,
+                    from_flags(&locations)
+                )]
+            }
         };
         out.push_str(&next_steps(style, &steps));
         out
     })
+}
+
+/// Whether backups live in several locations (or elsewhere than `location`): the
+/// listings then say, per backup, which copies there are and which are verified.
+pub(super) fn several_locations<'b>(
+    mut backups: impl Iterator<Item = &'b ListedBackup>,
+    location: &str,
+) -> bool {
+    backups.any(|b| b.copies.len() > 1 || b.copies.iter().any(|c| c.location != location))
+}
+
+/// A listed backup's "verified" cell: yes or no, or with several locations each copy's.
+pub(super) fn verified_cell(b: &ListedBackup, several: bool) -> String {
+    if !several {
+        return yes_no(b.entry.verified).into();
+    }
+    b.copies
+        .iter()
+        .map(|c| format!("{} in {}", yes_no(c.verified), c.location))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -286,10 +391,12 @@ fn yes_no(b: bool) -> &'static str {
 pub(super) fn verify(e: &Envelope, style: TextStyle) -> Option<String> {
     view(e, style, "backup verify", |r: &VerifyResult, e, style| {
         let bad: Vec<_> = r.files.iter().filter(|f| !f.ok).collect();
-        let verdict = if bad.is_empty() {
-            "verified"
-        } else {
+        let verdict = if !bad.is_empty() {
             "is damaged"
+        } else if r.copies.iter().any(|c| !c.verified) {
+            "has a copy that failed verification"
+        } else {
+            "verified"
         };
         let mut out = title(
             style,
@@ -349,6 +456,23 @@ pub(super) fn verify(e: &Envelope, style: TextStyle) -> Option<String> {
         }
         if let Some(load) = &r.restore {
             out.push_str(&load_tables(load, style));
+        }
+        if r.copies.len() > 1 {
+            out.push_str(&section(style, "Copies"));
+            let mut t = TextTable::new(&[("location", Align::Left), ("verified", Align::Left)]);
+            for c in &r.copies {
+                t.row(
+                    [
+                        c.location.clone(),
+                        match &c.problem {
+                            None => yes_no(c.verified).into(),
+                            Some(problem) => format!("NO: {}", super::table::cut(problem, 70)),
+                        },
+                    ],
+                    if c.verified { Mark::Good } else { Mark::Alarm },
+                );
+            }
+            out.push_str(&t.render(style));
         }
         if e.ok && bad.is_empty() {
             out.push_str(&next_steps(

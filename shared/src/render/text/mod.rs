@@ -75,6 +75,8 @@ fn designed_view(e: &Envelope, style: TextStyle) -> Option<String> {
         #[cfg(feature = "storage")]
         ("backup", "prune") => archive::prune(e, style),
         #[cfg(feature = "storage")]
+        ("backup", "copy") => archive::copy(e, style),
+        #[cfg(feature = "storage")]
         ("restore", "restore") => archive::restore(e, style),
         ("report", "health") => report::health(e, style),
         #[cfg(feature = "storage")]

@@ -308,6 +308,10 @@ pub(super) fn backups(e: &Envelope, style: TextStyle) -> Option<String> {
                     ("age", Align::Right),
                     ("gap", Align::Right),
                 ]);
+                let several = super::archive::several_locations(
+                    r.backups.iter().map(|b| &b.backup),
+                    &r.location,
+                );
                 for b in &r.backups {
                     let entry = &b.backup.entry;
                     t.row(
@@ -316,7 +320,7 @@ pub(super) fn backups(e: &Envelope, style: TextStyle) -> Option<String> {
                             when(&entry.created_at),
                             bytes(entry.size_bytes as f64),
                             seconds(b.backup.duration_s),
-                            if entry.verified { "yes" } else { "no" }.into(),
+                            super::archive::verified_cell(&b.backup, several),
                             seconds(b.age_s),
                             b.since_previous_s
                                 .map(seconds)
@@ -597,7 +601,7 @@ struct ScriptSettings {
     env: String,
     config: Option<String>,
     database_url_env: Option<String>,
-    backups: Option<String>,
+    backups: Option<Vec<String>>,
     protected: Option<bool>,
     auto_restore: Option<bool>,
     pre_deploy: Option<String>,
@@ -641,7 +645,10 @@ pub(super) fn settings(e: &Envelope, style: TextStyle) -> Option<String> {
                         .clone()
                         .unwrap_or_else(|| "DATABASE_URL".into()),
                 ),
-                ("backups", s.backups.clone().unwrap_or_else(none)),
+                (
+                    "backups",
+                    s.backups.as_ref().map_or_else(none, |b| b.join(", ")),
+                ),
                 ("protected", yes(s.protected)),
                 ("auto_restore", yes(s.auto_restore)),
                 ("pre_deploy", s.pre_deploy.clone().unwrap_or_else(none)),

@@ -1,0 +1,476 @@
+//! Several copies of every backup: `backups = ["/var/backups/pg", "s3://bucket/prefix"]`
+//! in pgward.toml, or `--to`/`--from` repeated.
+//!
+//! - A backup is written to the first location as ever, then [`replicate`] copies it to
+//!   each other one: every file streamed from the first copy into a new backup of the same
+//!   id, its SHA-256 and size computed on the bytes that arrive and compared with the
+//!   manifest's, and the manifest (the same bytes) written last. A copy that fails is
+//!   removed and never published; the first copy stays complete and restorable.
+//! - Reading ([`Copies`] as a [`Storage`]) takes, for each backup, the first location that
+//!   holds a complete copy (one with its manifest): `list` shows every backup complete in
+//!   any location with the locations holding it, and `restore` reads it from the first of
+//!   them, so a backup whose first copy is gone (a lost disk) restores from the next. A
+//!   location that cannot be listed (S3 down) leaves the others usable; the commands say so.
+//! - `verify` and `prune` act on each location apart ([`Copies::members`]): each copy is
+//!   checked and gets its own `verified.json`, and each location keeps its own retention.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::{write_error, BackupWriter, Storage};
+use crate::archive::manifest::{BackupManifest, ManifestFile, MANIFEST_FILE};
+use crate::error::{Error, Result};
+
+/// The locations of a command: one, or the copies of each backup in order.
+pub struct Copies {
+    members: Vec<Box<dyn Storage>>,
+    /// Locations after the first that could not be opened (S3 down): (location, why).
+    unopened: Vec<(String, String)>,
+    /// Backup id -> the members holding a complete copy, in order, as last listed or probed.
+    holders: Mutex<HashMap<String, Vec<usize>>>,
+    /// Members that could not be listed: (location, what went wrong).
+    unavailable: Mutex<Vec<(String, String)>>,
+}
+
+impl Copies {
+    /// The locations, the one written first first (at least one), and those after it
+    /// that could not be opened, with why.
+    pub fn new(members: Vec<Box<dyn Storage>>, unopened: Vec<(String, String)>) -> Copies {
+        assert!(!members.is_empty(), "a backup needs a location");
+        Copies {
+            members,
+            unavailable: Mutex::new(unopened.clone()),
+            unopened,
+            holders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The locations that could not be opened, with why: their copies can be neither
+    /// written nor checked in this run.
+    pub fn unopened(&self) -> &[(String, String)] {
+        &self.unopened
+    }
+
+    /// Every location, in order.
+    pub fn members(&self) -> impl Iterator<Item = &dyn Storage> {
+        self.members.iter().map(|m| m.as_ref())
+    }
+
+    /// How many locations.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Never: a `Copies` has at least one location.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Every location's name, in order.
+    pub fn locations(&self) -> Vec<String> {
+        self.members().map(|m| m.location()).collect()
+    }
+
+    /// A `BACKUP_COPY_UNAVAILABLE` warning for each location that could not be read since
+    /// the last call while the others could: the command went on with those.
+    pub fn unavailable_warnings(&self) -> Vec<(crate::codes::WarningCode, String)> {
+        std::mem::take(&mut *lock(&self.unavailable))
+            .into_iter()
+            .map(|(location, why)| {
+                (
+                    crate::codes::WarningCode::BackupCopyUnavailable,
+                    format!("the backup location {location} could not be read ({why}); its copies were left out, the other locations were used"),
+                )
+            })
+            .collect()
+    }
+
+    /// The members holding a complete copy of `id`: from the last listing, else found by
+    /// reading each one's manifest (a location that cannot answer holds none).
+    fn holder_indexes(&self, id: &str) -> Vec<usize> {
+        if self.members.len() == 1 {
+            return vec![0];
+        }
+        if let Some(found) = lock(&self.holders).get(id) {
+            return found.clone();
+        }
+        let found: Vec<usize> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| matches!(m.read_small(id, MANIFEST_FILE), Ok(Some(_))))
+            .map(|(i, _)| i)
+            .collect();
+        lock(&self.holders).insert(id.to_string(), found.clone());
+        found
+    }
+
+    /// The location backup `id` is read from: the first holding a complete copy, else the
+    /// first location (whose answer then says what is missing).
+    fn reader(&self, id: &str) -> &dyn Storage {
+        let first = self.holder_indexes(id).first().copied().unwrap_or(0);
+        self.members[first].as_ref()
+    }
+
+    fn note_unavailable(&self, location: String, error: &Error) {
+        let mut unavailable = lock(&self.unavailable);
+        if !unavailable.iter().any(|(l, _)| *l == location) {
+            unavailable.push((location, error.to_string()));
+        }
+    }
+
+    /// Runs `each` on every member; fails only when every member failed (with the first
+    /// error), else notes the failed ones as unavailable.
+    fn ask_each<T>(&self, each: impl Fn(&dyn Storage) -> Result<T>) -> Result<Vec<(usize, T)>> {
+        if self.members.len() == 1 {
+            return Ok(vec![(0, each(self.members[0].as_ref())?)]);
+        }
+        let mut answered = Vec::new();
+        let mut first_error = None;
+        for (i, member) in self.members.iter().enumerate() {
+            match each(member.as_ref()) {
+                Ok(value) => answered.push((i, value)),
+                Err(e) => {
+                    self.note_unavailable(member.location(), &e);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match (answered.is_empty(), first_error) {
+            (true, Some(e)) => Err(e),
+            _ => Ok(answered),
+        }
+    }
+}
+
+/// A leftover in one location of a backup complete in another: a copy that was
+/// interrupted (or is being made).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FailedCopy {
+    /// The location holding the leftover.
+    pub location: String,
+    /// The backup.
+    pub id: String,
+}
+
+impl Copies {
+    /// Leftovers of copies older than `min_age_s` whose writer is gone: each removed from
+    /// its location alone (the complete copies elsewhere stay) unless `dry_run`. Returns
+    /// them, and those still being written (left alone).
+    pub fn remove_failed_copies(
+        &self,
+        min_age_s: u64,
+        dry_run: bool,
+    ) -> Result<(Vec<FailedCopy>, Vec<FailedCopy>)> {
+        let mut removed = Vec::new();
+        let mut running = Vec::new();
+        if self.members.len() == 1 {
+            return Ok((removed, running));
+        }
+        let complete: std::collections::HashSet<String> = self.list()?.into_iter().collect();
+        for member in &self.members {
+            let Ok(leftovers) = member.list_incomplete() else {
+                continue; // unavailable: noted by list()
+            };
+            for (id, age) in leftovers {
+                if !complete.contains(&id)
+                    || age.is_some_and(|a| a < min_age_s)
+                    || crate::archive::manifest::check_id(&id).is_err()
+                {
+                    continue;
+                }
+                let found = FailedCopy {
+                    location: member.location(),
+                    id: id.clone(),
+                };
+                if member.is_being_written(&id)? {
+                    running.push(found);
+                    continue;
+                }
+                if !dry_run {
+                    crate::log::info(&format!(
+                        "deleting the unfinished copy of {id} in {}",
+                        member.location()
+                    ));
+                    // Incomplete here, so nothing complete of it is in this location.
+                    member.delete(&id)?;
+                }
+                removed.push(found);
+            }
+        }
+        Ok((removed, running))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Storage for Copies {
+    /// The first location: where backups are written.
+    fn location(&self) -> String {
+        self.members[0].location()
+    }
+
+    fn begin(&self, id: &str) -> Result<Box<dyn BackupWriter>> {
+        lock(&self.holders).remove(id);
+        self.members[0].begin(id)
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        let listed = self.ask_each(|m| m.list())?;
+        let mut order = Vec::new();
+        let mut holders: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, ids) in listed {
+            for id in ids {
+                let held = holders.entry(id.clone()).or_default();
+                if held.is_empty() {
+                    order.push(id);
+                }
+                held.push(i);
+            }
+        }
+        *lock(&self.holders) = holders;
+        Ok(order)
+    }
+
+    /// Leftovers of backups complete in no location. A leftover beside a complete copy
+    /// elsewhere (a copy that was killed) is not one: [`Storage::delete`] would remove
+    /// the complete copy too; [`Copies::failed_copies`] finds those.
+    fn list_incomplete(&self) -> Result<Vec<(String, Option<u64>)>> {
+        let leftovers = self.ask_each(|m| m.list_incomplete())?;
+        if self.members.len() == 1 {
+            return Ok(leftovers.into_iter().flat_map(|(_, found)| found).collect());
+        }
+        let complete: std::collections::HashSet<String> = self.list()?.into_iter().collect();
+        let mut seen = std::collections::HashSet::new();
+        Ok(leftovers
+            .into_iter()
+            .flat_map(|(_, found)| found)
+            .filter(|(id, _)| !complete.contains(id) && seen.insert(id.clone()))
+            .collect())
+    }
+
+    fn open(&self, id: &str, path: &str) -> Result<Box<dyn Read + Send>> {
+        self.reader(id).open(id, path)
+    }
+
+    fn read_small(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        self.reader(id).read_small(id, path)
+    }
+
+    fn write_small(&self, id: &str, path: &str, bytes: &[u8]) -> Result<()> {
+        self.reader(id).write_small(id, path, bytes)
+    }
+
+    fn delete_small(&self, id: &str, path: &str) -> Result<()> {
+        self.reader(id).delete_small(id, path)
+    }
+
+    /// Deletes the backup in every location.
+    fn delete(&self, id: &str) -> Result<()> {
+        lock(&self.holders).remove(id);
+        for member in &self.members {
+            member.delete(id)?;
+        }
+        Ok(())
+    }
+
+    fn is_being_written(&self, id: &str) -> Result<bool> {
+        for member in &self.members {
+            if member.is_being_written(id)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn storage_class(&self) -> Option<String> {
+        self.members[0].storage_class()
+    }
+
+    fn holders(&self, id: &str) -> Vec<&dyn Storage> {
+        self.holder_indexes(id)
+            .into_iter()
+            .map(|i| self.members[i].as_ref())
+            .collect()
+    }
+}
+
+/// One location of a backup as `backup` (and `copy`) left it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BackupCopy {
+    /// The location.
+    pub location: String,
+    /// Whether it holds a complete copy (its manifest written last).
+    pub complete: bool,
+    /// Seconds the copy took (0 for the location the backup was written to).
+    pub seconds: f64,
+    /// Why the copy failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl BackupCopy {
+    /// The state of the copy to `location` that began at `started` and ended in `outcome`.
+    pub fn of(location: String, started: Instant, outcome: &Result<()>) -> BackupCopy {
+        BackupCopy {
+            location,
+            complete: outcome.is_ok(),
+            seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+            problem: outcome.as_ref().err().map(|e| match e {
+                // The location is in the row already: only what stopped it.
+                Error::BackupCopyFailed { reason, .. } => reason.clone(),
+                other => other.to_string(),
+            }),
+        }
+    }
+
+    /// A location that could not be opened at all.
+    pub fn unopened(location: &str, why: &str) -> BackupCopy {
+        BackupCopy {
+            location: location.to_string(),
+            complete: false,
+            seconds: 0.0,
+            problem: Some(why.to_string()),
+        }
+    }
+}
+
+/// Copies backup `id`, complete in the first location of `copies`, to every other one
+/// (`jobs` files at a time). Returns the state of each copy made (the first location's
+/// is not among them) and the first failure: a copy that failed was removed.
+pub fn replicate(copies: &Copies, id: &str, jobs: usize) -> (Vec<BackupCopy>, Result<()>) {
+    let source = copies.members[0].as_ref();
+    let mut states = Vec::new();
+    let mut outcome = Ok(());
+    for dest in copies.members.iter().skip(1) {
+        let started = Instant::now();
+        crate::log::info(&format!("copying {id} to {}", dest.location()));
+        let copied = copy_backup(source, dest.as_ref(), id, jobs);
+        states.push(BackupCopy::of(dest.location(), started, &copied));
+        if let Err(e) = copied {
+            if outcome.is_ok() {
+                outcome = Err(e);
+            }
+        }
+    }
+    for (location, why) in &copies.unopened {
+        states.push(BackupCopy::unopened(location, why));
+        if outcome.is_ok() {
+            outcome = Err(Error::BackupCopyFailed {
+                id: id.to_string(),
+                from: source.location(),
+                location: location.clone(),
+                reason: why.clone(),
+            });
+        }
+    }
+    lock(&copies.holders).remove(id);
+    (states, outcome)
+}
+
+/// Copies complete backup `id` from `source` to `dest` under the same id: files first
+/// (checked on arrival against the manifest), the manifest's very bytes last. On failure
+/// nothing is published in `dest`, and what was written there is removed. A file of the
+/// source that does not match its manifest is [`Error::BackupCorrupt`] of the source;
+/// anything else is [`Error::BackupCopyFailed`].
+pub fn copy_backup(source: &dyn Storage, dest: &dyn Storage, id: &str, jobs: usize) -> Result<()> {
+    let failed = |reason: String| Error::BackupCopyFailed {
+        id: id.to_string(),
+        from: source.location(),
+        location: dest.location(),
+        reason,
+    };
+    let read = crate::archive::inventory::read_backup(source, id)?;
+    let bytes = source.read_small(id, MANIFEST_FILE)?.ok_or_else(|| {
+        failed(format!(
+            "{MANIFEST_FILE} vanished from {}",
+            source.location()
+        ))
+    })?;
+    if crate::migrations::checksum(&bytes) != read.manifest_sha256 {
+        return Err(failed(format!(
+            "{MANIFEST_FILE} changed in {} while it was read",
+            source.location()
+        )));
+    }
+    let manifest: BackupManifest = read.manifest;
+    if dest
+        .list()
+        .map_err(|e| failed(e.to_string()))?
+        .iter()
+        .any(|held| held == id)
+    {
+        return Err(failed(format!(
+            "{} already holds a backup named {id}",
+            dest.location()
+        )));
+    }
+    let writer = dest.begin(id).map_err(|e| failed(e.to_string()))?;
+    if writer.id() != id {
+        // The id is taken there (a leftover, or another writer): a copy under another
+        // name would not be the same backup.
+        let taken = writer.id().to_string();
+        writer.abort();
+        return Err(failed(format!(
+            "{} already has something under {id} (a leftover of an interrupted copy or run? `pgward-backup prune --from {}` removes leftovers); it would have been stored as {taken}",
+            dest.location(),
+            dest.location()
+        )));
+    }
+    let workers = jobs.clamp(1, manifest.files.len().max(1));
+    let copied =
+        crate::archive::workers::try_queue(vec![(); workers], &manifest.files, |(), file| {
+            copy_file(source, writer.as_ref(), id, file)
+        });
+    if let Err(e) = copied.and_then(|_| crate::interrupt::check()) {
+        writer.abort();
+        return Err(match e {
+            corrupt @ Error::BackupCorrupt { .. } => corrupt,
+            Error::Interrupted => Error::Interrupted,
+            other => failed(other.to_string()),
+        });
+    }
+    writer
+        .commit(&manifest.files, &bytes)
+        .map_err(|e| failed(e.to_string()))
+}
+
+/// Streams one file into the copy and checks what arrived against the manifest.
+fn copy_file(
+    source: &dyn Storage,
+    writer: &dyn BackupWriter,
+    id: &str,
+    file: &ManifestFile,
+) -> Result<()> {
+    crate::interrupt::check()?;
+    let mut reader = source.open(id, &file.path)?;
+    let mut out = writer.create(&file.path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| Error::io("read", &file.path, e))?;
+        if n == 0 {
+            break;
+        }
+        std::io::Write::write_all(&mut out, &buf[..n]).map_err(|e| write_error(&file.path, e))?;
+    }
+    let arrived = out.finish()?;
+    match crate::archive::verify::mismatch(file, arrived.size, &arrived.sha256) {
+        None => Ok(()),
+        Some(problem) => Err(crate::archive::verify::corrupt(
+            id,
+            &file.path,
+            &format!(
+                "{problem} as read from {} (so it was not copied to another location)",
+                source.location()
+            ),
+        )),
+    }
+}
