@@ -15,7 +15,7 @@ use pgward_shared::error::{Error, Result};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::retention::Retention;
 use pgward_shared::storage::{
-    copy_backup, open_storage, replicate, BackupCopy, S3Options, Storage,
+    copy_backup, holds_complete, open_storage, replicate, BackupCopy, S3Options, Storage,
 };
 
 /// `backup`.
@@ -127,15 +127,15 @@ pub fn verify(
     let mut failure: Option<Failure> = None;
     for member in storage.members() {
         let location = member.location();
-        let outcome = match member.list() {
+        let outcome = match holds_complete(member, &id) {
             Err(e) => Err(Failure::from(e)),
-            Ok(ids) if !ids.contains(&id) => Err(Failure::from(Error::BackupCopyMissing {
+            Ok(false) => Err(Failure::from(Error::BackupCopyMissing {
                 id: id.clone(),
                 location: location.clone(),
                 held_in: held_in.clone(),
             })),
             // --deep restores one copy: the first that passes the file checks.
-            Ok(_) => verify::verify_backup(ctx, member, &id, deep && checked.is_none(), jobs),
+            Ok(true) => verify::verify_backup(ctx, member, &id, deep && checked.is_none(), jobs),
         };
         match outcome {
             Ok(result) => {
@@ -221,7 +221,7 @@ pub fn copy(
     for member in dest.members() {
         ctx.audit_location(&member.location());
         let started = std::time::Instant::now();
-        if member.list()?.contains(&id) {
+        if holds_complete(member, &id)? {
             pgward_shared::log::info(&format!("{} already holds {id}", member.location()));
             copies.push(BackupCopy {
                 location: member.location(),

@@ -585,8 +585,7 @@ fn the_text_views_show_each_copy() {
 #[test]
 fn two_copies_of_one_backup_at_once_leave_one_complete_copy() {
     use pgward_tests::{spawn, wait_child};
-    let server = s3();
-    let (bucket, folder, local, remote) = local_and_s3();
+    let (_bucket, _folder, local, remote) = local_and_s3();
     let db = cluster().create_database();
     db.psql("CREATE TABLE t (id int PRIMARY KEY, v bytea); INSERT INTO t SELECT g, sha512(int8send(g)) FROM generate_series(1, 100000) g;");
     let env = envs(&db);

@@ -852,13 +852,18 @@ fn every_format_shows_the_fleet_per_target_and_masks_passwords() {
 /// A project folder for the scripts: pgward.toml with the fleet environment `tenants`
 /// (`fleet = "tenants"`, backups in `backups/`), its targets file, and migrations.
 fn fleet_project(urls: &[String], auto_restore: bool) -> tempfile::TempDir {
+    fleet_project_with(urls, auto_restore, "\"backups\"")
+}
+
+/// [`fleet_project`] with `backups = BACKUPS` (a TOML value: one location or a list).
+fn fleet_project_with(urls: &[String], auto_restore: bool, backups: &str) -> tempfile::TempDir {
     let dir = temp_dir("fleet-scripts");
     targets_file(dir.path(), "tenants.txt", urls);
     std::fs::write(
         dir.path().join("pgward.toml"),
         format!(
             "migrations = \"prisma/migrations\"\n\n[fleets.tenants]\ntargets_file = \"tenants.txt\"\n\n\
-             [env.tenants]\nfleet = \"tenants\"\nbackups = \"backups\"\nauto_restore = {auto_restore}\n"
+             [env.tenants]\nfleet = \"tenants\"\nbackups = {backups}\nauto_restore = {auto_restore}\n"
         ),
     )
     .expect("temp dir is writable");
@@ -915,6 +920,53 @@ fn backup_cron_over_a_fleet_backs_up_verifies_and_prunes_each_target_in_its_own_
     }
     let verify = &doc["result"]["steps"][1]["result"]["summary"];
     assert_eq!(verify["ok"], 3, "{doc}");
+}
+
+/// A fleet environment with two backup locations: each target's backup is in its own
+/// prefix of both, and verify checks both copies.
+#[test]
+fn backup_cron_over_a_fleet_keeps_each_targets_backup_in_every_location() {
+    let dbs: Vec<TestDb> = (0..2).map(|_| cluster().create_database()).collect();
+    for db in &dbs {
+        db.psql("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10)");
+    }
+    let urls: Vec<String> = dbs.iter().map(TestDb::url).collect();
+    let project = fleet_project_with(&urls, false, "[\"backups\", \"copies\"]");
+    let out = run_script(
+        project.path(),
+        "backup-cron.sh",
+        &["tenants", "--keep-last", "1"],
+        &cluster().pg_tools_env(),
+    );
+    out.assert_code(0);
+    let doc = out.json();
+    let verify = &doc["result"]["steps"][1]["result"];
+    assert_eq!(verify["summary"]["ok"], 2, "{out}");
+    for (target, backup) in doc["result"]["backup"]
+        .as_array()
+        .expect("one backup per target")
+        .iter()
+        .enumerate()
+    {
+        let id = backup["id"].as_str().expect("an id");
+        let copies = &verify["targets"][target]["result"]["copies"];
+        assert_eq!(copies.as_array().map(Vec::len), Some(2), "{out}");
+        for (copy, root) in ["backups", "copies"].iter().enumerate() {
+            let location = copies[copy]["location"].as_str().expect("a location");
+            // Relative to pgward.toml's folder, where the script runs.
+            assert!(location.starts_with(&format!("{root}/")), "{out}");
+            assert_eq!(copies[copy]["verified"], true, "{out}");
+            assert!(
+                project
+                    .path()
+                    .join(location)
+                    .join(id)
+                    .join("manifest.json")
+                    .is_file(),
+                "{location} holds {id}\n{out}"
+            );
+        }
+    }
 }
 
 #[test]

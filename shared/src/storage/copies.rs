@@ -400,12 +400,7 @@ pub fn copy_backup(source: &dyn Storage, dest: &dyn Storage, id: &str, jobs: usi
         )));
     }
     let manifest: BackupManifest = read.manifest;
-    if dest
-        .list()
-        .map_err(|e| failed(e.to_string()))?
-        .iter()
-        .any(|held| held == id)
-    {
+    if holds_complete(dest, id).map_err(|e| failed(e.to_string()))? {
         return Err(failed(format!(
             "{} already holds a backup named {id}",
             dest.location()
@@ -439,6 +434,12 @@ pub fn copy_backup(source: &dyn Storage, dest: &dyn Storage, id: &str, jobs: usi
     writer
         .commit(&manifest.files, &bytes)
         .map_err(|e| failed(e.to_string()))
+}
+
+/// Whether `storage` holds a complete copy of backup `id` (its manifest): a location not
+/// written yet (no folder) holds none.
+pub fn holds_complete(storage: &dyn Storage, id: &str) -> Result<bool> {
+    Ok(storage.read_small(id, MANIFEST_FILE)?.is_some())
 }
 
 /// Streams one file into the copy and checks what arrived against the manifest.
