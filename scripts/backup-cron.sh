@@ -89,21 +89,33 @@ fleet=$(pgw_setting fleet)
 [ -z "$fleet" ] || pgw_fleet_backup_cron "$fleet"
 
 pgw_step backup backup backup "${backup_args[@]}"
-[ "$STEP_RC" = 0 ] || pgw_fail_step
+# A backup complete in the first location whose copy to another failed (S3 down): the run
+# goes on with the first copy (verified, and every location pruned that can be, so a long
+# outage does not fill the host's disk) and ends with the copy's failure.
+copy_rc=0 copy_error=null
+if [ "$STEP_RC" != 0 ]; then
+  [ "$(pgw_jq '.error.code // empty')" = BACKUP_COPY_FAILED ] || pgw_fail_step
+  copy_rc=$STEP_RC
+  copy_error=$(pgw_step_error)
+fi
 id=$(pgw_jq .result.id)
 pgw_result backup "$(pgw_jq -c '.result | {id, location, size_bytes, rows, tables: (.tables | length), copies: [(.copies // [])[] | .location]}')"
 pgw_detail '"backup \(.result.id) at \(.result.location): \(.result.rows) rows, \(.result.size_bytes) bytes"'
 
-# Every location of the environment's `backups`: each copy is checked.
+# Every location of the environment's `backups`: each copy is checked (after a failed
+# copy, the first location's alone).
 verify_args=("$id")
+[ "$copy_rc" = 0 ] || verify_args+=(--from "$(pgw_jq .result.location)")
 [ -n "$deep" ] && verify_args+=(--deep)
 pgw_step verify backup verify "${verify_args[@]}"
 [ "$STEP_RC" = 0 ] || pgw_fail_step
 
 pgw_step prune backup prune "${prune_args[@]}"
-[ "$STEP_RC" = 0 ] || pgw_fail_step
+# A location the copy could not reach cannot be pruned either: the copy's failure says it.
+[ "$STEP_RC" = 0 ] || [ "$copy_rc" != 0 ] || pgw_fail_step
 pgw_result pruned "$(pgw_jq -c '[(.result.deleted // [])[] | if type == "object" then .id else . end]')"
 pgw_detail '"pruned \(.result.deleted | length) backup(s), kept \(.result.kept | length)"'
+[ "$copy_rc" = 0 ] || pgw_finish "$copy_rc" "$copy_error"
 
 pgw_step report report backups --max-age "$max_age"
 pgw_detail '"\(.result.count) backup(s), \(.result.total_bytes) bytes\(if .result.newest then "; the newest, \(.result.newest.id), is \(.result.newest.age_s | floor) s old" else "" end)"'

@@ -2,7 +2,7 @@
 //! verify, prune, copy.
 
 use pgward_shared::archive::inventory;
-use pgward_shared::archive::prune::{prune, PruneRules};
+use pgward_shared::archive::prune::{prune, PruneRules, PrunedLocation};
 use pgward_shared::archive::results::{
     BackupPlan, CopyResult, PlannedTable, VerifiedCopy, VerifyResult,
 };
@@ -283,15 +283,55 @@ pub fn prune_command(
         ctx.settings
             .guard_destructive("prune", &storage.location(), guard)?;
     }
-    // With several locations, the rules are decided once over every location's backups,
-    // and what goes is deleted from each.
-    let mut result = prune(&storage, rules, dry_run)?;
-    let (copies_deleted, copies_running) =
-        storage.remove_failed_copies(rules.leftover_age.as_secs(), dry_run)?;
-    result.copies_deleted = copies_deleted;
-    result
-        .leftovers_running
-        .extend(copies_running.into_iter().map(|c| c.id));
-    ctx.warn_all(storage.unavailable_warnings());
+    if storage.len() == 1 && storage.unopened().is_empty() {
+        return Ok(Outcome::ok(prune(&storage, rules, dry_run)?));
+    }
+    // Several locations: each is pruned on its own, by its own listing. A location's
+    // leftovers are its own (a killed copy's is deleted there alone), its newest verified
+    // copy is kept, and one whose copies failed for a while keeps its newest ones: never a
+    // decision over the others' backups that could empty it.
+    let mut locations = Vec::new();
+    let mut failure = None;
+    for member in storage.members() {
+        ctx.audit_location(&member.location());
+        match prune(member, rules, dry_run) {
+            Ok(pruned) => locations.push(PrunedLocation {
+                location: member.location(),
+                result: Some(pruned),
+                problem: None,
+            }),
+            Err(e) => {
+                pgward_shared::log::error(&format!("prune of {}: {e}", member.location()));
+                locations.push(PrunedLocation {
+                    location: member.location(),
+                    result: None,
+                    problem: Some(e.to_string()),
+                });
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    for (location, why) in storage.unopened() {
+        locations.push(PrunedLocation {
+            location: location.clone(),
+            result: None,
+            problem: Some(why.clone()),
+        });
+        failure.get_or_insert(Error::Storage {
+            location: location.clone(),
+            action: "open the backup location to prune it".into(),
+            s3_code: None,
+            reason: why.clone(),
+        });
+    }
+    let mut result = locations
+        .first()
+        .and_then(|l| l.result.clone())
+        .unwrap_or_else(|| pgward_shared::archive::prune::PruneResult::empty(rules, dry_run));
+    result.locations = locations;
+    if let Some(e) = failure {
+        // The other locations were pruned; this one needs a look.
+        return Err(Failure::with_result(e, &result));
+    }
     Ok(Outcome::ok(result))
 }

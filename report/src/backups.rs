@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use pgward_shared::archive::inventory::{self, ListedBackup};
-use pgward_shared::archive::results::{BackupRow, BackupsReport, NewestBackup};
+use pgward_shared::archive::results::{BackupRow, BackupsReport, LocationBackups, NewestBackup};
 use pgward_shared::archive::sources::{choose_source, source_in_use};
 use pgward_shared::codes::WarningCode;
 use pgward_shared::output::{Context, Failure, Outcome};
@@ -24,7 +24,6 @@ pub fn backups(
 ) -> Result<Outcome, Failure> {
     let storage = open_storage(ctx, from, storage_args)?;
     let mut listed = inventory::list(&storage)?;
-    ctx.warn_all(storage.unavailable_warnings());
     // The verdict is about one database's backups: another's newer ones must not hide
     // that this one's stopped.
     let entries: Vec<_> = listed.backups.iter().map(|b| b.entry.clone()).collect();
@@ -39,6 +38,10 @@ pub fn backups(
     let now = Utc::now();
     let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
     let warnings = inventory::listing_warnings(&listed.incomplete, &listed.damaged);
+    let mut locations = storage.locations();
+    locations.extend(storage.unopened().iter().map(|(l, _)| l.clone()));
+    let unreadable = storage.unreadable();
+    ctx.warn_all(storage.unavailable_warnings());
     let mut report = build(
         listed.location,
         listed.backups,
@@ -48,6 +51,40 @@ pub fn backups(
     );
     report.source = source;
     ctx.warn_all(warnings);
+    if locations.len() > 1 {
+        report.locations = per_location(&report, &locations, &unreadable);
+        let behind: Vec<String> = report
+            .locations
+            .iter()
+            .filter(|l| {
+                !l.readable
+                    || report
+                        .newest
+                        .as_ref()
+                        .is_some_and(|n| l.newest.as_ref().is_none_or(|ln| ln.id != n.id))
+            })
+            .map(|l| match (&l.newest, l.readable) {
+                (_, false) => format!("{} could not be read", l.location),
+                (Some(n), true) => format!(
+                    "{} holds no copy of the newest backup (its newest is {}, {} old)",
+                    l.location,
+                    n.id,
+                    humantime::format_duration(whole_seconds(n.age_s))
+                ),
+                (None, true) => format!("{} holds no copy of any backup", l.location),
+            })
+            .collect();
+        if !behind.is_empty() {
+            ctx.warn(
+                WarningCode::BackupCopyBehind,
+                format!(
+                    "{}: copy it with pgward-backup copy latest (the environment's or --to locations)",
+                    behind.join("; ")
+                ),
+            );
+            return Ok(Outcome::attention(report));
+        }
+    }
     match &report.newest {
         None => {
             ctx.warn(
@@ -70,6 +107,41 @@ pub fn backups(
         }
         Some(_) => Ok(Outcome::ok(report)),
     }
+}
+
+/// Each location's complete copies among the report's backups, and its newest.
+fn per_location(
+    report: &BackupsReport,
+    locations: &[String],
+    unreadable: &[String],
+) -> Vec<LocationBackups> {
+    locations
+        .iter()
+        .map(|location| {
+            let held: Vec<_> = report
+                .backups
+                .iter()
+                .filter(|b| b.backup.copies.iter().any(|c| &c.location == location))
+                .collect();
+            LocationBackups {
+                location: location.clone(),
+                readable: !unreadable.contains(location),
+                count: held.len(),
+                newest: held.first().map(|b| NewestBackup {
+                    id: b.backup.entry.id.clone(),
+                    created_at: b.backup.entry.created_at,
+                    age_s: b.age_s,
+                    size_bytes: b.backup.entry.size_bytes,
+                    duration_s: b.backup.duration_s,
+                    verified: b
+                        .backup
+                        .copies
+                        .iter()
+                        .any(|c| &c.location == location && c.verified),
+                }),
+            }
+        })
+        .collect()
 }
 
 fn whole_seconds(s: f64) -> Duration {
@@ -123,6 +195,7 @@ pub fn build(
         backups: rows,
         incomplete,
         source: None,
+        locations: Vec::new(),
     }
 }
 

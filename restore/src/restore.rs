@@ -123,7 +123,7 @@ pub fn restore(
     let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(&store, &id)?;
     ctx.warn_all(store.unavailable_warnings());
     // The location it is read from: the first holding a complete copy.
-    let read_from = store
+    let mut read_from = store
         .holders(&id)
         .first()
         .map_or_else(|| store.location(), |h| h.location());
@@ -217,7 +217,7 @@ pub fn restore(
         .filter(|f| !streamed.contains(f.path.as_str()))
         .filter(|f| f.path != LARGE_OBJECTS_FILE || large_objects_file.is_some())
         .collect();
-    let depth = restore_depth(&store, &id, &manifest_sha256);
+    let mut depth = restore_depth(&store, &id, &manifest_sha256);
     log::info(&format!(
         "verifying {} files of {id} before touching anything ({}){}",
         first.len(),
@@ -235,8 +235,39 @@ pub fn restore(
             String::new()
         }
     ));
-    let checks = check_files(&store, &manifest, &first, options.jobs.get(), depth)?;
-    require_all_ok(&id, &checks)?;
+    let mut checked = check_files(&store, &manifest, &first, options.jobs.get(), depth)
+        .and_then(|checks| require_all_ok(&id, &checks).map(|()| checks));
+    // A damaged copy, with another location holding the backup: nothing is touched yet,
+    // so that copy is checked instead (the same manifest, byte for byte).
+    while let Err(Error::BackupCorrupt { problems, .. }) = &checked {
+        let damaged = read_from.clone();
+        if !store.skip_copy(&id, &damaged) {
+            break;
+        }
+        read_from = store
+            .holders(&id)
+            .first()
+            .map_or_else(|| store.location(), |h| h.location());
+        ctx.warn(
+            WarningCode::BackupCopyUnavailable,
+            format!("the copy of {id} in {damaged} is damaged ({problems}); restoring the copy in {read_from} instead (`pgward-backup verify {id}` shows each copy)"),
+        );
+        let (_, digest) = inventory::read_manifest_with_digest(&store, &id)?;
+        if digest != manifest_sha256 {
+            return Err(Error::BackupCorrupt {
+                id: id.clone(),
+                problems: format!(
+                    "the copy in {read_from} has another manifest than the one in {damaged}"
+                ),
+                files: vec![pgward_shared::archive::manifest::MANIFEST_FILE.to_string()],
+            }
+            .into());
+        }
+        depth = restore_depth(&store, &id, &manifest_sha256);
+        checked = check_files(&store, &manifest, &first, options.jobs.get(), depth)
+            .and_then(|checks| require_all_ok(&id, &checks).map(|()| checks));
+    }
+    let checks = checked?;
 
     let other_database = backup_source.database != target_name || backup_source != source;
     if other_database {

@@ -265,6 +265,9 @@ catalogue! {
         ShadowLeftoverNotDropped = "SHADOW_LEFTOVER_NOT_DROPPED";
         /// report backups: the newest backup is older than --max-age.
         BackupTooOld = "BACKUP_TOO_OLD";
+        /// report backups with several locations: one lacks a copy of the newest backup
+        /// (its copies failed or stopped), or could not be read.
+        BackupCopyBehind = "BACKUP_COPY_BEHIND";
         /// report backups: the location holds no complete backup.
         NoBackups = "NO_BACKUPS";
         /// report health: databases pgward made for its work, left by killed runs.

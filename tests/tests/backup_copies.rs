@@ -9,8 +9,8 @@
 use std::path::Path;
 
 use pgward_tests::{
-    assert_same_state, cluster, env_refs, json_ids, load_rich_fixture, path_str, run, run_in, s3,
-    state, temp_dir, warning_codes, Output, TestDb,
+    assert_same_state, cluster, env_refs, json_ids, load_rich_fixture, next_second, path_str, run,
+    run_in, s3, state, temp_dir, warning_codes, Output, TestDb,
 };
 
 /// A project whose environment `dev` keeps its backups in `locations`, in that order.
@@ -179,7 +179,8 @@ fn each_backup_has_a_checked_copy_in_s3_and_restores_from_it_when_the_folder_is_
     assert_eq!(out.json()["result"]["location"], local, "{out}");
 
     // The disk of the first location is lost: list and restore find the copy in S3.
-    std::fs::remove_dir_all(folder.path().join(&id)).expect("the folder is removable");
+    // The whole folder is gone, not just the backup in it.
+    std::fs::remove_dir_all(folder.path()).expect("the folder is removable");
     let out = pgward(dir.path(), "backup", &["list"], &env);
     out.assert_code(0);
     assert_eq!(
@@ -287,6 +288,32 @@ fn a_copy_that_cannot_be_made_fails_loudly_and_leaves_the_first_complete() {
     );
     assert_eq!(json_ids(&out.json()["result"]["backups"]), vec![id.clone()]);
 
+    // Monitoring notices: report backups needs attention while a location is missing.
+    let report = |expected: i32| {
+        let out = run(
+            "report",
+            &[
+                "backups",
+                "--from",
+                &local,
+                "--from",
+                &remote,
+                "--database-url",
+                &url,
+            ],
+            &env_refs(&env),
+        );
+        out.assert_code(expected);
+        out
+    };
+    let out = report(3);
+    let json = out.json();
+    assert!(
+        warning_codes(&json).contains(&"BACKUP_COPY_BEHIND".to_string()),
+        "{out}"
+    );
+    assert_eq!(json["result"]["locations"][1]["readable"], false, "{out}");
+
     // Once the bucket exists, the hint's command makes the copy.
     server.create_bucket(&bucket);
     let out = run(
@@ -318,6 +345,23 @@ fn a_copy_that_cannot_be_made_fails_loudly_and_leaves_the_first_complete() {
     );
     out.assert_code(0);
     assert_eq!(out.json()["result"]["copies"][0]["seconds"], 0.0, "{out}");
+    let out = report(0);
+    assert_eq!(out.json()["result"]["locations"][1]["count"], 1, "{out}");
+    // A newer backup whose copy was not made: the S3 location is behind.
+    next_second();
+    let newer = backup_to(&[&local], &url, &env);
+    let out = report(3);
+    let json = out.json();
+    assert_eq!(json["result"]["newest"]["id"], newer.as_str(), "{out}");
+    assert_eq!(
+        json["result"]["locations"][1]["newest"]["id"],
+        id.as_str(),
+        "{out}"
+    );
+    assert!(
+        warning_codes(&json).contains(&"BACKUP_COPY_BEHIND".to_string()),
+        "{out}"
+    );
 }
 
 #[test]
@@ -413,7 +457,7 @@ fn verify_checks_each_copy_and_a_corrupted_copy_fails_it() {
 }
 
 #[test]
-fn prune_applies_to_each_location_and_removes_a_killed_copy_without_touching_the_complete_one() {
+fn prune_applies_to_each_location_by_its_own_backups_and_removes_a_killed_copy_there_alone() {
     let first = temp_dir("copies_a_");
     let second = temp_dir("copies_b_");
     let a = path_str(first.path()).to_string();
@@ -422,20 +466,22 @@ fn prune_applies_to_each_location_and_removes_a_killed_copy_without_touching_the
     db.psql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100);");
     let env = envs(&db);
     let url = db.url();
+    // Two backups copied to both; then the copies stopped (two backups in the first only),
+    // and a fifth's copy to the second was killed half-way: a leftover there.
     let mut ids = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..2 {
         ids.push(backup_to(&[&a, &b], &url, &env));
     }
-    // A fourth backup whose copy to the second location was killed half-way: complete in
-    // the first, a leftover in the second.
-    let killed = backup_to(&[&a], &url, &env);
+    for _ in 0..3 {
+        ids.push(backup_to(&[&a], &url, &env));
+    }
+    let killed = ids[4].clone();
     let partial = second.path().join(format!(".partial-{killed}"));
     std::fs::create_dir_all(partial.join("data")).expect("a leftover");
     std::fs::write(partial.join("data/half.copy.zst"), b"half").expect("a leftover file");
 
-    let out = run(
-        "backup",
-        &[
+    let prune = |dry_run: bool| {
+        let mut args = vec![
             "prune",
             "--from",
             &a,
@@ -447,41 +493,50 @@ fn prune_applies_to_each_location_and_removes_a_killed_copy_without_touching_the
             "0s",
             "--database-url",
             &url,
-        ],
-        &env_refs(&env),
-    );
+        ];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        run("backup", &args, &env_refs(&env))
+    };
+    let folders = || {
+        [first.path(), second.path()].map(|root| {
+            let mut held: Vec<String> = std::fs::read_dir(root)
+                .expect("a folder")
+                .map(|e| {
+                    e.expect("an entry")
+                        .file_name()
+                        .to_string_lossy()
+                        .to_string()
+                })
+                .collect();
+            held.sort();
+            held
+        })
+    };
+    let before = folders();
+    let out = prune(true);
+    out.assert_code(0);
+    assert_eq!(folders(), before, "a dry run deletes nothing\n{out}");
+    let out = prune(false);
     out.assert_code(0);
     let json = out.json();
+    let locations = &json["result"]["locations"];
+    assert_eq!(locations[0]["location"], a.as_str(), "{out}");
+    assert_eq!(locations[1]["location"], b.as_str(), "{out}");
     assert_eq!(
-        json["result"]["copies_deleted"][0]["id"],
-        killed.as_str(),
+        locations[1]["result"]["leftovers_deleted"],
+        serde_json::json!([killed]),
         "{out}"
     );
-    assert_eq!(
-        json["result"]["copies_deleted"][0]["location"],
-        b.as_str(),
-        "{out}"
-    );
-    // The two newest stay in each location; the older ones are gone from each.
-    for (root, expected) in [
-        (first.path(), vec![ids[2].clone(), killed.clone()]),
-        (second.path(), vec![ids[2].clone()]),
-    ] {
-        let mut held: Vec<String> = std::fs::read_dir(root)
-            .expect("a folder")
-            .map(|e| {
-                e.expect("an entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .to_string()
-            })
-            .collect();
-        held.sort();
-        let mut expected = expected;
-        expected.sort();
-        assert_eq!(held, expected, "{} after prune\n{out}", root.display());
-    }
-    // The killed copy's complete original was kept and still verifies.
+    // Each location keeps its own two newest: the second still holds the two copies it
+    // has, though the first holds newer backups; the killed copy's complete original in
+    // the first is kept.
+    let mut first_expected = vec![ids[3].clone(), ids[4].clone()];
+    first_expected.sort();
+    let mut second_expected = vec![ids[0].clone(), ids[1].clone()];
+    second_expected.sort();
+    assert_eq!(folders(), [first_expected, second_expected], "{out}");
     run(
         "backup",
         &["verify", &killed, "--from", &a, "--database-url", &url],
@@ -577,6 +632,23 @@ fn the_text_views_show_each_copy() {
     // A location that cannot hold a folder: the copy fails, the first stays complete.
     let out = text(&["--to", &a, "--to", "/dev/null/pgward"]);
     snapshot("copies_backup_copy_failed", &out, 7);
+    // The report then shows the second location behind (exit 3).
+    let out = run(
+        "report",
+        &[
+            "backups",
+            "--from",
+            &a,
+            "--from",
+            &b,
+            "--format",
+            "text",
+            "--database-url",
+            &url,
+        ],
+        &env_refs(&env),
+    );
+    snapshot("copies_report_behind", &out, 3);
 }
 
 /// Two `copy` runs of one backup to one S3 location at once: one makes the copy, the
@@ -764,4 +836,101 @@ fn the_scripts_keep_two_copies() {
         &state(&db),
         "the database after the automatic restore",
     );
+}
+
+/// backup-cron.sh while the S3 location is unreachable: every run still verifies the
+/// backup in the folder and prunes the folder (a long outage does not fill the disk), and
+/// ends with the copy's failure (exit 7) so that cron and the alert notice.
+#[test]
+fn backup_cron_during_an_s3_outage_keeps_the_folder_verified_and_pruned_and_fails_loudly() {
+    use pgward_tests::run_script;
+    let folder = temp_dir("copies_local_");
+    let local = path_str(folder.path()).to_string();
+    let remote = format!("s3://not-there-{}/app", std::process::id());
+    let dir = project(&[local.clone(), remote]);
+    let db = cluster().create_database();
+    db.psql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100);");
+    let env = envs(&db);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let out = run_script(
+            dir.path(),
+            "backup-cron.sh",
+            &["dev", "--keep-last", "1"],
+            &env_refs(&env),
+        );
+        let json = out.assert_error(7, "BACKUP_COPY_FAILED");
+        let steps: Vec<(String, i64)> = json["result"]["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .map(|s| {
+                (
+                    s["step"].as_str().expect("a name").to_string(),
+                    s["exit_code"].as_i64().expect("a code"),
+                )
+            })
+            .collect();
+        assert_eq!(steps[0], ("backup".to_string(), 7), "{out}");
+        assert_eq!(steps[1], ("verify".to_string(), 0), "{out}");
+        assert_eq!(steps[2].0, "prune", "{out}");
+        ids.push(
+            json["result"]["backup"]["id"]
+                .as_str()
+                .expect("an id")
+                .to_string(),
+        );
+        next_second();
+    }
+    let held: Vec<String> = std::fs::read_dir(folder.path())
+        .expect("a folder")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        held,
+        vec![ids[1].clone()],
+        "the folder was pruned to the newest"
+    );
+}
+
+/// A restore whose first copy is damaged reads the next location's, before the target is
+/// touched, and says so.
+#[test]
+fn a_restore_reads_the_next_copy_when_the_first_is_damaged() {
+    let (_bucket, folder, local, remote) = local_and_s3();
+    let dir = project(&[local.clone(), remote.clone()]);
+    let source = cluster().create_database();
+    load_rich_fixture(&source);
+    let before = state(&source);
+    let env = envs(&source);
+    let id = id_of(&pgward(dir.path(), "backup", &[], &env));
+    let data = walk(&folder.path().join(&id))
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("/data/"))
+        .expect("a data file");
+    let mut bytes = std::fs::read(&data).expect("readable");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&data, bytes).expect("writable");
+    // Into an existing empty database: every file is checked before it is touched.
+    let target = cluster().create_database();
+    let out = pgward(
+        dir.path(),
+        "restore",
+        &["--from", &id, "--target-db", &target.name],
+        &env,
+    );
+    out.assert_code(0);
+    let json = out.json();
+    assert_eq!(json["result"]["location"], remote.as_str(), "{out}");
+    assert!(
+        warning_codes(&json).contains(&"BACKUP_COPY_UNAVAILABLE".to_string()),
+        "{out}"
+    );
+    assert_same_state(&before, &state(&target), "the restore of the S3 copy");
 }

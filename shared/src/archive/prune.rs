@@ -39,7 +39,7 @@ pub struct PruneRules {
 }
 
 /// prune's `result`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PruneResult {
     /// Whether nothing was deleted.
     pub dry_run: bool,
@@ -60,20 +60,49 @@ pub struct PruneResult {
     /// fresh), left alone whatever their age.
     #[serde(default)] // absent from older documents (`report render`)
     pub leftovers_running: Vec<String>,
-    /// With several locations: unfinished copies (a location's leftover of a backup
-    /// complete in another) deleted from their location alone, or that would be.
+    /// With several locations: each location's own prune (the fields above are the
+    /// first's), in order. Empty with one location.
     #[serde(default)] // absent from older documents (`report render`)
-    pub copies_deleted: Vec<crate::storage::FailedCopy>,
+    pub locations: Vec<PrunedLocation>,
+}
+
+/// One location's prune, when there are several: the rules applied to the backups it
+/// holds, its own newest verified copy kept, its own leftovers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PrunedLocation {
+    /// The location.
+    pub location: String,
+    /// Its prune; `None` when it could not be pruned (`problem` says why).
+    pub result: Option<PruneResult>,
+    /// Why it could not be pruned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// A kept backup and the rule that kept it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeptBackup {
     /// The id.
     pub id: String,
     /// The first rule that keeps it: `keep-last`, `keep-days`, `keep-daily`,
     /// `keep-weekly`, `keep-monthly` or `newest-verified`.
     pub reason: KeepReason,
+}
+
+impl PruneResult {
+    /// A prune that deleted and kept nothing (a location that could not be read).
+    pub fn empty(rules: &PruneRules, dry_run: bool) -> PruneResult {
+        PruneResult {
+            dry_run,
+            rules: rules.retention.clone(),
+            rules_from: rules.retention_from.clone(),
+            kept: Vec::new(),
+            deleted: Vec::new(),
+            leftovers_deleted: Vec::new(),
+            leftovers_running: Vec::new(),
+            locations: Vec::new(),
+        }
+    }
 }
 
 /// Decides and (unless `dry_run`) deletes.
@@ -151,6 +180,6 @@ pub fn prune(storage: &dyn Storage, rules: &PruneRules, dry_run: bool) -> Result
         deleted,
         leftovers_deleted: leftovers,
         leftovers_running: running,
-        copies_deleted: Vec::new(),
+        locations: Vec::new(),
     })
 }

@@ -159,6 +159,23 @@ pub struct BackupsReport {
     /// The database and environment reported on: the URL's (and `--env`'s), or the only
     /// one the location holds backups of. Backups of others are not counted.
     pub source: Option<BackupSource>,
+    /// With several locations: each one's complete copies and its newest (a location
+    /// whose copies stopped shows an older newest, and the report needs attention).
+    #[serde(default)] // absent from older documents (`report render`)
+    pub locations: Vec<LocationBackups>,
+}
+
+/// One location's share of the backups reported on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LocationBackups {
+    /// The location.
+    pub location: String,
+    /// Whether it could be read.
+    pub readable: bool,
+    /// Complete copies it holds.
+    pub count: usize,
+    /// The newest of them.
+    pub newest: Option<NewestBackup>,
 }
 
 /// copy's `result`.

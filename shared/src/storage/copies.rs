@@ -3,16 +3,21 @@
 //!
 //! - A backup is written to the first location as ever, then [`replicate`] copies it to
 //!   each other one: every file streamed from the first copy into a new backup of the same
-//!   id, its SHA-256 and size computed on the bytes that arrive and compared with the
-//!   manifest's, and the manifest (the same bytes) written last. A copy that fails is
-//!   removed and never published; the first copy stays complete and restorable.
+//!   id, its SHA-256 and size computed on the bytes as they are written to the copy and
+//!   compared with the manifest's, the sizes stored checked again before the manifest (the
+//!   same bytes) is written last. A copy that fails is never published and what it wrote
+//!   is removed (a failure of the removal itself leaves a leftover that prune removes);
+//!   the first copy stays complete and restorable.
 //! - Reading ([`Copies`] as a [`Storage`]) takes, for each backup, the first location that
 //!   holds a complete copy (one with its manifest): `list` shows every backup complete in
 //!   any location with the locations holding it, and `restore` reads it from the first of
-//!   them, so a backup whose first copy is gone (a lost disk) restores from the next. A
-//!   location that cannot be listed (S3 down) leaves the others usable; the commands say so.
+//!   them, so a backup whose first copy is gone (a lost disk) restores from the next, and
+//!   restore reads the next copy when the first fails its checks before the target is
+//!   touched. A location after the first that cannot be opened or listed (S3 down) leaves
+//!   the others usable; the commands say so.
 //! - `verify` and `prune` act on each location apart ([`Copies::members`]): each copy is
-//!   checked and gets its own `verified.json`, and each location keeps its own retention.
+//!   checked and gets its own `verified.json`, and each location is pruned by its own
+//!   listing (its own newest verified copy kept, its own leftovers removed).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -75,6 +80,14 @@ impl Copies {
         self.members().map(|m| m.location()).collect()
     }
 
+    /// The locations that could not be read (or opened) so far in this run.
+    pub fn unreadable(&self) -> Vec<String> {
+        lock(&self.unavailable)
+            .iter()
+            .map(|(l, _)| l.clone())
+            .collect()
+    }
+
     /// A `BACKUP_COPY_UNAVAILABLE` warning for each location that could not be read since
     /// the last call while the others could: the command went on with those.
     pub fn unavailable_warnings(&self) -> Vec<(crate::codes::WarningCode, String)> {
@@ -107,6 +120,16 @@ impl Copies {
             .collect();
         lock(&self.holders).insert(id.to_string(), found.clone());
         found
+    }
+
+    /// Stops reading backup `id` from `location` for the rest of the run (its copy is
+    /// damaged): the next location holding it is read instead. Whether there was one.
+    pub fn skip_copy(&self, id: &str, location: &str) -> bool {
+        let mut found = self.holder_indexes(id);
+        found.retain(|&i| self.members[i].location() != location);
+        let left = !found.is_empty();
+        lock(&self.holders).insert(id.to_string(), found);
+        left
     }
 
     /// The location backup `id` is read from: the first holding a complete copy, else the
@@ -147,65 +170,6 @@ impl Copies {
     }
 }
 
-/// A leftover in one location of a backup complete in another: a copy that was
-/// interrupted (or is being made).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct FailedCopy {
-    /// The location holding the leftover.
-    pub location: String,
-    /// The backup.
-    pub id: String,
-}
-
-impl Copies {
-    /// Leftovers of copies older than `min_age_s` whose writer is gone: each removed from
-    /// its location alone (the complete copies elsewhere stay) unless `dry_run`. Returns
-    /// them, and those still being written (left alone).
-    pub fn remove_failed_copies(
-        &self,
-        min_age_s: u64,
-        dry_run: bool,
-    ) -> Result<(Vec<FailedCopy>, Vec<FailedCopy>)> {
-        let mut removed = Vec::new();
-        let mut running = Vec::new();
-        if self.members.len() == 1 {
-            return Ok((removed, running));
-        }
-        let complete: std::collections::HashSet<String> = self.list()?.into_iter().collect();
-        for member in &self.members {
-            let Ok(leftovers) = member.list_incomplete() else {
-                continue; // unavailable: noted by list()
-            };
-            for (id, age) in leftovers {
-                if !complete.contains(&id)
-                    || age.is_some_and(|a| a < min_age_s)
-                    || crate::archive::manifest::check_id(&id).is_err()
-                {
-                    continue;
-                }
-                let found = FailedCopy {
-                    location: member.location(),
-                    id: id.clone(),
-                };
-                if member.is_being_written(&id)? {
-                    running.push(found);
-                    continue;
-                }
-                if !dry_run {
-                    crate::log::info(&format!(
-                        "deleting the unfinished copy of {id} in {}",
-                        member.location()
-                    ));
-                    // Incomplete here, so nothing complete of it is in this location.
-                    member.delete(&id)?;
-                }
-                removed.push(found);
-            }
-        }
-        Ok((removed, running))
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -238,9 +202,9 @@ impl Storage for Copies {
         Ok(order)
     }
 
-    /// Leftovers of backups complete in no location. A leftover beside a complete copy
-    /// elsewhere (a copy that was killed) is not one: [`Storage::delete`] would remove
-    /// the complete copy too; [`Copies::failed_copies`] finds those.
+    /// Leftovers of backups complete in no location (what `list` shows as incomplete; a
+    /// killed copy's leftover beside a complete copy elsewhere is the prune of its own
+    /// location's business).
     fn list_incomplete(&self) -> Result<Vec<(String, Option<u64>)>> {
         let leftovers = self.ask_each(|m| m.list_incomplete())?;
         if self.members.len() == 1 {
@@ -271,22 +235,22 @@ impl Storage for Copies {
         self.reader(id).delete_small(id, path)
     }
 
-    /// Deletes the backup in every location.
+    /// Deletes the backup in the location it is read from only: each location is pruned
+    /// on its own (see the module's docs), never through another's listing.
     fn delete(&self, id: &str) -> Result<()> {
+        let reader = self.reader(id);
         lock(&self.holders).remove(id);
-        for member in &self.members {
-            member.delete(id)?;
-        }
-        Ok(())
+        reader.delete(id)
     }
 
+    /// Whether any location is writing it; a location that cannot answer may be (and
+    /// the others are still answered for): a leftover is never taken for abandoned on a
+    /// guess.
     fn is_being_written(&self, id: &str) -> Result<bool> {
-        for member in &self.members {
-            if member.is_being_written(id)? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(self
+            .members
+            .iter()
+            .any(|m| m.is_being_written(id).unwrap_or(true)))
     }
 
     fn storage_class(&self) -> Option<String> {
@@ -413,7 +377,7 @@ pub fn copy_backup(source: &dyn Storage, dest: &dyn Storage, id: &str, jobs: usi
         let taken = writer.id().to_string();
         writer.abort();
         return Err(failed(format!(
-            "{} already has something under {id} (a leftover of an interrupted copy or run? `pgward-backup prune --from {}` removes leftovers); it would have been stored as {taken}",
+            "{} already has something under {id} that is not a complete backup: another copy being made now, or the leftover of an interrupted one (`pgward-backup list --from {}` shows it; prune removes a leftover once it is older than --leftover-age, 1h by default); it would have been stored as {taken}",
             dest.location(),
             dest.location()
         )));

@@ -137,7 +137,8 @@ fn copies_table(copies: &[BackupCopy], style: TextStyle) -> String {
                 match &c.problem {
                     None if c.complete => "complete".into(),
                     None => "incomplete".into(),
-                    Some(problem) => format!("FAILED: {}", super::table::cut(problem, 70)),
+                    // Whole: the error below repeats only the first failure.
+                    Some(problem) => format!("FAILED: {problem}"),
                 },
                 seconds(c.seconds),
             ],
@@ -466,7 +467,7 @@ pub(super) fn verify(e: &Envelope, style: TextStyle) -> Option<String> {
                         c.location.clone(),
                         match &c.problem {
                             None => yes_no(c.verified).into(),
-                            Some(problem) => format!("NO: {}", super::table::cut(problem, 70)),
+                            Some(problem) => format!("NO: {problem}"),
                         },
                     ],
                     if c.verified { Mark::Good } else { Mark::Alarm },

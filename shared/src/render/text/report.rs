@@ -297,6 +297,38 @@ pub(super) fn backups(e: &Envelope, style: TextStyle) -> Option<String> {
                 pairs.push(("incomplete", r.incomplete.join(", ")));
             }
             out.push_str(&fields(&pairs));
+            if !r.locations.is_empty() {
+                out.push('\n');
+                let mut t = TextTable::new(&[
+                    ("location", Align::Left),
+                    ("copies", Align::Right),
+                    ("newest", Align::Left),
+                    ("age", Align::Right),
+                ]);
+                let newest_id = r.newest.as_ref().map(|n| n.id.as_str());
+                for l in &r.locations {
+                    let behind =
+                        !l.readable || l.newest.as_ref().map(|n| n.id.as_str()) != newest_id;
+                    t.row(
+                        [
+                            l.location.clone(),
+                            if l.readable {
+                                count(l.count as u64)
+                            } else {
+                                "unreadable".into()
+                            },
+                            l.newest
+                                .as_ref()
+                                .map_or_else(|| "-".into(), |n| n.id.clone()),
+                            l.newest
+                                .as_ref()
+                                .map_or_else(|| "-".into(), |n| seconds(n.age_s)),
+                        ],
+                        if behind { Mark::Alarm } else { Mark::Good },
+                    );
+                }
+                out.push_str(&t.render(style));
+            }
             if !r.backups.is_empty() {
                 out.push('\n');
                 let mut t = TextTable::new(&[
