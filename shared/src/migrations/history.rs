@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, LockHolder, Result};
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 
 use crate::sql::quote_ident;
 
@@ -84,10 +84,10 @@ pub fn qualified_table(schema: &str) -> String {
 /// Whether the history table exists in `schema`.
 pub fn table_exists(client: &mut postgres::Client, schema: &str) -> Result<bool> {
     let row = client
-        .query_one(
+        .query_typed_one(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p'))",
-            &[&schema, &HISTORY_TABLE],
+            &[(&schema, Type::TEXT), (&HISTORY_TABLE, Type::TEXT)],
         )
         .map_err(|e| Error::query("checking for the _prisma_migrations table", &e))?;
     Ok(row.get(0))
@@ -96,9 +96,9 @@ pub fn table_exists(client: &mut postgres::Client, schema: &str) -> Result<bool>
 /// Whether `schema` exists.
 pub fn schema_exists(client: &mut postgres::Client, schema: &str) -> Result<bool> {
     let row = client
-        .query_one(
+        .query_typed_one(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
-            &[&schema],
+            &[(&schema, Type::TEXT)],
         )
         .map_err(|e| Error::query("checking the schema", &e))?;
     Ok(row.get(0))
@@ -117,7 +117,7 @@ pub fn create_table(client: &mut postgres::Client, schema: &str) -> Result<()> {
 /// Every row, oldest attempt first.
 pub fn read_rows(client: &mut postgres::Client, schema: &str) -> Result<Vec<HistoryRow>> {
     let rows = client
-        .query(
+        .query_typed(
             &format!(
                 "SELECT id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at, applied_steps_count \
                  FROM {} ORDER BY started_at, migration_name",
@@ -155,7 +155,7 @@ pub fn read_rows_if_any(client: &mut postgres::Client, schema: &str) -> Result<V
 /// deploy into a non-empty schema without history (P3005).
 pub fn schema_is_empty(client: &mut postgres::Client, schema: &str) -> Result<bool> {
     let row = client
-        .query_one(
+        .query_typed_one(
             "WITH ns AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1), \
              ext AS (SELECT objid FROM pg_catalog.pg_depend WHERE deptype = 'e') \
              SELECT (SELECT count(*) FROM pg_catalog.pg_class c WHERE c.relnamespace IN (SELECT oid FROM ns) \
@@ -167,7 +167,7 @@ pub fn schema_is_empty(client: &mut postgres::Client, schema: &str) -> Result<bo
                        AND t.typtype IN ('e','d','r','m') AND t.oid NOT IN (SELECT objid FROM ext)) \
                   + (SELECT count(*) FROM pg_catalog.pg_proc p WHERE p.pronamespace IN (SELECT oid FROM ns) \
                        AND p.oid NOT IN (SELECT objid FROM ext))",
-            &[&schema, &HISTORY_TABLE],
+            &[(&schema, Type::TEXT), (&HISTORY_TABLE, Type::TEXT)],
         )
         .map_err(|e| Error::query("checking whether the schema is empty", &e))?;
     let count: i64 = row.get(0);
@@ -203,7 +203,10 @@ impl MigrationLock {
         loop {
             crate::interrupt::check()?;
             let got: bool = client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&PRISMA_LOCK_KEY])
+                .query_typed_one(
+                    "SELECT pg_try_advisory_lock($1)",
+                    &[(&PRISMA_LOCK_KEY, Type::INT8)],
+                )
                 .map_err(|e| Error::query("taking the migration advisory lock", &e))?
                 .get(0);
             if got {
@@ -232,7 +235,10 @@ impl MigrationLock {
     pub fn release(mut self, client: &mut postgres::Client) {
         if self.held {
             // A failed unlock leaves the lock to the session's end, which is near.
-            let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&PRISMA_LOCK_KEY]);
+            let _ = client.query_typed(
+                "SELECT pg_advisory_unlock($1)",
+                &[(&PRISMA_LOCK_KEY, Type::INT8)],
+            );
             self.held = false;
         }
     }
@@ -242,14 +248,16 @@ impl MigrationLock {
 pub fn lock_holder(client: &mut postgres::Client) -> Result<Option<LockHolder>> {
     // A bigint advisory key is stored as classid = high 32 bits, objid = low 32 bits,
     // objsubid = 1.
+    // pg_stat_get_activity(pid) reads the holder's entry only, where the pg_stat_activity
+    // view reads every backend's.
     let rows = client
-        .query(
+        .query_typed(
             "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.query, ''), coalesce(a.state, '') \
-             FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+             FROM pg_catalog.pg_locks l, LATERAL pg_catalog.pg_stat_get_activity(l.pid) a \
              WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = $1 AND l.objsubid = 1 \
-               AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) \
-               AND l.pid <> pg_backend_pid()",
-            &[&(PRISMA_LOCK_KEY as u32)],
+               AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) \
+               AND l.pid <> pg_catalog.pg_backend_pid()",
+            &[(&(PRISMA_LOCK_KEY as u32), Type::OID)],
         )
         .map_err(|e| Error::query("looking up the migration lock holder", &e))?;
     Ok(rows.first().map(|r| LockHolder {
@@ -269,6 +277,9 @@ pub fn lock_holder(client: &mut postgres::Client) -> Result<Option<LockHolder>> 
 pub struct HistoryWrite {
     sql: String,
     params: Vec<Box<dyn ToSql + Sync + Send>>,
+    /// The same write with its values as checked literals, for the engine's batched path
+    /// (`batch.rs` says why that is safe).
+    literal: Option<String>,
 }
 
 impl HistoryWrite {
@@ -276,7 +287,13 @@ impl HistoryWrite {
         HistoryWrite {
             sql,
             params: Vec::new(),
+            literal: None,
         }
+    }
+
+    /// The literal form, when the write has one.
+    pub fn literal(&self) -> Option<&str> {
+        self.literal.as_deref()
     }
 
     fn bind(mut self, value: impl ToSql + Sync + Send + 'static) -> HistoryWrite {
@@ -306,7 +323,7 @@ impl HistoryWrite {
 /// Marks an attempt finished (Prisma writes applied_steps_count = 1). An upsert: a
 /// ROLLBACK inside the migration file may have undone the attempt's first row.
 pub fn finish_attempt(schema: &str, attempt: &Attempt) -> HistoryWrite {
-    HistoryWrite::new(format!(
+    let mut write = HistoryWrite::new(format!(
         "INSERT INTO {} (id, checksum, migration_name, started_at, finished_at, applied_steps_count) \
          VALUES ($1, $2, $3, $4, clock_timestamp(), 1) \
          ON CONFLICT (id) DO UPDATE SET finished_at = clock_timestamp(), applied_steps_count = 1",
@@ -315,7 +332,9 @@ pub fn finish_attempt(schema: &str, attempt: &Attempt) -> HistoryWrite {
     .bind(attempt.id.clone())
     .bind(attempt.checksum.clone())
     .bind(attempt.name.clone())
-    .bind(attempt.started_at)
+    .bind(attempt.started_at);
+    write.literal = crate::migrations::batch::finish_literal(schema, attempt);
+    write
 }
 
 /// Records how many statements of a step-by-step attempt are applied.
