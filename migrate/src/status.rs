@@ -14,8 +14,10 @@ use pgward_shared::output::{Context, Failure, Outcome};
 
 /// Runs status.
 pub fn status(ctx: &Context, dir: &Path) -> Result<Outcome, Failure> {
+    // The server starts the session while the folder is read and checksummed.
+    let early = ctx.connect_early();
     let folder = MigrationsFolder::read_non_empty(dir)?;
-    let mut session = ctx.connect()?;
+    let mut session = ctx.connect_from(early)?;
     let schema = session.schema().to_string();
     let client = &mut session.client;
     let history_table = history::table_exists(client, &schema)?;
