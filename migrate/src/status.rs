@@ -20,7 +20,8 @@ pub fn status(ctx: &Context, dir: &Path) -> Result<Outcome, Failure> {
     let mut session = ctx.connect_from(early)?;
     let schema = session.schema().to_string();
     let client = &mut session.client;
-    let history_table = history::table_exists(client, &schema)?;
+    // Whether there is a history, and who holds the migration lock: one round trip.
+    let (history_table, lock_holder) = history::table_exists_and_lock_holder(client, &schema)?;
     let rows = if history_table {
         history::read_rows(client, &schema)?
     } else {
@@ -39,7 +40,7 @@ pub fn status(ctx: &Context, dir: &Path) -> Result<Outcome, Failure> {
         history_table,
         local_migrations: folder.migrations.len(),
         up_to_date: state.pending.is_empty() && !state.has_integrity_problems(),
-        lock_holder: history::lock_holder(client)?,
+        lock_holder,
         state,
     };
     if !result.state.failed.is_empty() {

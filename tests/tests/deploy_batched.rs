@@ -464,6 +464,39 @@ fn concurrent_deploys_wait_for_the_lock_or_give_up_naming_the_holder() {
     for (i, row) in rows.iter().enumerate() {
         assert_applied_row(row, folder.path(), &name(i + 1));
     }
+
+    // status names a holder beside the history it reads (one query for both).
+    let mut again = db.client();
+    again
+        .batch_execute(&format!(
+            "SET application_name = 'batched-holder-2'; SELECT pg_advisory_lock({PRISMA_LOCK_KEY})"
+        ))
+        .expect("the free lock is taken");
+    let status = run(
+        "migrate",
+        &["status", "--dir", folder.arg(), "--database-url", &url],
+        &[],
+    );
+    let result = &status.assert_envelope(0)["result"];
+    assert_eq!(
+        result["lock_holder"]["application_name"], "batched-holder-2",
+        "{status}"
+    );
+    assert_eq!(
+        result["applied"].as_array().map(Vec::len),
+        Some(200),
+        "{status}"
+    );
+    drop(again);
+    let status = run(
+        "migrate",
+        &["status", "--dir", folder.arg(), "--database-url", &url],
+        &[],
+    );
+    assert!(
+        status.assert_envelope(0)["result"]["lock_holder"].is_null(),
+        "{status}"
+    );
 }
 
 #[test]

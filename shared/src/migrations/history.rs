@@ -244,28 +244,57 @@ impl MigrationLock {
     }
 }
 
+/// The session holding the migration lock (`$1`: its objid) in this database, if any.
+/// A bigint advisory key is stored as classid = high 32 bits, objid = low 32 bits,
+/// objsubid = 1. pg_stat_get_activity(pid) reads the holder's entry only, where the
+/// pg_stat_activity view reads every backend's.
+const LOCK_HOLDER_SQL: &str = "SELECT a.pid, coalesce(a.application_name, '') AS application_name, \
+     coalesce(a.query, '') AS query, coalesce(a.state, '') AS state \
+     FROM pg_catalog.pg_locks l, LATERAL pg_catalog.pg_stat_get_activity(l.pid) a \
+     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = $1 AND l.objsubid = 1 \
+       AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) \
+       AND l.pid <> pg_catalog.pg_backend_pid()";
+
+/// The lock holder in the columns `first..first + 4` of `row`, if there is one.
+fn holder_at(row: &postgres::Row, first: usize) -> Option<LockHolder> {
+    let pid: Option<i32> = row.get(first);
+    pid.map(|pid| LockHolder {
+        pid,
+        application_name: row.get(first + 1),
+        query: crate::redact::scrub(row.get::<_, &str>(first + 2)),
+        state: row.get(first + 3),
+    })
+}
+
 /// The session holding the migration lock in this database, if any.
 pub fn lock_holder(client: &mut postgres::Client) -> Result<Option<LockHolder>> {
-    // A bigint advisory key is stored as classid = high 32 bits, objid = low 32 bits,
-    // objsubid = 1.
-    // pg_stat_get_activity(pid) reads the holder's entry only, where the pg_stat_activity
-    // view reads every backend's.
     let rows = client
-        .query_typed(
-            "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.query, ''), coalesce(a.state, '') \
-             FROM pg_catalog.pg_locks l, LATERAL pg_catalog.pg_stat_get_activity(l.pid) a \
-             WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = $1 AND l.objsubid = 1 \
-               AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) \
-               AND l.pid <> pg_catalog.pg_backend_pid()",
-            &[(&(PRISMA_LOCK_KEY as u32), Type::OID)],
-        )
+        .query_typed(LOCK_HOLDER_SQL, &[(&(PRISMA_LOCK_KEY as u32), Type::OID)])
         .map_err(|e| Error::query("looking up the migration lock holder", &e))?;
-    Ok(rows.first().map(|r| LockHolder {
-        pid: r.get(0),
-        application_name: r.get(1),
-        query: crate::redact::scrub(r.get::<_, &str>(2)),
-        state: r.get(3),
-    }))
+    Ok(rows.first().and_then(|r| holder_at(r, 0)))
+}
+
+/// [`table_exists`] and [`lock_holder`] in one round trip (`status`).
+pub fn table_exists_and_lock_holder(
+    client: &mut postgres::Client,
+    schema: &str,
+) -> Result<(bool, Option<LockHolder>)> {
+    let row = client
+        .query_typed_one(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $2 AND c.relname = $3 AND c.relkind IN ('r', 'p')), \
+                 h.pid, h.application_name, h.query, h.state \
+                 FROM (SELECT 1) one LEFT JOIN LATERAL ({LOCK_HOLDER_SQL} LIMIT 1) h ON true"
+            ),
+            &[
+                (&(PRISMA_LOCK_KEY as u32), Type::OID),
+                (&schema, Type::TEXT),
+                (&HISTORY_TABLE, Type::TEXT),
+            ],
+        )
+        .map_err(|e| Error::query("checking for the _prisma_migrations table and the migration lock holder", &e))?;
+    Ok((row.get(0), holder_at(&row, 1)))
 }
 
 /// One write to the history table: SQL with `$n` placeholders and the values bound to
