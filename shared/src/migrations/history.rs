@@ -302,7 +302,9 @@ pub fn table_exists_and_lock_holder(
 /// logs that quote statements, server messages and row values) is never spliced into SQL
 /// text: in a session with `standard_conforming_strings = off` (a database or role
 /// setting, or a migration's own `SET`) a backslash in a quoted literal escapes the
-/// closing quote, and the rest of the text would be read as SQL.
+/// closing quote, and the rest of the text would be read as SQL. The one exception is
+/// the finish record's literal form for the engine's batched path, built only from
+/// values checked to hold no quote or backslash (the name in hex otherwise): batch.rs.
 pub struct HistoryWrite {
     sql: String,
     params: Vec<Box<dyn ToSql + Sync + Send>>,
