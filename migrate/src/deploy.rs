@@ -82,6 +82,10 @@ pub struct DeployOptions {
 
 /// Runs deploy.
 pub fn deploy(ctx: &Context, dir: &Path, opts: &DeployOptions) -> Result<Outcome, Failure> {
+    // The server starts the session while the folder is read, unless the protected
+    // environment's guard may still refuse (or ask): then nothing connects before it.
+    let guard_passes = opts.dry_run || !ctx.settings.protected() || opts.guard.yes;
+    let early = guard_passes.then(|| ctx.connect_early()).flatten();
     let folder = MigrationsFolder::read_non_empty(dir)?;
     if !folder.has_lock_file {
         ctx.warn(
@@ -99,7 +103,7 @@ pub fn deploy(ctx: &Context, dir: &Path, opts: &DeployOptions) -> Result<Outcome
         ctx.settings
             .guard_deploy(&db.display_target(), opts.guard)?;
     }
-    let mut session = ctx.connect()?;
+    let mut session = ctx.connect_from(early)?;
     with_migration_lock(
         &mut session,
         opts.lock_wait,

@@ -14,11 +14,14 @@ use pgward_shared::output::{Context, Failure, Outcome};
 
 /// Runs status.
 pub fn status(ctx: &Context, dir: &Path) -> Result<Outcome, Failure> {
+    // The server starts the session while the folder is read and checksummed.
+    let early = ctx.connect_early();
     let folder = MigrationsFolder::read_non_empty(dir)?;
-    let mut session = ctx.connect()?;
+    let mut session = ctx.connect_from(early)?;
     let schema = session.schema().to_string();
     let client = &mut session.client;
-    let history_table = history::table_exists(client, &schema)?;
+    // Whether there is a history, and who holds the migration lock: one round trip.
+    let (history_table, lock_holder) = history::table_exists_and_lock_holder(client, &schema)?;
     let rows = if history_table {
         history::read_rows(client, &schema)?
     } else {
@@ -37,7 +40,7 @@ pub fn status(ctx: &Context, dir: &Path) -> Result<Outcome, Failure> {
         history_table,
         local_migrations: folder.migrations.len(),
         up_to_date: state.pending.is_empty() && !state.has_integrity_problems(),
-        lock_holder: history::lock_holder(client)?,
+        lock_holder,
         state,
     };
     if !result.state.failed.is_empty() {

@@ -236,6 +236,30 @@ impl Context {
         crate::connect::connect(&db, &format!("pgward-{}", self.tool))
     }
 
+    /// Starts connecting as [`Context::connect`] does, on a helper thread, so that the
+    /// command can read its files meanwhile; `None` when the settings give no database
+    /// (then [`Context::connect`] reports why, in its turn).
+    pub fn connect_early(&self) -> Option<crate::connect::early::EarlySession> {
+        let db = self.settings.database().ok()?;
+        Some(crate::connect::early::EarlySession::start(
+            db,
+            format!("pgward-{}", self.tool),
+        ))
+    }
+
+    /// The session [`Context::connect_early`] started, or a new one.
+    pub fn connect_from(
+        &self,
+        early: Option<crate::connect::early::EarlySession>,
+    ) -> Result<Session> {
+        // Its unknown-parameter warnings, once, as connect would give them.
+        self.database()?;
+        match early {
+            Some(early) => early.finish(),
+            None => self.connect(),
+        }
+    }
+
     /// Marks this run as one that changes something: it gets an audit line.
     pub fn audit(&self, db: &ConnectionSettings) {
         *self.audited.lock().unwrap_or_else(|e| e.into_inner()) = Some(crate::audit::AuditTarget {

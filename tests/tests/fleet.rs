@@ -571,7 +571,7 @@ fn ctrl_c_mid_fleet_stops_starting_targets_and_reports_every_one() {
         "the first two targets are in their slow migration",
         || {
             dbs[..2].iter().all(|db| {
-            db.query_one_string("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%' AND datname = current_database()") == "1"
+            db.query_one_string("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%SELECT pg_sleep(60)%' AND datname = current_database()") == "1"
         })
         },
     );

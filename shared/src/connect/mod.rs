@@ -9,6 +9,7 @@
 #[cfg(feature = "storage")]
 pub mod copy;
 pub mod dburl;
+pub mod early;
 pub mod libpq;
 mod tls;
 
@@ -81,7 +82,8 @@ pub fn connect(settings: &ConnectionSettings, app: &str) -> Result<Session> {
             .map_err(|e| Error::query("setting the search_path to the URL's schema", &e))?;
     }
     let server_version_num = client
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        // Typed: one round trip (no separate prepare), on every session of every command.
+        .query_typed_one("SELECT current_setting('server_version_num')::int", &[])
         .map_err(|e| Error::query("reading the server version", &e))?
         .get(0);
     Ok(Session {

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::codes::ErrorCode;
 use crate::error::{describe_pg_error, Error, FailedStatement};
+use crate::migrations::batch;
 use crate::migrations::history::HistoryWrite;
 use crate::migrations::trace::Tracer;
 use crate::sql::{
@@ -313,9 +314,19 @@ pub fn run_script_traced(
     books: &Bookkeeping<'_>,
     tracer: Option<&mut Tracer<'_>>,
 ) -> Result<ScriptDone, ScriptFailure> {
+    // Fewer round trips where nothing else needs the statements one by one: a script in
+    // Prisma's transaction mode without transaction control of its own, run untraced.
+    let batched = tracer.is_none()
+        && plan.mode == RunMode::Transaction
+        && plan
+            .statements
+            .iter()
+            .all(|s| transaction_control(&s.node).is_none());
     let mut runner = Runner {
         client,
         script,
+        batched,
+        begin_pending: false,
         in_block: false,
         committed_something: false,
         done: 0,
@@ -341,6 +352,11 @@ pub fn run_script_traced(
 struct Runner<'c, 's, 't> {
     client: &'c mut postgres::Client,
     script: &'s str,
+    /// The batched path (see [`batch`]): BEGIN travels with the first statement, the
+    /// finish record with the COMMIT.
+    batched: bool,
+    /// A BEGIN not sent yet: the next query sent starts with it.
+    begin_pending: bool,
     in_block: bool,
     committed_something: bool,
     done: usize,
@@ -352,20 +368,45 @@ struct Runner<'c, 's, 't> {
 
 impl Runner<'_, '_, '_> {
     fn exec(&mut self, sql: &str, stmt: Option<&ParsedStatement>) -> Result<(), ScriptFailure> {
-        self.client
-            .batch_execute(sql)
-            .map_err(|e| self.failure(&e, stmt))?;
         // The locks of the transaction are released when it ends: the runner's own
         // COMMIT, or the file's COMMIT / ROLLBACK (AND CHAIN).
-        let ended = match stmt {
+        let ends = match stmt {
             Some(s) => matches!(
                 transaction_control(&s.node),
                 Some(TransactionControl::End | TransactionControl::Chain)
             ),
             None => sql == "COMMIT",
         };
-        if ended {
+        self.send(sql, stmt, ends)
+    }
+
+    /// Sends `sql` as one simple query, after the pending BEGIN when there is one (in the
+    /// same query: see [`batch`]); `ends` when it ends the transaction.
+    fn send(
+        &mut self,
+        sql: &str,
+        stmt: Option<&ParsedStatement>,
+        ends: bool,
+    ) -> Result<(), ScriptFailure> {
+        let sent = match std::mem::take(&mut self.begin_pending) {
+            true => batch::after_begin(sql),
+            false => std::borrow::Cow::Borrowed(sql),
+        };
+        let prefix = sent.len() - sql.len();
+        self.client
+            .batch_execute(&sent)
+            .map_err(|e| self.failure_after(&e, stmt, prefix))?;
+        if ends {
             self.transaction_ended();
+        }
+        Ok(())
+    }
+
+    /// Sends the pending BEGIN on its own, before a query that cannot carry it.
+    fn flush_begin(&mut self) -> Result<(), ScriptFailure> {
+        if self.begin_pending {
+            self.begin_pending = false;
+            self.exec("BEGIN", None)?;
         }
         Ok(())
     }
@@ -405,9 +446,22 @@ impl Runner<'_, '_, '_> {
     }
 
     fn failure(&self, err: &postgres::Error, stmt: Option<&ParsedStatement>) -> ScriptFailure {
+        self.failure_after(err, stmt, 0)
+    }
+
+    /// [`Runner::failure`] of a query that sent `prefix` characters (ASCII) before the
+    /// statement: the server counts its error position from the start of the query.
+    fn failure_after(
+        &self,
+        err: &postgres::Error,
+        stmt: Option<&ParsedStatement>,
+        prefix: usize,
+    ) -> ScriptFailure {
         let (sqlstate, message) = describe_pg_error(err);
         let error_char = err.as_db_error().and_then(|db| match db.position() {
-            Some(postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
+            Some(postgres::error::ErrorPosition::Original(p)) => {
+                Some((*p as usize).saturating_sub(prefix).max(1))
+            }
             _ => None,
         });
         let position = match (stmt, error_char) {
@@ -480,6 +534,9 @@ impl Runner<'_, '_, '_> {
     /// (left by an earlier failed concurrent build, and skipped by IF NOT EXISTS) fails
     /// the script: it is not recorded as applied.
     fn check_indexes(&mut self) -> Result<(), ScriptFailure> {
+        if !self.index_checks.is_empty() {
+            self.flush_begin()?;
+        }
         let checks = std::mem::take(&mut self.index_checks);
         for check in &checks {
             let stmt_position = Some(position_of(self.script, check.offset));
@@ -511,6 +568,7 @@ impl Runner<'_, '_, '_> {
     }
 
     fn write(&mut self, write: &HistoryWrite) -> Result<(), ScriptFailure> {
+        self.flush_begin()?;
         write
             .execute(self.client)
             .map(|_| ())
@@ -518,8 +576,34 @@ impl Runner<'_, '_, '_> {
     }
 
     fn begin(&mut self) -> Result<(), ScriptFailure> {
-        self.exec("BEGIN", None)?;
+        if self.batched {
+            // Sent with the next statement (or the finish record), one round trip less.
+            self.begin_pending = true;
+        } else {
+            self.exec("BEGIN", None)?;
+        }
         self.in_block = true;
+        Ok(())
+    }
+
+    /// Records success and commits: the finish record and the COMMIT as one query on the
+    /// batched path when the record has a literal form, else one after the other.
+    fn finish_and_commit(&mut self, books: &Bookkeeping<'_>) -> Result<(), ScriptFailure> {
+        let literal = books
+            .on_finish
+            .as_ref()
+            .and_then(HistoryWrite::literal)
+            .filter(|_| self.batched);
+        match (literal, &books.on_finish) {
+            (Some(sql), _) => self.send(&batch::then_commit(sql), None, true)?,
+            (None, finish) => {
+                if let Some(finish) = finish {
+                    self.write(finish)?;
+                }
+                self.exec("COMMIT", None)?;
+            }
+        }
+        self.in_block = false;
         Ok(())
     }
 
@@ -577,12 +661,7 @@ impl Runner<'_, '_, '_> {
             self.begin()?;
         }
         self.check_indexes()?;
-        if let Some(finish) = &books.on_finish {
-            self.write(finish)?;
-        }
-        self.exec("COMMIT", None)?;
-        self.in_block = false;
-        Ok(())
+        self.finish_and_commit(books)
     }
 
     /// One statement at a time; transactional ones each in a transaction with the

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, LockHolder, Result};
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 
 use crate::sql::quote_ident;
 
@@ -84,10 +84,10 @@ pub fn qualified_table(schema: &str) -> String {
 /// Whether the history table exists in `schema`.
 pub fn table_exists(client: &mut postgres::Client, schema: &str) -> Result<bool> {
     let row = client
-        .query_one(
+        .query_typed_one(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p'))",
-            &[&schema, &HISTORY_TABLE],
+            &[(&schema, Type::TEXT), (&HISTORY_TABLE, Type::TEXT)],
         )
         .map_err(|e| Error::query("checking for the _prisma_migrations table", &e))?;
     Ok(row.get(0))
@@ -96,9 +96,9 @@ pub fn table_exists(client: &mut postgres::Client, schema: &str) -> Result<bool>
 /// Whether `schema` exists.
 pub fn schema_exists(client: &mut postgres::Client, schema: &str) -> Result<bool> {
     let row = client
-        .query_one(
+        .query_typed_one(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
-            &[&schema],
+            &[(&schema, Type::TEXT)],
         )
         .map_err(|e| Error::query("checking the schema", &e))?;
     Ok(row.get(0))
@@ -117,7 +117,7 @@ pub fn create_table(client: &mut postgres::Client, schema: &str) -> Result<()> {
 /// Every row, oldest attempt first.
 pub fn read_rows(client: &mut postgres::Client, schema: &str) -> Result<Vec<HistoryRow>> {
     let rows = client
-        .query(
+        .query_typed(
             &format!(
                 "SELECT id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at, applied_steps_count \
                  FROM {} ORDER BY started_at, migration_name",
@@ -155,7 +155,7 @@ pub fn read_rows_if_any(client: &mut postgres::Client, schema: &str) -> Result<V
 /// deploy into a non-empty schema without history (P3005).
 pub fn schema_is_empty(client: &mut postgres::Client, schema: &str) -> Result<bool> {
     let row = client
-        .query_one(
+        .query_typed_one(
             "WITH ns AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1), \
              ext AS (SELECT objid FROM pg_catalog.pg_depend WHERE deptype = 'e') \
              SELECT (SELECT count(*) FROM pg_catalog.pg_class c WHERE c.relnamespace IN (SELECT oid FROM ns) \
@@ -167,7 +167,7 @@ pub fn schema_is_empty(client: &mut postgres::Client, schema: &str) -> Result<bo
                        AND t.typtype IN ('e','d','r','m') AND t.oid NOT IN (SELECT objid FROM ext)) \
                   + (SELECT count(*) FROM pg_catalog.pg_proc p WHERE p.pronamespace IN (SELECT oid FROM ns) \
                        AND p.oid NOT IN (SELECT objid FROM ext))",
-            &[&schema, &HISTORY_TABLE],
+            &[(&schema, Type::TEXT), (&HISTORY_TABLE, Type::TEXT)],
         )
         .map_err(|e| Error::query("checking whether the schema is empty", &e))?;
     let count: i64 = row.get(0);
@@ -203,7 +203,10 @@ impl MigrationLock {
         loop {
             crate::interrupt::check()?;
             let got: bool = client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&PRISMA_LOCK_KEY])
+                .query_typed_one(
+                    "SELECT pg_try_advisory_lock($1)",
+                    &[(&PRISMA_LOCK_KEY, Type::INT8)],
+                )
                 .map_err(|e| Error::query("taking the migration advisory lock", &e))?
                 .get(0);
             if got {
@@ -232,32 +235,66 @@ impl MigrationLock {
     pub fn release(mut self, client: &mut postgres::Client) {
         if self.held {
             // A failed unlock leaves the lock to the session's end, which is near.
-            let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&PRISMA_LOCK_KEY]);
+            let _ = client.query_typed(
+                "SELECT pg_advisory_unlock($1)",
+                &[(&PRISMA_LOCK_KEY, Type::INT8)],
+            );
             self.held = false;
         }
     }
 }
 
+/// The session holding the migration lock (`$1`: its objid) in this database, if any.
+/// A bigint advisory key is stored as classid = high 32 bits, objid = low 32 bits,
+/// objsubid = 1. pg_stat_get_activity(pid) reads the holder's entry only, where the
+/// pg_stat_activity view reads every backend's.
+const LOCK_HOLDER_SQL: &str = "SELECT a.pid, coalesce(a.application_name, '') AS application_name, \
+     coalesce(a.query, '') AS query, coalesce(a.state, '') AS state \
+     FROM pg_catalog.pg_locks l, LATERAL pg_catalog.pg_stat_get_activity(l.pid) a \
+     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = $1 AND l.objsubid = 1 \
+       AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) \
+       AND l.pid <> pg_catalog.pg_backend_pid()";
+
+/// The lock holder in the columns `first..first + 4` of `row`, if there is one.
+fn holder_at(row: &postgres::Row, first: usize) -> Option<LockHolder> {
+    let pid: Option<i32> = row.get(first);
+    pid.map(|pid| LockHolder {
+        pid,
+        application_name: row.get(first + 1),
+        query: crate::redact::scrub(row.get::<_, &str>(first + 2)),
+        state: row.get(first + 3),
+    })
+}
+
 /// The session holding the migration lock in this database, if any.
 pub fn lock_holder(client: &mut postgres::Client) -> Result<Option<LockHolder>> {
-    // A bigint advisory key is stored as classid = high 32 bits, objid = low 32 bits,
-    // objsubid = 1.
     let rows = client
-        .query(
-            "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.query, ''), coalesce(a.state, '') \
-             FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
-             WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = $1 AND l.objsubid = 1 \
-               AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) \
-               AND l.pid <> pg_backend_pid()",
-            &[&(PRISMA_LOCK_KEY as u32)],
-        )
+        .query_typed(LOCK_HOLDER_SQL, &[(&(PRISMA_LOCK_KEY as u32), Type::OID)])
         .map_err(|e| Error::query("looking up the migration lock holder", &e))?;
-    Ok(rows.first().map(|r| LockHolder {
-        pid: r.get(0),
-        application_name: r.get(1),
-        query: crate::redact::scrub(r.get::<_, &str>(2)),
-        state: r.get(3),
-    }))
+    Ok(rows.first().and_then(|r| holder_at(r, 0)))
+}
+
+/// [`table_exists`] and [`lock_holder`] in one round trip (`status`).
+pub fn table_exists_and_lock_holder(
+    client: &mut postgres::Client,
+    schema: &str,
+) -> Result<(bool, Option<LockHolder>)> {
+    let row = client
+        .query_typed_one(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $2 AND c.relname = $3 AND c.relkind IN ('r', 'p')), \
+                 h.pid, h.application_name, h.query, h.state \
+                 FROM (SELECT 1) one LEFT JOIN LATERAL ({LOCK_HOLDER_SQL} LIMIT 1) h ON true"
+            ),
+            &[
+                (&(PRISMA_LOCK_KEY as u32), Type::OID),
+                (&schema, Type::TEXT),
+                (&HISTORY_TABLE, Type::TEXT),
+            ],
+        )
+        .map_err(|e| Error::query("checking for the _prisma_migrations table and the migration lock holder", &e))?;
+    Ok((row.get(0), holder_at(&row, 1)))
 }
 
 /// One write to the history table: SQL with `$n` placeholders and the values bound to
@@ -265,10 +302,15 @@ pub fn lock_holder(client: &mut postgres::Client) -> Result<Option<LockHolder>> 
 /// logs that quote statements, server messages and row values) is never spliced into SQL
 /// text: in a session with `standard_conforming_strings = off` (a database or role
 /// setting, or a migration's own `SET`) a backslash in a quoted literal escapes the
-/// closing quote, and the rest of the text would be read as SQL.
+/// closing quote, and the rest of the text would be read as SQL. The one exception is
+/// the finish record's literal form for the engine's batched path, built only from
+/// values checked to hold no quote or backslash (the name in hex otherwise): batch.rs.
 pub struct HistoryWrite {
     sql: String,
     params: Vec<Box<dyn ToSql + Sync + Send>>,
+    /// The same write with its values as checked literals, for the engine's batched path
+    /// (`batch.rs` says why that is safe).
+    literal: Option<String>,
 }
 
 impl HistoryWrite {
@@ -276,7 +318,13 @@ impl HistoryWrite {
         HistoryWrite {
             sql,
             params: Vec::new(),
+            literal: None,
         }
+    }
+
+    /// The literal form, when the write has one.
+    pub fn literal(&self) -> Option<&str> {
+        self.literal.as_deref()
     }
 
     fn bind(mut self, value: impl ToSql + Sync + Send + 'static) -> HistoryWrite {
@@ -306,7 +354,7 @@ impl HistoryWrite {
 /// Marks an attempt finished (Prisma writes applied_steps_count = 1). An upsert: a
 /// ROLLBACK inside the migration file may have undone the attempt's first row.
 pub fn finish_attempt(schema: &str, attempt: &Attempt) -> HistoryWrite {
-    HistoryWrite::new(format!(
+    let mut write = HistoryWrite::new(format!(
         "INSERT INTO {} (id, checksum, migration_name, started_at, finished_at, applied_steps_count) \
          VALUES ($1, $2, $3, $4, clock_timestamp(), 1) \
          ON CONFLICT (id) DO UPDATE SET finished_at = clock_timestamp(), applied_steps_count = 1",
@@ -315,7 +363,9 @@ pub fn finish_attempt(schema: &str, attempt: &Attempt) -> HistoryWrite {
     .bind(attempt.id.clone())
     .bind(attempt.checksum.clone())
     .bind(attempt.name.clone())
-    .bind(attempt.started_at)
+    .bind(attempt.started_at);
+    write.literal = crate::migrations::batch::finish_literal(schema, attempt);
+    write
 }
 
 /// Records how many statements of a step-by-step attempt are applied.

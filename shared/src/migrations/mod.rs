@@ -6,6 +6,7 @@
 //! digits against punctuation and non-ASCII names. Checksums are the lowercase hex SHA-256
 //! of the file's raw bytes; CRLF and LF variants of one file are taken as the same file.
 
+pub mod batch;
 pub mod engine;
 pub mod history;
 pub mod lock;
