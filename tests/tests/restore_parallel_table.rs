@@ -1,10 +1,11 @@
 //! With four sessions or more (`--jobs 4`), a table that is most of a backup's data is
 //! loaded by every restore session at once, one chunk per session and transaction (issue
-//! 19: one session loading it left the others idle); with fewer it loads whole. These tests take backups cut into 1 MiB chunks, so that such a table has
-//! many, and check that the split load restores exactly what the source holds (row counts
-//! and checksums checked, every table's rows compared), that a corrupt chunk in the middle
-//! of it fails the restore with BACKUP_CORRUPT and leaves no target behind, and that a
-//! restore killed while it loads leaves nothing the next run trusts.
+//! 19: one session loading it left the others idle); with fewer it loads whole. These
+//! tests take backups cut into 1 MiB chunks, so that such a table has many, and check
+//! that the split load restores exactly what the source holds (row counts and checksums
+//! checked, every table's rows compared), that a corrupt chunk in the middle of it fails
+//! the restore with BACKUP_CORRUPT and leaves no target behind, and that a restore
+//! killed while it loads leaves nothing the next run trusts.
 
 use std::path::Path;
 use std::process::Child;

@@ -6,11 +6,12 @@
 //! through here.
 //!
 //! One job per module: `schedule.rs` hands the tables to loader sessions (largest first,
-//! a table that is most of the data split chunk by chunk across the sessions, the gate on
-//! the rest of pre-data, the tail's early post-data pass), `copy.rs` loads a table's
-//! chunks with COPY FREEZE (or one chunk of a split table with plain COPY), `pg_restore.rs` builds and runs the pg_restore
-//! commands (pre-data, the two post-data passes), `post_data.rs` plans those passes from
-//! the archive's table of contents, `finish.rs` does what follows the data (sequences,
+//! with `--jobs 4` or more a table that is most of the data split chunk by chunk across
+//! the sessions, the gate on the rest of pre-data, the tail's early post-data pass),
+//! `copy.rs` loads a table's chunks with COPY FREEZE (or one chunk of a split table with
+//! plain COPY), `pg_restore.rs` builds and runs the pg_restore commands (pre-data, the
+//! two post-data passes), `post_data.rs` plans those passes from the archive's table of
+//! contents, `finish.rs` does what follows the data (sequences,
 //! materialized views, row counts, ANALYZE), `sql_format.rs` loads a `--format sql` backup
 //! through psql behind `sql_guard.rs`, `database.rs` creates and drops the database loaded
 //! into, and `staging.rs` holds the private folder pg_restore reads its files from.

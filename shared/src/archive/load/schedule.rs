@@ -63,9 +63,9 @@ pub(super) struct Loaded {
 /// minimal` PostgreSQL writes no WAL for its rows, and `COPY ... FREEZE` stores them
 /// frozen, so no later read (the index builds, ANALYZE, the first VACUUM) rewrites every
 /// page to set hint bits or freeze rows. With enough sessions, a table that is most of
-/// the data is split instead (see [`plan`]): each of its chunks is a plain COPY of its own, taken by
-/// whichever session is free, so that every session (every core) loads it rather than
-/// one session loading it while the others wait.
+/// the data is split instead (see [`plan`]): each of its chunks is a plain COPY of its
+/// own, taken by whichever session is free, so that every session (every core) loads it
+/// rather than one session loading it while the others wait.
 ///
 /// Work is handed out largest table first. The first session to find nothing left to
 /// load while others still load builds the indexes and keys of the tables loaded so far
