@@ -9,7 +9,9 @@
 #            and the restore floor: the schema made before the timer, then, timed, raw
 #            COPY ... FROM text files (written by COPY TO before the timer) on 2 sessions,
 #            the largest table in 2 halves, one per session, then the same post-data
-#            (indexes, keys, constraints, triggers) with pg_restore -j 2 --section=post-data
+#            (indexes, keys, constraints, triggers) with pg_restore -j 2 --section=post-data;
+#            no checks and no ANALYZE. Its split largest table is WAL-logged and not
+#            frozen, so pgward (whole tables, COPY FREEZE) can beat it.
 # Each round runs pgward and its anchors alternately. Prints wall time, CPU (user+sys of
 # the client processes) and peak RSS of each, and every ratio issue 19 sets a goal for,
 # with PASS / MISS:
