@@ -1,5 +1,6 @@
 //! Loading one table: its chunks streamed from storage, checked against the manifest as
-//! they stream, into `COPY ... FREEZE` after a TRUNCATE in the same transaction.
+//! they stream, into `COPY ... FREEZE` after a TRUNCATE in the same transaction; or one
+//! chunk of a table split across sessions, into a plain COPY of its own.
 
 use std::io::{Read, Write};
 
@@ -10,7 +11,8 @@ use crate::progress::Progress;
 use crate::storage::{HashingReader, Storage};
 
 /// Loads every chunk of `table` in one transaction that truncates it first (see
-/// [`crate::archive::load::schedule::load_data`]); the rows COPY reported, and whether they were stored frozen.
+/// [`crate::archive::load::schedule::load_data`]); the rows COPY reported, and whether
+/// they were stored frozen.
 pub(super) fn load_table(
     storage: &dyn Storage,
     manifest: &BackupManifest,
@@ -39,27 +41,7 @@ pub(super) fn load_table(
         }
         Err(e) => return Err(Error::query(format!("truncating {name} to load it"), &e)),
     };
-    // The column list is quoted here from the names, never spliced from the manifest
-    // (read_backup has already refused a manifest whose columns are not identifiers); a
-    // table without columns has none (`COPY t () ...` is a syntax error).
-    let columns = table.column_list().map_err(|problem| {
-        crate::archive::verify::corrupt(
-            &manifest.id,
-            crate::archive::manifest::MANIFEST_FILE,
-            &problem,
-        )
-    })?;
-    let columns = if columns.is_empty() {
-        String::new()
-    } else {
-        format!(" ({columns})")
-    };
-    let sql = format!(
-        "COPY {name}{columns} FROM STDIN{}",
-        table
-            .copy_format
-            .copy_options(if freeze { &["FREEZE"] } else { &[] })
-    );
+    let sql = copy_sql(manifest, table, &name, freeze)?;
     let committed = table
         .chunks
         .iter()
@@ -87,6 +69,54 @@ pub(super) fn load_table(
         let _ = session.client.batch_execute("ROLLBACK");
     }
     committed
+}
+
+/// Loads chunk `chunk` of `table`, a table split across sessions (see
+/// [`crate::archive::load::schedule::plan`]), with a plain COPY in a transaction of its
+/// own (no TRUNCATE, so no FREEZE: the other sessions load the same table meanwhile): the
+/// rows COPY reported.
+pub(super) fn load_part(
+    storage: &dyn Storage,
+    manifest: &BackupManifest,
+    session: &mut Session,
+    table: &ManifestTable,
+    chunk: usize,
+    progress: &Progress,
+) -> Result<u64> {
+    let name = table.qualified();
+    let sql = copy_sql(manifest, table, &name, false)?;
+    let file = &table.chunks[chunk].file;
+    load_chunk(storage, manifest, session, &name, &sql, file, progress)
+}
+
+/// The COPY ... FROM STDIN that loads `table` (named `name`), with FREEZE or not.
+fn copy_sql(
+    manifest: &BackupManifest,
+    table: &ManifestTable,
+    name: &str,
+    freeze: bool,
+) -> Result<String> {
+    // The column list is quoted here from the names, never spliced from the manifest
+    // (read_backup has already refused a manifest whose columns are not identifiers); a
+    // table without columns has none (`COPY t () ...` is a syntax error).
+    let columns = table.column_list().map_err(|problem| {
+        crate::archive::verify::corrupt(
+            &manifest.id,
+            crate::archive::manifest::MANIFEST_FILE,
+            &problem,
+        )
+    })?;
+    let columns = if columns.is_empty() {
+        String::new()
+    } else {
+        format!(" ({columns})")
+    };
+    Ok(format!(
+        "COPY {name}{columns} FROM STDIN{}",
+        table
+            .copy_format
+            .copy_options(if freeze { &["FREEZE"] } else { &[] })
+    ))
 }
 
 /// Loads one chunk file of `manifest` with COPY `sql`: the rows COPY reported. The file is

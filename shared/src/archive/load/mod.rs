@@ -6,10 +6,12 @@
 //! through here.
 //!
 //! One job per module: `schedule.rs` hands the tables to loader sessions (largest first,
-//! the gate on the rest of pre-data, the tail's early post-data pass), `copy.rs` loads a
-//! table's chunks with COPY FREEZE, `pg_restore.rs` builds and runs the pg_restore
-//! commands (pre-data, the two post-data passes), `post_data.rs` plans those passes from
-//! the archive's table of contents, `finish.rs` does what follows the data (sequences,
+//! with `--jobs 4` or more a table that is most of the data split chunk by chunk across
+//! the sessions, the gate on the rest of pre-data, the tail's early post-data pass),
+//! `copy.rs` loads a table's chunks with COPY FREEZE (or one chunk of a split table with
+//! plain COPY), `pg_restore.rs` builds and runs the pg_restore commands (pre-data, the
+//! two post-data passes), `post_data.rs` plans those passes from the archive's table of
+//! contents, `finish.rs` does what follows the data (sequences,
 //! materialized views, row counts, ANALYZE), `sql_format.rs` loads a `--format sql` backup
 //! through psql behind `sql_guard.rs`, `database.rs` creates and drops the database loaded
 //! into, and `staging.rs` holds the private folder pg_restore reads its files from.
@@ -122,12 +124,12 @@ pub fn load(
     )?;
     let tables = selected_tables(manifest, &options.tables)?;
     let list = pg_restore::pg_restore_list(target, &schema_path)?;
-    let order = schedule::load_order(manifest, &tables);
+    let order = schedule::plan(manifest, &tables, jobs);
     // The largest table starts loading once the schema it needs exists; the other tables'
     // schema is restored while it loads (see `split_pre_data`).
     let split = order
         .first()
-        .and_then(|&i| split_pre_data(&list, tables[i]));
+        .and_then(|w| split_pre_data(&list, tables[w.table]));
     let (head_list, rest_list) = match &split {
         Some(split) => (
             Some(staging::write_new(
