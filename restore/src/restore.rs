@@ -23,7 +23,7 @@ use pgward_shared::config::GuardArgs;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::log;
 use pgward_shared::output::{Context, Failure, Outcome};
-use pgward_shared::storage::{self, Location, S3Options, Storage};
+use pgward_shared::storage::{self, S3Options, Storage};
 use pgward_shared::workdb;
 
 use crate::target;
@@ -96,6 +96,9 @@ pub fn restore(
     let store = storage::open_locations(&locations, storage_args)?;
     // Where a safety backup goes by default: the first location, where backups are written.
     let written_to = &locations[0];
+    // Where a safety backup goes without --safety-backup-to: every location the backup was
+    // looked for in (with `backups = [...]`, a copy in each).
+    let safety_locations = &locations;
     // `latest` and `--before-migration` choose among the backups of the URL's database
     // (and environment) only; a backup of another database is restored only when named.
     let db = ctx.database()?;
@@ -343,7 +346,7 @@ pub fn restore(
                 &target_settings,
                 options,
                 storage_args,
-                written_to,
+                safety_locations,
                 &id,
             )?);
         }
@@ -468,24 +471,31 @@ fn safety_destination(options: &RestoreOptions, written_to: &str) -> String {
         .unwrap_or_else(|| written_to.to_string())
 }
 
-/// Backs up the target before it is replaced; returns the backup's id.
+/// Backs up the target before it is replaced, to `--safety-backup-to` or else to every
+/// one of `locations` (written to the first, copied to the others); returns its id. A copy
+/// that fails is a warning, not a reason to stop: the safety backup is complete in the
+/// first location.
 fn safety_backup(
     ctx: &Context,
     target_settings: &pgward_shared::connect::dburl::ConnectionSettings,
     options: &RestoreOptions,
     storage_args: &S3Options,
-    written_to: &str,
+    locations: &[String],
     restoring: &str,
 ) -> Result<String> {
-    let destination = safety_destination(options, written_to);
-    let store = storage::open(&Location::parse(&destination)?, storage_args)?;
+    let destinations = match &options.safety_backup_to {
+        Some(to) => vec![to.clone()],
+        None => locations.to_vec(),
+    };
+    let store = storage::open_locations(&destinations, storage_args)?;
     log::info(&format!(
-        "taking a safety backup of {} to {destination}",
-        target_settings.dbname
+        "taking a safety backup of {} to {}",
+        target_settings.dbname,
+        destinations.join(" and ")
     ));
     let dumped = dump(
         target_settings,
-        store.as_ref(),
+        &store,
         &DumpOptions {
             jobs: options.jobs.get(),
             label: Some(format!("safety backup before restoring {restoring}")),
@@ -496,7 +506,15 @@ fn safety_backup(
         },
     );
     match dumped {
-        Ok((result, _)) => Ok(result.id),
+        Ok((result, _)) => {
+            if let (_, Err(e)) = storage::replicate(&store, &result.id, options.jobs.get()) {
+                ctx.warn(
+                    WarningCode::BackupCopyUnavailable,
+                    format!("the safety backup {} is complete in {}, but a copy of it failed ({e}); the restore goes on", result.id, store.location()),
+                );
+            }
+            Ok(result.id)
+        }
         Err(Error::LargeObjectsUnreadable {
             database, reason, ..
         }) => Err(Error::LargeObjectsUnreadable {

@@ -836,6 +836,20 @@ fn the_scripts_keep_two_copies() {
         &state(&db),
         "the database after the automatic restore",
     );
+    // The safety backup the restore took of what it replaced is in both locations too.
+    let safety = json["result"]["restored"]["safety_backup"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a safety backup\n{out}"));
+    assert!(
+        folder.path().join(safety).join("manifest.json").is_file(),
+        "{out}"
+    );
+    assert!(
+        !server
+            .get(&bucket, &format!("nightly/{safety}/manifest.json"))
+            .is_empty(),
+        "{out}"
+    );
 }
 
 /// backup-cron.sh while the S3 location is unreachable: every run still verifies the
