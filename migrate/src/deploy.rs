@@ -84,7 +84,7 @@ pub struct DeployOptions {
 pub fn deploy(ctx: &Context, dir: &Path, opts: &DeployOptions) -> Result<Outcome, Failure> {
     // The server starts the session while the folder is read, unless the protected
     // environment's guard may still refuse (or ask): then nothing connects before it.
-    let guard_passes = opts.dry_run || !ctx.settings.protected() || opts.guard.yes;
+    let guard_passes = opts.dry_run || ctx.settings.deploy_needs_no_confirmation(opts.guard);
     let early = guard_passes.then(|| ctx.connect_early()).flatten();
     let folder = MigrationsFolder::read_non_empty(dir)?;
     if !folder.has_lock_file {

@@ -441,10 +441,16 @@ impl Settings {
         })
     }
 
+    /// Whether a deploy passes the protected environment's guard without asking anyone:
+    /// the one rule [`Settings::guard_deploy`] applies (and deploy's early connect reads).
+    pub fn deploy_needs_no_confirmation(&self, guard: GuardArgs) -> bool {
+        !self.protected() || guard.yes
+    }
+
     /// A deploy: in a protected environment it needs `--yes` (`--force` does not stand in
     /// for it), or the database name typed on a terminal.
     pub fn guard_deploy(&self, target: &str, guard: GuardArgs) -> Result<()> {
-        if !self.protected() || guard.yes {
+        if self.deploy_needs_no_confirmation(guard) {
             return Ok(());
         }
         if confirm_on_terminal(&format!(
