@@ -368,20 +368,12 @@ fn a_copy_that_cannot_be_made_fails_loudly_and_leaves_the_first_complete() {
 fn a_source_file_that_does_not_match_its_manifest_is_never_copied() {
     let server = s3();
     let (bucket, folder, local, remote) = local_and_s3();
-    let db = cluster().create_database();
-    db.psql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g;");
+    let db = five_thousand_rows();
     let env = envs(&db);
     let url = db.url();
     let id = backup_to(&[&local], &url, &env);
     // One byte of a data file flipped on the first location's disk.
-    let data = walk(&folder.path().join(&id))
-        .into_iter()
-        .find(|p| p.to_string_lossy().contains("/data/"))
-        .expect("a data file");
-    let mut bytes = std::fs::read(&data).expect("readable");
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x55;
-    std::fs::write(&data, bytes).expect("writable");
+    flip_a_data_byte(&folder.path().join(&id));
 
     let out = run(
         "backup",
@@ -418,8 +410,7 @@ fn a_source_file_that_does_not_match_its_manifest_is_never_copied() {
 fn verify_checks_each_copy_and_a_corrupted_copy_fails_it() {
     let server = s3();
     let (bucket, folder, local, remote) = local_and_s3();
-    let db = cluster().create_database();
-    db.psql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g;");
+    let db = five_thousand_rows();
     let env = envs(&db);
     let url = db.url();
     let both = ["--from", local.as_str(), "--from", remote.as_str()];
@@ -561,6 +552,25 @@ fn locations_are_named_once_and_an_empty_list_is_refused() {
             .contains("empty list"),
         "{out}"
     );
+}
+
+/// Flips one byte in the middle of a data file of the backup folder `backup`.
+fn flip_a_data_byte(backup: &Path) {
+    let data = walk(backup)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("/data/"))
+        .expect("a data file");
+    let mut bytes = std::fs::read(&data).expect("readable");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&data, bytes).expect("writable");
+}
+
+/// A database with one table of 5,000 rows.
+fn five_thousand_rows() -> TestDb<'static> {
+    let db = cluster().create_database();
+    db.psql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g;");
+    db
 }
 
 fn walk(root: &Path) -> Vec<std::path::PathBuf> {
@@ -923,14 +933,7 @@ fn a_restore_reads_the_next_copy_when_the_first_is_damaged() {
     let before = state(&source);
     let env = envs(&source);
     let id = id_of(&pgward(dir.path(), "backup", &[], &env));
-    let data = walk(&folder.path().join(&id))
-        .into_iter()
-        .find(|p| p.to_string_lossy().contains("/data/"))
-        .expect("a data file");
-    let mut bytes = std::fs::read(&data).expect("readable");
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x55;
-    std::fs::write(&data, bytes).expect("writable");
+    flip_a_data_byte(&folder.path().join(&id));
     // Into an existing empty database: every file is checked before it is touched.
     let target = cluster().create_database();
     let out = pgward(
