@@ -15,7 +15,7 @@ use pgward_shared::error::{Error, Result};
 use pgward_shared::output::{Context, Failure, Outcome};
 use pgward_shared::retention::Retention;
 use pgward_shared::storage::{
-    copy_backup, holds_complete, open_storage, replicate, BackupCopy, S3Options, Storage,
+    copy_to, holds_complete, open_storage, replicate, S3Options, Storage,
 };
 
 /// `backup`.
@@ -117,11 +117,7 @@ pub fn verify(
     // The backup is chosen once, among every location's, then each copy is checked.
     let id = inventory::resolve_id(&storage, id, source_in_use(ctx))?;
     ctx.warn_all(storage.unavailable_warnings());
-    let held_in = storage
-        .holders(&id)
-        .first()
-        .map(|h| h.location())
-        .unwrap_or_else(|| storage.location());
+    let held_in = storage.location_of(&id);
     let mut checked: Option<VerifyResult> = None;
     let mut copies = Vec::new();
     let mut failure: Option<Failure> = None;
@@ -207,44 +203,19 @@ pub fn copy(
         .into());
     };
     let dest = open_storage(ctx, to, args)?;
-    let mut copies = Vec::new();
-    let mut failed = None;
-    for (location, why) in dest.unopened() {
-        copies.push(BackupCopy::unopened(location, why));
-        failed.get_or_insert(Error::BackupCopyFailed {
-            id: id.clone(),
-            from: holder.location(),
-            location: location.clone(),
-            reason: why.clone(),
-        });
-    }
-    for member in dest.members() {
+    let dests: Vec<&dyn Storage> = dest.members().collect();
+    for member in &dests {
         ctx.audit_location(&member.location());
-        let started = std::time::Instant::now();
-        if holds_complete(member, &id)? {
-            pgward_shared::log::info(&format!("{} already holds {id}", member.location()));
-            copies.push(BackupCopy {
-                location: member.location(),
-                complete: true,
-                seconds: 0.0,
-                problem: None,
-            });
-            continue;
-        }
-        let copied = copy_backup(holder, member, &id, jobs);
-        copies.push(BackupCopy::of(member.location(), started, &copied));
-        if let Err(e) = copied {
-            failed.get_or_insert(e);
-        }
     }
+    let (copies, copied) = copy_to(holder, &dests, dest.unopened(), &id, jobs);
     let result = CopyResult {
         id,
         from: holder.location(),
         copies,
     };
-    match failed {
-        Some(e) => Err(Failure::with_result(e, &result)),
-        None => Ok(Outcome::ok(result)),
+    match copied {
+        Err(e) => Err(Failure::with_result(e, &result)),
+        Ok(()) => Ok(Outcome::ok(result)),
     }
 }
 

@@ -126,10 +126,7 @@ pub fn restore(
     let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(&store, &id)?;
     ctx.warn_all(store.unavailable_warnings());
     // The location it is read from: the first holding a complete copy.
-    let mut read_from = store
-        .holders(&id)
-        .first()
-        .map_or_else(|| store.location(), |h| h.location());
+    let mut read_from = store.location_of(&id);
     // An encrypted backup without the identity it was encrypted to stops here, before
     // anything is read or touched.
     pgward_shared::archive::crypt::check_can_decrypt(&manifest)?;
@@ -247,10 +244,7 @@ pub fn restore(
         if !store.skip_copy(&id, &damaged) {
             break;
         }
-        read_from = store
-            .holders(&id)
-            .first()
-            .map_or_else(|| store.location(), |h| h.location());
+        read_from = store.location_of(&id);
         ctx.warn(
             WarningCode::BackupCopyUnavailable,
             format!("the copy of {id} in {damaged} is damaged ({problems}); restoring the copy in {read_from} instead (`pgward-backup verify {id}` shows each copy)"),

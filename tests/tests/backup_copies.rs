@@ -951,3 +951,36 @@ fn a_restore_reads_the_next_copy_when_the_first_is_damaged() {
     );
     assert_same_state(&before, &state(&target), "the restore of the S3 copy");
 }
+
+/// `copy` to a location that holds another backup under the same id (a manifest that
+/// differs) fails instead of counting it as the copy, and leaves it as it is.
+#[test]
+fn copy_never_takes_another_backup_under_the_same_id_for_the_copy() {
+    let first = temp_dir("copies_a_");
+    let second = temp_dir("copies_b_");
+    let a = path_str(first.path()).to_string();
+    let b = path_str(second.path()).to_string();
+    let db = five_thousand_rows();
+    let env = envs(&db);
+    let url = db.url();
+    let id = backup_to(&[&a, &b], &url, &env);
+    let there = second.path().join(&id).join("manifest.json");
+    let mut other = std::fs::read(&there).expect("the copy's manifest");
+    other.extend_from_slice(b"\n");
+    std::fs::write(&there, &other).expect("writable");
+    let out = run(
+        "backup",
+        &["copy", &id, "--from", &a, "--to", &b],
+        &env_refs(&env),
+    );
+    let json = out.assert_error(7, "BACKUP_COPY_FAILED");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("another backup"),
+        "{out}"
+    );
+    assert_eq!(json["result"]["copies"][0]["complete"], false, "{out}");
+    assert_eq!(std::fs::read(&there).expect("still there"), other);
+}

@@ -126,6 +126,8 @@ pub struct ReadBackup {
     pub manifest: BackupManifest,
     /// SHA-256 of manifest.json's bytes.
     pub manifest_sha256: String,
+    /// manifest.json's bytes, as read (a copy of the backup writes these very bytes).
+    pub manifest_bytes: Vec<u8>,
     /// Whether `verified.json` records a passing verify of this very manifest (or, written
     /// by an older pgward, of an unnamed one).
     pub verified: bool,
@@ -165,6 +167,7 @@ pub fn read_backup(storage: &dyn Storage, id: &str) -> Result<ReadBackup> {
     Ok(ReadBackup {
         manifest,
         manifest_sha256,
+        manifest_bytes: bytes,
         verified,
     })
 }

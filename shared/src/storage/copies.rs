@@ -115,7 +115,7 @@ impl Copies {
             .members
             .iter()
             .enumerate()
-            .filter(|(_, m)| matches!(m.read_small(id, MANIFEST_FILE), Ok(Some(_))))
+            .filter(|(_, m)| holds_complete(m.as_ref(), id).unwrap_or(false))
             .map(|(i, _)| i)
             .collect();
         lock(&self.holders).insert(id.to_string(), found.clone());
@@ -137,6 +137,11 @@ impl Copies {
     fn reader(&self, id: &str) -> &dyn Storage {
         let first = self.holder_indexes(id).first().copied().unwrap_or(0);
         self.members[first].as_ref()
+    }
+
+    /// The location backup `id` is read from (see [`Copies::skip_copy`]).
+    pub fn location_of(&self, id: &str) -> String {
+        self.reader(id).location()
     }
 
     fn note_unavailable(&self, location: String, error: &Error) {
@@ -210,12 +215,13 @@ impl Storage for Copies {
         if self.members.len() == 1 {
             return Ok(leftovers.into_iter().flat_map(|(_, found)| found).collect());
         }
-        let complete: std::collections::HashSet<String> = self.list()?.into_iter().collect();
+        // Leftovers are few: each is asked about (from the last listing, else by its
+        // manifest in each location) rather than every location listed again.
         let mut seen = std::collections::HashSet::new();
         Ok(leftovers
             .into_iter()
             .flat_map(|(_, found)| found)
-            .filter(|(id, _)| !complete.contains(id) && seen.insert(id.clone()))
+            .filter(|(id, _)| seen.insert(id.clone()) && self.holder_indexes(id).is_empty())
             .collect())
     }
 
@@ -279,13 +285,25 @@ pub struct BackupCopy {
     pub problem: Option<String>,
 }
 
+/// What [`copy_backup`] did in one location.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Copied {
+    /// It wrote the copy.
+    Made,
+    /// The location held this very backup already (the same manifest): nothing written.
+    AlreadyThere,
+}
+
 impl BackupCopy {
     /// The state of the copy to `location` that began at `started` and ended in `outcome`.
-    pub fn of(location: String, started: Instant, outcome: &Result<()>) -> BackupCopy {
+    fn of(location: String, started: Instant, outcome: &Result<Copied>) -> BackupCopy {
         BackupCopy {
             location,
             complete: outcome.is_ok(),
-            seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+            seconds: match outcome {
+                Ok(Copied::AlreadyThere) => 0.0,
+                _ => (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+            },
             problem: outcome.as_ref().err().map(|e| match e {
                 // The location is in the row already: only what stopped it.
                 Error::BackupCopyFailed { reason, .. } => reason.clone(),
@@ -293,29 +311,39 @@ impl BackupCopy {
             }),
         }
     }
-
-    /// A location that could not be opened at all.
-    pub fn unopened(location: &str, why: &str) -> BackupCopy {
-        BackupCopy {
-            location: location.to_string(),
-            complete: false,
-            seconds: 0.0,
-            problem: Some(why.to_string()),
-        }
-    }
 }
 
 /// Copies backup `id`, complete in the first location of `copies`, to every other one
-/// (`jobs` files at a time). Returns the state of each copy made (the first location's
-/// is not among them) and the first failure: a copy that failed was removed.
+/// (`jobs` files at a time). Returns the state of each copy (the first location's is not
+/// among them) and the first failure: a copy that failed was removed.
 pub fn replicate(copies: &Copies, id: &str, jobs: usize) -> (Vec<BackupCopy>, Result<()>) {
-    let source = copies.members[0].as_ref();
+    let dests: Vec<&dyn Storage> = copies.members().skip(1).collect();
+    let copied = copy_to(
+        copies.members[0].as_ref(),
+        &dests,
+        &copies.unopened,
+        id,
+        jobs,
+    );
+    lock(&copies.holders).remove(id);
+    copied
+}
+
+/// Copies backup `id` from `source` to each of `dests` that lacks it ([`copy_backup`]),
+/// and counts each of `unopened` (locations that could not be opened, with why) as a
+/// failed copy. Returns each location's state, in that order, and the first failure.
+pub fn copy_to(
+    source: &dyn Storage,
+    dests: &[&dyn Storage],
+    unopened: &[(String, String)],
+    id: &str,
+    jobs: usize,
+) -> (Vec<BackupCopy>, Result<()>) {
     let mut states = Vec::new();
     let mut outcome = Ok(());
-    for dest in copies.members.iter().skip(1) {
+    for dest in dests {
         let started = Instant::now();
-        crate::log::info(&format!("copying {id} to {}", dest.location()));
-        let copied = copy_backup(source, dest.as_ref(), id, jobs);
+        let copied = copy_backup(source, *dest, id, jobs);
         states.push(BackupCopy::of(dest.location(), started, &copied));
         if let Err(e) = copied {
             if outcome.is_ok() {
@@ -323,8 +351,13 @@ pub fn replicate(copies: &Copies, id: &str, jobs: usize) -> (Vec<BackupCopy>, Re
             }
         }
     }
-    for (location, why) in &copies.unopened {
-        states.push(BackupCopy::unopened(location, why));
+    for (location, why) in unopened {
+        states.push(BackupCopy {
+            location: location.clone(),
+            complete: false,
+            seconds: 0.0,
+            problem: Some(why.clone()),
+        });
         if outcome.is_ok() {
             outcome = Err(Error::BackupCopyFailed {
                 id: id.to_string(),
@@ -334,16 +367,22 @@ pub fn replicate(copies: &Copies, id: &str, jobs: usize) -> (Vec<BackupCopy>, Re
             });
         }
     }
-    lock(&copies.holders).remove(id);
     (states, outcome)
 }
 
 /// Copies complete backup `id` from `source` to `dest` under the same id: files first
-/// (checked on arrival against the manifest), the manifest's very bytes last. On failure
-/// nothing is published in `dest`, and what was written there is removed. A file of the
-/// source that does not match its manifest is [`Error::BackupCorrupt`] of the source;
-/// anything else is [`Error::BackupCopyFailed`].
-pub fn copy_backup(source: &dyn Storage, dest: &dyn Storage, id: &str, jobs: usize) -> Result<()> {
+/// (checked on arrival against the manifest), the manifest's very bytes last. A `dest`
+/// that holds this very backup already (the same manifest) is left as it is; one holding
+/// another backup under the id is a failure. On failure nothing is published in `dest`,
+/// and what was written there is removed. A file of the source that does not match its
+/// manifest is [`Error::BackupCorrupt`] of the source; anything else is
+/// [`Error::BackupCopyFailed`].
+pub fn copy_backup(
+    source: &dyn Storage,
+    dest: &dyn Storage,
+    id: &str,
+    jobs: usize,
+) -> Result<Copied> {
     let failed = |reason: String| Error::BackupCopyFailed {
         id: id.to_string(),
         from: source.location(),
@@ -351,25 +390,24 @@ pub fn copy_backup(source: &dyn Storage, dest: &dyn Storage, id: &str, jobs: usi
         reason,
     };
     let read = crate::archive::inventory::read_backup(source, id)?;
-    let bytes = source.read_small(id, MANIFEST_FILE)?.ok_or_else(|| {
-        failed(format!(
-            "{MANIFEST_FILE} vanished from {}",
-            source.location()
-        ))
-    })?;
-    if crate::migrations::checksum(&bytes) != read.manifest_sha256 {
-        return Err(failed(format!(
-            "{MANIFEST_FILE} changed in {} while it was read",
-            source.location()
-        )));
+    match dest
+        .read_small(id, MANIFEST_FILE)
+        .map_err(|e| failed(e.to_string()))?
+    {
+        Some(there) if crate::migrations::checksum(&there) == read.manifest_sha256 => {
+            crate::log::info(&format!("{} already holds {id}", dest.location()));
+            return Ok(Copied::AlreadyThere);
+        }
+        Some(_) => {
+            return Err(failed(format!(
+                "{} already holds another backup named {id} (its manifest differs)",
+                dest.location()
+            )))
+        }
+        None => {}
     }
+    crate::log::info(&format!("copying {id} to {}", dest.location()));
     let manifest: BackupManifest = read.manifest;
-    if holds_complete(dest, id).map_err(|e| failed(e.to_string()))? {
-        return Err(failed(format!(
-            "{} already holds a backup named {id}",
-            dest.location()
-        )));
-    }
     let writer = dest.begin(id).map_err(|e| failed(e.to_string()))?;
     if writer.id() != id {
         // The id is taken there (a leftover, or another writer): a copy under another
@@ -396,8 +434,9 @@ pub fn copy_backup(source: &dyn Storage, dest: &dyn Storage, id: &str, jobs: usi
         });
     }
     writer
-        .commit(&manifest.files, &bytes)
-        .map_err(|e| failed(e.to_string()))
+        .commit(&manifest.files, &read.manifest_bytes)
+        .map_err(|e| failed(e.to_string()))?;
+    Ok(Copied::Made)
 }
 
 /// Whether `storage` holds a complete copy of backup `id` (its manifest): a location not

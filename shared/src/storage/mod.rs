@@ -14,7 +14,7 @@ mod s3;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-pub use copies::{copy_backup, holds_complete, replicate, BackupCopy, Copies};
+pub use copies::{copy_to, holds_complete, replicate, BackupCopy, Copies};
 pub use hashing::{HashingReader, HashingWriter};
 
 use crate::archive::manifest::ManifestFile;
