@@ -59,6 +59,16 @@ export DATABASE_URL
 
 scaled() { awk -v s="$SIZE" -v n="$1" 'BEGIN { print int(n * s) }'; }
 
+# small_tables PREFIX COUNT ROWS: the SQL making COUNT small tables PREFIX_1.. of ROWS rows.
+small_tables() {
+  cat <<SQL
+DO \$\$ BEGIN FOR i IN 1..$2 LOOP
+  EXECUTE format('CREATE TABLE $1_%s (id int PRIMARY KEY, name text, at timestamptz DEFAULT now())', i);
+  EXECUTE format('INSERT INTO $1_%s (id, name) SELECT g, md5(g::text) FROM generate_series(1, $3) g', i);
+END LOOP; END \$\$;
+SQL
+}
+
 build_bench() {
   "$bin/pgbench" -i -q -s "$(scaled 50)" bench >/dev/null 2>&1
   psql -q -d bench <<SQL
@@ -78,10 +88,7 @@ SELECT jsonb_build_object('n', g, 'tag', 'tag-' || (g % 97), 'score', random(), 
 FROM generate_series(1, $(scaled 3000000)) g;
 CREATE INDEX wide_uid ON wide (uid);
 CREATE INDEX wide_created ON wide (created);
-DO \$\$ BEGIN FOR i IN 1..300 LOOP
-  EXECUTE format('CREATE TABLE small_%s (id int PRIMARY KEY, name text, at timestamptz DEFAULT now())', i);
-  EXECUTE format('INSERT INTO small_%s (id, name) SELECT g, md5(g::text) FROM generate_series(1, 200) g', i);
-END LOOP; END \$\$;
+$(small_tables small 300 200)
 SQL
 }
 
@@ -114,10 +121,7 @@ INSERT INTO events SELECT g, 1 + g % $(scaled 50000), (ARRAY['view','click','buy
 FROM generate_series(1, $(scaled 2000000)) g;
 CREATE INDEX events_account ON events (account_id);
 CREATE INDEX events_at ON events (at);
-DO \$\$ BEGIN FOR i IN 1..200 LOOP
-  EXECUTE format('CREATE TABLE lookup_%s (id int PRIMARY KEY, name text, at timestamptz DEFAULT now())', i);
-  EXECUTE format('INSERT INTO lookup_%s (id, name) SELECT g, md5(g::text) FROM generate_series(1, 100) g', i);
-END LOOP; END \$\$;
+$(small_tables lookup 200 100)
 SQL
 }
 
