@@ -329,7 +329,7 @@ fn apply_migration(
             Ok(done) => {
                 return Ok(DeployedMigration {
                     name: m.name.clone(),
-                    mode: plan.mode.clone(),
+                    mode: done.mode,
                     statements: done.statements,
                     duration_ms: Some(elapsed_ms(started)),
                     retries,
@@ -494,6 +494,13 @@ fn failure_logs(name: &str, f: &ScriptFailure, interrupted: bool) -> String {
     }
     if let Some(s) = &failed.statement {
         logs.push_str(&format!("\nStatement:\n{s}\n"));
+    }
+    if f.whole_may_have_committed {
+        logs.push_str(
+            "\nThe file was sent whole, as one query, and holds a COMMIT (or END) the server may have run before the failure: \
+             some of the migration may have been committed; check the schema before resolving\n",
+        );
+        return logs;
     }
     logs.push_str(&format!(
         "\nStatements run before the failure: {}{}\n",

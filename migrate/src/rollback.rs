@@ -136,7 +136,7 @@ fn rollback_locked(
         match run_script(client, &down, &plan, &books) {
             Ok(done) => result.rolled_back.push(RolledBack {
                 name: m.name.clone(),
-                mode: plan.mode,
+                mode: done.mode,
                 statements: done.statements,
                 duration_ms: Some(elapsed_ms(started)),
             }),

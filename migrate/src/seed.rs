@@ -58,7 +58,7 @@ pub fn seed(ctx: &Context, dir: &Path, dry_run: bool) -> Result<Outcome, Failure
         match run_script(&mut session.client, text, &plan, &Bookkeeping::default()) {
             Ok(done) => result.files.push(SeededFile {
                 file,
-                mode: plan.mode,
+                mode: done.mode,
                 statements: done.statements,
                 duration_ms: Some(elapsed_ms(started)),
             }),

@@ -29,16 +29,45 @@ pub struct SqlParseError {
     pub message: String,
 }
 
-/// Parses `sql` into statements with their positions.
+/// How string literals read: whether a backslash in `'...'` is an ordinary character
+/// (`standard_conforming_strings = on`, PostgreSQL's default since 9.1) or escapes the
+/// next one (`off`), so that `'a\'` is a whole literal in one and an unfinished one in
+/// the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strings {
+    /// `standard_conforming_strings = on`.
+    Standard,
+    /// `standard_conforming_strings = off`.
+    BackslashEscapes,
+}
+
+/// Parses `sql` into statements with their positions, its string literals read as
+/// PostgreSQL reads them by default ([`Strings::Standard`]).
 pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, SqlParseError> {
-    let parsed =
-        pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).map_err(|e| SqlParseError {
-            message: match e {
-                pg_query::Error::Parse(m) => m,
-                other => other.to_string(),
-            },
-        })?;
-    let token_starts = first_token_starts(sql);
+    parse_statements_as(sql, Strings::Standard)
+}
+
+/// [`parse_statements`], string literals read as `strings` says.
+pub fn parse_statements_as(
+    sql: &str,
+    strings: Strings,
+) -> Result<Vec<ParsedStatement>, SqlParseError> {
+    let options = match strings {
+        Strings::Standard => pg_query::ParserOptions::DEFAULT,
+        Strings::BackslashEscapes => pg_query::ParserOptions::DISABLE_STANDARD_CONFORMING_STRINGS,
+    };
+    let parsed = pg_query::parse(sql, options).map_err(|e| SqlParseError {
+        message: match e {
+            pg_query::Error::Parse(m) => m,
+            other => other.to_string(),
+        },
+    })?;
+    // libpg_query's scanner reads strings the standard way only: with backslash escapes a
+    // statement keeps the comments before it (the server reads them as comments alike).
+    let token_starts = match strings {
+        Strings::Standard => first_token_starts(sql),
+        Strings::BackslashEscapes => Vec::new(),
+    };
     let mut out = Vec::with_capacity(parsed.protobuf.stmts.len());
     for raw in parsed.protobuf.stmts {
         let Some(node) = raw.stmt.and_then(|n| n.node) else {
@@ -84,6 +113,69 @@ fn first_token_starts(sql: &str) -> Vec<usize> {
             .collect(),
         Err(_) => Vec::new(),
     }
+}
+
+/// The words of `sql`, lowercased: runs of letters, digits, `_` and `$`. Used only where
+/// the parser cannot say, and then only to err on the side of caution.
+fn words(sql: &str) -> Vec<String> {
+    sql.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Whether `sql` may change how the session reads string literals while it runs: it names
+/// `standard_conforming_strings` anywhere (`SET`, `RESET`, `set_config(...)`, `ALTER ROLE`
+/// ... `SET`), or resets every setting (`RESET ALL`, `DISCARD ALL`). Read on words,
+/// since the parser cannot be trusted on such a file: any mention counts.
+pub fn may_change_string_reading(sql: &str) -> bool {
+    let words = words(sql);
+    words.iter().any(|w| w == "standard_conforming_strings")
+        || words
+            .windows(2)
+            .any(|p| matches!((p[0].as_str(), p[1].as_str()), ("reset" | "discard", "all")))
+}
+
+/// Whether `sql`, sent as one query, may end a transaction part-way (`COMMIT`, `END`,
+/// `PREPARE TRANSACTION`, with or without `AND CHAIN`): the server then keeps what ran
+/// before it even if a later statement fails. Told from the statements' first tokens (a
+/// CASE's or a function body's END is not one); a file the scanner cannot read the way the
+/// server may (a backslash in it, which `standard_conforming_strings = off` reads as an
+/// escape) or cannot read at all is judged on its words, so any such word counts.
+pub fn may_end_transaction_when_sent_whole(sql: &str) -> bool {
+    use protobuf::Token;
+    let by_words = || {
+        let words = words(sql);
+        words.iter().any(|w| w == "commit" || w == "end")
+            || words
+                .windows(2)
+                .any(|p| p[0] == "prepare" && p[1] == "transaction")
+    };
+    if sql.contains('\\') {
+        return by_words();
+    }
+    let Ok(scan) = pg_query::scan(sql) else {
+        return by_words();
+    };
+    let tokens: Vec<Token> = scan
+        .tokens
+        .iter()
+        .filter_map(|t| Token::try_from(t.token).ok())
+        .filter(|t| !matches!(t, Token::SqlComment | Token::CComment))
+        .collect();
+    let mut at_start = true;
+    for (i, token) in tokens.iter().enumerate() {
+        let ends = match token {
+            Token::Commit | Token::EndP => true,
+            Token::Prepare => tokens.get(i + 1) == Some(&Token::Transaction),
+            _ => false,
+        };
+        if at_start && ends {
+            return true;
+        }
+        at_start = *token == Token::Ascii59;
+    }
+    false
 }
 
 /// The string literals of a statement, unquoted.
@@ -645,6 +737,61 @@ pub fn quote_literal(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_commit_sent_whole_is_found_at_the_start_of_a_statement() {
+        let commits = [
+            "CREATE TABLE a (id int); COMMIT; SELECT 1/0;",
+            "BEGIN; CREATE TABLE a (id int); END; SELECT 1/0",
+            "-- c\nselect 1;\n/* x */ commit and chain;",
+            "SELECT 1; PREPARE TRANSACTION 'x';",
+            "SELECT 'unterminated; COMMIT",
+        ];
+        for sql in commits {
+            assert!(may_end_transaction_when_sent_whole(sql), "{sql}");
+        }
+        let none = [
+            "CREATE TABLE a (id int); SELECT CASE WHEN true THEN 1 END;",
+            "CREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql;",
+            "SELECT 'commit'; -- end\n SELECT \"end\" FROM t;",
+            "PREPARE p AS SELECT 1;",
+        ];
+        for sql in none {
+            assert!(!may_end_transaction_when_sent_whole(sql), "{sql}");
+        }
+        // Judged on words: a backslash, or a file the scanner cannot read.
+        assert!(may_end_transaction_when_sent_whole(
+            "SELECT 'a\\'; SELECT 'end'"
+        ));
+        assert!(!may_end_transaction_when_sent_whole(
+            "SELECT 'a\\'; SELECT 'x'"
+        ));
+    }
+
+    #[test]
+    fn changes_of_how_strings_are_read_are_found_in_any_form() {
+        for sql in [
+            "SET standard_conforming_strings = off;",
+            "SELECT set_config('Standard_Conforming_Strings', 'off', false);",
+            "reset\n  all;",
+            "DISCARD ALL;",
+        ] {
+            assert!(may_change_string_reading(sql), "{sql}");
+        }
+        assert!(!may_change_string_reading(
+            "SET search_path = x; RESET search_path;"
+        ));
+    }
+
+    #[test]
+    fn backslash_escapes_read_strings_as_such_a_session_does() {
+        let sql = "-- c\nSELECT 'a\\', ' ; COMMIT ; SELECT 1 -- ';\n;";
+        let standard = parse_statements(sql).unwrap();
+        assert_eq!(standard.len(), 1);
+        let escaped = parse_statements_as(sql, Strings::BackslashEscapes).unwrap();
+        let texts: Vec<&str> = escaped.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts, ["SELECT 'a\\', '", "COMMIT", "SELECT 1 -- '"]);
+    }
 
     #[test]
     fn statements_keep_positions_past_comments_and_dollar_quotes() {

@@ -19,7 +19,7 @@ use crate::migrations::history::HistoryWrite;
 use crate::migrations::trace::Tracer;
 use crate::sql::{
     self, byte_offset_of_char, non_transactional_reason, position_of, transaction_control,
-    ParsedStatement, TransactionControl,
+    ParsedStatement, Strings, TransactionControl,
 };
 use pg_query::NodeEnum;
 use serde::{Deserialize, Serialize};
@@ -35,11 +35,12 @@ pub enum RunMode {
         /// Why the script cannot run in one transaction.
         reason: String,
     },
-    /// The parser rejected the script; it is sent whole, as Prisma would, so the server
-    /// reports the error.
+    /// Sent whole, as Prisma sends it, so that the server reads it: the parser rejected
+    /// it (the server reports the error), or how it splits into statements depends on a
+    /// setting the file itself changes (see [`ScriptPlan::for_session`]).
     Whole {
-        /// The parser's message.
-        parse_error: String,
+        /// Why: the parser's message, or the setting.
+        reason: String,
     },
 }
 
@@ -50,27 +51,172 @@ pub struct ScriptPlan {
     pub mode: RunMode,
     /// Its statements (empty in [`RunMode::Whole`]).
     pub statements: Vec<ParsedStatement>,
+    /// Whether the file splits into other statements when backslashes escape in string
+    /// literals.
+    strings: StringsMatter,
+}
+
+/// Whether a file's statements depend on how the session reads string literals
+/// (`standard_conforming_strings`): `'a\'; COMMIT; --'` is one statement with the
+/// setting on (PostgreSQL's default) and three with it off, a COMMIT among them.
+#[derive(Debug, Clone, Default)]
+enum StringsMatter {
+    /// The statements are the same either way (a file without a backslash, or one whose
+    /// backslashes never end a literal).
+    #[default]
+    No,
+    /// They differ.
+    Yes {
+        /// The plan for a session that reads backslashes as escapes.
+        escaped: Box<ScriptPlan>,
+        /// Whether the file may change the setting itself (`SET`, `RESET ALL`,
+        /// `set_config(...)`, `DISCARD ALL`), so that no one reading holds for all of it.
+        changed_by_file: bool,
+    },
 }
 
 impl ScriptPlan {
-    /// Parses `script` and decides how it must run.
+    /// Parses `script` and decides how it must run in a session with PostgreSQL's default
+    /// `standard_conforming_strings = on`; [`ScriptPlan::for_session`] gives the plan for
+    /// the session at hand.
     pub fn new(script: &str) -> ScriptPlan {
-        let statements = match sql::parse_statements(script) {
+        let plan = ScriptPlan::as_read(script, Strings::Standard);
+        if !script.contains('\\') {
+            return plan;
+        }
+        let escaped = ScriptPlan::as_read(script, Strings::BackslashEscapes);
+        if plan.splits_like(&escaped) {
+            return plan;
+        }
+        ScriptPlan {
+            strings: StringsMatter::Yes {
+                escaped: Box::new(escaped),
+                changed_by_file: sql::may_change_string_reading(script),
+            },
+            ..plan
+        }
+    }
+
+    /// The plan of `script` with string literals read as `strings` says.
+    fn as_read(script: &str, strings: Strings) -> ScriptPlan {
+        let statements = match sql::parse_statements_as(script, strings) {
             Ok(s) => s,
-            Err(e) => {
-                return ScriptPlan {
-                    mode: RunMode::Whole {
-                        parse_error: e.message,
-                    },
-                    statements: Vec::new(),
-                }
-            }
+            Err(e) => return ScriptPlan::whole(e.message),
         };
         let mode = match step_reason(&statements) {
             Some(reason) => RunMode::Statements { reason },
             None => RunMode::Transaction,
         };
-        ScriptPlan { mode, statements }
+        ScriptPlan {
+            mode,
+            statements,
+            strings: StringsMatter::No,
+        }
+    }
+
+    fn whole(reason: String) -> ScriptPlan {
+        ScriptPlan {
+            mode: RunMode::Whole { reason },
+            statements: Vec::new(),
+            strings: StringsMatter::No,
+        }
+    }
+
+    /// Every statement the script may run, each once, with how the session reads string
+    /// literals: its own ([`Strings::Standard`]), and, when they differ, those only a
+    /// session reading backslashes as escapes runs ([`Strings::BackslashEscapes`]).
+    pub fn statements_in_any_session(&self) -> impl Iterator<Item = (&ParsedStatement, Strings)> {
+        let escaped = match &self.strings {
+            StringsMatter::Yes { escaped, .. } => escaped.statements.as_slice(),
+            StringsMatter::No => &[],
+        };
+        let own = &self.statements;
+        let only_escaped = escaped
+            .iter()
+            .filter(move |e| !own.iter().any(|o| o.offset == e.offset && o.text == e.text));
+        own.iter()
+            .map(|s| (s, Strings::Standard))
+            .chain(only_escaped.map(|s| (s, Strings::BackslashEscapes)))
+    }
+
+    /// The byte offset of the first statement (of this plan) that a session reading
+    /// backslashes as escapes does not read the same: cut elsewhere, or the file is not
+    /// SQL to it (then the first statement holding a backslash). None when both agree.
+    pub fn first_statement_read_differently(&self) -> Option<usize> {
+        let StringsMatter::Yes { escaped, .. } = &self.strings else {
+            return None;
+        };
+        let end = |s: &ParsedStatement| s.offset + s.text.len();
+        let differs = match escaped.mode {
+            RunMode::Whole { .. } => self.statements.iter().find(|s| s.text.contains('\\')),
+            _ => self
+                .statements
+                .iter()
+                .zip(
+                    escaped
+                        .statements
+                        .iter()
+                        .map(Some)
+                        .chain(std::iter::repeat(None)),
+                )
+                .find(|(own, other)| other.is_none_or(|o| end(o) != end(own)))
+                .map(|(own, _)| own),
+        };
+        differs.or(self.statements.first()).map(|s| s.offset)
+    }
+
+    /// Whether both plans cut the file at the same places.
+    fn splits_like(&self, other: &ScriptPlan) -> bool {
+        let ends = |p: &ScriptPlan| -> Option<Vec<usize>> {
+            match p.mode {
+                RunMode::Whole { .. } => None,
+                _ => Some(
+                    p.statements
+                        .iter()
+                        .map(|s| s.offset + s.text.len())
+                        .collect(),
+                ),
+            }
+        };
+        ends(self) == ends(other)
+    }
+
+    /// The plan for the session `client` will run the script in. The same plan unless the
+    /// file's statements depend on how string literals are read (see [`StringsMatter`]):
+    /// then the session's `standard_conforming_strings` (set by the server, the database
+    /// or the role) chooses the plan, read once (one query, for such files only). A file
+    /// that may change the setting itself is sent whole, as Prisma sends it: the server
+    /// then reads all of it with the setting it starts with, as it does for Prisma.
+    pub fn for_session(
+        &self,
+        client: &mut postgres::Client,
+    ) -> Result<std::borrow::Cow<'_, ScriptPlan>, postgres::Error> {
+        use std::borrow::Cow;
+        let StringsMatter::Yes {
+            escaped,
+            changed_by_file,
+        } = &self.strings
+        else {
+            return Ok(Cow::Borrowed(self));
+        };
+        if *changed_by_file {
+            return Ok(Cow::Owned(ScriptPlan::whole(
+                "its statements differ with standard_conforming_strings on and off, and the file may change that setting"
+                    .into(),
+            )));
+        }
+        let standard = client
+            .simple_query("SHOW standard_conforming_strings")?
+            .iter()
+            .find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => r.get(0).map(|v| v == "on"),
+                _ => None,
+            })
+            .unwrap_or(true);
+        Ok(match standard {
+            true => Cow::Borrowed(self),
+            false => Cow::Borrowed(escaped),
+        })
     }
 }
 
@@ -113,6 +259,9 @@ pub struct Bookkeeping<'a> {
 pub struct ScriptDone {
     /// Statements run.
     pub statements: usize,
+    /// How it ran: the plan's mode, or the one the session's settings chose
+    /// ([`ScriptPlan::for_session`]).
+    pub mode: RunMode,
 }
 
 /// A script that failed.
@@ -126,6 +275,9 @@ pub struct ScriptFailure {
     pub committed_something: bool,
     /// What the failing statement itself may have left in the database.
     pub left_behind: LeftBehind,
+    /// The script was sent whole and may hold a COMMIT (or END) that the server ran before
+    /// the failure: pgward cannot tell what of it was kept.
+    pub whole_may_have_committed: bool,
 }
 
 /// What a failed statement may have left in the database. A statement that ran in a
@@ -172,7 +324,7 @@ impl ScriptFailure {
     /// Whether some of the script's own statements were committed (not merely the
     /// attempt's start record): the database is partly changed.
     pub fn partly_committed(&self) -> bool {
-        self.committed_something && self.statements_done > 0
+        self.committed_something && self.statements_done > 0 || self.whole_may_have_committed
     }
 
     /// Whether only `lock_timeout` stopped it (SQLSTATE 55P03, lock_not_available).
@@ -314,18 +466,11 @@ pub fn run_script_traced(
     books: &Bookkeeping<'_>,
     tracer: Option<&mut Tracer<'_>>,
 ) -> Result<ScriptDone, ScriptFailure> {
-    // Fewer round trips where nothing else needs the statements one by one: a script in
-    // Prisma's transaction mode without transaction control of its own, run untraced.
-    let batched = tracer.is_none()
-        && plan.mode == RunMode::Transaction
-        && plan
-            .statements
-            .iter()
-            .all(|s| transaction_control(&s.node).is_none());
     let mut runner = Runner {
         client,
         script,
-        batched,
+        batched: false,
+        sent_whole: false,
         begin_pending: false,
         in_block: false,
         committed_something: false,
@@ -333,6 +478,18 @@ pub fn run_script_traced(
         index_checks: Vec::new(),
         tracer,
     };
+    let plan = match plan.for_session(runner.client) {
+        Ok(plan) => plan,
+        Err(e) => return Err(runner.failure(&e, None)),
+    };
+    // Fewer round trips where nothing else needs the statements one by one: a script in
+    // Prisma's transaction mode without transaction control of its own, run untraced.
+    runner.batched = runner.tracer.is_none()
+        && plan.mode == RunMode::Transaction
+        && plan
+            .statements
+            .iter()
+            .all(|s| transaction_control(&s.node).is_none());
     let result = match &plan.mode {
         RunMode::Transaction => runner.run_transactional(&plan.statements, books),
         RunMode::Statements { .. } => runner.run_steps(&plan.statements, books),
@@ -346,6 +503,7 @@ pub fn run_script_traced(
     }
     result.map(|_| ScriptDone {
         statements: runner.done,
+        mode: plan.mode.clone(),
     })
 }
 
@@ -355,6 +513,8 @@ struct Runner<'c, 's, 't> {
     /// The batched path (see [`batch`]): BEGIN travels with the first statement, the
     /// finish record with the COMMIT.
     batched: bool,
+    /// The script is being sent whole (see [`ScriptFailure::whole_may_have_committed`]).
+    sent_whole: bool,
     /// A BEGIN not sent yet: the next query sent starts with it.
     begin_pending: bool,
     in_block: bool,
@@ -476,16 +636,23 @@ impl Runner<'_, '_, '_> {
             )),
             (None, None) => None,
         };
+        self.failed(FailedStatement {
+            sqlstate,
+            message,
+            position,
+            statement: stmt.map(|s| excerpt(&s.text)),
+        })
+    }
+
+    /// The script failed with `failed`, where the runner stands now.
+    fn failed(&self, failed: FailedStatement) -> ScriptFailure {
         ScriptFailure {
-            failed: Box::new(FailedStatement {
-                sqlstate,
-                message,
-                position,
-                statement: stmt.map(|s| excerpt(&s.text)),
-            }),
+            failed: Box::new(failed),
             statements_done: self.done,
             committed_something: self.committed_something,
             left_behind: LeftBehind::Nothing,
+            whole_may_have_committed: self.sent_whole
+                && sql::may_end_transaction_when_sent_whole(self.script),
         }
     }
 
@@ -546,8 +713,7 @@ impl Runner<'_, '_, '_> {
                 f
             })?;
             if let Some(index) = found.first() {
-                return Err(ScriptFailure {
-                    failed: Box::new(FailedStatement {
+                return Err(self.failed(FailedStatement {
                         sqlstate: None,
                         message: format!(
                             "the index {} this statement builds is INVALID, so the migration is not recorded as applied: \
@@ -557,11 +723,7 @@ impl Runner<'_, '_, '_> {
                         ),
                         position: stmt_position,
                         statement: Some(excerpt(&check.text)),
-                    }),
-                    statements_done: self.done,
-                    committed_something: self.committed_something,
-                    left_behind: LeftBehind::Nothing,
-                });
+                }));
             }
         }
         Ok(())
@@ -739,7 +901,9 @@ impl Runner<'_, '_, '_> {
             self.write(start)?;
             self.committed_something = true;
         }
+        self.sent_whole = true;
         self.exec(self.script, None)?;
+        self.sent_whole = false;
         if let Some(finish) = &books.on_finish {
             self.write(finish)?;
         }
@@ -754,17 +918,12 @@ impl Runner<'_, '_, '_> {
     }
 
     fn interrupted(&self, stmt: &ParsedStatement) -> ScriptFailure {
-        ScriptFailure {
-            failed: Box::new(FailedStatement {
-                sqlstate: Some("57014".into()),
-                message: "interrupted before this statement".into(),
-                position: Some(position_of(self.script, stmt.offset)),
-                statement: Some(excerpt(&stmt.text)),
-            }),
-            statements_done: self.done,
-            committed_something: self.committed_something,
-            left_behind: LeftBehind::Nothing,
-        }
+        self.failed(FailedStatement {
+            sqlstate: Some("57014".into()),
+            message: "interrupted before this statement".into(),
+            position: Some(position_of(self.script, stmt.offset)),
+            statement: Some(excerpt(&stmt.text)),
+        })
     }
 }
 
@@ -848,5 +1007,73 @@ mod tests {
             ScriptPlan::new("CREATE TABLE (").mode,
             RunMode::Whole { .. }
         ));
+    }
+
+    fn kinds(plan: &ScriptPlan) -> Vec<String> {
+        plan.statements
+            .iter()
+            .map(|s| {
+                s.text
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_file_split_differently_when_backslashes_escape_keeps_both_plans() {
+        let hidden = "INSERT INTO t VALUES ('a\\', ' ) ; COMMIT ; SELECT 1 -- ');\n;\nSELECT 2;";
+        let plan = ScriptPlan::new(hidden);
+        assert_eq!(kinds(&plan), ["INSERT", "SELECT"]);
+        let StringsMatter::Yes {
+            escaped,
+            changed_by_file,
+        } = &plan.strings
+        else {
+            panic!("the two readings differ");
+        };
+        assert_eq!(kinds(escaped), ["INSERT", "COMMIT", "SELECT", "SELECT"]);
+        assert!(!changed_by_file);
+        assert_eq!(plan.first_statement_read_differently(), Some(0));
+        let in_any: Vec<_> = plan
+            .statements_in_any_session()
+            .map(|(s, strings)| (s.text.split_whitespace().next().unwrap(), strings))
+            .collect();
+        assert_eq!(
+            in_any,
+            [
+                ("INSERT", Strings::Standard),
+                ("SELECT", Strings::Standard),
+                ("INSERT", Strings::BackslashEscapes),
+                ("COMMIT", Strings::BackslashEscapes),
+                ("SELECT", Strings::BackslashEscapes),
+            ],
+            "the last SELECT is the same statement in both, listed once"
+        );
+        let set = format!("SET standard_conforming_strings = off;\n{hidden}");
+        assert!(matches!(
+            ScriptPlan::new(&set).strings,
+            StringsMatter::Yes {
+                changed_by_file: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn backslashes_that_never_end_a_literal_leave_one_plan() {
+        for sql in [
+            "SELECT 1;",
+            "SELECT '\\d+' ~ 'x'; SELECT 2;",
+            "SELECT E'it\\'s'; SELECT '\\\\';",
+            "SELECT $$a\\'$$;",
+        ] {
+            assert!(
+                matches!(ScriptPlan::new(sql).strings, StringsMatter::No),
+                "{sql}"
+            );
+        }
     }
 }

@@ -256,20 +256,28 @@ fn cluster_wide_statements(steps: &[ReplayStep<'_>]) -> Vec<(String, bool)> {
     for step in steps {
         // A script the parser rejects cannot be checked: on the live server it is refused
         // like a server-wide statement, since nothing says it is not one.
-        if let RunMode::Whole { parse_error } = &step.plan.mode {
+        if let RunMode::Whole { reason } = &step.plan.mode {
             found.push((
                 format!(
-                    "{}: could not be parsed ({parse_error}), so it cannot be checked for statements that act on the whole server",
+                    "{}: could not be parsed ({reason}), so it cannot be checked for statements that act on the whole server",
                     step.name
                 ),
                 false,
             ));
         }
-        for stmt in &step.plan.statements {
+        // A file whose statements depend on standard_conforming_strings is checked as
+        // every session may read it: one could hide ALTER SYSTEM in a string literal.
+        for (stmt, strings) in step.plan.statements_in_any_session() {
             if let Some(c) = sql::cluster_wide(&stmt.node) {
+                let reading = match strings {
+                    sql::Strings::Standard => "",
+                    sql::Strings::BackslashEscapes => {
+                        " (as a session with standard_conforming_strings = off reads the file)"
+                    }
+                };
                 found.push((
                     format!(
-                        "{} line {}: {}",
+                        "{} line {}: {}{reading}",
                         step.name,
                         sql::position_of(step.script, stmt.offset).line,
                         c.what

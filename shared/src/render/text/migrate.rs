@@ -266,7 +266,7 @@ fn mode_words(mode: &RunMode) -> (&'static str, Option<&str>) {
     match mode {
         RunMode::Transaction => ("transaction", None),
         RunMode::Statements { reason } => ("step by step", Some(reason)),
-        RunMode::Whole { parse_error } => ("whole file", Some(parse_error)),
+        RunMode::Whole { reason } => ("whole file", Some(reason)),
     }
 }
 
