@@ -84,6 +84,8 @@ pub enum Rule {
     StatementsAfterCommit,
     /// `DROP DEFAULT` on a NOT NULL column: inserts that relied on it fail.
     DropDefaultNotNull,
+    /// Statements that differ with `standard_conforming_strings` on and off.
+    StatementsDependOnStringSetting,
     /// The parser rejected the file. Keep it last: [`Rule::COUNT`] counts up to it.
     ParseError,
 }

@@ -259,6 +259,7 @@ impl FileLinter<'_> {
 
     fn end_of_file(&mut self) {
         self.begin_without_commit();
+        self.string_setting();
         self.missing_lock_timeout();
         self.long_identifiers();
     }

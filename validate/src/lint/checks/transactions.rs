@@ -2,6 +2,7 @@
 //! an explicit COMMIT, a BEGIN never committed.
 
 use pg_query::NodeEnum;
+use pgward_shared::migrations::engine::ScriptPlan;
 use pgward_shared::sql::{self, TransactionControl};
 
 use super::FileLinter;
@@ -34,6 +35,12 @@ pub(super) const FAMILY: Family = Family {
             id: "begin-without-commit",
             severity: Severity::Error,
             fires_at: (1, 1),
+        },
+        RuleInfo {
+            rule: Rule::StatementsDependOnStringSetting,
+            id: "statements-depend-on-string-setting",
+            severity: Severity::Warning,
+            fires_at: (2, 1),
         },
     ],
 };
@@ -115,6 +122,29 @@ impl FileLinter<'_> {
                 "put it in a migration file of its own, as the only statement: Prisma and pgward-migrate then both run it outside a transaction",
             );
         }
+    }
+
+    /// `statements-depend-on-string-setting`: the file splits into other statements when
+    /// the session reads backslashes in string literals as escapes, found at the first
+    /// statement the two readings cut differently.
+    pub(super) fn string_setting(&mut self) {
+        let plan = ScriptPlan::new(self.text);
+        let Some(offset) = plan.first_statement_read_differently() else {
+            return;
+        };
+        let Some(index) = self.file.statements.iter().position(|s| s.offset == offset) else {
+            return;
+        };
+        self.hit(
+            Rule::StatementsDependOnStringSetting,
+            index,
+            offset,
+            None,
+            "from this statement on, the file holds other statements when standard_conforming_strings is off: a backslash before a quote ends a string literal with the setting on and escapes the quote with it off".into(),
+            None,
+            "a server, database or role with standard_conforming_strings = off, or a SET in an earlier migration, runs statements other than the ones reviewed here (a COMMIT or any other statement can hide in what reads as a literal); pgward-migrate splits the file as its session reads it and Prisma sends it whole, so both run what the session reads",
+            "write the literal so that both readings agree: E'...' with the backslash doubled (E'C:\\\\'), or chr(92) for the backslash",
+        );
     }
 
     /// `begin-without-commit`, at the end of the file.
