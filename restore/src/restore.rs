@@ -217,7 +217,7 @@ pub fn restore(
         .filter(|f| !streamed.contains(f.path.as_str()))
         .filter(|f| f.path != LARGE_OBJECTS_FILE || large_objects_file.is_some())
         .collect();
-    let mut depth = restore_depth(&store, &id, &manifest_sha256);
+    let depth = restore_depth(&store, &id, &manifest_sha256);
     log::info(&format!(
         "verifying {} files of {id} before touching anything ({}){}",
         first.len(),
@@ -235,36 +235,13 @@ pub fn restore(
             String::new()
         }
     ));
-    let mut checked = check_files(&store, &manifest, &first, options.jobs.get(), depth)
-        .and_then(|checks| require_all_ok(&id, &checks).map(|()| checks));
-    // A damaged copy, with another location holding the backup: nothing is touched yet,
-    // so that copy is checked instead (the same manifest, byte for byte).
-    while let Err(Error::BackupCorrupt { problems, .. }) = &checked {
-        let damaged = read_from.clone();
-        if !store.skip_copy(&id, &damaged) {
-            break;
-        }
-        read_from = store.location_of(&id);
-        ctx.warn(
-            WarningCode::BackupCopyUnavailable,
-            format!("the copy of {id} in {damaged} is damaged ({problems}); restoring the copy in {read_from} instead (`pgward-backup verify {id}` shows each copy)"),
-        );
-        let (_, digest) = inventory::read_manifest_with_digest(&store, &id)?;
-        if digest != manifest_sha256 {
-            return Err(Error::BackupCorrupt {
-                id: id.clone(),
-                problems: format!(
-                    "the copy in {read_from} has another manifest than the one in {damaged}"
-                ),
-                files: vec![pgward_shared::archive::manifest::MANIFEST_FILE.to_string()],
-            }
-            .into());
-        }
-        depth = restore_depth(&store, &id, &manifest_sha256);
-        checked = check_files(&store, &manifest, &first, options.jobs.get(), depth)
-            .and_then(|checks| require_all_ok(&id, &checks).map(|()| checks));
-    }
-    let checks = checked?;
+    let copy = Copy {
+        ctx,
+        store: &store,
+        id: &id,
+        manifest_sha256: &manifest_sha256,
+    };
+    let (checks, depth) = copy.check(&mut read_from, &manifest, &first, options.jobs.get())?;
 
     let other_database = backup_source.database != target_name || backup_source != source;
     if other_database {
@@ -351,31 +328,67 @@ pub fn restore(
         load::drop_database(&mut admin.client, &target_name)?;
         result.replaced = true;
     }
-    let load_into = match partial {
-        Some(name) => {
-            target::create_partial(&mut admin.client, &name, &target_name, &id, &manifest)?;
-            name
-        }
-        None => target_name.clone(),
-    };
-    drop(admin);
     if manifest.format == BackupFormat::Sql && !options.tables.tables.is_empty() {
         ctx.warn(
             WarningCode::TablesIgnored,
             "--tables does not apply to a --format sql backup: it restores whole",
         );
     }
-    let loaded = load::load(
-        &store,
-        &manifest,
-        &db.with_database(&load_into),
-        &LoadOptions {
-            jobs: options.jobs.get(),
-            tables: options.tables.tables.clone(),
-            no_owner: options.no_owner,
-            no_large_objects: options.no_large_objects,
-        },
-    );
+    let mut admin = Some(admin);
+    let (loaded, load_into) = loop {
+        let mut session = match admin.take() {
+            Some(session) => session,
+            None => target::admin_session(&db, &target_name)?,
+        };
+        let load_into = match &partial {
+            Some(name) => {
+                target::create_partial(&mut session.client, name, &target_name, &id, &manifest)?;
+                name.clone()
+            }
+            None => target_name.clone(),
+        };
+        drop(session);
+        let loaded = load::load(
+            &store,
+            &manifest,
+            &db.with_database(&load_into),
+            &LoadOptions {
+                jobs: options.jobs.get(),
+                tables: options.tables.tables.clone(),
+                no_owner: options.no_owner,
+                no_large_objects: options.no_large_objects,
+            },
+        );
+        // A new database checks its data files as they stream in: a damaged one, with
+        // another location holding the backup, drops what was loaded (nothing of anyone's:
+        // the target did not exist) and loads that copy instead, checked as above.
+        if let (Err(Error::BackupCorrupt { problems, .. }), Some(_), false) =
+            (&loaded, &partial, result.replaced)
+        {
+            let damaged = read_from.clone();
+            // Not dropped: the failure is reported as any failed load (what is left, what
+            // to do).
+            let dropped = || -> Result<pgward_shared::connect::Session> {
+                let mut session = target::admin_session(&db, &target_name)?;
+                load::drop_database(&mut session.client, &load_into)?;
+                Ok(session)
+            };
+            if let Some(session) = store
+                .skip_copy(&id, &damaged)
+                .then(dropped)
+                .and_then(Result::ok)
+            {
+                admin = Some(session);
+                copy.switch(&mut read_from, &damaged, problems)?;
+                let (rechecked, _) =
+                    copy.check(&mut read_from, &manifest, &first, options.jobs.get())?;
+                result.location = read_from.clone();
+                result.verified_files = rechecked.len();
+                continue;
+            }
+        }
+        break (loaded, load_into);
+    };
     // What follows opens sessions of its own: the load may have taken hours.
     let report = match loaded {
         Ok(report) => report,
@@ -421,6 +434,66 @@ pub fn restore(
     result.verified_files += streamed.len();
     result.load = Some(report);
     Ok(Outcome::ok(result))
+}
+
+/// The copy of a backup a restore reads: the first location holding it, and the next one
+/// when that one turns out damaged before anyone's data is touched.
+struct Copy<'a> {
+    ctx: &'a Context,
+    store: &'a storage::Copies,
+    id: &'a str,
+    /// The manifest's SHA-256 as first read: every copy used must have the same.
+    manifest_sha256: &'a str,
+}
+
+impl Copy<'_> {
+    /// Checks `files` in the copy at `read_from` at the depth its verification allows,
+    /// moving on to the next location holding the backup while the copy read is damaged.
+    fn check(
+        &self,
+        read_from: &mut String,
+        manifest: &pgward_shared::archive::manifest::BackupManifest,
+        files: &[&pgward_shared::archive::manifest::ManifestFile],
+        jobs: usize,
+    ) -> Result<(Vec<verify::FileCheck>, Depth)> {
+        loop {
+            let depth = restore_depth(self.store, self.id, self.manifest_sha256);
+            let checked = check_files(self.store, manifest, files, jobs, depth)
+                .and_then(|checks| require_all_ok(self.id, &checks).map(|()| checks));
+            match checked {
+                Err(Error::BackupCorrupt { problems, .. })
+                    if self.store.skip_copy(self.id, read_from) =>
+                {
+                    let damaged = read_from.clone();
+                    self.switch(read_from, &damaged, &problems)?;
+                }
+                other => return other.map(|checks| (checks, depth)),
+            }
+        }
+    }
+
+    /// Reads from the next location holding the backup (already chosen by
+    /// `skip_copy`), after the copy in `damaged` failed with `problems`: warns, and makes
+    /// sure that copy has the same manifest, byte for byte.
+    fn switch(&self, read_from: &mut String, damaged: &str, problems: &str) -> Result<()> {
+        let id = self.id;
+        *read_from = self.store.location_of(id);
+        self.ctx.warn(
+            WarningCode::BackupCopyUnavailable,
+            format!("the copy of {id} in {damaged} is damaged ({problems}); restoring the copy in {read_from} instead (`pgward-backup verify {id}` shows each copy)"),
+        );
+        let (_, digest) = inventory::read_manifest_with_digest(self.store, id)?;
+        if digest != self.manifest_sha256 {
+            return Err(Error::BackupCorrupt {
+                id: id.to_string(),
+                problems: format!(
+                    "the copy in {read_from} has another manifest than the one in {damaged}"
+                ),
+                files: vec![pgward_shared::archive::manifest::MANIFEST_FILE.to_string()],
+            });
+        }
+        Ok(())
+    }
 }
 
 /// What is left of the target after its load failed, and what to do: the warning of a

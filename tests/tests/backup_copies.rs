@@ -922,8 +922,10 @@ fn backup_cron_during_an_s3_outage_keeps_the_folder_verified_and_pruned_and_fail
     );
 }
 
-/// A restore whose first copy is damaged reads the next location's, before the target is
-/// touched, and says so.
+/// A restore whose first copy is damaged reads the next location's, and says so: into an
+/// existing empty database, found before the target is touched; into a new one, found as
+/// the data files load, which drops what was loaded (nobody's data) and loads the next
+/// copy. With every copy damaged a new target is never created.
 #[test]
 fn a_restore_reads_the_next_copy_when_the_first_is_damaged() {
     let (_bucket, folder, local, remote) = local_and_s3();
@@ -934,22 +936,52 @@ fn a_restore_reads_the_next_copy_when_the_first_is_damaged() {
     let env = envs(&source);
     let id = id_of(&pgward(dir.path(), "backup", &[], &env));
     flip_a_data_byte(&folder.path().join(&id));
-    // Into an existing empty database: every file is checked before it is touched.
-    let target = cluster().create_database();
+    let empty = cluster().create_database();
+    let new = cluster().vacant_database();
+    for (target, create) in [(&empty, false), (&new, true)] {
+        let mut args = vec!["--from", &id, "--target-db", &target.name];
+        args.extend(create.then_some("--create"));
+        let out = pgward(dir.path(), "restore", &args, &env);
+        out.assert_code(0);
+        let json = out.json();
+        assert_eq!(json["result"]["location"], remote.as_str(), "{out}");
+        let depth = if create { "while_loading" } else { "decode" };
+        assert_eq!(json["result"]["verify_depth"], depth, "{out}");
+        let warning = json["warnings"]
+            .as_array()
+            .and_then(|w| w.iter().find(|w| w["code"] == "BACKUP_COPY_UNAVAILABLE"))
+            .map(|w| w["message"].to_string())
+            .unwrap_or_default();
+        assert!(
+            warning.contains(&local) && warning.contains("damaged"),
+            "{out}"
+        );
+        assert_same_state(&before, &state(target), "the restore of the S3 copy");
+    }
+    let partial = format!("pgward_restoring_{}", new.name);
+    assert!(!cluster().database_exists(&partial));
+
+    // Every copy damaged: nothing is created.
+    let first = temp_dir("copies_a_");
+    let second = temp_dir("copies_b_");
+    let dir = project(&[
+        path_str(first.path()).to_string(),
+        path_str(second.path()).to_string(),
+    ]);
+    let id = id_of(&pgward(dir.path(), "backup", &[], &env));
+    flip_a_data_byte(&first.path().join(&id));
+    flip_a_data_byte(&second.path().join(&id));
+    let target = cluster().vacant_database();
     let out = pgward(
         dir.path(),
         "restore",
-        &["--from", &id, "--target-db", &target.name],
+        &["--from", &id, "--target-db", &target.name, "--create"],
         &env,
     );
-    out.assert_code(0);
-    let json = out.json();
-    assert_eq!(json["result"]["location"], remote.as_str(), "{out}");
-    assert!(
-        warning_codes(&json).contains(&"BACKUP_COPY_UNAVAILABLE".to_string()),
-        "{out}"
-    );
-    assert_same_state(&before, &state(&target), "the restore of the S3 copy");
+    out.assert_error(5, "BACKUP_CORRUPT");
+    assert!(!cluster().database_exists(&target.name), "{out}");
+    let partial = format!("pgward_restoring_{}", target.name);
+    assert!(!cluster().database_exists(&partial), "{out}");
 }
 
 /// `copy` to a location that holds another backup under the same id (a manifest that
