@@ -120,7 +120,8 @@ pub fn verify(
     let held_in = storage.location_of(&id);
     let mut checked: Option<VerifyResult> = None;
     let mut copies = Vec::new();
-    let mut failure: Option<Failure> = None;
+    // The first failure, and the location of the copy it is about.
+    let mut failure: Option<(Failure, String)> = None;
     for member in storage.members() {
         let location = member.location();
         let outcome = match holds_complete(member, &id) {
@@ -145,11 +146,11 @@ pub fn verify(
             Err(f) => {
                 pgward_shared::log::error(&format!("the copy in {location}: {}", f.error));
                 copies.push(VerifiedCopy {
-                    location,
+                    location: location.clone(),
                     verified: false,
                     problem: Some(f.error.to_string()),
                 });
-                failure.get_or_insert(f);
+                failure.get_or_insert((f, location));
             }
         }
     }
@@ -160,12 +161,15 @@ pub fn verify(
             verified: false,
             problem: Some(why.clone()),
         });
-        failure.get_or_insert(Failure::from(Error::Storage {
-            location: location.clone(),
-            action: "open the backup location".into(),
-            s3_code: None,
-            reason: why.clone(),
-        }));
+        failure.get_or_insert((
+            Failure::from(Error::Storage {
+                location: location.clone(),
+                action: "open the backup location".into(),
+                s3_code: None,
+                reason: why.clone(),
+            }),
+            location.clone(),
+        ));
     }
     let mut result = checked.unwrap_or(VerifyResult {
         id,
@@ -174,9 +178,34 @@ pub fn verify(
         restore: None,
         copies: Vec::new(),
     });
+    // A damaged copy, with another one verified: the way out is that copy, not an older
+    // backup.
+    let good_in = copies
+        .iter()
+        .find(|c| c.verified)
+        .map(|c| c.location.clone());
     result.copies = copies;
     match failure {
-        Some(f) => Err(Failure::with_result(*f.error, &result)),
+        Some((f, location)) => {
+            let error = match (*f.error, good_in) {
+                (
+                    Error::BackupCorrupt {
+                        id,
+                        problems,
+                        files,
+                    },
+                    Some(good_in),
+                ) => Error::BackupCopyDamaged {
+                    id,
+                    location,
+                    problems,
+                    files,
+                    good_in,
+                },
+                (error, _) => error,
+            };
+            Err(Failure::with_result(error, &result))
+        }
         None => Ok(Outcome::ok(result)),
     }
 }
@@ -190,6 +219,7 @@ pub fn copy(
     to: &[String],
     id: &str,
     jobs: usize,
+    replace_damaged: bool,
     args: &S3Options,
 ) -> Result<Outcome, Failure> {
     let source = open_storage(ctx, from, args)?;
@@ -207,7 +237,7 @@ pub fn copy(
     for member in &dests {
         ctx.audit_location(&member.location());
     }
-    let (copies, copied) = copy_to(holder, &dests, dest.unopened(), &id, jobs);
+    let (copies, copied) = copy_to(holder, &dests, dest.unopened(), &id, jobs, replace_damaged);
     let result = CopyResult {
         id,
         from: holder.location(),

@@ -164,7 +164,7 @@ enum Command {
     /// location added later): each file checked on arrival, the manifest last. Without
     /// --from/--to, from and to every location of the environment's `backups`
     #[command(
-        after_help = "Examples:\n  pgward-backup copy app-prod-20261122T031300Z --from /var/backups/pgward --to s3://acme-db-backups/prod\n  pgward-backup copy latest --env production   (every location of its `backups` gets it)"
+        after_help = "Examples:\n  pgward-backup copy app-prod-20261122T031300Z --from /var/backups/pgward --to s3://acme-db-backups/prod\n  pgward-backup copy latest --env production   (every location of its `backups` gets it)\n  pgward-backup copy app-prod-20261122T031300Z --from s3://acme-db-backups/prod --to /var/backups/pgward --replace-damaged   (after verify found the folder's copy damaged)"
     )]
     Copy {
         /// A backup id, or `latest`
@@ -175,6 +175,11 @@ enum Command {
         to: ToLocation,
         #[command(flatten)]
         jobs: Jobs,
+        /// Also check the copies already there (every file's size and SHA-256), and
+        /// replace a damaged one: deleted and copied again, only after the source's copy
+        /// passed the same check
+        #[arg(long)]
+        replace_damaged: bool,
     },
     /// Delete old backups; never the newest verified one
     #[command(
@@ -251,13 +256,20 @@ fn main() {
                 commands::verify(ctx, from.locations(), &id, deep, jobs.get(), &storage)
             })
         }
-        Some(Command::Copy { id, from, to, jobs }) => run(TOOL, "copy", cli.global, |ctx| {
+        Some(Command::Copy {
+            id,
+            from,
+            to,
+            jobs,
+            replace_damaged,
+        }) => run(TOOL, "copy", cli.global, |ctx| {
             commands::copy(
                 ctx,
                 from.locations(),
                 to.locations(),
                 &id,
                 jobs.get(),
+                replace_damaged,
                 &storage,
             )
         }),

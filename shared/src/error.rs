@@ -475,6 +475,20 @@ pub enum Error {
         /// What did not match.
         reason: String,
     },
+    /// One copy of a backup held in several locations is damaged, and another one verified.
+    #[error("the copy of backup {id} in {location} is corrupt or incomplete: {problems}")]
+    BackupCopyDamaged {
+        /// The backup.
+        id: String,
+        /// The location of the damaged copy.
+        location: String,
+        /// What is wrong, naming the files.
+        problems: String,
+        /// The files that failed.
+        files: Vec<String>,
+        /// A location whose copy verified.
+        good_in: String,
+    },
     #[error("backup {id} is corrupt or incomplete: {problems}")]
     BackupCorrupt {
         /// The backup.
@@ -653,7 +667,9 @@ impl Error {
             Error::BackupCopyFailed { .. } => ErrorCode::BackupCopyFailed,
             Error::BackupCopyMissing { .. } => ErrorCode::BackupCopyMissing,
             Error::UnsafeSqlBackup { .. } => ErrorCode::UnsafeSqlBackup,
-            Error::BackupCorrupt { .. } => ErrorCode::BackupCorrupt,
+            Error::BackupCorrupt { .. } | Error::BackupCopyDamaged { .. } => {
+                ErrorCode::BackupCorrupt
+            }
             Error::BackupNeedsKey { .. } => ErrorCode::BackupNeedsKey,
             Error::BackupKeyMismatch { .. } => ErrorCode::BackupKeyMismatch,
             Error::TableLocked { .. } => ErrorCode::TableLocked,
@@ -715,6 +731,9 @@ impl Error {
             Error::BackupNeedsKey { .. } => "give the age identity file it was encrypted for: --identity FILE, PGWARD_AGE_IDENTITY=FILE, or age_identity in the environment of pgward.toml".into(),
             Error::BackupKeyMismatch { .. } => "give the identity whose public key is one of the recipients in the backup's manifest.json (`encryption.recipients`); nothing was touched".into(),
             Error::BackupCorrupt { .. } => "do not restore this backup; restore an older one (`pgward-backup list`) and take a new backup".into(),
+            Error::BackupCopyDamaged { id, location, good_in, .. } => format!(
+                "the copy in {good_in} verified, and restore reads it when this one fails its checks; replace the damaged copy from it: pgward-backup copy {id} --from {good_in} --to {location} --replace-damaged"
+            ),
             Error::TableLocked { .. } => "another session holds a lock that conflicts with reading (an ALTER TABLE, a deploy?): wait for it or raise --lock-timeout; backups and deploys should not overlap".into(),
             Error::LargeObjectsUnreadable { database, safety_backup: true, .. } => format!(
                 "the safety backup of {database} taken before it is replaced must hold its large objects, and nothing was changed: restore as a role that may read every one (a superuser, their owner), or, if another backup holds {database}'s large objects, pass --no-safety-backup"
@@ -843,6 +862,18 @@ impl Error {
             Error::BackupCorrupt { id, files, .. } => {
                 Some(serde_json::json!({ "backup": id, "files": files }))
             }
+            Error::BackupCopyDamaged {
+                id,
+                location,
+                files,
+                good_in,
+                ..
+            } => Some(serde_json::json!({
+                "backup": id,
+                "files": files,
+                "location": location,
+                "verified_in": good_in
+            })),
             Error::BackupNeedsKey { id, .. } | Error::BackupKeyMismatch { id, .. } => {
                 Some(serde_json::json!({ "backup": id }))
             }

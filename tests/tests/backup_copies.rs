@@ -9,8 +9,8 @@
 use std::path::Path;
 
 use pgward_tests::{
-    assert_same_state, cluster, env_refs, json_ids, load_rich_fixture, next_second, path_str, run,
-    run_in, s3, state, temp_dir, warning_codes, Output, TestDb,
+    assert_same_state, cluster, env_refs, error_message, json_ids, load_rich_fixture, next_second,
+    path_str, run, run_in, s3, state, temp_dir, warning_codes, Output, TestDb,
 };
 
 /// A project whose environment `dev` keeps its backups in `locations`, in that order.
@@ -436,6 +436,12 @@ fn verify_checks_each_copy_and_a_corrupted_copy_fails_it() {
     assert_eq!(copies[1]["location"], remote, "{out}");
     assert_eq!(copies[1]["verified"], false, "{out}");
     assert!(folder.path().join(&id).join("verified.json").is_file());
+    // The way out is the good copy, not an older backup.
+    let details = &json["error"]["details"];
+    assert_eq!(details["location"], remote, "{out}");
+    assert_eq!(details["verified_in"], local, "{out}");
+    let hint = json["error"]["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("--replace-damaged"), "{out}");
 
     // list says which copy is verified; restore still reads the good first copy.
     let mut args = vec!["list"];
@@ -445,6 +451,53 @@ fn verify_checks_each_copy_and_a_corrupted_copy_fails_it() {
     let listed = &out.json()["result"]["backups"][0]["copies"];
     assert_eq!(listed[0]["verified"], true, "{out}");
     assert_eq!(listed[1]["verified"], false, "{out}");
+
+    // copy leaves a copy with the same manifest alone; --replace-damaged checks it and
+    // replaces it from the good one, and verify then passes for both.
+    let copy = |extra: &[&str]| {
+        let mut args = vec!["copy", id.as_str(), "--from", &local, "--to", &remote];
+        args.extend_from_slice(extra);
+        run("backup", &args, &env_refs(&env))
+    };
+    let out = copy(&[]);
+    out.assert_code(0);
+    assert!(
+        out.json()["result"]["copies"][0]["replaced_damaged"].is_null(),
+        "{out}"
+    );
+    let out = copy(&["--replace-damaged"]);
+    out.assert_code(0);
+    let replaced = out.json()["result"]["copies"][0]["replaced_damaged"].to_string();
+    assert!(replaced.contains("data/"), "names the damaged file: {out}");
+    let mut args = vec!["verify", id.as_str(), "--database-url", url.as_str()];
+    args.extend(both);
+    run("backup", &args, &env_refs(&env)).assert_code(0);
+    let out = copy(&["--replace-damaged"]);
+    out.assert_code(0);
+    assert!(
+        out.json()["result"]["copies"][0]["replaced_damaged"].is_null(),
+        "a good copy stays: {out}"
+    );
+
+    // Both copies damaged: the one at the destination is never deleted for another bad one.
+    let mut bytes = server.get(&bucket, &key);
+    bytes[0] ^= 0xff;
+    server.put(&bucket, &key, bytes.clone());
+    flip_a_data_byte(&folder.path().join(&id));
+    let out = copy(&["--replace-damaged"]);
+    let json = out.assert_error(5, "BACKUP_CORRUPT");
+    assert!(
+        error_message(&json).contains("nothing was deleted"),
+        "{out}"
+    );
+    assert_eq!(
+        server.get(&bucket, &key),
+        bytes,
+        "the destination's copy is as it was"
+    );
+    assert!(!server
+        .keys(&bucket, &format!("app/{id}/manifest.json"))
+        .is_empty());
 }
 
 #[test]

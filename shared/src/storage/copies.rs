@@ -283,15 +283,21 @@ pub struct BackupCopy {
     /// Why the copy failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// What was wrong with the damaged copy this one replaced (`copy --replace-damaged`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_damaged: Option<String>,
 }
 
 /// What [`copy_backup`] did in one location.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Copied {
     /// It wrote the copy.
     Made,
     /// The location held this very backup already (the same manifest): nothing written.
     AlreadyThere,
+    /// The location held a damaged copy (what was wrong with it), which was deleted and
+    /// copied again ([`copy_or_replace`]).
+    Replaced(String),
 }
 
 impl BackupCopy {
@@ -309,6 +315,10 @@ impl BackupCopy {
                 Error::BackupCopyFailed { reason, .. } => reason.clone(),
                 other => other.to_string(),
             }),
+            replaced_damaged: match outcome {
+                Ok(Copied::Replaced(damage)) => Some(damage.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -324,6 +334,7 @@ pub fn replicate(copies: &Copies, id: &str, jobs: usize) -> (Vec<BackupCopy>, Re
         &copies.unopened,
         id,
         jobs,
+        false,
     );
     lock(&copies.holders).remove(id);
     copied
@@ -338,12 +349,16 @@ pub fn copy_to(
     unopened: &[(String, String)],
     id: &str,
     jobs: usize,
+    replace_damaged: bool,
 ) -> (Vec<BackupCopy>, Result<()>) {
     let mut states = Vec::new();
     let mut outcome = Ok(());
     for dest in dests {
         let started = Instant::now();
-        let copied = copy_backup(source, *dest, id, jobs);
+        let copied = match replace_damaged {
+            true => copy_or_replace(source, *dest, id, jobs),
+            false => copy_backup(source, *dest, id, jobs),
+        };
         states.push(BackupCopy::of(dest.location(), started, &copied));
         if let Err(e) = copied {
             if outcome.is_ok() {
@@ -357,6 +372,7 @@ pub fn copy_to(
             complete: false,
             seconds: 0.0,
             problem: Some(why.clone()),
+            replaced_damaged: None,
         });
         if outcome.is_ok() {
             outcome = Err(Error::BackupCopyFailed {
@@ -437,6 +453,62 @@ pub fn copy_backup(
         .commit(&manifest.files, &read.manifest_bytes)
         .map_err(|e| failed(e.to_string()))?;
     Ok(Copied::Made)
+}
+
+/// [`copy_backup`], and a location holding this very backup has its copy checked: every
+/// file's size and SHA-256 against the manifest. A damaged copy is deleted and copied
+/// again, but only once the source's copy passed the same check: the only good files of
+/// a backup are never deleted to make room for bad ones.
+pub fn copy_or_replace(
+    source: &dyn Storage,
+    dest: &dyn Storage,
+    id: &str,
+    jobs: usize,
+) -> Result<Copied> {
+    let copied = copy_backup(source, dest, id, jobs)?;
+    if copied != Copied::AlreadyThere {
+        return Ok(copied);
+    }
+    let manifest = crate::archive::inventory::read_backup(source, id)?.manifest;
+    let files: Vec<&ManifestFile> = manifest.files.iter().collect();
+    let damage = |storage: &dyn Storage| -> Result<Option<String>> {
+        use crate::archive::verify::{check_files, require_all_ok, Depth};
+        let checked = check_files(storage, &manifest, &files, jobs, Depth::Checksums)
+            .and_then(|checks| require_all_ok(id, &checks));
+        match checked {
+            Ok(()) => Ok(None),
+            Err(Error::BackupCorrupt { problems, .. }) => Ok(Some(problems)),
+            Err(e) => Err(e),
+        }
+    };
+    crate::log::info(&format!("checking the copy of {id} in {}", dest.location()));
+    let Some(damaged) = damage(dest)? else {
+        return Ok(Copied::AlreadyThere);
+    };
+    if let Some(also) = damage(source)? {
+        return Err(Error::BackupCorrupt {
+            id: id.to_string(),
+            problems: format!(
+                "the copy in {} is damaged ({damaged}), and so is the copy in {} it would be replaced from ({also}): nothing was deleted",
+                dest.location(),
+                source.location()
+            ),
+            files: Vec::new(),
+        });
+    }
+    crate::log::warn(&format!(
+        "the copy of {id} in {} is damaged ({damaged}): replacing it with the copy in {}",
+        dest.location(),
+        source.location()
+    ));
+    dest.delete(id).map_err(|e| Error::BackupCopyFailed {
+        id: id.to_string(),
+        from: source.location(),
+        location: dest.location(),
+        reason: format!("its damaged copy could not be deleted: {e}"),
+    })?;
+    copy_backup(source, dest, id, jobs)?;
+    Ok(Copied::Replaced(damaged))
 }
 
 /// Whether `storage` holds a complete copy of backup `id` (its manifest): a location not

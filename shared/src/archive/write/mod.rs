@@ -262,6 +262,7 @@ pub fn dump(
             complete: true,
             seconds: 0.0,
             problem: None,
+            replaced_damaged: None,
         }],
     };
     Ok((result, manifest))

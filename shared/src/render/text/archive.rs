@@ -134,11 +134,14 @@ fn copies_table(copies: &[BackupCopy], style: TextStyle) -> String {
         t.row(
             [
                 c.location.clone(),
-                match &c.problem {
-                    None if c.complete => "complete".into(),
-                    None => "incomplete".into(),
+                match (&c.problem, &c.replaced_damaged) {
+                    (None, Some(damage)) => {
+                        format!("complete, replacing a damaged copy ({damage})")
+                    }
+                    (None, None) if c.complete => "complete".into(),
+                    (None, None) => "incomplete".into(),
                     // Whole: the error below repeats only the first failure.
-                    Some(problem) => format!("FAILED: {problem}"),
+                    (Some(problem), _) => format!("FAILED: {problem}"),
                 },
                 seconds(c.seconds),
             ],
