@@ -18,7 +18,7 @@ use pgward_shared::{interrupt, log};
 
 use pgward_shared::migrations::engine::{
     drop_left_indexes, elapsed_ms, index_names as names, is_lock_timeout, run_script_traced,
-    Bookkeeping, LeftBehind, ScriptFailure, ScriptPlan,
+    Bookkeeping, LeftBehind, ScriptFailure, ScriptPlan, Watch,
 };
 use pgward_shared::migrations::lock::with_migration_lock;
 use pgward_shared::migrations::results::{DeployResult, DeployedMigration};
@@ -325,7 +325,14 @@ fn apply_migration(
             ),
             None => None,
         };
-        let failure = match run_script_traced(client, script, &plan, &books, tracer.as_mut()) {
+        let failure = match run_script_traced(
+            client,
+            script,
+            &plan,
+            &books,
+            tracer.as_mut(),
+            Watch::Flagged,
+        ) {
             Ok(done) => {
                 return Ok(DeployedMigration {
                     name: m.name.clone(),

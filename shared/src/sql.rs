@@ -124,21 +124,35 @@ fn words(sql: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether `sql` may change how the session reads string literals while it runs: it names
-/// `standard_conforming_strings` anywhere (`SET`, `RESET`, `set_config(...)`, `ALTER ROLE`
-/// ... `SET`), or resets every setting (`RESET ALL`, `DISCARD ALL`). Read on words,
-/// since the parser cannot be trusted on such a file: any mention counts.
-pub fn may_change_string_reading(sql: &str) -> bool {
-    let words = words(sql);
-    words.iter().any(|w| w == "standard_conforming_strings")
-        || words
-            .windows(2)
-            .any(|p| matches!((p[0].as_str(), p[1].as_str()), ("reset" | "discard", "all")))
+/// The settings that decide how the server reads the text of a query: its encoding, and
+/// whether a backslash in a string literal escapes.
+const TEXT_READING_SETTINGS: [&str; 2] = ["client_encoding", "standard_conforming_strings"];
+
+/// Whether running `node` may change how the server reads the statements sent after it:
+/// a SET or RESET of a [`TEXT_READING_SETTINGS`] setting (`SET NAMES` included), RESET ALL,
+/// DISCARD, a call of set_config() anywhere in it (whatever name it is given), and CALL
+/// and DO, which run code that may do any of these.
+pub fn may_change_text_reading(node: &NodeEnum) -> bool {
+    match node {
+        NodeEnum::VariableSetStmt(set) => {
+            set.kind() == protobuf::VariableSetKind::VarResetAll
+                || TEXT_READING_SETTINGS.contains(&set.name.to_ascii_lowercase().as_str())
+        }
+        NodeEnum::DiscardStmt(_) | NodeEnum::CallStmt(_) | NodeEnum::DoStmt(_) => true,
+        _ => {
+            let Ok(tree) = serde_json::to_value(node) else {
+                return true;
+            };
+            let mut calls = Vec::new();
+            collect_function_names(&tree, &mut calls);
+            calls.iter().any(|name| name == "set_config")
+        }
+    }
 }
 
 /// Whether `sql`, sent as one query, may end a transaction part-way (`COMMIT`, `END`,
-/// `PREPARE TRANSACTION`, with or without `AND CHAIN`): the server then keeps what ran
-/// before it even if a later statement fails. Told from the statements' first tokens (a
+/// `PREPARE TRANSACTION`, with or without `AND CHAIN`; `CALL` or `DO`, whose code may
+/// commit): the server then keeps what ran before it even if a later statement fails. Told from the statements' first tokens (a
 /// CASE's or a function body's END is not one); a file the scanner cannot read the way the
 /// server may (a backslash in it, which `standard_conforming_strings = off` reads as an
 /// escape) or cannot read at all is judged on its words, so any such word counts.
@@ -146,7 +160,9 @@ pub fn may_end_transaction_when_sent_whole(sql: &str) -> bool {
     use protobuf::Token;
     let by_words = || {
         let words = words(sql);
-        words.iter().any(|w| w == "commit" || w == "end")
+        words
+            .iter()
+            .any(|w| matches!(w.as_str(), "commit" | "end" | "call" | "do"))
             || words
                 .windows(2)
                 .any(|p| p[0] == "prepare" && p[1] == "transaction")
@@ -166,7 +182,7 @@ pub fn may_end_transaction_when_sent_whole(sql: &str) -> bool {
     let mut at_start = true;
     for (i, token) in tokens.iter().enumerate() {
         let ends = match token {
-            Token::Commit | Token::EndP => true,
+            Token::Commit | Token::EndP | Token::Call | Token::Do => true,
             Token::Prepare => tokens.get(i + 1) == Some(&Token::Transaction),
             _ => false,
         };
@@ -745,6 +761,8 @@ mod tests {
             "BEGIN; CREATE TABLE a (id int); END; SELECT 1/0",
             "-- c\nselect 1;\n/* x */ commit and chain;",
             "SELECT 1; PREPARE TRANSACTION 'x';",
+            "CALL backfill()",
+            "SELECT 1; DO $$ BEGIN COMMIT; END $$;",
             "SELECT 'unterminated; COMMIT",
         ];
         for sql in commits {
@@ -769,18 +787,35 @@ mod tests {
     }
 
     #[test]
-    fn changes_of_how_strings_are_read_are_found_in_any_form() {
-        for sql in [
-            "SET standard_conforming_strings = off;",
-            "SELECT set_config('Standard_Conforming_Strings', 'off', false);",
-            "reset\n  all;",
-            "DISCARD ALL;",
-        ] {
-            assert!(may_change_string_reading(sql), "{sql}");
+    fn statements_that_may_change_how_text_is_read_are_found_in_any_form() {
+        let changes = [
+            "SET standard_conforming_strings = off",
+            "SET LOCAL Standard_Conforming_Strings TO on",
+            "RESET standard_conforming_strings",
+            "SET client_encoding = 'SJIS'",
+            "SET NAMES 'SJIS'",
+            "RESET ALL",
+            "DISCARD ALL",
+            "SELECT set_config('standard_conforming' || '_strings', 'off', false)",
+            "INSERT INTO t SELECT pg_catalog.set_config(name, 'x', false) FROM s",
+            "CALL p()",
+            "DO $$ BEGIN PERFORM 1; END $$",
+        ];
+        for sql in changes {
+            let node = &parse_statements(sql).unwrap()[0].node;
+            assert!(may_change_text_reading(node), "{sql}");
         }
-        assert!(!may_change_string_reading(
-            "SET search_path = x; RESET search_path;"
-        ));
+        let others = [
+            "SET search_path = x",
+            "RESET search_path",
+            "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            "SELECT current_setting('client_encoding')",
+            "CREATE TABLE t (standard_conforming_strings text)",
+        ];
+        for sql in others {
+            let node = &parse_statements(sql).unwrap()[0].node;
+            assert!(!may_change_text_reading(node), "{sql}");
+        }
     }
 
     #[test]

@@ -17,14 +17,17 @@
 //!   failure after it says the migration was partly committed (and what was committed
 //!   is really there);
 //! - in a default session the same file is one transaction, and its failure keeps nothing;
-//! - a file that may change the setting itself is sent whole, as Prisma sends it, and a
-//!   failure of it that may have passed a COMMIT is reported as partly committed;
+//! - a statement that may change how the server reads what follows (the setting, by any
+//!   name; `client_encoding`, whose multi-byte encodings can swallow a backslash) is
+//!   followed by a look at the session, and the script stops before the server would
+//!   read the next statement otherwise than pgward cut it;
+//! - a file sent whole (the parser rejected it) that fails without a COMMIT keeps nothing;
 //! - drift's replay never runs, in a shadow on the live server, an `ALTER SYSTEM` that
 //!   only a session reading escapes would see.
 
 use std::path::Path;
 
-use pgward_tests::{cluster, path_str, run, Migrations, Output, TestDb};
+use pgward_tests::{cluster, error_message, path_str, run, Migrations, Output, TestDb};
 
 /// Half a migration committed in a session that reads backslashes as escapes, then a
 /// failure: the CREATE and the INSERT before the hidden COMMIT stay, `SELECT 1/0` fails.
@@ -134,7 +137,8 @@ fn an_escaping_session_runs_escaped_literals_statement_by_statement() {
 }
 
 #[test]
-fn a_file_that_changes_the_setting_itself_is_sent_whole() {
+fn a_file_that_sets_the_reading_it_already_has_runs_as_it_reads() {
+    // The SET changes nothing in a session that reads escapes already.
     let db = escaping_database();
     let ok = "SET standard_conforming_strings = off;\n\
               CREATE TABLE sr_w (v text);\n\
@@ -142,27 +146,113 @@ fn a_file_that_changes_the_setting_itself_is_sent_whole() {
     let folder = Migrations::new(&[("20240101000000_sets", ok)]);
     let out = deploy(folder.path(), &db);
     let envelope = out.assert_envelope(0);
-    let applied = &envelope["result"]["applied"][0];
-    assert_eq!(applied["mode"], "whole", "{out}");
-    assert!(
-        applied["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("standard_conforming_strings")),
+    assert_eq!(
+        envelope["result"]["applied"][0]["mode"], "transaction",
         "{out}"
     );
     assert_eq!(db.query_one_string("SELECT v FROM sr_w"), "it's");
+}
 
-    // The same way, a failure after a COMMIT the server may have run is reported as
-    // partly committed: pgward cannot tell what a file sent whole kept.
-    let failing = format!("RESET ALL;\n{HIDDEN_COMMIT}");
-    folder.add("20240102000000_hidden", &failing);
+#[test]
+fn a_file_that_changes_the_reading_part_way_stops_before_the_next_statement() {
+    // However the setting is named, the statement that may change it is followed by a
+    // look at the session: the hidden COMMIT is never sent, nothing is kept, and the
+    // report says so truthfully.
+    let db = cluster().create_database();
+    let file = format!(
+        "SELECT set_config('standard_conforming' || '_strings', 'off', false);\n{HIDDEN_COMMIT}"
+    );
+    let folder = Migrations::new(&[("20240101000000_turns", &file)]);
+    let out = deploy(folder.path(), &db);
+    let envelope = out.assert_error(1, "MIGRATION_FAILED");
+    let details = &envelope["error"]["details"];
+    assert_eq!(details["line"], 1, "{out}");
+    assert_eq!(details["partly_committed"], false, "{out}");
+    let message = envelope["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("standard_conforming_strings off"), "{out}");
+    assert!(!db.relation_exists("sr_t"), "{out}");
+}
+
+/// A statement in SJIS whose second byte is a backslash: a session reading SJIS reads
+/// `E'с\'` (Cyrillic с, bytes D1 81 in UTF-8) as a literal closed before `) ; COMMIT`.
+const SJIS_HIDDEN: &str = "SET client_encoding = 'SJIS';\n\
+                           CREATE TABLE sr_sj (v text);\n\
+                           INSERT INTO sr_sj VALUES (E'\u{441}\\' ) ; COMMIT ; SELECT 1 -- ');\n\
+                           SELECT 1/0;\n";
+
+#[test]
+fn a_migration_that_changes_the_client_encoding_stops_before_the_server_reads_on() {
+    let db = cluster().create_database();
+    let folder = Migrations::new(&[("20240101000000_sjis", SJIS_HIDDEN)]);
+    let out = deploy(folder.path(), &db);
+    let envelope = out.assert_error(1, "MIGRATION_FAILED");
+    let details = &envelope["error"]["details"];
+    assert_eq!(details["line"], 1, "{out}");
+    assert_eq!(details["partly_committed"], false, "{out}");
+    let message = envelope["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("client_encoding to SJIS"), "{out}");
+    assert!(!db.relation_exists("sr_sj"), "{out}");
+
+    // A pg_dump-style header that sets what the session has already runs as before.
+    let header = "SET client_encoding = 'UTF8';\n\
+                  SET standard_conforming_strings = on;\n\
+                  SELECT pg_catalog.set_config('search_path', 'public', false);\n\
+                  CREATE TABLE sr_hdr (v text);\n\
+                  INSERT INTO sr_hdr VALUES ('C:\\');\n";
+    folder.add("20240102000000_header", header);
+    std::fs::remove_dir_all(folder.path().join("20240101000000_sjis")).expect("removable");
+    let db = cluster().create_database();
+    deploy(folder.path(), &db).assert_code(0);
+    assert_eq!(db.query_one_string("SELECT v FROM sr_hdr"), "C:\\");
+}
+
+#[test]
+fn lint_trace_never_runs_what_only_another_encoding_reveals() {
+    let db = cluster().create_database();
+    let role = format!("sr_hidden_{}", db.name);
+    let file = format!(
+        "SET client_encoding = 'SJIS';\nSELECT E'\u{441}\\' ; CREATE ROLE {role} ; SELECT 1 -- ';\n"
+    );
+    let folder = Migrations::new(&[("20240101000000_hidden", &file)]);
+    let url = db.url();
+    let out = run(
+        "validate",
+        &[
+            "lint",
+            "--dir",
+            folder.arg(),
+            "--trace",
+            "--database-url",
+            &url,
+        ],
+        &[],
+    );
+    let json = out.assert_error(1, "SHADOW_MIGRATION_FAILED");
+    assert!(
+        error_message(&json).contains("client_encoding to SJIS"),
+        "{out}"
+    );
+    assert_eq!(
+        db.query_one_string(&format!(
+            "SELECT count(*) FROM pg_roles WHERE rolname = '{role}'"
+        )),
+        "0",
+        "{out}"
+    );
+}
+
+#[test]
+fn a_file_sent_whole_that_fails_without_a_commit_reports_nothing_kept() {
+    let db = cluster().create_database();
+    let file = "CREATE TABLE sr_whole (id int);\nCREATE TABLE (;\n";
+    let folder = Migrations::new(&[("20240101000000_broken", file)]);
     let out = deploy(folder.path(), &db);
     let envelope = out.assert_error(1, "MIGRATION_FAILED");
     assert_eq!(
-        envelope["error"]["details"]["partly_committed"], true,
+        envelope["error"]["details"]["partly_committed"], false,
         "{out}"
     );
-    assert!(db.relation_exists("sr_t"), "{out}");
+    assert!(!db.relation_exists("sr_whole"), "{out}");
 }
 
 #[test]

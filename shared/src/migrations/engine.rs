@@ -35,11 +35,11 @@ pub enum RunMode {
         /// Why the script cannot run in one transaction.
         reason: String,
     },
-    /// Sent whole, as Prisma sends it, so that the server reads it: the parser rejected
-    /// it (the server reports the error), or how it splits into statements depends on a
-    /// setting the file itself changes (see [`ScriptPlan::for_session`]).
+    /// The parser rejected the script; it is sent whole, as Prisma would, so the server
+    /// reports the error.
     Whole {
-        /// Why: the parser's message, or the setting.
+        /// The parser's message.
+        #[serde(alias = "parse_error")]
         reason: String,
     },
 }
@@ -51,28 +51,15 @@ pub struct ScriptPlan {
     pub mode: RunMode,
     /// Its statements (empty in [`RunMode::Whole`]).
     pub statements: Vec<ParsedStatement>,
-    /// Whether the file splits into other statements when backslashes escape in string
-    /// literals.
-    strings: StringsMatter,
-}
-
-/// Whether a file's statements depend on how the session reads string literals
-/// (`standard_conforming_strings`): `'a\'; COMMIT; --'` is one statement with the
-/// setting on (PostgreSQL's default) and three with it off, a COMMIT among them.
-#[derive(Debug, Clone, Default)]
-enum StringsMatter {
-    /// The statements are the same either way (a file without a backslash, or one whose
-    /// backslashes never end a literal).
-    #[default]
-    No,
-    /// They differ.
-    Yes {
-        /// The plan for a session that reads backslashes as escapes.
-        escaped: Box<ScriptPlan>,
-        /// Whether the file may change the setting itself (`SET`, `RESET ALL`,
-        /// `set_config(...)`, `DISCARD ALL`), so that no one reading holds for all of it.
-        changed_by_file: bool,
-    },
+    /// How it reads string literals.
+    reading: Strings,
+    /// Whether the other reading of string literals cuts the file into other statements:
+    /// `'a\'; COMMIT; --'` is one statement with `standard_conforming_strings` on
+    /// (PostgreSQL's default) and three with it off, a COMMIT among them.
+    reading_matters: bool,
+    /// The plan for a session that reads backslashes as escapes, when that reading
+    /// matters (on the plan [`ScriptPlan::new`] returns).
+    escaped: Option<Box<ScriptPlan>>,
 }
 
 impl ScriptPlan {
@@ -80,45 +67,34 @@ impl ScriptPlan {
     /// `standard_conforming_strings = on`; [`ScriptPlan::for_session`] gives the plan for
     /// the session at hand.
     pub fn new(script: &str) -> ScriptPlan {
-        let plan = ScriptPlan::as_read(script, Strings::Standard);
+        let mut plan = ScriptPlan::as_read(script, Strings::Standard);
         if !script.contains('\\') {
             return plan;
         }
-        let escaped = ScriptPlan::as_read(script, Strings::BackslashEscapes);
-        if plan.splits_like(&escaped) {
-            return plan;
+        let mut escaped = ScriptPlan::as_read(script, Strings::BackslashEscapes);
+        if !plan.splits_like(&escaped) {
+            escaped.reading_matters = true;
+            plan.reading_matters = true;
+            plan.escaped = Some(Box::new(escaped));
         }
-        ScriptPlan {
-            strings: StringsMatter::Yes {
-                escaped: Box::new(escaped),
-                changed_by_file: sql::may_change_string_reading(script),
-            },
-            ..plan
-        }
+        plan
     }
 
-    /// The plan of `script` with string literals read as `strings` says.
-    fn as_read(script: &str, strings: Strings) -> ScriptPlan {
-        let statements = match sql::parse_statements_as(script, strings) {
-            Ok(s) => s,
-            Err(e) => return ScriptPlan::whole(e.message),
-        };
-        let mode = match step_reason(&statements) {
-            Some(reason) => RunMode::Statements { reason },
-            None => RunMode::Transaction,
+    /// The plan of `script` with string literals read as `reading` says.
+    fn as_read(script: &str, reading: Strings) -> ScriptPlan {
+        let (mode, statements) = match sql::parse_statements_as(script, reading) {
+            Ok(statements) => match step_reason(&statements) {
+                Some(reason) => (RunMode::Statements { reason }, statements),
+                None => (RunMode::Transaction, statements),
+            },
+            Err(e) => (RunMode::Whole { reason: e.message }, Vec::new()),
         };
         ScriptPlan {
             mode,
             statements,
-            strings: StringsMatter::No,
-        }
-    }
-
-    fn whole(reason: String) -> ScriptPlan {
-        ScriptPlan {
-            mode: RunMode::Whole { reason },
-            statements: Vec::new(),
-            strings: StringsMatter::No,
+            reading,
+            reading_matters: false,
+            escaped: None,
         }
     }
 
@@ -126,10 +102,7 @@ impl ScriptPlan {
     /// literals: its own ([`Strings::Standard`]), and, when they differ, those only a
     /// session reading backslashes as escapes runs ([`Strings::BackslashEscapes`]).
     pub fn statements_in_any_session(&self) -> impl Iterator<Item = (&ParsedStatement, Strings)> {
-        let escaped = match &self.strings {
-            StringsMatter::Yes { escaped, .. } => escaped.statements.as_slice(),
-            StringsMatter::No => &[],
-        };
+        let escaped = self.escaped.as_ref().map_or(&[][..], |e| &e.statements[..]);
         let own = &self.statements;
         let only_escaped = escaped
             .iter()
@@ -143,9 +116,7 @@ impl ScriptPlan {
     /// backslashes as escapes does not read the same: cut elsewhere, or the file is not
     /// SQL to it (then the first statement holding a backslash). None when both agree.
     pub fn first_statement_read_differently(&self) -> Option<usize> {
-        let StringsMatter::Yes { escaped, .. } = &self.strings else {
-            return None;
-        };
+        let escaped = self.escaped.as_ref()?;
         let end = |s: &ParsedStatement| s.offset + s.text.len();
         let differs = match escaped.mode {
             RunMode::Whole { .. } => self.statements.iter().find(|s| s.text.contains('\\')),
@@ -181,43 +152,55 @@ impl ScriptPlan {
         ends(self) == ends(other)
     }
 
-    /// The plan for the session `client` will run the script in. The same plan unless the
-    /// file's statements depend on how string literals are read (see [`StringsMatter`]):
-    /// then the session's `standard_conforming_strings` (set by the server, the database
-    /// or the role) chooses the plan, read once (one query, for such files only). A file
-    /// that may change the setting itself is sent whole, as Prisma sends it: the server
-    /// then reads all of it with the setting it starts with, as it does for Prisma.
+    /// The plan for the session `client` will run the script in: the same plan unless
+    /// the reading of string literals matters to the file; then the session's
+    /// `standard_conforming_strings` (set for the server, the database or the role, or by
+    /// an earlier migration) chooses, read once (one query, for such files only). Should
+    /// the file change the setting part-way, the runner stops before the first statement
+    /// read the other way ([`Watch`]).
     pub fn for_session(
         &self,
         client: &mut postgres::Client,
-    ) -> Result<std::borrow::Cow<'_, ScriptPlan>, postgres::Error> {
-        use std::borrow::Cow;
-        let StringsMatter::Yes {
-            escaped,
-            changed_by_file,
-        } = &self.strings
-        else {
-            return Ok(Cow::Borrowed(self));
+    ) -> Result<&ScriptPlan, postgres::Error> {
+        let Some(escaped) = &self.escaped else {
+            return Ok(self);
         };
-        if *changed_by_file {
-            return Ok(Cow::Owned(ScriptPlan::whole(
-                "its statements differ with standard_conforming_strings on and off, and the file may change that setting"
-                    .into(),
-            )));
-        }
-        let standard = client
-            .simple_query("SHOW standard_conforming_strings")?
-            .iter()
-            .find_map(|m| match m {
-                postgres::SimpleQueryMessage::Row(r) => r.get(0).map(|v| v == "on"),
-                _ => None,
-            })
-            .unwrap_or(true);
-        Ok(match standard {
-            true => Cow::Borrowed(self),
-            false => Cow::Borrowed(escaped),
-        })
+        let (_, standard) = text_reading(client)?;
+        Ok(if standard { self } else { escaped })
     }
+}
+
+/// The session's `client_encoding`, and whether it reads strings the standard way
+/// (`standard_conforming_strings`): what decides how the server reads the text pgward
+/// sends.
+fn text_reading(client: &mut postgres::Client) -> Result<(String, bool), postgres::Error> {
+    let rows = client.simple_query(
+        "SELECT current_setting('client_encoding'), current_setting('standard_conforming_strings')",
+    )?;
+    let row = rows.iter().find_map(|m| match m {
+        postgres::SimpleQueryMessage::Row(r) => Some((
+            r.get(0).unwrap_or_default().to_string(),
+            r.get(1) != Some("off"),
+        )),
+        _ => None,
+    });
+    Ok(row.unwrap_or_else(|| ("UTF8".into(), true)))
+}
+
+/// When the runner reads the session's text settings again after a statement, so that a
+/// statement that changed them stops the script before the server reads the next one
+/// otherwise than pgward cut it: `client_encoding` (pgward sends UTF-8) or, for a file the
+/// reading of string literals matters to, `standard_conforming_strings`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    /// After a statement that may change them ([`sql::may_change_text_reading`]): a SET
+    /// or RESET of either, RESET ALL, DISCARD, a call of set_config(), CALL, DO. What
+    /// deploy, rollback and seed run: the team's own files.
+    Flagged,
+    /// After every statement (one more round trip each): also a function that changes
+    /// them unseen. What the replays of files nobody reviewed yet run (drift, lint
+    /// --trace), on a shadow database on the live server.
+    EveryStatement,
 }
 
 /// Why `statements` cannot share one transaction, if they cannot.
@@ -454,21 +437,25 @@ pub fn run_script(
     plan: &ScriptPlan,
     books: &Bookkeeping<'_>,
 ) -> Result<ScriptDone, ScriptFailure> {
-    run_script_traced(client, script, plan, books, None)
+    run_script_traced(client, script, plan, books, None, Watch::Flagged)
 }
 
 /// [`run_script`], recording what each statement did in `tracer` when there is one
-/// (`deploy --trace`).
+/// (`deploy --trace`), reading the session's text settings again as `watch` says.
 pub fn run_script_traced(
     client: &mut postgres::Client,
     script: &str,
     plan: &ScriptPlan,
     books: &Bookkeeping<'_>,
     tracer: Option<&mut Tracer<'_>>,
+    watch: Watch,
 ) -> Result<ScriptDone, ScriptFailure> {
     let mut runner = Runner {
         client,
         script,
+        watch,
+        reading: Strings::Standard,
+        reading_matters: false,
         batched: false,
         sent_whole: false,
         begin_pending: false,
@@ -482,6 +469,7 @@ pub fn run_script_traced(
         Ok(plan) => plan,
         Err(e) => return Err(runner.failure(&e, None)),
     };
+    (runner.reading, runner.reading_matters) = (plan.reading, plan.reading_matters);
     // Fewer round trips where nothing else needs the statements one by one: a script in
     // Prisma's transaction mode without transaction control of its own, run untraced.
     runner.batched = runner.tracer.is_none()
@@ -510,6 +498,12 @@ pub fn run_script_traced(
 struct Runner<'c, 's, 't> {
     client: &'c mut postgres::Client,
     script: &'s str,
+    /// When the session's text settings are read again.
+    watch: Watch,
+    /// How the plan read string literals, and whether the other reading cuts the file
+    /// otherwise.
+    reading: Strings,
+    reading_matters: bool,
     /// The batched path (see [`batch`]): BEGIN travels with the first statement, the
     /// finish record with the COMMIT.
     batched: bool,
@@ -583,19 +577,52 @@ impl Runner<'_, '_, '_> {
             &stmt.node,
             NodeEnum::VariableSetStmt(_) | NodeEnum::VariableShowStmt(_)
         );
-        let Some(tracer) = self.tracer.as_deref_mut().filter(|_| !untraced) else {
-            return self.exec(&stmt.text, Some(stmt));
-        };
-        let position = position_of(self.script, stmt.offset);
-        tracer
-            .run(
-                self.client,
-                &stmt.text,
-                position,
-                excerpt(&stmt.text),
-                in_transaction,
+        match self.tracer.as_deref_mut().filter(|_| !untraced) {
+            None => self.exec(&stmt.text, Some(stmt))?,
+            Some(tracer) => {
+                let position = position_of(self.script, stmt.offset);
+                tracer
+                    .run(
+                        self.client,
+                        &stmt.text,
+                        position,
+                        excerpt(&stmt.text),
+                        in_transaction,
+                    )
+                    .map_err(|e| self.failure(&e, Some(stmt)))?
+            }
+        }
+        self.watch_reading(stmt)
+    }
+
+    /// After `stmt` ran: stops the script if the session no longer reads the text pgward
+    /// sends the way pgward cut it ([`Watch`]). The statement's transaction is then
+    /// rolled back like that of a statement that failed.
+    fn watch_reading(&mut self, stmt: &ParsedStatement) -> Result<(), ScriptFailure> {
+        if self.watch == Watch::Flagged && !sql::may_change_text_reading(&stmt.node) {
+            return Ok(());
+        }
+        let (encoding, standard) =
+            text_reading(self.client).map_err(|e| self.failure(&e, Some(stmt)))?;
+        let was_standard = self.reading == Strings::Standard;
+        let message = if !encoding.eq_ignore_ascii_case("UTF8") {
+            format!(
+                "this statement set client_encoding to {encoding}: pgward sends migrations as UTF-8, and the server would read the rest of the file as {encoding}, so pgward stopped before it; remove the SET (a migration file is UTF-8)"
             )
-            .map_err(|e| self.failure(&e, Some(stmt)))
+        } else if self.reading_matters && standard != was_standard {
+            format!(
+                "this statement turned standard_conforming_strings {}: the rest of the file holds other statements that way (a backslash before a quote in a string literal), so pgward stopped before it; write those literals so that both readings agree (E'...' with the backslash doubled; `pgward-validate lint` points at them)",
+                if standard { "on" } else { "off" }
+            )
+        } else {
+            return Ok(());
+        };
+        Err(self.failed(FailedStatement {
+            sqlstate: None,
+            message,
+            position: Some(position_of(self.script, stmt.offset)),
+            statement: Some(excerpt(&stmt.text)),
+        }))
     }
 
     /// The transaction ended: the tracer's open locks are released.
@@ -1027,15 +1054,11 @@ mod tests {
         let hidden = "INSERT INTO t VALUES ('a\\', ' ) ; COMMIT ; SELECT 1 -- ');\n;\nSELECT 2;";
         let plan = ScriptPlan::new(hidden);
         assert_eq!(kinds(&plan), ["INSERT", "SELECT"]);
-        let StringsMatter::Yes {
-            escaped,
-            changed_by_file,
-        } = &plan.strings
-        else {
-            panic!("the two readings differ");
-        };
+        assert!(plan.reading_matters);
+        let escaped = plan.escaped.as_ref().expect("the two readings differ");
         assert_eq!(kinds(escaped), ["INSERT", "COMMIT", "SELECT", "SELECT"]);
-        assert!(!changed_by_file);
+        assert!(escaped.reading_matters);
+        assert_eq!(escaped.reading, Strings::BackslashEscapes);
         assert_eq!(plan.first_statement_read_differently(), Some(0));
         let in_any: Vec<_> = plan
             .statements_in_any_session()
@@ -1052,14 +1075,6 @@ mod tests {
             ],
             "the last SELECT is the same statement in both, listed once"
         );
-        let set = format!("SET standard_conforming_strings = off;\n{hidden}");
-        assert!(matches!(
-            ScriptPlan::new(&set).strings,
-            StringsMatter::Yes {
-                changed_by_file: true,
-                ..
-            }
-        ));
     }
 
     #[test]
@@ -1071,7 +1086,7 @@ mod tests {
             "SELECT $$a\\'$$;",
         ] {
             assert!(
-                matches!(ScriptPlan::new(sql).strings, StringsMatter::No),
+                !ScriptPlan::new(sql).reading_matters && ScriptPlan::new(sql).escaped.is_none(),
                 "{sql}"
             );
         }

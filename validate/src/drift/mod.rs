@@ -24,7 +24,9 @@ use pgward_shared::connect::connect;
 use pgward_shared::connect::dburl::ConnectionSettings;
 use pgward_shared::error::{Error, Result};
 use pgward_shared::log;
-use pgward_shared::migrations::engine::{run_script, Bookkeeping, RunMode, ScriptPlan};
+use pgward_shared::migrations::engine::{
+    run_script_traced, Bookkeeping, RunMode, ScriptPlan, Watch,
+};
 use pgward_shared::migrations::history::{self, HistoryRow};
 use pgward_shared::migrations::state::MigrationState;
 use pgward_shared::migrations::warnings::{state_warnings, StateReader};
@@ -348,7 +350,16 @@ fn replay_migrations(
     // A bar on a terminal, a timestamped line every 10 s otherwise (shared/src/progress.rs).
     let progress = Progress::start_counting("replay", migrations.len() as u64, "migrations");
     for (i, m) in migrations.iter().enumerate() {
-        if let Err(failure) = run_script(client, m.script, &m.plan, &Bookkeeping::default()) {
+        // Files nobody may have reviewed yet, replayed on the live server.
+        let run = run_script_traced(
+            client,
+            m.script,
+            &m.plan,
+            &Bookkeeping::default(),
+            None,
+            Watch::EveryStatement,
+        );
+        if let Err(failure) = run {
             return Err(failure.into_error(
                 ErrorCode::ShadowMigrationFailed,
                 format!(

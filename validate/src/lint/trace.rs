@@ -23,7 +23,7 @@ use pgward_shared::connect::connect;
 use pgward_shared::error::{Error, Result, SqlPosition};
 use pgward_shared::findings::{Finding, LintResult, LintTrace, Location, Severity, Totals};
 use pgward_shared::locks::LockMode;
-use pgward_shared::migrations::engine::{run_script_traced, Bookkeeping, ScriptPlan};
+use pgward_shared::migrations::engine::{run_script_traced, Bookkeeping, ScriptPlan, Watch};
 use pgward_shared::migrations::trace::{ScriptTrace, StatementTrace, Tracer};
 use pgward_shared::output::Context;
 use pgward_shared::sql::position_of;
@@ -170,6 +170,8 @@ fn run_on_shadow(
             &step.plan,
             &Bookkeeping::default(),
             tracer.as_mut(),
+            // Files nobody reviewed yet, replayed on the live server.
+            Watch::EveryStatement,
         );
         if let Err(failure) = run {
             return Err(failure.into_error(
