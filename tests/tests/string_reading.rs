@@ -153,6 +153,16 @@ fn a_file_that_sets_the_reading_it_already_has_runs_as_it_reads() {
     assert_eq!(db.query_one_string("SELECT v FROM sr_w"), "it's");
 }
 
+/// The deploy in `out` stopped after line 1's statement, saying `why`, with nothing of the
+/// migration kept.
+fn stopped_after_line_1(out: &Output, why: &str) {
+    let envelope = out.assert_error(1, "MIGRATION_FAILED");
+    let details = &envelope["error"]["details"];
+    assert_eq!(details["line"], 1, "{out}");
+    assert_eq!(details["partly_committed"], false, "{out}");
+    assert!(error_message(&envelope).contains(why), "{out}");
+}
+
 #[test]
 fn a_file_that_changes_the_reading_part_way_stops_before_the_next_statement() {
     // However the setting is named, the statement that may change it is followed by a
@@ -164,12 +174,7 @@ fn a_file_that_changes_the_reading_part_way_stops_before_the_next_statement() {
     );
     let folder = Migrations::new(&[("20240101000000_turns", &file)]);
     let out = deploy(folder.path(), &db);
-    let envelope = out.assert_error(1, "MIGRATION_FAILED");
-    let details = &envelope["error"]["details"];
-    assert_eq!(details["line"], 1, "{out}");
-    assert_eq!(details["partly_committed"], false, "{out}");
-    let message = envelope["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("standard_conforming_strings off"), "{out}");
+    stopped_after_line_1(&out, "standard_conforming_strings off");
     assert!(!db.relation_exists("sr_t"), "{out}");
 }
 
@@ -185,12 +190,7 @@ fn a_migration_that_changes_the_client_encoding_stops_before_the_server_reads_on
     let db = cluster().create_database();
     let folder = Migrations::new(&[("20240101000000_sjis", SJIS_HIDDEN)]);
     let out = deploy(folder.path(), &db);
-    let envelope = out.assert_error(1, "MIGRATION_FAILED");
-    let details = &envelope["error"]["details"];
-    assert_eq!(details["line"], 1, "{out}");
-    assert_eq!(details["partly_committed"], false, "{out}");
-    let message = envelope["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("client_encoding to SJIS"), "{out}");
+    stopped_after_line_1(&out, "client_encoding to SJIS");
     assert!(!db.relation_exists("sr_sj"), "{out}");
 
     // A pg_dump-style header that sets what the session has already runs as before.
