@@ -128,18 +128,23 @@ fn words(sql: &str) -> Vec<String> {
 /// whether a backslash in a string literal escapes.
 const TEXT_READING_SETTINGS: [&str; 2] = ["client_encoding", "standard_conforming_strings"];
 
-/// Whether running `node` may change how the server reads the statements sent after it:
+/// Whether running `stmt` may change how the server reads the statements sent after it:
 /// a SET or RESET of a [`TEXT_READING_SETTINGS`] setting (`SET NAMES` included), RESET ALL,
 /// DISCARD, a call of set_config() anywhere in it (whatever name it is given), and CALL
-/// and DO, which run code that may do any of these.
-pub fn may_change_text_reading(node: &NodeEnum) -> bool {
-    match node {
+/// and DO, which run code that may do any of these. Its parse tree is searched for the
+/// call only when its text could name it (`set_config`, or a `U&"..."` identifier).
+pub fn may_change_text_reading(stmt: &ParsedStatement) -> bool {
+    match &stmt.node {
         NodeEnum::VariableSetStmt(set) => {
             set.kind() == protobuf::VariableSetKind::VarResetAll
                 || TEXT_READING_SETTINGS.contains(&set.name.to_ascii_lowercase().as_str())
         }
         NodeEnum::DiscardStmt(_) | NodeEnum::CallStmt(_) | NodeEnum::DoStmt(_) => true,
-        _ => {
+        node => {
+            let text = stmt.text.to_ascii_lowercase();
+            if !text.contains("set_config") && !text.contains("u&") {
+                return false;
+            }
             let Ok(tree) = serde_json::to_value(node) else {
                 return true;
             };
@@ -797,13 +802,16 @@ mod tests {
             "RESET ALL",
             "DISCARD ALL",
             "SELECT set_config('standard_conforming' || '_strings', 'off', false)",
+            "SELECT U&\"\\0073et_config\"('client_encoding', 'SJIS', false)",
             "INSERT INTO t SELECT pg_catalog.set_config(name, 'x', false) FROM s",
             "CALL p()",
             "DO $$ BEGIN PERFORM 1; END $$",
         ];
         for sql in changes {
-            let node = &parse_statements(sql).unwrap()[0].node;
-            assert!(may_change_text_reading(node), "{sql}");
+            assert!(
+                may_change_text_reading(&parse_statements(sql).unwrap()[0]),
+                "{sql}"
+            );
         }
         let others = [
             "SET search_path = x",
@@ -811,10 +819,13 @@ mod tests {
             "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
             "SELECT current_setting('client_encoding')",
             "CREATE TABLE t (standard_conforming_strings text)",
+            "SELECT 'set_config' AS not_a_call",
         ];
         for sql in others {
-            let node = &parse_statements(sql).unwrap()[0].node;
-            assert!(!may_change_text_reading(node), "{sql}");
+            assert!(
+                !may_change_text_reading(&parse_statements(sql).unwrap()[0]),
+                "{sql}"
+            );
         }
     }
 

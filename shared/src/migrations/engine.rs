@@ -599,7 +599,7 @@ impl Runner<'_, '_, '_> {
     /// sends the way pgward cut it ([`Watch`]). The statement's transaction is then
     /// rolled back like that of a statement that failed.
     fn watch_reading(&mut self, stmt: &ParsedStatement) -> Result<(), ScriptFailure> {
-        if self.watch == Watch::Flagged && !sql::may_change_text_reading(&stmt.node) {
+        if self.watch == Watch::Flagged && !sql::may_change_text_reading(stmt) {
             return Ok(());
         }
         let (encoding, standard) =
