@@ -172,6 +172,8 @@ fn deploy_locked(
     } else {
         None
     };
+    // How the session reads the text sent, looked at from file to file.
+    let mut watch = Watch::session();
     for m in to_apply {
         if opts.dry_run {
             let plan = ScriptPlan::new(m.script()?);
@@ -187,7 +189,7 @@ fn deploy_locked(
         }
         log::info(&format!("applying {}", m.name));
         let observer = observer.as_mut().map(|s| &mut s.client);
-        match apply_migration(ctx, client, schema, m, opts, observer) {
+        match apply_migration(ctx, client, schema, m, opts, observer, &mut watch) {
             Ok(done) => {
                 if let Some(trace) = &done.trace {
                     log_trace(&m.name, trace);
@@ -306,6 +308,7 @@ fn apply_migration(
     m: &LocalMigration,
     opts: &DeployOptions,
     mut observer: Option<&mut postgres::Client>,
+    watch: &mut Watch,
 ) -> Result<DeployedMigration> {
     let script = m.script()?;
     let plan = ScriptPlan::new(script);
@@ -325,14 +328,8 @@ fn apply_migration(
             ),
             None => None,
         };
-        let failure = match run_script_traced(
-            client,
-            script,
-            &plan,
-            &books,
-            tracer.as_mut(),
-            Watch::Flagged,
-        ) {
+        let failure = match run_script_traced(client, script, &plan, &books, tracer.as_mut(), watch)
+        {
             Ok(done) => {
                 return Ok(DeployedMigration {
                     name: m.name.clone(),

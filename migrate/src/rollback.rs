@@ -18,6 +18,7 @@ use pgward_shared::output::{Context, Failure, Outcome};
 
 use pgward_shared::migrations::engine::{
     drop_left_indexes, elapsed_ms, index_names, run_script, Bookkeeping, LeftBehind, ScriptPlan,
+    Watch,
 };
 use pgward_shared::migrations::lock::{with_migration_lock, DEFAULT_LOCK_WAIT};
 use pgward_shared::migrations::results::{RollbackRefused, RollbackResult, RolledBack};
@@ -115,6 +116,8 @@ fn rollback_locked(
         dry_run,
         rolled_back: Vec::new(),
     };
+    // How the session reads the text sent, looked at from file to file.
+    let mut watch = Watch::session();
     for m in targets {
         let down = m.read_down()?.unwrap_or_default();
         let plan = ScriptPlan::new(&down);
@@ -133,7 +136,7 @@ fn rollback_locked(
             on_finish: Some(history::delete_migration(schema, &m.name)),
             ..Default::default()
         };
-        match run_script(client, &down, &plan, &books) {
+        match run_script(client, &down, &plan, &books, &mut watch) {
             Ok(done) => result.rolled_back.push(RolledBack {
                 name: m.name.clone(),
                 mode: done.mode,

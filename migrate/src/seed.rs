@@ -9,7 +9,7 @@ use pgward_shared::log;
 use pgward_shared::migrations::{prisma_collator, prisma_order};
 use pgward_shared::output::{Context, Failure, Outcome};
 
-use pgward_shared::migrations::engine::{elapsed_ms, run_script, Bookkeeping, ScriptPlan};
+use pgward_shared::migrations::engine::{elapsed_ms, run_script, Bookkeeping, ScriptPlan, Watch};
 use pgward_shared::migrations::results::{SeedResult, SeededFile};
 
 /// The seeds folder: `--dir`, else `prisma/seeds/<env>` with an environment, else
@@ -35,6 +35,8 @@ pub fn seed(ctx: &Context, dir: &Path, dry_run: bool) -> Result<Outcome, Failure
         dry_run,
         files: Vec::new(),
     };
+    // How the session reads the text sent, looked at from file to file.
+    let mut watch = Watch::session();
     for path in files {
         let raw = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
         let text = std::str::from_utf8(&raw).map_err(|e| Error::NotUtf8 {
@@ -55,7 +57,13 @@ pub fn seed(ctx: &Context, dir: &Path, dry_run: bool) -> Result<Outcome, Failure
         }
         log::info(&format!("seeding {file}"));
         let started = std::time::Instant::now();
-        match run_script(&mut session.client, text, &plan, &Bookkeeping::default()) {
+        match run_script(
+            &mut session.client,
+            text,
+            &plan,
+            &Bookkeeping::default(),
+            &mut watch,
+        ) {
             Ok(done) => result.files.push(SeededFile {
                 file,
                 mode: done.mode,

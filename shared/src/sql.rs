@@ -130,9 +130,11 @@ const TEXT_READING_SETTINGS: [&str; 2] = ["client_encoding", "standard_conformin
 
 /// Whether running `stmt` may change how the server reads the statements sent after it:
 /// a SET or RESET of a [`TEXT_READING_SETTINGS`] setting (`SET NAMES` included), RESET ALL,
-/// DISCARD, a call of set_config() anywhere in it (whatever name it is given), and CALL
-/// and DO, which run code that may do any of these. Its parse tree is searched for the
-/// call only when its text could name it (`set_config`, or a `U&"..."` identifier).
+/// DISCARD, a call of set_config() anywhere in it (whatever name it is given), any
+/// statement naming `pg_settings` (an UPDATE of it is a SET) or `pg_reload_conf` (after
+/// an ALTER SYSTEM), and CALL and DO, which run code that may do any of these. Its parse
+/// tree is searched for the call only when its text could name it (`set_config`, or a
+/// `U&"..."` identifier).
 pub fn may_change_text_reading(stmt: &ParsedStatement) -> bool {
     match &stmt.node {
         NodeEnum::VariableSetStmt(set) => {
@@ -142,6 +144,9 @@ pub fn may_change_text_reading(stmt: &ParsedStatement) -> bool {
         NodeEnum::DiscardStmt(_) | NodeEnum::CallStmt(_) | NodeEnum::DoStmt(_) => true,
         node => {
             let text = stmt.text.to_ascii_lowercase();
+            if text.contains("pg_settings") || text.contains("pg_reload_conf") {
+                return true;
+            }
             if !text.contains("set_config") && !text.contains("u&") {
                 return false;
             }
@@ -806,6 +811,8 @@ mod tests {
             "INSERT INTO t SELECT pg_catalog.set_config(name, 'x', false) FROM s",
             "CALL p()",
             "DO $$ BEGIN PERFORM 1; END $$",
+            "UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'",
+            "SELECT pg_reload_conf()",
         ];
         for sql in changes {
             assert!(

@@ -17,10 +17,11 @@
 //!   failure after it says the migration was partly committed (and what was committed
 //!   is really there);
 //! - in a default session the same file is one transaction, and its failure keeps nothing;
-//! - a statement that may change how the server reads what follows (the setting, by any
-//!   name; `client_encoding`, whose multi-byte encodings can swallow a backslash) is
-//!   followed by a look at the session, and the script stops before the server would
-//!   read the next statement otherwise than pgward cut it;
+//! - after a statement that may change how the server reads what follows (the setting,
+//!   by any name; `client_encoding`, whose multi-byte encodings can swallow a backslash),
+//!   every statement of the session is preceded by a look at it (in the replays of
+//!   unreviewed files, every statement), and one the server would read otherwise than
+//!   pgward cut it is never sent: also when the setting changed as a transaction ended;
 //! - a file sent whole (the parser rejected it) that fails without a COMMIT keeps nothing;
 //! - drift's replay never runs, in a shadow on the live server, an `ALTER SYSTEM` that
 //!   only a session reading escapes would see.
@@ -153,28 +154,62 @@ fn a_file_that_sets_the_reading_it_already_has_runs_as_it_reads() {
     assert_eq!(db.query_one_string("SELECT v FROM sr_w"), "it's");
 }
 
-/// The deploy in `out` stopped after line 1's statement, saying `why`, with nothing of the
-/// migration kept.
-fn stopped_after_line_1(out: &Output, why: &str) {
+/// The deploy in `out` stopped before sending the statement on `line` of `migration`,
+/// saying `why`, with nothing of that migration kept.
+fn stopped_before(out: &Output, migration: &str, line: u64, why: &str) {
     let envelope = out.assert_error(1, "MIGRATION_FAILED");
     let details = &envelope["error"]["details"];
-    assert_eq!(details["line"], 1, "{out}");
+    assert_eq!(details["migration"], migration, "{out}");
+    assert_eq!(details["line"], line, "{out}");
     assert_eq!(details["partly_committed"], false, "{out}");
+    assert!(error_message(&envelope).contains("not sent"), "{out}");
     assert!(error_message(&envelope).contains(why), "{out}");
 }
 
 #[test]
+fn looking_at_the_session_leaves_set_transaction_first_in_its_transaction() {
+    // SHOW takes no snapshot: a SET TRANSACTION after a looked-at statement still works,
+    // in deploy and in lint --trace's replay (which looks before every statement).
+    let db = cluster().create_database();
+    let file = "SET client_encoding = 'UTF8';\n\
+                SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;\n\
+                CREATE TABLE sr_iso (id int);\n";
+    let folder = Migrations::new(&[("20240101000000_iso", file)]);
+    let url = db.url();
+    let out = run(
+        "validate",
+        &[
+            "lint",
+            "--dir",
+            folder.arg(),
+            "--trace",
+            "--database-url",
+            &url,
+        ],
+        &[],
+    );
+    out.assert_code(0);
+    deploy(folder.path(), &db).assert_code(0);
+    assert!(db.relation_exists("sr_iso"));
+}
+
+#[test]
 fn a_file_that_changes_the_reading_part_way_stops_before_the_next_statement() {
-    // However the setting is named, the statement that may change it is followed by a
-    // look at the session: the hidden COMMIT is never sent, nothing is kept, and the
-    // report says so truthfully.
+    // However the setting is named, every statement after one that may change it is
+    // preceded by a look at the session: the hidden COMMIT is never sent, nothing is
+    // kept, and the report says so truthfully.
     let db = cluster().create_database();
     let file = format!(
         "SELECT set_config('standard_conforming' || '_strings', 'off', false);\n{HIDDEN_COMMIT}"
     );
     let folder = Migrations::new(&[("20240101000000_turns", &file)]);
     let out = deploy(folder.path(), &db);
-    stopped_after_line_1(&out, "standard_conforming_strings off");
+    stopped_before(
+        &out,
+        "20240101000000_turns",
+        2,
+        "standard_conforming_strings is now off",
+    );
     assert!(!db.relation_exists("sr_t"), "{out}");
 }
 
@@ -190,7 +225,12 @@ fn a_migration_that_changes_the_client_encoding_stops_before_the_server_reads_on
     let db = cluster().create_database();
     let folder = Migrations::new(&[("20240101000000_sjis", SJIS_HIDDEN)]);
     let out = deploy(folder.path(), &db);
-    stopped_after_line_1(&out, "client_encoding to SJIS");
+    stopped_before(
+        &out,
+        "20240101000000_sjis",
+        2,
+        "client_encoding is now SJIS",
+    );
     assert!(!db.relation_exists("sr_sj"), "{out}");
 
     // A pg_dump-style header that sets what the session has already runs as before.
@@ -204,6 +244,66 @@ fn a_migration_that_changes_the_client_encoding_stops_before_the_server_reads_on
     let db = cluster().create_database();
     deploy(folder.path(), &db).assert_code(0);
     assert_eq!(db.query_one_string("SELECT v FROM sr_hdr"), "C:\\");
+}
+
+#[test]
+fn a_setting_changed_when_a_transaction_ends_stops_the_next_file() {
+    // SET LOCAL masks the SET until the migration commits; the next file's statement is
+    // looked at before it is sent, and never sent.
+    let db = cluster().create_database();
+    let role = format!("sr_masked_{}", db.name);
+    let mask = "SELECT set_config('client_encoding', 'SJIS', false), \
+                set_config('client_encoding', 'UTF8', true);\n";
+    let payload = format!("SELECT E'\u{441}\\' ; CREATE ROLE {role} ; SELECT 1 -- ';\n");
+    let folder = Migrations::new(&[
+        ("20240101000000_mask", mask),
+        ("20240102000000_payload", &payload),
+    ]);
+    let out = deploy(folder.path(), &db);
+    stopped_before(
+        &out,
+        "20240102000000_payload",
+        1,
+        "client_encoding is now SJIS",
+    );
+    let roles = format!("SELECT count(*) FROM pg_roles WHERE rolname = '{role}'");
+    assert_eq!(db.query_one_string(&roles), "0", "{out}");
+}
+
+#[test]
+fn lint_trace_looks_before_every_statement_of_a_file_nobody_reviewed() {
+    // Nothing in the file after the COMMIT is flagged; the replay looks anyway.
+    let db = cluster().create_database();
+    let role = format!("sr_unreviewed_{}", db.name);
+    let file = format!(
+        "CREATE TABLE sr_lt (v text);\n\
+         SELECT set_config('standard_conforming_strings', 'off', false), \
+         set_config('standard_conforming_strings', 'on', true);\n\
+         COMMIT;\n\
+         SELECT 'a\\', ' ; COMMIT ; CREATE ROLE {role} ; SELECT 1 -- ';\n\
+         SELECT '\\';\n"
+    );
+    let folder = Migrations::new(&[("20240101000000_unreviewed", &file)]);
+    let url = db.url();
+    let out = run(
+        "validate",
+        &[
+            "lint",
+            "--dir",
+            folder.arg(),
+            "--trace",
+            "--database-url",
+            &url,
+        ],
+        &[],
+    );
+    let json = out.assert_error(1, "SHADOW_MIGRATION_FAILED");
+    assert!(
+        error_message(&json).contains("standard_conforming_strings is now off"),
+        "{out}"
+    );
+    let roles = format!("SELECT count(*) FROM pg_roles WHERE rolname = '{role}'");
+    assert_eq!(db.query_one_string(&roles), "0", "{out}");
 }
 
 #[test]
@@ -229,7 +329,7 @@ fn lint_trace_never_runs_what_only_another_encoding_reveals() {
     );
     let json = out.assert_error(1, "SHADOW_MIGRATION_FAILED");
     assert!(
-        error_message(&json).contains("client_encoding to SJIS"),
+        error_message(&json).contains("client_encoding is now SJIS"),
         "{out}"
     );
     assert_eq!(

@@ -172,35 +172,59 @@ impl ScriptPlan {
 
 /// The session's `client_encoding`, and whether it reads strings the standard way
 /// (`standard_conforming_strings`): what decides how the server reads the text pgward
-/// sends.
+/// sends. SHOW, not a SELECT: it takes no snapshot, so a file's `SET TRANSACTION` may
+/// still follow it.
 fn text_reading(client: &mut postgres::Client) -> Result<(String, bool), postgres::Error> {
-    let rows = client.simple_query(
-        "SELECT current_setting('client_encoding'), current_setting('standard_conforming_strings')",
-    )?;
-    let row = rows.iter().find_map(|m| match m {
-        postgres::SimpleQueryMessage::Row(r) => Some((
-            r.get(0).unwrap_or_default().to_string(),
-            r.get(1) != Some("off"),
-        )),
-        _ => None,
-    });
-    Ok(row.unwrap_or_else(|| ("UTF8".into(), true)))
+    let shown: Vec<String> = client
+        .simple_query("SHOW client_encoding; SHOW standard_conforming_strings")?
+        .iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    match shown.as_slice() {
+        [encoding, standard] => Ok((encoding.clone(), standard != "off")),
+        _ => Ok(("UTF8".into(), true)),
+    }
 }
 
-/// When the runner reads the session's text settings again after a statement, so that a
-/// statement that changed them stops the script before the server reads the next one
-/// otherwise than pgward cut it: `client_encoding` (pgward sends UTF-8) or, for a file the
-/// reading of string literals matters to, `standard_conforming_strings`.
+/// When the runner looks at the session's text settings before sending a statement, so
+/// that it never sends one the server would read otherwise than pgward cut it: in
+/// another `client_encoding` than UTF-8 (whose multi-byte encodings can swallow a
+/// backslash), or, for a file the reading of string literals matters to, with the other
+/// `standard_conforming_strings`. Settings change when a statement sets them, and also
+/// later: at the COMMIT of a `SET LOCAL` that masked a `SET`, in a trigger. One `Watch`
+/// lives as long as the session and goes from file to file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Watch {
-    /// After a statement that may change them ([`sql::may_change_text_reading`]): a SET
-    /// or RESET of either, RESET ALL, DISCARD, a call of set_config(), CALL, DO. What
-    /// deploy, rollback and seed run: the team's own files.
-    Flagged,
-    /// After every statement (one more round trip each): also a function that changes
-    /// them unseen. What the replays of files nobody reviewed yet run (drift, lint
-    /// --trace), on a shadow database on the live server.
-    EveryStatement,
+pub struct Watch {
+    /// Before every statement from now on.
+    armed: bool,
+    /// Armed from the start (the replays of files nobody reviewed yet).
+    always: bool,
+}
+
+impl Watch {
+    /// For the team's own files (deploy, rollback, seed): armed by the first statement
+    /// that may change the settings ([`sql::may_change_text_reading`]: SET or RESET of
+    /// either, SET NAMES, RESET ALL, DISCARD, set_config(), pg_settings, CALL, DO), and
+    /// from then on before every statement of the session (one query each). A function
+    /// that changes them unseen, before any such statement, is not looked for.
+    pub fn session() -> Watch {
+        Watch {
+            armed: false,
+            always: false,
+        }
+    }
+
+    /// Before every statement (one query each): what the replays of files nobody
+    /// reviewed yet run (drift, lint --trace), on a shadow database on the live server.
+    pub fn every_statement() -> Watch {
+        Watch {
+            armed: true,
+            always: true,
+        }
+    }
 }
 
 /// Why `statements` cannot share one transaction, if they cannot.
@@ -436,8 +460,9 @@ pub fn run_script(
     script: &str,
     plan: &ScriptPlan,
     books: &Bookkeeping<'_>,
+    watch: &mut Watch,
 ) -> Result<ScriptDone, ScriptFailure> {
-    run_script_traced(client, script, plan, books, None, Watch::Flagged)
+    run_script_traced(client, script, plan, books, None, watch)
 }
 
 /// [`run_script`], recording what each statement did in `tracer` when there is one
@@ -448,12 +473,12 @@ pub fn run_script_traced(
     plan: &ScriptPlan,
     books: &Bookkeeping<'_>,
     tracer: Option<&mut Tracer<'_>>,
-    watch: Watch,
+    watch: &mut Watch,
 ) -> Result<ScriptDone, ScriptFailure> {
     let mut runner = Runner {
         client,
         script,
-        watch,
+        watch: *watch,
         reading: Strings::Standard,
         reading_matters: false,
         batched: false,
@@ -489,6 +514,7 @@ pub fn run_script_traced(
         let _ = runner.client.batch_execute("ROLLBACK");
         runner.transaction_ended();
     }
+    *watch = runner.watch;
     result.map(|_| ScriptDone {
         statements: runner.done,
         mode: plan.mode.clone(),
@@ -522,6 +548,9 @@ struct Runner<'c, 's, 't> {
 
 impl Runner<'_, '_, '_> {
     fn exec(&mut self, sql: &str, stmt: Option<&ParsedStatement>) -> Result<(), ScriptFailure> {
+        if let Some(stmt) = stmt {
+            self.check_reading(stmt)?;
+        }
         // The locks of the transaction are released when it ends: the runner's own
         // COMMIT, or the file's COMMIT / ROLLBACK (AND CHAIN).
         let ends = match stmt {
@@ -577,29 +606,34 @@ impl Runner<'_, '_, '_> {
             &stmt.node,
             NodeEnum::VariableSetStmt(_) | NodeEnum::VariableShowStmt(_)
         );
-        match self.tracer.as_deref_mut().filter(|_| !untraced) {
-            None => self.exec(&stmt.text, Some(stmt))?,
-            Some(tracer) => {
-                let position = position_of(self.script, stmt.offset);
-                tracer
-                    .run(
-                        self.client,
-                        &stmt.text,
-                        position,
-                        excerpt(&stmt.text),
-                        in_transaction,
-                    )
-                    .map_err(|e| self.failure(&e, Some(stmt)))?
-            }
+        if untraced || self.tracer.is_none() {
+            self.exec(&stmt.text, Some(stmt))?;
+        } else {
+            self.check_reading(stmt)?;
+            let position = position_of(self.script, stmt.offset);
+            let traced = match self.tracer.as_deref_mut() {
+                Some(tracer) => tracer.run(
+                    self.client,
+                    &stmt.text,
+                    position,
+                    excerpt(&stmt.text),
+                    in_transaction,
+                ),
+                None => Ok(()),
+            };
+            traced.map_err(|e| self.failure(&e, Some(stmt)))?;
         }
-        self.watch_reading(stmt)
+        // From a statement that may change how the server reads text on, every
+        // statement of the session is looked at before it is sent.
+        self.watch.armed |= sql::may_change_text_reading(stmt);
+        Ok(())
     }
 
-    /// After `stmt` ran: stops the script if the session no longer reads the text pgward
-    /// sends the way pgward cut it ([`Watch`]). The statement's transaction is then
-    /// rolled back like that of a statement that failed.
-    fn watch_reading(&mut self, stmt: &ParsedStatement) -> Result<(), ScriptFailure> {
-        if self.watch == Watch::Flagged && !sql::may_change_text_reading(stmt) {
+    /// Before `stmt` is sent, once the [`Watch`] is armed: stops the script if the session
+    /// would read it otherwise than pgward cut it. Nothing of `stmt` runs; the
+    /// transaction it would have run in is rolled back like that of a failed statement.
+    fn check_reading(&mut self, stmt: &ParsedStatement) -> Result<(), ScriptFailure> {
+        if !self.watch.armed {
             return Ok(());
         }
         let (encoding, standard) =
@@ -607,11 +641,11 @@ impl Runner<'_, '_, '_> {
         let was_standard = self.reading == Strings::Standard;
         let message = if !encoding.eq_ignore_ascii_case("UTF8") {
             format!(
-                "this statement set client_encoding to {encoding}: pgward sends migrations as UTF-8, and the server would read the rest of the file as {encoding}, so pgward stopped before it; remove the SET (a migration file is UTF-8)"
+                "not sent: the session's client_encoding is now {encoding} (set by an earlier statement, or when its transaction ended), and pgward sends migrations as UTF-8, so the server would read this statement otherwise than pgward cut the file; remove what sets it (a migration file is UTF-8)"
             )
         } else if self.reading_matters && standard != was_standard {
             format!(
-                "this statement turned standard_conforming_strings {}: the rest of the file holds other statements that way (a backslash before a quote in a string literal), so pgward stopped before it; write those literals so that both readings agree (E'...' with the backslash doubled; `pgward-validate lint` points at them)",
+                "not sent: the session's standard_conforming_strings is now {} (set by an earlier statement, or when its transaction ended), and with it this file holds other statements (a backslash before a quote in a string literal); write those literals so that both readings agree (E'...' with the backslash doubled; `pgward-validate lint` points at them)",
                 if standard { "on" } else { "off" }
             )
         } else {

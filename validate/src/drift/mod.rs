@@ -357,7 +357,7 @@ fn replay_migrations(
             &m.plan,
             &Bookkeeping::default(),
             None,
-            Watch::EveryStatement,
+            &mut Watch::every_statement(),
         );
         if let Err(failure) = run {
             return Err(failure.into_error(

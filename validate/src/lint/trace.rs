@@ -171,7 +171,7 @@ fn run_on_shadow(
             &Bookkeeping::default(),
             tracer.as_mut(),
             // Files nobody reviewed yet, replayed on the live server.
-            Watch::EveryStatement,
+            &mut Watch::every_statement(),
         );
         if let Err(failure) = run {
             return Err(failure.into_error(
