@@ -46,6 +46,24 @@ fn deploy(dir: &Path, db: &TestDb) -> Output {
     )
 }
 
+/// `pgward-validate lint --trace` of the pending migrations of `folder` against `db`: a
+/// replay on a shadow database on `db`'s server.
+fn lint_trace(folder: &Migrations, db: &TestDb) -> Output {
+    let url = db.url();
+    run(
+        "validate",
+        &[
+            "lint",
+            "--dir",
+            folder.arg(),
+            "--trace",
+            "--database-url",
+            &url,
+        ],
+        &[],
+    )
+}
+
 /// A database whose sessions read backslashes in strings as escapes.
 fn escaping_database() -> TestDb<'static> {
     let db = cluster().create_database();
@@ -175,19 +193,7 @@ fn looking_at_the_session_leaves_set_transaction_first_in_its_transaction() {
                 SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;\n\
                 CREATE TABLE sr_iso (id int);\n";
     let folder = Migrations::new(&[("20240101000000_iso", file)]);
-    let url = db.url();
-    let out = run(
-        "validate",
-        &[
-            "lint",
-            "--dir",
-            folder.arg(),
-            "--trace",
-            "--database-url",
-            &url,
-        ],
-        &[],
-    );
+    let out = lint_trace(&folder, &db);
     out.assert_code(0);
     deploy(folder.path(), &db).assert_code(0);
     assert!(db.relation_exists("sr_iso"));
@@ -284,19 +290,7 @@ fn lint_trace_looks_before_every_statement_of_a_file_nobody_reviewed() {
          SELECT '\\';\n"
     );
     let folder = Migrations::new(&[("20240101000000_unreviewed", &file)]);
-    let url = db.url();
-    let out = run(
-        "validate",
-        &[
-            "lint",
-            "--dir",
-            folder.arg(),
-            "--trace",
-            "--database-url",
-            &url,
-        ],
-        &[],
-    );
+    let out = lint_trace(&folder, &db);
     let json = out.assert_error(1, "SHADOW_MIGRATION_FAILED");
     assert!(
         error_message(&json).contains("standard_conforming_strings is now off"),
@@ -314,19 +308,7 @@ fn lint_trace_never_runs_what_only_another_encoding_reveals() {
         "SET client_encoding = 'SJIS';\nSELECT E'\u{441}\\' ; CREATE ROLE {role} ; SELECT 1 -- ';\n"
     );
     let folder = Migrations::new(&[("20240101000000_hidden", &file)]);
-    let url = db.url();
-    let out = run(
-        "validate",
-        &[
-            "lint",
-            "--dir",
-            folder.arg(),
-            "--trace",
-            "--database-url",
-            &url,
-        ],
-        &[],
-    );
+    let out = lint_trace(&folder, &db);
     let json = out.assert_error(1, "SHADOW_MIGRATION_FAILED");
     assert!(
         error_message(&json).contains("client_encoding is now SJIS"),
