@@ -301,6 +301,71 @@ fn lint_trace_looks_before_every_statement_of_a_file_nobody_reviewed() {
 }
 
 #[test]
+fn lint_trace_looks_after_its_own_queries_right_before_the_statement() {
+    // The tracer reads the catalogs before each statement; a file that hijacks an
+    // operator those reads use changes the encoding after any earlier look.
+    let db = cluster().create_database();
+    let role = format!("sr_hijack_{}", db.name);
+    let file = format!(
+        "CREATE FUNCTION public.sr_eq(oid, oid) RETURNS boolean LANGUAGE plpgsql AS $f$\n\
+         BEGIN PERFORM pg_catalog.set_config('client_encoding', 'SJIS', false);\n\
+         RETURN pg_catalog.oideq($1, $2); END $f$;\n\
+         CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = public.sr_eq);\n\
+         SET search_path = public, pg_catalog;\n\
+         SELECT E'\u{441}\\' ; CREATE ROLE {role} ; SELECT 1 -- ';\n"
+    );
+    let folder = Migrations::new(&[("20240101000000_hijack", &file)]);
+    let out = lint_trace(&folder, &db);
+    let json = out.assert_error(1, "SHADOW_MIGRATION_FAILED");
+    assert!(error_message(&json).contains("not sent"), "{out}");
+    let roles = format!("SELECT count(*) FROM pg_roles WHERE rolname = '{role}'");
+    assert_eq!(db.query_one_string(&roles), "0", "{out}");
+}
+
+#[test]
+fn a_call_only_an_escaping_session_reads_is_refused_by_the_replays() {
+    // Cut alike in both readings, but the escaping one reads a call of lo_export where
+    // the standard one reads two literals.
+    let db = cluster().create_database();
+    let file = "SELECT lo_from_bytea(0, 'x');\n\
+                SET standard_conforming_strings = off;\n\
+                SELECT 'x\\', ' , lo_export(4242, $$/tmp/sr_pwned$$) , ' AS c -- '\n;\n";
+    let folder = Migrations::new(&[("20240101000000_export", file)]);
+    let out = lint_trace(&folder, &db);
+    let json = out.assert_error(6, "CLUSTER_WIDE_REPLAY");
+    assert!(
+        json["error"]["details"]["statements"]
+            .to_string()
+            .contains("lo_export"),
+        "{out}"
+    );
+    assert!(!std::path::Path::new("/tmp/sr_pwned").exists());
+}
+
+#[test]
+fn a_refusal_for_the_encoding_is_recorded_in_utf8() {
+    let db = cluster().create_database();
+    let mask = "SELECT set_config('client_encoding', 'SJIS', false), \
+                set_config('client_encoding', 'UTF8', true);\n";
+    let next = "CREATE TABLE sr_rec (v text DEFAULT '\u{430}\u{441}');\n";
+    let folder = Migrations::new(&[("20240101000000_mask", mask), ("20240102000000_next", next)]);
+    let out = deploy(folder.path(), &db);
+    stopped_before(
+        &out,
+        "20240102000000_next",
+        1,
+        "client_encoding is now SJIS",
+    );
+    let logs = db.query_one_string(
+        "SELECT logs FROM _prisma_migrations WHERE migration_name = '20240102000000_next'",
+    );
+    assert!(
+        logs.contains("not sent") && logs.contains("\u{430}\u{441}"),
+        "{logs}"
+    );
+}
+
+#[test]
 fn lint_trace_never_runs_what_only_another_encoding_reveals() {
     let db = cluster().create_database();
     let role = format!("sr_hidden_{}", db.name);
@@ -319,6 +384,24 @@ fn lint_trace_never_runs_what_only_another_encoding_reveals() {
             "SELECT count(*) FROM pg_roles WHERE rolname = '{role}'"
         )),
         "0",
+        "{out}"
+    );
+}
+
+#[test]
+fn a_file_sent_whole_is_judged_by_what_comes_before_the_servers_error() {
+    // A psql meta-command file: the server rejects its first line, so nothing ran,
+    // whatever COMMIT or END follows (here a function body's, after a backslash).
+    let db = cluster().create_database();
+    let file = "\\set ON_ERROR_STOP on\n\
+                CREATE FUNCTION sr_f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$;\n\
+                COMMIT;\n";
+    let folder = Migrations::new(&[("20240101000000_meta", file)]);
+    let out = deploy(folder.path(), &db);
+    let envelope = out.assert_error(1, "MIGRATION_FAILED");
+    assert_eq!(envelope["error"]["details"]["line"], 1, "{out}");
+    assert_eq!(
+        envelope["error"]["details"]["partly_committed"], false,
         "{out}"
     );
 }

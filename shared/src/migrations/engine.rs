@@ -53,9 +53,11 @@ pub struct ScriptPlan {
     pub statements: Vec<ParsedStatement>,
     /// How it reads string literals.
     reading: Strings,
-    /// Whether the other reading of string literals cuts the file into other statements:
-    /// `'a\'; COMMIT; --'` is one statement with `standard_conforming_strings` on
-    /// (PostgreSQL's default) and three with it off, a COMMIT among them.
+    /// Whether the other reading of string literals gives other statements: cut elsewhere
+    /// (`'a\'; COMMIT; --'` is one statement with `standard_conforming_strings` on,
+    /// PostgreSQL's default, and three with it off, a COMMIT among them), or cut alike
+    /// with other parse trees (`'x\', ' , lo_export(...) , '` is two literals, or a
+    /// literal and a call).
     reading_matters: bool,
     /// The plan for a session that reads backslashes as escapes, when that reading
     /// matters (on the plan [`ScriptPlan::new`] returns).
@@ -72,7 +74,7 @@ impl ScriptPlan {
             return plan;
         }
         let mut escaped = ScriptPlan::as_read(script, Strings::BackslashEscapes);
-        if !plan.splits_like(&escaped) {
+        if !plan.reads_like(&escaped) {
             escaped.reading_matters = true;
             plan.reading_matters = true;
             plan.escaped = Some(Box::new(escaped));
@@ -106,17 +108,18 @@ impl ScriptPlan {
         let own = &self.statements;
         let only_escaped = escaped
             .iter()
-            .filter(move |e| !own.iter().any(|o| o.offset == e.offset && o.text == e.text));
+            .filter(move |e| !own.iter().any(|o| same_statement(o, e)));
         own.iter()
             .map(|s| (s, Strings::Standard))
             .chain(only_escaped.map(|s| (s, Strings::BackslashEscapes)))
     }
 
     /// The byte offset of the first statement (of this plan) that a session reading
-    /// backslashes as escapes does not read the same: cut elsewhere, or the file is not
-    /// SQL to it (then the first statement holding a backslash). None when both agree.
+    /// backslashes as escapes cuts elsewhere, or the file is not SQL to it (then the first
+    /// statement holding a backslash). None when both cut it alike (a literal whose value
+    /// differs, `'\d+'`, is not counted: the server reads the statements pgward sends).
     pub fn first_statement_read_differently(&self) -> Option<usize> {
-        let escaped = self.escaped.as_ref()?;
+        let escaped = self.escaped.as_ref().filter(|e| !self.splits_like(e))?;
         let end = |s: &ParsedStatement| s.offset + s.text.len();
         let differs = match escaped.mode {
             RunMode::Whole { .. } => self.statements.iter().find(|s| s.text.contains('\\')),
@@ -134,6 +137,23 @@ impl ScriptPlan {
                 .map(|(own, _)| own),
         };
         differs.or(self.statements.first()).map(|s| s.offset)
+    }
+
+    /// Whether both plans hold the same statements: cut at the same places, with the same
+    /// parse trees (a literal's value included).
+    fn reads_like(&self, other: &ScriptPlan) -> bool {
+        match (&self.mode, &other.mode) {
+            (RunMode::Whole { .. }, RunMode::Whole { .. }) => true,
+            (RunMode::Whole { .. }, _) | (_, RunMode::Whole { .. }) => false,
+            _ => {
+                self.statements.len() == other.statements.len()
+                    && self
+                        .statements
+                        .iter()
+                        .zip(&other.statements)
+                        .all(|(a, b)| same_statement(a, b))
+            }
+        }
     }
 
     /// Whether both plans cut the file at the same places.
@@ -170,6 +190,13 @@ impl ScriptPlan {
     }
 }
 
+/// Whether two readings of a file's statement are the same statement: ending at the same
+/// place, with the same parse tree (a reading that keeps the comments before a statement
+/// starts it elsewhere, but the tree's locations are the file's).
+fn same_statement(a: &ParsedStatement, b: &ParsedStatement) -> bool {
+    a.offset + a.text.len() == b.offset + b.text.len() && a.node == b.node
+}
+
 /// The session's `client_encoding`, and whether it reads strings the standard way
 /// (`standard_conforming_strings`): what decides how the server reads the text pgward
 /// sends. SHOW, not a SELECT: it takes no snapshot, so a file's `SET TRANSACTION` may
@@ -186,6 +213,43 @@ fn text_reading(client: &mut postgres::Client) -> Result<(String, bool), postgre
     match shown.as_slice() {
         [encoding, standard] => Ok((encoding.clone(), standard != "off")),
         _ => Ok(("UTF8".into(), true)),
+    }
+}
+
+/// How a session must read a file's statements for pgward's cut to hold, and whether it
+/// is looked at ([`Watch`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reading {
+    armed: bool,
+    /// The plan's reading of string literals: the standard one.
+    standard: bool,
+    /// Whether the other reading holds other statements.
+    matters: bool,
+}
+
+impl Reading {
+    /// Why the next statement must not be sent (the session would read it otherwise than
+    /// pgward cut it), or None; nothing is asked while the watch is not armed.
+    pub(crate) fn refusal(
+        &self,
+        client: &mut postgres::Client,
+    ) -> Result<Option<String>, postgres::Error> {
+        if !self.armed {
+            return Ok(None);
+        }
+        let (encoding, standard) = text_reading(client)?;
+        Ok(if !encoding.eq_ignore_ascii_case("UTF8") {
+            Some(format!(
+                "not sent: the session's client_encoding is now {encoding} (set by an earlier statement, or when its transaction ended), and pgward sends migrations as UTF-8, so the server would read this statement otherwise than pgward cut the file; remove what sets it (a migration file is UTF-8)"
+            ))
+        } else if self.matters && standard != self.standard {
+            Some(format!(
+                "not sent: the session's standard_conforming_strings is now {} (set by an earlier statement, or when its transaction ended), and with it this file's string literals read otherwise (a backslash in them); write them so that both readings agree (E'...' with the backslash doubled; `pgward-validate lint` points at those that change the statements)",
+                if standard { "on" } else { "off" }
+            ))
+        } else {
+            None
+        })
     }
 }
 
@@ -513,6 +577,9 @@ pub fn run_script_traced(
         // session is gone, and then the server has rolled back anyway.
         let _ = runner.client.batch_execute("ROLLBACK");
         runner.transaction_ended();
+        // A migration refused for the session's encoding left it so: the failure is
+        // recorded (and later files are sent) in UTF-8, as pgward connected.
+        let _ = runner.client.batch_execute("SET client_encoding TO 'UTF8'");
     }
     *watch = runner.watch;
     result.map(|_| ScriptDone {
@@ -609,7 +676,9 @@ impl Runner<'_, '_, '_> {
         if untraced || self.tracer.is_none() {
             self.exec(&stmt.text, Some(stmt))?;
         } else {
-            self.check_reading(stmt)?;
+            // The tracer queries the session before the statement: the look comes after
+            // those, right before the statement is sent.
+            let expected = self.expected();
             let position = position_of(self.script, stmt.offset);
             let traced = match self.tracer.as_deref_mut() {
                 Some(tracer) => tracer.run(
@@ -618,10 +687,15 @@ impl Runner<'_, '_, '_> {
                     position,
                     excerpt(&stmt.text),
                     in_transaction,
+                    expected,
                 ),
-                None => Ok(()),
+                None => Ok(None),
             };
-            traced.map_err(|e| self.failure(&e, Some(stmt)))?;
+            match traced {
+                Ok(None) => {}
+                Ok(Some(why)) => return Err(self.not_sent(stmt, why)),
+                Err(e) => return Err(self.failure(&e, Some(stmt))),
+            }
         }
         // From a statement that may change how the server reads text on, every
         // statement of the session is looked at before it is sent.
@@ -630,33 +704,34 @@ impl Runner<'_, '_, '_> {
     }
 
     /// Before `stmt` is sent, once the [`Watch`] is armed: stops the script if the session
-    /// would read it otherwise than pgward cut it. Nothing of `stmt` runs; the
-    /// transaction it would have run in is rolled back like that of a failed statement.
+    /// would read it otherwise than pgward cut it ([`Reading::refusal`]). Nothing of `stmt`
+    /// runs; the transaction it would have run in is rolled back like that of a failed
+    /// statement.
     fn check_reading(&mut self, stmt: &ParsedStatement) -> Result<(), ScriptFailure> {
-        if !self.watch.armed {
-            return Ok(());
+        match self.expected().refusal(self.client) {
+            Ok(None) => Ok(()),
+            Ok(Some(why)) => Err(self.not_sent(stmt, why)),
+            Err(e) => Err(self.failure(&e, Some(stmt))),
         }
-        let (encoding, standard) =
-            text_reading(self.client).map_err(|e| self.failure(&e, Some(stmt)))?;
-        let was_standard = self.reading == Strings::Standard;
-        let message = if !encoding.eq_ignore_ascii_case("UTF8") {
-            format!(
-                "not sent: the session's client_encoding is now {encoding} (set by an earlier statement, or when its transaction ended), and pgward sends migrations as UTF-8, so the server would read this statement otherwise than pgward cut the file; remove what sets it (a migration file is UTF-8)"
-            )
-        } else if self.reading_matters && standard != was_standard {
-            format!(
-                "not sent: the session's standard_conforming_strings is now {} (set by an earlier statement, or when its transaction ended), and with it this file holds other statements (a backslash before a quote in a string literal); write those literals so that both readings agree (E'...' with the backslash doubled; `pgward-validate lint` points at them)",
-                if standard { "on" } else { "off" }
-            )
-        } else {
-            return Ok(());
-        };
-        Err(self.failed(FailedStatement {
+    }
+
+    /// How the session must read the file's statements.
+    fn expected(&self) -> Reading {
+        Reading {
+            armed: self.watch.armed,
+            standard: self.reading == Strings::Standard,
+            matters: self.reading_matters,
+        }
+    }
+
+    /// `stmt` was not sent, for `why`.
+    fn not_sent(&self, stmt: &ParsedStatement, why: String) -> ScriptFailure {
+        self.failed(FailedStatement {
             sqlstate: None,
-            message,
+            message: why,
             position: Some(position_of(self.script, stmt.offset)),
             statement: Some(excerpt(&stmt.text)),
-        }))
+        })
     }
 
     /// The transaction ended: the tracer's open locks are released.
@@ -697,12 +772,19 @@ impl Runner<'_, '_, '_> {
             )),
             (None, None) => None,
         };
-        self.failed(FailedStatement {
+        let mut failure = self.failed(FailedStatement {
             sqlstate,
             message,
             position,
             statement: stmt.map(|s| excerpt(&s.text)),
-        })
+        });
+        // A whole file's error position says where the server stopped: what follows it
+        // never ran (a syntax error at line 1 ran nothing).
+        if let (true, Some(p)) = (self.sent_whole, error_char) {
+            let before = &self.script[..byte_offset_of_char(self.script, p)];
+            failure.whole_may_have_committed = sql::may_end_transaction_when_sent_whole(before);
+        }
+        failure
     }
 
     /// The script failed with `failed`, where the runner stands now.
@@ -962,6 +1044,22 @@ impl Runner<'_, '_, '_> {
             self.write(start)?;
             self.committed_something = true;
         }
+        // Not cut, so only the encoding can make the server read it otherwise.
+        let encoding_only = Reading {
+            matters: false,
+            ..self.expected()
+        };
+        if let Some(why) = encoding_only
+            .refusal(self.client)
+            .map_err(|e| self.failure(&e, None))?
+        {
+            return Err(self.failed(FailedStatement {
+                sqlstate: None,
+                message: why,
+                position: None,
+                statement: None,
+            }));
+        }
         self.sent_whole = true;
         self.exec(self.script, None)?;
         self.sent_whole = false;
@@ -1112,17 +1210,42 @@ mod tests {
     }
 
     #[test]
-    fn backslashes_that_never_end_a_literal_leave_one_plan() {
+    fn backslashes_read_alike_leave_one_plan() {
         for sql in [
             "SELECT 1;",
-            "SELECT '\\d+' ~ 'x'; SELECT 2;",
-            "SELECT E'it\\'s'; SELECT '\\\\';",
+            "SELECT E'it\\'s', E'\\d'; SELECT 2;",
             "SELECT $$a\\'$$;",
+            "-- a comment holding \\ \nSELECT 1;",
         ] {
-            assert!(
-                !ScriptPlan::new(sql).reading_matters && ScriptPlan::new(sql).escaped.is_none(),
-                "{sql}"
-            );
+            let plan = ScriptPlan::new(sql);
+            assert!(!plan.reading_matters && plan.escaped.is_none(), "{sql}");
         }
+    }
+
+    #[test]
+    fn a_literal_read_otherwise_matters_though_the_cut_is_the_same() {
+        // Lint does not warn (the server reads the statements pgward sends), but the
+        // session's reading is checked, and drift sees what the other reading calls.
+        for sql in [
+            "SELECT '\\d+' ~ 'x'; SELECT 2;",
+            "SELECT '\\\\';",
+            "SELECT 'x\\', ' , lo_export(4242, $$/tmp/x$$) , ' AS c -- '\n;",
+        ] {
+            let plan = ScriptPlan::new(sql);
+            assert!(plan.reading_matters, "{sql}");
+            assert_eq!(plan.first_statement_read_differently(), None, "{sql}");
+        }
+        let hidden =
+            ScriptPlan::new("SELECT 'x\\', ' , lo_export(4242, $$/tmp/x$$) , ' AS c -- '\n;");
+        let calls: Vec<Strings> = hidden
+            .statements_in_any_session()
+            .filter(|(s, _)| sql::cluster_wide(&s.node).is_some())
+            .map(|(_, strings)| strings)
+            .collect();
+        assert_eq!(
+            calls,
+            [Strings::BackslashEscapes],
+            "lo_export, as an escaping session reads it"
+        );
     }
 }

@@ -270,7 +270,8 @@ impl<'o> Tracer<'o> {
         })
     }
 
-    /// Runs `sql` on `client`, recording what it did.
+    /// Runs `sql` on `client`, recording what it did; unless, right before it would be
+    /// sent, the session no longer reads it as `reading` says: then why, and nothing sent.
     pub(crate) fn run(
         &mut self,
         client: &mut Client,
@@ -278,7 +279,8 @@ impl<'o> Tracer<'o> {
         position: SqlPosition,
         excerpt: String,
         in_transaction: bool,
-    ) -> Result<(), postgres::Error> {
+        reading: crate::migrations::engine::Reading,
+    ) -> Result<Option<String>, postgres::Error> {
         let pid = self.pid;
         let before_relations = relations(client)?;
         let held_before: HashSet<(u32, LockMode)> = if in_transaction {
@@ -289,6 +291,9 @@ impl<'o> Tracer<'o> {
         } else {
             HashSet::new()
         };
+        if let Some(why) = reading.refusal(client)? {
+            return Ok(Some(why));
+        }
         let observer = &mut *self.observer;
         let started = Instant::now();
         let done = AtomicBool::new(false);
@@ -371,7 +376,7 @@ impl<'o> Tracer<'o> {
             locks,
             rewrites,
         });
-        Ok(())
+        Ok(None)
     }
 
     /// The open transaction ended (COMMIT or ROLLBACK): its locks are released now.
