@@ -176,11 +176,16 @@ fn deploy_locked(
     let mut watch = Watch::session();
     for m in to_apply {
         if opts.dry_run {
-            let plan = ScriptPlan::new(m.script()?);
+            // As the session reads it: a file whose statements depend on its reading of
+            // string literals runs as this session would run it.
+            let planned = ScriptPlan::new(m.script()?);
+            let plan = planned
+                .for_session(client)
+                .map_err(|e| Error::query("reading how the session reads string literals", &e))?;
             result.applied.push(DeployedMigration {
                 name: m.name.clone(),
                 statements: plan.statements.len(),
-                mode: plan.mode,
+                mode: plan.mode.clone(),
                 duration_ms: None,
                 retries: 0,
                 trace: None,

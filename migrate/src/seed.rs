@@ -71,10 +71,15 @@ pub fn seed(ctx: &Context, dir: &Path, dry_run: bool) -> Result<Outcome, Failure
                 duration_ms: Some(elapsed_ms(started)),
             }),
             Err(f) => {
+                let hint = if f.partly_committed() {
+                    "the failing file committed part of its work before the failure (its own COMMIT), and that part stays; earlier files stay seeded. Check what it left, fix the file and seed again"
+                } else {
+                    "the failing file's transaction was rolled back; earlier files stay seeded. Fix the file and seed again"
+                };
                 let error = f.into_error(
                     ErrorCode::SeedFailed,
                     format!("seed file {file}"),
-                    "the failing file's transaction was rolled back; earlier files stay seeded. Fix the file and seed again".into(),
+                    hint.into(),
                 );
                 return Err(Failure::with_result(error, &result));
             }

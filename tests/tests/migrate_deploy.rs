@@ -1255,6 +1255,24 @@ fn failing_seed_file_exits_1_and_keeps_only_earlier_files() {
         "1",
         "02_bad.sql was rolled back and 03_never.sql did not run"
     );
+
+    // A seed file that commits part of its work itself says so instead.
+    write_files(
+        &seeds,
+        &[(
+            "02_bad.sql",
+            "INSERT INTO s VALUES (2);\nCOMMIT;\nINSERT INTO no_such_table VALUES (1);\n",
+        )],
+    );
+    let db = cluster().create_database();
+    let out = seed(&db, &seeds);
+    let envelope = expect_error(&out, 1, "SEED_FAILED");
+    let hint = envelope["error"]["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("committed part of its work"), "{out}");
+    assert_eq!(
+        db.query_one_string("SELECT string_agg(id::text, ',' ORDER BY id) FROM s"),
+        "1,2"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

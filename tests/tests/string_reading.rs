@@ -407,17 +407,21 @@ fn a_file_sent_whole_is_judged_by_what_comes_before_the_servers_error() {
 }
 
 #[test]
-fn a_file_sent_whole_that_fails_without_a_commit_reports_nothing_kept() {
-    let db = cluster().create_database();
-    let file = "CREATE TABLE sr_whole (id int);\nCREATE TABLE (;\n";
-    let folder = Migrations::new(&[("20240101000000_broken", file)]);
-    let out = deploy(folder.path(), &db);
-    let envelope = out.assert_error(1, "MIGRATION_FAILED");
-    assert_eq!(
-        envelope["error"]["details"]["partly_committed"], false,
-        "{out}"
-    );
-    assert!(!db.relation_exists("sr_whole"), "{out}");
+fn a_file_sent_whole_that_fails_to_parse_reports_nothing_kept() {
+    // The server parses the whole query before it runs any of it: a syntax error means
+    // nothing ran, a COMMIT before it included.
+    for file in [
+        "CREATE TABLE sr_whole (id int);\nCREATE TABLE (;\n",
+        "CREATE TABLE sr_whole (id int);\nCOMMIT;\nCREATE TABLE (;\n",
+    ] {
+        let db = cluster().create_database();
+        let folder = Migrations::new(&[("20240101000000_broken", file)]);
+        let out = deploy(folder.path(), &db);
+        let envelope = out.assert_error(1, "MIGRATION_FAILED");
+        let details = &envelope["error"]["details"];
+        assert_eq!(details["partly_committed"], false, "{out}");
+        assert!(!db.relation_exists("sr_whole"), "{out}");
+    }
 }
 
 #[test]

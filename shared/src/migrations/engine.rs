@@ -212,7 +212,8 @@ fn text_reading(client: &mut postgres::Client) -> Result<(String, bool), postgre
         .collect();
     match shown.as_slice() {
         [encoding, standard] => Ok((encoding.clone(), standard != "off")),
-        _ => Ok(("UTF8".into(), true)),
+        // Not what SHOW answers: taken as a reading pgward cannot vouch for.
+        _ => Ok(("(unknown)".into(), true)),
     }
 }
 
@@ -254,7 +255,7 @@ impl Reading {
 }
 
 /// When the runner looks at the session's text settings before sending a statement, so
-/// that it never sends one the server would read otherwise than pgward cut it: in
+/// that it does not send one the server would read otherwise than pgward cut it: in
 /// another `client_encoding` than UTF-8 (whose multi-byte encodings can swallow a
 /// backslash), or, for a file the reading of string literals matters to, with the other
 /// `standard_conforming_strings`. Settings change when a statement sets them, and also
@@ -271,9 +272,10 @@ pub struct Watch {
 impl Watch {
     /// For the team's own files (deploy, rollback, seed): armed by the first statement
     /// that may change the settings ([`sql::may_change_text_reading`]: SET or RESET of
-    /// either, SET NAMES, RESET ALL, DISCARD, set_config(), pg_settings, CALL, DO), and
-    /// from then on before every statement of the session (one query each). A function
-    /// that changes them unseen, before any such statement, is not looked for.
+    /// either, SET NAMES, RESET ALL, DISCARD, set_config(), pg_settings, CALL, DO), then
+    /// before every statement of that file (one query each) and once at the start of the
+    /// next, which rests it when the session reads as expected. A function that changes
+    /// them unseen, before any such statement, is not looked for.
     pub fn session() -> Watch {
         Watch {
             armed: false,
@@ -567,11 +569,11 @@ pub fn run_script_traced(
             .statements
             .iter()
             .all(|s| transaction_control(&s.node).is_none());
-    let result = match &plan.mode {
+    let result = runner.start_file(plan).and_then(|()| match &plan.mode {
         RunMode::Transaction => runner.run_transactional(&plan.statements, books),
         RunMode::Statements { .. } => runner.run_steps(&plan.statements, books),
-        RunMode::Whole { .. } => runner.run_whole(books),
-    };
+        RunMode::Whole { reason } => runner.run_whole(books, reason),
+    });
     if result.is_err() {
         // Leave the session clean for the failure bookkeeping; a failed ROLLBACK means the
         // session is gone, and then the server has rolled back anyway.
@@ -712,6 +714,31 @@ impl Runner<'_, '_, '_> {
             Ok(None) => Ok(()),
             Ok(Some(why)) => Err(self.not_sent(stmt, why)),
             Err(e) => Err(self.failure(&e, Some(stmt))),
+        }
+    }
+
+    /// Between two files no transaction is open: one look at the start of a file settles
+    /// what an earlier one changed (at its COMMIT too), and the watch rests until a
+    /// statement that may change the settings again. The replays keep looking.
+    fn start_file(&mut self, plan: &ScriptPlan) -> Result<(), ScriptFailure> {
+        if !self.watch.armed || self.watch.always {
+            return Ok(());
+        }
+        match self.expected().refusal(self.client) {
+            Ok(None) => {
+                self.watch.armed = false;
+                Ok(())
+            }
+            Ok(Some(why)) => Err(match plan.statements.first() {
+                Some(stmt) => self.not_sent(stmt, why),
+                None => self.failed(FailedStatement {
+                    sqlstate: None,
+                    message: why,
+                    position: None,
+                    statement: None,
+                }),
+            }),
+            Err(e) => Err(self.failure(&e, None)),
         }
     }
 
@@ -1039,7 +1066,11 @@ impl Runner<'_, '_, '_> {
     }
 
     /// The whole script as one simple query, as Prisma sends it.
-    fn run_whole(&mut self, books: &Bookkeeping<'_>) -> Result<(), ScriptFailure> {
+    fn run_whole(
+        &mut self,
+        books: &Bookkeeping<'_>,
+        parse_error: &str,
+    ) -> Result<(), ScriptFailure> {
         if let Some(start) = &books.on_start {
             self.write(start)?;
             self.committed_something = true;
@@ -1061,8 +1092,18 @@ impl Runner<'_, '_, '_> {
             }));
         }
         self.sent_whole = true;
-        self.exec(self.script, None)?;
+        let sent = self.exec(self.script, None);
         self.sent_whole = false;
+        if let Err(mut failure) = sent {
+            // The server parses the whole query before it runs any of it: the syntax
+            // error pgward's parser found too means that nothing ran.
+            let same_error = failure.failed.sqlstate.as_deref() == Some("42601")
+                && failure.failed.message == parse_error;
+            if same_error {
+                failure.whole_may_have_committed = false;
+            }
+            return Err(failure);
+        }
         if let Some(finish) = &books.on_finish {
             self.write(finish)?;
         }
