@@ -128,6 +128,10 @@ impl FileLinter<'_> {
     /// the session reads backslashes in string literals as escapes, found at the first
     /// statement the two readings cut differently.
     pub(super) fn string_setting(&mut self) {
+        // Only a backslash can make the readings differ: no second parse without one.
+        if !self.text.contains('\\') {
+            return;
+        }
         let plan = ScriptPlan::new(self.text);
         let Some(offset) = plan.first_statement_read_differently() else {
             return;
