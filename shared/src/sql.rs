@@ -22,6 +22,13 @@ pub struct ParsedStatement {
     pub node: NodeEnum,
 }
 
+impl ParsedStatement {
+    /// Byte offset just past the statement in the file (its semicolon excluded).
+    pub fn end(&self) -> usize {
+        self.offset + self.text.len()
+    }
+}
+
 /// A file the parser rejected.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SqlParseError {

@@ -120,7 +120,6 @@ impl ScriptPlan {
     /// differs, `'\d+'`, is not counted: the server reads the statements pgward sends).
     pub fn first_statement_read_differently(&self) -> Option<usize> {
         let escaped = self.escaped.as_ref().filter(|e| !self.splits_like(e))?;
-        let end = |s: &ParsedStatement| s.offset + s.text.len();
         let differs = match escaped.mode {
             RunMode::Whole { .. } => self.statements.iter().find(|s| s.text.contains('\\')),
             _ => self
@@ -133,7 +132,7 @@ impl ScriptPlan {
                         .map(Some)
                         .chain(std::iter::repeat(None)),
                 )
-                .find(|(own, other)| other.is_none_or(|o| end(o) != end(own)))
+                .find(|(own, other)| other.is_none_or(|o| o.end() != own.end()))
                 .map(|(own, _)| own),
         };
         differs.or(self.statements.first()).map(|s| s.offset)
@@ -161,12 +160,7 @@ impl ScriptPlan {
         let ends = |p: &ScriptPlan| -> Option<Vec<usize>> {
             match p.mode {
                 RunMode::Whole { .. } => None,
-                _ => Some(
-                    p.statements
-                        .iter()
-                        .map(|s| s.offset + s.text.len())
-                        .collect(),
-                ),
+                _ => Some(p.statements.iter().map(ParsedStatement::end).collect()),
             }
         };
         ends(self) == ends(other)
@@ -194,7 +188,7 @@ impl ScriptPlan {
 /// place, with the same parse tree (a reading that keeps the comments before a statement
 /// starts it elsewhere, but the tree's locations are the file's).
 fn same_statement(a: &ParsedStatement, b: &ParsedStatement) -> bool {
-    a.offset + a.text.len() == b.offset + b.text.len() && a.node == b.node
+    a.end() == b.end() && a.node == b.node
 }
 
 /// The session's `client_encoding`, and whether it reads strings the standard way
@@ -695,7 +689,7 @@ impl Runner<'_, '_, '_> {
             };
             match traced {
                 Ok(None) => {}
-                Ok(Some(why)) => return Err(self.not_sent(stmt, why)),
+                Ok(Some(why)) => return Err(self.not_sent(Some(stmt), why)),
                 Err(e) => return Err(self.failure(&e, Some(stmt))),
             }
         }
@@ -710,10 +704,20 @@ impl Runner<'_, '_, '_> {
     /// runs; the transaction it would have run in is rolled back like that of a failed
     /// statement.
     fn check_reading(&mut self, stmt: &ParsedStatement) -> Result<(), ScriptFailure> {
-        match self.expected().refusal(self.client) {
+        self.check_read_as(self.expected(), Some(stmt))
+    }
+
+    /// Fails, naming `stmt` as not sent when there is one, if `reading` refuses the
+    /// session as it is now.
+    fn check_read_as(
+        &mut self,
+        reading: Reading,
+        stmt: Option<&ParsedStatement>,
+    ) -> Result<(), ScriptFailure> {
+        match reading.refusal(self.client) {
             Ok(None) => Ok(()),
             Ok(Some(why)) => Err(self.not_sent(stmt, why)),
-            Err(e) => Err(self.failure(&e, Some(stmt))),
+            Err(e) => Err(self.failure(&e, stmt)),
         }
     }
 
@@ -724,22 +728,9 @@ impl Runner<'_, '_, '_> {
         if !self.watch.armed || self.watch.always {
             return Ok(());
         }
-        match self.expected().refusal(self.client) {
-            Ok(None) => {
-                self.watch.armed = false;
-                Ok(())
-            }
-            Ok(Some(why)) => Err(match plan.statements.first() {
-                Some(stmt) => self.not_sent(stmt, why),
-                None => self.failed(FailedStatement {
-                    sqlstate: None,
-                    message: why,
-                    position: None,
-                    statement: None,
-                }),
-            }),
-            Err(e) => Err(self.failure(&e, None)),
-        }
+        self.check_read_as(self.expected(), plan.statements.first())?;
+        self.watch.armed = false;
+        Ok(())
     }
 
     /// How the session must read the file's statements.
@@ -751,13 +742,13 @@ impl Runner<'_, '_, '_> {
         }
     }
 
-    /// `stmt` was not sent, for `why`.
-    fn not_sent(&self, stmt: &ParsedStatement, why: String) -> ScriptFailure {
+    /// `stmt` (the whole script when none) was not sent, for `why`.
+    fn not_sent(&self, stmt: Option<&ParsedStatement>, why: String) -> ScriptFailure {
         self.failed(FailedStatement {
             sqlstate: None,
             message: why,
-            position: Some(position_of(self.script, stmt.offset)),
-            statement: Some(excerpt(&stmt.text)),
+            position: stmt.map(|s| position_of(self.script, s.offset)),
+            statement: stmt.map(|s| excerpt(&s.text)),
         })
     }
 
@@ -806,9 +797,12 @@ impl Runner<'_, '_, '_> {
             statement: stmt.map(|s| excerpt(&s.text)),
         });
         // A whole file's error position says where the server stopped: what follows it
-        // never ran (a syntax error at line 1 ran nothing).
-        if let (true, Some(p)) = (self.sent_whole, error_char) {
-            let before = &self.script[..byte_offset_of_char(self.script, p)];
+        // never ran (a syntax error at line 1 ran nothing). Without one, all of it counts.
+        if self.sent_whole {
+            let before = match error_char {
+                Some(p) => &self.script[..byte_offset_of_char(self.script, p)],
+                None => self.script,
+            };
             failure.whole_may_have_committed = sql::may_end_transaction_when_sent_whole(before);
         }
         failure
@@ -821,8 +815,7 @@ impl Runner<'_, '_, '_> {
             statements_done: self.done,
             committed_something: self.committed_something,
             left_behind: LeftBehind::Nothing,
-            whole_may_have_committed: self.sent_whole
-                && sql::may_end_transaction_when_sent_whole(self.script),
+            whole_may_have_committed: false,
         }
     }
 
@@ -1080,17 +1073,7 @@ impl Runner<'_, '_, '_> {
             matters: false,
             ..self.expected()
         };
-        if let Some(why) = encoding_only
-            .refusal(self.client)
-            .map_err(|e| self.failure(&e, None))?
-        {
-            return Err(self.failed(FailedStatement {
-                sqlstate: None,
-                message: why,
-                position: None,
-                statement: None,
-            }));
-        }
+        self.check_read_as(encoding_only, None)?;
         self.sent_whole = true;
         let sent = self.exec(self.script, None);
         self.sent_whole = false;

@@ -78,8 +78,7 @@ impl ParsedFile {
 
     /// Byte offset just past statement `index` (its semicolon excluded).
     pub fn statement_end(&self, index: usize) -> usize {
-        let s = &self.statements[index];
-        s.offset + s.text.len()
+        self.statements[index].end()
     }
 
     /// The tokens of statement `index`.
