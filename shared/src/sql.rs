@@ -104,22 +104,25 @@ pub fn parse_statements_as(
     Ok(out)
 }
 
+/// The tokens of `sql` that are not comments, or None when the scanner rejects it.
+fn code_tokens(sql: &str) -> Option<Vec<protobuf::ScanToken>> {
+    let scan = pg_query::scan(sql).ok()?;
+    let code = |t: &protobuf::ScanToken| {
+        !matches!(
+            protobuf::Token::try_from(t.token),
+            Ok(protobuf::Token::SqlComment | protobuf::Token::CComment)
+        )
+    };
+    Some(scan.tokens.into_iter().filter(code).collect())
+}
+
 /// Byte offsets of every token that is not a comment.
 fn first_token_starts(sql: &str) -> Vec<usize> {
-    match pg_query::scan(sql) {
-        Ok(scan) => scan
-            .tokens
-            .iter()
-            .filter(|t| {
-                !matches!(
-                    protobuf::Token::try_from(t.token),
-                    Ok(protobuf::Token::SqlComment | protobuf::Token::CComment)
-                )
-            })
-            .map(|t| t.start.max(0) as usize)
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+    code_tokens(sql)
+        .unwrap_or_default()
+        .iter()
+        .map(|t| t.start.max(0) as usize)
+        .collect()
 }
 
 /// The words of `sql`, lowercased: runs of letters, digits, `_` and `$`. Used only where
@@ -169,10 +172,11 @@ pub fn may_change_text_reading(stmt: &ParsedStatement) -> bool {
 
 /// Whether `sql`, sent as one query, may end a transaction part-way (`COMMIT`, `END`,
 /// `PREPARE TRANSACTION`, with or without `AND CHAIN`; `CALL` or `DO`, whose code may
-/// commit): the server then keeps what ran before it even if a later statement fails. Told from the statements' first tokens (a
-/// CASE's or a function body's END is not one); a file the scanner cannot read the way the
-/// server may (a backslash in it, which `standard_conforming_strings = off` reads as an
-/// escape) or cannot read at all is judged on its words, so any such word counts.
+/// commit): the server then keeps what ran before it even if a later statement fails.
+/// Told from the statements' first tokens (a CASE's or a function body's END is not
+/// one); a file the scanner cannot read the way the server may (a backslash in it, which
+/// `standard_conforming_strings = off` reads as an escape) or cannot read at all is
+/// judged on its words, so any such word counts.
 pub fn may_end_transaction_when_sent_whole(sql: &str) -> bool {
     use protobuf::Token;
     let by_words = || {
@@ -187,14 +191,12 @@ pub fn may_end_transaction_when_sent_whole(sql: &str) -> bool {
     if sql.contains('\\') {
         return by_words();
     }
-    let Ok(scan) = pg_query::scan(sql) else {
+    let Some(code) = code_tokens(sql) else {
         return by_words();
     };
-    let tokens: Vec<Token> = scan
-        .tokens
+    let tokens: Vec<Token> = code
         .iter()
         .filter_map(|t| Token::try_from(t.token).ok())
-        .filter(|t| !matches!(t, Token::SqlComment | Token::CComment))
         .collect();
     let mut at_start = true;
     for (i, token) in tokens.iter().enumerate() {
