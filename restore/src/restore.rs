@@ -125,8 +125,6 @@ pub fn restore(
         };
     let (manifest, manifest_sha256) = inventory::read_manifest_with_digest(&store, &id)?;
     ctx.warn_all(store.unavailable_warnings());
-    // The location it is read from: the first holding a complete copy.
-    let mut read_from = store.location_of(&id);
     // An encrypted backup without the identity it was encrypted to stops here, before
     // anything is read or touched.
     pgward_shared::archive::crypt::check_can_decrypt(&manifest)?;
@@ -181,7 +179,10 @@ pub fn restore(
                 options.before_migration.as_ref().map_or("latest".to_string(), |m| format!("--before-migration {m}")),
                 backup_source.database
             ),
-            format!("name it: --from {read_from}/{id} (the result then says whose backup it is)"),
+            format!(
+                "name it: --from {}/{id} (the result then says whose backup it is)",
+                store.location_of(&id)
+            ),
         )
         .into());
     }
@@ -235,13 +236,14 @@ pub fn restore(
             String::new()
         }
     ));
-    let copy = Copy {
+    // Read from the first location holding a complete copy, or the next when it is damaged.
+    let copy = CopyRead {
         ctx,
         store: &store,
         id: &id,
         manifest_sha256: &manifest_sha256,
     };
-    let (checks, depth) = copy.check(&mut read_from, &manifest, &first, options.jobs.get())?;
+    let (checks, depth) = copy.check(&manifest, &first, options.jobs.get())?;
 
     let other_database = backup_source.database != target_name || backup_source != source;
     if other_database {
@@ -256,7 +258,7 @@ pub fn restore(
         backup: id.clone(),
         source: backup_source,
         other_database,
-        location: read_from.clone(),
+        location: copy.location(),
         target_db: target_name.clone(),
         created: false,
         replaced: false,
@@ -365,7 +367,6 @@ pub fn restore(
         if let (Err(Error::BackupCorrupt { problems, .. }), Some(_), false) =
             (&loaded, &partial, result.replaced)
         {
-            let damaged = read_from.clone();
             // Not dropped: the failure is reported as any failed load (what is left, what
             // to do).
             let dropped = || -> Result<pgward_shared::connect::Session> {
@@ -373,16 +374,14 @@ pub fn restore(
                 load::drop_database(&mut session.client, &load_into)?;
                 Ok(session)
             };
-            if let Some(session) = store
-                .skip_copy(&id, &damaged)
-                .then(dropped)
-                .and_then(Result::ok)
+            if let Some((damaged, session)) = copy
+                .skip()
+                .and_then(|damaged| Some((damaged, dropped().ok()?)))
             {
                 admin = Some(session);
-                copy.switch(&mut read_from, &damaged, problems)?;
-                let (rechecked, _) =
-                    copy.check(&mut read_from, &manifest, &first, options.jobs.get())?;
-                result.location = read_from.clone();
+                copy.switch(&damaged, problems)?;
+                let (rechecked, _) = copy.check(&manifest, &first, options.jobs.get())?;
+                result.location = copy.location();
                 result.verified_files = rechecked.len();
                 continue;
             }
@@ -438,7 +437,7 @@ pub fn restore(
 
 /// The copy of a backup a restore reads: the first location holding it, and the next one
 /// when that one turns out damaged before anyone's data is touched.
-struct Copy<'a> {
+struct CopyRead<'a> {
     ctx: &'a Context,
     store: &'a storage::Copies,
     id: &'a str,
@@ -446,12 +445,16 @@ struct Copy<'a> {
     manifest_sha256: &'a str,
 }
 
-impl Copy<'_> {
-    /// Checks `files` in the copy at `read_from` at the depth its verification allows,
-    /// moving on to the next location holding the backup while the copy read is damaged.
+impl CopyRead<'_> {
+    /// The location the backup is read from now.
+    fn location(&self) -> String {
+        self.store.location_of(self.id)
+    }
+
+    /// Checks `files` in the copy read now at the depth its verification allows, moving
+    /// on to the next location holding the backup while the copy read is damaged.
     fn check(
         &self,
-        read_from: &mut String,
         manifest: &pgward_shared::archive::manifest::BackupManifest,
         files: &[&pgward_shared::archive::manifest::ManifestFile],
         jobs: usize,
@@ -460,24 +463,28 @@ impl Copy<'_> {
             let depth = restore_depth(self.store, self.id, self.manifest_sha256);
             let checked = check_files(self.store, manifest, files, jobs, depth)
                 .and_then(|checks| require_all_ok(self.id, &checks).map(|()| checks));
-            match checked {
-                Err(Error::BackupCorrupt { problems, .. })
-                    if self.store.skip_copy(self.id, read_from) =>
-                {
-                    let damaged = read_from.clone();
-                    self.switch(read_from, &damaged, &problems)?;
+            if let Err(Error::BackupCorrupt { problems, .. }) = &checked {
+                if let Some(damaged) = self.skip() {
+                    self.switch(&damaged, problems)?;
+                    continue;
                 }
-                other => return other.map(|checks| (checks, depth)),
             }
+            return checked.map(|checks| (checks, depth));
         }
     }
 
-    /// Reads from the next location holding the backup (already chosen by
-    /// `skip_copy`), after the copy in `damaged` failed with `problems`: warns, and makes
-    /// sure that copy has the same manifest, byte for byte.
-    fn switch(&self, read_from: &mut String, damaged: &str, problems: &str) -> Result<()> {
-        let id = self.id;
-        *read_from = self.store.location_of(id);
+    /// Leaves out the copy read now, found damaged, when another location holds the
+    /// backup: the damaged copy's location.
+    fn skip(&self) -> Option<String> {
+        let damaged = self.location();
+        self.store.skip_copy(self.id, &damaged).then_some(damaged)
+    }
+
+    /// Reads from the next location holding the backup (chosen by [`CopyRead::skip`]),
+    /// after the copy in `damaged` failed with `problems`: warns, and makes sure that copy
+    /// has the same manifest, byte for byte.
+    fn switch(&self, damaged: &str, problems: &str) -> Result<()> {
+        let (id, read_from) = (self.id, self.location());
         self.ctx.warn(
             WarningCode::BackupCopyUnavailable,
             format!("the copy of {id} in {damaged} is damaged ({problems}); restoring the copy in {read_from} instead (`pgward-backup verify {id}` shows each copy)"),
