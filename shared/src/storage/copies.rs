@@ -296,7 +296,7 @@ pub enum Copied {
     /// The location held this very backup already (the same manifest): nothing written.
     AlreadyThere,
     /// The location held a damaged copy (what was wrong with it), which was deleted and
-    /// copied again ([`copy_or_replace`]).
+    /// copied again ([`copy_backup`] with `replace_damaged`).
     Replaced(String),
 }
 
@@ -340,7 +340,8 @@ pub fn replicate(copies: &Copies, id: &str, jobs: usize) -> (Vec<BackupCopy>, Re
     copied
 }
 
-/// Copies backup `id` from `source` to each of `dests` that lacks it ([`copy_backup`]),
+/// Copies backup `id` from `source` to each of `dests` that lacks it (or, with
+/// `replace_damaged`, holds a damaged copy of it: [`copy_backup`]),
 /// and counts each of `unopened` (locations that could not be opened, with why) as a
 /// failed copy. Returns each location's state, in that order, and the first failure.
 pub fn copy_to(
@@ -355,10 +356,7 @@ pub fn copy_to(
     let mut outcome = Ok(());
     for dest in dests {
         let started = Instant::now();
-        let copied = match replace_damaged {
-            true => copy_or_replace(source, *dest, id, jobs),
-            false => copy_backup(source, *dest, id, jobs),
-        };
+        let copied = copy_backup(source, *dest, id, jobs, replace_damaged);
         states.push(BackupCopy::of(dest.location(), started, &copied));
         if let Err(e) = copied {
             if outcome.is_ok() {
@@ -388,8 +386,9 @@ pub fn copy_to(
 
 /// Copies complete backup `id` from `source` to `dest` under the same id: files first
 /// (checked on arrival against the manifest), the manifest's very bytes last. A `dest`
-/// that holds this very backup already (the same manifest) is left as it is; one holding
-/// another backup under the id is a failure. On failure nothing is published in `dest`,
+/// that holds this very backup already (the same manifest) is left as it is, unless
+/// `replace_damaged` and its copy is damaged ([`Copied::Replaced`]); one holding another
+/// backup under the id is a failure. On failure nothing is published in `dest`,
 /// and what was written there is removed. A file of the source that does not match its
 /// manifest is [`Error::BackupCorrupt`] of the source; anything else is
 /// [`Error::BackupCopyFailed`].
@@ -398,6 +397,7 @@ pub fn copy_backup(
     dest: &dyn Storage,
     id: &str,
     jobs: usize,
+    replace_damaged: bool,
 ) -> Result<Copied> {
     let failed = |reason: String| Error::BackupCopyFailed {
         id: id.to_string(),
@@ -406,13 +406,45 @@ pub fn copy_backup(
         reason,
     };
     let read = crate::archive::inventory::read_backup(source, id)?;
+    let mut replaced = None;
     match dest
         .read_small(id, MANIFEST_FILE)
         .map_err(|e| failed(e.to_string()))?
     {
         Some(there) if crate::migrations::checksum(&there) == read.manifest_sha256 => {
-            crate::log::info(&format!("{} already holds {id}", dest.location()));
-            return Ok(Copied::AlreadyThere);
+            // With replace_damaged the copy there is checked, and a damaged one replaced,
+            // but only from a source whose copy passes the same check: the only good files
+            // of a backup are never deleted to make room for bad ones.
+            let damaged = match replace_damaged {
+                true => {
+                    crate::log::info(&format!("checking the copy of {id} in {}", dest.location()));
+                    damage_of(dest, &read.manifest, id, jobs)?
+                }
+                false => None,
+            };
+            let Some(damaged) = damaged else {
+                crate::log::info(&format!("{} already holds {id}", dest.location()));
+                return Ok(Copied::AlreadyThere);
+            };
+            if let Some(also) = damage_of(source, &read.manifest, id, jobs)? {
+                return Err(Error::BackupCorrupt {
+                    id: id.to_string(),
+                    problems: format!(
+                        "the copy in {} is damaged ({damaged}), and so is the copy in {} it would be replaced from ({also}): nothing was deleted",
+                        dest.location(),
+                        source.location()
+                    ),
+                    files: Vec::new(),
+                });
+            }
+            crate::log::warn(&format!(
+                "the copy of {id} in {} is damaged ({damaged}): replacing it with the copy in {}",
+                dest.location(),
+                source.location()
+            ));
+            dest.delete(id)
+                .map_err(|e| failed(format!("its damaged copy could not be deleted: {e}")))?;
+            replaced = Some(damaged);
         }
         Some(_) => {
             return Err(failed(format!(
@@ -452,63 +484,29 @@ pub fn copy_backup(
     writer
         .commit(&manifest.files, &read.manifest_bytes)
         .map_err(|e| failed(e.to_string()))?;
-    Ok(Copied::Made)
+    Ok(match replaced {
+        Some(damaged) => Copied::Replaced(damaged),
+        None => Copied::Made,
+    })
 }
 
-/// [`copy_backup`], and a location holding this very backup has its copy checked: every
-/// file's size and SHA-256 against the manifest. A damaged copy is deleted and copied
-/// again, but only once the source's copy passed the same check: the only good files of
-/// a backup are never deleted to make room for bad ones.
-pub fn copy_or_replace(
-    source: &dyn Storage,
-    dest: &dyn Storage,
+/// What is wrong with the copy of backup `id` (its `manifest`) in `storage`, checked file
+/// by file (size and SHA-256), or None when every file matches.
+fn damage_of(
+    storage: &dyn Storage,
+    manifest: &BackupManifest,
     id: &str,
     jobs: usize,
-) -> Result<Copied> {
-    let copied = copy_backup(source, dest, id, jobs)?;
-    if copied != Copied::AlreadyThere {
-        return Ok(copied);
-    }
-    let manifest = crate::archive::inventory::read_backup(source, id)?.manifest;
+) -> Result<Option<String>> {
+    use crate::archive::verify::{check_files, require_all_ok, Depth};
     let files: Vec<&ManifestFile> = manifest.files.iter().collect();
-    let damage = |storage: &dyn Storage| -> Result<Option<String>> {
-        use crate::archive::verify::{check_files, require_all_ok, Depth};
-        let checked = check_files(storage, &manifest, &files, jobs, Depth::Checksums)
-            .and_then(|checks| require_all_ok(id, &checks));
-        match checked {
-            Ok(()) => Ok(None),
-            Err(Error::BackupCorrupt { problems, .. }) => Ok(Some(problems)),
-            Err(e) => Err(e),
-        }
-    };
-    crate::log::info(&format!("checking the copy of {id} in {}", dest.location()));
-    let Some(damaged) = damage(dest)? else {
-        return Ok(Copied::AlreadyThere);
-    };
-    if let Some(also) = damage(source)? {
-        return Err(Error::BackupCorrupt {
-            id: id.to_string(),
-            problems: format!(
-                "the copy in {} is damaged ({damaged}), and so is the copy in {} it would be replaced from ({also}): nothing was deleted",
-                dest.location(),
-                source.location()
-            ),
-            files: Vec::new(),
-        });
+    let checked = check_files(storage, manifest, &files, jobs, Depth::Checksums)
+        .and_then(|checks| require_all_ok(id, &checks));
+    match checked {
+        Ok(()) => Ok(None),
+        Err(Error::BackupCorrupt { problems, .. }) => Ok(Some(problems)),
+        Err(e) => Err(e),
     }
-    crate::log::warn(&format!(
-        "the copy of {id} in {} is damaged ({damaged}): replacing it with the copy in {}",
-        dest.location(),
-        source.location()
-    ));
-    dest.delete(id).map_err(|e| Error::BackupCopyFailed {
-        id: id.to_string(),
-        from: source.location(),
-        location: dest.location(),
-        reason: format!("its damaged copy could not be deleted: {e}"),
-    })?;
-    copy_backup(source, dest, id, jobs)?;
-    Ok(Copied::Replaced(damaged))
 }
 
 /// Whether `storage` holds a complete copy of backup `id` (its manifest): a location not
