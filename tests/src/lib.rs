@@ -49,8 +49,9 @@ pub use paths::{corpus_history, fixtures_dir, path_str, temp_dir, workspace_root
 pub use redact::{redact_json, redact_temp_paths, TEMP_PATH_PLACEHOLDER};
 pub use run::{
     bin, env_refs, error_message, json_ids, json_strings, next_second, on_a_terminal,
-    on_a_terminal_ok, restore_into_new_database, restore_into_new_database_with, run, run_in,
-    spawn, wait_child, wait_until, warning_codes, Output, RUN_TIMEOUT,
+    on_a_terminal_ok, restore_after_a_killed_run, restore_into_new_database,
+    restore_into_new_database_with, run, run_in, spawn, wait_child, wait_until, warning_codes,
+    Output, RUN_TIMEOUT,
 };
 pub use s3::{s3, S3Server, S3_REGION, WEED_ENV, WEED_VERSION};
 pub use script::{bin_dir, in_its_own_terminal_group, run_script, RunningScript, SCRIPT_TIMEOUT};

@@ -293,6 +293,23 @@ pub fn wait_child(child: Child) -> Output {
     }
 }
 
+/// Runs `pgward-restore ARGS` again after a run that was killed while it loaded into the
+/// database `partial`: once the killed run's sessions are gone, the new run must succeed,
+/// say it dropped the leftover, and leave no `partial` behind.
+pub fn restore_after_a_killed_run(partial: &str, args: &[&str]) -> Output {
+    let cluster = crate::cluster();
+    wait_until(
+        Duration::from_secs(60),
+        "the killed run's sessions end",
+        || cluster.sessions_on(partial) == 0,
+    );
+    let out = run("restore", args, &cluster.pg_tools_env());
+    out.assert_code(0);
+    assert!(out.stderr.contains("an interrupted run left"), "{out}");
+    assert!(!cluster.database_exists(partial), "{out}");
+    out
+}
+
 /// Polls `condition` every 10 ms until it holds; panics naming `what` after `timeout`.
 pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let started = std::time::Instant::now();

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use pgward_tests::{
     assert_same_state, cluster, error_message, json_ids, load_rich_fixture, next_second, path_str,
-    restore_into_new_database, run, run_in, spawn, state, temp_dir, wait_child, wait_until,
-    Migrations, Output, TestDb,
+    restore_after_a_killed_run, restore_into_new_database, run, run_in, spawn, state, temp_dir,
+    wait_child, wait_until, Migrations, Output, TestDb,
 };
 use serde_json::Value;
 
@@ -1426,15 +1426,7 @@ fn a_killed_restore_leaves_no_half_restored_target_and_the_next_one_clears_its_l
     assert!(mark.contains(&target.name) && mark.contains(&id), "{mark}");
 
     // Once the killed run's sessions are gone, the next restore drops the leftover.
-    wait_until(
-        Duration::from_secs(60),
-        "the killed run's sessions end",
-        || cluster().sessions_on(&partial) == 0,
-    );
-    let out = run("restore", &args, &cluster().pg_tools_env());
-    out.assert_code(0);
-    assert!(out.stderr.contains("an interrupted run left"), "{out}");
-    assert!(!cluster().database_exists(&partial));
+    restore_after_a_killed_run(&partial, &args);
     assert_eq!(count(&target, "SELECT count(*) FROM big"), 300_000);
     assert_eq!(
         count(

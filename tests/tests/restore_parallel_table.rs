@@ -12,8 +12,8 @@ use std::process::Child;
 use std::time::Duration;
 
 use pgward_tests::{
-    assert_same_state, cluster, error_message, json_ids, path_str, run, spawn, state, temp_dir,
-    wait_child, wait_until, Output, TestDb,
+    assert_same_state, cluster, error_message, json_ids, path_str, restore_after_a_killed_run, run,
+    spawn, state, temp_dir, wait_child, wait_until, Output, TestDb,
 };
 use serde_json::Value;
 
@@ -316,15 +316,7 @@ fn a_restore_killed_while_a_split_table_loads_leaves_nothing_the_next_run_trusts
 
     // The next run drops that leftover once the killed run's sessions are gone, and
     // restores the table whole.
-    wait_until(
-        Duration::from_secs(60),
-        "the killed run's sessions end",
-        || cluster().sessions_on(&partial) == 0,
-    );
-    let out = run("restore", &args, &cluster().pg_tools_env());
-    out.assert_code(0);
-    assert!(out.stderr.contains("an interrupted run left"), "{out}");
-    assert!(!cluster().database_exists(&partial));
+    let out = restore_after_a_killed_run(&partial, &args);
     let result = out.json()["result"].clone();
     assert_eq!(table_load(&result, "big")["frozen"], false, "{result}");
     assert_same_state(&state(&source), &state(&target), "the restored database");
